@@ -1,1 +1,8 @@
+//! function-ecr-packages: a Crossplane composition function that installs
+//! Crossplane packages from a private AWS ECR registry.
+
+pub mod error;
 pub mod proto;
+pub mod registry;
+
+pub use error::{Error, Result};

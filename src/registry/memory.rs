@@ -1,0 +1,130 @@
+//! A registry held in memory, for tests and for the simulator: the same
+//! answers ECR would give, with call counting and an outage switch so tests can
+//! prove the no-drop invariant.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use super::{PackageMeta, Registry};
+use crate::error::{Error, Result};
+
+#[derive(Default)]
+pub struct MemoryRegistry {
+    /// repository -> tag -> digest
+    tags: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// digest -> metadata
+    metas: Mutex<HashMap<String, PackageMeta>>,
+    calls: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl MemoryRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or retags) an image. The digest is derived from repository and
+    /// tag so distinct images never share one by accident.
+    pub fn push(&self, repository: &str, tag: &str, meta: PackageMeta) -> String {
+        let digest = fake_digest(&format!("{repository}:{tag}"));
+        self.lock_tags()
+            .entry(repository.to_string())
+            .or_default()
+            .insert(tag.to_string(), digest.clone());
+        self.metas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), meta);
+        digest
+    }
+
+    /// Makes every call fail as if AWS were unreachable (or reachable again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many calls were answered or refused so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn lock_tags(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, String>>> {
+        self.tags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(&self, operation: &str) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable {
+                operation: operation.to_string(),
+                message: "registry is down".to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn not_found(repository: &str) -> Error {
+        Error::RepositoryNotFound {
+            registry: "memory".to_string(),
+            repository: repository.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Registry for MemoryRegistry {
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        self.enter("ListImages")?;
+        let tags = self.lock_tags();
+        let repo = tags.get(repository).ok_or_else(|| Self::not_found(repository))?;
+        Ok(repo.keys().cloned().collect())
+    }
+
+    async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
+        self.enter("BatchGetImage")?;
+        let tags = self.lock_tags();
+        let repo = tags.get(repository).ok_or_else(|| Self::not_found(repository))?;
+        let found = if reference.starts_with("sha256:") {
+            repo.values().find(|d| *d == reference).cloned()
+        } else {
+            repo.get(reference).cloned()
+        };
+        found.ok_or_else(|| Error::ImageNotFound {
+            registry: "memory".to_string(),
+            repository: repository.to_string(),
+            reference: reference.to_string(),
+            message: "ImageNotFound".to_string(),
+        })
+    }
+
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
+        self.enter("GetDownloadUrlForLayer")?;
+        self.metas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+            .ok_or_else(|| Error::ImageNotFound {
+                registry: "memory".to_string(),
+                repository: repository.to_string(),
+                reference: digest.to_string(),
+                message: "no such manifest".to_string(),
+            })
+    }
+}
+
+/// A stable, well-formed sha256 digest for a name (not a real content hash:
+/// the memory registry has no content).
+fn fake_digest(name: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut out = String::from("sha256:");
+    for salt in 0..4u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, name).hash(&mut h);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}

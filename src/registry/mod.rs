@@ -1,0 +1,89 @@
+//! What the composer needs to know from a package registry, behind one trait.
+//!
+//! The resolver asks three questions: which tags a repository has, which
+//! digest a tag (or digest) names, and what the package at a digest declares
+//! in its `package.yaml`. `ecr` answers them from AWS ECR, `memory` from a
+//! table (for tests), and `cache` wraps either so that an unchanged XR costs no
+//! AWS calls.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// The kinds of Crossplane package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PackageKind {
+    Provider,
+    Function,
+    Configuration,
+}
+
+impl PackageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageKind::Provider => "Provider",
+            PackageKind::Function => "Function",
+            PackageKind::Configuration => "Configuration",
+        }
+    }
+}
+
+impl std::fmt::Display for PackageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PackageKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "Provider" => Ok(PackageKind::Provider),
+            "Function" => Ok(PackageKind::Function),
+            "Configuration" => Ok(PackageKind::Configuration),
+            other => Err(format!(
+                "unknown package kind {other:?}; expected Provider, Function or Configuration"
+            )),
+        }
+    }
+}
+
+/// One `spec.dependsOn[]` entry of a package's `package.yaml`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Dependency {
+    /// Upstream package path without tag, e.g. `xpkg.upbound.io/upbound/provider-family-aws`.
+    pub package: String,
+    pub kind: PackageKind,
+    /// A Masterminds constraint or a `sha256:` digest; empty means any version.
+    pub version: String,
+}
+
+/// The parts of a package's `meta.pkg.crossplane.io` document the resolver uses.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PackageMeta {
+    /// `kind` of the meta document, when it is one we know.
+    pub kind: Option<PackageKind>,
+    /// `metadata.name` of the meta document.
+    pub name: String,
+    pub depends_on: Vec<Dependency>,
+}
+
+/// One registry (one AWS account and region). Repository names are ECR
+/// repository names (`upbound/provider-aws-s3`), never full image paths.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Every tag in the repository, in no particular order.
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>>;
+
+    /// The digest (`sha256:...`) a tag points at: the sha256 of the manifest
+    /// bytes, which may be an image index. A digest resolves to itself once
+    /// the image is known to exist.
+    async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String>;
+
+    /// The package metadata of the image at `digest`, following an index to
+    /// its single (or `linux/amd64`) manifest.
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta>;
+}
