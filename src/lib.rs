@@ -2,6 +2,7 @@
 //! Crossplane packages from a private AWS ECR registry.
 
 pub mod error;
+pub mod function;
 pub mod proto;
 pub mod registry;
 
