@@ -1,6 +1,7 @@
 //! function-ecr-packages: a Crossplane composition function that installs
 //! Crossplane packages from a private AWS ECR registry.
 
+pub mod aws;
 pub mod error;
 pub mod function;
 pub mod proto;
