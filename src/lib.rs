@@ -2,9 +2,13 @@
 //! Crossplane packages from a private AWS ECR registry.
 
 pub mod aws;
+pub mod cli;
 pub mod error;
 pub mod function;
 pub mod proto;
 pub mod registry;
+pub mod sdk;
+pub mod server;
+pub mod telemetry;
 
 pub use error::{Error, Result};

@@ -1,0 +1,189 @@
+//! Read access to a RunFunctionRequest as JSON.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use super::structs::struct_to_json;
+use crate::error::{Error, Result};
+use crate::proto::v1::{RunFunctionRequest, credentials::Source};
+
+/// A field-level decoding failure: where in the document, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Decodes JSON into `T`, reporting the dotted path of the first bad field
+/// (`packages[1].kind`) rather than serde's position-free message.
+pub fn decode<T: DeserializeOwned>(value: Json) -> std::result::Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| FieldError {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+pub struct Request {
+    inner: RunFunctionRequest,
+}
+
+impl Request {
+    pub fn new(inner: RunFunctionRequest) -> Self {
+        Self { inner }
+    }
+
+    pub fn proto(&self) -> &RunFunctionRequest {
+        &self.inner
+    }
+
+    /// The observed composite resource, which every reconcile must carry.
+    pub fn observed_composite(&self) -> Result<Json> {
+        self.inner
+            .observed
+            .as_ref()
+            .and_then(|s| s.composite.as_ref())
+            .and_then(|c| c.resource.as_ref())
+            .map(struct_to_json)
+            .ok_or_else(|| {
+                Error::InvalidRequest("observed.composite.resource is missing".to_string())
+            })
+    }
+
+    /// Observed composed resources by their composition resource name.
+    pub fn observed_resources(&self) -> BTreeMap<String, Json> {
+        self.inner
+            .observed
+            .as_ref()
+            .map(|s| {
+                s.resources
+                    .iter()
+                    .filter_map(|(name, r)| {
+                        r.resource
+                            .as_ref()
+                            .map(|s| (name.clone(), struct_to_json(s)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The function input decoded into `T`; an absent input decodes from `{}`
+    /// so that every field's default applies.
+    pub fn input<T: DeserializeOwned>(&self) -> Result<T> {
+        let json = self
+            .inner
+            .input
+            .as_ref()
+            .map(struct_to_json)
+            .unwrap_or_else(|| Json::Object(Default::default()));
+        decode(json).map_err(|e| Error::InvalidInput {
+            field: e.path,
+            message: e.message,
+        })
+    }
+
+    /// The credentials the pipeline step passed under `name`, if any.
+    pub fn credentials(&self, name: &str) -> Option<&HashMap<String, Vec<u8>>> {
+        self.inner
+            .credentials
+            .get(name)
+            .and_then(|c| match &c.source {
+                Some(Source::CredentialData(data)) => Some(&data.data),
+                None => None,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::{Resource, State};
+    use crate::sdk::structs::json_to_struct;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    fn request_with(composite: Option<Json>, input: Option<Json>) -> Request {
+        Request::new(RunFunctionRequest {
+            observed: Some(State {
+                composite: composite.map(|c| Resource {
+                    resource: json_to_struct(&c),
+                    ..Default::default()
+                }),
+                resources: Default::default(),
+            }),
+            input: input.as_ref().and_then(json_to_struct),
+            ..Default::default()
+        })
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Sample {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        count: u32,
+    }
+
+    #[test]
+    fn input_errors_name_the_bad_field() {
+        let cases = [
+            (json!({"name": 3}), "name", "invalid type"),
+            (
+                json!({"items": [{"count": 1}, {"count": "x"}]}),
+                "items[1].count",
+                "invalid type",
+            ),
+            (
+                json!({"items": [{"count": 1, "extra": 1}]}),
+                "items[0].extra",
+                "unknown field `extra`",
+            ),
+            (json!({"nmae": "x"}), "nmae", "unknown field `nmae`"),
+        ];
+        for (input, field, message) in cases {
+            match request_with(None, Some(input.clone())).input::<Sample>() {
+                Err(Error::InvalidInput {
+                    field: f,
+                    message: m,
+                }) => {
+                    assert_eq!(f, field, "{input}");
+                    assert!(m.contains(message), "{input}: {m}");
+                }
+                other => panic!("{input}: expected InvalidInput, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn absent_input_takes_defaults() {
+        let parsed: Sample = request_with(None, None).input().expect("defaults");
+        assert_eq!(
+            parsed,
+            Sample {
+                name: String::new(),
+                items: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn absent_composite_is_an_error_not_a_panic() {
+        let err = request_with(None, None).observed_composite().unwrap_err();
+        assert!(
+            err.to_string().contains("observed.composite.resource"),
+            "{err}"
+        );
+        let empty = Request::new(RunFunctionRequest::default());
+        assert!(empty.observed_composite().is_err());
+        assert!(empty.observed_resources().is_empty());
+    }
+}

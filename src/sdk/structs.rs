@@ -1,0 +1,131 @@
+//! Exact conversion between `google.protobuf.Struct` and `serde_json::Value`.
+//!
+//! protobuf has one number type (a double). Kubernetes objects are full of
+//! integers (ports, replicas, generations), so whole numbers come back as JSON
+//! integers; otherwise a round trip would turn `replicas: 1` into `1.0` and
+//! every apply would look like a change.
+
+use prost_types::value::Kind;
+use prost_types::{ListValue, Struct, Value};
+use serde_json::{Map, Number, Value as Json};
+
+/// Largest magnitude at which every whole f64 is exactly an integer.
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0; // 2^53
+
+pub fn struct_to_json(s: &Struct) -> Json {
+    Json::Object(struct_to_map(s))
+}
+
+pub fn struct_to_map(s: &Struct) -> Map<String, Json> {
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value_to_json(v)))
+        .collect()
+}
+
+pub fn value_to_json(v: &Value) -> Json {
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => Json::Null,
+        Some(Kind::BoolValue(b)) => Json::Bool(*b),
+        Some(Kind::StringValue(s)) => Json::String(s.clone()),
+        Some(Kind::NumberValue(n)) => number_to_json(*n),
+        Some(Kind::StructValue(s)) => struct_to_json(s),
+        Some(Kind::ListValue(l)) => Json::Array(l.values.iter().map(value_to_json).collect()),
+    }
+}
+
+fn number_to_json(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
+        // The range check above makes the cast exact.
+        return Json::Number(Number::from(n as i64));
+    }
+    // NaN and infinities have no JSON form; Kubernetes would reject them too.
+    Number::from_f64(n).map_or(Json::Null, Json::Number)
+}
+
+/// Converts a JSON object to a Struct; `None` for anything else, since a
+/// Struct can only hold an object.
+pub fn json_to_struct(j: &Json) -> Option<Struct> {
+    match j {
+        Json::Object(map) => Some(map_to_struct(map)),
+        _ => None,
+    }
+}
+
+pub fn map_to_struct(map: &Map<String, Json>) -> Struct {
+    Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+pub fn json_to_value(j: &Json) -> Value {
+    let kind = match j {
+        Json::Null => Kind::NullValue(0),
+        Json::Bool(b) => Kind::BoolValue(*b),
+        Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Json::String(s) => Kind::StringValue(s.clone()),
+        Json::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        Json::Object(map) => Kind::StructValue(map_to_struct(map)),
+    };
+    Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_are_exact() {
+        let cases = [
+            json!({}),
+            json!({"a": 1, "b": -7, "c": 0}),
+            json!({"ratio": 0.5, "neg": -2.25}),
+            json!({"big": 9_007_199_254_740_992_i64, "bigneg": -9_007_199_254_740_992_i64}),
+            json!({"nested": {"list": [1, "two", null, true, [false, {"x": [[]]}]]}}),
+            json!({"null": null, "t": true, "f": false, "s": ""}),
+            json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+                   "metadata": {"name": "p", "generation": 3},
+                   "spec": {"package": "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0"}}),
+        ];
+        for case in cases {
+            let s = json_to_struct(&case).expect("object");
+            assert_eq!(struct_to_json(&s), case);
+        }
+    }
+
+    #[test]
+    fn whole_numbers_come_back_as_integers() {
+        let s = json_to_struct(&json!({"n": 3.0})).expect("object");
+        let back = struct_to_json(&s);
+        assert!(back["n"].is_i64(), "{back}");
+        assert_eq!(back["n"], json!(3));
+    }
+
+    #[test]
+    fn numbers_without_a_json_form_become_null() {
+        for n in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let v = Value {
+                kind: Some(Kind::NumberValue(n)),
+            };
+            assert_eq!(value_to_json(&v), Json::Null);
+        }
+    }
+
+    #[test]
+    fn an_unset_kind_is_null() {
+        assert_eq!(value_to_json(&Value { kind: None }), Json::Null);
+    }
+
+    #[test]
+    fn non_objects_are_not_structs() {
+        for j in [json!(1), json!("s"), json!([1]), json!(null)] {
+            assert!(json_to_struct(&j).is_none(), "{j}");
+        }
+    }
+}
