@@ -9,6 +9,8 @@ pub mod proto;
 pub mod registry;
 pub mod sdk;
 pub mod server;
+pub mod spec;
 pub mod telemetry;
+pub mod version;
 
 pub use error::{Error, Result};

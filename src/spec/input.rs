@@ -1,0 +1,215 @@
+//! The function's input: what the platform team sets once in the
+//! Composition (`apiVersion: ecr.fn.crossplane.io/v1beta1, kind: Input`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::duration;
+use super::xr::{Identity, Strategy};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Input {
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Json>,
+    /// Used when the XR does not choose.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    #[serde(default = "default_mirrors")]
+    pub mirrors: Vec<Mirror>,
+    #[serde(default = "yes")]
+    pub resolve_dependencies: bool,
+    #[serde(default)]
+    pub pin_digests: bool,
+    /// Glob patterns (`*` and `?`, not crossing `/`, as Go's path.Match).
+    /// Empty allows every repository.
+    #[serde(default)]
+    pub allowed_repositories: Vec<String>,
+    #[serde(default)]
+    pub iam: IamDefaults,
+    /// How long Crossplane may cache a response before calling again.
+    #[serde(default = "default_ttl", deserialize_with = "duration::deserialize")]
+    pub ttl: Duration,
+    /// How long tag lists and tag digests are trusted before ECR is asked again.
+    #[serde(
+        rename = "tagCacheTTL",
+        default = "default_tag_cache_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub tag_cache_ttl: Duration,
+    /// The pipeline step credentials entry holding AWS keys, if any.
+    #[serde(default = "default_credentials_name")]
+    pub credentials_name: String,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Self {
+            api_version: None,
+            kind: None,
+            metadata: None,
+            strategy: None,
+            mirrors: default_mirrors(),
+            resolve_dependencies: true,
+            pin_digests: false,
+            allowed_repositories: Vec::new(),
+            iam: IamDefaults::default(),
+            ttl: default_ttl(),
+            tag_cache_ttl: default_tag_cache_ttl(),
+            credentials_name: default_credentials_name(),
+        }
+    }
+}
+
+/// Maps an upstream package path prefix to a place in ECR.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// e.g. `xpkg.upbound.io/`; matched as a plain prefix of the package path.
+    pub upstream: String,
+    /// Prepended to the rest of the path to form the ECR repository name.
+    #[serde(default)]
+    pub repository_prefix: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum ManagedResources {
+    /// `iam.aws.upbound.io`, cluster scoped.
+    #[default]
+    Cluster,
+    /// `iam.aws.m.upbound.io`, namespaced (provider-aws v2).
+    Namespaced,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IamDefaults {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub role_name: Option<String>,
+    #[serde(default)]
+    pub identity: Option<Identity>,
+    #[serde(default)]
+    pub managed_resources: ManagedResources,
+    #[serde(default = "default_provider_config_name")]
+    pub provider_config_name: String,
+    /// Namespace of namespaced managed resources.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl Default for IamDefaults {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            role_name: None,
+            identity: None,
+            managed_resources: ManagedResources::Cluster,
+            provider_config_name: default_provider_config_name(),
+            namespace: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_mirrors() -> Vec<Mirror> {
+    ["xpkg.upbound.io/", "xpkg.crossplane.io/"]
+        .into_iter()
+        .map(|upstream| Mirror {
+            upstream: upstream.to_string(),
+            repository_prefix: String::new(),
+        })
+        .collect()
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_tag_cache_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_credentials_name() -> String {
+    "aws-credentials".to_string()
+}
+
+fn default_provider_config_name() -> String {
+    "default".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::request::decode;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_when_empty() {
+        let input: Input =
+            decode(json!({"apiVersion": "ecr.fn.crossplane.io/v1beta1", "kind": "Input"}))
+                .expect("valid");
+        assert_eq!(input.mirrors, Input::default().mirrors);
+        assert_eq!(input.mirrors[0].upstream, "xpkg.upbound.io/");
+        assert_eq!(input.mirrors[1].upstream, "xpkg.crossplane.io/");
+        assert!(input.resolve_dependencies);
+        assert!(!input.pin_digests);
+        assert!(input.iam.enabled);
+        assert_eq!(input.iam.provider_config_name, "default");
+        assert_eq!(input.ttl, Duration::from_secs(60));
+        assert_eq!(input.credentials_name, "aws-credentials");
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let input: Input = decode(json!({
+            "strategy": "Skip",
+            "mirrors": [{"upstream": "xpkg.upbound.io/", "repositoryPrefix": "mirror/"}],
+            "resolveDependencies": false,
+            "pinDigests": true,
+            "allowedRepositories": ["upbound/*"],
+            "iam": {"enabled": false, "roleName": "r", "identity": "PodIdentity", "managedResources": "Namespaced", "providerConfigName": "aws", "namespace": "infra"},
+            "ttl": "2m",
+            "tagCacheTTL": "30s",
+            "credentialsName": "creds"
+        }))
+        .expect("valid");
+        assert_eq!(input.strategy, Some(Strategy::Skip));
+        assert_eq!(input.mirrors[0].repository_prefix, "mirror/");
+        assert!(!input.resolve_dependencies && input.pin_digests);
+        assert_eq!(input.iam.managed_resources, ManagedResources::Namespaced);
+        assert_eq!(input.iam.identity, Some(Identity::PodIdentity));
+        assert_eq!(input.ttl, Duration::from_secs(120));
+        assert_eq!(input.tag_cache_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (json!({"ttl": "soon"}), "ttl"),
+            (
+                json!({"mirrors": [{"upstream": "x/", "prefix": ""}]}),
+                "mirrors[0].prefix",
+            ),
+            (
+                json!({"iam": {"managedResources": "Both"}}),
+                "iam.managedResources",
+            ),
+            (json!({"pinDigest": true}), "pinDigest"),
+        ];
+        for (input, field) in cases {
+            let err = decode::<Input>(input.clone()).unwrap_err();
+            assert_eq!(err.path, field, "{input}: {}", err.message);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! What the user and the platform team ask for: the XR's spec (`xr`), the
+//! Composition step's input (`input`), and the settings both resolve to
+//! (`settings`), validated once so the rest of the code can trust them.
+
+pub mod duration;
+pub mod input;
+pub mod settings;
+pub mod xr;
+
+pub use input::Input;
+pub use settings::Settings;
+pub use xr::XrSpec;
