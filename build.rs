@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         1,
     );
     if v1beta1_source == v1_source {
-        return Err("proto/v1 has no `package apiextensions.fn.proto.v1;` line to derive v1beta1 from".into());
+        return Err(
+            "proto/v1 has no `package apiextensions.fn.proto.v1;` line to derive v1beta1 from"
+                .into(),
+        );
     }
     let derived_root = out_dir.join("proto");
     let v1beta1_path = derived_root.join(V1BETA1);

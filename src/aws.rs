@@ -100,9 +100,21 @@ mod tests {
     #[test]
     fn partitions_follow_the_region() {
         let cases = [
-            ("eu-west-2", "aws", "111122223333.dkr.ecr.eu-west-2.amazonaws.com"),
-            ("cn-north-1", "aws-cn", "111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn"),
-            ("us-gov-west-1", "aws-us-gov", "111122223333.dkr.ecr.us-gov-west-1.amazonaws.com"),
+            (
+                "eu-west-2",
+                "aws",
+                "111122223333.dkr.ecr.eu-west-2.amazonaws.com",
+            ),
+            (
+                "cn-north-1",
+                "aws-cn",
+                "111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn",
+            ),
+            (
+                "us-gov-west-1",
+                "aws-us-gov",
+                "111122223333.dkr.ecr.us-gov-west-1.amazonaws.com",
+            ),
         ];
         for (region, partition, host) in cases {
             let registry = RegistryRef::new("111122223333", region);
@@ -110,7 +122,9 @@ mod tests {
             assert_eq!(registry.host(), host, "{region}");
             assert_eq!(
                 registry.repository_arn("upbound/provider-aws-s3"),
-                format!("arn:{partition}:ecr:{region}:111122223333:repository/upbound/provider-aws-s3")
+                format!(
+                    "arn:{partition}:ecr:{region}:111122223333:repository/upbound/provider-aws-s3"
+                )
             );
         }
     }

@@ -31,7 +31,10 @@ pub enum Error {
 
     /// A repository the user asked for does not exist in the registry.
     #[error("repository {repository:?} not found in {registry}")]
-    RepositoryNotFound { registry: String, repository: String },
+    RepositoryNotFound {
+        registry: String,
+        repository: String,
+    },
 
     /// A tag or digest does not exist in its repository.
     #[error("image {repository}:{reference} not found in {registry}: {message}")]

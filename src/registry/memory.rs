@@ -79,14 +79,18 @@ impl Registry for MemoryRegistry {
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
         self.enter("ListImages")?;
         let tags = self.lock_tags();
-        let repo = tags.get(repository).ok_or_else(|| Self::not_found(repository))?;
+        let repo = tags
+            .get(repository)
+            .ok_or_else(|| Self::not_found(repository))?;
         Ok(repo.keys().cloned().collect())
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
         self.enter("BatchGetImage")?;
         let tags = self.lock_tags();
-        let repo = tags.get(repository).ok_or_else(|| Self::not_found(repository))?;
+        let repo = tags
+            .get(repository)
+            .ok_or_else(|| Self::not_found(repository))?;
         let found = if reference.starts_with("sha256:") {
             repo.values().find(|d| *d == reference).cloned()
         } else {
