@@ -5,6 +5,7 @@ pub mod aws;
 pub mod cli;
 pub mod error;
 pub mod function;
+pub mod graph;
 pub mod proto;
 pub mod registry;
 pub mod sdk;
