@@ -1,0 +1,642 @@
+#!/usr/bin/env python3
+"""Local stand-in for AWS ECR, for tests.
+
+Two real servers on loopback play the two halves of ECR:
+
+* moto (server mode) answers the ECR *API* (DescribeImages, BatchGetImage,
+  GetAuthorizationToken, ...), account 123456789012, region us-east-1;
+* Debian's ``docker-registry`` (CNCF distribution) serves the OCI
+  *distribution* API (``/v2/<repo>/manifests|blobs``).
+
+``seed`` builds real Crossplane package images (xpkg) and makes each one
+visible through both: blobs and manifests go to the registry, and the same
+manifest bytes (same digest) are registered in moto with ``put_image``.
+
+Commands (all take ``--state-dir DIR``):
+
+  up       start both servers, write DIR/env (shell KEY=VALUE lines)
+  down     stop them
+  seed     SPEC.json | -  build + push images, print {repo: {tag: digest}}
+  status   exit 0 when both servers answer
+
+Seed spec (JSON)::
+
+  {"images": [{
+     "repository": "upbound/provider-family-aws",
+     "tags": ["v1.0.0", "v1.1.0"],
+     "package": {...package.yaml meta document...},
+     "layout": "annotated" | "unannotated" | "index",   # default annotated
+     "platforms": ["linux/amd64", "linux/arm64"],         # index only
+     "extraYamlBytes": N,      # append >= N bytes of CRD documents
+     "corrupt": false,         # base layer bytes are not gzip
+     "oversized": N,           # package.yaml padded to N bytes (streamed)
+     "runtimeLayers": N,       # N non-package layers before the base layer
+     "digestVariant": "x"      # mixed into the config
+  }]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from pathlib import Path
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_INDEX = "application/vnd.oci.image.index.v1+json"
+MT_CONFIG = "application/vnd.oci.image.config.v1+json"
+MT_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+XPKG_ANNOTATION = "io.crossplane.xpkg"
+XPKG_BASE = "base"
+PACKAGE_FILE = "package.yaml"
+
+REGISTRY_BIN = os.environ.get("LOCALECR_REGISTRY_BIN", "/usr/bin/docker-registry")
+
+
+def log(msg: str) -> None:
+    print(f"localecr: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_env(state: Path) -> dict[str, str]:
+    env_file = state / "env"
+    if not env_file.exists():
+        raise SystemExit(f"localecr: {env_file} missing; run `localecr.py up --state-dir {state}` first")
+    out = {}
+    for line in env_file.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return 200 <= r.status < 500
+    except urllib.error.HTTPError as e:
+        return e.code < 500
+    except Exception:
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def registry_config(data_dir: Path, port: int) -> str:
+    # Format of distribution 2.8 (Debian's docker-registry): version 0.1.
+    # No auth section: the registry accepts any (or no) Authorization header,
+    # so a client that sends ECR's Basic AWS:<token> credentials works too.
+    return f"""version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {data_dir}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+  secret: localecr-not-a-secret
+"""
+
+
+def spawn(argv: list[str], logfile: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    out = open(logfile, "ab")
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # own process group, so `down` can stop it whole
+    )
+
+
+def stop_pid(pid: int, timeout: float = 5.0) -> None:
+    if not alive(pid):
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                # Reap it if it is our child; ignore otherwise.
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                pass
+            if not alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def cmd_up(args) -> int:
+    state = Path(args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    pid_file = state / "pids.json"
+    if pid_file.exists():
+        pids = json.loads(pid_file.read_text())
+        if all(alive(p) for p in pids.values()) and cmd_status(args, quiet=True) == 0:
+            log(f"already up ({state / 'env'})")
+            return 0
+        for p in pids.values():
+            stop_pid(p)
+
+    if not os.path.exists(REGISTRY_BIN):
+        raise SystemExit(f"localecr: {REGISTRY_BIN} not found; install Debian's docker-registry package")
+
+    moto_port = free_port()
+    reg_port = free_port()
+    while reg_port == moto_port:
+        reg_port = free_port()
+
+    data_dir = state / "registry-data"
+    data_dir.mkdir(exist_ok=True)
+    cfg = state / "registry.yml"
+    cfg.write_text(registry_config(data_dir, reg_port))
+
+    moto_env = dict(os.environ)
+    moto_env.update({
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "MOTO_ACCOUNT_ID": ACCOUNT_ID,
+    })
+    moto = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                 state / "moto.log", moto_env)
+    reg = spawn([REGISTRY_BIN, "serve", str(cfg)], state / "registry.log")
+    pid_file.write_text(json.dumps({"moto": moto.pid, "registry": reg.pid}))
+
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    reg_url = f"http://127.0.0.1:{reg_port}"
+    deadline = time.time() + 60
+    ready = {"moto": False, "registry": False}
+    while time.time() < deadline and not all(ready.values()):
+        for name, proc in (("moto", moto), ("registry", reg)):
+            if proc.poll() is not None:
+                tail = (state / f"{name}.log").read_text(errors="replace")[-2000:]
+                for p in (moto, reg):
+                    stop_pid(p.pid)
+                raise SystemExit(f"localecr: {name} exited with {proc.returncode}:\n{tail}")
+        ready["moto"] = ready["moto"] or http_ok(f"{moto_url}/moto-api/")
+        ready["registry"] = ready["registry"] or http_ok(f"{reg_url}/v2/")
+        if not all(ready.values()):
+            time.sleep(0.1)
+    if not all(ready.values()):
+        for p in (moto, reg):
+            stop_pid(p.pid)
+        raise SystemExit(f"localecr: servers not ready after 60s: {ready}; logs in {state}")
+
+    env = {
+        "AWS_ENDPOINT_URL_ECR": moto_url,
+        "ECR_REGISTRY_ENDPOINT": reg_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "LOCALECR_ACCOUNT_ID": ACCOUNT_ID,
+        "LOCALECR_STATE": str(state),
+        "LOCALECR_PYTHON": str(Path(sys.executable).absolute()),
+        "LOCALECR_SCRIPT": str(Path(__file__).resolve()),
+    }
+    (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    log(f"up: ECR API {moto_url}, registry {reg_url}, env in {state / 'env'}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    state = Path(args.state_dir).resolve()
+    pid_file = state / "pids.json"
+    if not pid_file.exists():
+        return 0
+    pids = json.loads(pid_file.read_text())
+    for pid in pids.values():
+        stop_pid(int(pid))
+    pid_file.unlink()
+    return 0
+
+
+def cmd_status(args, quiet: bool = False) -> int:
+    state = Path(args.state_dir).resolve()
+    env = read_env(state)
+    ok = http_ok(env["AWS_ENDPOINT_URL_ECR"] + "/moto-api/") and http_ok(env["ECR_REGISTRY_ENDPOINT"] + "/v2/")
+    if not quiet:
+        print("up" if ok else "down")
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------
+# building xpkg images
+
+
+def canonical(obj) -> bytes:
+    """Stable JSON encoding: the bytes that get pushed and digested."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sha256(b: bytes) -> str:
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def to_yaml(obj) -> str:
+    import yaml  # PyYAML, from scripts/requirements.txt
+
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
+
+
+def filler(seed: str, n: int) -> str:
+    """n deterministic hex characters: compresses only about 2:1."""
+    out = []
+    h = hashlib.sha256(seed.encode()).digest()
+    while sum(map(len, out)) < n:
+        h = hashlib.sha256(h).digest()
+        out.append(h.hex())
+    return "".join(out)[:n]
+
+
+def crd_documents(name: str, nbytes: int) -> str:
+    """CRD-like YAML documents adding up to at least nbytes."""
+    docs = []
+    total = 0
+    i = 0
+    while total < nbytes:
+        doc = (
+            "---\n"
+            "apiVersion: apiextensions.k8s.io/v1\n"
+            "kind: CustomResourceDefinition\n"
+            "metadata:\n"
+            f"  name: things{i}.{name}.example.org\n"
+            "spec:\n"
+            f"  group: {name}.example.org\n"
+            "  names:\n"
+            f"    kind: Thing{i}\n"
+            f"    listKind: Thing{i}List\n"
+            f"    plural: things{i}\n"
+            f"    singular: thing{i}\n"
+            "  scope: Cluster\n"
+            "  versions:\n"
+            "  - name: v1alpha1\n"
+            "    served: true\n"
+            "    storage: true\n"
+            "    schema:\n"
+            "      openAPIV3Schema:\n"
+            "        type: object\n"
+            f"        description: \"{filler(f'{name}/{i}', 2048)}\"\n"
+        )
+        docs.append(doc)
+        total += len(doc)
+        i += 1
+    return "".join(docs)
+
+
+def tar_header(name: str, size: int) -> bytes:
+    ti = tarfile.TarInfo(name)
+    ti.size = size
+    ti.mode = 0o644
+    ti.mtime = 0
+    ti.uid = ti.gid = 0
+    ti.uname = ti.gname = ""
+    ti.type = tarfile.REGTYPE
+    return ti.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+class Layer:
+    def __init__(self, blob: bytes, diff_id: str, annotations: dict | None = None):
+        self.blob = blob
+        self.digest = sha256(blob)
+        self.diff_id = diff_id
+        self.annotations = annotations or {}
+
+    def descriptor(self) -> dict:
+        d = {"mediaType": MT_LAYER, "digest": self.digest, "size": len(self.blob)}
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        return d
+
+
+def gz_tar_single(name: str, chunks, size: int) -> tuple[bytes, str]:
+    """Gzip'd tar holding one file, streamed from chunks (whose lengths add up
+    to size). Returns (gzip bytes, diff_id of the uncompressed tar)."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip wrapper, mtime 0
+    raw = hashlib.sha256()
+    out = io.BytesIO()
+
+    def feed(b: bytes):
+        raw.update(b)
+        out.write(comp.compress(b))
+
+    feed(tar_header(name, size))
+    written = 0
+    for c in chunks:
+        written += len(c)
+        feed(c)
+    if written != size:
+        raise AssertionError(f"tar member {name}: wrote {written}, header says {size}")
+    if size % 512:
+        feed(b"\0" * (512 - size % 512))
+    feed(b"\0" * 1024)  # end-of-archive
+    out.write(comp.flush())
+    return out.getvalue(), "sha256:" + raw.hexdigest()
+
+
+def package_yaml(image: dict) -> bytes:
+    meta = image.get("package")
+    if not isinstance(meta, dict):
+        raise SystemExit(f"localecr: image {image.get('repository')!r} needs a 'package' object")
+    text = to_yaml(meta)
+    extra = int(image.get("extraYamlBytes") or 0)
+    if extra > 0:
+        name = (meta.get("metadata") or {}).get("name", "pkg")
+        text += crd_documents(name, extra)
+    return text.encode()
+
+
+def base_layer(image: dict, annotated: bool) -> Layer:
+    body = package_yaml(image)
+    oversized = int(image.get("oversized") or 0)
+    annotations = {XPKG_ANNOTATION: XPKG_BASE} if annotated else {}
+
+    if image.get("corrupt"):
+        # A tar (not gzip) under a tar+gzip media type: any gunzip fails.
+        raw = io.BytesIO()
+        raw.write(tar_header(PACKAGE_FILE, len(body)))
+        raw.write(body)
+        raw.write(b"\0" * ((512 - len(body) % 512) % 512) + b"\0" * 1024)
+        blob = raw.getvalue()
+        return Layer(blob, sha256(blob), annotations)
+
+    if oversized > len(body):
+        pad_total = oversized - len(body)
+        # Padding is a YAML comment: the document stays valid, just huge.
+        def chunks():
+            yield body
+            left = pad_total
+            if left > 0:
+                yield b"#"
+                left -= 1
+            line = b"#" * 4095 + b"\n"
+            while left >= len(line):
+                yield line
+                left -= len(line)
+            if left:
+                yield b"#" * left
+        blob, diff_id = gz_tar_single(PACKAGE_FILE, chunks(), oversized)
+        return Layer(blob, diff_id, annotations)
+
+    blob, diff_id = gz_tar_single(PACKAGE_FILE, [body], len(body))
+    return Layer(blob, diff_id, annotations)
+
+
+def runtime_layer(repo: str, i: int) -> Layer:
+    content = f"runtime layer {i} of {repo}\n{filler(repo + str(i), 256)}\n".encode()
+    blob, diff_id = gz_tar_single(f"runtime/{i}.txt", [content], len(content))
+    return Layer(blob, diff_id)
+
+
+def image_config(layers: list[Layer], arch: str, os_: str, tag: str, variant: str | None,
+                 label_base: Layer | None) -> bytes:
+    labels = {"org.opencontainers.image.version": tag}
+    if variant:
+        labels["io.crossplane.localecr.variant"] = str(variant)
+    if label_base is not None:
+        # What `crossplane xpkg build` records: io.crossplane.xpkg:<layer digest> = base
+        labels[f"{XPKG_ANNOTATION}:{label_base.digest}"] = XPKG_BASE
+    cfg = {
+        "architecture": arch,
+        "os": os_,
+        "created": "1970-01-01T00:00:00Z",
+        "config": {"Labels": labels},
+        "rootfs": {"type": "layers", "diff_ids": [l.diff_id for l in layers]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "localecr seed"} for _ in layers],
+    }
+    return canonical(cfg)
+
+
+def image_manifest(config: bytes, layers: list[Layer]) -> bytes:
+    return canonical({
+        "schemaVersion": 2,
+        "mediaType": MT_MANIFEST,
+        "config": {"mediaType": MT_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [l.descriptor() for l in layers],
+    })
+
+
+# --------------------------------------------------------------------------
+# pushing
+
+
+class Registry:
+    def __init__(self, base: str):
+        self.base = base.rstrip("/")
+
+    def _req(self, method: str, url: str, data: bytes | None = None, headers: dict | None = None):
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def has_blob(self, repo: str, digest: str) -> bool:
+        status, _, _ = self._req("HEAD", f"{self.base}/v2/{repo}/blobs/{digest}")
+        return status == 200
+
+    def push_blob(self, repo: str, blob: bytes) -> str:
+        digest = sha256(blob)
+        if self.has_blob(repo, digest):
+            return digest
+        status, headers, body = self._req("POST", f"{self.base}/v2/{repo}/blobs/uploads/", b"")
+        if status != 202:
+            raise SystemExit(f"localecr: blob upload start for {repo}: HTTP {status}: {body[:300]!r}")
+        loc = urllib.parse.urljoin(self.base + "/", headers.get("Location", ""))
+        sep = "&" if "?" in loc else "?"
+        status, _, body = self._req(
+            "PUT", f"{loc}{sep}digest={urllib.parse.quote(digest)}", blob,
+            {"Content-Type": "application/octet-stream", "Content-Length": str(len(blob))})
+        if status != 201:
+            raise SystemExit(f"localecr: blob upload for {repo} {digest}: HTTP {status}: {body[:300]!r}")
+        return digest
+
+    def push_manifest(self, repo: str, ref: str, manifest: bytes, media_type: str) -> None:
+        status, headers, body = self._req(
+            "PUT", f"{self.base}/v2/{repo}/manifests/{ref}", manifest, {"Content-Type": media_type})
+        if status != 201:
+            raise SystemExit(f"localecr: manifest {repo}:{ref}: HTTP {status}: {body[:500]!r}")
+        got = headers.get("Docker-Content-Digest")
+        if got and got != sha256(manifest):
+            raise SystemExit(f"localecr: registry computed {got} for {repo}:{ref}, expected {sha256(manifest)}")
+
+
+class Ecr:
+    def __init__(self, env: dict[str, str]):
+        import boto3  # from scripts/requirements.txt
+
+        self.client = boto3.client(
+            "ecr",
+            endpoint_url=env["AWS_ENDPOINT_URL_ECR"],
+            region_name=env.get("AWS_REGION", REGION),
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "testing"),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        )
+        self.known: set[str] = set()
+
+    def ensure_repo(self, repo: str) -> None:
+        if repo in self.known:
+            return
+        try:
+            self.client.create_repository(repositoryName=repo)
+        except self.client.exceptions.RepositoryAlreadyExistsException:
+            pass
+        self.known.add(repo)
+
+    def put(self, repo: str, manifest: bytes, media_type: str, tag: str | None) -> None:
+        kwargs = dict(
+            repositoryName=repo,
+            imageManifest=manifest.decode(),
+            imageManifestMediaType=media_type,
+            # moto derives a digest of its own that is not the manifest's: pass the real one.
+            imageDigest=sha256(manifest),
+        )
+        if tag is not None:
+            kwargs["imageTag"] = tag
+        try:
+            self.client.put_image(**kwargs)
+        except self.client.exceptions.ImageAlreadyExistsException:
+            pass  # re-seeding the same image is fine
+
+
+def push_image(reg: Registry, ecr: Ecr, repo: str, config: bytes, layers: list[Layer],
+               ref: str | None) -> bytes:
+    for l in layers:
+        reg.push_blob(repo, l.blob)
+    reg.push_blob(repo, config)
+    manifest = image_manifest(config, layers)
+    reg.push_manifest(repo, ref or sha256(manifest), manifest, MT_MANIFEST)
+    ecr.put(repo, manifest, MT_MANIFEST, ref)
+    return manifest
+
+
+def seed_image(reg: Registry, ecr: Ecr, image: dict) -> dict[str, str]:
+    repo = image.get("repository")
+    if not repo or repo != repo.lower():
+        raise SystemExit(f"localecr: bad repository name {repo!r} (lowercase required)")
+    tags = image.get("tags") or ["latest"]
+    layout = image.get("layout", "annotated")
+    if layout not in ("annotated", "unannotated", "index"):
+        raise SystemExit(f"localecr: unknown layout {layout!r}")
+    variant = image.get("digestVariant")
+    annotated = layout != "unannotated"
+
+    base = base_layer(image, annotated)
+    layers = [runtime_layer(repo, i) for i in range(int(image.get("runtimeLayers") or 0))] + [base]
+    label_base = base if annotated else None
+
+    ecr.ensure_repo(repo)
+    out = {}
+    for tag in tags:
+        if layout != "index":
+            cfg = image_config(layers, "amd64", "linux", tag, variant, label_base)
+            manifest = push_image(reg, ecr, repo, cfg, layers, tag)
+            out[tag] = sha256(manifest)
+            continue
+        entries = []
+        for plat in image.get("platforms") or ["linux/amd64"]:
+            os_, _, arch = plat.partition("/")
+            cfg = image_config(layers, arch, os_, tag, variant, label_base)
+            child = push_image(reg, ecr, repo, cfg, layers, None)
+            entries.append({
+                "mediaType": MT_MANIFEST,
+                "digest": sha256(child),
+                "size": len(child),
+                "platform": {"architecture": arch, "os": os_},
+            })
+        index = canonical({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": entries})
+        reg.push_manifest(repo, tag, index, MT_INDEX)
+        ecr.put(repo, index, MT_INDEX, tag)
+        out[tag] = sha256(index)
+    return out
+
+
+def cmd_seed(args) -> int:
+    state = Path(args.state_dir).resolve()
+    env = read_env(state)
+    raw = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    spec = json.loads(raw)
+    images = spec.get("images") if isinstance(spec, dict) else None
+    if not isinstance(images, list):
+        raise SystemExit('localecr: spec must be {"images": [...]}')
+    reg = Registry(env["ECR_REGISTRY_ENDPOINT"])
+    ecr = Ecr(env)
+    result: dict[str, dict[str, str]] = {}
+    for image in images:
+        result.setdefault(image.get("repository"), {}).update(seed_image(reg, ecr, image))
+    json.dump(result, sys.stdout, indent=None)
+    sys.stdout.write("\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "down", "status", "seed"):
+        sp = sub.add_parser(name)
+        sp.add_argument("--state-dir", required=True)
+        if name == "seed":
+            sp.add_argument("spec", help="seed spec JSON file, or - for stdin")
+    args = p.parse_args(argv)
+    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
