@@ -8,6 +8,7 @@ pub mod function;
 pub mod graph;
 pub mod proto;
 pub mod registry;
+pub mod resolve;
 pub mod sdk;
 pub mod server;
 pub mod spec;

@@ -6,6 +6,11 @@
 //! table (for tests), and `cache` wraps either so that an unchanged XR costs no
 //! AWS calls.
 
+pub mod blob;
+pub mod cache;
+pub mod connector;
+pub mod credentials;
+pub mod ecr;
 pub mod memory;
 
 use async_trait::async_trait;
@@ -57,7 +62,7 @@ pub struct Dependency {
     /// Upstream package path without tag, e.g. `xpkg.upbound.io/upbound/provider-family-aws`.
     pub package: String,
     pub kind: PackageKind,
-    /// A Masterminds constraint or a `sha256:` digest; empty means any version.
+    /// A Masterminds constraint or a `sha256:` digest, as written.
     pub version: String,
 }
 
@@ -86,4 +91,19 @@ pub trait Registry: Send + Sync {
     /// The package metadata of the image at `digest`, following an index to
     /// its single (or `linux/amd64`) manifest.
     async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta>;
+}
+
+/// Hands out the registry for one AWS account and region. Implementations
+/// keep registries (and their caches) across calls, so repeated RunFunction
+/// calls for the same registry and credentials reuse what was learnt.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The registry to use; `credentials: None` means the default AWS
+    /// credential chain. `tag_ttl` bounds how long tag answers are trusted.
+    async fn connect(
+        &self,
+        registry: &crate::aws::RegistryRef,
+        credentials: Option<&credentials::AwsCredentials>,
+        tag_ttl: std::time::Duration,
+    ) -> Result<std::sync::Arc<dyn Registry>>;
 }

@@ -1,0 +1,877 @@
+//! Version resolution: from the packages an XR asks for to the full,
+//! dependency-closed set Crossplane must install, read from the registry.
+//!
+//! Resolution runs to a fixed point. Each round selects a version for every
+//! package currently wanted (the XR's packages plus everything their selected
+//! versions depend on), then reads the metadata of newly selected images. A
+//! new dependency or a changed selection starts another round; a stable round
+//! ends it. The registry is behind a cache, so repeated rounds cost nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, PackageNode, dns_label, repository_path};
+use crate::registry::{PackageKind, PackageMeta, Registry};
+use crate::spec::{Settings, XrSpec};
+use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
+
+/// Enough for any real dependency chain; a graph still changing after this
+/// many rounds is oscillating between constraint sets.
+const MAX_ROUNDS: usize = 32;
+
+/// Independent registry lookups in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// A version requirement and who placed it, for error messages.
+#[derive(Clone, Debug)]
+struct Requirement {
+    spec: VersionSpec,
+    source: String,
+}
+
+/// What the XR's `version` field asks for. Unlike `dependsOn`, a top-level
+/// version may name any existing tag (a package object's `spec.package`
+/// takes a tag as is), so a tag that exists is used verbatim before the
+/// string is read as a constraint.
+#[derive(Clone, Debug)]
+enum Requested {
+    Tag(String),
+    Spec(VersionSpec),
+}
+
+/// A package that is wanted this round.
+#[derive(Clone, Debug)]
+struct Wanted {
+    kind: PackageKind,
+    upstream: String,
+    /// Index into `spec.packages` when the user listed it.
+    listed: Option<usize>,
+    /// Constraints placed by the packages that depend on it.
+    requirements: Vec<Requirement>,
+}
+
+/// The version chosen for a repository and the image it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Selection {
+    version: String,
+    digest: String,
+}
+
+/// A dependency edge read from a package's metadata.
+#[derive(Clone, Debug)]
+struct Edge {
+    repository: String,
+    kind: PackageKind,
+    upstream: String,
+    requirement: Requirement,
+}
+
+pub struct Resolver<'a> {
+    settings: &'a Settings,
+    spec: &'a XrSpec,
+    registry: &'a dyn Registry,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(settings: &'a Settings, spec: &'a XrSpec, registry: &'a dyn Registry) -> Self {
+        Self {
+            settings,
+            spec,
+            registry,
+        }
+    }
+
+    pub async fn resolve(&self) -> Result<Graph> {
+        let mut selected: BTreeMap<String, Selection> = BTreeMap::new();
+        // Metadata by digest; a digest's dependencies never change.
+        let mut edges: HashMap<String, Vec<Edge>> = HashMap::new();
+        for _ in 0..MAX_ROUNDS {
+            let wanted = self.wanted(&selected, &edges)?;
+            let picks: BTreeMap<String, Selection> = stream::iter(wanted.iter())
+                .map(|(repository, w)| async move {
+                    self.select(repository, w)
+                        .await
+                        .map(|s| (repository.clone(), s))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            let unread: BTreeMap<&String, &Selection> = picks
+                .iter()
+                .filter(|(_, s)| {
+                    self.settings.resolve_dependencies && !edges.contains_key(&s.digest)
+                })
+                .collect();
+            let read: Vec<(String, Vec<Edge>)> = stream::iter(unread)
+                .map(|(repository, selection)| {
+                    let kind = wanted[repository].kind;
+                    async move {
+                        let meta = self
+                            .registry
+                            .package_meta(repository, &selection.digest)
+                            .await?;
+                        let edges = self.edges(repository, kind, selection, &meta)?;
+                        Ok::<_, Error>((selection.digest.clone(), edges))
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            let stable = picks == selected && read.is_empty();
+            edges.extend(read);
+            selected = picks;
+            if stable {
+                return self.graph(&wanted, &selected, &edges);
+            }
+        }
+        Err(Error::Dependency(format!(
+            "dependency resolution did not settle after {MAX_ROUNDS} rounds; constraints keep changing the selected versions"
+        )))
+    }
+
+    /// The XR's packages plus everything the current selections depend on.
+    fn wanted(
+        &self,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+    ) -> Result<BTreeMap<String, Wanted>> {
+        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
+        let mut queue: Vec<String> = Vec::new();
+        for (i, package) in self.spec.packages.iter().enumerate() {
+            let upstream = self
+                .settings
+                .upstream_for(&package.repository)
+                .map(|(u, _)| u)
+                .ok_or_else(|| {
+                    Error::Dependency(format!(
+                        "spec.packages[{i}].repository {:?} is under no mirror's repositoryPrefix ({})",
+                        package.repository,
+                        self.mirror_prefixes()
+                    ))
+                })?;
+            self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
+            wanted.insert(
+                package.repository.clone(),
+                Wanted {
+                    kind: package.kind,
+                    upstream,
+                    listed: Some(i),
+                    requirements: Vec::new(),
+                },
+            );
+            queue.push(package.repository.clone());
+        }
+        let mut visited: BTreeSet<String> = BTreeSet::new();
+        while let Some(repository) = queue.pop() {
+            if !visited.insert(repository.clone()) {
+                continue;
+            }
+            let Some(out) = selected.get(&repository).and_then(|s| edges.get(&s.digest)) else {
+                continue;
+            };
+            for edge in out {
+                let entry = wanted
+                    .entry(edge.repository.clone())
+                    .or_insert_with(|| Wanted {
+                        kind: edge.kind,
+                        upstream: edge.upstream.clone(),
+                        listed: None,
+                        requirements: Vec::new(),
+                    });
+                if entry.kind != edge.kind {
+                    return Err(Error::Dependency(format!(
+                        "{} depends on {} as a {}, but it is wanted as a {}",
+                        edge.requirement.source, edge.repository, edge.kind, entry.kind
+                    )));
+                }
+                // The path a dependency declares is the one Crossplane's Lock
+                // will look for, so it wins over our reverse mirror mapping.
+                entry.upstream = edge.upstream.clone();
+                entry.requirements.push(edge.requirement.clone());
+                queue.push(edge.repository.clone());
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Chooses the version of one wanted package.
+    async fn select(&self, repository: &str, wanted: &Wanted) -> Result<Selection> {
+        let requested = match wanted.listed {
+            Some(i) => Some(self.requested(repository, i).await?),
+            None => None,
+        };
+        let digest_pins: BTreeSet<&str> = wanted
+            .requirements
+            .iter()
+            .filter_map(|r| match &r.spec {
+                VersionSpec::Digest(d) => Some(d.as_str()),
+                VersionSpec::Constraint(_) => None,
+            })
+            .collect();
+        let constraints: Vec<&Constraint> = wanted
+            .requirements
+            .iter()
+            .filter_map(|r| match &r.spec {
+                VersionSpec::Constraint(c) => Some(c),
+                VersionSpec::Digest(_) => None,
+            })
+            .collect();
+
+        let version = match requested {
+            Some(Requested::Spec(VersionSpec::Digest(digest))) => digest,
+            Some(Requested::Tag(tag)) => {
+                let satisfies =
+                    parse_tag(&tag).is_some_and(|v| constraints.iter().all(|c| c.matches(&v)));
+                if !constraints.is_empty() && !satisfies {
+                    return Err(self.unsatisfiable(repository, wanted, Some(&tag)));
+                }
+                tag
+            }
+            Some(Requested::Spec(VersionSpec::Constraint(own))) => {
+                let mut all = constraints.clone();
+                all.push(&own);
+                self.highest(repository, &all)
+                    .await?
+                    .ok_or_else(|| self.unsatisfiable(repository, wanted, Some(own.as_str())))?
+            }
+            None if digest_pins.len() > 1 => {
+                return Err(self.unsatisfiable(repository, wanted, None));
+            }
+            None => match digest_pins.first() {
+                Some(digest) => digest.to_string(),
+                None => self
+                    .highest(repository, &constraints)
+                    .await?
+                    .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
+            },
+        };
+        let digest = self.registry.resolve_digest(repository, &version).await?;
+        Ok(Selection { version, digest })
+    }
+
+    async fn requested(&self, repository: &str, index: usize) -> Result<Requested> {
+        let text = self.spec.packages[index].version.trim();
+        let parsed = VersionSpec::parse(text);
+        if let Ok(VersionSpec::Digest(_)) = parsed {
+            return parsed.map(Requested::Spec);
+        }
+        let tags = self.registry.list_tags(repository).await?;
+        if tags.iter().any(|t| t == text) {
+            return Ok(Requested::Tag(text.to_string()));
+        }
+        parsed.map(Requested::Spec).map_err(|e| match e {
+            Error::InvalidConstraint { message, .. } => Error::InvalidSpec {
+                field: format!("spec.packages[{index}].version"),
+                message: format!(
+                    "{text:?} is neither a tag of {repository} nor a valid constraint: {message}"
+                ),
+            },
+            other => other,
+        })
+    }
+
+    async fn highest(
+        &self,
+        repository: &str,
+        constraints: &[&Constraint],
+    ) -> Result<Option<String>> {
+        let tags = self.registry.list_tags(repository).await?;
+        Ok(select_highest(constraints, tags.iter().map(String::as_str)).map(str::to_string))
+    }
+
+    fn unsatisfiable(&self, repository: &str, wanted: &Wanted, own: Option<&str>) -> Error {
+        let mut parts: Vec<String> = Vec::new();
+        if let (Some(i), Some(own)) = (wanted.listed, own) {
+            parts.push(format!("{own:?} (spec.packages[{i}])"));
+        }
+        parts.extend(
+            wanted
+                .requirements
+                .iter()
+                .map(|r| format!("{:?} (required by {})", r.spec.to_string(), r.source)),
+        );
+        Error::Unsatisfiable {
+            repository: repository.to_string(),
+            constraints: parts.join(" and "),
+        }
+    }
+
+    /// Reads one package's dependencies, mapped into ECR through the mirrors.
+    fn edges(
+        &self,
+        repository: &str,
+        kind: PackageKind,
+        selection: &Selection,
+        meta: &PackageMeta,
+    ) -> Result<Vec<Edge>> {
+        let source = format!("{repository}:{}", selection.version);
+        if let Some(actual) = meta.kind
+            && actual != kind
+        {
+            return Err(Error::Dependency(format!(
+                "{source} is a {actual} package, but it is wanted as a {kind}"
+            )));
+        }
+        meta.depends_on
+            .iter()
+            .map(|dependency| {
+                let (dep_repository, _) = self.settings.repository_for(&dependency.package).ok_or_else(|| {
+                    Error::Dependency(format!(
+                        "{} (a dependency of {source}) is outside every mirror: add a mirror whose upstream is a prefix of it (mirrors: {})",
+                        dependency.package,
+                        self.mirror_upstreams()
+                    ))
+                })?;
+                self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
+                // As in Crossplane, an empty version is no constraint at all
+                // but an error: the package author must say what they need.
+                let spec = VersionSpec::parse(dependency.version.trim()).map_err(|e| {
+                    Error::Dependency(format!(
+                        "{source} declares an invalid version for {}: {e}",
+                        dependency.package
+                    ))
+                })?;
+                Ok(Edge {
+                    repository: dep_repository,
+                    kind: dependency.kind,
+                    upstream: dependency.package.clone(),
+                    requirement: Requirement {
+                        spec,
+                        source: source.clone(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn check_allowed(&self, repository: &str, source: &str) -> Result<()> {
+        if self.settings.is_allowed(repository) {
+            return Ok(());
+        }
+        Err(Error::Dependency(format!(
+            "repository {repository} ({source}) is not in the input's allowedRepositories ({})",
+            self.settings.allowed_repositories.join(", ")
+        )))
+    }
+
+    fn mirror_prefixes(&self) -> String {
+        let prefixes: Vec<String> = self
+            .settings
+            .mirrors
+            .iter()
+            .map(|m| format!("{:?}", m.repository_prefix))
+            .collect();
+        prefixes.join(", ")
+    }
+
+    fn mirror_upstreams(&self) -> String {
+        let upstreams: Vec<&str> = self
+            .settings
+            .mirrors
+            .iter()
+            .map(|m| m.upstream.as_str())
+            .collect();
+        upstreams.join(", ")
+    }
+
+    fn graph(
+        &self,
+        wanted: &BTreeMap<String, Wanted>,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+    ) -> Result<Graph> {
+        let nodes = wanted.iter().filter_map(|(repository, w)| {
+            let selection = selected.get(repository)?;
+            let listed = w.listed.map(|i| &self.spec.packages[i]);
+            Some(PackageNode {
+                repository: repository.clone(),
+                kind: w.kind,
+                upstream: w.upstream.clone(),
+                name: listed
+                    .and_then(|p| p.name.clone())
+                    .unwrap_or_else(|| dns_label(repository_path(&w.upstream))),
+                version: selection.version.clone(),
+                digest: selection.digest.clone(),
+                depends_on: edges
+                    .get(&selection.digest)
+                    .map(|out| out.iter().map(|e| e.repository.clone()).collect())
+                    .unwrap_or_default(),
+                runtime_config_name: listed.and_then(|p| p.runtime_config_name.clone()),
+            })
+        });
+        Graph::new(nodes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Dependency;
+    use crate::registry::memory::MemoryRegistry;
+    use crate::sdk::request::decode;
+    use crate::spec::Input;
+    use serde_json::{Value as Json, json};
+
+    fn meta(kind: PackageKind, deps: &[(&str, PackageKind, &str)]) -> PackageMeta {
+        PackageMeta {
+            kind: Some(kind),
+            name: String::new(),
+            depends_on: deps
+                .iter()
+                .map(|(package, kind, version)| Dependency {
+                    package: package.to_string(),
+                    kind: *kind,
+                    version: version.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
+
+    /// The blog case: provider-aws-s3 depends on the family provider.
+    fn blog_registry() -> MemoryRegistry {
+        let registry = MemoryRegistry::new();
+        for tag in ["v2.1.0", "v2.2.0", "v2.3.0-rc.1", "v2", "latest"] {
+            registry.push(
+                "upbound/provider-family-aws",
+                tag,
+                meta(PackageKind::Provider, &[]),
+            );
+        }
+        for tag in ["v2.1.0", "v2.2.0"] {
+            registry.push(
+                "upbound/provider-aws-s3",
+                tag,
+                meta(
+                    PackageKind::Provider,
+                    &[(FAMILY, PackageKind::Provider, ">= 0.0.0")],
+                ),
+            );
+        }
+        for tag in ["v0.8.1", "v0.8.2"] {
+            registry.push(
+                "crossplane-contrib/function-patch-and-transform",
+                tag,
+                meta(PackageKind::Function, &[]),
+            );
+        }
+        registry
+    }
+
+    async fn resolve(registry: &MemoryRegistry, packages: Json, input: Json) -> Result<Graph> {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": packages,
+        }))
+        .expect("spec");
+        let input: Input = decode(input).expect("input");
+        let settings = Settings::new("demo", &spec, &input).expect("settings");
+        Resolver::new(&settings, &spec, registry).resolve().await
+    }
+
+    fn versions(graph: &Graph) -> Vec<(String, String, Vec<String>)> {
+        graph
+            .install_order()
+            .expect("order")
+            .into_iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    n.version.clone(),
+                    n.depends_on.iter().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn row(name: &str, version: &str, deps: &[&str]) -> (String, String, Vec<String>) {
+        (
+            name.to_string(),
+            version.to_string(),
+            deps.iter().map(|d| d.to_string()).collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn blog_case_with_implicit_family_version() {
+        let registry = blog_registry();
+        let graph = resolve(
+            &registry,
+            json!([
+                {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">=v2.0.0"},
+                {"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}
+            ]),
+            json!({}),
+        )
+        .await
+        .expect("resolves");
+        assert_eq!(
+            versions(&graph),
+            vec![
+                row(
+                    "crossplane-contrib-function-patch-and-transform",
+                    "v0.8.2",
+                    &[]
+                ),
+                row("upbound-provider-family-aws", "v2.2.0", &[]),
+                row(
+                    "upbound-provider-aws-s3",
+                    "v2.2.0",
+                    &["upbound/provider-family-aws"]
+                ),
+            ]
+        );
+        let family = graph.get("upbound/provider-family-aws").expect("family");
+        assert_eq!(family.upstream, FAMILY);
+        assert_eq!(family.kind, PackageKind::Provider);
+        assert!(family.digest.starts_with("sha256:"));
+    }
+
+    #[tokio::test]
+    async fn an_explicit_version_wins_when_it_satisfies() {
+        let registry = blog_registry();
+        let graph = resolve(
+            &registry,
+            json!([
+                {"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "v2.1.0"},
+                {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}
+            ]),
+            json!({}),
+        )
+        .await
+        .expect("resolves");
+        assert_eq!(
+            graph
+                .get("upbound/provider-family-aws")
+                .map(|n| n.version.as_str()),
+            Some("v2.1.0")
+        );
+    }
+
+    #[tokio::test]
+    async fn exact_tags_need_not_be_semver() {
+        let registry = blog_registry();
+        let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "latest"}]), json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(
+            graph
+                .get("upbound/provider-family-aws")
+                .map(|n| n.version.as_str()),
+            Some("latest")
+        );
+    }
+
+    #[tokio::test]
+    async fn prereleases_only_when_admitted() {
+        let registry = blog_registry();
+        for (constraint, expected) in [
+            (">=v2.0.0", "v2.2.0"),
+            (">= 0.0.0-0", "v2.3.0-rc.1"),
+            ("~2.1", "v2.1.0"),
+        ] {
+            let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": constraint}]), json!({}))
+                .await
+                .expect("resolves");
+            assert_eq!(
+                graph
+                    .get("upbound/provider-family-aws")
+                    .map(|n| n.version.as_str()),
+                Some(expected),
+                "{constraint}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn digests_pin() {
+        let registry = blog_registry();
+        let digest = registry.push(
+            "upbound/provider-family-aws",
+            "v9.9.9",
+            meta(PackageKind::Provider, &[]),
+        );
+        let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": digest}]), json!({}))
+            .await
+            .expect("resolves");
+        let node = graph.get("upbound/provider-family-aws").expect("node");
+        assert_eq!(
+            (node.version.as_str(), node.digest.as_str()),
+            (digest.as_str(), digest.as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn transitive_chains_resolve_in_order() {
+        let registry = blog_registry();
+        registry.push(
+            "acme/configuration-platform",
+            "v1.0.0",
+            meta(
+                PackageKind::Configuration,
+                &[
+                    (
+                        "xpkg.upbound.io/upbound/provider-aws-s3",
+                        PackageKind::Provider,
+                        ">=v2.1.0",
+                    ),
+                    (
+                        "xpkg.crossplane.io/crossplane-contrib/function-patch-and-transform",
+                        PackageKind::Function,
+                        "<v0.8.2",
+                    ),
+                ],
+            ),
+        );
+        let graph = resolve(&registry, json!([{"kind": "Configuration", "repository": "acme/configuration-platform", "version": "v1.0.0"}]), json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(
+            versions(&graph),
+            vec![
+                row(
+                    "crossplane-contrib-function-patch-and-transform",
+                    "v0.8.1",
+                    &[]
+                ),
+                row("upbound-provider-family-aws", "v2.2.0", &[]),
+                row(
+                    "upbound-provider-aws-s3",
+                    "v2.2.0",
+                    &["upbound/provider-family-aws"]
+                ),
+                row(
+                    "acme-configuration-platform",
+                    "v1.0.0",
+                    &[
+                        "crossplane-contrib/function-patch-and-transform",
+                        "upbound/provider-aws-s3"
+                    ]
+                ),
+            ]
+        );
+        // A dependency keeps the upstream path its parent declared.
+        assert_eq!(
+            graph
+                .get("crossplane-contrib/function-patch-and-transform")
+                .map(|n| n.upstream.as_str()),
+            Some("xpkg.crossplane.io/crossplane-contrib/function-patch-and-transform")
+        );
+    }
+
+    #[tokio::test]
+    async fn constraints_from_several_parents_must_all_hold() {
+        let registry = blog_registry();
+        registry.push(
+            "acme/provider-a",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[(FAMILY, PackageKind::Provider, "<v2.2.0")],
+            ),
+        );
+        registry.push(
+            "acme/provider-b",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[(FAMILY, PackageKind::Provider, ">=v2.0.0")],
+            ),
+        );
+        registry.push(
+            "acme/provider-c",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[(FAMILY, PackageKind::Provider, ">=v2.2.0")],
+            ),
+        );
+        let graph = resolve(
+            &registry,
+            json!([{"kind": "Provider", "repository": "acme/provider-a", "version": "v1.0.0"}, {"kind": "Provider", "repository": "acme/provider-b", "version": "v1.0.0"}]),
+            json!({}),
+        )
+        .await
+        .expect("resolves");
+        assert_eq!(
+            graph
+                .get("upbound/provider-family-aws")
+                .map(|n| n.version.as_str()),
+            Some("v2.1.0")
+        );
+
+        let err = resolve(
+            &registry,
+            json!([{"kind": "Provider", "repository": "acme/provider-a", "version": "v1.0.0"}, {"kind": "Provider", "repository": "acme/provider-c", "version": "v1.0.0"}]),
+            json!({}),
+        )
+        .await
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::Unsatisfiable { .. }), "{message}");
+        for part in [
+            "upbound/provider-family-aws",
+            "\"<v2.2.0\" (required by acme/provider-a:v1.0.0)",
+            "\">=v2.2.0\" (required by acme/provider-c:v1.0.0)",
+        ] {
+            assert!(message.contains(part), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_explicit_version_that_breaks_a_parent_constraint_is_refused() {
+        let registry = blog_registry();
+        registry.push(
+            "acme/provider-c",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[(FAMILY, PackageKind::Provider, ">=v2.2.0")],
+            ),
+        );
+        let err = resolve(
+            &registry,
+            json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "v2.1.0"}, {"kind": "Provider", "repository": "acme/provider-c", "version": "v1.0.0"}]),
+            json!({}),
+        )
+        .await
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(">=v2.2.0\" (required by acme/provider-c:v1.0.0)"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn cycles_are_fatal_and_named() {
+        let registry = MemoryRegistry::new();
+        registry.push(
+            "acme/a",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[("xpkg.upbound.io/acme/b", PackageKind::Provider, ">=1.0.0")],
+            ),
+        );
+        registry.push(
+            "acme/b",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[("xpkg.upbound.io/acme/a", PackageKind::Provider, ">=1.0.0")],
+            ),
+        );
+        let err = resolve(
+            &registry,
+            json!([{"kind": "Provider", "repository": "acme/a", "version": "v1.0.0"}]),
+            json!({}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dependency cycle: acme/a (v1.0.0) -> acme/b (v1.0.0) -> acme/a (v1.0.0)"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_dependencies_are_named_with_their_parent() {
+        let registry = MemoryRegistry::new();
+        registry.push(
+            "acme/outside",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[(
+                    "ghcr.io/someone/provider-x",
+                    PackageKind::Provider,
+                    ">=1.0.0",
+                )],
+            ),
+        );
+        registry.push(
+            "acme/empty",
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[("xpkg.upbound.io/acme/x", PackageKind::Provider, "")],
+            ),
+        );
+        registry.push("acme/kind", "v1.0.0", meta(PackageKind::Function, &[]));
+        let cases = [
+            (
+                "acme/outside",
+                "Provider",
+                json!({}),
+                "ghcr.io/someone/provider-x (a dependency of acme/outside:v1.0.0) is outside every mirror",
+            ),
+            (
+                "acme/empty",
+                "Provider",
+                json!({}),
+                "acme/empty:v1.0.0 declares an invalid version for xpkg.upbound.io/acme/x",
+            ),
+            (
+                "acme/kind",
+                "Provider",
+                json!({}),
+                "acme/kind:v1.0.0 is a Function package, but it is wanted as a Provider",
+            ),
+            (
+                "acme/kind",
+                "Function",
+                json!({"allowedRepositories": ["upbound/*"]}),
+                "repository acme/kind (spec.packages[0]) is not in the input's allowedRepositories (upbound/*)",
+            ),
+            (
+                "acme/missing",
+                "Provider",
+                json!({}),
+                "repository \"acme/missing\" not found",
+            ),
+        ];
+        for (repository, kind, input, message) in cases {
+            let err = resolve(
+                &registry,
+                json!([{"kind": kind, "repository": repository, "version": ">=1.0.0"}]),
+                input,
+            )
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains(message), "{repository}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_versions_are_named() {
+        let registry = blog_registry();
+        let err = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": ">=v9"}]), json!({})).await.unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "no version of upbound/provider-family-aws satisfies \">=v9\" (spec.packages[0])"
+            ),
+            "{err}"
+        );
+        let err = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "not a version!"}]), json!({})).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidSpec { field, .. } if field == "spec.packages[0].version"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dependency_resolution_can_be_turned_off() {
+        let registry = blog_registry();
+        let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}]), json!({"resolveDependencies": false}))
+            .await
+            .expect("resolves");
+        assert_eq!(
+            versions(&graph),
+            vec![row("upbound-provider-aws-s3", "v2.2.0", &[])]
+        );
+    }
+}
