@@ -1,1 +1,54 @@
-fn main() {}
+use std::{process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use function_ecr_packages::{
+    Error, Result,
+    cli::{Cli, Command, ServeArgs},
+    function::Function,
+    server, telemetry,
+};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let result = match Cli::parse().into_command() {
+        Command::Serve(args) => serve(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One plain line, readable in `kubectl logs` of a crash-looping pod.
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let config = args.server_config()?;
+    telemetry::init_logging(args.debug)?;
+    let shutdown = server::shutdown_signal()?;
+
+    let registry = prometheus::Registry::new();
+    let metrics = telemetry::GrpcMetrics::register(&registry)?;
+    let metrics_listener = bind(args.metrics_address, "metrics").await?;
+    let grpc_listener = bind(args.address, "gRPC").await?;
+
+    let metrics_server = tokio::spawn(telemetry::serve_metrics(registry, metrics_listener));
+    let served = server::serve(
+        config,
+        Arc::new(Function::new()),
+        metrics,
+        grpc_listener,
+        shutdown,
+    )
+    .await;
+    metrics_server.abort();
+    served
+}
+
+async fn bind(address: std::net::SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::Server(format!("binding the {what} address {address}: {e}")))
+}

@@ -1,0 +1,404 @@
+//! What an operator sees of the function: JSON logs and Prometheus metrics.
+//!
+//! Metric names and label values follow go-grpc-prometheus, which is what
+//! Crossplane's Go functions export, so existing dashboards work unchanged.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header::CONTENT_TYPE};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::net::TcpListener;
+use tonic::Code;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing_subscriber::EnvFilter;
+
+use crate::{Error, Result};
+
+/// Installs the process-wide JSON logger on stderr. `RUST_LOG`, when set,
+/// wins over `debug`, so an operator can still narrow or widen any target.
+pub fn init_logging(debug: bool) -> Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => EnvFilter::try_new(&directives)
+            .map_err(|e| Error::Server(format!("invalid RUST_LOG {directives:?}: {e}")))?,
+        // Debug is for this crate only: h2 and hyper at debug drown the
+        // composition story in frame-level noise.
+        Err(_) if debug => EnvFilter::new("info,function_ecr_packages=debug"),
+        Err(_) => EnvFilter::new("info"),
+    };
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| Error::Server(format!("installing the logger: {e}")))
+}
+
+/// Labels for calls whose path names no service we serve, so a client
+/// probing random paths cannot grow the label set without bound.
+const UNKNOWN: &str = "unknown";
+
+/// The gRPC server's request metrics.
+#[derive(Clone)]
+pub struct GrpcMetrics {
+    started: IntCounterVec,
+    handled: IntCounterVec,
+    handling: HistogramVec,
+    in_flight: IntGaugeVec,
+}
+
+impl GrpcMetrics {
+    /// Creates the metrics and registers them with `registry`.
+    pub fn register(registry: &Registry) -> Result<Self> {
+        let method_labels = &["grpc_service", "grpc_method"];
+        let code_labels = &["grpc_service", "grpc_method", "grpc_code"];
+        let metrics = Self {
+            started: IntCounterVec::new(
+                Opts::new(
+                    "grpc_server_started_total",
+                    "Total number of RPCs started on the server.",
+                ),
+                method_labels,
+            )
+            .map_err(metric_error)?,
+            handled: IntCounterVec::new(
+                Opts::new(
+                    "grpc_server_handled_total",
+                    "Total number of RPCs completed on the server, regardless of success or failure.",
+                ),
+                code_labels,
+            )
+            .map_err(metric_error)?,
+            // Resolving a package graph against ECR takes seconds when cold,
+            // so the buckets reach well past the default 10s.
+            handling: HistogramVec::new(
+                HistogramOpts::new(
+                    "grpc_server_handling_seconds",
+                    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                ]),
+                code_labels,
+            )
+            .map_err(metric_error)?,
+            in_flight: IntGaugeVec::new(
+                Opts::new(
+                    "grpc_server_in_flight",
+                    "Number of RPCs currently being handled by the server.",
+                ),
+                method_labels,
+            )
+            .map_err(metric_error)?,
+        };
+        registry
+            .register(Box::new(metrics.started.clone()))
+            .and_then(|()| registry.register(Box::new(metrics.handled.clone())))
+            .and_then(|()| registry.register(Box::new(metrics.handling.clone())))
+            .and_then(|()| registry.register(Box::new(metrics.in_flight.clone())))
+            .map_err(metric_error)?;
+        Ok(metrics)
+    }
+
+    /// A tower layer recording every call of a server that serves the
+    /// services named in `services`.
+    pub fn layer(&self, services: &[&'static str]) -> GrpcMetricsLayer {
+        GrpcMetricsLayer {
+            metrics: self.clone(),
+            services: services.into(),
+        }
+    }
+}
+
+fn metric_error(e: prometheus::Error) -> Error {
+    Error::Server(format!("creating gRPC metrics: {e}"))
+}
+
+/// See [`GrpcMetrics::layer`].
+#[derive(Clone)]
+pub struct GrpcMetricsLayer {
+    metrics: GrpcMetrics,
+    services: Arc<[&'static str]>,
+}
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetricsService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// See [`GrpcMetrics::layer`].
+#[derive(Clone)]
+pub struct GrpcMetricsService<S> {
+    inner: S,
+    layer: GrpcMetricsLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcMetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<MeteredBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The clone that was polled ready is the one that must be called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (service, method) = split_path(request.uri().path(), &self.layer.services);
+        let mut call = Call::start(self.layer.metrics.clone(), service, method);
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            // Trailers-only responses (every error tonic raises before the
+            // handler runs) carry the status in the headers.
+            call.code = grpc_status(response.headers());
+            Ok(response.map(|body| MeteredBody {
+                inner: body,
+                call: Some(call),
+            }))
+        })
+    }
+}
+
+/// Splits `/package.Service/Method`, keeping only services we serve.
+fn split_path(path: &str, services: &[&'static str]) -> (&'static str, String) {
+    let known = path
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(service, method)| {
+            let service = services.iter().find(|known| **known == service)?;
+            // Methods are bounded too: only names that could be an RPC.
+            let plausible = !method.is_empty()
+                && method.len() <= 64
+                && method
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            plausible.then(|| (*service, method.to_string()))
+        });
+    known.unwrap_or((UNKNOWN, UNKNOWN.to_string()))
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|value| Code::from_bytes(value.as_bytes()))
+}
+
+/// One call being measured, from its headers until its body ends or is
+/// dropped, whichever comes first.
+struct Call {
+    metrics: GrpcMetrics,
+    service: &'static str,
+    method: String,
+    started: Instant,
+    code: Option<Code>,
+    finished: bool,
+}
+
+impl Call {
+    fn start(metrics: GrpcMetrics, service: &'static str, method: String) -> Self {
+        let labels = [service, method.as_str()];
+        metrics.started.with_label_values(&labels).inc();
+        metrics.in_flight.with_label_values(&labels).inc();
+        Self {
+            metrics,
+            service,
+            method,
+            started: Instant::now(),
+            code: None,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self, code: Code) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        let method = self.method.as_str();
+        let labels = [self.service, method, code_name(code)];
+        self.metrics.handled.with_label_values(&labels).inc();
+        self.metrics
+            .handling
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.metrics
+            .in_flight
+            .with_label_values(&[self.service, method])
+            .dec();
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Dropped before any status: the client went away, or the inner
+        // service failed, and no status was sent.
+        let code = self.code.unwrap_or(Code::Cancelled);
+        self.finish(code);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records its call's status when its trailers
+    /// pass by.
+    pub struct MeteredBody<B> {
+        #[pin]
+        inner: B,
+        call: Option<Call>,
+    }
+}
+
+impl<B: Body> Body for MeteredBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if let Some(call) = this.call.as_mut() {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                        call.code = Some(code);
+                        call.finish(code);
+                    }
+                }
+                Some(Err(_)) => call.finish(Code::Internal),
+                None => call.finish(call.code.unwrap_or(Code::Unknown)),
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The names go-grpc-prometheus gives codes.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// Serves `registry` at `/metrics` over HTTP/1 until the task is dropped.
+pub async fn serve_metrics(registry: Registry, listener: TcpListener) {
+    match listener.local_addr() {
+        Ok(address) => tracing::info!(address = %address, "serving metrics at /metrics"),
+        Err(e) => tracing::warn!(error = %e, "reading the metrics listener's address"),
+    }
+    let registry = Arc::new(registry);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Usually out of file descriptors; pause rather than spin.
+                tracing::warn!(error = %e, "accepting a metrics connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let registry = registry.clone();
+                async move { Ok::<_, Infallible>(metrics_response(&registry, &request)) }
+            });
+            // A timer makes hyper enforce its header read timeout, so an idle
+            // scraper cannot hold a connection forever.
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+fn metrics_response(registry: &Registry, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(value) = content_type.parse() {
+            response.headers_mut().insert(CONTENT_TYPE, value);
+        }
+        response
+    };
+    if request.uri().path() != "/metrics" {
+        return reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec());
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            b"use GET\n".to_vec(),
+        );
+    }
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    match encoder.encode(&registry.gather(), &mut body) {
+        Ok(()) => reply(StatusCode::OK, encoder.format_type(), body),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("encoding metrics: {e}\n").into_bytes(),
+        ),
+    }
+}

@@ -1,0 +1,556 @@
+//! The server as Crossplane sees it: real gRPC over TCP, in-process for the
+//! protocol and as the built binary for start-up and shutdown.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use function_ecr_packages::{
+    function::Function,
+    proto::{v1, v1beta1},
+    server::{self, Config, Security},
+    telemetry::{self, GrpcMetrics},
+};
+use nix::{sys::signal::Signal, unistd::Pid};
+use prost::Message;
+use prost_types::{Struct, Value, value::Kind};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::Child,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+const MIB: usize = 1024 * 1024;
+const V1_SERVICE: &str = "apiextensions.fn.proto.v1.FunctionRunnerService";
+const V1BETA1_SERVICE: &str = "apiextensions.fn.proto.v1beta1.FunctionRunnerService";
+const BINARY: &str = env!("CARGO_BIN_EXE_function-ecr-packages");
+
+/// A server running in this process on free loopback ports.
+struct Harness {
+    grpc: SocketAddr,
+    metrics: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    served: JoinHandle<function_ecr_packages::Result<()>>,
+}
+
+impl Harness {
+    async fn start(max_recv_message_bytes: usize) -> Self {
+        let registry = prometheus::Registry::new();
+        let metrics = GrpcMetrics::register(&registry).expect("metrics register");
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let grpc_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics_address = metrics_listener.local_addr().expect("address");
+        let grpc = grpc_listener.local_addr().expect("address");
+        tokio::spawn(telemetry::serve_metrics(registry, metrics_listener));
+
+        let (stop, stopped) = oneshot::channel();
+        let config = Config {
+            security: Security::Insecure,
+            max_recv_message_bytes,
+        };
+        let served = tokio::spawn(server::serve(
+            config,
+            Arc::new(Function::new()),
+            metrics,
+            grpc_listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            grpc,
+            metrics: metrics_address,
+            stop: Some(stop),
+            served,
+        }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn v1(&self) -> v1::function_runner_service_client::FunctionRunnerServiceClient<Channel> {
+        v1::function_runner_service_client::FunctionRunnerServiceClient::new(self.channel().await)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = tokio::time::timeout(Duration::from_secs(10), &mut self.served)
+            .await
+            .expect("server stops");
+        served.expect("server task").expect("server result");
+    }
+}
+
+fn string(value: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(value.to_string())),
+    }
+}
+
+fn object(fields: &[(&str, Value)]) -> Struct {
+    Struct {
+        fields: fields
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect(),
+    }
+}
+
+fn resource(kind: &str, name: &str) -> v1::Resource {
+    v1::Resource {
+        resource: Some(object(&[
+            ("apiVersion", string("example.org/v1")),
+            ("kind", string(kind)),
+            (
+                "metadata",
+                Value {
+                    kind: Some(Kind::StructValue(object(&[("name", string(name))]))),
+                },
+            ),
+        ])),
+        connection_details: HashMap::from([("password".to_string(), b"hunter2".to_vec())]),
+        ready: v1::Ready::True as i32,
+    }
+}
+
+fn request(tag: &str) -> v1::RunFunctionRequest {
+    let state = v1::State {
+        composite: Some(resource("XPackages", "platform")),
+        resources: HashMap::from([("bucket".to_string(), resource("Bucket", "b"))]),
+    };
+    v1::RunFunctionRequest {
+        meta: Some(v1::RequestMeta {
+            tag: tag.to_string(),
+            ..Default::default()
+        }),
+        observed: Some(state.clone()),
+        desired: Some(state),
+        ..Default::default()
+    }
+}
+
+/// A request whose encoding is at least `bytes` long.
+fn request_of_size(tag: &str, bytes: usize) -> v1::RunFunctionRequest {
+    let mut request = request(tag);
+    request.input = Some(object(&[("padding", string(&"x".repeat(bytes)))]));
+    request
+}
+
+fn assert_answers(request: &v1::RunFunctionRequest, response: &v1::RunFunctionResponse) {
+    let meta = response.meta.as_ref().expect("response meta");
+    let tag = request.meta.as_ref().map(|m| m.tag.as_str());
+    assert_eq!(Some(meta.tag.as_str()), tag, "tag echoed");
+    let ttl = meta.ttl.as_ref().expect("ttl set");
+    assert!(ttl.seconds > 0 || ttl.nanos > 0, "ttl positive: {ttl:?}");
+    assert_eq!(response.desired, request.desired, "desired untouched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v1_answers_with_tag_ttl_and_desired_untouched() {
+    let harness = Harness::start(4 * MIB).await;
+    let mut client = harness.v1().await;
+    let sent = request("v1-tag");
+    let response = client
+        .run_function(sent.clone())
+        .await
+        .expect("RunFunction")
+        .into_inner();
+    assert_answers(&sent, &response);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v1beta1_answers_like_v1() {
+    let harness = Harness::start(4 * MIB).await;
+    let mut client = v1beta1::function_runner_service_client::FunctionRunnerServiceClient::new(
+        harness.channel().await,
+    );
+    let sent = request("beta-tag");
+    let sent_beta =
+        v1beta1::RunFunctionRequest::decode(sent.encode_to_vec().as_slice()).expect("same wire");
+    let response = client
+        .run_function(sent_beta)
+        .await
+        .expect("RunFunction v1beta1")
+        .into_inner();
+    let response =
+        v1::RunFunctionResponse::decode(response.encode_to_vec().as_slice()).expect("same wire");
+    assert_answers(&sent, &response);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_reports_both_services_serving() {
+    let harness = Harness::start(4 * MIB).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(harness.channel().await);
+    for service in ["", V1_SERVICE, V1BETA1_SERVICE] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reflection_lists_both_services() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let harness = Harness::start(4 * MIB).await;
+    let mut reflection = ServerReflectionClient::new(harness.channel().await);
+    let ask = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::once(ask))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers
+        .message()
+        .await
+        .expect("reflection answer")
+        .expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&V1_SERVICE), "{names:?}");
+    assert!(names.contains(&V1BETA1_SERVICE), "{names:?}");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_large_request_is_resource_exhausted_and_serving_goes_on() {
+    let harness = Harness::start(MIB).await;
+    let mut client = harness.v1().await;
+
+    let allowed = request_of_size("allowed", MIB / 2);
+    let response = client
+        .run_function(allowed.clone())
+        .await
+        .expect("a request under the limit")
+        .into_inner();
+    assert_answers(&allowed, &response);
+
+    let status = client
+        .run_function(request_of_size("too-large", 2 * MIB))
+        .await
+        .expect_err("a request over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    let after = request("after");
+    let response = client
+        .run_function(after.clone())
+        .await
+        .expect("the next call on the same connection")
+        .into_inner();
+    assert_answers(&after, &response);
+    harness.stop().await;
+}
+
+/// Fetches `/metrics` with a bare HTTP/1.0 request.
+async fn scrape(address: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(address).await.expect("connect metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
+        .await
+        .expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.expect("read");
+    assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
+    reply
+}
+
+/// The value of the sample of `metric` carrying all of `labels`.
+fn sample(exposition: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(name, value)| line.contains(&format!("{name}=\"{value}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_calls_by_method_and_code() {
+    let harness = Harness::start(MIB).await;
+    let mut client = harness.v1().await;
+    for tag in ["one", "two"] {
+        client
+            .run_function(request(tag))
+            .await
+            .expect("RunFunction");
+    }
+    let status = client
+        .run_function(request_of_size("too-large", 2 * MIB))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let mut beta = v1beta1::function_runner_service_client::FunctionRunnerServiceClient::new(
+        harness.channel().await,
+    );
+    beta.run_function(v1beta1::RunFunctionRequest::default())
+        .await
+        .expect("RunFunction v1beta1");
+
+    let expected = [
+        (V1_SERVICE, "OK", 2.0),
+        (V1_SERVICE, "ResourceExhausted", 1.0),
+        (V1BETA1_SERVICE, "OK", 1.0),
+    ];
+    // A call is counted when its response body is done with, which can be a
+    // moment after the client has the response.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let exposition = loop {
+        let exposition = scrape(harness.metrics).await;
+        let counted = expected.iter().all(|(service, code, count)| {
+            let labels = [
+                ("grpc_service", *service),
+                ("grpc_method", "RunFunction"),
+                ("grpc_code", *code),
+            ];
+            sample(&exposition, "grpc_server_handled_total", &labels) == Some(*count)
+        });
+        if counted || Instant::now() > deadline {
+            break exposition;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (service, code, count) in expected {
+        let labels = [
+            ("grpc_service", service),
+            ("grpc_method", "RunFunction"),
+            ("grpc_code", code),
+        ];
+        assert_eq!(
+            sample(&exposition, "grpc_server_handled_total", &labels),
+            Some(count),
+            "{service} {code} in\n{exposition}"
+        );
+        assert_eq!(
+            sample(&exposition, "grpc_server_handling_seconds_count", &labels),
+            Some(count),
+            "{service} {code} latency in\n{exposition}"
+        );
+    }
+    let in_flight = [("grpc_service", V1_SERVICE), ("grpc_method", "RunFunction")];
+    assert_eq!(
+        sample(&exposition, "grpc_server_in_flight", &in_flight),
+        Some(0.0),
+        "{exposition}"
+    );
+    harness.stop().await;
+}
+
+#[test]
+fn refuses_to_start_without_certificates_or_insecure() {
+    let output = std::process::Command::new(BINARY)
+        .env_remove("INSECURE")
+        .env_remove("TLS_SERVER_CERTS_DIR")
+        .args([
+            "--address",
+            "127.0.0.1:0",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run the binary");
+    assert!(!output.status.success(), "{:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<_> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {stderr:?}");
+    for way_out in ["--tls-certs-dir", "TLS_SERVER_CERTS_DIR", "--insecure"] {
+        assert!(lines[0].contains(way_out), "{way_out} named in {stderr:?}");
+    }
+}
+
+/// The built binary, serving insecurely on free loopback ports, with its
+/// log lines readable as they come.
+struct Process {
+    child: Child,
+    logs: mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+impl Process {
+    fn spawn() -> Self {
+        let mut child = tokio::process::Command::new(BINARY)
+            .args([
+                "--insecure",
+                "--address",
+                "127.0.0.1:0",
+                "--metrics-address",
+                "127.0.0.1:0",
+            ])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the binary");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (send, logs) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let parsed = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "message": line }));
+                if send.send(parsed).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, logs }
+    }
+
+    /// Waits for the log line whose message is `message`.
+    async fn log(&mut self, message: &str) -> serde_json::Value {
+        let wait = async {
+            while let Some(line) = self.logs.recv().await {
+                if line["message"] == message {
+                    return line;
+                }
+            }
+            panic!("the process ended its log without {message:?}");
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {message:?} log line within 20s"))
+    }
+
+    async fn address(&mut self, message: &str) -> SocketAddr {
+        let line = self.log(message).await;
+        line["address"]
+            .as_str()
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line}"))
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = self.child.id().expect("still running");
+        let pid = Pid::from_raw(i32::try_from(pid).expect("pid fits"));
+        nix::sys::signal::kill(pid, signal).expect("signal the process");
+    }
+}
+
+/// Frames one message the way gRPC does on the wire: uncompressed flag,
+/// big-endian length, message.
+fn grpc_frame(message: &impl Message) -> Vec<u8> {
+    let encoded = message.encode_to_vec();
+    let length = u32::try_from(encoded.len()).expect("small message");
+    let mut frame = vec![0];
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_call_in_flight_then_exits_zero() {
+    let mut process = Process::spawn();
+    let metrics = process.address("serving metrics at /metrics").await;
+    let grpc = process.address("serving RunFunction").await;
+
+    // A raw HTTP/2 stream lets the test hold a call open by not yet sending
+    // the end of its request.
+    let tcp = TcpStream::connect(grpc).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("h2 ready");
+    let call = http::Request::post(format!("http://{grpc}/{V1_SERVICE}/RunFunction"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(call, false).expect("open stream");
+    let sent = request("in-flight");
+    let frame = grpc_frame(&sent);
+    let (head, tail) = frame.split_at(frame.len() / 2);
+    body.send_data(Bytes::copy_from_slice(head), false)
+        .expect("send the first half");
+
+    // The server has the call once it counts it in flight.
+    let in_flight = [("grpc_service", V1_SERVICE), ("grpc_method", "RunFunction")];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sample(&scrape(metrics).await, "grpc_server_in_flight", &in_flight) != Some(1.0) {
+        assert!(Instant::now() < deadline, "the call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    process.signal(Signal::SIGTERM);
+    process
+        .log("shutting down: no new calls, finishing calls in flight")
+        .await;
+    // Draining must wait for the call rather than exit under it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        process
+            .child
+            .try_wait()
+            .expect("poll the process")
+            .is_none(),
+        "exited with a call in flight"
+    );
+
+    body.send_data(Bytes::copy_from_slice(tail), true)
+        .expect("send the second half");
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("response within 10s")
+        .expect("response");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let mut received = response.into_body();
+    let mut payload = Vec::new();
+    while let Some(chunk) = received.data().await {
+        let chunk = chunk.expect("response data");
+        let _ = received.flow_control().release_capacity(chunk.len());
+        payload.extend_from_slice(&chunk);
+    }
+    let trailers = received
+        .trailers()
+        .await
+        .expect("trailers")
+        .expect("trailers present");
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"0"[..]),
+        "{trailers:?}"
+    );
+    assert!(payload.len() > 5, "a framed message: {payload:?}");
+    let answer = v1::RunFunctionResponse::decode(&payload[5..]).expect("a RunFunctionResponse");
+    assert_answers(&sent, &answer);
+
+    let status = tokio::time::timeout(Duration::from_secs(10), process.child.wait())
+        .await
+        .expect("exits within 10s of the last call")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
