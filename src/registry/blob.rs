@@ -1,0 +1,1480 @@
+//! Streaming extraction of a package's meta document from an xpkg layer.
+//!
+//! A [`LayerReader`] is fed the layer blob chunk by chunk, as it arrives from
+//! the network. Every compressed byte is hashed (the digest is checked once the
+//! whole blob has been read); the bytes are gunzipped on the fly, the tar
+//! stream is walked header by header, and `package.yaml` is split into YAML
+//! documents as it streams. Only the first document whose `apiVersion` is
+//! `meta.pkg.crossplane.io/*` is kept and parsed; everything else (megabytes of
+//! CRDs, other files) is skipped without being held. Once that document is
+//! found, decompression stops and the rest of the blob is only hashed.
+//!
+//! A hostile or broken layer ends in a clear error message (the caller turns it
+//! into `Error::InvalidPackage`), never in unbounded memory or a panic. The
+//! bounds are in [`Limits`]; the defaults are the `MAX_*` constants.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use flate2::write::GzDecoder;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use sha2::{Digest, Sha256};
+
+use super::{Dependency, PackageKind, PackageMeta};
+
+/// Largest compressed layer read (and hashed), in bytes.
+pub const MAX_COMPRESSED_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest amount of uncompressed tar data walked before the meta document is
+/// found, in bytes.
+pub const MAX_UNCOMPRESSED_BYTES: u64 = 1024 * 1024 * 1024;
+/// Most tar headers (files, directories, long-name and pax records) walked.
+pub const MAX_TAR_ENTRIES: usize = 10_000;
+/// Largest meta document (the `meta.pkg.crossplane.io` YAML document), in bytes.
+/// Real ones are a few kilobytes.
+pub const MAX_META_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// Deepest nesting of mappings and sequences accepted in the meta document.
+pub const MAX_YAML_DEPTH: usize = 32;
+/// Longest file name taken from a GNU long-name entry or a pax `path` record.
+const MAX_NAME_BYTES: u64 = 4096;
+/// Largest pax extended header read.
+const MAX_PAX_BYTES: u64 = 64 * 1024;
+/// Bytes of a line kept while skipping a document: enough to see `---`.
+const SKIP_LINE_KEEP: usize = 64;
+
+/// The file of an xpkg that holds the package's YAML stream.
+pub const PACKAGE_FILE: &str = "package.yaml";
+/// The apiVersion group of meta documents.
+pub const META_GROUP: &str = "meta.pkg.crossplane.io/";
+
+/// Bounds on what one layer may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_compressed_bytes: u64,
+    pub max_uncompressed_bytes: u64,
+    pub max_tar_entries: usize,
+    pub max_meta_document_bytes: usize,
+    pub max_yaml_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_compressed_bytes: MAX_COMPRESSED_BYTES,
+            max_uncompressed_bytes: MAX_UNCOMPRESSED_BYTES,
+            max_tar_entries: MAX_TAR_ENTRIES,
+            max_meta_document_bytes: MAX_META_DOCUMENT_BYTES,
+            max_yaml_depth: MAX_YAML_DEPTH,
+        }
+    }
+}
+
+/// How a layer is compressed, from its descriptor's media type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    /// A plain tar.
+    None,
+    /// Unknown media type: decide from the first bytes.
+    Sniff,
+}
+
+impl Compression {
+    /// The compression a layer media type announces; `Err` for ones this
+    /// reader cannot read (zstd, foreign layers).
+    pub fn from_media_type(media_type: &str) -> Result<Self, String> {
+        let mt = media_type.trim();
+        if mt.contains("zstd") {
+            return Err(format!("layer media type {mt:?} (zstd) is not supported"));
+        }
+        if mt.ends_with("+gzip") || mt.ends_with(".tar.gzip") {
+            Ok(Compression::Gzip)
+        } else if mt.ends_with(".tar") || mt.ends_with(".rootfs.diff.tar") {
+            Ok(Compression::None)
+        } else {
+            Ok(Compression::Sniff)
+        }
+    }
+}
+
+/// A layer problem, as a message for `Error::InvalidPackage`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(s: String) -> Self {
+        Invalid(s)
+    }
+}
+
+type Res<T> = Result<T, Invalid>;
+
+fn invalid<T>(msg: impl Into<String>) -> Res<T> {
+    Err(Invalid(msg.into()))
+}
+
+/// Reads one layer blob, fed in chunks.
+pub struct LayerReader {
+    expected_hex: String,
+    hasher: Sha256,
+    compressed: u64,
+    limits: Limits,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Waiting for the first bytes to decide gzip or plain tar.
+    Sniff(Vec<u8>, Compression),
+    Gzip(Box<GzDecoder<TarSink>>),
+    Plain(Box<TarSink>),
+    /// Parsing finished (found or not); the rest is only hashed.
+    Done(Option<PackageMeta>),
+}
+
+impl LayerReader {
+    /// A reader for the blob named `digest` (`sha256:<hex>`).
+    pub fn new(digest: &str, compression: Compression, limits: Limits) -> Res<Self> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| Invalid(format!("layer digest {digest:?} is not a sha256 digest")))?;
+        Ok(Self {
+            expected_hex: hex.to_ascii_lowercase(),
+            hasher: Sha256::new(),
+            compressed: 0,
+            limits,
+            stage: Stage::Sniff(Vec::new(), compression),
+        })
+    }
+
+    /// Whether the package content is settled and the rest is only hashed.
+    pub fn parsing_done(&self) -> bool {
+        matches!(self.stage, Stage::Done(_))
+    }
+
+    /// Bytes fed so far.
+    pub fn compressed_bytes(&self) -> u64 {
+        self.compressed
+    }
+
+    /// Feeds the next chunk of the blob.
+    pub fn feed(&mut self, chunk: &[u8]) -> Res<()> {
+        self.compressed += chunk.len() as u64;
+        if self.compressed > self.limits.max_compressed_bytes {
+            return invalid(format!(
+                "layer is larger than {} bytes compressed",
+                self.limits.max_compressed_bytes
+            ));
+        }
+        self.hasher.update(chunk);
+        self.parse(chunk)
+    }
+
+    fn parse(&mut self, chunk: &[u8]) -> Res<()> {
+        if let Stage::Sniff(buf, compression) = &mut self.stage {
+            buf.extend_from_slice(chunk);
+            if buf.len() < 4 {
+                return Ok(());
+            }
+            let buf = std::mem::take(buf);
+            let compression = *compression;
+            self.start(&buf, compression)?;
+            return Ok(());
+        }
+        let next = match &mut self.stage {
+            Stage::Gzip(decoder) => {
+                let written = decoder.write_all(chunk).and_then(|()| decoder.flush());
+                let sink = decoder.get_mut();
+                if let Some(e) = sink.error.take() {
+                    return Err(e);
+                }
+                if sink.settled() {
+                    Some(sink.outcome())
+                } else if let Err(e) = written {
+                    return invalid(format!("layer is not valid gzip: {e}"));
+                } else {
+                    None
+                }
+            }
+            Stage::Plain(sink) => {
+                sink.push(chunk)?;
+                sink.settled().then(|| sink.outcome())
+            }
+            Stage::Sniff(..) | Stage::Done(_) => None,
+        };
+        if let Some(outcome) = next {
+            self.stage = Stage::Done(outcome?);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, head: &[u8], compression: Compression) -> Res<()> {
+        let gzip_magic = head.starts_with(&[0x1f, 0x8b]);
+        let gzip = match compression {
+            Compression::Gzip if !gzip_magic => {
+                return invalid("layer is not valid gzip (media type says gzip, bytes do not)");
+            }
+            Compression::Gzip => true,
+            Compression::None => false,
+            Compression::Sniff => {
+                if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                    return invalid("zstd-compressed layers are not supported");
+                }
+                gzip_magic
+            }
+        };
+        let sink = TarSink::new(self.limits);
+        self.stage = if gzip {
+            Stage::Gzip(Box::new(GzDecoder::new(sink)))
+        } else {
+            Stage::Plain(Box::new(sink))
+        };
+        self.parse(head)
+    }
+
+    /// Ends the blob: checks its digest, then says what was found. `Ok(None)`
+    /// means the layer has no `package.yaml`.
+    pub fn finish(mut self) -> Res<Option<PackageMeta>> {
+        if let Stage::Sniff(buf, compression) = &mut self.stage {
+            let buf = std::mem::take(buf);
+            let compression = *compression;
+            if buf.is_empty() {
+                self.check_digest()?;
+                return invalid("layer is empty");
+            }
+            self.start(&buf, compression)?;
+        }
+        self.check_digest()?;
+        match std::mem::replace(&mut self.stage, Stage::Done(None)) {
+            Stage::Done(found) => Ok(found),
+            Stage::Gzip(mut decoder) => {
+                let finished = decoder.try_finish();
+                let sink = decoder.get_mut();
+                if let Some(e) = sink.error.take() {
+                    return Err(e);
+                }
+                if sink.settled() {
+                    return sink.outcome();
+                }
+                if let Err(e) = finished {
+                    return invalid(format!("layer is not valid gzip: {e}"));
+                }
+                sink.end_of_data()
+            }
+            Stage::Plain(mut sink) => {
+                if sink.settled() {
+                    return sink.outcome();
+                }
+                sink.end_of_data()
+            }
+            Stage::Sniff(..) => unreachable!("sniff stage resolved above"),
+        }
+    }
+
+    fn check_digest(&self) -> Res<()> {
+        let actual = hex(&self.hasher.clone().finalize());
+        if actual != self.expected_hex {
+            return invalid(format!(
+                "layer content does not match its digest: expected sha256:{}, got sha256:{actual} \
+                 ({} bytes read)",
+                self.expected_hex, self.compressed
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Extracts the meta document from a whole blob held in memory (tests,
+/// small layers).
+pub fn extract(
+    blob: &[u8],
+    digest: &str,
+    compression: Compression,
+    limits: Limits,
+) -> Res<Option<PackageMeta>> {
+    let mut reader = LayerReader::new(digest, compression, limits)?;
+    for chunk in blob.chunks(8192) {
+        reader.feed(chunk)?;
+    }
+    reader.finish()
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+/// `sha256:<hex>` of bytes.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(&Sha256::digest(bytes)))
+}
+
+// ---------------------------------------------------------------------------
+// tar
+
+enum Data {
+    Skip,
+    LongName(Vec<u8>),
+    Pax(Vec<u8>),
+    Package,
+}
+
+enum TarState {
+    Header,
+    Data {
+        kind: Data,
+        remaining: u64,
+        pad: u64,
+    },
+    /// End-of-archive block seen.
+    End,
+}
+
+/// The receiving end of the decompressor: walks tar headers and hands
+/// `package.yaml` to the YAML scanner.
+struct TarSink {
+    limits: Limits,
+    uncompressed: u64,
+    entries: usize,
+    header: Vec<u8>,
+    state: TarState,
+    next_name: Option<String>,
+    next_size: Option<u64>,
+    scanner: Option<MetaScanner>,
+    /// The scanner's final answer once package.yaml is read.
+    result: Option<Res<Option<PackageMeta>>>,
+    /// An error raised while writing (the decompressor only sees io errors).
+    error: Option<Invalid>,
+}
+
+impl Write for TarSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.settled() {
+            return Ok(buf.len());
+        }
+        match self.push(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                self.error = Some(e);
+                Err(io::Error::other("layer rejected"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TarSink {
+    fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            uncompressed: 0,
+            entries: 0,
+            header: Vec::with_capacity(512),
+            state: TarState::Header,
+            next_name: None,
+            next_size: None,
+            scanner: None,
+            result: None,
+            error: None,
+        }
+    }
+
+    /// package.yaml was read (whatever it held), or the archive ended.
+    fn settled(&self) -> bool {
+        self.result.is_some() || matches!(self.state, TarState::End)
+    }
+
+    fn outcome(&mut self) -> Res<Option<PackageMeta>> {
+        self.result.take().unwrap_or(Ok(None))
+    }
+
+    /// The data ran out before the archive said it ended.
+    fn end_of_data(&mut self) -> Res<Option<PackageMeta>> {
+        match &self.state {
+            TarState::Header if self.header.is_empty() => Ok(None),
+            TarState::End => Ok(None),
+            _ => invalid("layer tar archive is truncated"),
+        }
+    }
+
+    fn push(&mut self, mut buf: &[u8]) -> Res<()> {
+        self.uncompressed += buf.len() as u64;
+        if self.uncompressed > self.limits.max_uncompressed_bytes {
+            return invalid(format!(
+                "layer is larger than {} bytes uncompressed before its meta document",
+                self.limits.max_uncompressed_bytes
+            ));
+        }
+        while !buf.is_empty() && !self.settled() {
+            match &mut self.state {
+                TarState::End => break,
+                TarState::Header => {
+                    let take = (512 - self.header.len()).min(buf.len());
+                    self.header.extend_from_slice(&buf[..take]);
+                    buf = &buf[take..];
+                    if self.header.len() == 512 {
+                        let header = std::mem::take(&mut self.header);
+                        self.on_header(&header)?;
+                    }
+                }
+                TarState::Data {
+                    kind,
+                    remaining,
+                    pad,
+                } => {
+                    if *remaining > 0 {
+                        let take = (*remaining).min(buf.len() as u64) as usize;
+                        let (data, rest) = buf.split_at(take);
+                        buf = rest;
+                        *remaining -= take as u64;
+                        match kind {
+                            Data::Skip => {}
+                            Data::LongName(v) | Data::Pax(v) => v.extend_from_slice(data),
+                            Data::Package => {
+                                let scanner = self.scanner.as_mut().expect("scanner set");
+                                if let Some(found) = scanner.push(data)? {
+                                    self.result = Some(Ok(Some(found)));
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        if *remaining > 0 {
+                            continue;
+                        }
+                        self.end_of_entry_data()?;
+                        continue;
+                    }
+                    let take = (*pad).min(buf.len() as u64);
+                    buf = &buf[take as usize..];
+                    *pad -= take;
+                    if *pad == 0 {
+                        self.state = TarState::Header;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Called when an entry's data (not its padding) has been read.
+    fn end_of_entry_data(&mut self) -> Res<()> {
+        let TarState::Data { kind, .. } = &mut self.state else {
+            return Ok(());
+        };
+        match std::mem::replace(kind, Data::Skip) {
+            Data::Skip => {}
+            Data::LongName(v) => {
+                let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+                self.next_name = Some(String::from_utf8_lossy(&v[..end]).into_owned());
+            }
+            Data::Pax(v) => self.on_pax(&v)?,
+            Data::Package => {
+                let scanner = self.scanner.take().expect("scanner set");
+                self.result = Some(scanner.finish().map(Some));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_header(&mut self, h: &[u8]) -> Res<()> {
+        if h.iter().all(|&b| b == 0) {
+            // Two zero blocks end an archive; one is enough to stop looking.
+            self.state = TarState::End;
+            return Ok(());
+        }
+        self.entries += 1;
+        if self.entries > self.limits.max_tar_entries {
+            return invalid(format!(
+                "layer tar archive has more than {} entries",
+                self.limits.max_tar_entries
+            ));
+        }
+        let stored = octal(&h[148..156]).ok_or_else(|| {
+            Invalid("layer is not a tar archive (bad header checksum field)".into())
+        })?;
+        let sum: u64 = h
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    b as u64
+                }
+            })
+            .sum();
+        if sum != stored {
+            return invalid(format!(
+                "layer is not a tar archive (header checksum mismatch after {} entries)",
+                self.entries - 1
+            ));
+        }
+        let size = match self.next_size.take() {
+            Some(size) => size,
+            None => octal(&h[124..136])
+                .ok_or_else(|| Invalid("tar header has a bad size field".into()))?,
+        };
+        let typeflag = h[156];
+        let name = match self.next_name.take() {
+            Some(name) => name,
+            None => header_name(h),
+        };
+        let pad = (512 - size % 512) % 512;
+        let kind = match typeflag {
+            b'L' => {
+                if size > MAX_NAME_BYTES {
+                    return invalid(format!(
+                        "tar long name is longer than {MAX_NAME_BYTES} bytes"
+                    ));
+                }
+                Data::LongName(Vec::with_capacity(size as usize))
+            }
+            b'x' => {
+                if size > MAX_PAX_BYTES {
+                    return invalid(format!(
+                        "tar pax header is larger than {MAX_PAX_BYTES} bytes"
+                    ));
+                }
+                Data::Pax(Vec::with_capacity(size as usize))
+            }
+            b'0' | 0 | b'7' if base_name(&name) == PACKAGE_FILE => {
+                self.scanner = Some(MetaScanner::new(self.limits));
+                Data::Package
+            }
+            _ => Data::Skip,
+        };
+        self.state = TarState::Data {
+            kind,
+            remaining: size,
+            pad,
+        };
+        if size == 0 {
+            self.end_of_entry_data()?;
+            if let TarState::Data { pad, .. } = self.state
+                && pad == 0
+            {
+                self.state = TarState::Header;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_pax(&mut self, mut v: &[u8]) -> Res<()> {
+        // Records are "<len> <key>=<value>\n", len counting the whole record.
+        while !v.is_empty() {
+            let space = v
+                .iter()
+                .position(|&b| b == b' ')
+                .ok_or_else(|| Invalid("bad tar pax record".into()))?;
+            let len: usize = std::str::from_utf8(&v[..space])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&l| l > space && l <= v.len())
+                .ok_or_else(|| Invalid("bad tar pax record length".into()))?;
+            let record = &v[space + 1..len];
+            let record = record.strip_suffix(b"\n").unwrap_or(record);
+            if let Some(eq) = record.iter().position(|&b| b == b'=') {
+                let (key, value) = (&record[..eq], &record[eq + 1..]);
+                match key {
+                    b"path" => {
+                        if value.len() as u64 > MAX_NAME_BYTES {
+                            return invalid("tar pax path is too long");
+                        }
+                        self.next_name = Some(String::from_utf8_lossy(value).into_owned());
+                    }
+                    b"size" => {
+                        let size = std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or_else(|| Invalid("bad tar pax size".into()))?;
+                        self.next_size = Some(size);
+                    }
+                    _ => {}
+                }
+            }
+            v = &v[len..];
+        }
+        Ok(())
+    }
+}
+
+fn cstr(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+fn header_name(h: &[u8]) -> String {
+    let name = cstr(&h[0..100]);
+    let ustar = &h[257..262] == b"ustar";
+    let prefix = if ustar { cstr(&h[345..500]) } else { &[] };
+    if prefix.is_empty() {
+        String::from_utf8_lossy(name).into_owned()
+    } else {
+        format!(
+            "{}/{}",
+            String::from_utf8_lossy(prefix),
+            String::from_utf8_lossy(name)
+        )
+    }
+}
+
+fn base_name(name: &str) -> &str {
+    let trimmed = name.trim_end_matches('/');
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
+}
+
+/// A tar numeric field: octal text, or base-256 when the high bit is set.
+fn octal(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut n: u64 = (field[0] & 0x7f) as u64;
+        for &b in &field[1..] {
+            n = n.checked_mul(256)?.checked_add(b as u64)?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+// ---------------------------------------------------------------------------
+// YAML stream
+
+#[derive(PartialEq, Eq)]
+enum DocState {
+    /// No top-level `apiVersion:` line seen yet: collect (bounded).
+    Unknown,
+    /// The document is a meta document: collect it all (bounded).
+    Meta,
+    /// Some other document: skip to the next separator.
+    Other,
+}
+
+/// Splits package.yaml into documents as it streams and parses the first meta
+/// document.
+struct MetaScanner {
+    limits: Limits,
+    line: Vec<u8>,
+    line_len: usize,
+    doc: Vec<u8>,
+    state: DocState,
+    skipped_unknown: usize,
+    documents: usize,
+}
+
+impl MetaScanner {
+    fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            line: Vec::new(),
+            line_len: 0,
+            doc: Vec::new(),
+            state: DocState::Unknown,
+            skipped_unknown: 0,
+            documents: 0,
+        }
+    }
+
+    fn line_keep(&self) -> usize {
+        match self.state {
+            DocState::Other => SKIP_LINE_KEEP,
+            _ => self.limits.max_meta_document_bytes + 1,
+        }
+    }
+
+    /// Feeds file bytes; `Some` once the meta document is found.
+    fn push(&mut self, mut data: &[u8]) -> Res<Option<PackageMeta>> {
+        while !data.is_empty() {
+            let (part, complete) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) => (&data[..i], true),
+                None => (data, false),
+            };
+            data = if complete {
+                &data[part.len() + 1..]
+            } else {
+                &[]
+            };
+            let keep = self
+                .line_keep()
+                .saturating_sub(self.line.len())
+                .min(part.len());
+            self.line.extend_from_slice(&part[..keep]);
+            self.line_len += part.len();
+            if complete {
+                let line = std::mem::take(&mut self.line);
+                let len = std::mem::replace(&mut self.line_len, 0);
+                if let Some(found) = self.on_line(&line, len)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// End of package.yaml.
+    fn finish(mut self) -> Res<PackageMeta> {
+        if self.line_len > 0 {
+            let line = std::mem::take(&mut self.line);
+            let len = self.line_len;
+            if let Some(found) = self.on_line(&line, len)? {
+                return Ok(found);
+            }
+        }
+        if let Some(found) = self.end_document()? {
+            return Ok(found);
+        }
+        let mut msg = format!(
+            "{PACKAGE_FILE} has no {META_GROUP}* document ({} documents read)",
+            self.documents
+        );
+        if self.skipped_unknown > 0 {
+            msg.push_str(&format!(
+                "; {} document(s) without a leading apiVersion line were larger than {} bytes and skipped",
+                self.skipped_unknown, self.limits.max_meta_document_bytes
+            ));
+        }
+        invalid(msg)
+    }
+
+    fn on_line(&mut self, line: &[u8], len: usize) -> Res<Option<PackageMeta>> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = marker(line, b"---") {
+            let found = self.end_document()?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            if !rest.is_empty() {
+                return self.doc_line(rest, rest.len());
+            }
+            return Ok(None);
+        }
+        if marker(line, b"...").is_some() {
+            let found = self.end_document()?;
+            // Content after "..." would be a comment; the next document
+            // starts on the next line.
+            return Ok(found);
+        }
+        self.doc_line(line, len)
+    }
+
+    fn doc_line(&mut self, line: &[u8], len: usize) -> Res<Option<PackageMeta>> {
+        if self.state == DocState::Other {
+            return Ok(None);
+        }
+        if self.state == DocState::Unknown
+            && let Some(value) = line.strip_prefix(b"apiVersion:")
+        {
+            let value = String::from_utf8_lossy(value);
+            let value = value.split(" #").next().unwrap_or("").trim();
+            let value = value.trim_matches(|c| c == '"' || c == '\'');
+            if value.starts_with(META_GROUP) {
+                self.state = DocState::Meta;
+            } else {
+                self.state = DocState::Other;
+                self.doc = Vec::new();
+                return Ok(None);
+            }
+        }
+        if self.doc.len() + len + 1 > self.limits.max_meta_document_bytes {
+            if self.state == DocState::Meta {
+                return invalid(format!(
+                    "the {META_GROUP}* document of {PACKAGE_FILE} is larger than {} bytes",
+                    self.limits.max_meta_document_bytes
+                ));
+            }
+            self.skipped_unknown += 1;
+            self.state = DocState::Other;
+            self.doc = Vec::new();
+            return Ok(None);
+        }
+        self.doc.extend_from_slice(line);
+        self.doc.push(b'\n');
+        Ok(None)
+    }
+
+    /// A document ended: parse it if it may be the meta document.
+    fn end_document(&mut self) -> Res<Option<PackageMeta>> {
+        let doc = std::mem::take(&mut self.doc);
+        let state = std::mem::replace(&mut self.state, DocState::Unknown);
+        let blank = doc.split(|&b| b == b'\n').all(|l| {
+            l.iter().all(u8::is_ascii_whitespace) || l.trim_ascii_start().starts_with(b"#")
+        });
+        if state != DocState::Other && blank {
+            return Ok(None);
+        }
+        self.documents += 1;
+        match state {
+            DocState::Other => Ok(None),
+            DocState::Meta => parse_meta(&doc, self.limits.max_yaml_depth).map(Some),
+            DocState::Unknown => {
+                // No block-style apiVersion line: flow style, JSON, or not a
+                // Kubernetes object at all. Look closer.
+                let Ok(text) = std::str::from_utf8(&doc) else {
+                    return Ok(None);
+                };
+                if check_depth(text, self.limits.max_yaml_depth).is_err() {
+                    return Ok(None);
+                }
+                #[derive(Deserialize)]
+                struct Head {
+                    #[serde(rename = "apiVersion")]
+                    api_version: Option<String>,
+                }
+                match serde_norway::from_str::<Head>(text) {
+                    Ok(Head {
+                        api_version: Some(v),
+                    }) if v.starts_with(META_GROUP) => {
+                        parse_meta(&doc, self.limits.max_yaml_depth).map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// When `line` is the document marker `m` (alone or followed by blanks and
+/// content), the rest of the line.
+fn marker<'a>(line: &'a [u8], m: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(m)?;
+    match rest.first() {
+        None => Some(rest),
+        Some(b' ' | b'\t') => Some(rest.trim_ascii()),
+        Some(_) => None,
+    }
+}
+
+#[derive(Deserialize)]
+struct MetaDocument {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    metadata: Option<MetaObject>,
+    #[serde(default)]
+    spec: Option<MetaSpec>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaObject {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaSpec {
+    #[serde(default, rename = "dependsOn")]
+    depends_on: Option<Vec<RawDependency>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDependency {
+    #[serde(default, deserialize_with = "scalar")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    package: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    version: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    provider: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    configuration: Option<String>,
+    #[serde(default, deserialize_with = "scalar")]
+    function: Option<String>,
+}
+
+/// A scalar (string, number or bool) as text; `null` as `None`.
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(V)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses a meta document into what the resolver needs.
+fn parse_meta(doc: &[u8], max_depth: usize) -> Res<PackageMeta> {
+    let text = std::str::from_utf8(doc).map_err(|_| {
+        Invalid(format!(
+            "the {META_GROUP}* document of {PACKAGE_FILE} is not UTF-8"
+        ))
+    })?;
+    check_depth(text, max_depth)?;
+    let meta: MetaDocument = serde_norway::from_str(text)
+        .map_err(|e| Invalid(format!("the {META_GROUP}* document of {PACKAGE_FILE}: {e}")))?;
+    if !meta.api_version.starts_with(META_GROUP) {
+        return invalid(format!("unexpected meta apiVersion {:?}", meta.api_version));
+    }
+    let mut depends_on = Vec::new();
+    for (i, raw) in meta
+        .spec
+        .unwrap_or_default()
+        .depends_on
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        depends_on.push(dependency(i, raw)?);
+    }
+    Ok(PackageMeta {
+        kind: meta.kind.parse().ok(),
+        name: meta.metadata.unwrap_or_default().name.unwrap_or_default(),
+        depends_on,
+    })
+}
+
+fn dependency(i: usize, raw: RawDependency) -> Res<Dependency> {
+    let version = raw.version.unwrap_or_default();
+    if let Some(package) = raw.package.filter(|p| !p.is_empty()) {
+        let kind = raw.kind.ok_or_else(|| {
+            Invalid(format!(
+                "spec.dependsOn[{i}] ({package}) has a package but no kind"
+            ))
+        })?;
+        let kind: PackageKind = kind
+            .parse()
+            .map_err(|e: String| Invalid(format!("spec.dependsOn[{i}] ({package}): {e}")))?;
+        return Ok(Dependency {
+            package,
+            kind,
+            version,
+        });
+    }
+    let older = [
+        (raw.provider, PackageKind::Provider),
+        (raw.configuration, PackageKind::Configuration),
+        (raw.function, PackageKind::Function),
+    ];
+    for (package, kind) in older {
+        if let Some(package) = package.filter(|p| !p.is_empty()) {
+            return Ok(Dependency {
+                package,
+                kind,
+                version,
+            });
+        }
+    }
+    invalid(format!(
+        "spec.dependsOn[{i}] names no package (expected package and kind, or provider, \
+         configuration or function)"
+    ))
+}
+
+/// Rejects YAML nested deeper than `max` mappings/sequences.
+fn check_depth(text: &str, max: usize) -> Res<()> {
+    let de = serde_norway::Deserializer::from_str(text);
+    Depth(max).deserialize(de).map_err(|e| {
+        Invalid(format!(
+            "the {META_GROUP}* document of {PACKAGE_FILE} is not acceptable YAML: {e}"
+        ))
+    })
+}
+
+/// Walks any value, failing when nested deeper than the number it holds.
+struct Depth(usize);
+
+impl Depth {
+    fn deeper<E: de::Error>(&self) -> Result<Depth, E> {
+        self.0
+            .checked_sub(1)
+            .map(Depth)
+            .ok_or_else(|| E::custom("nested too deeply"))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Depth {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Depth {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.deeper()?;
+        while seq.next_element_seed(Depth(inner.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.deeper()?;
+        while map.next_key_seed(Depth(inner.0))?.is_some() {
+            map.next_value_seed(Depth(inner.0))?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        use de::VariantAccess;
+        let inner = self.deeper()?;
+        let (_, variant): (IgnoredAny, _) = data.variant()?;
+        variant.newtype_variant_seed(inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression as Level;
+    use flate2::write::GzEncoder;
+
+    /// A ustar header for a regular file (or another type).
+    fn header(name: &str, size: u64, typeflag: u8) -> [u8; 512] {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = typeflag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| b as u64).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, body) in files {
+            let name_bytes = name.as_bytes();
+            if name_bytes.len() > 99 {
+                out.extend_from_slice(&header("././@LongLink", name_bytes.len() as u64 + 1, b'L'));
+                out.extend_from_slice(name_bytes);
+                out.push(0);
+                pad(&mut out);
+                out.extend_from_slice(&header("truncated", body.len() as u64, b'0'));
+            } else {
+                out.extend_from_slice(&header(name, body.len() as u64, b'0'));
+            }
+            out.extend_from_slice(body);
+            pad(&mut out);
+        }
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+
+    fn pad(out: &mut Vec<u8>) {
+        while !out.len().is_multiple_of(512) {
+            out.push(0);
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Level::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, String) {
+        let blob = gzip(&tar(files));
+        let digest = sha256_digest(&blob);
+        (blob, digest)
+    }
+
+    fn read(blob: &[u8], digest: &str) -> Res<Option<PackageMeta>> {
+        extract(blob, digest, Compression::Gzip, Limits::default())
+    }
+
+    const META: &str = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Configuration\nmetadata:\n  name: platform\nspec:\n  dependsOn:\n  - apiVersion: pkg.crossplane.io/v1\n    kind: Provider\n    package: xpkg.upbound.io/upbound/provider-aws-s3\n    version: '>=v1.0.0'\n  - function: xpkg.upbound.io/crossplane-contrib/function-patch-and-transform\n    version: v0.8.0\n  - provider: xpkg.upbound.io/upbound/provider-family-aws\n  - configuration: example.com/base\n    version: \">=1.2\"\n";
+
+    fn crd(i: usize) -> String {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things{i}.example.org\nspec:\n  group: example.org\n  description: {}\n",
+            (0..16)
+                .map(|j| hex(&Sha256::digest(format!("{i}/{j}").as_bytes())))
+                .collect::<String>()
+        )
+    }
+
+    fn expected() -> PackageMeta {
+        PackageMeta {
+            kind: Some(PackageKind::Configuration),
+            name: "platform".into(),
+            depends_on: vec![
+                Dependency {
+                    package: "xpkg.upbound.io/upbound/provider-aws-s3".into(),
+                    kind: PackageKind::Provider,
+                    version: ">=v1.0.0".into(),
+                },
+                Dependency {
+                    package: "xpkg.upbound.io/crossplane-contrib/function-patch-and-transform"
+                        .into(),
+                    kind: PackageKind::Function,
+                    version: "v0.8.0".into(),
+                },
+                Dependency {
+                    package: "xpkg.upbound.io/upbound/provider-family-aws".into(),
+                    kind: PackageKind::Provider,
+                    version: String::new(),
+                },
+                Dependency {
+                    package: "example.com/base".into(),
+                    kind: PackageKind::Configuration,
+                    version: ">=1.2".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn meta_document_first_with_both_depends_on_forms() {
+        let mut yaml = format!("---\n{META}");
+        for i in 0..50 {
+            yaml.push_str(&format!("---\n{}", crd(i)));
+        }
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        assert_eq!(read(&blob, &digest).unwrap(), Some(expected()));
+    }
+
+    #[test]
+    fn meta_document_after_other_documents_and_files() {
+        let mut yaml = String::from("# leading comment\n");
+        for i in 0..20 {
+            yaml.push_str(&format!("{}---\n", crd(i)));
+        }
+        yaml.push_str(META);
+        yaml.push_str("...\n---\n");
+        yaml.push_str(&crd(99));
+        let long_dir = "d".repeat(120);
+        let other = format!("{long_dir}/notes.txt");
+        let (blob, digest) = layer(&[
+            ("README.md", b"hello"),
+            (other.as_str(), b"not it"),
+            ("./package.yaml", yaml.as_bytes()),
+        ]);
+        assert_eq!(read(&blob, &digest).unwrap(), Some(expected()));
+    }
+
+    #[test]
+    fn flow_style_meta_document_and_plain_tar() {
+        let yaml = "{\"apiVersion\": \"meta.pkg.crossplane.io/v1\", \"kind\": \"Provider\", \"metadata\": {\"name\": \"p\"}}\n";
+        let blob = tar(&[("package.yaml", yaml.as_bytes())]);
+        let digest = sha256_digest(&blob);
+        let meta = extract(&blob, &digest, Compression::None, Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.kind, Some(PackageKind::Provider));
+        assert_eq!(meta.name, "p");
+        // Sniffing sees it is not gzip.
+        let meta = extract(&blob, &digest, Compression::Sniff, Limits::default()).unwrap();
+        assert!(meta.is_some());
+    }
+
+    #[test]
+    fn long_names_via_gnu_and_pax() {
+        let yaml = META.as_bytes();
+        let long = format!("{}/package.yaml", "p".repeat(150));
+        let (blob, digest) = layer(&[(long.as_str(), yaml)]);
+        assert_eq!(read(&blob, &digest).unwrap(), Some(expected()));
+
+        let mut t = Vec::new();
+        let record = format!("path={}/package.yaml\n", "q".repeat(200));
+        let record = format!("{} {record}", record.len() + 4);
+        t.extend_from_slice(&header("PaxHeaders/x", record.len() as u64, b'x'));
+        t.extend_from_slice(record.as_bytes());
+        pad(&mut t);
+        t.extend_from_slice(&header("short-name", yaml.len() as u64, b'0'));
+        t.extend_from_slice(yaml);
+        pad(&mut t);
+        t.extend_from_slice(&[0u8; 1024]);
+        let blob = gzip(&t);
+        assert_eq!(
+            read(&blob, &sha256_digest(&blob)).unwrap(),
+            Some(expected())
+        );
+    }
+
+    #[test]
+    fn stops_decompressing_once_found_but_still_checks_the_digest() {
+        let mut yaml = META.to_string();
+        for i in 0..2000 {
+            yaml.push_str(&format!("---\n{}", crd(i)));
+        }
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        let mut reader = LayerReader::new(&digest, Compression::Gzip, Limits::default()).unwrap();
+        let mut done_at = None;
+        for chunk in blob.chunks(4096) {
+            reader.feed(chunk).unwrap();
+            if reader.parsing_done() && done_at.is_none() {
+                done_at = Some(reader.compressed_bytes());
+            }
+        }
+        assert!(
+            done_at.unwrap() < blob.len() as u64 / 4,
+            "{done_at:?} of {}",
+            blob.len()
+        );
+        assert_eq!(reader.finish().unwrap(), Some(expected()));
+    }
+
+    #[test]
+    fn digest_mismatch() {
+        let (blob, _) = layer(&[("package.yaml", META.as_bytes())]);
+        let wrong = sha256_digest(b"something else");
+        let e = read(&blob, &wrong).unwrap_err();
+        assert!(e.0.contains("does not match its digest"), "{e}");
+        let e = LayerReader::new("md5:abc", Compression::Gzip, Limits::default())
+            .err()
+            .unwrap();
+        assert!(e.0.contains("not a sha256 digest"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_gzip() {
+        let (mut blob, _) = layer(&[("package.yaml", META.as_bytes())]);
+        for b in blob.iter_mut().skip(20).take(40) {
+            *b ^= 0x5a;
+        }
+        let e = read(&blob, &sha256_digest(&blob)).unwrap_err();
+        assert!(e.0.contains("gzip") || e.0.contains("tar"), "{e}");
+
+        let plain = tar(&[("package.yaml", META.as_bytes())]);
+        let e = read(&plain, &sha256_digest(&plain)).unwrap_err();
+        assert!(e.0.contains("not valid gzip"), "{e}");
+
+        let (blob, _) = layer(&[("package.yaml", META.as_bytes())]);
+        let cut = &blob[..blob.len() / 2];
+        let e = read(cut, &sha256_digest(cut)).unwrap_err();
+        assert!(e.0.contains("gzip") || e.0.contains("truncated"), "{e}");
+
+        let garbage = vec![7u8; 2000];
+        let e = extract(
+            &garbage,
+            &sha256_digest(&garbage),
+            Compression::None,
+            Limits::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("not a tar archive"), "{e}");
+    }
+
+    #[test]
+    fn oversized_layers() {
+        let mut yaml = String::new();
+        for i in 0..200 {
+            yaml.push_str(&format!("---\n{}", crd(i)));
+        }
+        yaml.push_str("---\n");
+        yaml.push_str(META);
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        let small = Limits {
+            max_compressed_bytes: 1024,
+            ..Limits::default()
+        };
+        let e = extract(&blob, &digest, Compression::Gzip, small).unwrap_err();
+        assert!(e.0.contains("compressed"), "{e}");
+        let small = Limits {
+            max_uncompressed_bytes: 64 * 1024,
+            ..Limits::default()
+        };
+        let e = extract(&blob, &digest, Compression::Gzip, small).unwrap_err();
+        assert!(e.0.contains("uncompressed"), "{e}");
+
+        // A huge meta document (megabytes of comments inside it) is refused.
+        let mut big = META.to_string();
+        for _ in 0..2000 {
+            big.push_str(&format!("# {}\n", "#".repeat(1000)));
+        }
+        let (blob, digest) = layer(&[("package.yaml", big.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(e.0.contains("larger than 1048576 bytes"), "{e}");
+
+        // So is a single endless line.
+        let line = format!(
+            "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nx: {}\n",
+            "y".repeat(2 << 20)
+        );
+        let (blob, digest) = layer(&[("package.yaml", line.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(e.0.contains("larger than"), "{e}");
+    }
+
+    #[test]
+    fn too_many_entries() {
+        let names: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+        let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        files.push(("package.yaml", META.as_bytes()));
+        let (blob, digest) = layer(&files);
+        let small = Limits {
+            max_tar_entries: 10,
+            ..Limits::default()
+        };
+        let e = extract(&blob, &digest, Compression::Gzip, small).unwrap_err();
+        assert!(e.0.contains("more than 10 entries"), "{e}");
+        assert!(read(&blob, &digest).unwrap().is_some());
+    }
+
+    #[test]
+    fn deep_yaml() {
+        let mut nested = String::from(
+            "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: deep\nx: ",
+        );
+        nested.push_str(&"[".repeat(100));
+        nested.push_str(&"]".repeat(100));
+        nested.push('\n');
+        let (blob, digest) = layer(&[("package.yaml", nested.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(
+            e.0.contains("nested too deeply") || e.0.contains("recursion"),
+            "{e}"
+        );
+
+        let mut block =
+            String::from("apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nspec:\n");
+        for d in 1..60 {
+            block.push_str(&format!("{}k{d}:\n", "  ".repeat(d)));
+        }
+        let (blob, digest) = layer(&[("package.yaml", block.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(e.0.contains("nested too deeply"), "{e}");
+
+        // Alias expansion bombs are refused by the YAML parser.
+        let bomb = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\na: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+        let (blob, digest) = layer(&[("package.yaml", bomb.as_bytes())]);
+        assert!(read(&blob, &digest).is_err());
+    }
+
+    #[test]
+    fn missing_package_yaml_or_meta_document() {
+        let (blob, digest) = layer(&[("other.yaml", META.as_bytes())]);
+        assert_eq!(read(&blob, &digest).unwrap(), None);
+
+        let yaml = format!("{}---\n{}", crd(1), crd(2));
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(
+            e.0.contains("has no meta.pkg.crossplane.io/* document (2 documents read)"),
+            "{e}"
+        );
+
+        let e = read(&[], &sha256_digest(&[])).unwrap_err();
+        assert!(e.0.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn bad_dependencies_are_named() {
+        let yaml = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Configuration\nmetadata:\n  name: c\nspec:\n  dependsOn:\n  - provider: a/b\n  - version: v1\n";
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(e.0.contains("spec.dependsOn[1] names no package"), "{e}");
+
+        let yaml = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Configuration\nspec:\n  dependsOn:\n  - package: a/b\n    kind: Widget\n";
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        let e = read(&blob, &digest).unwrap_err();
+        assert!(
+            e.0.contains("spec.dependsOn[0] (a/b): unknown package kind"),
+            "{e}"
+        );
+
+        // Numbers are versions too; a missing dependsOn is no dependency.
+        let yaml = "apiVersion: meta.pkg.crossplane.io/v1beta1\nkind: Function\nmetadata:\n  name: f\nspec:\n  dependsOn:\n  - provider: a/b\n    version: 1.5\n";
+        let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+        let meta = read(&blob, &digest).unwrap().unwrap();
+        assert_eq!(meta.kind, Some(PackageKind::Function));
+        assert_eq!(meta.depends_on[0].version, "1.5");
+    }
+
+    #[test]
+    fn compression_from_media_type() {
+        use Compression::*;
+        let cases = [
+            ("application/vnd.oci.image.layer.v1.tar+gzip", Gzip),
+            ("application/vnd.docker.image.rootfs.diff.tar.gzip", Gzip),
+            ("application/vnd.oci.image.layer.v1.tar", None),
+            ("application/octet-stream", Sniff),
+        ];
+        for (mt, c) in cases {
+            assert_eq!(Compression::from_media_type(mt).unwrap(), c, "{mt}");
+        }
+        assert!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd").is_err()
+        );
+    }
+}
