@@ -1,30 +1,174 @@
-//! The story of one RunFunction call.
+//! The story of one RunFunction call: read what is asked, resolve it against
+//! the registry, compose it, hold back what is not yet installable, report.
 
-use crate::proto::v1::{ResponseMeta, RunFunctionRequest, RunFunctionResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::compose;
+use crate::error::{Error, Result};
+use crate::gating;
+use crate::graph::Graph;
+use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
+use crate::registry::Connector;
+use crate::registry::connector::EcrConnector;
+use crate::registry::credentials::AwsCredentials;
+use crate::resolve::Resolver;
+use crate::sdk::{Request, Response};
+use crate::spec::{Input, Settings, XrSpec};
+use crate::status::{Previous, Report};
+
+/// Crossplane gives a reconcile two minutes; resolution gets a quarter of
+/// that so a slow registry still leaves time to apply what we return.
+pub const RESOLVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Until the input is read, responses are cached this long.
+const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
 /// Runs the composition. One instance serves every call for the life of the
-/// process, so it owns the caches that make warm reconciles free.
-#[derive(Default)]
-pub struct Function {}
+/// process, so it owns the registry clients and caches that make warm
+/// reconciles free.
+pub struct Function {
+    connector: Arc<dyn Connector>,
+    deadline: Duration,
+}
+
+impl Default for Function {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Function {
+    /// A function that reads AWS ECR.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_connector(Arc::new(EcrConnector::new()))
+    }
+
+    pub fn with_connector(connector: Arc<dyn Connector>) -> Self {
+        Self {
+            connector,
+            deadline: RESOLVE_DEADLINE,
+        }
+    }
+
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Composes one request into its response. Never panics and never fails:
     /// every problem becomes a result on the response.
     pub async fn compose(&self, request: RunFunctionRequest) -> RunFunctionResponse {
-        RunFunctionResponse {
-            meta: Some(ResponseMeta {
-                tag: request.meta.map(|m| m.tag).unwrap_or_default(),
-                ttl: Some(prost_types::Duration {
-                    seconds: 60,
-                    nanos: 0,
-                }),
-            }),
-            desired: request.desired,
-            ..Default::default()
+        let request = Request::new(request);
+        let mut response = Response::to(request.proto());
+        response.set_ttl(DEFAULT_TTL);
+        if let Err(error) = self.reconcile(&request, &mut response).await {
+            tracing::warn!(%error, "composition failed");
+            response.fatal(error.to_string());
         }
+        response.finish()
     }
+
+    async fn reconcile(&self, request: &Request, response: &mut Response) -> Result<()> {
+        // What the user (XR) and the platform team (input) ask for.
+        let composite = request.observed_composite()?;
+        let input: Input = request.input()?;
+        let spec = XrSpec::from_composite(&composite)?;
+        let settings = Settings::new(xr_name(&composite), &spec, &input)?;
+        response.set_ttl(settings.ttl);
+        let previous = Previous::read(&composite);
+        let observed = request.observed_resources();
+
+        // The truth from the registry; if it cannot be had right now, the
+        // last resolved set from the XR's status, so nothing is dropped.
+        let (graph, failure) = match self.resolve(request, &settings, &spec).await {
+            Ok(graph) => (graph, None),
+            Err(error) if can_wait_out(&error) => {
+                tracing::warn!(%error, "registry unreadable; composing the last resolved set");
+                (
+                    previous.graph(&settings, &spec).unwrap_or_default(),
+                    Some(error),
+                )
+            }
+            Err(error) => return Err(error),
+        };
+
+        // Compose everything, then admit only what may exist yet.
+        let plan = if graph.is_empty() {
+            Vec::new()
+        } else {
+            compose::plan(&settings, &graph)?
+        };
+        let admission = gating::admit(
+            &plan,
+            &observed,
+            &previous.dependencies(),
+            failure.is_some(),
+        );
+        let mut all_ready = admission.waiting.is_empty();
+        for (name, object, ready) in admission.desired.iter().cloned() {
+            all_ready &= ready;
+            response.set_desired_resource(&name, object, ready);
+        }
+        if !all_ready || failure.is_some() {
+            // Crossplane would otherwise call the XR ready as soon as what is
+            // composed so far is ready, while packages still wait their turn.
+            response.set_composite_ready(false);
+        }
+
+        Report {
+            settings: &settings,
+            graph: &graph,
+            observed: &observed,
+            waiting: &admission.waiting,
+            previous: &previous,
+            failure: failure.as_ref(),
+        }
+        .write(response)
+    }
+
+    async fn resolve(
+        &self,
+        request: &Request,
+        settings: &Settings,
+        spec: &XrSpec,
+    ) -> Result<Graph> {
+        let credentials = request
+            .credentials(&settings.credentials_name)
+            .map(AwsCredentials::from_credential_data)
+            .transpose()?;
+        let work = async {
+            let registry = self
+                .connector
+                .connect(
+                    &settings.registry,
+                    credentials.as_ref(),
+                    settings.tag_cache_ttl,
+                )
+                .await?;
+            Resolver::new(settings, spec, registry.as_ref())
+                .resolve()
+                .await
+        };
+        tokio::time::timeout(self.deadline, work)
+            .await
+            .map_err(|_| Error::DeadlineExceeded {
+                seconds: self.deadline.as_secs(),
+            })?
+    }
+}
+
+/// Failures that a later call may not see: composing the last resolved set
+/// and retrying beats a Fatal that would stall every package.
+fn can_wait_out(error: &Error) -> bool {
+    error.is_transient() || matches!(error, Error::InvalidPackage { .. })
+}
+
+fn xr_name(composite: &Json) -> &str {
+    composite
+        .pointer("/metadata/name")
+        .and_then(Json::as_str)
+        .unwrap_or("xr")
 }

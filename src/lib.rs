@@ -3,8 +3,10 @@
 
 pub mod aws;
 pub mod cli;
+pub mod compose;
 pub mod error;
 pub mod function;
+pub mod gating;
 pub mod graph;
 pub mod proto;
 pub mod registry;
@@ -12,6 +14,7 @@ pub mod resolve;
 pub mod sdk;
 pub mod server;
 pub mod spec;
+pub mod status;
 pub mod telemetry;
 pub mod version;
 

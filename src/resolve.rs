@@ -89,32 +89,33 @@ impl<'a> Resolver<'a> {
         let mut edges: HashMap<String, Vec<Edge>> = HashMap::new();
         for _ in 0..MAX_ROUNDS {
             let wanted = self.wanted(&selected, &edges)?;
-            let picks: BTreeMap<String, Selection> = stream::iter(wanted.iter())
+            // Owned items: futures borrowing from the iterator would not be
+            // Send across the gRPC handler's await points.
+            let owned: Vec<(String, Wanted)> =
+                wanted.iter().map(|(r, w)| (r.clone(), w.clone())).collect();
+            let picks: BTreeMap<String, Selection> = stream::iter(owned)
                 .map(|(repository, w)| async move {
-                    self.select(repository, w)
-                        .await
-                        .map(|s| (repository.clone(), s))
+                    let selection = self.select(&repository, &w).await?;
+                    Ok::<_, Error>((repository, selection))
                 })
                 .buffer_unordered(CONCURRENCY)
                 .try_collect()
                 .await?;
-            let unread: BTreeMap<&String, &Selection> = picks
+            let unread: Vec<(String, PackageKind, Selection)> = picks
                 .iter()
                 .filter(|(_, s)| {
                     self.settings.resolve_dependencies && !edges.contains_key(&s.digest)
                 })
+                .map(|(r, s)| (r.clone(), wanted[r].kind, s.clone()))
                 .collect();
             let read: Vec<(String, Vec<Edge>)> = stream::iter(unread)
-                .map(|(repository, selection)| {
-                    let kind = wanted[repository].kind;
-                    async move {
-                        let meta = self
-                            .registry
-                            .package_meta(repository, &selection.digest)
-                            .await?;
-                        let edges = self.edges(repository, kind, selection, &meta)?;
-                        Ok::<_, Error>((selection.digest.clone(), edges))
-                    }
+                .map(|(repository, kind, selection)| async move {
+                    let meta = self
+                        .registry
+                        .package_meta(&repository, &selection.digest)
+                        .await?;
+                    let edges = self.edges(&repository, kind, &selection, &meta)?;
+                    Ok::<_, Error>((selection.digest, edges))
                 })
                 .buffer_unordered(CONCURRENCY)
                 .try_collect()

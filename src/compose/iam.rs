@@ -1,0 +1,203 @@
+//! Pull access: an IAM role Crossplane's package manager assumes, a policy
+//! that lets it read exactly the resolved repositories, and the attachments
+//! that bind the policy to that role and to the nodes' roles (the kubelet
+//! pulls the providers' runtime images).
+
+use serde_json::{Value as Json, json};
+
+use super::packages::into_map;
+use super::{Planned, Readiness};
+use crate::graph::{Graph, dns_label};
+use crate::spec::Settings;
+use crate::spec::input::ManagedResources;
+use crate::spec::settings::{IamSettings, Trust};
+
+pub const PREFIX: &str = "iam-";
+pub const ROLE: &str = "iam-role";
+pub const POLICY: &str = "iam-policy";
+pub const ATTACHMENT: &str = "iam-attachment";
+
+/// What the package manager does when it pulls: token, then manifests and
+/// layers, and the listing that tag resolution needs.
+pub const PULL_ACTIONS: [&str; 5] = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:ListImages",
+];
+
+pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
+    let Some(iam) = &settings.iam else {
+        return Vec::new();
+    };
+    let object_name = kubernetes_name(&iam.role_name);
+    let mut planned = vec![
+        managed(
+            iam,
+            ROLE,
+            "Role",
+            &object_name,
+            Some(&iam.role_name),
+            json!({
+                "assumeRolePolicy": trust_policy(settings, iam).to_string(),
+                "description": "Lets Crossplane pull its packages from ECR (composed by function-ecr-packages)",
+            }),
+        ),
+        managed(
+            iam,
+            POLICY,
+            "Policy",
+            &object_name,
+            Some(&iam.role_name),
+            json!({
+                "policy": pull_policy(settings, graph).to_string(),
+                "description": "Pull access to the Crossplane package repositories in ECR",
+            }),
+        ),
+        managed(
+            iam,
+            ATTACHMENT,
+            "RolePolicyAttachment",
+            &object_name,
+            None,
+            json!({
+                "roleRef": {"name": object_name},
+                "policyArnRef": {"name": object_name},
+            }),
+        ),
+    ];
+    for node_role in &iam.node_role_names {
+        let label = dns_label(&node_role.to_ascii_lowercase());
+        planned.push(managed(
+            iam,
+            &format!("{ATTACHMENT}-node-{label}"),
+            "RolePolicyAttachment",
+            &format!("{object_name}-node-{label}"),
+            None,
+            json!({
+                "role": node_role,
+                "policyArnRef": {"name": object_name},
+            }),
+        ));
+    }
+    planned
+}
+
+fn managed(
+    iam: &IamSettings,
+    resource_name: &str,
+    kind: &str,
+    object_name: &str,
+    external_name: Option<&str>,
+    for_provider: Json,
+) -> Planned {
+    let (api_version, provider_config_ref) = match iam.managed_resources {
+        ManagedResources::Cluster => (
+            "iam.aws.upbound.io/v1beta1",
+            json!({"name": iam.provider_config_name}),
+        ),
+        ManagedResources::Namespaced => (
+            "iam.aws.m.upbound.io/v1beta1",
+            json!({"kind": "ClusterProviderConfig", "name": iam.provider_config_name}),
+        ),
+    };
+    let mut metadata = json!({"name": object_name});
+    if iam.managed_resources == ManagedResources::Namespaced {
+        metadata["namespace"] = json!(iam.namespace);
+    }
+    if let Some(external) = external_name {
+        // The AWS name stays exactly what the user asked for even where it is
+        // not a valid Kubernetes name.
+        metadata["annotations"] = json!({"crossplane.io/external-name": external});
+    }
+    Planned {
+        name: resource_name.to_string(),
+        object: into_map(json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": metadata,
+            "spec": {"forProvider": for_provider, "providerConfigRef": provider_config_ref},
+        })),
+        readiness: Readiness::ReadyCondition,
+        needs: Vec::new(),
+    }
+}
+
+/// Who may assume the role: Crossplane's service accounts through the
+/// cluster's OIDC provider (IRSA), or any pod through EKS Pod Identity (the
+/// association that binds the service account is made with the cluster).
+pub fn trust_policy(settings: &Settings, iam: &IamSettings) -> Json {
+    let statement = match &iam.trust {
+        Trust::Irsa { oidc_provider } => {
+            // A full ARN names the provider's own account (clusters and
+            // registries often live in different accounts); a bare issuer is
+            // taken to be in the registry's account.
+            let (arn, issuer) = match oidc_provider.split_once(":oidc-provider/") {
+                Some((_, issuer)) if oidc_provider.starts_with("arn:") => {
+                    (oidc_provider.clone(), issuer.to_string())
+                }
+                _ => (
+                    format!(
+                        "arn:{}:iam::{}:oidc-provider/{oidc_provider}",
+                        settings.registry.partition(),
+                        settings.registry.account_id
+                    ),
+                    oidc_provider.clone(),
+                ),
+            };
+            let subjects: Vec<String> = iam
+                .service_accounts
+                .iter()
+                .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
+                .collect();
+            json!({
+                "Effect": "Allow",
+                "Principal": {"Federated": arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    format!("{issuer}:sub"): subjects,
+                    format!("{issuer}:aud"): "sts.amazonaws.com",
+                }},
+            })
+        }
+        Trust::PodIdentity => json!({
+            "Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+        }),
+    };
+    json!({"Version": "2012-10-17", "Statement": [statement]})
+}
+
+/// The token is account-wide (`*`); everything else is limited to the
+/// resolved repositories.
+pub fn pull_policy(settings: &Settings, graph: &Graph) -> Json {
+    let repositories: Vec<String> = graph
+        .nodes
+        .keys()
+        .map(|repository| settings.registry.repository_arn(repository))
+        .collect();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AuthorizationToken", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+            {"Sid": "PullPackages", "Effect": "Allow", "Action": PULL_ACTIONS, "Resource": repositories},
+        ]
+    })
+}
+
+/// IAM names allow `+=,.@_` and capitals; Kubernetes names do not.
+fn kubernetes_name(role_name: &str) -> String {
+    let mapped: String = role_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    mapped.trim_matches(|c| c == '-' || c == '.').to_string()
+}

@@ -1,0 +1,67 @@
+//! Composers: turn the settings and the resolved install graph into the
+//! Kubernetes objects Crossplane should create, each with what it waits for.
+
+pub mod iam;
+pub mod packages;
+
+use serde_json::{Map, Value as Json};
+
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::spec::Settings;
+
+/// How to tell from an observed object that it is ready for its dependents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Existing is enough (an ImageConfig has no status to wait for).
+    Exists,
+    /// A managed resource: condition `Ready=True`.
+    ReadyCondition,
+    /// A package: conditions `Installed=True` and `Healthy=True`.
+    InstalledAndHealthy,
+}
+
+/// One object the function wants to exist, keyed by its composition
+/// resource name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    pub name: String,
+    pub object: Map<String, Json>,
+    pub readiness: Readiness,
+    /// Composition resource names that must be observed ready first.
+    pub needs: Vec<String>,
+}
+
+/// Prefixes of the composition resource names this function owns. Anything
+/// else in observed state belongs to another pipeline step.
+pub const OWNED_PREFIXES: [&str; 3] = [
+    iam::PREFIX,
+    packages::IMAGE_CONFIG_PREFIX,
+    packages::PACKAGE_PREFIX,
+];
+
+pub fn is_owned(resource_name: &str) -> bool {
+    OWNED_PREFIXES.iter().any(|p| resource_name.starts_with(p))
+}
+
+/// Everything to compose, IAM first, then mirrors, then packages in
+/// install order.
+pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    let iam = iam::compose(settings, graph);
+    let gates: Vec<String> = iam
+        .iter()
+        .filter(|p| {
+            p.readiness == Readiness::ReadyCondition
+                && p.object.get("kind").and_then(Json::as_str) == Some("RolePolicyAttachment")
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    planned.extend(iam);
+    let mirrors = packages::compose_image_configs(settings, graph);
+    let mut needs = gates;
+    needs.extend(mirrors.iter().map(|m| m.name.clone()));
+    planned.extend(mirrors);
+    planned.extend(packages::compose_packages(settings, graph, &needs)?);
+    Ok(planned)
+}
