@@ -3,7 +3,11 @@
 
 use std::{fs, future::Future, path::Path, sync::Arc};
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls::{
+    crypto::aws_lc_rs,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    sign::CertifiedKey,
+};
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
@@ -50,14 +54,17 @@ impl Security {
         let (key_path, key) = read("tls.key")?;
         let (ca_path, ca) = read("ca.crt")?;
 
-        require_certificates(&cert_path, &cert)?;
-        require_certificates(&ca_path, &ca)?;
+        let chain = certificates(&cert_path, &cert)?;
+        certificates(&ca_path, &ca)?;
         // Accepts PKCS#1 (`RSA PRIVATE KEY`, what Crossplane writes), PKCS#8
-        // and SEC1, and proves aws-lc can sign with it.
+        // and SEC1, and proves aws-lc can sign with the key for this chain.
         let parsed = PrivateKeyDer::from_pem_slice(&key)
             .map_err(|e| Error::Server(format!("reading the private key in {key_path}: {e}")))?;
-        rustls::crypto::aws_lc_rs::sign::any_supported_type(&parsed)
-            .map_err(|e| Error::Server(format!("unusable private key in {key_path}: {e}")))?;
+        CertifiedKey::from_der(chain, parsed, &aws_lc_rs::default_provider()).map_err(|e| {
+            Error::Server(format!(
+                "the private key in {key_path} cannot serve the certificate in {cert_path}: {e}"
+            ))
+        })?;
 
         Ok(Self::MutualTls(
             ServerTlsConfig::new()
@@ -68,14 +75,14 @@ impl Security {
     }
 }
 
-fn require_certificates(path: &str, pem: &[u8]) -> Result<()> {
-    let mut certificates = CertificateDer::pem_slice_iter(pem).peekable();
-    match certificates.peek() {
-        None => Err(Error::Server(format!("no PEM certificate in {path}"))),
-        Some(_) => certificates
-            .try_for_each(|certificate| certificate.map(drop))
-            .map_err(|e| Error::Server(format!("reading the certificates in {path}: {e}"))),
+fn certificates(path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Server(format!("reading the certificates in {path}: {e}")))?;
+    if chain.is_empty() {
+        return Err(Error::Server(format!("no PEM certificate in {path}")));
     }
+    Ok(chain)
 }
 
 /// Everything the server needs besides its listener and the function.
@@ -153,7 +160,7 @@ pub async fn serve(
             // Other dependencies may enable other rustls providers; without
             // a process default rustls would refuse to pick one. An error
             // only means a default is already installed.
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let _ = aws_lc_rs::default_provider().install_default();
             server = server
                 .tls_config(tls)
                 .map_err(|e| Error::Server(format!("configuring TLS: {}", error_chain(&e))))?;
