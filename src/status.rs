@@ -198,106 +198,6 @@ pub fn describe_not_ready(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sdk::request::decode;
-    use crate::spec::Input;
-    use serde_json::json;
-
-    fn settings(strategy: &str) -> (Settings, XrSpec) {
-        let spec: XrSpec = decode(json!({
-            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
-            "packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "runtimeConfigName": "rc"}],
-            "strategy": strategy
-        }))
-        .expect("spec");
-        (
-            Settings::new("demo", &spec, &Input::default()).expect("settings"),
-            spec,
-        )
-    }
-
-    fn remembered(package: &str) -> Json {
-        json!({"status": {
-            "packages": [
-                {"name": "upbound-provider-family-aws", "kind": "Provider", "repository": "upbound/provider-family-aws", "version": "v2.2.0", "digest": "sha256:aa", "package": package, "dependsOn": [], "ready": true},
-                {"name": "upbound-provider-aws-s3", "kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "digest": "sha256:bb", "package": "ignored", "dependsOn": ["upbound-provider-family-aws"], "ready": false}
-            ],
-            "conditions": [{"type": "Resolved", "status": "True", "reason": "Resolved", "message": "m"}]
-        }})
-    }
-
-    #[test]
-    fn status_round_trips_into_a_graph() {
-        for (strategy, package) in [
-            (
-                "Rewrite",
-                "xpkg.upbound.io/upbound/provider-family-aws:v2.2.0",
-            ),
-            (
-                "Skip",
-                "123456789012.dkr.ecr.eu-west-2.amazonaws.com/upbound/provider-family-aws:v2.2.0",
-            ),
-            (
-                "Rewrite",
-                "xpkg.upbound.io/upbound/provider-family-aws@sha256:aa",
-            ),
-        ] {
-            let (settings, spec) = settings(strategy);
-            let previous = Previous::read(&remembered(package));
-            assert_eq!(
-                previous.condition("Resolved").map(|c| c.1.as_str()),
-                Some("Resolved")
-            );
-            let graph = previous.graph(&settings, &spec).expect("graph");
-            let family = graph.get("upbound/provider-family-aws").expect("family");
-            assert_eq!(
-                family.upstream, "xpkg.upbound.io/upbound/provider-family-aws",
-                "{package}"
-            );
-            let s3 = graph.get("upbound/provider-aws-s3").expect("s3");
-            assert_eq!(
-                s3.depends_on.iter().collect::<Vec<_>>(),
-                ["upbound/provider-family-aws"]
-            );
-            assert_eq!(s3.runtime_config_name.as_deref(), Some("rc"));
-            assert_eq!(
-                previous.dependencies()["package-upbound-provider-aws-s3"],
-                vec!["package-upbound-provider-family-aws".to_string()]
-            );
-        }
-    }
-
-    #[test]
-    fn foreign_status_is_no_memory() {
-        for composite in [
-            json!({}),
-            json!({"status": {"packages": "x"}}),
-            json!({"status": {"packages": [{"name": 1}]}}),
-        ] {
-            assert_eq!(Previous::read(&composite).packages, vec![]);
-        }
-    }
-
-    #[test]
-    fn not_ready_descriptions_say_what_is_missing() {
-        let object = json!({"status": {"conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "False", "reason": "UnhealthyPackageRevision"}]}});
-        assert_eq!(
-            describe_not_ready("p", Some(&object), None),
-            "p (Installed=True, Healthy=False (UnhealthyPackageRevision))"
-        );
-        assert_eq!(
-            describe_not_ready("p", None, Some(&["iam-attachment".to_string()])),
-            "p (waiting for iam-attachment)"
-        );
-        assert_eq!(
-            describe_not_ready("p", Some(&json!({})), None),
-            "p (Installed unknown, Healthy unknown)"
-        );
-    }
-}
-
 /// Writes `status.packages`, the `Resolved` and `PackagesHealthy`
 /// conditions, and an event only when something changed since the status
 /// the XR already shows (Crossplane turns every result into an event).
@@ -438,5 +338,105 @@ fn failure_reason(error: &Error) -> &'static str {
         Error::Credentials(_) => "NoCredentials",
         Error::InvalidPackage { .. } => "InvalidPackage",
         _ => "RegistryUnavailable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::request::decode;
+    use crate::spec::Input;
+    use serde_json::json;
+
+    fn settings(strategy: &str) -> (Settings, XrSpec) {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "runtimeConfigName": "rc"}],
+            "strategy": strategy
+        }))
+        .expect("spec");
+        (
+            Settings::new("demo", &spec, &Input::default()).expect("settings"),
+            spec,
+        )
+    }
+
+    fn remembered(package: &str) -> Json {
+        json!({"status": {
+            "packages": [
+                {"name": "upbound-provider-family-aws", "kind": "Provider", "repository": "upbound/provider-family-aws", "version": "v2.2.0", "digest": "sha256:aa", "package": package, "dependsOn": [], "ready": true},
+                {"name": "upbound-provider-aws-s3", "kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "digest": "sha256:bb", "package": "ignored", "dependsOn": ["upbound-provider-family-aws"], "ready": false}
+            ],
+            "conditions": [{"type": "Resolved", "status": "True", "reason": "Resolved", "message": "m"}]
+        }})
+    }
+
+    #[test]
+    fn status_round_trips_into_a_graph() {
+        for (strategy, package) in [
+            (
+                "Rewrite",
+                "xpkg.upbound.io/upbound/provider-family-aws:v2.2.0",
+            ),
+            (
+                "Skip",
+                "123456789012.dkr.ecr.eu-west-2.amazonaws.com/upbound/provider-family-aws:v2.2.0",
+            ),
+            (
+                "Rewrite",
+                "xpkg.upbound.io/upbound/provider-family-aws@sha256:aa",
+            ),
+        ] {
+            let (settings, spec) = settings(strategy);
+            let previous = Previous::read(&remembered(package));
+            assert_eq!(
+                previous.condition("Resolved").map(|c| c.1.as_str()),
+                Some("Resolved")
+            );
+            let graph = previous.graph(&settings, &spec).expect("graph");
+            let family = graph.get("upbound/provider-family-aws").expect("family");
+            assert_eq!(
+                family.upstream, "xpkg.upbound.io/upbound/provider-family-aws",
+                "{package}"
+            );
+            let s3 = graph.get("upbound/provider-aws-s3").expect("s3");
+            assert_eq!(
+                s3.depends_on.iter().collect::<Vec<_>>(),
+                ["upbound/provider-family-aws"]
+            );
+            assert_eq!(s3.runtime_config_name.as_deref(), Some("rc"));
+            assert_eq!(
+                previous.dependencies()["package-upbound-provider-aws-s3"],
+                vec!["package-upbound-provider-family-aws".to_string()]
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_status_is_no_memory() {
+        for composite in [
+            json!({}),
+            json!({"status": {"packages": "x"}}),
+            json!({"status": {"packages": [{"name": 1}]}}),
+        ] {
+            assert_eq!(Previous::read(&composite).packages, vec![]);
+        }
+    }
+
+    #[test]
+    fn not_ready_descriptions_say_what_is_missing() {
+        let object = json!({"status": {"conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "False", "reason": "UnhealthyPackageRevision"}]}});
+        assert_eq!(
+            describe_not_ready("p", Some(&object), None),
+            "p (Installed=True, Healthy=False (UnhealthyPackageRevision))"
+        );
+        assert_eq!(
+            describe_not_ready("p", None, Some(&["iam-attachment".to_string()])),
+            "p (waiting for iam-attachment)"
+        );
+        assert_eq!(
+            describe_not_ready("p", Some(&json!({})), None),
+            "p (Installed unknown, Healthy unknown)"
+        );
     }
 }

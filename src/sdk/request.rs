@@ -89,10 +89,8 @@ impl Request {
         self.inner
             .credentials
             .get(name)
-            .and_then(|c| match &c.source {
-                Some(Source::CredentialData(data)) => Some(&data.data),
-                None => None,
-            })
+            .and_then(|c| c.source.as_ref())
+            .map(|Source::CredentialData(data)| &data.data)
     }
 }
 

@@ -243,7 +243,8 @@ mod tests {
 
     #[test]
     fn bad_specs_name_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Json)>, &str, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Json)>;
+        let cases: Vec<(Mutation, &str, &str)> = vec![
             (
                 Box::new(|s| s["registry"]["accountId"] = json!("12345")),
                 "spec.registry.accountId",
