@@ -14,7 +14,7 @@
 //!
 //! Secrets never appear in `Debug` output or in error messages.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use sha2::{Digest, Sha256};
@@ -67,7 +67,7 @@ impl AwsCredentials {
     }
 
     /// Reads a Crossplane credentials entry (`CredentialData.data`).
-    pub fn from_credential_data(data: &HashMap<String, Vec<u8>>) -> Result<Self> {
+    pub fn from_credential_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Self> {
         if data.contains_key(ACCESS_KEY_ID) || data.contains_key(SECRET_ACCESS_KEY) {
             let get = |key: &str| -> Result<Option<String>> {
                 match data.get(key) {
@@ -196,7 +196,7 @@ fn empty(key: &str, place: &str) -> Error {
 mod tests {
     use super::*;
 
-    fn data(pairs: &[(&str, &str)]) -> HashMap<String, Vec<u8>> {
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))

@@ -1,6 +1,6 @@
 //! Read access to a RunFunctionRequest as JSON.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -85,7 +85,7 @@ impl Request {
     }
 
     /// The credentials the pipeline step passed under `name`, if any.
-    pub fn credentials(&self, name: &str) -> Option<&HashMap<String, Vec<u8>>> {
+    pub fn credentials(&self, name: &str) -> Option<&BTreeMap<String, Vec<u8>>> {
         self.inner
             .credentials
             .get(name)

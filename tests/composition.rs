@@ -1,0 +1,468 @@
+//! The composition engine end to end, against an in-memory registry and a
+//! simulated cluster: waves, exact objects, idempotence, no-drop under
+//! failures, removal order, CRD validity.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::sync::Arc;
+
+use cluster::{Cluster, Schemas};
+use function_ecr_packages::function::Function;
+use function_ecr_packages::proto::v1::Severity;
+use function_ecr_packages::registry::connector::MemoryConnector;
+use function_ecr_packages::registry::memory::MemoryRegistry;
+use function_ecr_packages::registry::{Dependency, PackageKind, PackageMeta};
+use prost::Message;
+use serde_json::{Value as Json, json};
+
+const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
+const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
+
+fn meta(kind: PackageKind, deps: &[(&str, PackageKind, &str)]) -> PackageMeta {
+    PackageMeta {
+        kind: Some(kind),
+        name: String::new(),
+        depends_on: deps
+            .iter()
+            .map(|(package, kind, version)| Dependency {
+                package: package.to_string(),
+                kind: *kind,
+                version: version.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The blog case's packages, with the family in three tags.
+fn registry() -> Arc<MemoryRegistry> {
+    let registry = MemoryRegistry::new();
+    for tag in ["v2.1.0", "v2.2.0", "v2.3.0-rc.1"] {
+        registry.push(
+            "upbound/provider-family-aws",
+            tag,
+            meta(PackageKind::Provider, &[]),
+        );
+    }
+    for tag in ["v2.1.0", "v2.2.0"] {
+        registry.push(
+            "upbound/provider-aws-s3",
+            tag,
+            meta(
+                PackageKind::Provider,
+                &[(FAMILY, PackageKind::Provider, ">= 0.0.0")],
+            ),
+        );
+    }
+    registry.push(
+        "crossplane-contrib/function-patch-and-transform",
+        "v0.8.2",
+        meta(PackageKind::Function, &[]),
+    );
+    Arc::new(registry)
+}
+
+fn xr(extra: Json) -> Json {
+    let mut spec = json!({
+        "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+        "packages": [
+            {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">=v2.0.0"},
+            {"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}
+        ],
+        "iam": {"oidcProvider": "oidc.eks.eu-west-2.amazonaws.com/id/ABC", "nodeRoleNames": ["eks-nodes"]}
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    json!({"apiVersion": "platform.example.org/v1alpha1", "kind": "XEcrPackages", "metadata": {"name": "blog"}, "spec": spec})
+}
+
+fn cluster(registry: &Arc<MemoryRegistry>, xr: Json, input: Json) -> Cluster {
+    let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
+    Cluster::new(function, xr, input)
+}
+
+fn names(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn rewrite_installs_in_waves_and_turns_ready() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    let rounds = cluster.settle(12).await;
+    let created: Vec<Vec<&str>> = rounds
+        .iter()
+        .map(|r| names(&r.created))
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        created,
+        vec![
+            vec![
+                "iam-attachment",
+                "iam-attachment-node-eks-nodes",
+                "iam-policy",
+                "iam-role",
+                "image-config-xpkg-upbound-io"
+            ],
+            vec![
+                "package-crossplane-contrib-function-patch-and-transform",
+                "package-upbound-provider-family-aws"
+            ],
+            vec!["package-upbound-provider-aws-s3"],
+        ],
+        "waves: IAM and mirror, then roots, then dependents"
+    );
+    let last = rounds.last().expect("rounds");
+    assert!(
+        last.xr_ready(),
+        "the XR turns ready once everything is installed and healthy"
+    );
+    assert!(
+        rounds[..rounds.len() - 1].iter().all(|r| !r.xr_ready()),
+        "and not before"
+    );
+    for round in &rounds {
+        assert!(
+            round.results(Severity::Fatal).is_empty(),
+            "{:?}",
+            round.results(Severity::Fatal)
+        );
+        assert!(round.deleted.is_empty());
+    }
+
+    let desired = last.desired();
+    assert_eq!(
+        desired["package-upbound-provider-family-aws"],
+        json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+               "metadata": {"name": "upbound-provider-family-aws"},
+               "spec": {"package": "xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"}})
+    );
+    assert_eq!(
+        desired["package-upbound-provider-aws-s3"]["spec"],
+        json!({"package": "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0"})
+    );
+    assert_eq!(
+        desired["package-crossplane-contrib-function-patch-and-transform"]["kind"],
+        json!("Function")
+    );
+    assert_eq!(
+        desired["image-config-xpkg-upbound-io"],
+        json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "ImageConfig",
+               "metadata": {"name": "ecr-mirror-xpkg-upbound-io"},
+               "spec": {"matchImages": [{"type": "Prefix", "prefix": "xpkg.upbound.io/"}],
+                        "rewriteImage": {"prefix": format!("{HOST}/")}}})
+    );
+
+    let status = &cluster.xr["status"];
+    let packages: Vec<(&str, &str, bool)> = status["packages"]
+        .as_array()
+        .expect("status.packages")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default(),
+                p["version"].as_str().unwrap_or_default(),
+                p["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        packages,
+        vec![
+            (
+                "crossplane-contrib-function-patch-and-transform",
+                "v0.8.2",
+                true
+            ),
+            ("upbound-provider-family-aws", "v2.2.0", true),
+            ("upbound-provider-aws-s3", "v2.2.0", true),
+        ]
+    );
+    assert_eq!(
+        status["packages"][2]["dependsOn"],
+        json!(["upbound-provider-family-aws"])
+    );
+    assert_eq!(
+        status["packages"][2]["package"],
+        json!("xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0")
+    );
+    assert!(
+        status["packages"][2]["digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:"))
+    );
+    assert_eq!(
+        last.condition("Resolved").map(|c| c.1),
+        Some("Resolved".to_string())
+    );
+    assert_eq!(
+        last.condition("PackagesHealthy").map(|c| (c.0, c.1)),
+        Some((2, "Healthy".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_xr_gets_a_byte_identical_answer_and_no_events() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    cluster.settle(12).await;
+    let first = cluster.function.compose(cluster.request()).await;
+    let calls = registry.calls();
+    let second = cluster.function.compose(cluster.request()).await;
+    assert!(
+        first.encode_to_vec() == second.encode_to_vec(),
+        "same input, different bytes:\n{first:?}\n{second:?}"
+    );
+    assert!(
+        second.results.is_empty(),
+        "no event on an unchanged reconcile: {:?}",
+        second.results
+    );
+    assert_eq!(
+        registry.calls(),
+        calls,
+        "a warm cache answers an unchanged XR without registry calls"
+    );
+}
+
+#[tokio::test]
+async fn events_only_when_something_changes() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    let rounds = cluster.settle(12).await;
+    let normal: Vec<usize> = rounds
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.results(Severity::Normal).is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(normal, vec![0], "one Resolved event, on the first round");
+}
+
+#[tokio::test]
+async fn packages_wait_for_unhealthy_dependencies() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    cluster
+        .broken
+        .insert("upbound-provider-family-aws".to_string());
+    let rounds = cluster.settle(10).await;
+    let last = rounds.last().expect("rounds");
+    assert!(
+        !cluster
+            .observed
+            .contains_key("package-upbound-provider-aws-s3"),
+        "s3 waits for a healthy family"
+    );
+    assert!(!last.xr_ready());
+    let (status, reason, message) = last.condition("PackagesHealthy").expect("condition");
+    assert_eq!((status, reason.as_str()), (3, "Unhealthy"));
+    assert!(message.contains("upbound-provider-family-aws (Installed=True (ActivePackageRevision), Healthy=False (UnhealthyPackageRevision))"), "{message}");
+    assert!(
+        message
+            .contains("upbound-provider-aws-s3 (waiting for package-upbound-provider-family-aws)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn skip_points_at_ecr_and_composes_every_dependency() {
+    let registry = registry();
+    let mut cluster = cluster(
+        &registry,
+        xr(json!({"strategy": "Skip"})),
+        json!({"pinDigests": true}),
+    );
+    let rounds = cluster.settle(12).await;
+    let last = rounds.last().expect("rounds");
+    assert!(last.xr_ready());
+    let desired = last.desired();
+    assert!(
+        !desired.keys().any(|k| k.starts_with("image-config-")),
+        "Skip needs no ImageConfig"
+    );
+    let family = &desired["package-upbound-provider-family-aws"]["spec"];
+    let digest = cluster.xr["status"]["packages"][1]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    assert_eq!(
+        family["package"],
+        json!(format!("{HOST}/upbound/provider-family-aws@{digest}"))
+    );
+    assert_eq!(family["skipDependencyResolution"], json!(true));
+}
+
+#[tokio::test]
+async fn nothing_is_dropped_while_the_registry_is_down() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({"tagCacheTTL": "0s"}));
+    cluster.settle(12).await;
+    let before = cluster.observed.clone();
+
+    registry.set_down(true);
+    let down = cluster.reconcile().await;
+    assert_eq!(
+        down.desired().keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "nothing dropped"
+    );
+    assert!(down.deleted.is_empty());
+    assert_eq!(down.results(Severity::Warning).len(), 1, "one warning");
+    assert!(down.results(Severity::Fatal).is_empty());
+    let (status, reason, message) = down.condition("Resolved").expect("Resolved");
+    assert_eq!((status, reason.as_str()), (3, "RegistryUnavailable"));
+    assert!(
+        message.contains("keeping the last resolved set of 3 packages"),
+        "{message}"
+    );
+    assert_eq!(
+        down.desired()["package-upbound-provider-aws-s3"]["spec"]["package"],
+        json!("xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0"),
+        "recomposed from status.packages"
+    );
+
+    let still_down = cluster.reconcile().await;
+    assert!(
+        still_down.results(Severity::Warning).is_empty(),
+        "the same warning is not repeated"
+    );
+    assert_eq!(still_down.desired().len(), before.len());
+
+    registry.set_down(false);
+    let back = cluster.reconcile().await;
+    assert_eq!(back.condition("Resolved").map(|c| c.0), Some(2));
+    assert_eq!(back.desired().len(), before.len());
+}
+
+#[tokio::test]
+async fn nothing_is_dropped_when_the_first_resolve_fails() {
+    let registry = registry();
+    registry.set_down(true);
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    cluster.observed.insert(
+        "package-upbound-provider-family-aws".to_string(),
+        json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider", "metadata": {"name": "upbound-provider-family-aws", "uid": "1"}, "spec": {"package": "xpkg.upbound.io/upbound/provider-family-aws:v2.1.0"}}),
+    );
+    let round = cluster.reconcile().await;
+    assert_eq!(
+        round.desired()["package-upbound-provider-family-aws"],
+        json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider", "metadata": {"name": "upbound-provider-family-aws"}, "spec": {"package": "xpkg.upbound.io/upbound/provider-family-aws:v2.1.0"}})
+    );
+    assert!(!round.xr_ready());
+}
+
+#[tokio::test]
+async fn removed_packages_leave_dependents_first() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    cluster.settle(12).await;
+    cluster.xr["spec"]["packages"] = json!([{"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]);
+    let first = cluster.reconcile().await;
+    assert_eq!(
+        names(&first.deleted),
+        ["package-upbound-provider-aws-s3"],
+        "the dependent goes first"
+    );
+    let second = cluster.reconcile().await;
+    assert_eq!(
+        names(&second.deleted),
+        ["package-upbound-provider-family-aws"],
+        "then what it depended on"
+    );
+    let third = cluster.reconcile().await;
+    assert!(third.deleted.is_empty());
+    assert!(
+        cluster
+            .observed
+            .contains_key("package-crossplane-contrib-function-patch-and-transform")
+    );
+}
+
+#[tokio::test]
+async fn fatal_errors_name_the_problem_and_apply_nothing() {
+    let registry = registry();
+    registry.push(
+        "acme/provider-a",
+        "v1.0.0",
+        meta(
+            PackageKind::Provider,
+            &[(FAMILY, PackageKind::Provider, "<v2.2.0")],
+        ),
+    );
+    registry.push(
+        "acme/provider-c",
+        "v1.0.0",
+        meta(
+            PackageKind::Provider,
+            &[(FAMILY, PackageKind::Provider, ">=v2.2.0")],
+        ),
+    );
+    let cases = [
+        (
+            xr(
+                json!({"packages": [{"kind": "Provider", "repository": "acme/provider-a", "version": "v1.0.0"}, {"kind": "Provider", "repository": "acme/provider-c", "version": "v1.0.0"}]}),
+            ),
+            json!({}),
+            "no version of upbound/provider-family-aws satisfies",
+        ),
+        (
+            xr(json!({})),
+            json!({"allowedRepositories": ["upbound/*"]}),
+            "crossplane-contrib/function-patch-and-transform (spec.packages[1]) is not in the input's allowedRepositories",
+        ),
+        (
+            xr(json!({"registry": {"accountId": "12", "region": "eu-west-2"}})),
+            json!({}),
+            "invalid composite resource at spec.registry.accountId",
+        ),
+        (
+            xr(json!({})),
+            json!({"strategy": "Sideways"}),
+            "invalid function input at strategy",
+        ),
+    ];
+    for (xr, input, message) in cases {
+        let mut cluster = cluster(&registry, xr, input);
+        let round = cluster.reconcile().await;
+        let fatal = round.results(Severity::Fatal);
+        assert_eq!(fatal.len(), 1, "{message}: {fatal:?}");
+        assert!(fatal[0].contains(message), "{}", fatal[0]);
+        assert!(round.desired().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn every_composed_object_matches_its_crd() {
+    let schemas = Schemas::load();
+    let variants = [
+        (json!({}), json!({})),
+        (json!({"strategy": "Skip"}), json!({"pinDigests": true})),
+        (
+            json!({"iam": {"identity": "PodIdentity"}}),
+            json!({"iam": {"managedResources": "Namespaced", "namespace": "infra"}}),
+        ),
+        (
+            json!({"registry": {"accountId": "123456789012", "region": "cn-north-1"}}),
+            json!({}),
+        ),
+        (
+            json!({"registry": {"accountId": "123456789012", "region": "us-gov-west-1"}}),
+            json!({"iam": {"managedResources": "Namespaced"}}),
+        ),
+    ];
+    for (extra, input) in variants {
+        let registry = registry();
+        let mut cluster = cluster(&registry, xr(extra.clone()), input);
+        let rounds = cluster.settle(12).await;
+        let desired = rounds.last().expect("rounds").desired();
+        assert!(desired.len() >= 7, "{extra}: {:?}", desired.keys());
+        for object in desired.values() {
+            schemas.validate(object);
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! A reconcile simulator: plays Crossplane and the cluster around the
+//! function. Each round sends the XR and what exists as observed state, then
+//! applies the response the way Crossplane would (nothing on a Fatal; the
+//! XR's status and conditions; composed resources created, updated, and
+//! deleted when no longer desired), and advances the status of everything
+//! that existed before the round as its controller would.
+//!
+//! Include with `#[path = "support/cluster.rs"] mod cluster;`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use function_ecr_packages::function::Function;
+use function_ecr_packages::proto::v1::{
+    Ready, RequestMeta, Resource, RunFunctionRequest, RunFunctionResponse, Severity, State,
+};
+use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
+use serde_json::{Value as Json, json};
+
+pub struct Cluster {
+    pub function: Arc<Function>,
+    pub xr: Json,
+    pub input: Json,
+    /// Composed resources by composition resource name, as in the cluster.
+    pub observed: BTreeMap<String, Json>,
+    /// `metadata.name`s whose controllers never report healthy.
+    pub broken: BTreeSet<String>,
+    pub rounds: usize,
+}
+
+/// What one round did.
+pub struct Round {
+    pub response: RunFunctionResponse,
+    pub created: Vec<String>,
+    pub deleted: Vec<String>,
+}
+
+impl Round {
+    pub fn desired(&self) -> BTreeMap<String, Json> {
+        desired_of(&self.response)
+    }
+
+    pub fn results(&self, severity: Severity) -> Vec<String> {
+        self.response
+            .results
+            .iter()
+            .filter(|r| r.severity == severity as i32)
+            .map(|r| r.message.clone())
+            .collect()
+    }
+
+    pub fn condition(&self, kind: &str) -> Option<(i32, String, String)> {
+        self.response
+            .conditions
+            .iter()
+            .find(|c| c.r#type == kind)
+            .map(|c| {
+                (
+                    c.status,
+                    c.reason.clone(),
+                    c.message.clone().unwrap_or_default(),
+                )
+            })
+    }
+
+    /// Whether the XR would be Ready: every composed resource ready and the
+    /// composite not held back by the function.
+    pub fn xr_ready(&self) -> bool {
+        let desired = self.response.desired.as_ref().expect("desired");
+        let composite_ready = desired
+            .composite
+            .as_ref()
+            .is_none_or(|c| c.ready != Ready::False as i32);
+        composite_ready
+            && desired
+                .resources
+                .values()
+                .all(|r| r.ready == Ready::True as i32)
+    }
+}
+
+pub fn desired_of(response: &RunFunctionResponse) -> BTreeMap<String, Json> {
+    response
+        .desired
+        .as_ref()
+        .map(|d| {
+            d.resources
+                .iter()
+                .filter_map(|(k, r)| r.resource.as_ref().map(|s| (k.clone(), struct_to_json(s))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Cluster {
+    pub fn new(function: Function, xr: Json, input: Json) -> Self {
+        Self {
+            function: Arc::new(function),
+            xr,
+            input,
+            observed: BTreeMap::new(),
+            broken: BTreeSet::new(),
+            rounds: 0,
+        }
+    }
+
+    pub fn request(&self) -> RunFunctionRequest {
+        let resources = self
+            .observed
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    Resource {
+                        resource: json_to_struct(v),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        RunFunctionRequest {
+            meta: Some(RequestMeta {
+                tag: format!("round-{}", self.rounds),
+                capabilities: vec![],
+            }),
+            observed: Some(State {
+                composite: Some(Resource {
+                    resource: json_to_struct(&self.xr),
+                    ..Default::default()
+                }),
+                resources,
+            }),
+            desired: Some(State::default()),
+            input: json_to_struct(&self.input),
+            ..Default::default()
+        }
+    }
+
+    pub async fn reconcile(&mut self) -> Round {
+        self.rounds += 1;
+        let response = self.function.compose(self.request()).await;
+        let fatal = response
+            .results
+            .iter()
+            .any(|r| r.severity == Severity::Fatal as i32);
+        if fatal {
+            return Round {
+                response,
+                created: vec![],
+                deleted: vec![],
+            };
+        }
+        self.apply_composite(&response);
+        let desired = desired_of(&response);
+        let before: BTreeSet<String> = self.observed.keys().cloned().collect();
+        let deleted: Vec<String> = before
+            .iter()
+            .filter(|k| !desired.contains_key(*k))
+            .cloned()
+            .collect();
+        let created: Vec<String> = desired
+            .keys()
+            .filter(|k| !before.contains(*k))
+            .cloned()
+            .collect();
+        let mut next = BTreeMap::new();
+        for (name, object) in desired {
+            let existed = before.contains(&name);
+            let mut object = object;
+            if existed {
+                object["status"] = self.settled_status(&object);
+            }
+            next.insert(name, object);
+        }
+        self.observed = next;
+        Round {
+            response,
+            created,
+            deleted,
+        }
+    }
+
+    /// Runs rounds until nothing is created or deleted and the XR is ready,
+    /// at most `limit`; returns every round.
+    pub async fn settle(&mut self, limit: usize) -> Vec<Round> {
+        let mut rounds = Vec::new();
+        for _ in 0..limit {
+            let round = self.reconcile().await;
+            let done = round.created.is_empty() && round.deleted.is_empty() && round.xr_ready();
+            rounds.push(round);
+            if done {
+                break;
+            }
+        }
+        rounds
+    }
+
+    /// The status a controller reports once it has acted on `object`.
+    fn settled_status(&self, object: &Json) -> Json {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let ok = if self.broken.contains(name) {
+            "False"
+        } else {
+            "True"
+        };
+        let group = object
+            .get("apiVersion")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        if group.starts_with("pkg.crossplane.io/") && kind != "ImageConfig" {
+            json!({"conditions": [
+                {"type": "Installed", "status": "True", "reason": "ActivePackageRevision"},
+                {"type": "Healthy", "status": ok, "reason": if ok == "True" { "HealthyPackageRevision" } else { "UnhealthyPackageRevision" }}
+            ]})
+        } else if group.contains("aws.") {
+            json!({"conditions": [
+                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
+                {"type": "Ready", "status": ok, "reason": if ok == "True" { "Available" } else { "Creating" }}
+            ]})
+        } else {
+            json!({})
+        }
+    }
+
+    /// Crossplane applies the desired composite's status and the function's
+    /// conditions to the XR.
+    fn apply_composite(&mut self, response: &RunFunctionResponse) {
+        if let Some(status) = response
+            .desired
+            .as_ref()
+            .and_then(|d| d.composite.as_ref())
+            .and_then(|c| c.resource.as_ref())
+            .map(struct_to_json)
+            .and_then(|c| c.get("status").cloned())
+            && let Some(fields) = status.as_object()
+        {
+            for (k, v) in fields {
+                self.xr["status"][k] = v.clone();
+            }
+        }
+        let conditions: Vec<Json> = response
+            .conditions
+            .iter()
+            .map(|c| {
+                let status = match c.status {
+                    2 => "True",
+                    3 => "False",
+                    _ => "Unknown",
+                };
+                json!({"type": c.r#type, "status": status, "reason": c.reason, "message": c.message.clone().unwrap_or_default()})
+            })
+            .collect();
+        if !conditions.is_empty() {
+            self.xr["status"]["conditions"] = Json::Array(conditions);
+        }
+    }
+}
+
+/// Validates objects against the CRDs in `../shared/crds/`, the real
+/// Crossplane v2.2 and provider-aws v2 schemas.
+pub struct Schemas {
+    by_gvk: BTreeMap<(String, String), Json>,
+}
+
+impl Schemas {
+    pub fn load() -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/crds");
+        let mut by_gvk = BTreeMap::new();
+        for dir in ["crossplane", "provider-aws"] {
+            let entries = std::fs::read_dir(root.join(dir)).unwrap_or_else(|e| {
+                panic!(
+                    "reading {}: {e} (shared/ must sit beside the checkout)",
+                    root.join(dir).display()
+                )
+            });
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read CRD");
+                let crd: Json = serde_norway::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let group = crd
+                    .pointer("/spec/group")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let kind = crd
+                    .pointer("/spec/names/kind")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                for version in crd
+                    .pointer("/spec/versions")
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = version
+                        .get("name")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default();
+                    if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
+                        by_gvk.insert((format!("{group}/{name}"), kind.clone()), schema.clone());
+                    }
+                }
+            }
+        }
+        assert!(
+            by_gvk.len() >= 10,
+            "found only {} CRD versions under {}",
+            by_gvk.len(),
+            root.display()
+        );
+        Self { by_gvk }
+    }
+
+    /// Panics with every schema violation of `object`.
+    pub fn validate(&self, object: &Json) {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let schema = self
+            .by_gvk
+            .get(&(api_version.to_string(), kind.to_string()))
+            .unwrap_or_else(|| panic!("no CRD for {api_version} {kind}"));
+        let validator = jsonschema::validator_for(schema).expect("schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(object)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{api_version} {kind} violates its CRD: {errors:?}\n{object:#}"
+        );
+    }
+}
