@@ -1,7 +1,7 @@
 //! The gRPC server Crossplane calls: RunFunction in both protocol versions,
 //! plus health and reflection for the humans and probes around it.
 
-use std::{fs, future::Future, path::Path, sync::Arc};
+use std::{fs, future::Future, path::Path, sync::Arc, time::Duration};
 
 use rustls::{
     crypto::aws_lc_rs,
@@ -28,6 +28,8 @@ use crate::{
 
 type RunnerV1 = v1::function_runner_service_server::FunctionRunnerServiceServer<Runner>;
 type RunnerV1beta1 = v1beta1::function_runner_service_server::FunctionRunnerServiceServer<Runner>;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the server talks to its callers.
 #[derive(Debug, Clone)]
@@ -70,7 +72,10 @@ impl Security {
             ServerTlsConfig::new()
                 .identity(Identity::from_pem(cert, key))
                 .client_ca_root(Certificate::from_pem(ca))
-                .client_auth_optional(false),
+                .client_auth_optional(false)
+                // A peer that opens a connection and never finishes the
+                // handshake must not hold it forever.
+                .timeout(TLS_HANDSHAKE_TIMEOUT),
         ))
     }
 }

@@ -402,3 +402,47 @@ fn metrics_response(registry: &Registry, request: &Request<Incoming>) -> Respons
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVED: &[&str] = &["apiextensions.fn.proto.v1.FunctionRunnerService"];
+
+    #[test]
+    fn served_paths_keep_service_and_method() {
+        assert_eq!(
+            split_path(
+                "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction",
+                SERVED
+            ),
+            (SERVED[0], "RunFunction".to_string())
+        );
+    }
+
+    #[test]
+    fn other_paths_share_one_label_set() {
+        let unknown = (UNKNOWN, UNKNOWN.to_string());
+        for path in [
+            "/",
+            "",
+            "/random.Service/RunFunction",
+            "/apiextensions.fn.proto.v1.FunctionRunnerService/",
+            "/apiextensions.fn.proto.v1.FunctionRunnerService/Run-Function",
+            "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction/extra",
+        ] {
+            assert_eq!(split_path(path, SERVED), unknown, "{path:?}");
+        }
+        let long = format!("/{}/{}", SERVED[0], "M".repeat(65));
+        assert_eq!(split_path(&long, SERVED), unknown);
+    }
+
+    #[test]
+    fn status_comes_from_grpc_status() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(grpc_status(&headers), None);
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        assert_eq!(grpc_status(&headers), Some(Code::ResourceExhausted));
+        assert_eq!(code_name(Code::ResourceExhausted), "ResourceExhausted");
+    }
+}

@@ -2,7 +2,6 @@
 //! protocol and as the built binary for start-up and shutdown.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     process::Stdio,
     sync::Arc,
@@ -124,7 +123,9 @@ fn resource(kind: &str, name: &str) -> v1::Resource {
                 },
             ),
         ])),
-        connection_details: HashMap::from([("password".to_string(), b"hunter2".to_vec())]),
+        connection_details: [("password".to_string(), b"hunter2".to_vec())]
+            .into_iter()
+            .collect(),
         ready: v1::Ready::True as i32,
     }
 }
@@ -132,7 +133,9 @@ fn resource(kind: &str, name: &str) -> v1::Resource {
 fn request(tag: &str) -> v1::RunFunctionRequest {
     let state = v1::State {
         composite: Some(resource("XPackages", "platform")),
-        resources: HashMap::from([("bucket".to_string(), resource("Bucket", "b"))]),
+        resources: [("bucket".to_string(), resource("Bucket", "b"))]
+            .into_iter()
+            .collect(),
     };
     v1::RunFunctionRequest {
         meta: Some(v1::RequestMeta {
