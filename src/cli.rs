@@ -33,6 +33,9 @@ impl Cli {
 pub enum Command {
     /// Serve RunFunction over gRPC (the default).
     Serve(ServeArgs),
+    /// Resolve an XR once and write the manifests and Helm values that
+    /// install Crossplane and its packages from ECR on a fresh cluster.
+    Bootstrap(crate::bootstrap::BootstrapArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,7 +103,9 @@ mod tests {
 
     #[test]
     fn no_subcommand_serves_with_crossplane_defaults() {
-        let Command::Serve(args) = parse(&["--insecure"]).expect("parses").into_command();
+        let Command::Serve(args) = parse(&["--insecure"]).expect("parses").into_command() else {
+            panic!("expected the serve command")
+        };
         assert_eq!(args.address, "0.0.0.0:9443".parse().expect("address"));
         assert_eq!(
             args.metrics_address,
@@ -116,7 +121,10 @@ mod tests {
     fn serve_subcommand_takes_the_same_flags() {
         let Command::Serve(args) = parse(&["serve", "--insecure", "--max-recv-message-size", "9"])
             .expect("parses")
-            .into_command();
+            .into_command()
+        else {
+            panic!("expected the serve command")
+        };
         assert!(args.insecure);
         assert_eq!(args.max_recv_message_size, 9);
     }
@@ -125,14 +133,19 @@ mod tests {
     fn insecure_wins_over_a_certificate_folder() {
         let Command::Serve(args) = parse(&["--insecure", "--tls-certs-dir", "/nonexistent"])
             .expect("parses")
-            .into_command();
+            .into_command()
+        else {
+            panic!("expected the serve command")
+        };
         let config = args.server_config().expect("certificates are not read");
         assert!(matches!(config.security, Security::Insecure));
     }
 
     #[test]
     fn neither_certificates_nor_insecure_is_refused() {
-        let Command::Serve(args) = parse(&[]).expect("parses").into_command();
+        let Command::Serve(args) = parse(&[]).expect("parses").into_command() else {
+            panic!("expected the serve command")
+        };
         // The environment of the test runner may set either; the flags
         // parsed above decide only when it does not.
         if args.insecure || args.tls_certs_dir.is_some() {
@@ -153,7 +166,10 @@ mod tests {
     fn a_missing_certificate_folder_names_the_file() {
         let Command::Serve(args) = parse(&["--tls-certs-dir", "/nonexistent/certs"])
             .expect("parses")
-            .into_command();
+            .into_command()
+        else {
+            panic!("expected the serve command")
+        };
         let error = args.server_config().expect_err("no files").to_string();
         assert!(error.contains("/nonexistent/certs/tls.crt"), "{error}");
     }

@@ -14,7 +14,7 @@ use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
-use crate::resolve::Resolver;
+use crate::resolve::resolve_within;
 use crate::sdk::{Request, Response};
 use crate::spec::{Input, Settings, XrSpec};
 use crate::status::{Previous, Report};
@@ -139,24 +139,14 @@ impl Function {
             .credentials(&settings.credentials_name)
             .map(AwsCredentials::from_credential_data)
             .transpose()?;
-        let work = async {
-            let registry = self
-                .connector
-                .connect(
-                    &settings.registry,
-                    credentials.as_ref(),
-                    settings.tag_cache_ttl,
-                )
-                .await?;
-            Resolver::new(settings, spec, registry.as_ref())
-                .resolve()
-                .await
-        };
-        tokio::time::timeout(self.deadline, work)
-            .await
-            .map_err(|_| Error::DeadlineExceeded {
-                seconds: self.deadline.as_secs(),
-            })?
+        resolve_within(
+            self.connector.as_ref(),
+            settings,
+            spec,
+            credentials.as_ref(),
+            self.deadline,
+        )
+        .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! Crossplane packages from a private AWS ECR registry.
 
 pub mod aws;
+pub mod bootstrap;
 pub mod cli;
 pub mod compose;
 pub mod error;

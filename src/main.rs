@@ -2,7 +2,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use function_ecr_packages::{
-    Error, Result,
+    Error, Result, bootstrap,
     cli::{Cli, Command, ServeArgs},
     function::Function,
     server, telemetry,
@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 async fn main() -> ExitCode {
     let result = match Cli::parse().into_command() {
         Command::Serve(args) => serve(args).await,
+        Command::Bootstrap(args) => bootstrap::run(&args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,12 +8,14 @@
 //! ends it. The registry is behind a cache, so repeated rounds cost nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, PackageNode, dns_label, repository_path};
-use crate::registry::{PackageKind, PackageMeta, Registry};
+use crate::registry::credentials::AwsCredentials;
+use crate::registry::{Connector, PackageKind, PackageMeta, Registry};
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
 
@@ -66,6 +68,31 @@ struct Edge {
     kind: PackageKind,
     upstream: String,
     requirement: Requirement,
+}
+
+/// Resolves `spec` against the registry `settings` name, reached through
+/// `connector`, within `deadline`: what both a RunFunction call and
+/// `bootstrap` do.
+pub async fn resolve_within(
+    connector: &dyn Connector,
+    settings: &Settings,
+    spec: &XrSpec,
+    credentials: Option<&AwsCredentials>,
+    deadline: Duration,
+) -> Result<Graph> {
+    let work = async {
+        let registry = connector
+            .connect(&settings.registry, credentials, settings.tag_cache_ttl)
+            .await?;
+        Resolver::new(settings, spec, registry.as_ref())
+            .resolve()
+            .await
+    };
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| Error::DeadlineExceeded {
+            seconds: deadline.as_secs(),
+        })?
 }
 
 pub struct Resolver<'a> {

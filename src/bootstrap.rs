@@ -1,0 +1,299 @@
+//! `bootstrap`: the same engine as the function, run once from the command
+//! line against a fresh cluster's future registry. It resolves the XR,
+//! composes everything, and writes what `kubectl apply` and `helm install`
+//! need, in wave order, so a cluster with no Crossplane yet can be brought up
+//! from ECR alone.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::{Map, Value as Json, json};
+
+use crate::compose::{self, Planned};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::registry::connector::EcrConnector;
+use crate::registry::credentials::AwsCredentials;
+use crate::resolve::resolve_within;
+use crate::sdk::request::decode;
+use crate::spec::settings::Trust;
+use crate::spec::{Input, Settings, XrSpec};
+
+/// A bootstrap resolves once, with nobody waiting on a reconcile: it may
+/// take longer than a RunFunction call.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// Where Crossplane's own image lives upstream; mapped through the mirrors.
+const CROSSPLANE_IMAGE: &str = "xpkg.crossplane.io/crossplane/crossplane";
+
+/// The function's own name: a Composition step calling it carries the input.
+const FUNCTION_NAME: &str = "function-ecr-packages";
+
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    /// The XR (or claim) to install, as YAML.
+    #[arg(long)]
+    pub xr: PathBuf,
+
+    /// The function input as YAML: an `Input` document, or a Composition
+    /// whose pipeline step calls function-ecr-packages.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+
+    /// AWS shared-credentials file to read the `[default]` profile from;
+    /// without it the default AWS credential chain is used.
+    #[arg(long)]
+    pub credentials_file: Option<PathBuf>,
+
+    /// Folder to write `manifests.yaml` and `crossplane-values.yaml` into.
+    #[arg(long, default_value = "bootstrap")]
+    pub out: PathBuf,
+}
+
+pub async fn run(args: &BootstrapArgs) -> Result<()> {
+    let composite = read_yaml(&args.xr)?;
+    let input = match &args.input {
+        Some(path) => input_from(&read_yaml(path)?, path)?,
+        None => Input::default(),
+    };
+    let spec = XrSpec::from_composite(&composite)?;
+    let name = composite
+        .pointer("/metadata/name")
+        .and_then(Json::as_str)
+        .unwrap_or("bootstrap");
+    let settings = Settings::new(name, &spec, &input)?;
+    let credentials = match &args.credentials_file {
+        Some(path) => Some(AwsCredentials::from_ini(&read(path)?)?),
+        None => None,
+    };
+
+    let graph = resolve_with_progress(&settings, &spec, credentials.as_ref()).await?;
+    let plan = compose::plan(&settings, &graph)?;
+
+    std::fs::create_dir_all(&args.out).map_err(|e| io_error(&args.out, e))?;
+    let manifests = args.out.join("manifests.yaml");
+    let values = args.out.join("crossplane-values.yaml");
+    write(&manifests, &render_waves(&plan)?)?;
+    write(&values, &render_values(&settings)?)?;
+    eprintln!("wrote {} and {}", manifests.display(), values.display());
+    Ok(())
+}
+
+async fn resolve_with_progress(
+    settings: &Settings,
+    spec: &XrSpec,
+    credentials: Option<&AwsCredentials>,
+) -> Result<Graph> {
+    eprintln!(
+        "resolving {} packages and their dependencies from {}",
+        spec.packages.len(),
+        settings.registry
+    );
+    let started = Instant::now();
+    let connector = EcrConnector::new();
+    let resolution = resolve_within(&connector, settings, spec, credentials, DEADLINE);
+    tokio::pin!(resolution);
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    ticker.tick().await;
+    let graph = loop {
+        tokio::select! {
+            result = &mut resolution => break result?,
+            _ = ticker.tick() => eprintln!("still resolving after {}s", started.elapsed().as_secs()),
+        }
+    };
+    for node in graph.install_order()? {
+        eprintln!(
+            "resolved {} {} ({})",
+            node.repository, node.version, node.digest
+        );
+    }
+    Ok(graph)
+}
+
+/// The function input: an Input document as is, or the input of the
+/// Composition step that calls this function.
+fn input_from(document: &Json, path: &Path) -> Result<Input> {
+    let input = if document.get("kind").and_then(Json::as_str) == Some("Composition") {
+        document
+            .pointer("/spec/pipeline")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .find(|step| {
+                step.pointer("/functionRef/name").and_then(Json::as_str) == Some(FUNCTION_NAME)
+            })
+            .and_then(|step| step.get("input"))
+            .cloned()
+            .ok_or_else(|| Error::InvalidInput {
+                field: path.display().to_string(),
+                message: format!(
+                    "the Composition has no pipeline step calling {FUNCTION_NAME} with an input"
+                ),
+            })?
+    } else {
+        document.clone()
+    };
+    decode(input).map_err(|e| Error::InvalidInput {
+        field: format!("{}: {}", path.display(), e.path),
+        message: e.message,
+    })
+}
+
+/// Groups the plan into waves: a resource's wave is one past the latest
+/// wave of what it needs, so applying wave by wave (and waiting for each to
+/// be ready) reproduces the function's gating.
+pub fn waves(plan: &[Planned]) -> Vec<Vec<&Planned>> {
+    let mut wave_of: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut waves: Vec<Vec<&Planned>> = Vec::new();
+    for planned in plan {
+        let wave = planned
+            .needs
+            .iter()
+            .filter_map(|n| wave_of.get(n.as_str()))
+            .map(|w| w + 1)
+            .max()
+            .unwrap_or(0);
+        wave_of.insert(&planned.name, wave);
+        if waves.len() <= wave {
+            waves.resize_with(wave + 1, Vec::new);
+        }
+        waves[wave].push(planned);
+    }
+    waves
+}
+
+fn render_waves(plan: &[Planned]) -> Result<String> {
+    let mut out = String::from(
+        "# Generated by `function-ecr-packages bootstrap`. Apply one wave at a time and wait\n\
+         # for it to be ready (managed resources Ready, packages Installed and Healthy).\n",
+    );
+    for (i, wave) in waves(plan).iter().enumerate() {
+        let names: Vec<&str> = wave.iter().map(|p| p.name.as_str()).collect();
+        out.push_str(&format!("\n# wave {}: {}\n", i + 1, names.join(", ")));
+        for planned in wave {
+            out.push_str("---\n");
+            out.push_str(&to_yaml(&Json::Object(planned.object.clone()))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Helm values for installing Crossplane itself from the mirror, with the
+/// pull role on its service account when the identity is IRSA.
+fn render_values(settings: &Settings) -> Result<String> {
+    let repository = settings
+        .repository_for(CROSSPLANE_IMAGE)
+        .map(|(repository, _)| format!("{}/{repository}", settings.registry.host()))
+        .ok_or_else(|| Error::InvalidInput {
+            field: "mirrors".to_string(),
+            message: format!("no mirror covers {CROSSPLANE_IMAGE}, so Crossplane itself cannot be pulled from ECR"),
+        })?;
+    let mut values = Map::new();
+    values.insert("image".to_string(), json!({"repository": repository}));
+    if let Some(iam) = &settings.iam
+        && let Trust::Irsa { .. } = iam.trust
+    {
+        let arn = format!(
+            "arn:{}:iam::{}:role/{}",
+            settings.registry.partition(),
+            settings.registry.account_id,
+            iam.role_name
+        );
+        values.insert(
+            "serviceAccount".to_string(),
+            json!({"customAnnotations": {"eks.amazonaws.com/role-arn": arn}}),
+        );
+    }
+    Ok(format!(
+        "# Generated by `function-ecr-packages bootstrap`: helm install crossplane ... -f this-file\n{}",
+        to_yaml(&Json::Object(values))?
+    ))
+}
+
+fn to_yaml(value: &Json) -> Result<String> {
+    serde_norway::to_string(value).map_err(|e| Error::Server(format!("writing YAML: {e}")))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| io_error(path, e))
+}
+
+fn read_yaml(path: &Path) -> Result<Json> {
+    serde_norway::from_str(&read(path)?).map_err(|e| Error::InvalidInput {
+        field: path.display().to_string(),
+        message: format!("not YAML: {e}"),
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| io_error(path, e))
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> Error {
+    Error::Server(format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::Readiness;
+
+    fn planned(name: &str, needs: &[&str]) -> Planned {
+        Planned {
+            name: name.to_string(),
+            object: Map::new(),
+            readiness: Readiness::Exists,
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn waves_follow_needs() {
+        let plan = [
+            planned("iam-attachment", &[]),
+            planned("image-config-x", &[]),
+            planned("package-family", &["iam-attachment", "image-config-x"]),
+            planned("package-fn", &["iam-attachment", "image-config-x"]),
+            planned("package-s3", &["iam-attachment", "package-family"]),
+        ];
+        let names: Vec<Vec<&str>> = waves(&plan)
+            .iter()
+            .map(|w| w.iter().map(|p| p.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                vec!["iam-attachment", "image-config-x"],
+                vec!["package-family", "package-fn"],
+                vec!["package-s3"]
+            ]
+        );
+    }
+
+    #[test]
+    fn input_comes_from_the_composition_step() {
+        let composition = json!({"kind": "Composition", "spec": {"pipeline": [
+            {"step": "other", "functionRef": {"name": "function-patch-and-transform"}, "input": {"kind": "Resources"}},
+            {"step": "ecr", "functionRef": {"name": "function-ecr-packages"}, "input": {"apiVersion": "ecr.fn.crossplane.io/v1beta1", "kind": "Input", "pinDigests": true}}
+        ]}});
+        let input = input_from(&composition, Path::new("c.yaml")).expect("input");
+        assert!(input.pin_digests);
+        let err = input_from(
+            &json!({"kind": "Composition", "spec": {"pipeline": []}}),
+            Path::new("c.yaml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no pipeline step calling function-ecr-packages"),
+            "{err}"
+        );
+        let err = input_from(
+            &json!({"kind": "Input", "strategy": 1}),
+            Path::new("i.yaml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("i.yaml: strategy"), "{err}");
+    }
+}
