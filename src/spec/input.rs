@@ -212,4 +212,43 @@ mod tests {
             assert_eq!(err.path, field, "{input}: {}", err.message);
         }
     }
+
+    /// The CRD shipped in the package must describe exactly what the
+    /// function reads: a field in one but not the other is a silent trap.
+    #[test]
+    fn the_package_crd_matches_the_input() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/package/input/ecr.fn.crossplane.io_inputs.yaml"
+        );
+        let crd: Json =
+            serde_norway::from_str(&std::fs::read_to_string(path).expect("crd")).expect("yaml");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let keys = |v: &Json| -> Vec<String> {
+            let mut k: Vec<String> = v
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            k.sort();
+            k
+        };
+        let full = json!({
+            "apiVersion": "ecr.fn.crossplane.io/v1beta1", "kind": "Input", "metadata": {"name": "x"},
+            "strategy": "Skip",
+            "mirrors": [{"upstream": "xpkg.upbound.io/", "repositoryPrefix": "m/"}],
+            "resolveDependencies": true, "pinDigests": true, "allowedRepositories": ["upbound/*"],
+            "iam": {"enabled": true, "roleName": "r", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n"},
+            "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c"
+        });
+        decode::<Input>(full.clone()).expect("the function reads every field");
+        assert_eq!(keys(&schema["properties"]), keys(&full));
+        assert_eq!(
+            keys(&schema["properties"]["iam"]["properties"]),
+            keys(&full["iam"])
+        );
+        assert_eq!(
+            keys(&schema["properties"]["mirrors"]["items"]["properties"]),
+            keys(&full["mirrors"][0])
+        );
+    }
 }
