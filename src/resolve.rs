@@ -122,7 +122,10 @@ impl<'a> Resolver<'a> {
                 wanted.iter().map(|(r, w)| (r.clone(), w.clone())).collect();
             let picks: BTreeMap<String, Selection> = stream::iter(owned)
                 .map(|(repository, w)| async move {
-                    let selection = self.select(&repository, &w).await?;
+                    let selection = self
+                        .select(&repository, &w)
+                        .await
+                        .map_err(|e| required_by(&w, e))?;
                     Ok::<_, Error>((repository, selection))
                 })
                 .buffer_unordered(CONCURRENCY)
@@ -430,6 +433,24 @@ impl<'a> Resolver<'a> {
             })
         });
         Graph::new(nodes)
+    }
+}
+
+/// A dependency that is not in the registry is named with the packages that
+/// asked for it: the repository alone does not say which package to fix.
+fn required_by(wanted: &Wanted, error: Error) -> Error {
+    match error {
+        Error::RepositoryNotFound { .. } | Error::ImageNotFound { .. }
+            if wanted.listed.is_none() && !wanted.requirements.is_empty() =>
+        {
+            let parents: Vec<&str> = wanted
+                .requirements
+                .iter()
+                .map(|r| r.source.as_str())
+                .collect();
+            Error::Dependency(format!("{error} (required by {})", parents.join(", ")))
+        }
+        other => other,
     }
 }
 
