@@ -205,10 +205,7 @@ pub fn http_get(authority: &str, path: &str, accept: Option<&str>) -> HttpRespon
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size_line = String::from_utf8_lossy(&data[..eol]);
         let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16)
             .unwrap_or(0);
