@@ -257,3 +257,91 @@ def function_package_in_ecr(pushed_function_package, ecr_client) -> EcrImage:
     (image,) = got["images"]
     assert image["imageId"]["imageDigest"] == p.digest
     return EcrImage(p.repository, p.tag, p.digest)
+
+
+# ------------------------------------------------------------------ render fixtures
+#
+#   example_catalog   examples/catalog.json seeded into the local ECR;
+#                     {repository: {tag: digest}}
+#   function_server   the function binary serving plain gRPC (--insecure) on free
+#                     loopback ports, reading the local ECR (FunctionServer)
+
+EXAMPLES = REPO_ROOT / "examples"
+
+
+class FunctionServer(NamedTuple):
+    target: str  # 127.0.0.1:PORT, for render.crossplane.io/runtime-development-target
+    metrics: str  # 127.0.0.1:PORT of /metrics
+    log: Path  # the process's stdout+stderr
+    process: subprocess.Popen
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"function exited {proc.returncode} before listening:\n{log.read_text()[-4000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"function not listening on 127.0.0.1:{port} after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def example_catalog(localecr_env) -> dict[str, dict[str, str]]:
+    state = localecr_env.get("LOCALECR_STATE") or os.environ.get("LOCALECR_STATE")
+    if not state:
+        pytest.skip("the local ECR's state dir is unknown (LOCALECR_STATE); cannot seed examples/catalog.json")
+    py = localecr_env.get("LOCALECR_PYTHON") or os.environ.get("LOCALECR_PYTHON") or sys.executable
+    res = subprocess.run(
+        [py, str(REPO_ROOT / "scripts" / "localecr.py"), "seed", "--state-dir", state, str(EXAMPLES / "catalog.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, f"seeding examples/catalog.json failed:\n{res.stdout}\n{res.stderr}"
+    digests = json.loads(res.stdout.strip().splitlines()[-1])
+    catalog = json.loads((EXAMPLES / "catalog.json").read_text())
+    assert set(digests) == {i["repository"] for i in catalog["images"]}
+    return digests
+
+
+@pytest.fixture(scope="session")
+def function_server(function_binary, localecr_env, tmp_path_factory) -> FunctionServer:
+    port, metrics_port = free_port(), free_port()
+    log = tmp_path_factory.mktemp("function") / "function.log"
+    env = dict(os.environ)
+    env.update(localecr_env)
+    env.pop("AWS_PROFILE", None)
+    cmd = [
+        str(function_binary),
+        "--insecure",
+        "--address", f"127.0.0.1:{port}",
+        "--metrics-address", f"127.0.0.1:{metrics_port}",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    try:
+        _wait_listening(port, proc, log)
+        yield FunctionServer(f"127.0.0.1:{port}", f"127.0.0.1:{metrics_port}", log, proc)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
