@@ -1,0 +1,146 @@
+//! Benchmarks, run with `cargo bench --bench compose`: how long a warm
+//! reconcile takes, how many registry calls it makes, and how fast a large
+//! package layer streams. Numbers are printed, never asserted: the machines
+//! are shared and noisy, and a test that fails on a slow day proves nothing.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flate2::Compression as Level;
+use flate2::write::GzEncoder;
+use function_ecr_packages::function::Function;
+use function_ecr_packages::proto::v1::{Resource, RunFunctionRequest, State};
+use function_ecr_packages::registry::blob::{Compression, Limits, extract, sha256_digest};
+use function_ecr_packages::registry::connector::MemoryConnector;
+use function_ecr_packages::registry::memory::MemoryRegistry;
+use function_ecr_packages::registry::{Dependency, PackageKind, PackageMeta};
+use function_ecr_packages::sdk::structs::json_to_struct;
+use serde_json::json;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(warm_reconcile());
+    large_layer();
+}
+
+/// A reconcile of the blog XR (3 packages) once the cache is warm.
+async fn warm_reconcile() {
+    let registry = Arc::new(MemoryRegistry::new());
+    let family = "xpkg.upbound.io/upbound/provider-family-aws";
+    for tag in ["v2.1.0", "v2.2.0"] {
+        registry.push(
+            "upbound/provider-family-aws",
+            tag,
+            PackageMeta {
+                kind: Some(PackageKind::Provider),
+                ..Default::default()
+            },
+        );
+        registry.push(
+            "upbound/provider-aws-s3",
+            tag,
+            PackageMeta {
+                kind: Some(PackageKind::Provider),
+                name: String::new(),
+                depends_on: vec![Dependency {
+                    package: family.to_string(),
+                    kind: PackageKind::Provider,
+                    version: ">= 0.0.0".to_string(),
+                }],
+            },
+        );
+    }
+    registry.push(
+        "crossplane-contrib/function-patch-and-transform",
+        "v0.8.2",
+        PackageMeta {
+            kind: Some(PackageKind::Function),
+            ..Default::default()
+        },
+    );
+    let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
+    let xr = json!({"apiVersion": "platform.example.org/v1alpha1", "kind": "XEcrPackages", "metadata": {"name": "bench"},
+        "spec": {"registry": {"accountId": "123456789012", "region": "eu-west-2"}, "packages": [
+            {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">=v2.0.0"},
+            {"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]}});
+    let request = RunFunctionRequest {
+        observed: Some(State {
+            composite: Some(Resource {
+                resource: json_to_struct(&xr),
+                ..Default::default()
+            }),
+            resources: Default::default(),
+        }),
+        ..Default::default()
+    };
+    let cold = Instant::now();
+    black_box(function.compose(request.clone()).await);
+    let cold = cold.elapsed();
+    let cold_calls = registry.calls();
+
+    let iterations = 2_000;
+    let started = Instant::now();
+    for _ in 0..iterations {
+        black_box(function.compose(request.clone()).await);
+    }
+    let per_call = started.elapsed() / iterations;
+    println!("compose, blog XR, cold: {cold:?}, {cold_calls} registry calls");
+    println!(
+        "compose, blog XR, warm: {per_call:?} per call over {iterations} calls, {} registry calls",
+        registry.calls() - cold_calls
+    );
+}
+
+/// Streams a provider-sized layer: the meta document, then 32 MiB of CRDs.
+fn large_layer() {
+    let mut package = String::from(
+        "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: big\n",
+    );
+    let crd = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.example.org\nspec:\n  group: example.org\n";
+    while package.len() < 32 << 20 {
+        package.push_str(crd);
+    }
+    let mut tar = ustar_header("package.yaml", package.len());
+    tar.extend_from_slice(package.as_bytes());
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    let mut gz = GzEncoder::new(Vec::new(), Level::fast());
+    gz.write_all(&tar).expect("gzip");
+    let blob = gz.finish().expect("gzip");
+    let digest = sha256_digest(&blob);
+
+    let rounds = 5;
+    let mut best = Duration::MAX;
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let meta =
+            extract(&blob, &digest, Compression::Gzip, Limits::default()).expect("valid layer");
+        best = best.min(started.elapsed());
+        assert!(meta.is_some());
+    }
+    let mib = blob.len() as f64 / f64::from(1 << 20);
+    println!(
+        "layer with {} MiB of package.yaml ({mib:.1} MiB compressed): best of {rounds} {best:?}, {:.0} MiB/s compressed (parsing stops after the meta document; the rest is only hashed)",
+        package.len() >> 20,
+        mib / best.as_secs_f64()
+    );
+}
+
+fn ustar_header(name: &str, size: usize) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..107].copy_from_slice(b"0000644");
+    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+    h[136..147].copy_from_slice(b"00000000000");
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    h
+}
