@@ -444,7 +444,7 @@ async fn throttling_is_retried_with_backoff_then_reported_unavailable() {
     assert_eq!(ecr.list_tags("some/repo").await.unwrap(), vec!["v1.0.0"]);
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert_eq!(ecr.calls().list_images, 1);
-    let first = &seen.lock().unwrap()[0];
+    let first = seen.lock().unwrap()[0].clone();
     assert!(
         first.headers["x-amz-target"].ends_with("ListImages"),
         "{first:?}"
