@@ -1,9 +1,11 @@
 //! The story of one RunFunction call: read what is asked, resolve it against
 //! the registry, compose it, hold back what is not yet installable, report.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde_json::Value as Json;
 
 use crate::compose;
@@ -64,9 +66,21 @@ impl Function {
         let request = Request::new(request);
         let mut response = Response::to(request.proto());
         response.set_ttl(DEFAULT_TTL);
-        if let Err(error) = self.reconcile(&request, &mut response).await {
-            tracing::warn!(%error, "composition failed");
-            response.fatal(error.to_string());
+        // A panic is a bug, never the caller's fault; it still owes Crossplane
+        // an answer, and a Fatal one applies nothing, so nothing is lost.
+        let outcome = AssertUnwindSafe(self.reconcile(&request, &mut response))
+            .catch_unwind()
+            .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "composition failed");
+                response.fatal(error.to_string());
+            }
+            Err(_) => {
+                tracing::error!("composition panicked");
+                response.fatal("internal error in function-ecr-packages (a bug; see its logs)");
+            }
         }
         response.finish()
     }

@@ -199,5 +199,218 @@ fn kubernetes_name(role_name: &str) -> String {
             }
         })
         .collect();
-    mapped.trim_matches(|c| c == '-' || c == '.').to_string()
+    let trimmed = mapped.trim_matches(|c| c == '-' || c == '.');
+    if trimmed.is_empty() {
+        // A role name of punctuation only still needs some object name.
+        return "ecr-pull".to_string();
+    }
+    trimmed.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::PackageNode;
+    use crate::registry::PackageKind;
+    use crate::sdk::request::decode;
+    use crate::spec::{Input, XrSpec};
+    use serde_json::Value as Json;
+
+    fn settings(region: &str, iam: Json, input: Json) -> Settings {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "111122223333", "region": region},
+            "packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}],
+            "iam": iam
+        }))
+        .expect("spec");
+        let input: Input = decode(input).expect("input");
+        Settings::new("demo", &spec, &input).expect("settings")
+    }
+
+    fn graph() -> Graph {
+        let node = |repo: &str| PackageNode {
+            repository: repo.to_string(),
+            kind: PackageKind::Provider,
+            upstream: format!("xpkg.upbound.io/{repo}"),
+            name: dns_label(repo),
+            version: "v2.2.0".to_string(),
+            digest: "sha256:00".to_string(),
+            depends_on: Default::default(),
+            runtime_config_name: None,
+        };
+        Graph::new([
+            node("upbound/provider-aws-s3"),
+            node("upbound/provider-family-aws"),
+        ])
+        .expect("graph")
+    }
+
+    /// The policy documents as JSON, from the composed objects.
+    fn documents(planned: &[Planned]) -> (Json, Json) {
+        let field = |kind: &str, key: &str| -> Json {
+            let object = planned
+                .iter()
+                .find(|p| p.object["kind"] == kind)
+                .expect(kind);
+            let text = object.object["spec"]["forProvider"][key]
+                .as_str()
+                .expect("a JSON string");
+            serde_json::from_str(text).expect("valid JSON")
+        };
+        (field("Role", "assumeRolePolicy"), field("Policy", "policy"))
+    }
+
+    #[test]
+    fn pull_policy_names_exactly_the_resolved_repositories_in_each_partition() {
+        for (region, partition) in [
+            ("eu-west-2", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+        ] {
+            let (_, policy) =
+                documents(&compose(&settings(region, json!({}), json!({})), &graph()));
+            assert_eq!(
+                policy,
+                json!({"Version": "2012-10-17", "Statement": [
+                    {"Sid": "AuthorizationToken", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+                    {"Sid": "PullPackages", "Effect": "Allow",
+                     "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer", "ecr:ListImages"],
+                     "Resource": [
+                        format!("arn:{partition}:ecr:{region}:111122223333:repository/upbound/provider-aws-s3"),
+                        format!("arn:{partition}:ecr:{region}:111122223333:repository/upbound/provider-family-aws")
+                     ]}
+                ]}),
+                "{region}"
+            );
+        }
+    }
+
+    #[test]
+    fn irsa_trusts_each_service_account_through_the_oidc_provider() {
+        let oidc = "oidc.eks.us-gov-west-1.amazonaws.com/id/ABC";
+        let s = settings(
+            "us-gov-west-1",
+            json!({"oidcProvider": oidc, "serviceAccounts": [{"namespace": "crossplane-system", "name": "crossplane"}, {"namespace": "x", "name": "y"}]}),
+            json!({}),
+        );
+        let (trust, _) = documents(&compose(&s, &graph()));
+        assert_eq!(
+            trust,
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": format!("arn:aws-us-gov:iam::111122223333:oidc-provider/{oidc}")},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    format!("{oidc}:sub"): ["system:serviceaccount:crossplane-system:crossplane", "system:serviceaccount:x:y"],
+                    format!("{oidc}:aud"): "sts.amazonaws.com"
+                }}
+            }]})
+        );
+        // A full provider ARN keeps its own account.
+        let arn = format!("arn:aws:iam::444455556666:oidc-provider/{oidc}");
+        let (trust, _) = documents(&compose(
+            &settings("eu-west-2", json!({"oidcProvider": arn}), json!({})),
+            &graph(),
+        ));
+        assert_eq!(trust["Statement"][0]["Principal"]["Federated"], json!(arn));
+        assert!(
+            trust["Statement"][0]["Condition"]["StringEquals"]
+                .get(format!("{oidc}:aud"))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn pod_identity_trusts_the_eks_pods_service() {
+        let (trust, _) = documents(&compose(
+            &settings("eu-west-2", json!({"identity": "PodIdentity"}), json!({})),
+            &graph(),
+        ));
+        assert_eq!(
+            trust,
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]
+            }]})
+        );
+    }
+
+    #[test]
+    fn cluster_and_namespaced_managed_resources() {
+        let cluster = compose(
+            &settings(
+                "eu-west-2",
+                json!({"nodeRoleNames": ["Nodes_A"]}),
+                json!({}),
+            ),
+            &graph(),
+        );
+        let names: Vec<&str> = cluster.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [ROLE, POLICY, ATTACHMENT, "iam-attachment-node-nodesa"]
+        );
+        for p in &cluster {
+            assert_eq!(p.object["apiVersion"], json!("iam.aws.upbound.io/v1beta1"));
+            assert_eq!(
+                p.object["spec"]["providerConfigRef"],
+                json!({"name": "default"})
+            );
+            assert!(p.object["metadata"].get("namespace").is_none());
+        }
+        assert_eq!(
+            cluster[2].object["spec"]["forProvider"],
+            json!({"roleRef": {"name": "demo-ecr-pull"}, "policyArnRef": {"name": "demo-ecr-pull"}})
+        );
+        assert_eq!(
+            cluster[3].object["spec"]["forProvider"],
+            json!({"role": "Nodes_A", "policyArnRef": {"name": "demo-ecr-pull"}})
+        );
+
+        let namespaced = compose(
+            &settings(
+                "eu-west-2",
+                json!({}),
+                json!({"iam": {"managedResources": "Namespaced", "namespace": "infra", "providerConfigName": "aws"}}),
+            ),
+            &graph(),
+        );
+        for p in &namespaced {
+            assert_eq!(
+                p.object["apiVersion"],
+                json!("iam.aws.m.upbound.io/v1beta1")
+            );
+            assert_eq!(p.object["metadata"]["namespace"], json!("infra"));
+            assert_eq!(
+                p.object["spec"]["providerConfigRef"],
+                json!({"kind": "ClusterProviderConfig", "name": "aws"})
+            );
+        }
+    }
+
+    #[test]
+    fn role_names_keep_their_aws_spelling() {
+        let planned = compose(
+            &settings(
+                "eu-west-2",
+                json!({"roleName": "Crossplane_ECR@Pull"}),
+                json!({}),
+            ),
+            &graph(),
+        );
+        assert_eq!(
+            planned[0].object["metadata"]["name"],
+            json!("crossplane-ecr-pull")
+        );
+        assert_eq!(
+            planned[0].object["metadata"]["annotations"]["crossplane.io/external-name"],
+            json!("Crossplane_ECR@Pull")
+        );
+        assert!(
+            compose(
+                &settings("eu-west-2", json!({"enabled": false}), json!({})),
+                &graph()
+            )
+            .is_empty()
+        );
+    }
 }
