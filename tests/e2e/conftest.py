@@ -151,7 +151,7 @@ def registry_url(localecr_env) -> str:
 @pytest.fixture(scope="session")
 def registry_host(registry_url) -> str:
     # go-containerregistry (crank) speaks plain HTTP to localhost:PORT and to
-    # loopback addresses; use the name so that crank and our fallback agree.
+    # loopback addresses; use the name.
     port = registry_url.rsplit(":", 1)[1]
     return f"localhost:{port}"
 
@@ -210,10 +210,8 @@ def pushed_function_package(function_xpkg, registry_host, registry_url) -> Pushe
     tag = "v" + crate_version()
     ref = f"{registry_host}/{FUNCTION_REPOSITORY}:{tag}"
     crank_bin = find_crank()
-    if crank_bin:
-        cmd = [crank_bin, "xpkg", "push", "-f", str(function_xpkg), ref]
-    else:
-        cmd = [sys.executable, str(REPO_ROOT / "scripts" / "runtime_image.py"), "push", "-f", str(function_xpkg), ref]
+    assert crank_bin, "crank not found (scripts/setup installs it; CRANK=/path/to/crank picks one)"
+    cmd = [crank_bin, "xpkg", "push", "-f", str(function_xpkg), ref]
     res = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, f"push failed: {cmd}\n{res.stdout}\n{res.stderr}"
     body, headers = registry_get(f"{registry_url}/v2/{FUNCTION_REPOSITORY}/manifests/{tag}", MANIFEST_ACCEPT)

@@ -1,8 +1,8 @@
 """The function's package: runtime image, xpkg, push, ECR registration, examples.
 
-Builds the .xpkg with scripts/xpkg (crank when installed, else the crank-compatible
-builder in scripts/runtime_image.py), pushes it to the local registry, reads it
-back over the registry HTTP API and registers it in moto's ECR API.  The
+Builds the .xpkg with scripts/xpkg (`crank xpkg build`), pushes it to the local
+registry with `crank xpkg push`, reads it back over the registry HTTP API and
+registers it in moto's ECR API.  The
 examples are checked against the Crossplane CRDs (shared/crds/crossplane) and
 their own XRDs, the way `crank beta validate` would, including unknown fields.
 """
@@ -267,40 +267,6 @@ def test_function_package_registered_in_ecr(function_package_in_ecr, pushed_func
     got = ecr_client.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}])
     (image,) = got["images"]
     assert image["imageManifest"].encode() == pushed_function_package.manifest_bytes
-
-
-def write_package(root: Path, docs: list[dict]) -> Path:
-    root.mkdir(parents=True)
-    (root / "crossplane.yaml").write_text(yaml.safe_dump_all(docs))
-    return root
-
-
-@pytest.mark.parametrize(
-    "docs, error",
-    [
-        ([{"apiVersion": "meta.pkg.crossplane.io/v1", "kind": "Provider", "metadata": {"name": "p"}}], "not Function"),
-        ([], "not exactly one package meta"),
-        (
-            [
-                {"apiVersion": "meta.pkg.crossplane.io/v1", "kind": "Function", "metadata": {"name": "f"}},
-                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
-            ],
-            "not a CRD",
-        ),
-        (
-            [{"apiVersion": "meta.pkg.crossplane.io/v1", "kind": "Function", "metadata": {"name": "f"}, "spec": {"crossplane": {"version": "new"}}}],
-            "poorly formatted",
-        ),
-    ],
-)
-def test_fallback_builder_lints_like_crank(tmp_path, docs, error):
-    root = write_package(tmp_path / "pkg", docs) if docs else write_package(tmp_path / "pkg", [{"a": 1}])
-    res = subprocess.run(
-        [sys.executable, str(RUNTIME_IMAGE), "build", "--package-root", str(root), "--examples-root", "", "-o", str(tmp_path / "x.xpkg")],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode != 0 and error in res.stderr, res.stderr
 
 
 # --------------------------------------------------------------------------
