@@ -12,10 +12,10 @@ use flate2::Compression as Level;
 use flate2::write::GzEncoder;
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::{Resource, RunFunctionRequest, State};
+use function_ecr_packages::registry::PackageKind;
 use function_ecr_packages::registry::blob::{Compression, Limits, extract, sha256_digest};
 use function_ecr_packages::registry::connector::MemoryConnector;
-use function_ecr_packages::registry::memory::MemoryRegistry;
-use function_ecr_packages::registry::{Dependency, PackageKind, PackageMeta};
+use function_ecr_packages::registry::memory::{MemoryRegistry, meta};
 use function_ecr_packages::sdk::structs::json_to_struct;
 use serde_json::json;
 
@@ -36,32 +36,21 @@ async fn warm_reconcile() {
         registry.push(
             "upbound/provider-family-aws",
             tag,
-            PackageMeta {
-                kind: Some(PackageKind::Provider),
-                ..Default::default()
-            },
+            meta(PackageKind::Provider, &[]),
         );
         registry.push(
             "upbound/provider-aws-s3",
             tag,
-            PackageMeta {
-                kind: Some(PackageKind::Provider),
-                name: String::new(),
-                depends_on: vec![Dependency {
-                    package: family.to_string(),
-                    kind: PackageKind::Provider,
-                    version: ">= 0.0.0".to_string(),
-                }],
-            },
+            meta(
+                PackageKind::Provider,
+                &[(family, PackageKind::Provider, ">= 0.0.0")],
+            ),
         );
     }
     registry.push(
         "crossplane-contrib/function-patch-and-transform",
         "v0.8.2",
-        PackageMeta {
-            kind: Some(PackageKind::Function),
-            ..Default::default()
-        },
+        meta(PackageKind::Function, &[]),
     );
     let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
     let xr = json!({"apiVersion": "platform.example.org/v1alpha1", "kind": "XEcrPackages", "metadata": {"name": "bench"},

@@ -457,26 +457,10 @@ fn required_by(wanted: &Wanted, error: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Dependency;
-    use crate::registry::memory::MemoryRegistry;
+    use crate::registry::memory::{MemoryRegistry, meta};
     use crate::sdk::request::decode;
     use crate::spec::Input;
     use serde_json::{Value as Json, json};
-
-    fn meta(kind: PackageKind, deps: &[(&str, PackageKind, &str)]) -> PackageMeta {
-        PackageMeta {
-            kind: Some(kind),
-            name: String::new(),
-            depends_on: deps
-                .iter()
-                .map(|(package, kind, version)| Dependency {
-                    package: package.to_string(),
-                    kind: *kind,
-                    version: version.to_string(),
-                })
-                .collect(),
-        }
-    }
 
     const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
 

@@ -10,29 +10,14 @@ use std::sync::Arc;
 use cluster::{Cluster, Schemas};
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
+use function_ecr_packages::registry::PackageKind;
 use function_ecr_packages::registry::connector::MemoryConnector;
-use function_ecr_packages::registry::memory::MemoryRegistry;
-use function_ecr_packages::registry::{Dependency, PackageKind, PackageMeta};
+use function_ecr_packages::registry::memory::{MemoryRegistry, meta};
 use prost::Message;
 use serde_json::{Value as Json, json};
 
 const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
 const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
-
-fn meta(kind: PackageKind, deps: &[(&str, PackageKind, &str)]) -> PackageMeta {
-    PackageMeta {
-        kind: Some(kind),
-        name: String::new(),
-        depends_on: deps
-            .iter()
-            .map(|(package, kind, version)| Dependency {
-                package: package.to_string(),
-                kind: *kind,
-                version: version.to_string(),
-            })
-            .collect(),
-    }
-}
 
 /// The blog case's packages, with the family in three tags.
 fn registry() -> Arc<MemoryRegistry> {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use super::{PackageMeta, Registry};
+use super::{Dependency, PackageKind, PackageMeta, Registry};
 use crate::error::{Error, Result};
 
 #[derive(Default)]
@@ -117,6 +117,24 @@ impl Registry for MemoryRegistry {
                 reference: digest.to_string(),
                 message: "no such manifest".to_string(),
             })
+    }
+}
+
+/// The metadata of a package of `kind` whose `dependsOn` lists
+/// `(package, kind, version)`: what tests and benchmarks push into a
+/// [`MemoryRegistry`]. The name is left empty; the resolver does not read it.
+pub fn meta(kind: PackageKind, depends_on: &[(&str, PackageKind, &str)]) -> PackageMeta {
+    PackageMeta {
+        kind: Some(kind),
+        name: String::new(),
+        depends_on: depends_on
+            .iter()
+            .map(|(package, kind, version)| Dependency {
+                package: package.to_string(),
+                kind: *kind,
+                version: version.to_string(),
+            })
+            .collect(),
     }
 }
 
