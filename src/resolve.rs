@@ -463,6 +463,7 @@ mod tests {
     use serde_json::{Value as Json, json};
 
     const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
+    const PAT: &str = "crossplane-contrib/function-patch-and-transform";
 
     /// The blog case: provider-aws-s3 depends on the family provider.
     fn blog_registry() -> MemoryRegistry {
@@ -475,23 +476,25 @@ mod tests {
             );
         }
         for tag in ["v2.1.0", "v2.2.0"] {
-            registry.push(
-                "upbound/provider-aws-s3",
-                tag,
-                meta(
-                    PackageKind::Provider,
-                    &[(FAMILY, PackageKind::Provider, ">= 0.0.0")],
-                ),
-            );
+            registry.push("upbound/provider-aws-s3", tag, needs_family(">= 0.0.0"));
         }
         for tag in ["v0.8.1", "v0.8.2"] {
-            registry.push(
-                "crossplane-contrib/function-patch-and-transform",
-                tag,
-                meta(PackageKind::Function, &[]),
-            );
+            registry.push(PAT, tag, meta(PackageKind::Function, &[]));
         }
         registry
+    }
+
+    /// A Provider that depends on the family provider at `constraint`.
+    fn needs_family(constraint: &str) -> PackageMeta {
+        meta(
+            PackageKind::Provider,
+            &[(FAMILY, PackageKind::Provider, constraint)],
+        )
+    }
+
+    /// An entry of `spec.packages`.
+    fn package(kind: &str, repository: &str, version: &str) -> Json {
+        json!({"kind": kind, "repository": repository, "version": version})
     }
 
     async fn resolve(registry: &MemoryRegistry, packages: Json, input: Json) -> Result<Graph> {
@@ -503,6 +506,18 @@ mod tests {
         let input: Input = decode(input).expect("input");
         let settings = Settings::new("demo", &spec, &input).expect("settings");
         Resolver::new(&settings, &spec, registry).resolve().await
+    }
+
+    /// [`resolve`] with the default input, which must succeed.
+    async fn resolved(registry: &MemoryRegistry, packages: Json) -> Graph {
+        resolve(registry, packages, json!({}))
+            .await
+            .expect("resolves")
+    }
+
+    /// The version resolved for `repository`, if it is in the graph.
+    fn version_of<'g>(graph: &'g Graph, repository: &str) -> Option<&'g str> {
+        graph.get(repository).map(|n| n.version.as_str())
     }
 
     fn versions(graph: &Graph) -> Vec<(String, String, Vec<String>)> {
@@ -531,16 +546,14 @@ mod tests {
     #[tokio::test]
     async fn blog_case_with_implicit_family_version() {
         let registry = blog_registry();
-        let graph = resolve(
+        let graph = resolved(
             &registry,
             json!([
-                {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">=v2.0.0"},
-                {"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}
+                package("Provider", "upbound/provider-aws-s3", ">=v2.0.0"),
+                package("Function", PAT, "v0.8.2")
             ]),
-            json!({}),
         )
-        .await
-        .expect("resolves");
+        .await;
         assert_eq!(
             versions(&graph),
             vec![
@@ -566,20 +579,16 @@ mod tests {
     #[tokio::test]
     async fn an_explicit_version_wins_when_it_satisfies() {
         let registry = blog_registry();
-        let graph = resolve(
+        let graph = resolved(
             &registry,
             json!([
-                {"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "v2.1.0"},
-                {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}
+                package("Provider", "upbound/provider-family-aws", "v2.1.0"),
+                package("Provider", "upbound/provider-aws-s3", "v2.2.0")
             ]),
-            json!({}),
         )
-        .await
-        .expect("resolves");
+        .await;
         assert_eq!(
-            graph
-                .get("upbound/provider-family-aws")
-                .map(|n| n.version.as_str()),
+            version_of(&graph, "upbound/provider-family-aws"),
             Some("v2.1.0")
         );
     }
@@ -587,13 +596,13 @@ mod tests {
     #[tokio::test]
     async fn exact_tags_need_not_be_semver() {
         let registry = blog_registry();
-        let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "latest"}]), json!({}))
-            .await
-            .expect("resolves");
+        let graph = resolved(
+            &registry,
+            json!([package("Provider", "upbound/provider-family-aws", "latest")]),
+        )
+        .await;
         assert_eq!(
-            graph
-                .get("upbound/provider-family-aws")
-                .map(|n| n.version.as_str()),
+            version_of(&graph, "upbound/provider-family-aws"),
             Some("latest")
         );
     }
@@ -606,13 +615,17 @@ mod tests {
             (">= 0.0.0-0", "v2.3.0-rc.1"),
             ("~2.1", "v2.1.0"),
         ] {
-            let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": constraint}]), json!({}))
-                .await
-                .expect("resolves");
+            let graph = resolved(
+                &registry,
+                json!([package(
+                    "Provider",
+                    "upbound/provider-family-aws",
+                    constraint
+                )]),
+            )
+            .await;
             assert_eq!(
-                graph
-                    .get("upbound/provider-family-aws")
-                    .map(|n| n.version.as_str()),
+                version_of(&graph, "upbound/provider-family-aws"),
                 Some(expected),
                 "{constraint}"
             );
@@ -627,9 +640,11 @@ mod tests {
             "v9.9.9",
             meta(PackageKind::Provider, &[]),
         );
-        let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": digest}]), json!({}))
-            .await
-            .expect("resolves");
+        let graph = resolved(
+            &registry,
+            json!([package("Provider", "upbound/provider-family-aws", &digest)]),
+        )
+        .await;
         let node = graph.get("upbound/provider-family-aws").expect("node");
         assert_eq!(
             (node.version.as_str(), node.digest.as_str()),
@@ -659,9 +674,15 @@ mod tests {
                 ],
             ),
         );
-        let graph = resolve(&registry, json!([{"kind": "Configuration", "repository": "acme/configuration-platform", "version": "v1.0.0"}]), json!({}))
-            .await
-            .expect("resolves");
+        let graph = resolved(
+            &registry,
+            json!([package(
+                "Configuration",
+                "acme/configuration-platform",
+                "v1.0.0"
+            )]),
+        )
+        .await;
         assert_eq!(
             versions(&graph),
             vec![
@@ -688,9 +709,7 @@ mod tests {
         );
         // A dependency keeps the upstream path its parent declared.
         assert_eq!(
-            graph
-                .get("crossplane-contrib/function-patch-and-transform")
-                .map(|n| n.upstream.as_str()),
+            graph.get(PAT).map(|n| n.upstream.as_str()),
             Some("xpkg.crossplane.io/crossplane-contrib/function-patch-and-transform")
         );
     }
@@ -698,47 +717,28 @@ mod tests {
     #[tokio::test]
     async fn constraints_from_several_parents_must_all_hold() {
         let registry = blog_registry();
-        registry.push(
-            "acme/provider-a",
-            "v1.0.0",
-            meta(
-                PackageKind::Provider,
-                &[(FAMILY, PackageKind::Provider, "<v2.2.0")],
-            ),
-        );
-        registry.push(
-            "acme/provider-b",
-            "v1.0.0",
-            meta(
-                PackageKind::Provider,
-                &[(FAMILY, PackageKind::Provider, ">=v2.0.0")],
-            ),
-        );
-        registry.push(
-            "acme/provider-c",
-            "v1.0.0",
-            meta(
-                PackageKind::Provider,
-                &[(FAMILY, PackageKind::Provider, ">=v2.2.0")],
-            ),
-        );
-        let graph = resolve(
+        registry.push("acme/provider-a", "v1.0.0", needs_family("<v2.2.0"));
+        registry.push("acme/provider-b", "v1.0.0", needs_family(">=v2.0.0"));
+        registry.push("acme/provider-c", "v1.0.0", needs_family(">=v2.2.0"));
+        let graph = resolved(
             &registry,
-            json!([{"kind": "Provider", "repository": "acme/provider-a", "version": "v1.0.0"}, {"kind": "Provider", "repository": "acme/provider-b", "version": "v1.0.0"}]),
-            json!({}),
+            json!([
+                package("Provider", "acme/provider-a", "v1.0.0"),
+                package("Provider", "acme/provider-b", "v1.0.0")
+            ]),
         )
-        .await
-        .expect("resolves");
+        .await;
         assert_eq!(
-            graph
-                .get("upbound/provider-family-aws")
-                .map(|n| n.version.as_str()),
+            version_of(&graph, "upbound/provider-family-aws"),
             Some("v2.1.0")
         );
 
         let err = resolve(
             &registry,
-            json!([{"kind": "Provider", "repository": "acme/provider-a", "version": "v1.0.0"}, {"kind": "Provider", "repository": "acme/provider-c", "version": "v1.0.0"}]),
+            json!([
+                package("Provider", "acme/provider-a", "v1.0.0"),
+                package("Provider", "acme/provider-c", "v1.0.0")
+            ]),
             json!({}),
         )
         .await
@@ -757,17 +757,13 @@ mod tests {
     #[tokio::test]
     async fn an_explicit_version_that_breaks_a_parent_constraint_is_refused() {
         let registry = blog_registry();
-        registry.push(
-            "acme/provider-c",
-            "v1.0.0",
-            meta(
-                PackageKind::Provider,
-                &[(FAMILY, PackageKind::Provider, ">=v2.2.0")],
-            ),
-        );
+        registry.push("acme/provider-c", "v1.0.0", needs_family(">=v2.2.0"));
         let err = resolve(
             &registry,
-            json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "v2.1.0"}, {"kind": "Provider", "repository": "acme/provider-c", "version": "v1.0.0"}]),
+            json!([
+                package("Provider", "upbound/provider-family-aws", "v2.1.0"),
+                package("Provider", "acme/provider-c", "v1.0.0")
+            ]),
             json!({}),
         )
         .await
@@ -800,7 +796,7 @@ mod tests {
         );
         let err = resolve(
             &registry,
-            json!([{"kind": "Provider", "repository": "acme/a", "version": "v1.0.0"}]),
+            json!([package("Provider", "acme/a", "v1.0.0")]),
             json!({}),
         )
         .await
@@ -870,7 +866,7 @@ mod tests {
         for (repository, kind, input, message) in cases {
             let err = resolve(
                 &registry,
-                json!([{"kind": kind, "repository": repository, "version": ">=1.0.0"}]),
+                json!([package(kind, repository, ">=1.0.0")]),
                 input,
             )
             .await
@@ -882,14 +878,30 @@ mod tests {
     #[tokio::test]
     async fn unknown_versions_are_named() {
         let registry = blog_registry();
-        let err = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": ">=v9"}]), json!({})).await.unwrap_err();
+        let err = resolve(
+            &registry,
+            json!([package("Provider", "upbound/provider-family-aws", ">=v9")]),
+            json!({}),
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string().contains(
                 "no version of upbound/provider-family-aws satisfies \">=v9\" (spec.packages[0])"
             ),
             "{err}"
         );
-        let err = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": "not a version!"}]), json!({})).await.unwrap_err();
+        let err = resolve(
+            &registry,
+            json!([package(
+                "Provider",
+                "upbound/provider-family-aws",
+                "not a version!"
+            )]),
+            json!({}),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, Error::InvalidSpec { field, .. } if field == "spec.packages[0].version"),
             "{err}"
@@ -899,9 +911,13 @@ mod tests {
     #[tokio::test]
     async fn dependency_resolution_can_be_turned_off() {
         let registry = blog_registry();
-        let graph = resolve(&registry, json!([{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}]), json!({"resolveDependencies": false}))
-            .await
-            .expect("resolves");
+        let graph = resolve(
+            &registry,
+            json!([package("Provider", "upbound/provider-aws-s3", "v2.2.0")]),
+            json!({"resolveDependencies": false}),
+        )
+        .await
+        .expect("resolves");
         assert_eq!(
             versions(&graph),
             vec![row("upbound-provider-aws-s3", "v2.2.0", &[])]
