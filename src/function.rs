@@ -28,6 +28,10 @@ pub const RESOLVE_DEADLINE: Duration = Duration::from_secs(30);
 /// Until the input is read, responses are cached this long.
 const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
+/// While packages wait for their dependencies or the registry is being
+/// retried, Crossplane calls again at least this often.
+const CONVERGING_TTL: Duration = Duration::from_secs(15);
+
 /// Runs the composition. One instance serves every call for the life of the
 /// process, so it owns the registry clients and caches that make warm
 /// reconciles free.
@@ -130,6 +134,8 @@ impl Function {
             // Crossplane would otherwise call the XR ready as soon as what is
             // composed so far is ready, while packages still wait their turn.
             response.set_composite_ready(false);
+            // The next wave, or the retry, should not wait a full TTL.
+            response.set_ttl(settings.ttl.min(CONVERGING_TTL));
         }
 
         Report {

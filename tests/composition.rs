@@ -102,6 +102,19 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
         "waves: IAM and mirror, then roots, then dependents"
     );
     let last = rounds.last().expect("rounds");
+    let ttl = |r: &cluster::Round| {
+        r.response
+            .meta
+            .as_ref()
+            .and_then(|m| m.ttl)
+            .map(|t| t.seconds)
+    };
+    assert_eq!(
+        ttl(&rounds[0]),
+        Some(15),
+        "called again soon while waves are pending"
+    );
+    assert_eq!(ttl(last), Some(60), "the input's TTL once settled");
     assert!(
         last.xr_ready(),
         "the XR turns ready once everything is installed and healthy"
