@@ -81,6 +81,14 @@ impl Round {
     }
 }
 
+/// The string at `pointer` in `object`, or "" when there is none.
+fn str_at<'a>(object: &'a Json, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+}
+
 pub fn desired_of(response: &RunFunctionResponse) -> BTreeMap<String, Json> {
     response
         .desired
@@ -199,23 +207,14 @@ impl Cluster {
 
     /// The status a controller reports once it has acted on `object`.
     fn settled_status(&self, object: &Json) -> Json {
-        let name = object
-            .pointer("/metadata/name")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
+        let name = str_at(object, "/metadata/name");
         let ok = if self.broken.contains(name) {
             "False"
         } else {
             "True"
         };
-        let group = object
-            .get("apiVersion")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
-        let kind = object
-            .get("kind")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
+        let group = str_at(object, "/apiVersion");
+        let kind = str_at(object, "/kind");
         if group.starts_with("pkg.crossplane.io/") && kind != "ImageConfig" {
             json!({"conditions": [
                 {"type": "Installed", "status": "True", "reason": "ActivePackageRevision"},
@@ -290,28 +289,20 @@ impl Schemas {
                 let text = std::fs::read_to_string(&path).expect("read CRD");
                 let crd: Json = serde_norway::from_str(&text)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let group = crd
-                    .pointer("/spec/group")
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let kind = crd
-                    .pointer("/spec/names/kind")
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                let group = str_at(&crd, "/spec/group");
+                let kind = str_at(&crd, "/spec/names/kind");
                 for version in crd
                     .pointer("/spec/versions")
                     .and_then(Json::as_array)
                     .into_iter()
                     .flatten()
                 {
-                    let name = version
-                        .get("name")
-                        .and_then(Json::as_str)
-                        .unwrap_or_default();
+                    let name = str_at(version, "/name");
                     if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
-                        by_gvk.insert((format!("{group}/{name}"), kind.clone()), schema.clone());
+                        by_gvk.insert(
+                            (format!("{group}/{name}"), kind.to_string()),
+                            schema.clone(),
+                        );
                     }
                 }
             }
@@ -327,14 +318,8 @@ impl Schemas {
 
     /// Panics with every schema violation of `object`.
     pub fn validate(&self, object: &Json) {
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
-        let kind = object
-            .get("kind")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
+        let api_version = str_at(object, "/apiVersion");
+        let kind = str_at(object, "/kind");
         let schema = self
             .by_gvk
             .get(&(api_version.to_string(), kind.to_string()))
