@@ -407,14 +407,6 @@ async fn serve(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
     (base, seen)
 }
 
-/// A loopback port with nothing listening on it.
-async fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
-}
-
 fn throttled() -> Reply {
     Reply::json(
         400,
@@ -509,7 +501,7 @@ async fn list_tags_reads_every_page() {
 #[tokio::test]
 async fn unreachable_api_and_registry_are_unavailable_fast() {
     let ecr = ecr_with(EcrOptions {
-        api_endpoint: Some(closed_port().await),
+        api_endpoint: Some(localecr::closed_port()),
         ..options()
     })
     .await;
@@ -530,7 +522,7 @@ async fn unreachable_api_and_registry_are_unavailable_fast() {
     let repo = localecr::unique("ecr/provider-noregistry");
     let digests = seed(json!({"repository": repo, "tags": ["v1.0.0"], "package": provider("p")}));
     let ecr = ecr_with(EcrOptions {
-        registry_endpoint: Some(closed_port().await),
+        registry_endpoint: Some(localecr::closed_port()),
         ..options()
     })
     .await;

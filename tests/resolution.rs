@@ -314,14 +314,6 @@ fn assert_fatal(cluster: &Cluster, before: &BTreeMap<String, Json>, round: &Roun
     assert_eq!(&cluster.observed, before, "nothing applied");
 }
 
-/// A loopback port with nothing listening on it.
-async fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
-    format!("http://{address}")
-}
-
 /// A loopback server that accepts connections and never answers.
 async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -1039,7 +1031,7 @@ async fn outages_after_a_good_settle_drop_nothing() {
 
     // The ECR API refuses connections: a restarted function cannot list tags.
     let down = connector_with(EcrOptions {
-        api_endpoint: Some(closed_port().await),
+        api_endpoint: Some(localecr::closed_port()),
         ..options()
     });
     cluster.function = Arc::new(function(&down));
@@ -1071,7 +1063,7 @@ async fn outages_after_a_good_settle_drop_nothing() {
     // The API answers but the registry (blobs) refuses connections, with a
     // cold cache: the package metadata cannot be read.
     let no_blobs = connector_with(EcrOptions {
-        registry_endpoint: Some(closed_port().await),
+        registry_endpoint: Some(localecr::closed_port()),
         ..options()
     });
     cluster.function = Arc::new(function(&no_blobs));
@@ -1153,7 +1145,7 @@ async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
     assert!(!cluster.observed.contains_key(&resource(&s3)));
 
     let down = connector_with(EcrOptions {
-        api_endpoint: Some(closed_port().await),
+        api_endpoint: Some(localecr::closed_port()),
         ..options()
     });
     cluster.function = Arc::new(function(&down));
@@ -1198,7 +1190,7 @@ async fn a_registry_outage_before_anything_resolved_is_reported_clearly() {
     let (_, s3, images) = blog_images(&ns);
     seed(images);
     let no_blobs = connector_with(EcrOptions {
-        registry_endpoint: Some(closed_port().await),
+        registry_endpoint: Some(localecr::closed_port()),
         ..options()
     });
     let mut cluster = Cluster::new(

@@ -10,7 +10,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,6 +158,15 @@ impl LocalEcr {
     pub fn registry_get(&self, path: &str, accept: Option<&str>) -> HttpResponse {
         http_get(self.registry_authority(), path, accept)
     }
+}
+
+/// `http://` and a loopback address with nothing listening on it: an
+/// endpoint that refuses connections, for outage tests.
+pub fn closed_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    format!("http://{address}")
 }
 
 /// GET `path` from `authority` (`host:port`) over a fresh connection.
