@@ -85,6 +85,22 @@ fn expected_deps() -> Vec<Dependency> {
     ]
 }
 
+/// One call of each kind and no redirect: a cold lookup of one package
+/// (tags, manifest, token, layer).
+const ONE_OF_EACH: CallCounts = CallCounts {
+    list_images: 1,
+    batch_get_image: 1,
+    get_authorization_token: 1,
+    blob_get: 1,
+    blob_redirect: 0,
+};
+
+/// Fails when `started` is `limit` or more ago.
+fn assert_within(started: Instant, limit: Duration) {
+    let took = started.elapsed();
+    assert!(took < limit, "{took:?}");
+}
+
 /// Seeds one image and returns tag -> digest.
 fn seed(image: Value) -> HashMap<String, String> {
     let repo = image["repository"].as_str().unwrap().to_string();
@@ -122,16 +138,7 @@ async fn lists_tags_resolves_and_reads_a_package() {
     // The manifest read while resolving is reused: no second BatchGetImage
     // for the same digest (by tag, then by digest, then for the package).
     let calls = ecr.calls();
-    assert_eq!(
-        calls,
-        CallCounts {
-            list_images: 1,
-            batch_get_image: 1,
-            get_authorization_token: 1,
-            blob_get: 1,
-            blob_redirect: 0,
-        }
-    );
+    assert_eq!(calls, ONE_OF_EACH);
 
     // Static credentials from a Crossplane credentials entry work too.
     let env = localecr::env();
@@ -512,11 +519,7 @@ async fn unreachable_api_and_registry_are_unavailable_fast() {
         "{e:?}"
     );
     assert!(e.is_transient());
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(5));
 
     // API up, registry data plane down.
     let repo = localecr::unique("ecr/provider-noregistry");
@@ -535,11 +538,7 @@ async fn unreachable_api_and_registry_are_unavailable_fast() {
         matches!(&e, Error::Unavailable { operation, .. } if operation == "GetBlob"),
         "{e:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(5));
     // Connection failures are retried a bounded number of times.
     assert_eq!(ecr.calls().blob_get, 3);
 }
@@ -565,11 +564,7 @@ async fn slow_servers_time_out() {
         matches!(&e, Error::Unavailable { message, .. } if message.contains("timed out")),
         "{e:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(3));
     assert_eq!(seen.lock().unwrap().len(), 2, "each attempt timed out");
 
     let repo = localecr::unique("ecr/provider-slowblob");
@@ -590,11 +585,7 @@ async fn slow_servers_time_out() {
         matches!(&e, Error::Unavailable { operation, message } if operation == "GetBlob" && message.contains("took more than")),
         "{e:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, Duration::from_secs(3));
 }
 
 #[tokio::test]
@@ -712,16 +703,7 @@ async fn call_counts_cold_then_warm_through_the_connector() {
 
     assert_eq!(lookup(repo_a.clone()).await, a["v1.1.0"]);
     let cold = counts().await;
-    assert_eq!(
-        cold,
-        CallCounts {
-            list_images: 1,
-            batch_get_image: 1,
-            get_authorization_token: 1,
-            blob_get: 1,
-            blob_redirect: 0
-        }
-    );
+    assert_eq!(cold, ONE_OF_EACH);
     eprintln!("cold, first package: {cold:?}");
 
     // A second package: the token is reused.
@@ -759,14 +741,5 @@ async fn concurrent_identical_lookups_make_one_call() {
     )
     .await;
     assert!(metas.iter().all(|m| m.as_ref().unwrap().name == "flight"));
-    assert_eq!(
-        ecr.calls(),
-        CallCounts {
-            list_images: 1,
-            batch_get_image: 1,
-            get_authorization_token: 1,
-            blob_get: 1,
-            blob_redirect: 0
-        }
-    );
+    assert_eq!(ecr.calls(), ONE_OF_EACH);
 }
