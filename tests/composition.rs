@@ -7,7 +7,7 @@ mod cluster;
 
 use std::sync::Arc;
 
-use cluster::{Cluster, Schemas};
+use cluster::{Cluster, Schemas, image_config};
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::PackageKind;
@@ -124,11 +124,7 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
         "and not before"
     );
     for round in &rounds {
-        assert!(
-            round.results(Severity::Fatal).is_empty(),
-            "{:?}",
-            round.results(Severity::Fatal)
-        );
+        round.assert_no_fatal();
         assert!(round.deleted.is_empty());
     }
 
@@ -149,10 +145,11 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
     );
     assert_eq!(
         desired["image-config-xpkg-upbound-io"],
-        json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "ImageConfig",
-               "metadata": {"name": "ecr-mirror-xpkg-upbound-io"},
-               "spec": {"matchImages": [{"type": "Prefix", "prefix": "xpkg.upbound.io/"}],
-                        "rewriteImage": {"prefix": format!("{HOST}/")}}})
+        image_config(
+            "ecr-mirror-xpkg-upbound-io",
+            "xpkg.upbound.io/",
+            &format!("{HOST}/")
+        )
     );
 
     let status = &cluster.xr["status"];

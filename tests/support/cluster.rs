@@ -51,6 +51,12 @@ impl Round {
             .collect()
     }
 
+    /// Panics with the Fatal results, if there are any.
+    pub fn assert_no_fatal(&self) {
+        let fatal = self.results(Severity::Fatal);
+        assert!(fatal.is_empty(), "{fatal:?}");
+    }
+
     pub fn condition(&self, kind: &str) -> Option<(i32, String, String)> {
         self.response
             .conditions
@@ -79,6 +85,15 @@ impl Round {
                 .values()
                 .all(|r| r.ready == Ready::True as i32)
     }
+}
+
+/// The ImageConfig `name` the function composes for a mirror: images under
+/// `prefix` are pulled from `rewrite` instead.
+pub fn image_config(name: &str, prefix: &str, rewrite: &str) -> Json {
+    json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "ImageConfig",
+           "metadata": {"name": name},
+           "spec": {"matchImages": [{"type": "Prefix", "prefix": prefix}],
+                    "rewriteImage": {"prefix": rewrite}}})
 }
 
 /// The string at `pointer` in `object`, or "" when there is none.
