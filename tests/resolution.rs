@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cluster::{Cluster, Round, Schemas};
+use cluster::{Cluster, Round, Schemas, image_config};
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::cache::CacheOptions;
@@ -55,8 +55,30 @@ fn connector() -> Arc<EcrConnector> {
     connector_with(options())
 }
 
+/// A connector whose ECR API endpoint refuses connections.
+fn api_down() -> Arc<EcrConnector> {
+    connector_with(EcrOptions {
+        api_endpoint: Some(localecr::closed_port()),
+        ..options()
+    })
+}
+
+/// A connector whose registry (blob) endpoint refuses connections.
+fn blobs_down() -> Arc<EcrConnector> {
+    connector_with(EcrOptions {
+        registry_endpoint: Some(localecr::closed_port()),
+        ..options()
+    })
+}
+
 fn function(connector: &Arc<EcrConnector>) -> Function {
     Function::with_connector(connector.clone())
+}
+
+/// A simulated cluster holding the XR `name` that lists `packages`, the
+/// function's input `settings`, and nothing composed yet.
+fn simulate(connector: &Arc<EcrConnector>, name: &str, packages: Json, settings: Json) -> Cluster {
+    Cluster::new(function(connector), xr(name, packages), settings)
 }
 
 /// The calls of the connector's only client (none before the first connect).
@@ -85,6 +107,11 @@ impl Seeded {
             .as_str()
             .unwrap_or_else(|| panic!("{repository}:{tag} was not seeded: {}", self.0))
             .to_string()
+    }
+
+    /// The `status.packages` row of `repository` resolved at `tag`, ready.
+    fn status(&self, repository: &str, tag: &str) -> (String, String, String, bool) {
+        status(&label(repository), tag, &self.digest(repository, tag))
     }
 }
 
@@ -115,6 +142,11 @@ fn needs(kind: &str, package: &str, version: &str) -> Json {
 /// The upstream path a repository of the test's namespace mirrors.
 fn upstream(repository: &str) -> String {
     format!("xpkg.upbound.io/{repository}")
+}
+
+/// The upstream reference of `repository` at `tag`.
+fn tagged(repository: &str, tag: &str) -> String {
+    format!("{}:{tag}", upstream(repository))
 }
 
 /// `metadata.name` Crossplane gives the package at `repository`.
@@ -161,16 +193,17 @@ async fn reconcile(cluster: &mut Cluster) -> Round {
     round
 }
 
+/// The objects the last round of a [`settle`] desires.
+async fn settled(cluster: &mut Cluster) -> BTreeMap<String, Json> {
+    settle(cluster).await.last().expect("rounds").desired()
+}
+
 /// Settles to Ready with no Fatal and nothing deleted on the way.
 async fn settle(cluster: &mut Cluster) -> Vec<Round> {
     let rounds = cluster.settle(12).await;
     for round in &rounds {
         validate(round);
-        assert!(
-            round.results(Severity::Fatal).is_empty(),
-            "{:?}",
-            round.results(Severity::Fatal)
-        );
+        round.assert_no_fatal();
         assert!(round.deleted.is_empty(), "deleted {:?}", round.deleted);
     }
     assert!(
@@ -277,11 +310,7 @@ fn assert_none_dropped(
         assert_eq!(kept, &without_status(object), "{name} changed");
     }
     assert!(round.deleted.is_empty(), "deleted {:?}", round.deleted);
-    assert!(
-        round.results(Severity::Fatal).is_empty(),
-        "{:?}",
-        round.results(Severity::Fatal)
-    );
+    round.assert_no_fatal();
     let warnings = round.results(Severity::Warning);
     assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
     let (status, got_reason, message) = round.condition("Resolved").expect("Resolved");
@@ -297,6 +326,13 @@ fn assert_none_dropped(
         !round.xr_ready(),
         "the XR is not Ready while resolution fails"
     );
+}
+
+/// Back on a working registry: resolved, nothing created or deleted, Ready.
+fn assert_resolved_unchanged(round: &Round) {
+    assert_eq!(round.condition("Resolved").map(|c| c.0), Some(TRUE));
+    assert!(round.created.is_empty() && round.deleted.is_empty());
+    assert!(round.xr_ready());
 }
 
 /// One Fatal holding every `part`, and nothing applied.
@@ -342,6 +378,12 @@ fn blog_images(ns: &str) -> (String, String, Json) {
     (family, s3, images)
 }
 
+/// What the blog XR lists: S3 from v2.0.0 on, the family left to S3's
+/// dependency on it.
+fn blog_packages(s3: &str) -> Json {
+    json!([package("Provider", s3, ">=v2.0.0")])
+}
+
 // ---------------------------------------------------------------------------
 // 1. The blog case
 
@@ -354,11 +396,7 @@ async fn blog_case_settles_in_waves_on_the_seeded_digests() {
 
     // The family is not listed: its version comes from S3's `>= 0.0.0`,
     // which admits neither the prerelease nor the incomplete `v2`.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("blog", json!([package("Provider", &s3, ">=v2.0.0")])),
-        json!({}),
-    );
+    let mut cluster = simulate(&connector, "blog", blog_packages(&s3), json!({}));
     let rounds = settle(&mut cluster).await;
     assert_eq!(
         waves(&rounds),
@@ -377,24 +415,25 @@ async fn blog_case_settles_in_waves_on_the_seeded_digests() {
     let desired = last.desired();
     assert_eq!(
         desired[&resource(&family)],
-        provider(&family, &format!("{}:v2.2.0", upstream(&family)))
+        provider(&family, &tagged(&family, "v2.2.0"))
     );
     assert_eq!(
         desired[&resource(&s3)],
-        provider(&s3, &format!("{}:v2.2.0", upstream(&s3)))
+        provider(&s3, &tagged(&s3, "v2.2.0"))
     );
     assert_eq!(
         desired["image-config-xpkg-upbound-io"],
-        json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "ImageConfig",
-               "metadata": {"name": "ecr-mirror-xpkg-upbound-io"},
-               "spec": {"matchImages": [{"type": "Prefix", "prefix": "xpkg.upbound.io/"}],
-                        "rewriteImage": {"prefix": format!("{HOST}/")}}})
+        image_config(
+            "ecr-mirror-xpkg-upbound-io",
+            "xpkg.upbound.io/",
+            &format!("{HOST}/")
+        )
     );
     assert_eq!(
         statuses(&cluster.xr),
         vec![
-            status(&label(&family), "v2.2.0", &seeded.digest(&family, "v2.2.0")),
-            status(&label(&s3), "v2.2.0", &seeded.digest(&s3, "v2.2.0")),
+            seeded.status(&family, "v2.2.0"),
+            seeded.status(&s3, "v2.2.0"),
         ]
     );
     // The pull role may read exactly the resolved repositories.
@@ -427,27 +466,24 @@ async fn blog_case_settles_in_waves_on_the_seeded_digests() {
     );
 
     // An explicit family version wins when S3's constraint admits it.
-    let mut explicit = Cluster::new(
-        function(&connector),
-        xr(
-            "blog-explicit",
-            json!([
-                package("Provider", &family, "v2.1.0"),
-                package("Provider", &s3, "v2.2.0")
-            ]),
-        ),
+    let mut explicit = simulate(
+        &connector,
+        "blog-explicit",
+        json!([
+            package("Provider", &family, "v2.1.0"),
+            package("Provider", &s3, "v2.2.0")
+        ]),
         json!({}),
     );
-    let rounds = settle(&mut explicit).await;
     assert_eq!(
-        rounds.last().expect("rounds").desired()[&resource(&family)],
-        provider(&family, &format!("{}:v2.1.0", upstream(&family)))
+        settled(&mut explicit).await[&resource(&family)],
+        provider(&family, &tagged(&family, "v2.1.0"))
     );
     assert_eq!(
         statuses(&explicit.xr),
         vec![
-            status(&label(&family), "v2.1.0", &seeded.digest(&family, "v2.1.0")),
-            status(&label(&s3), "v2.2.0", &seeded.digest(&s3, "v2.2.0")),
+            seeded.status(&family, "v2.1.0"),
+            seeded.status(&s3, "v2.2.0"),
         ]
     );
 }
@@ -484,12 +520,10 @@ async fn a_configuration_pulls_in_providers_a_function_and_their_dependencies() 
          ]))},
     ]));
     let connector = connector();
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr(
-            "platform",
-            json!([package("Configuration", &platform, "v1.0.0")]),
-        ),
+    let mut cluster = simulate(
+        &connector,
+        "platform",
+        json!([package("Configuration", &platform, "v1.0.0")]),
         json!({}),
     );
     let first = reconcile(&mut cluster).await;
@@ -528,22 +562,21 @@ async fn a_configuration_pulls_in_providers_a_function_and_their_dependencies() 
         desired[&resource(&platform)],
         json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Configuration",
                "metadata": {"name": label(&platform)},
-               "spec": {"package": format!("{}:v1.0.0", upstream(&platform))}})
+               "spec": {"package": tagged(&platform, "v1.0.0")}})
     );
     assert_eq!(
         desired["image-config-xpkg-crossplane-io"]["spec"],
         json!({"matchImages": [{"type": "Prefix", "prefix": "xpkg.crossplane.io/"}],
                "rewriteImage": {"prefix": format!("{HOST}/")}})
     );
-    let digest = |repository: &str, tag: &str| seeded.digest(repository, tag);
     assert_eq!(
         statuses(&cluster.xr),
         vec![
-            status(&label(&pat), "v0.8.1", &digest(&pat, "v0.8.1")),
-            status(&label(&family), "v2.2.0", &digest(&family, "v2.2.0")),
-            status(&label(&ec2), "v2.0.0", &digest(&ec2, "v2.0.0")),
-            status(&label(&s3), "v2.2.0", &digest(&s3, "v2.2.0")),
-            status(&label(&platform), "v1.0.0", &digest(&platform, "v1.0.0")),
+            seeded.status(&pat, "v0.8.1"),
+            seeded.status(&family, "v2.2.0"),
+            seeded.status(&ec2, "v2.0.0"),
+            seeded.status(&s3, "v2.2.0"),
+            seeded.status(&platform, "v1.0.0"),
         ]
     );
     let depends_on = |i: usize| {
@@ -575,43 +608,40 @@ async fn digests_pin_and_pin_digests_references_every_package_by_digest() {
 
     // The user pins the family to the digest of v2.1.0.
     let pinned = seeded.digest(&family, "v2.1.0");
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr(
-            "pinned",
-            json!([
-                package("Provider", &family, &pinned),
-                package("Provider", &s3, "v2.2.0")
-            ]),
-        ),
+    let mut cluster = simulate(
+        &connector,
+        "pinned",
+        json!([
+            package("Provider", &family, &pinned),
+            package("Provider", &s3, "v2.2.0")
+        ]),
         json!({}),
     );
-    let rounds = settle(&mut cluster).await;
-    let desired = rounds.last().expect("rounds").desired();
+    let desired = settled(&mut cluster).await;
     assert_eq!(
         desired[&resource(&family)],
         provider(&family, &format!("{}@{pinned}", upstream(&family)))
     );
     assert_eq!(
         desired[&resource(&s3)],
-        provider(&s3, &format!("{}:v2.2.0", upstream(&s3)))
+        provider(&s3, &tagged(&s3, "v2.2.0"))
     );
     assert_eq!(
         statuses(&cluster.xr),
         vec![
             status(&label(&family), &pinned, &pinned),
-            status(&label(&s3), "v2.2.0", &seeded.digest(&s3, "v2.2.0")),
+            seeded.status(&s3, "v2.2.0"),
         ]
     );
 
     // pinDigests: tags are chosen as usual, referenced by their digests.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("pin-all", json!([package("Provider", &s3, ">=v2.0.0")])),
+    let mut cluster = simulate(
+        &connector,
+        "pin-all",
+        blog_packages(&s3),
         json!({"pinDigests": true}),
     );
-    let rounds = settle(&mut cluster).await;
-    let desired = rounds.last().expect("rounds").desired();
+    let desired = settled(&mut cluster).await;
     let family_digest = seeded.digest(&family, "v2.2.0");
     let s3_digest = seeded.digest(&s3, "v2.2.0");
     assert_eq!(
@@ -631,11 +661,10 @@ async fn digests_pin_and_pin_digests_references_every_package_by_digest() {
     );
 
     // The same with strategy Skip: ECR paths, every dependency composed here.
-    let mut skip = xr("pin-skip", json!([package("Provider", &s3, ">=v2.0.0")]));
+    let mut skip = xr("pin-skip", blog_packages(&s3));
     skip["spec"]["strategy"] = json!("Skip");
     let mut cluster = Cluster::new(function(&connector), skip, json!({"pinDigests": true}));
-    let rounds = settle(&mut cluster).await;
-    let desired = rounds.last().expect("rounds").desired();
+    let desired = settled(&mut cluster).await;
     assert!(!desired.keys().any(|k| k.starts_with("image-config-")));
     assert_eq!(
         desired[&resource(&family)]["spec"],
@@ -668,34 +697,29 @@ async fn prereleases_only_when_admitted_and_incomplete_tags_never() {
     let rc2 = seeded.digest(&pre, "v1.0.0-rc.2");
 
     // A dependency admitting prereleases gets the highest one.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr(
-            "pre-dep",
-            json!([package("Configuration", &config, "v1.0.0")]),
-        ),
+    let mut cluster = simulate(
+        &connector,
+        "pre-dep",
+        json!([package("Configuration", &config, "v1.0.0")]),
         json!({}),
     );
-    let rounds = settle(&mut cluster).await;
     assert_eq!(
-        rounds.last().expect("rounds").desired()[&resource(&pre)],
-        provider(&pre, &format!("{}:v1.0.0-rc.2", upstream(&pre)))
+        settled(&mut cluster).await[&resource(&pre)],
+        provider(&pre, &tagged(&pre, "v1.0.0-rc.2"))
     );
     assert_eq!(
         statuses(&cluster.xr),
         vec![
             status(&label(&pre), "v1.0.0-rc.2", &rc2),
-            status(&label(&config), "v1.0.0", &seeded.digest(&config, "v1.0.0")),
+            seeded.status(&config, "v1.0.0"),
         ]
     );
 
     // So does a listed package asking with `>= 0.0.0-0`.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr(
-            "pre-listed",
-            json!([package("Provider", &pre, ">= 0.0.0-0")]),
-        ),
+    let mut cluster = simulate(
+        &connector,
+        "pre-listed",
+        json!([package("Provider", &pre, ">= 0.0.0-0")]),
         json!({}),
     );
     settle(&mut cluster).await;
@@ -705,9 +729,10 @@ async fn prereleases_only_when_admitted_and_incomplete_tags_never() {
     );
 
     // `>= 0.0.0` admits no prerelease, and the incomplete tags do not count.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("pre-none", json!([package("Provider", &pre, ">= 0.0.0")])),
+    let mut cluster = simulate(
+        &connector,
+        "pre-none",
+        json!([package("Provider", &pre, ">= 0.0.0")]),
         json!({}),
     );
     let round = reconcile(&mut cluster).await;
@@ -802,19 +827,17 @@ async fn unresolvable_graphs_are_fatal_name_the_culprits_and_apply_nothing() {
         ),
     ];
     for (packages, parts) in cases {
-        let mut cluster = Cluster::new(function(&connector), xr("fatal", packages), json!({}));
+        let mut cluster = simulate(&connector, "fatal", packages, json!({}));
         let round = reconcile(&mut cluster).await;
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         assert_fatal(&cluster, &BTreeMap::new(), &round, &parts);
     }
 
     // After a good settle, a Fatal leaves the cluster and the XR as they were.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr(
-            "fatal-later",
-            json!([package("Provider", &family, "v2.2.0")]),
-        ),
+    let mut cluster = simulate(
+        &connector,
+        "fatal-later",
+        json!([package("Provider", &family, "v2.2.0")]),
         json!({}),
     );
     settle(&mut cluster).await;
@@ -850,17 +873,18 @@ async fn unannotated_and_index_images_resolve() {
                          json!([needs("Provider", &upstream(&family), ">= 0.0.0")]))},
     ]));
     let connector = connector();
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("layout", json!([package("Provider", &s3, "v2.2.0")])),
+    let mut cluster = simulate(
+        &connector,
+        "layout",
+        json!([package("Provider", &s3, "v2.2.0")]),
         json!({}),
     );
     settle(&mut cluster).await;
     assert_eq!(
         statuses(&cluster.xr),
         vec![
-            status(&label(&family), "v2.2.0", &seeded.digest(&family, "v2.2.0")),
-            status(&label(&s3), "v2.2.0", &seeded.digest(&s3, "v2.2.0")),
+            seeded.status(&family, "v2.2.0"),
+            seeded.status(&s3, "v2.2.0"),
         ],
         "the index's own digest is the package's"
     );
@@ -882,12 +906,10 @@ async fn invalid_packages_keep_the_last_resolved_set() {
     let connector = connector();
 
     // Without a previous good status: said clearly, nothing composed.
-    let mut fresh = Cluster::new(
-        function(&connector),
-        xr(
-            "invalid-fresh",
-            json!([package("Provider", &family, "v2.2.0")]),
-        ),
+    let mut fresh = simulate(
+        &connector,
+        "invalid-fresh",
+        json!([package("Provider", &family, "v2.2.0")]),
         json!({}),
     );
     let round = reconcile(&mut fresh).await;
@@ -910,9 +932,10 @@ async fn invalid_packages_keep_the_last_resolved_set() {
     );
 
     // With one: settle on v2.1.0, then ask for the broken releases.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("invalid", json!([package("Provider", &family, "v2.1.0")])),
+    let mut cluster = simulate(
+        &connector,
+        "invalid",
+        json!([package("Provider", &family, "v2.1.0")]),
         json!({}),
     );
     settle(&mut cluster).await;
@@ -936,7 +959,7 @@ async fn invalid_packages_keep_the_last_resolved_set() {
     );
     assert_eq!(
         corrupt.desired()[&resource(&family)]["spec"]["package"],
-        json!(format!("{}:v2.1.0", upstream(&family)))
+        json!(tagged(&family, "v2.1.0"))
     );
     assert_eq!(statuses(&cluster.xr), good, "status.packages remembered");
     let again = reconcile(&mut cluster).await;
@@ -966,9 +989,7 @@ async fn invalid_packages_keep_the_last_resolved_set() {
     // Back to the good release: resolved again, nothing changed.
     cluster.xr["spec"]["packages"][0]["version"] = json!("v2.1.0");
     let back = reconcile(&mut cluster).await;
-    assert_eq!(back.condition("Resolved").map(|c| c.0), Some(TRUE));
-    assert!(back.created.is_empty() && back.deleted.is_empty());
-    assert!(back.xr_ready());
+    assert_resolved_unchanged(&back);
 }
 
 #[tokio::test]
@@ -979,9 +1000,10 @@ async fn a_tag_moved_to_a_broken_image_keeps_the_last_resolved_set() {
     let good = seed(json!([{"repository": family, "tags": ["v2.1.0"], "package": package_meta}]));
     let connector = connector();
     // Tags are trusted for no time, so the move is seen at once.
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("retag", json!([package("Provider", &family, "v2.1.0")])),
+    let mut cluster = simulate(
+        &connector,
+        "retag",
+        json!([package("Provider", &family, "v2.1.0")]),
         json!({"tagCacheTTL": "0s"}),
     );
     settle(&mut cluster).await;
@@ -1019,21 +1041,14 @@ async fn outages_after_a_good_settle_drop_nothing() {
     let (family, s3, images) = blog_images(&ns);
     seed(images);
     let good = connector();
-    let mut cluster = Cluster::new(
-        function(&good),
-        xr("outage", json!([package("Provider", &s3, ">=v2.0.0")])),
-        json!({}),
-    );
+    let mut cluster = simulate(&good, "outage", blog_packages(&s3), json!({}));
     settle(&mut cluster).await;
     let before = cluster.observed.clone();
     let remembered = statuses(&cluster.xr);
     assert_eq!(remembered.len(), 2);
 
     // The ECR API refuses connections: a restarted function cannot list tags.
-    let down = connector_with(EcrOptions {
-        api_endpoint: Some(localecr::closed_port()),
-        ..options()
-    });
+    let down = api_down();
     cluster.function = Arc::new(function(&down));
     let started = Instant::now();
     let round = reconcile(&mut cluster).await;
@@ -1053,7 +1068,7 @@ async fn outages_after_a_good_settle_drop_nothing() {
     );
     assert_eq!(
         round.desired()[&resource(&family)]["spec"]["package"],
-        json!(format!("{}:v2.2.0", upstream(&family))),
+        json!(tagged(&family, "v2.2.0")),
         "recomposed from status.packages"
     );
     assert_eq!(statuses(&cluster.xr), remembered);
@@ -1062,10 +1077,7 @@ async fn outages_after_a_good_settle_drop_nothing() {
 
     // The API answers but the registry (blobs) refuses connections, with a
     // cold cache: the package metadata cannot be read.
-    let no_blobs = connector_with(EcrOptions {
-        registry_endpoint: Some(localecr::closed_port()),
-        ..options()
-    });
+    let no_blobs = blobs_down();
     cluster.function = Arc::new(function(&no_blobs));
     let round = reconcile(&mut cluster).await;
     assert_kept(
@@ -1114,9 +1126,7 @@ async fn outages_after_a_good_settle_drop_nothing() {
     // Back to a working registry: resolved, nothing changed.
     cluster.function = Arc::new(function(&good));
     let back = reconcile(&mut cluster).await;
-    assert_eq!(back.condition("Resolved").map(|c| c.0), Some(TRUE));
-    assert!(back.created.is_empty() && back.deleted.is_empty());
-    assert!(back.xr_ready());
+    assert_resolved_unchanged(&back);
     assert_eq!(statuses(&cluster.xr), remembered);
 }
 
@@ -1126,11 +1136,7 @@ async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
     let (family, s3, images) = blog_images(&ns);
     let seeded = seed(images);
     let good = connector();
-    let mut cluster = Cluster::new(
-        function(&good),
-        xr("midway", json!([package("Provider", &s3, ">=v2.0.0")])),
-        json!({}),
-    );
+    let mut cluster = simulate(&good, "midway", blog_packages(&s3), json!({}));
     // IAM and the mirror, then the family; S3 not created yet.
     for _ in 0..6 {
         if reconcile(&mut cluster)
@@ -1144,10 +1150,7 @@ async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
     assert!(cluster.observed.contains_key(&resource(&family)));
     assert!(!cluster.observed.contains_key(&resource(&s3)));
 
-    let down = connector_with(EcrOptions {
-        api_endpoint: Some(localecr::closed_port()),
-        ..options()
-    });
+    let down = api_down();
     cluster.function = Arc::new(function(&down));
     let mut before = cluster.observed.clone();
     let round = reconcile(&mut cluster).await;
@@ -1170,7 +1173,7 @@ async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
     }
     assert_eq!(
         without_status(&cluster.observed[&resource(&s3)]),
-        provider(&s3, &format!("{}:v2.2.0", upstream(&s3)))
+        provider(&s3, &tagged(&s3, "v2.2.0"))
     );
 
     cluster.function = Arc::new(function(&good));
@@ -1178,8 +1181,8 @@ async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
     assert_eq!(
         statuses(&cluster.xr),
         vec![
-            status(&label(&family), "v2.2.0", &seeded.digest(&family, "v2.2.0")),
-            status(&label(&s3), "v2.2.0", &seeded.digest(&s3, "v2.2.0")),
+            seeded.status(&family, "v2.2.0"),
+            seeded.status(&s3, "v2.2.0"),
         ]
     );
 }
@@ -1189,15 +1192,8 @@ async fn a_registry_outage_before_anything_resolved_is_reported_clearly() {
     let ns = localecr::unique("cold");
     let (_, s3, images) = blog_images(&ns);
     seed(images);
-    let no_blobs = connector_with(EcrOptions {
-        registry_endpoint: Some(localecr::closed_port()),
-        ..options()
-    });
-    let mut cluster = Cluster::new(
-        function(&no_blobs),
-        xr("cold", json!([package("Provider", &s3, ">=v2.0.0")])),
-        json!({}),
-    );
+    let no_blobs = blobs_down();
+    let mut cluster = simulate(&no_blobs, "cold", blog_packages(&s3), json!({}));
     let round = reconcile(&mut cluster).await;
     assert_kept(
         &BTreeMap::new(),
@@ -1220,11 +1216,7 @@ async fn a_cold_reconcile_costs_a_few_calls_per_package_and_a_warm_one_none() {
     let (family, s3, images) = blog_images(&ns);
     seed(images);
     let connector = connector();
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("calls", json!([package("Provider", &s3, ">=v2.0.0")])),
-        json!({}),
-    );
+    let mut cluster = simulate(&connector, "calls", blog_packages(&s3), json!({}));
 
     // Cold: per package one ListImages, one BatchGetImage (its manifest is
     // kept for the metadata read) and one blob GET; one token for all.
@@ -1250,15 +1242,13 @@ async fn a_cold_reconcile_costs_a_few_calls_per_package_and_a_warm_one_none() {
 
     // Another XR on the same registry asking for another family release
     // costs that release only: its manifest and its layer.
-    let mut other = Cluster::new(
-        function(&connector),
-        xr(
-            "calls-other",
-            json!([
-                package("Provider", &family, "v2.1.0"),
-                package("Provider", &s3, "v2.2.0")
-            ]),
-        ),
+    let mut other = simulate(
+        &connector,
+        "calls-other",
+        json!([
+            package("Provider", &family, "v2.1.0"),
+            package("Provider", &s3, "v2.2.0")
+        ]),
         json!({}),
     );
     settle(&mut other).await;
@@ -1273,9 +1263,10 @@ async fn expired_tags_are_listed_again_and_metadata_is_not_read_again() {
     let (_, s3, images) = blog_images(&ns);
     seed(images);
     let connector = connector();
-    let mut cluster = Cluster::new(
-        function(&connector),
-        xr("ttl", json!([package("Provider", &s3, ">=v2.0.0")])),
+    let mut cluster = simulate(
+        &connector,
+        "ttl",
+        blog_packages(&s3),
         json!({"tagCacheTTL": "1s"}),
     );
     reconcile(&mut cluster).await;
