@@ -5,6 +5,7 @@ use function_ecr_packages::{
     Error, Result, bootstrap,
     cli::{Cli, Command, ServeArgs},
     function::Function,
+    registry::{cache::CacheOptions, connector::EcrConnector, ecr::EcrOptions},
     server, telemetry,
 };
 use tokio::net::TcpListener;
@@ -32,13 +33,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let registry = prometheus::Registry::new();
     let metrics = telemetry::GrpcMetrics::register(&registry)?;
+    let ecr = EcrOptions {
+        calls_metric: Some(telemetry::registry_calls(&registry)?),
+        ..EcrOptions::from_env()
+    };
+    let connector = EcrConnector::with_options(ecr, CacheOptions::default());
     let metrics_listener = bind(args.metrics_address, "metrics").await?;
     let grpc_listener = bind(args.address, "gRPC").await?;
 
     let metrics_server = tokio::spawn(telemetry::serve_metrics(registry, metrics_listener));
     let served = server::serve(
         config,
-        Arc::new(Function::new()),
+        Arc::new(Function::with_connector(Arc::new(connector))),
         metrics,
         grpc_listener,
         shutdown,

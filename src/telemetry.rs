@@ -128,8 +128,25 @@ impl GrpcMetrics {
     }
 }
 
+/// Calls to ECR (API operations and blob reads) by `operation`, summed over
+/// every registry client, so an unchanged XR costing AWS calls shows here.
+pub fn registry_calls(registry: &Registry) -> Result<IntCounterVec> {
+    let calls = IntCounterVec::new(
+        Opts::new(
+            "function_ecr_registry_calls_total",
+            "Calls to the ECR API and registry by operation (ListImages, BatchGetImage, GetAuthorizationToken, GetBlob, BlobRedirect).",
+        ),
+        &["operation"],
+    )
+    .map_err(metric_error)?;
+    registry
+        .register(Box::new(calls.clone()))
+        .map_err(metric_error)?;
+    Ok(calls)
+}
+
 fn metric_error(e: prometheus::Error) -> Error {
-    Error::Server(format!("creating gRPC metrics: {e}"))
+    Error::Server(format!("creating metrics: {e}"))
 }
 
 /// See [`GrpcMetrics::layer`].

@@ -743,3 +743,39 @@ async fn concurrent_identical_lookups_make_one_call() {
     assert!(metas.iter().all(|m| m.as_ref().unwrap().name == "flight"));
     assert_eq!(ecr.calls(), ONE_OF_EACH);
 }
+
+/// The Prometheus counter the server exports adds up exactly what each
+/// client counts, labelled by operation.
+#[tokio::test]
+async fn calls_are_exported_as_a_prometheus_counter() {
+    let repo = localecr::unique("ecr/provider-metrics");
+    let digests =
+        seed(json!({"repository": repo, "tags": ["v1.0.0"], "package": provider("metrics")}));
+    let metrics = prometheus::Registry::new();
+    let calls = function_ecr_packages::telemetry::registry_calls(&metrics).expect("metric");
+    let ecr = ecr_with(EcrOptions {
+        calls_metric: Some(calls.clone()),
+        ..options()
+    })
+    .await;
+    assert_eq!(ecr.list_tags(&repo).await.unwrap(), vec!["v1.0.0"]);
+    let digest = ecr.resolve_digest(&repo, "v1.0.0").await.unwrap();
+    assert_eq!(digest, digests["v1.0.0"]);
+    ecr.package_meta(&repo, &digest).await.unwrap();
+
+    assert_eq!(ecr.calls(), ONE_OF_EACH);
+    for (operation, count) in ecr.calls().by_operation() {
+        assert_eq!(
+            calls.with_label_values(&[operation]).get(),
+            count,
+            "{operation}"
+        );
+    }
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&metrics.gather())
+        .expect("encode");
+    assert!(
+        text.contains("function_ecr_registry_calls_total{operation=\"ListImages\"} 1"),
+        "{text}"
+    );
+}

@@ -28,6 +28,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ListImagesFilter, TagStatus};
+use prometheus::IntCounterVec;
 use serde::Deserialize;
 
 use super::blob::{self, Compression, LayerReader, Limits};
@@ -88,6 +89,9 @@ pub struct EcrOptions {
     pub max_layers_scanned: usize,
     /// Manifests kept by digest.
     pub manifest_cache_entries: usize,
+    /// Process-wide counter of calls by `operation`, for Prometheus; every
+    /// client adds to it, so it survives clients being evicted.
+    pub calls_metric: Option<IntCounterVec>,
 }
 
 impl Default for EcrOptions {
@@ -105,6 +109,7 @@ impl Default for EcrOptions {
             limits: Limits::default(),
             max_layers_scanned: MAX_LAYERS_SCANNED,
             manifest_cache_entries: 512,
+            calls_metric: None,
         }
     }
 }
@@ -139,14 +144,17 @@ impl CallCounts {
         self.list_images + self.batch_get_image + self.get_authorization_token + self.blob_get
     }
 
-    /// `(operation, count)` pairs, ready to be exported as a labelled counter.
+    /// `(operation, count)` pairs, labelled as the Prometheus counter is.
     pub fn by_operation(&self) -> [(&'static str, u64); 5] {
         [
-            ("ListImages", self.list_images),
-            ("BatchGetImage", self.batch_get_image),
-            ("GetAuthorizationToken", self.get_authorization_token),
-            ("GetBlob", self.blob_get),
-            ("BlobRedirect", self.blob_redirect),
+            (Operation::ListImages.name(), self.list_images),
+            (Operation::BatchGetImage.name(), self.batch_get_image),
+            (
+                Operation::GetAuthorizationToken.name(),
+                self.get_authorization_token,
+            ),
+            (Operation::GetBlob.name(), self.blob_get),
+            (Operation::BlobRedirect.name(), self.blob_redirect),
         ]
     }
 
@@ -162,6 +170,28 @@ impl CallCounts {
     }
 }
 
+/// What a client counts.
+#[derive(Clone, Copy, Debug)]
+enum Operation {
+    ListImages,
+    BatchGetImage,
+    GetAuthorizationToken,
+    GetBlob,
+    BlobRedirect,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::ListImages => "ListImages",
+            Operation::BatchGetImage => "BatchGetImage",
+            Operation::GetAuthorizationToken => "GetAuthorizationToken",
+            Operation::GetBlob => "GetBlob",
+            Operation::BlobRedirect => "BlobRedirect",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     list_images: AtomicU64,
@@ -169,11 +199,29 @@ struct Counters {
     get_authorization_token: AtomicU64,
     blob_get: AtomicU64,
     blob_redirect: AtomicU64,
+    metric: Option<IntCounterVec>,
 }
 
 impl Counters {
-    fn bump(counter: &AtomicU64) {
+    fn new(metric: Option<IntCounterVec>) -> Self {
+        Self {
+            metric,
+            ..Self::default()
+        }
+    }
+
+    fn record(&self, operation: Operation) {
+        let counter = match operation {
+            Operation::ListImages => &self.list_images,
+            Operation::BatchGetImage => &self.batch_get_image,
+            Operation::GetAuthorizationToken => &self.get_authorization_token,
+            Operation::GetBlob => &self.blob_get,
+            Operation::BlobRedirect => &self.blob_redirect,
+        };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(metric) = &self.metric {
+            metric.with_label_values(&[operation.name()]).inc();
+        }
     }
 
     fn snapshot(&self) -> CallCounts {
@@ -253,13 +301,13 @@ impl EcrRegistry {
                 message: format!("building the HTTP client: {e}"),
             })?;
         Ok(Self {
+            counters: Counters::new(options.calls_metric.clone()),
             manifests: Mutex::new(ManifestCache::new(options.manifest_cache_entries)),
             registry,
             client,
             http,
             options,
             token: tokio::sync::Mutex::new(None),
-            counters: Counters::default(),
         })
     }
 
@@ -375,7 +423,7 @@ impl EcrRegistry {
         } else {
             ImageIdentifier::builder().image_tag(reference).build()
         };
-        Counters::bump(&self.counters.batch_get_image);
+        self.counters.record(Operation::BatchGetImage);
         let out = self
             .client
             .batch_get_image()
@@ -472,7 +520,7 @@ impl EcrRegistry {
         {
             return Ok(t.clone());
         }
-        Counters::bump(&self.counters.get_authorization_token);
+        self.counters.record(Operation::GetAuthorizationToken);
         let out = self
             .client
             .get_authorization_token()
@@ -535,7 +583,7 @@ impl EcrRegistry {
             attempt += 1;
             let token = self.token().await?;
             let url = format!("{}/v2/{repository}/blobs/{digest}", token.endpoint);
-            Counters::bump(&self.counters.blob_get);
+            self.counters.record(Operation::GetBlob);
             let sent = self
                 .http
                 .get(&url)
@@ -596,7 +644,7 @@ impl EcrRegistry {
             url = url
                 .join(location)
                 .map_err(|e| unavailable(format!("bad redirect Location from {url}: {e}")))?;
-            Counters::bump(&self.counters.blob_redirect);
+            self.counters.record(Operation::BlobRedirect);
             resp =
                 self.http.get(url.clone()).send().await.map_err(|e| {
                     unavailable(format!("GET {}: {}", redact(&url), reqwest_error(&e)))
@@ -794,7 +842,7 @@ impl Registry for EcrRegistry {
         let mut tags = BTreeSet::new();
         let mut next: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
-            Counters::bump(&self.counters.list_images);
+            self.counters.record(Operation::ListImages);
             let page = self
                 .client
                 .list_images()
