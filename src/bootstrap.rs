@@ -102,7 +102,7 @@ async fn resolve_with_progress(
             _ = ticker.tick() => eprintln!("still resolving after {}s", started.elapsed().as_secs()),
         }
     };
-    for node in graph.install_order()? {
+    for node in graph.install_order() {
         eprintln!(
             "resolved {} {} ({})",
             node.repository, node.version, node.digest

@@ -24,22 +24,41 @@ pub struct PackageNode {
     pub runtime_config_name: Option<String>,
 }
 
+/// A validated install graph: unique names, no cycles. The install order is
+/// worked out once, here, since every consumer needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Graph {
-    pub nodes: BTreeMap<String, PackageNode>,
+    nodes: BTreeMap<String, PackageNode>,
+    /// Repositories, dependencies before dependents.
+    order: Vec<String>,
 }
 
 impl Graph {
     pub fn new(nodes: impl IntoIterator<Item = PackageNode>) -> Result<Self> {
-        let graph = Self {
+        let mut graph = Self {
             nodes: nodes
                 .into_iter()
                 .map(|n| (n.repository.clone(), n))
                 .collect(),
+            order: Vec::new(),
         };
         graph.check_names()?;
-        graph.install_order()?;
+        graph.order = graph.sort()?;
         Ok(graph)
+    }
+
+    /// Every package, by repository.
+    pub fn nodes(&self) -> impl Iterator<Item = &PackageNode> {
+        self.nodes.values()
+    }
+
+    /// Dependencies before dependents; among packages whose dependencies are
+    /// all placed, by name, so the order is stable across calls.
+    pub fn install_order(&self) -> Vec<&PackageNode> {
+        self.order
+            .iter()
+            .filter_map(|r| self.nodes.get(r))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -50,9 +69,7 @@ impl Graph {
         self.nodes.get(repository)
     }
 
-    /// Dependencies before dependents; among packages whose dependencies are
-    /// all placed, by name, so the order is stable across calls.
-    pub fn install_order(&self) -> Result<Vec<&PackageNode>> {
+    fn sort(&self) -> Result<Vec<String>> {
         let mut placed: BTreeSet<&str> = BTreeSet::new();
         let mut order = Vec::with_capacity(self.nodes.len());
         while order.len() < self.nodes.len() {
@@ -72,7 +89,7 @@ impl Graph {
             ready.sort_by(|a, b| a.name.cmp(&b.name));
             for node in ready {
                 placed.insert(&node.repository);
-                order.push(node);
+                order.push(node.repository.clone());
             }
         }
         Ok(order)
@@ -240,7 +257,6 @@ mod tests {
         .expect("acyclic");
         let order: Vec<&str> = graph
             .install_order()
-            .expect("order")
             .iter()
             .map(|n| n.repository.as_str())
             .collect();

@@ -155,9 +155,9 @@ pub fn package_statuses(
     settings: &Settings,
     graph: &Graph,
     observed: &BTreeMap<String, Json>,
-) -> Result<Vec<PackageStatus>> {
-    Ok(graph
-        .install_order()?
+) -> Vec<PackageStatus> {
+    graph
+        .install_order()
         .into_iter()
         .map(|node| PackageStatus {
             name: node.name.clone(),
@@ -175,7 +175,7 @@ pub fn package_statuses(
                 .get(&package_resource_name(node))
                 .is_some_and(|o| is_ready(o, Readiness::InstalledAndHealthy)),
         })
-        .collect())
+        .collect()
 }
 
 /// Says why a package is not ready yet, for the PackagesHealthy message.
@@ -218,7 +218,7 @@ impl Report<'_> {
             // whatever status we had rather than erase the memory.
             self.previous.packages.clone()
         } else {
-            package_statuses(self.settings, self.graph, self.observed)?
+            package_statuses(self.settings, self.graph, self.observed)
         };
         self.resolved(response, &packages);
         self.healthy(response, &packages);

@@ -174,9 +174,8 @@ pub fn trust_policy(settings: &Settings, iam: &IamSettings) -> Json {
 /// resolved repositories.
 pub fn pull_policy(settings: &Settings, graph: &Graph) -> Json {
     let repositories: Vec<String> = graph
-        .nodes
-        .keys()
-        .map(|repository| settings.registry.repository_arn(repository))
+        .nodes()
+        .map(|node| settings.registry.repository_arn(&node.repository))
         .collect();
     json!({
         "Version": "2012-10-17",

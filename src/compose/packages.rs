@@ -43,7 +43,7 @@ pub fn compose_image_configs(settings: &Settings, graph: &Graph) -> Vec<Planned>
         .mirrors
         .iter()
         .filter(|mirror| {
-            graph.nodes.values().any(|node| {
+            graph.nodes().any(|node| {
                 settings
                     .repository_for(&node.upstream)
                     .is_some_and(|(_, used)| used == *mirror)
@@ -78,7 +78,7 @@ pub fn compose_packages(
     gates: &[String],
 ) -> Result<Vec<Planned>> {
     graph
-        .install_order()?
+        .install_order()
         .into_iter()
         .map(|node| {
             let mut needs = gates.to_vec();
