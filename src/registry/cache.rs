@@ -103,19 +103,9 @@ impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
         &self.state.inner
     }
 
-    pub fn tag_ttl(&self) -> Duration {
-        Duration::from_millis(self.state.tag_ttl_ms.load(Ordering::Relaxed))
-    }
-
     /// Changes the TTL of tag answers (cached answers are judged by the new one).
     pub fn set_tag_ttl(&self, ttl: Duration) {
         self.state.tag_ttl_ms.store(millis(ttl), Ordering::Relaxed);
-    }
-
-    /// Forgets tag lists and tag -> digest answers (package metadata stays).
-    pub fn expire_tags(&self) {
-        lock(&self.state.tags).entries.clear();
-        lock(&self.state.digests).entries.clear();
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
+use super::blob::sha256_digest;
 use super::{Dependency, PackageKind, PackageMeta, Registry};
 use crate::error::{Error, Result};
 
@@ -29,7 +30,9 @@ impl MemoryRegistry {
     /// Adds (or retags) an image. The digest is derived from repository and
     /// tag so distinct images never share one by accident.
     pub fn push(&self, repository: &str, tag: &str, meta: PackageMeta) -> String {
-        let digest = fake_digest(&format!("{repository}:{tag}"));
+        // Not a content hash (there is no content), but well formed and
+        // distinct per image, so no two images share one by accident.
+        let digest = sha256_digest(format!("{repository}:{tag}").as_bytes());
         self.lock_tags()
             .entry(repository.to_string())
             .or_default()
@@ -136,17 +139,4 @@ pub fn meta(kind: PackageKind, depends_on: &[(&str, PackageKind, &str)]) -> Pack
             })
             .collect(),
     }
-}
-
-/// A stable, well-formed sha256 digest for a name (not a real content hash:
-/// the memory registry has no content).
-fn fake_digest(name: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut out = String::from("sha256:");
-    for salt in 0..4u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (salt, name).hash(&mut h);
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
 }

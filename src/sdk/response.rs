@@ -160,15 +160,6 @@ impl Response {
         composite.ready = ready_value(ready) as i32;
     }
 
-    /// Names of desired composed resources, including earlier steps'.
-    pub fn desired_resource_names(&self) -> Vec<String> {
-        self.inner
-            .desired
-            .as_ref()
-            .map(|d| d.resources.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// Adds or replaces one desired composed resource.
     pub fn set_desired_resource(&mut self, name: &str, resource: Map<String, Json>, ready: bool) {
         self.desired().resources.insert(
@@ -179,20 +170,6 @@ impl Response {
                 ready: ready_value(ready) as i32,
             },
         );
-    }
-
-    pub fn remove_desired_resource(&mut self, name: &str) {
-        self.desired().resources.remove(name);
-    }
-
-    /// The desired composed resource `name` as JSON, if present.
-    pub fn desired_resource(&self, name: &str) -> Option<Json> {
-        self.inner
-            .desired
-            .as_ref()
-            .and_then(|d| d.resources.get(name))
-            .and_then(|r| r.resource.as_ref())
-            .map(struct_to_json)
     }
 
     pub fn finish(self) -> RunFunctionResponse {
@@ -334,10 +311,9 @@ mod tests {
         let mut obj = Map::new();
         obj.insert("kind".to_string(), json!("Provider"));
         rsp.set_desired_resource("package-a", obj, true);
-        rsp.remove_desired_resource("from-earlier-step");
         let out = rsp.finish();
         let desired = out.desired.expect("desired");
-        assert_eq!(desired.resources.len(), 1);
+        assert_eq!(desired.resources.len(), 2, "earlier steps' resources stay");
         assert_eq!(desired.resources["package-a"].ready, Ready::True as i32);
     }
 }

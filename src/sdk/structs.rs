@@ -16,7 +16,7 @@ pub fn struct_to_json(s: &Struct) -> Json {
     Json::Object(struct_to_map(s))
 }
 
-pub fn struct_to_map(s: &Struct) -> Map<String, Json> {
+fn struct_to_map(s: &Struct) -> Map<String, Json> {
     s.fields
         .iter()
         .map(|(k, v)| (k.clone(), value_to_json(v)))
