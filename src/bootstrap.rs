@@ -237,13 +237,11 @@ fn io_error(path: &Path, error: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::Readiness;
 
     fn planned(name: &str, needs: &[&str]) -> Planned {
         Planned {
             name: name.to_string(),
             object: Map::new(),
-            readiness: Readiness::Exists,
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json};
 
-use crate::compose::{Planned, Readiness, is_owned};
+use crate::compose::{Planned, is_owned};
 
 /// The desired composed resources of this reconcile and why others wait.
 #[derive(Debug, Default, PartialEq)]
@@ -20,15 +20,50 @@ pub struct Admission {
     pub retained: Vec<String>,
 }
 
-/// Whether an observed object is ready in the sense its dependents need.
-pub fn is_ready(observed: &Json, readiness: Readiness) -> bool {
-    match readiness {
-        Readiness::Exists => true,
-        Readiness::ReadyCondition => condition_is_true(observed, "Ready"),
-        Readiness::InstalledAndHealthy => {
-            condition_is_true(observed, "Installed") && condition_is_true(observed, "Healthy")
+/// What "ready" means for an object its dependents wait on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Existing is enough (an ImageConfig has no status to wait for).
+    Exists,
+    /// A managed resource: condition `Ready=True`.
+    ReadyCondition,
+    /// A package: conditions `Installed=True` and `Healthy=True`.
+    InstalledAndHealthy,
+}
+
+impl Readiness {
+    /// The rule for an object, from its apiVersion and kind, so planned and
+    /// merely retained objects are judged alike.
+    pub fn of(object: &Json) -> Self {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        match (api_version.starts_with("pkg.crossplane.io/"), kind) {
+            (true, "ImageConfig") => Readiness::Exists,
+            (true, _) => Readiness::InstalledAndHealthy,
+            (false, _) => Readiness::ReadyCondition,
         }
     }
+
+    pub fn met_by(self, observed: &Json) -> bool {
+        match self {
+            Readiness::Exists => true,
+            Readiness::ReadyCondition => condition_is_true(observed, "Ready"),
+            Readiness::InstalledAndHealthy => {
+                condition_is_true(observed, "Installed") && condition_is_true(observed, "Healthy")
+            }
+        }
+    }
+}
+
+/// Whether an observed object is ready in the sense its dependents need.
+pub fn is_ready(observed: &Json) -> bool {
+    Readiness::of(observed).met_by(observed)
 }
 
 /// The `status` and `reason` of a condition on an observed object.
@@ -63,21 +98,7 @@ pub fn admit(
     dependencies: &BTreeMap<String, Vec<String>>,
     keep_everything: bool,
 ) -> Admission {
-    let readiness: BTreeMap<&str, Readiness> = plan
-        .iter()
-        .map(|p| (p.name.as_str(), p.readiness))
-        .collect();
-    let ready = |name: &str| -> bool {
-        observed.get(name).is_some_and(|o| {
-            is_ready(
-                o,
-                readiness
-                    .get(name)
-                    .copied()
-                    .unwrap_or(Readiness::InstalledAndHealthy),
-            )
-        })
-    };
+    let ready = |name: &str| observed.get(name).is_some_and(is_ready);
     let mut admission = Admission::default();
     for planned in plan {
         let missing: Vec<String> = planned
@@ -153,13 +174,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn planned(name: &str, readiness: Readiness, needs: &[&str]) -> Planned {
+    /// A planned IAM attachment (`iam-*`) or package, by name.
+    fn planned(name: &str, needs: &[&str]) -> Planned {
+        let object = if name.starts_with("iam-") {
+            json!({"apiVersion": "iam.aws.upbound.io/v1beta1", "kind": "RolePolicyAttachment"})
+        } else {
+            json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider"})
+        };
         Planned {
             name: name.to_string(),
-            object: Map::from_iter([("kind".to_string(), json!(name))]),
-            readiness,
+            object: object.as_object().cloned().unwrap_or_default(),
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
+    }
+
+    /// An observed managed resource with these conditions.
+    fn managed(conditions: &[(&str, &str)]) -> Json {
+        let mut object = with_conditions(conditions);
+        object["apiVersion"] = json!("iam.aws.upbound.io/v1beta1");
+        object["kind"] = json!("RolePolicyAttachment");
+        object
     }
 
     fn with_conditions(conditions: &[(&str, &str)]) -> Json {
@@ -201,31 +235,63 @@ mod tests {
         ];
         for (readiness, conditions, expected) in cases {
             assert_eq!(
-                is_ready(&with_conditions(&conditions), readiness),
+                readiness.met_by(&with_conditions(&conditions)),
                 expected,
                 "{readiness:?} {conditions:?}"
             );
         }
-        assert!(!is_ready(
-            &json!({"status": {"conditions": "junk"}}),
-            Readiness::ReadyCondition
-        ));
+        assert!(!Readiness::ReadyCondition.met_by(&json!({"status": {"conditions": "junk"}})));
+    }
+
+    #[test]
+    fn the_rule_follows_the_kind() {
+        let cases = [
+            (
+                "pkg.crossplane.io/v1",
+                "Provider",
+                Readiness::InstalledAndHealthy,
+            ),
+            (
+                "pkg.crossplane.io/v1",
+                "Function",
+                Readiness::InstalledAndHealthy,
+            ),
+            (
+                "pkg.crossplane.io/v1",
+                "Configuration",
+                Readiness::InstalledAndHealthy,
+            ),
+            (
+                "pkg.crossplane.io/v1beta1",
+                "ImageConfig",
+                Readiness::Exists,
+            ),
+            (
+                "iam.aws.upbound.io/v1beta1",
+                "RolePolicyAttachment",
+                Readiness::ReadyCondition,
+            ),
+            (
+                "iam.aws.m.upbound.io/v1beta1",
+                "Role",
+                Readiness::ReadyCondition,
+            ),
+        ];
+        for (api_version, kind, readiness) in cases {
+            assert_eq!(
+                Readiness::of(&json!({"apiVersion": api_version, "kind": kind})),
+                readiness,
+                "{kind}"
+            );
+        }
     }
 
     #[test]
     fn waits_until_needs_are_ready() {
         let plan = [
-            planned("iam-attachment", Readiness::ReadyCondition, &[]),
-            planned(
-                "package-family",
-                Readiness::InstalledAndHealthy,
-                &["iam-attachment"],
-            ),
-            planned(
-                "package-s3",
-                Readiness::InstalledAndHealthy,
-                &["iam-attachment", "package-family"],
-            ),
+            planned("iam-attachment", &[]),
+            planned("package-family", &["iam-attachment"]),
+            planned("package-s3", &["iam-attachment", "package-family"]),
         ];
         let none = BTreeMap::new();
         let a = admit(&plan, &BTreeMap::new(), &none, false);
@@ -241,10 +307,8 @@ mod tests {
             )
         );
 
-        let observed = BTreeMap::from([(
-            "iam-attachment".to_string(),
-            with_conditions(&[("Ready", "True")]),
-        )]);
+        let observed =
+            BTreeMap::from([("iam-attachment".to_string(), managed(&[("Ready", "True")]))]);
         let a = admit(&plan, &observed, &none, false);
         assert_eq!(
             a.desired
@@ -255,10 +319,7 @@ mod tests {
         );
 
         let observed = BTreeMap::from([
-            (
-                "iam-attachment".to_string(),
-                with_conditions(&[("Ready", "True")]),
-            ),
+            ("iam-attachment".to_string(), managed(&[("Ready", "True")])),
             (
                 "package-family".to_string(),
                 with_conditions(&[("Installed", "True"), ("Healthy", "True")]),
@@ -272,18 +333,11 @@ mod tests {
     #[test]
     fn observed_resources_stay_even_when_their_needs_regress() {
         let plan = [
-            planned("iam-attachment", Readiness::ReadyCondition, &[]),
-            planned(
-                "package-s3",
-                Readiness::InstalledAndHealthy,
-                &["iam-attachment"],
-            ),
+            planned("iam-attachment", &[]),
+            planned("package-s3", &["iam-attachment"]),
         ];
         let observed = BTreeMap::from([
-            (
-                "iam-attachment".to_string(),
-                with_conditions(&[("Ready", "False")]),
-            ),
+            ("iam-attachment".to_string(), managed(&[("Ready", "False")])),
             ("package-s3".to_string(), with_conditions(&[])),
         ]);
         let a = admit(&plan, &observed, &BTreeMap::new(), false);
@@ -292,13 +346,10 @@ mod tests {
 
     #[test]
     fn dependents_leave_first() {
-        let plan = [planned("iam-attachment", Readiness::ReadyCondition, &[])];
+        let plan = [planned("iam-attachment", &[])];
         let deps = BTreeMap::from([("package-s3".to_string(), vec!["package-family".to_string()])]);
         let observed = BTreeMap::from([
-            (
-                "iam-attachment".to_string(),
-                with_conditions(&[("Ready", "True")]),
-            ),
+            ("iam-attachment".to_string(), managed(&[("Ready", "True")])),
             (
                 "package-family".to_string(),
                 with_conditions(&[("Installed", "True"), ("Healthy", "True")]),

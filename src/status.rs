@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::compose::Readiness;
 use crate::compose::packages::{package_reference, package_resource_name};
 use crate::error::{Error, Result};
 use crate::gating::{condition, is_ready};
@@ -173,7 +172,7 @@ pub fn package_statuses(
                 .collect(),
             ready: observed
                 .get(&package_resource_name(node))
-                .is_some_and(|o| is_ready(o, Readiness::InstalledAndHealthy)),
+                .is_some_and(is_ready),
         })
         .collect()
 }

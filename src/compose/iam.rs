@@ -5,8 +5,8 @@
 
 use serde_json::{Value as Json, json};
 
+use super::Planned;
 use super::packages::into_map;
-use super::{Planned, Readiness};
 use crate::graph::{Graph, dns_label};
 use crate::spec::Settings;
 use crate::spec::input::ManagedResources;
@@ -119,7 +119,6 @@ fn managed(
             "metadata": metadata,
             "spec": {"forProvider": for_provider, "providerConfigRef": provider_config_ref},
         })),
-        readiness: Readiness::ReadyCondition,
         needs: Vec::new(),
     }
 }

@@ -10,24 +10,12 @@ use crate::error::Result;
 use crate::graph::Graph;
 use crate::spec::Settings;
 
-/// How to tell from an observed object that it is ready for its dependents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readiness {
-    /// Existing is enough (an ImageConfig has no status to wait for).
-    Exists,
-    /// A managed resource: condition `Ready=True`.
-    ReadyCondition,
-    /// A package: conditions `Installed=True` and `Healthy=True`.
-    InstalledAndHealthy,
-}
-
 /// One object the function wants to exist, keyed by its composition
 /// resource name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Planned {
     pub name: String,
     pub object: Map<String, Json>,
-    pub readiness: Readiness,
     /// Composition resource names that must be observed ready first.
     pub needs: Vec<String>,
 }
@@ -51,10 +39,7 @@ pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
     let iam = iam::compose(settings, graph);
     let gates: Vec<String> = iam
         .iter()
-        .filter(|p| {
-            p.readiness == Readiness::ReadyCondition
-                && p.object.get("kind").and_then(Json::as_str) == Some("RolePolicyAttachment")
-        })
+        .filter(|p| p.object.get("kind").and_then(Json::as_str) == Some("RolePolicyAttachment"))
         .map(|p| p.name.clone())
         .collect();
     planned.extend(iam);

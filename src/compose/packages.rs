@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value as Json, json};
 
-use super::{Planned, Readiness};
+use super::Planned;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, PackageNode, dns_label};
 use crate::registry::PackageKind;
@@ -63,7 +63,6 @@ pub fn compose_image_configs(settings: &Settings, graph: &Graph) -> Vec<Planned>
             Planned {
                 name: format!("{IMAGE_CONFIG_PREFIX}{label}"),
                 object: into_map(object),
-                readiness: Readiness::Exists,
                 needs: Vec::new(),
             }
         })
@@ -115,7 +114,6 @@ pub fn compose_packages(
             Ok(Planned {
                 name: package_resource_name(node),
                 object: into_map(object),
-                readiness: Readiness::InstalledAndHealthy,
                 needs,
             })
         })
