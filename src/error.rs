@@ -76,6 +76,10 @@ pub enum Error {
     /// Failure to serve (bind, TLS material, I/O).
     #[error("{0}")]
     Server(String),
+
+    /// A file the command line reads or writes (bootstrap).
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
 }
 
 impl Error {
