@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use crate::compose;
 use crate::error::{Error, Result};
-use crate::gating;
+use crate::gating::{self, Admission};
 use crate::graph::Graph;
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
@@ -105,10 +105,11 @@ impl Function {
             Ok(graph) => (graph, None),
             Err(error) if can_wait_out(&error) => {
                 tracing::warn!(%error, "registry unreadable; composing the last resolved set");
-                (
-                    previous.graph(&settings, &spec).unwrap_or_default(),
-                    Some(error),
-                )
+                let remembered = previous.graph(&settings, &spec).unwrap_or_else(|unusable| {
+                    tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
+                    Graph::default()
+                });
+                (remembered, Some(error))
             }
             Err(error) => return Err(error),
         };
@@ -119,14 +120,16 @@ impl Function {
         } else {
             compose::plan(&settings, &graph)?
         };
-        let admission = gating::admit(
+        let Admission {
+            desired, waiting, ..
+        } = gating::admit(
             &plan,
             &observed,
             &previous.dependencies(),
             failure.is_some(),
         );
-        let mut all_ready = admission.waiting.is_empty();
-        for (name, object, ready) in admission.desired.iter().cloned() {
+        let mut all_ready = waiting.is_empty();
+        for (name, object, ready) in desired {
             all_ready &= ready;
             response.set_desired_resource(&name, object, ready);
         }
@@ -142,7 +145,7 @@ impl Function {
             settings: &settings,
             graph: &graph,
             observed: &observed,
-            waiting: &admission.waiting,
+            waiting: &waiting,
             previous: &previous,
             failure: failure.as_ref(),
         }

@@ -16,8 +16,6 @@ pub struct Admission {
     pub desired: Vec<(String, Map<String, Json>, bool)>,
     /// Planned resources held back, with what each still waits for.
     pub waiting: Vec<(String, Vec<String>)>,
-    /// Observed resources kept although no longer planned.
-    pub retained: Vec<String>,
 }
 
 /// What "ready" means for an object its dependents wait on.
@@ -137,7 +135,6 @@ pub fn admit(
             admission
                 .desired
                 .push((name.clone(), carry_over(&observed[name]), ready(name)));
-            admission.retained.push(name.clone());
         }
     }
     admission
@@ -186,6 +183,17 @@ mod tests {
             object: object.as_object().cloned().unwrap_or_default(),
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
+    }
+
+    /// Desired resources that the plan does not name: the ones kept only
+    /// because they exist.
+    fn retained<'a>(admission: &'a Admission, plan: &[Planned]) -> Vec<&'a str> {
+        admission
+            .desired
+            .iter()
+            .map(|d| d.0.as_str())
+            .filter(|name| !plan.iter().any(|p| p.name == *name))
+            .collect()
     }
 
     /// An observed managed resource with these conditions.
@@ -361,7 +369,7 @@ mod tests {
             ("someone-elses".to_string(), json!({})),
         ]);
         let a = admit(&plan, &observed, &deps, false);
-        assert_eq!(a.retained, ["package-family"]);
+        assert_eq!(retained(&a, &plan), ["package-family"]);
         let kept = a
             .desired
             .iter()
@@ -377,7 +385,7 @@ mod tests {
             .filter(|(k, _)| k != "package-s3")
             .collect();
         let a = admit(&plan, &observed, &deps, false);
-        assert!(a.retained.is_empty());
+        assert!(retained(&a, &plan).is_empty());
         assert_eq!(a.desired.len(), 1);
     }
 
@@ -388,6 +396,6 @@ mod tests {
             ("image-config-x".to_string(), json!({"kind": "ImageConfig"})),
         ]);
         let a = admit(&[], &observed, &BTreeMap::new(), true);
-        assert_eq!(a.retained, ["image-config-x", "package-a"]);
+        assert_eq!(retained(&a, &[]), ["image-config-x", "package-a"]);
     }
 }
