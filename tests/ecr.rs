@@ -595,10 +595,12 @@ async fn s3_redirects_are_followed_without_the_token() {
     let digests =
         seed(json!({"repository": repo, "tags": ["v1.0.0"], "package": provider("redirected")}));
     // The base layer's bytes, straight from the registry.
-    let manifest = env.registry_get(
-        &format!("/v2/{repo}/manifests/v1.0.0"),
-        Some(localecr::ACCEPT_MANIFESTS),
-    );
+    let manifest = env
+        .registry_get(
+            &format!("/v2/{repo}/manifests/v1.0.0"),
+            Some(localecr::ACCEPT_MANIFESTS),
+        )
+        .await;
     let manifest: Value = serde_json::from_slice(&manifest.body).unwrap();
     let layer = manifest["layers"]
         .as_array()
@@ -609,6 +611,7 @@ async fn s3_redirects_are_followed_without_the_token() {
     let layer_digest = layer["digest"].as_str().unwrap().to_string();
     let blob = env
         .registry_get(&format!("/v2/{repo}/blobs/{layer_digest}"), None)
+        .await
         .body;
 
     let blob = Arc::new(blob);

@@ -6,8 +6,8 @@ mod localecr;
 
 use serde_json::json;
 
-#[test]
-fn seeded_image_is_served_by_the_registry() {
+#[tokio::test]
+async fn seeded_image_is_served_by_the_registry() {
     let ecr = localecr::env();
     let repo = localecr::unique("plumbing/provider-example");
     let seeded = ecr.seed(&json!({"images": [{
@@ -25,10 +25,12 @@ fn seeded_image_is_served_by_the_registry() {
     assert!(v1.starts_with("sha256:") && v1.len() == 71, "digest {v1}");
     assert_ne!(v1, v11, "each tag has its own manifest");
 
-    let resp = ecr.registry_get(
-        &format!("/v2/{repo}/manifests/v1.0.0"),
-        Some(localecr::ACCEPT_MANIFESTS),
-    );
+    let resp = ecr
+        .registry_get(
+            &format!("/v2/{repo}/manifests/v1.0.0"),
+            Some(localecr::ACCEPT_MANIFESTS),
+        )
+        .await;
     assert_eq!(
         resp.status,
         200,
@@ -51,10 +53,12 @@ fn seeded_image_is_served_by_the_registry() {
     );
 
     // The same manifest is addressable by digest.
-    let by_digest = ecr.registry_get(
-        &format!("/v2/{repo}/manifests/{v1}"),
-        Some(localecr::ACCEPT_MANIFESTS),
-    );
+    let by_digest = ecr
+        .registry_get(
+            &format!("/v2/{repo}/manifests/{v1}"),
+            Some(localecr::ACCEPT_MANIFESTS),
+        )
+        .await;
     assert_eq!(by_digest.status, 200);
     assert_eq!(by_digest.body, resp.body);
 }

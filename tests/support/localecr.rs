@@ -9,12 +9,12 @@
 //! exports them before running `cargo test`.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Media types a client must accept to read what `seed` pushes.
 pub const ACCEPT_MANIFESTS: &str =
@@ -83,7 +83,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A minimal HTTP/1.1 response.
+/// An HTTP response, read whole.
 #[derive(Debug)]
 pub struct HttpResponse {
     pub status: u16,
@@ -146,17 +146,39 @@ impl LocalEcr {
         })
     }
 
-    /// `host:port` of the OCI registry.
-    pub fn registry_authority(&self) -> &str {
-        self.registry_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-    }
-
-    /// A plain HTTP/1.1 GET against the OCI registry, e.g.
+    /// A GET against the OCI registry, e.g.
     /// `registry_get("/v2/<repo>/manifests/<tag>", Some(ACCEPT_MANIFESTS))`.
-    pub fn registry_get(&self, path: &str, accept: Option<&str>) -> HttpResponse {
-        http_get(self.registry_authority(), path, accept)
+    pub async fn registry_get(&self, path: &str, accept: Option<&str>) -> HttpResponse {
+        let url = format!("{}{path}", self.registry_endpoint.trim_end_matches('/'));
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let body = response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .to_vec();
+        HttpResponse {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -167,63 +189,4 @@ pub fn closed_port() -> String {
     let address = listener.local_addr().expect("address");
     drop(listener);
     format!("http://{address}")
-}
-
-/// GET `path` from `authority` (`host:port`) over a fresh connection.
-pub fn http_get(authority: &str, path: &str, accept: Option<&str>) -> HttpResponse {
-    let mut stream =
-        TcpStream::connect(authority).unwrap_or_else(|e| panic!("connect {authority}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    if let Some(a) = accept {
-        req.push_str(&format!("Accept: {a}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).expect("send request");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
-
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP response has a header block");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("HTTP status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    if chunked {
-        body = dechunk(&body);
-    }
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size_line = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
-        data = &data[eol + 2..];
-        if size == 0 || data.len() < size {
-            break;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[(size + 2).min(data.len())..];
-    }
-    out
 }
