@@ -91,44 +91,9 @@ def registry_get(url: str, accept: str | None = None) -> tuple[bytes, dict[str, 
         return resp.read(), {k.lower(): v for k, v in resp.headers.items()}
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k.strip()] = v.strip()
-    return env
-
-
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
-
-
-@pytest.fixture(scope="session")
-def localecr_env(tmp_path_factory):
-    keys = ("AWS_ENDPOINT_URL_ECR", "ECR_REGISTRY_ENDPOINT")
-    if all(os.environ.get(k) for k in keys):
-        yield {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "ECR_", "LOCALECR_"))}
-        return
-    script = REPO_ROOT / "scripts" / "localecr.py"
-    if not script.exists() or not Path(os.environ.get("LOCALECR_REGISTRY_BIN", "/usr/bin/docker-registry")).exists():
-        pytest.skip("no local ECR: run under scripts/test, or install docker-registry (apt)")
-    state = tmp_path_factory.mktemp("localecr")
-    py = os.environ.get("LOCALECR_PYTHON", sys.executable)
-    subprocess.run([py, str(script), "up", "--state-dir", str(state)], check=True, timeout=180)
-    env = _read_env_file(state / "env")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # for code under test that reads the process env
-    try:
-        yield env
-    finally:
-        subprocess.run([py, str(script), "down", "--state-dir", str(state)], check=False, timeout=60)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,33 +21,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fnharness  # noqa: E402
-from fnharness import REPO_ROOT, SCRIPTS, LocalEcr, client_credentials, read_env_file  # noqa: E402
+from fnharness import REPO_ROOT, LocalEcr, client_credentials  # noqa: E402
 
 import certs  # noqa: E402  (scripts/certs.py, put on sys.path by fnharness)
 
 
 @pytest.fixture(scope="session")
-def localecr(tmp_path_factory):
-    state = os.environ.get("LOCALECR_STATE")
-    if state and (Path(state) / "env").exists():
-        yield LocalEcr(read_env_file(Path(state) / "env"))
-        return
-    state_dir = tmp_path_factory.mktemp("localecr")
-    script = SCRIPTS / "localecr.py"
-    subprocess.run([sys.executable, str(script), "up", "--state-dir", str(state_dir)], check=True, timeout=120)
-    saved: dict[str, str | None] = {}
-    try:
-        env = read_env_file(state_dir / "env")
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        yield LocalEcr(env)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        subprocess.run([sys.executable, str(script), "down", "--state-dir", str(state_dir)], timeout=60)
+def localecr(localecr_env):
+    return LocalEcr(localecr_env)
 
 
 @pytest.fixture(scope="session")

@@ -82,15 +82,6 @@ def unique(prefix: str) -> str:
     return f"{prefix.lower()}-{os.getpid()}-{time.time_ns() & 0xffffffff:x}-{_unique_counter}"
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            k, v = line.split("=", 1)
-            env[k] = v
-    return env
-
-
 # ---------------------------------------------------------------- function
 
 
