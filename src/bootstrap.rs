@@ -17,6 +17,7 @@ use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
 use crate::resolve::resolve_within;
 use crate::sdk::request::decode;
+use crate::spec::policy::Origin;
 use crate::spec::settings::Trust;
 use crate::spec::{Input, Settings, XrSpec};
 
@@ -62,7 +63,9 @@ pub async fn run(args: &BootstrapArgs) -> Result<()> {
         .pointer("/metadata/name")
         .and_then(Json::as_str)
         .unwrap_or("bootstrap");
-    let settings = Settings::new(name, &spec, &input)?;
+    // The platform team runs bootstrap on its own XR: the input's
+    // allowlists bound app teams' requests, not this.
+    let settings = Settings::with_origin(name, &spec, &input, Origin::Platform)?;
     let credentials = match &args.credentials_file {
         Some(path) => Some(AwsCredentials::from_ini(&read(path)?)?),
         None => None,
@@ -92,13 +95,22 @@ async fn resolve_with_progress(
     );
     let started = Instant::now();
     let connector = EcrConnector::new();
-    let resolution = resolve_within(&connector, settings, spec, credentials, DEADLINE);
+    // Nothing is installed yet: no remembered packages to keep.
+    let installed = std::collections::BTreeMap::new();
+    let resolution = resolve_within(
+        &connector,
+        settings,
+        spec,
+        &installed,
+        credentials,
+        DEADLINE,
+    );
     tokio::pin!(resolution);
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     ticker.tick().await;
     let graph = loop {
         tokio::select! {
-            result = &mut resolution => break result?,
+            result = &mut resolution => break result?.graph,
             _ = ticker.tick() => eprintln!("still resolving after {}s", started.elapsed().as_secs()),
         }
     };

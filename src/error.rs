@@ -21,6 +21,15 @@ pub enum Error {
     #[error("invalid composite resource at {field}: {message}")]
     InvalidSpec { field: String, message: String },
 
+    /// The XR asked for something the Composition's input does not allow.
+    /// Raised before any AWS call; says which XR field and which allowlist.
+    #[error("refused at {field}: {message} (see the Composition input's {allowlist})")]
+    Refused {
+        field: String,
+        allowlist: String,
+        message: String,
+    },
+
     /// A version or constraint string could not be parsed.
     #[error("invalid version constraint {constraint:?}: {message}")]
     InvalidConstraint { constraint: String, message: String },
@@ -32,6 +41,13 @@ pub enum Error {
     /// A repository the user asked for does not exist in the registry.
     #[error("repository {repository:?} not found in {registry}")]
     RepositoryNotFound {
+        registry: String,
+        repository: String,
+    },
+
+    /// A repository exists but holds no tagged image.
+    #[error("repository {repository:?} in {registry} has no tagged images")]
+    EmptyRepository {
         registry: String,
         repository: String,
     },

@@ -16,10 +16,11 @@ use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
-use crate::resolve::resolve_within;
+use crate::remembered::{Previous, Remembered};
+use crate::resolve::{Resolution, resolve_within};
 use crate::sdk::{Request, Response};
 use crate::spec::{Input, Settings, XrSpec};
-use crate::status::{Previous, Report};
+use crate::status::Report;
 
 /// Crossplane gives a reconcile two minutes; resolution gets a quarter of
 /// that so a slow registry still leaves time to apply what we return.
@@ -90,38 +91,53 @@ impl Function {
     }
 
     async fn reconcile(&self, request: &Request, response: &mut Response) -> Result<()> {
-        // What the user (XR) and the platform team (input) ask for.
+        // What the platform team allows (input) and what the requester asks
+        // for (XR), checked against it before anything is read from AWS.
         let composite = request.observed_composite()?;
         let input: Input = request.input()?;
         let spec = XrSpec::from_composite(&composite)?;
         let settings = Settings::new(xr_name(&composite), &spec, &input)?;
         response.set_ttl(settings.ttl);
-        let previous = Previous::read(&composite);
         let observed = request.observed_resources();
+        // What earlier reconciles left in the status: a hint, re-validated.
+        let previous = Previous::read(&composite);
+        let remembered = previous.remembered(&settings, &spec);
 
         // The truth from the registry; if it cannot be had right now, the
         // last resolved set from the XR's status, so nothing is dropped.
-        let (graph, failure) = match self.resolve(request, &settings, &spec).await {
-            Ok(graph) => (graph, None),
+        let installed = remembered.clone().installed(&observed);
+        let (resolution, failure, ignored) = match self
+            .resolve(request, &settings, &spec, &installed)
+            .await
+        {
+            Ok(resolution) => (resolution, None, Vec::new()),
             Err(error) if can_wait_out(&error) => {
                 tracing::warn!(%error, "registry unreadable; composing the last resolved set");
-                let remembered = previous.graph(&settings, &spec).unwrap_or_else(|unusable| {
-                    tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
-                    Graph::default()
-                });
-                (remembered, Some(error))
+                let Remembered { ignored, .. } = &remembered;
+                let graph = remembered.graph().unwrap_or_else(|unusable| {
+                        tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
+                        Graph::default()
+                    });
+                let resolution = Resolution {
+                    graph,
+                    kept: Vec::new(),
+                };
+                (resolution, Some(error), ignored.clone())
             }
             Err(error) => return Err(error),
         };
+        let graph = &resolution.graph;
 
         // Compose everything, then admit only what may exist yet.
         let plan = if graph.is_empty() {
             Vec::new()
         } else {
-            compose::plan(&settings, &graph)?
+            compose::plan(&settings, graph)?
         };
         let Admission {
-            desired, waiting, ..
+            desired,
+            waiting,
+            held,
         } = gating::admit(
             &plan,
             &observed,
@@ -143,11 +159,14 @@ impl Function {
 
         Report {
             settings: &settings,
-            graph: &graph,
+            graph,
             observed: &observed,
             waiting: &waiting,
+            held: &held,
             previous: &previous,
             failure: failure.as_ref(),
+            kept: &resolution.kept,
+            ignored: &ignored,
         }
         .write(response)
     }
@@ -157,7 +176,8 @@ impl Function {
         request: &Request,
         settings: &Settings,
         spec: &XrSpec,
-    ) -> Result<Graph> {
+        installed: &Remembered,
+    ) -> Result<Resolution> {
         let credentials = request
             .credentials(&settings.credentials_name)
             .map(AwsCredentials::from_credential_data)
@@ -166,6 +186,7 @@ impl Function {
             self.connector.as_ref(),
             settings,
             spec,
+            &installed.nodes,
             credentials.as_ref(),
             self.deadline,
         )

@@ -2,6 +2,13 @@
 //! once everything it needs is observed ready, and anything already observed
 //! stays in desired. Removal runs the other way: an observed package the
 //! plan no longer wants leaves only once nothing still present depends on it.
+//!
+//! "Depends on" includes what a package depended on when it was last
+//! composed (remembered in the XR's status): such an edge holds while the
+//! dependent exists and has not settled on what the plan now wants for it
+//! (the same package reference, installed and healthy). So a leaving
+//! package keeps its dependencies until it is gone, and a dependency that a
+//! newer release dropped stays until that release is up.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,6 +23,9 @@ pub struct Admission {
     pub desired: Vec<(String, Map<String, Json>, bool)>,
     /// Planned resources held back, with what each still waits for.
     pub waiting: Vec<(String, Vec<String>)>,
+    /// Remembered edges still in force, dependent -> dependencies (resource
+    /// names), for the status to carry into the next reconcile.
+    pub held: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What "ready" means for an object its dependents wait on.
@@ -86,10 +96,9 @@ fn condition_is_true(observed: &Json, kind: &str) -> bool {
 /// Applies the gating rule to `plan`.
 ///
 /// `dependencies` maps a composition resource name to the names it depended
-/// on when it was composed (from the XR's status), so packages that are no
-/// longer planned still leave dependents first. With `keep_everything`, as
-/// when the registry failed and the plan may be incomplete, every observed
-/// resource of ours stays.
+/// on when it was composed (from the XR's status). With `keep_everything`,
+/// as when the registry failed and the plan may be incomplete, every
+/// observed resource of ours stays.
 pub fn admit(
     plan: &[Planned],
     observed: &BTreeMap<String, Json>,
@@ -97,6 +106,7 @@ pub fn admit(
     keep_everything: bool,
 ) -> Admission {
     let ready = |name: &str| observed.get(name).is_some_and(is_ready);
+    let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut admission = Admission::default();
     for planned in plan {
         let missing: Vec<String> = planned
@@ -116,21 +126,37 @@ pub fn admit(
         }
     }
 
-    let planned_names: BTreeSet<&str> = plan.iter().map(|p| p.name.as_str()).collect();
+    // A dependent has settled once it is planned, observed with the package
+    // reference the plan wants, and ready.
+    let settled = |name: &str| {
+        planned.get(name).is_some_and(|p| {
+            ready(name)
+                && observed
+                    .get(name)
+                    .is_some_and(|o| same_package(&p.object, o))
+        })
+    };
+    for (dependent, needs) in dependencies {
+        if !observed.contains_key(dependent) || settled(dependent) {
+            continue;
+        }
+        let present: BTreeSet<String> = needs
+            .iter()
+            .filter(|n| *n != dependent && observed.contains_key(*n))
+            .cloned()
+            .collect();
+        if !present.is_empty() {
+            admission.held.insert(dependent.clone(), present);
+        }
+    }
+
     let unplanned: Vec<&String> = observed
         .keys()
-        .filter(|name| is_owned(name) && !planned_names.contains(name.as_str()))
+        .filter(|name| is_owned(name) && !planned.contains_key(name.as_str()))
         .collect();
     for name in unplanned {
-        let needed_by_someone = observed.keys().any(|other| {
-            other != name
-                && (dependencies
-                    .get(other)
-                    .is_some_and(|deps| deps.contains(name))
-                    || plan
-                        .iter()
-                        .any(|p| &p.name == other && p.needs.contains(name)))
-        });
+        let needed_by_someone = admission.held.values().any(|needs| needs.contains(name))
+            || plan.iter().any(|p| p.needs.contains(name));
         if keep_everything || needed_by_someone {
             admission
                 .desired
@@ -138,6 +164,13 @@ pub fn admit(
         }
     }
     admission
+}
+
+/// Whether an observed object carries the package reference `planned` asks
+/// for (objects without one, like IAM resources, always do).
+fn same_package(planned: &Map<String, Json>, observed: &Json) -> bool {
+    let wanted = planned.get("spec").and_then(|s| s.get("package"));
+    wanted.is_none() || wanted == observed.pointer("/spec/package")
 }
 
 /// The desired form of an observed object we keep without re-planning it:

@@ -11,6 +11,7 @@ pub mod gating;
 pub mod graph;
 pub mod proto;
 pub mod registry;
+pub mod remembered;
 pub mod resolve;
 pub mod sdk;
 pub mod server;

@@ -47,7 +47,11 @@ enum Requested {
 #[derive(Clone, Debug)]
 struct Wanted {
     kind: PackageKind,
+    /// The path the package is referenced by: the least of the paths its
+    /// dependents declare (so neither their order nor their names matter),
+    /// else the reverse mirror mapping of a listed repository.
     upstream: String,
+    declared: BTreeSet<String>,
     /// Index into `spec.packages` when the user listed it.
     listed: Option<usize>,
     /// Constraints placed by the packages that depend on it.
@@ -70,21 +74,53 @@ struct Edge {
     requirement: Requirement,
 }
 
+/// The outcome of a resolution: the install graph, and the installed
+/// dependencies it keeps at their last known version because they no
+/// longer resolve.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub graph: Graph,
+    pub kept: Vec<Kept>,
+}
+
+/// An installed dependency kept at its last known version.
+#[derive(Debug)]
+pub struct Kept {
+    pub name: String,
+    pub version: String,
+    /// Why it no longer resolves.
+    pub reason: Error,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "keeping installed dependency {} at {}: {}",
+            self.name, self.version, self.reason
+        )
+    }
+}
+
 /// Resolves `spec` against the registry `settings` name, reached through
 /// `connector`, within `deadline`: what both a RunFunction call and
-/// `bootstrap` do.
+/// `bootstrap` do. `installed` holds the remembered packages that exist in
+/// the cluster (validated, by repository); a dependency among them that no
+/// longer resolves is kept as it is rather than failing the whole XR.
 pub async fn resolve_within(
     connector: &dyn Connector,
     settings: &Settings,
     spec: &XrSpec,
+    installed: &BTreeMap<String, PackageNode>,
     credentials: Option<&AwsCredentials>,
     deadline: Duration,
-) -> Result<Graph> {
+) -> Result<Resolution> {
     let work = async {
         let registry = connector
             .connect(&settings.registry, credentials, settings.tag_cache_ttl)
             .await?;
         Resolver::new(settings, spec, registry.as_ref())
+            .keeping(installed)
             .resolve()
             .await
     };
@@ -99,6 +135,7 @@ pub struct Resolver<'a> {
     settings: &'a Settings,
     spec: &'a XrSpec,
     registry: &'a dyn Registry,
+    installed: Option<&'a BTreeMap<String, PackageNode>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -107,10 +144,18 @@ impl<'a> Resolver<'a> {
             settings,
             spec,
             registry,
+            installed: None,
         }
     }
 
-    pub async fn resolve(&self) -> Result<Graph> {
+    /// Installed packages (by repository) that may stand in for
+    /// dependencies that no longer resolve.
+    pub fn keeping(mut self, installed: &'a BTreeMap<String, PackageNode>) -> Self {
+        self.installed = Some(installed);
+        self
+    }
+
+    pub async fn resolve(&self) -> Result<Resolution> {
         let mut selected: BTreeMap<String, Selection> = BTreeMap::new();
         // Metadata by digest; a digest's dependencies never change.
         let mut edges: HashMap<String, Vec<Edge>> = HashMap::new();
@@ -120,17 +165,32 @@ impl<'a> Resolver<'a> {
             // Send across the gRPC handler's await points.
             let owned: Vec<(String, Wanted)> =
                 wanted.iter().map(|(r, w)| (r.clone(), w.clone())).collect();
-            let picks: BTreeMap<String, Selection> = stream::iter(owned)
+            let outcomes: Vec<(String, Selection, Option<Error>)> = stream::iter(owned)
                 .map(|(repository, w)| async move {
-                    let selection = self
-                        .select(&repository, &w)
-                        .await
-                        .map_err(|e| required_by(&w, e))?;
-                    Ok::<_, Error>((repository, selection))
+                    match self.select(&repository, &w).await {
+                        Ok(selection) => Ok((repository, selection, None)),
+                        Err(error) => match self.kept(&repository, &w, &error) {
+                            Some(selection) => Ok((repository, selection, Some(error))),
+                            None => Err(required_by(&w, error)),
+                        },
+                    }
                 })
                 .buffer_unordered(CONCURRENCY)
                 .try_collect()
                 .await?;
+            let mut kept: BTreeMap<String, Error> = BTreeMap::new();
+            let mut picks: BTreeMap<String, Selection> = BTreeMap::new();
+            for (repository, selection, failure) in outcomes {
+                if let Some(error) = failure {
+                    // Its metadata cannot be read; what it depended on when
+                    // it was installed stays pinned at what is installed.
+                    edges
+                        .entry(selection.digest.clone())
+                        .or_insert_with(|| self.remembered_edges(&repository));
+                    kept.insert(repository.clone(), error);
+                }
+                picks.insert(repository, selection);
+            }
             let unread: Vec<(String, PackageKind, Selection)> = picks
                 .iter()
                 .filter(|(_, s)| {
@@ -154,7 +214,19 @@ impl<'a> Resolver<'a> {
             edges.extend(read);
             selected = picks;
             if stable {
-                return self.graph(&wanted, &selected, &edges);
+                let graph = self.graph(&wanted, &selected, &edges)?;
+                let kept = kept
+                    .into_iter()
+                    .filter_map(|(repository, reason)| {
+                        let node = graph.get(&repository)?;
+                        Some(Kept {
+                            name: node.name.clone(),
+                            version: node.version.clone(),
+                            reason,
+                        })
+                    })
+                    .collect();
+                return Ok(Resolution { graph, kept });
             }
         }
         Err(Error::Dependency(format!(
@@ -188,6 +260,7 @@ impl<'a> Resolver<'a> {
                 Wanted {
                     kind: package.kind,
                     upstream,
+                    declared: BTreeSet::new(),
                     listed: Some(i),
                     requirements: Vec::new(),
                 },
@@ -208,6 +281,7 @@ impl<'a> Resolver<'a> {
                     .or_insert_with(|| Wanted {
                         kind: edge.kind,
                         upstream: edge.upstream.clone(),
+                        declared: BTreeSet::new(),
                         listed: None,
                         requirements: Vec::new(),
                     });
@@ -219,7 +293,10 @@ impl<'a> Resolver<'a> {
                 }
                 // The path a dependency declares is the one Crossplane's Lock
                 // will look for, so it wins over our reverse mirror mapping.
-                entry.upstream = edge.upstream.clone();
+                entry.declared.insert(edge.upstream.clone());
+                if let Some(least) = entry.declared.first() {
+                    entry.upstream.clone_from(least);
+                }
                 entry.requirements.push(edge.requirement.clone());
                 queue.push(edge.repository.clone());
             }
@@ -282,6 +359,54 @@ impl<'a> Resolver<'a> {
         Ok(Selection { version, digest })
     }
 
+    /// The installed selection that stands in for a dependency that failed
+    /// to resolve, if it may: only dependencies (what the XR lists is the
+    /// user's to fix), only installed ones, and only for failures that say
+    /// the package is gone or unreadable, not that AWS is down (then the
+    /// whole last resolved set is kept instead).
+    fn kept(&self, repository: &str, wanted: &Wanted, error: &Error) -> Option<Selection> {
+        let gone = matches!(
+            error,
+            Error::RepositoryNotFound { .. }
+                | Error::EmptyRepository { .. }
+                | Error::ImageNotFound { .. }
+                | Error::InvalidPackage { .. }
+                | Error::Credentials(_)
+        );
+        if wanted.listed.is_some() || !gone {
+            return None;
+        }
+        let node = self.installed?.get(repository)?;
+        (node.kind == wanted.kind).then(|| Selection {
+            version: node.version.clone(),
+            digest: node.digest.clone(),
+        })
+    }
+
+    /// The dependencies of a kept package as it was installed, each pinned
+    /// to the digest that is installed.
+    fn remembered_edges(&self, repository: &str) -> Vec<Edge> {
+        let Some(installed) = self.installed else {
+            return Vec::new();
+        };
+        let Some(node) = installed.get(repository) else {
+            return Vec::new();
+        };
+        node.depends_on
+            .iter()
+            .filter_map(|dependency| installed.get(dependency))
+            .map(|dependency| Edge {
+                repository: dependency.repository.clone(),
+                kind: dependency.kind,
+                upstream: dependency.upstream.clone(),
+                requirement: Requirement {
+                    spec: VersionSpec::Digest(dependency.digest.clone()),
+                    source: format!("{repository}:{} (kept as installed)", node.version),
+                },
+            })
+            .collect()
+    }
+
     async fn requested(&self, repository: &str, index: usize) -> Result<Requested> {
         let text = self.spec.packages[index].version.trim();
         let parsed = VersionSpec::parse(text);
@@ -309,6 +434,12 @@ impl<'a> Resolver<'a> {
         constraints: &[&Constraint],
     ) -> Result<Option<String>> {
         let tags = self.registry.list_tags(repository).await?;
+        if tags.is_empty() {
+            return Err(Error::EmptyRepository {
+                registry: self.settings.registry.to_string(),
+                repository: repository.to_string(),
+            });
+        }
         Ok(select_highest(constraints, tags.iter().map(String::as_str)).map(str::to_string))
     }
 
@@ -440,7 +571,9 @@ impl<'a> Resolver<'a> {
 /// asked for it: the repository alone does not say which package to fix.
 fn required_by(wanted: &Wanted, error: Error) -> Error {
     match error {
-        Error::RepositoryNotFound { .. } | Error::ImageNotFound { .. }
+        Error::RepositoryNotFound { .. }
+        | Error::EmptyRepository { .. }
+        | Error::ImageNotFound { .. }
             if wanted.listed.is_none() && !wanted.requirements.is_empty() =>
         {
             let parents: Vec<&str> = wanted
@@ -505,7 +638,10 @@ mod tests {
         .expect("spec");
         let input: Input = decode(input).expect("input");
         let settings = Settings::new("demo", &spec, &input).expect("settings");
-        Resolver::new(&settings, &spec, registry).resolve().await
+        Resolver::new(&settings, &spec, registry)
+            .resolve()
+            .await
+            .map(|r| r.graph)
     }
 
     /// [`resolve`] with the default input, which must succeed.

@@ -7,7 +7,7 @@ mod cluster;
 
 use std::sync::Arc;
 
-use cluster::{Cluster, Schemas, image_config};
+use cluster::{Cluster, Schemas, allowing_test_iam, image_config};
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::PackageKind;
@@ -66,7 +66,7 @@ fn xr(extra: Json) -> Json {
 
 fn cluster(registry: &Arc<MemoryRegistry>, xr: Json, input: Json) -> Cluster {
     let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
-    Cluster::new(function, xr, input)
+    Cluster::new(function, xr, allowing_test_iam(input))
 }
 
 fn names(list: &[String]) -> Vec<&str> {

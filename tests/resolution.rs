@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cluster::{Cluster, Round, Schemas, image_config};
+use cluster::{Cluster, Round, Schemas, allowing_test_iam, image_config};
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::cache::CacheOptions;
@@ -78,7 +78,11 @@ fn function(connector: &Arc<EcrConnector>) -> Function {
 /// A simulated cluster holding the XR `name` that lists `packages`, the
 /// function's input `settings`, and nothing composed yet.
 fn simulate(connector: &Arc<EcrConnector>, name: &str, packages: Json, settings: Json) -> Cluster {
-    Cluster::new(function(connector), xr(name, packages), settings)
+    Cluster::new(
+        function(connector),
+        xr(name, packages),
+        allowing_test_iam(settings),
+    )
 }
 
 /// The calls of the connector's only client (none before the first connect).
@@ -663,7 +667,11 @@ async fn digests_pin_and_pin_digests_references_every_package_by_digest() {
     // The same with strategy Skip: ECR paths, every dependency composed here.
     let mut skip = xr("pin-skip", blog_packages(&s3));
     skip["spec"]["strategy"] = json!("Skip");
-    let mut cluster = Cluster::new(function(&connector), skip, json!({"pinDigests": true}));
+    let mut cluster = Cluster::new(
+        function(&connector),
+        skip,
+        allowing_test_iam(json!({"pinDigests": true})),
+    );
     let desired = settled(&mut cluster).await;
     assert!(!desired.keys().any(|k| k.starts_with("image-config-")));
     assert_eq!(

@@ -211,6 +211,7 @@ mod tests {
     use crate::graph::PackageNode;
     use crate::registry::PackageKind;
     use crate::sdk::request::decode;
+    use crate::spec::policy::Origin;
     use crate::spec::{Input, XrSpec};
     use serde_json::Value as Json;
 
@@ -222,7 +223,8 @@ mod tests {
         }))
         .expect("spec");
         let input: Input = decode(input).expect("input");
-        Settings::new("demo", &spec, &input).expect("settings")
+        // The policy is not under test here: take the XR as the platform's.
+        Settings::with_origin("demo", &spec, &input, Origin::Platform).expect("settings")
     }
 
     fn graph() -> Graph {

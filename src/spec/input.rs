@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::duration;
-use super::xr::{Identity, Strategy};
+use super::xr::{Identity, ServiceAccount, Strategy};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -31,6 +31,14 @@ pub struct Input {
     /// Empty allows every repository.
     #[serde(default)]
     pub allowed_repositories: Vec<String>,
+    /// The registries (account and region) an XR may name. Missing allows
+    /// any: the function's own AWS identity is then the only bound.
+    #[serde(default)]
+    pub allowed_registries: Option<Vec<AllowedRegistry>>,
+    /// Globs for `spec.packages[].runtimeConfigName`; empty means an XR may
+    /// not choose a DeploymentRuntimeConfig at all.
+    #[serde(default)]
+    pub allowed_runtime_configs: Vec<String>,
     #[serde(default)]
     pub iam: IamDefaults,
     /// How long Crossplane may cache a response before calling again.
@@ -59,6 +67,8 @@ impl Default for Input {
             resolve_dependencies: true,
             pin_digests: false,
             allowed_repositories: Vec::new(),
+            allowed_registries: None,
+            allowed_runtime_configs: Vec::new(),
             iam: IamDefaults::default(),
             ttl: default_ttl(),
             tag_cache_ttl: default_tag_cache_ttl(),
@@ -78,6 +88,23 @@ pub struct Mirror {
     pub repository_prefix: String,
 }
 
+/// One registry an XR may name; either field may be `*`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowedRegistry {
+    pub account_id: String,
+    pub region: String,
+}
+
+/// A service account an XR may federate the pull role to; both fields are
+/// globs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedServiceAccount {
+    pub namespace: String,
+    pub name: String,
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 pub enum ManagedResources {
     /// `iam.aws.upbound.io`, cluster scoped.
@@ -92,10 +119,36 @@ pub enum ManagedResources {
 pub struct IamDefaults {
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Used when the XR names no role (default `<xr-name>-ecr-pull`).
     #[serde(default)]
     pub role_name: Option<String>,
     #[serde(default)]
     pub identity: Option<Identity>,
+    /// The cluster's OIDC provider (IRSA), when the XR names none.
+    #[serde(default)]
+    pub oidc_provider: Option<String>,
+    /// Service accounts trusted under IRSA when the XR names none (default
+    /// `crossplane-system/crossplane`).
+    #[serde(default)]
+    pub service_accounts: Vec<ServiceAccount>,
+    /// Node roles the pull policy is attached to when the XR names none.
+    #[serde(default)]
+    pub node_role_names: Vec<String>,
+    /// Globs an XR's `iam.roleName` must match; empty: the XR may not set it.
+    #[serde(default)]
+    pub allowed_role_names: Vec<String>,
+    /// Globs each of an XR's `iam.nodeRoleNames` must match; empty: the XR
+    /// may not set them.
+    #[serde(default)]
+    pub allowed_node_role_names: Vec<String>,
+    /// Globs an XR's `iam.oidcProvider` must match; empty: the XR may not
+    /// set it.
+    #[serde(default)]
+    pub allowed_oidc_providers: Vec<String>,
+    /// Namespace and name globs each of an XR's `iam.serviceAccounts` must
+    /// match; empty: the XR may not set them.
+    #[serde(default)]
+    pub allowed_service_accounts: Vec<AllowedServiceAccount>,
     #[serde(default)]
     pub managed_resources: ManagedResources,
     #[serde(default = "default_provider_config_name")]
@@ -111,6 +164,13 @@ impl Default for IamDefaults {
             enabled: true,
             role_name: None,
             identity: None,
+            oidc_provider: None,
+            service_accounts: Vec::new(),
+            node_role_names: Vec::new(),
+            allowed_role_names: Vec::new(),
+            allowed_node_role_names: Vec::new(),
+            allowed_oidc_providers: Vec::new(),
+            allowed_service_accounts: Vec::new(),
             managed_resources: ManagedResources::Cluster,
             provider_config_name: default_provider_config_name(),
             namespace: None,
@@ -237,7 +297,13 @@ mod tests {
             "strategy": "Skip",
             "mirrors": [{"upstream": "xpkg.upbound.io/", "repositoryPrefix": "m/"}],
             "resolveDependencies": true, "pinDigests": true, "allowedRepositories": ["upbound/*"],
-            "iam": {"enabled": true, "roleName": "r", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n"},
+            "allowedRegistries": [{"accountId": "123456789012", "region": "*"}],
+            "allowedRuntimeConfigs": ["team-*"],
+            "iam": {"enabled": true, "roleName": "r", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n",
+                    "oidcProvider": "oidc.eks.eu-west-2.amazonaws.com/id/A", "serviceAccounts": [{"namespace": "crossplane-system", "name": "crossplane"}],
+                    "nodeRoleNames": ["nodes"], "allowedRoleNames": ["team-*"], "allowedNodeRoleNames": ["nodes-*"],
+                    "allowedOidcProviders": ["oidc.eks.*.amazonaws.com/id/*"],
+                    "allowedServiceAccounts": [{"namespace": "crossplane-system", "name": "provider-*"}]},
             "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c"
         });
         decode::<Input>(full.clone()).expect("the function reads every field");
@@ -250,5 +316,16 @@ mod tests {
             keys(&schema["properties"]["mirrors"]["items"]["properties"]),
             keys(&full["mirrors"][0])
         );
+        assert_eq!(
+            keys(&schema["properties"]["allowedRegistries"]["items"]["properties"]),
+            keys(&full["allowedRegistries"][0])
+        );
+        for list in ["serviceAccounts", "allowedServiceAccounts"] {
+            assert_eq!(
+                keys(&schema["properties"]["iam"]["properties"][list]["items"]["properties"]),
+                keys(&full["iam"][list][0]),
+                "{list}"
+            );
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 pub use constraint::Constraint;
-pub use tag::{parse_tag, select_highest};
+pub use tag::{is_tag, parse_tag, select_highest};
 
 /// What a `dependsOn[].version` (or any version field with the same meaning)
 /// asks for.

@@ -23,6 +23,18 @@ pub fn parse_tag(tag: &str) -> Option<Version> {
     Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
 }
 
+/// Whether `text` is a valid OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`,
+/// as the distribution spec defines it. Any such tag can name an image,
+/// whether or not it counts as a version.
+pub fn is_tag(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (1..=128).contains(&bytes.len())
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The highest tag that counts (see [`parse_tag`]) and satisfies every one
 /// of `constraints` (several parents may constrain one package; with none,
 /// every counted tag qualifies, prereleases included).
@@ -54,6 +66,24 @@ pub fn select_highest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_tags() {
+        for (tag, ok) in [
+            ("v2.2.0", true),
+            ("latest", true),
+            ("_x", true),
+            ("v1.0.0+build", false),
+            (".hidden", false),
+            ("-x", false),
+            ("", false),
+            ("a b", false),
+        ] {
+            assert_eq!(is_tag(tag), ok, "{tag}");
+        }
+        assert!(is_tag(&"a".repeat(128)));
+        assert!(!is_tag(&"a".repeat(129)));
+    }
 
     #[test]
     fn tags_that_count() {

@@ -87,6 +87,20 @@ impl Round {
     }
 }
 
+/// `input` with allowlists that admit the IAM the test XRs ask for (an EKS
+/// OIDC provider and the `eks-nodes` node role), where it sets none: the
+/// secure default refuses any IAM value an XR sets.
+pub fn allowing_test_iam(mut input: Json) -> Json {
+    let iam = &mut input["iam"];
+    if iam.get("allowedOidcProviders").is_none() {
+        iam["allowedOidcProviders"] = json!(["oidc.eks.*.amazonaws.com/id/*"]);
+    }
+    if iam.get("allowedNodeRoleNames").is_none() {
+        iam["allowedNodeRoleNames"] = json!(["eks-nodes"]);
+    }
+    input
+}
+
 /// The ImageConfig `name` the function composes for a mirror: images under
 /// `prefix` are pulled from `rewrite` instead.
 pub fn image_config(name: &str, prefix: &str, rewrite: &str) -> Json {

@@ -1,0 +1,498 @@
+//! What the XR's status remembers from earlier reconciles, read back as a
+//! hint. The function writes `status.packages`, but it is stored on an
+//! object users may edit, so every entry is checked again as if it were
+//! fresh input (names, repository grammar and allowlist, digest, the image
+//! path's registry and mirror) before it can shape anything composed. An
+//! entry that fails is ignored, and said so.
+//!
+//! The memory serves three purposes: recomposing the last resolved set when
+//! the registry cannot be read, keeping an installed dependency that no
+//! longer resolves, and the dependency edges that order removals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value as Json;
+
+use crate::compose::packages::PACKAGE_PREFIX;
+use crate::graph::{Graph, PackageNode};
+use crate::spec::xr::is_dns_label;
+use crate::spec::{Settings, XrSpec};
+use crate::status::PackageStatus;
+use crate::version::is_tag;
+
+/// Entries read from `status.packages` at most; a status longer than this
+/// was not written by this function.
+pub const MAX_REMEMBERED: usize = 1000;
+
+/// What the XR's observed status says.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Previous {
+    /// Entries that parsed, in the order the status lists them.
+    pub packages: Vec<PackageStatus>,
+    /// Why entries that did not parse were skipped.
+    pub unreadable: Vec<String>,
+    /// `(status, reason, message)` of each condition type.
+    pub conditions: BTreeMap<String, (String, String, String)>,
+}
+
+/// The remembered packages that passed every check, as install-graph nodes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Remembered {
+    /// By repository. Entries marked `leaving` are not here: they are on
+    /// their way out and are never composed again.
+    pub nodes: BTreeMap<String, PackageNode>,
+    /// One line per entry that was ignored, saying which and why.
+    pub ignored: Vec<String>,
+}
+
+impl Previous {
+    /// Reads the observed XR's status leniently: a status this function did
+    /// not write (or an older shape) is no memory, never an error, and one
+    /// malformed entry costs only itself.
+    pub fn read(composite: &Json) -> Self {
+        let mut packages = Vec::new();
+        let mut unreadable = Vec::new();
+        if let Some(entries) = composite
+            .pointer("/status/packages")
+            .and_then(Json::as_array)
+        {
+            for (i, entry) in entries.iter().enumerate().take(MAX_REMEMBERED) {
+                match serde_json::from_value::<PackageStatus>(entry.clone()) {
+                    Ok(package) => packages.push(package),
+                    Err(e) => unreadable.push(format!("status.packages[{i}]: {e}")),
+                }
+            }
+            if entries.len() > MAX_REMEMBERED {
+                unreadable.push(format!(
+                    "status.packages: only the first {MAX_REMEMBERED} of {} entries are read",
+                    entries.len()
+                ));
+            }
+        }
+        let conditions = composite
+            .pointer("/status/conditions")
+            .and_then(Json::as_array)
+            .map(|all| {
+                all.iter()
+                    .filter_map(|c| {
+                        let text = |k: &str| {
+                            c.get(k)
+                                .and_then(Json::as_str)
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        let kind = c.get("type")?.as_str()?.to_string();
+                        Some((kind, (text("status"), text("reason"), text("message"))))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            packages,
+            unreadable,
+            conditions,
+        }
+    }
+
+    /// The entries that pass the same checks as fresh input, as nodes.
+    pub fn remembered(&self, settings: &Settings, spec: &XrSpec) -> Remembered {
+        let mut ignored = self.unreadable.clone();
+        let mut checked: Vec<(&PackageStatus, PackageNode)> = Vec::new();
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        let mut repositories: BTreeSet<&str> = BTreeSet::new();
+        for (i, entry) in self.packages.iter().enumerate() {
+            if entry.leaving {
+                continue;
+            }
+            let checked_entry = check(settings, entry).and_then(|upstream| {
+                if !names.insert(&entry.name) || !repositories.insert(&entry.repository) {
+                    return Err("it repeats an earlier entry's name or repository".to_string());
+                }
+                Ok(upstream)
+            });
+            match checked_entry {
+                Ok(upstream) => checked.push((
+                    entry,
+                    PackageNode {
+                        repository: entry.repository.clone(),
+                        kind: entry.kind,
+                        upstream,
+                        name: entry.name.clone(),
+                        version: entry.version.clone(),
+                        digest: entry.digest.clone(),
+                        depends_on: BTreeSet::new(),
+                        runtime_config_name: spec
+                            .packages
+                            .iter()
+                            .find(|r| r.repository == entry.repository)
+                            .and_then(|r| r.runtime_config_name.clone()),
+                    },
+                )),
+                Err(why) => ignored.push(format!(
+                    "ignoring status.packages[{i}] ({:?}): {why}",
+                    entry.name
+                )),
+            }
+        }
+        let repository_of: BTreeMap<&str, &str> = checked
+            .iter()
+            .map(|(entry, _)| (entry.name.as_str(), entry.repository.as_str()))
+            .collect();
+        let nodes = checked
+            .into_iter()
+            .map(|(entry, mut node)| {
+                node.depends_on = entry
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| repository_of.get(d.as_str()).map(|r| r.to_string()))
+                    .collect();
+                (node.repository.clone(), node)
+            })
+            .collect();
+        Remembered { nodes, ignored }
+    }
+
+    /// Composition resource name -> the resource names it depended on when
+    /// last composed, leaving packages included, so removal waits for
+    /// dependents that are still installed.
+    pub fn dependencies(&self) -> BTreeMap<String, Vec<String>> {
+        self.packages
+            .iter()
+            .map(|p| {
+                (
+                    resource_name(&p.name),
+                    p.depends_on.iter().map(|d| resource_name(d)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn condition(&self, kind: &str) -> Option<&(String, String, String)> {
+        self.conditions.get(kind)
+    }
+}
+
+impl Remembered {
+    /// The install graph as last resolved.
+    pub fn graph(&self) -> crate::Result<Graph> {
+        Graph::new(self.nodes.values().cloned())
+    }
+
+    /// Only the entries whose package object exists: what is installed.
+    pub fn installed(mut self, observed: &BTreeMap<String, Json>) -> Self {
+        self.nodes
+            .retain(|_, node| observed.contains_key(&resource_name(&node.name)));
+        self
+    }
+}
+
+/// The composition resource name of a package by its object name.
+pub fn resource_name(package_name: &str) -> String {
+    format!("{PACKAGE_PREFIX}{package_name}")
+}
+
+/// The checks fresh input passes, applied to one remembered entry; on
+/// success, the upstream path it is composed under.
+fn check(settings: &Settings, entry: &PackageStatus) -> Result<String, String> {
+    if !is_dns_label(&entry.name) {
+        return Err(format!("name {:?} is not a DNS label", entry.name));
+    }
+    if !crate::spec::xr::is_repository_name(&entry.repository) {
+        return Err(format!(
+            "repository {:?} is not an ECR repository name",
+            entry.repository
+        ));
+    }
+    if !settings.is_allowed(&entry.repository) {
+        return Err(format!(
+            "repository {:?} is not in the input's allowedRepositories",
+            entry.repository
+        ));
+    }
+    if !is_digest(&entry.digest) {
+        return Err(format!("digest {:?} is not a sha256 digest", entry.digest));
+    }
+    if !(is_tag(&entry.version) || entry.version == entry.digest) {
+        return Err(format!(
+            "version {:?} is neither a tag nor the entry's digest",
+            entry.version
+        ));
+    }
+    for dependency in &entry.depends_on {
+        if !is_dns_label(dependency) {
+            return Err(format!("dependsOn {dependency:?} is not a DNS label"));
+        }
+    }
+    upstream(settings, entry)
+}
+
+/// The upstream path a remembered `package` stands for. It was written
+/// either as the ECR path (strategy Skip) or as an upstream path that a
+/// mirror maps to exactly this repository (Rewrite); anything else (another
+/// registry, another repository) is refused.
+fn upstream(settings: &Settings, entry: &PackageStatus) -> Result<String, String> {
+    let reference = &entry.package;
+    let path = match reference.split_once('@') {
+        Some((path, _)) => path,
+        None => match reference.rsplit_once(':') {
+            Some((path, tag)) if !tag.contains('/') => path,
+            _ => reference.as_str(),
+        },
+    };
+    if path == format!("{}/{}", settings.registry.host(), entry.repository) {
+        return settings
+            .upstream_for(&entry.repository)
+            .map(|(upstream, _)| upstream)
+            .ok_or_else(|| {
+                format!(
+                    "repository {:?} is under no mirror's repositoryPrefix",
+                    entry.repository
+                )
+            });
+    }
+    match settings.repository_for(path) {
+        Some((repository, _)) if repository == entry.repository => Ok(path.to_string()),
+        _ => Err(format!(
+            "package {reference:?} is neither {}/{} nor an upstream path mirrored to it",
+            settings.registry.host(),
+            entry.repository
+        )),
+    }
+}
+
+/// `sha256:` and 64 lowercase hex digits, as registries write digests.
+pub fn is_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::request::decode;
+    use crate::spec::Input;
+    use serde_json::json;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
+
+    fn settings(strategy: &str, input: Json) -> (Settings, XrSpec) {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "runtimeConfigName": "rc"}],
+            "strategy": strategy
+        }))
+        .expect("spec");
+        let input: Input = decode(input).expect("input");
+        let settings = crate::spec::Settings::with_origin(
+            "demo",
+            &spec,
+            &input,
+            crate::spec::policy::Origin::Platform,
+        )
+        .expect("settings");
+        (settings, spec)
+    }
+
+    fn entry(name: &str, repository: &str, package: &str, digest: &str, deps: &[&str]) -> Json {
+        json!({"name": name, "kind": "Provider", "repository": repository, "version": "v2.2.0",
+               "digest": digest, "package": package, "dependsOn": deps, "ready": true})
+    }
+
+    fn family(package: &str) -> Json {
+        entry(
+            "upbound-provider-family-aws",
+            "upbound/provider-family-aws",
+            package,
+            A,
+            &[],
+        )
+    }
+
+    fn s3() -> Json {
+        entry(
+            "upbound-provider-aws-s3",
+            "upbound/provider-aws-s3",
+            "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0",
+            B,
+            &["upbound-provider-family-aws"],
+        )
+    }
+
+    fn status(entries: Vec<Json>) -> Json {
+        json!({"status": {
+            "packages": entries,
+            "conditions": [{"type": "Resolved", "status": "True", "reason": "Resolved", "message": "m"}]
+        }})
+    }
+
+    #[test]
+    fn status_round_trips_into_a_graph() {
+        for (strategy, package) in [
+            (
+                "Rewrite",
+                "xpkg.upbound.io/upbound/provider-family-aws:v2.2.0",
+            ),
+            (
+                "Skip",
+                &*format!("{HOST}/upbound/provider-family-aws:v2.2.0"),
+            ),
+            (
+                "Rewrite",
+                &*format!("xpkg.upbound.io/upbound/provider-family-aws@{A}"),
+            ),
+        ] {
+            let (settings, spec) = settings(strategy, json!({}));
+            let previous = Previous::read(&status(vec![family(package), s3()]));
+            assert_eq!(
+                previous.condition("Resolved").map(|c| c.1.as_str()),
+                Some("Resolved")
+            );
+            let remembered = previous.remembered(&settings, &spec);
+            assert!(remembered.ignored.is_empty(), "{:?}", remembered.ignored);
+            let graph = remembered.graph().expect("graph");
+            let family = graph.get("upbound/provider-family-aws").expect("family");
+            assert_eq!(
+                family.upstream, "xpkg.upbound.io/upbound/provider-family-aws",
+                "{package}"
+            );
+            let s3 = graph.get("upbound/provider-aws-s3").expect("s3");
+            assert_eq!(
+                s3.depends_on.iter().collect::<Vec<_>>(),
+                ["upbound/provider-family-aws"]
+            );
+            assert_eq!(s3.runtime_config_name.as_deref(), Some("rc"));
+            assert_eq!(
+                previous.dependencies()["package-upbound-provider-aws-s3"],
+                vec!["package-upbound-provider-family-aws".to_string()]
+            );
+        }
+    }
+
+    /// Every check fresh input passes, one tampered entry at a time; the
+    /// untouched entry survives each time.
+    #[test]
+    fn tampered_entries_are_ignored_with_a_reason() {
+        type Tamper = fn(&mut Json);
+        let cases: [(Tamper, &str); 11] = [
+            (
+                |e| e["repository"] = json!("*"),
+                "not an ECR repository name",
+            ),
+            (
+                |e| e["repository"] = json!("other/provider-family-aws"),
+                "neither",
+            ),
+            (|e| e["name"] = json!("Not A Label"), "not a DNS label"),
+            (|e| e["digest"] = json!("sha256:aa"), "not a sha256 digest"),
+            (|e| e["digest"] = json!("md5:00"), "not a sha256 digest"),
+            (|e| e["version"] = json!("v1 && rm -rf"), "neither a tag"),
+            (
+                |e| e["package"] = json!("evil.example.com/upbound/provider-family-aws:v2.2.0"),
+                "neither",
+            ),
+            (
+                |e| {
+                    e["package"] = json!(
+                        "999999999999.dkr.ecr.eu-west-2.amazonaws.com/upbound/provider-family-aws:v2.2.0"
+                    )
+                },
+                "neither",
+            ),
+            (
+                |e| e["package"] = json!("xpkg.upbound.io/upbound/provider-aws-iam:v2.2.0"),
+                "neither",
+            ),
+            (|e| e["dependsOn"] = json!(["../x"]), "dependsOn"),
+            (|e| e["name"] = json!("upbound-provider-aws-s3"), "repeats"),
+        ];
+        let (settings, spec) = settings("Rewrite", json!({}));
+        for (tamper, why) in cases {
+            let mut bad = family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0");
+            tamper(&mut bad);
+            let remembered =
+                Previous::read(&status(vec![s3(), bad.clone()])).remembered(&settings, &spec);
+            assert_eq!(
+                remembered.nodes.keys().collect::<Vec<_>>(),
+                ["upbound/provider-aws-s3"],
+                "{bad}"
+            );
+            assert_eq!(remembered.ignored.len(), 1, "{bad}");
+            assert!(
+                remembered.ignored[0].contains(why),
+                "{}",
+                remembered.ignored[0]
+            );
+            assert!(remembered.ignored[0].starts_with("ignoring status.packages[1]"));
+        }
+    }
+
+    #[test]
+    fn the_allowlist_applies_to_memory_too() {
+        let (settings, spec) = settings(
+            "Rewrite",
+            json!({"allowedRepositories": ["upbound/provider-aws-*"]}),
+        );
+        let remembered = Previous::read(&status(vec![
+            family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
+            s3(),
+        ]))
+        .remembered(&settings, &spec);
+        assert_eq!(remembered.nodes.len(), 1);
+        assert!(remembered.ignored[0].contains("allowedRepositories"));
+        // The dependency on an ignored entry is dropped with it.
+        assert!(
+            remembered.nodes["upbound/provider-aws-s3"]
+                .depends_on
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn leaving_entries_order_removal_but_are_never_composed() {
+        let (settings, spec) = settings("Rewrite", json!({}));
+        let mut leaving = s3();
+        leaving["leaving"] = json!(true);
+        let previous = Previous::read(&status(vec![
+            family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
+            leaving,
+        ]));
+        assert!(previous.packages[1].leaving);
+        let remembered = previous.remembered(&settings, &spec);
+        assert_eq!(
+            remembered.nodes.keys().collect::<Vec<_>>(),
+            ["upbound/provider-family-aws"]
+        );
+        assert_eq!(
+            previous.dependencies()["package-upbound-provider-aws-s3"],
+            ["package-upbound-provider-family-aws"]
+        );
+    }
+
+    #[test]
+    fn foreign_status_is_no_memory() {
+        for composite in [
+            json!({}),
+            json!({"status": {"packages": "x"}}),
+            json!({"status": {"packages": [{"name": 1}]}}),
+        ] {
+            assert_eq!(Previous::read(&composite).packages, vec![]);
+        }
+        let previous = Previous::read(&json!({"status": {"packages": [{"name": 1}, s3()]}}));
+        assert_eq!(previous.packages.len(), 1);
+        assert!(previous.unreadable[0].starts_with("status.packages[0]: "));
+    }
+
+    #[test]
+    fn digests() {
+        assert!(is_digest(A));
+        for bad in ["sha256:AA", "sha256:", "sha512:aa", A.trim_end_matches('a')] {
+            assert!(!is_digest(bad), "{bad}");
+        }
+    }
+}
