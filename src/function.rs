@@ -106,23 +106,17 @@ impl Function {
         // The truth from the registry; if it cannot be had right now, the
         // last resolved set from the XR's status, so nothing is dropped.
         let installed = remembered.clone().installed(&observed);
-        let (resolution, failure, ignored) = match self
-            .resolve(request, &settings, &spec, &installed)
-            .await
+        let (resolution, failure) = match self.resolve(request, &settings, &spec, &installed).await
         {
-            Ok(resolution) => (resolution, None, Vec::new()),
+            Ok(resolution) => (resolution, None),
             Err(error) if can_wait_out(&error) => {
                 tracing::warn!(%error, "registry unreadable; composing the last resolved set");
-                let Remembered { ignored, .. } = &remembered;
                 let graph = remembered.graph().unwrap_or_else(|unusable| {
-                        tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
-                        Graph::default()
-                    });
-                let resolution = Resolution {
-                    graph,
-                    kept: Vec::new(),
-                };
-                (resolution, Some(error), ignored.clone())
+                    tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
+                    Graph::default()
+                });
+                let kept = Vec::new();
+                (Resolution { graph, kept }, Some(error))
             }
             Err(error) => return Err(error),
         };
@@ -166,7 +160,7 @@ impl Function {
             previous: &previous,
             failure: failure.as_ref(),
             kept: &resolution.kept,
-            ignored: &ignored,
+            remembered: &remembered,
         }
         .write(response)
     }

@@ -431,4 +431,43 @@ mod tests {
         let a = admit(&[], &observed, &BTreeMap::new(), true);
         assert_eq!(retained(&a, &[]), ["image-config-x", "package-a"]);
     }
+
+    /// A remembered edge holds until its dependent is observed on the
+    /// planned package reference and ready.
+    #[test]
+    fn remembered_edges_hold_until_the_dependent_settles() {
+        let mut s3 = planned("package-s3", &[]);
+        s3.object
+            .insert("spec".to_string(), json!({"package": "x/s3:v2"}));
+        let plan = [s3];
+        let deps = BTreeMap::from([("package-s3".to_string(), vec!["package-family".to_string()])]);
+        let healthy = [("Installed", "True"), ("Healthy", "True")];
+        let observed_s3 = |package: &str, conditions: &[(&str, &str)]| {
+            let mut object = with_conditions(conditions);
+            object["spec"]["package"] = json!(package);
+            object
+        };
+        let cases = [
+            ("old release", observed_s3("x/s3:v1", &healthy), true),
+            (
+                "new release, unhealthy",
+                observed_s3("x/s3:v2", &[("Installed", "True"), ("Healthy", "False")]),
+                true,
+            ),
+            (
+                "new release, healthy",
+                observed_s3("x/s3:v2", &healthy),
+                false,
+            ),
+        ];
+        for (case, s3, held) in cases {
+            let observed = BTreeMap::from([
+                ("package-s3".to_string(), s3),
+                ("package-family".to_string(), with_conditions(&healthy)),
+            ]);
+            let a = admit(&plan, &observed, &deps, false);
+            assert_eq!(retained(&a, &plan) == ["package-family"], held, "{case}");
+            assert_eq!(a.held.contains_key("package-s3"), held, "{case}");
+        }
+    }
 }

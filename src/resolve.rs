@@ -1058,4 +1058,54 @@ mod tests {
             vec![row("upbound-provider-aws-s3", "v2.2.0", &[])]
         );
     }
+
+    /// Two parents declare the family under different upstream hosts that
+    /// both mirror to one repository: whichever order or names they come
+    /// in, the family is referenced (and named) the same way.
+    #[tokio::test]
+    async fn a_dependency_does_not_depend_on_which_parent_pulled_it_in() {
+        let registry = blog_registry();
+        let declared = [
+            FAMILY.to_string(),
+            FAMILY.replace("xpkg.upbound.io", "xpkg.crossplane.io"),
+        ];
+        for (i, path) in declared.iter().enumerate() {
+            registry.push(
+                &format!("acme/provider-{i}"),
+                "v1.0.0",
+                meta(
+                    PackageKind::Provider,
+                    &[(path.as_str(), PackageKind::Provider, ">=v2.0.0")],
+                ),
+            );
+        }
+        let mut seen = Vec::new();
+        for (first, second, name) in [
+            ("acme/provider-0", "acme/provider-1", None),
+            ("acme/provider-1", "acme/provider-0", None),
+            ("acme/provider-1", "acme/provider-0", Some("renamed-parent")),
+        ] {
+            let mut packages = json!([
+                package("Provider", first, "v1.0.0"),
+                package("Provider", second, "v1.0.0")
+            ]);
+            if let Some(name) = name {
+                packages[0]["name"] = json!(name);
+            }
+            let graph = resolved(&registry, packages).await;
+            let family = graph
+                .get("upbound/provider-family-aws")
+                .expect("family")
+                .clone();
+            seen.push((family.name, family.upstream));
+        }
+        assert_eq!(
+            seen[0],
+            (
+                "upbound-provider-family-aws".to_string(),
+                "xpkg.crossplane.io/upbound/provider-family-aws".to_string()
+            )
+        );
+        assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    }
 }

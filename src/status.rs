@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::gating::{condition, is_ready};
 use crate::graph::Graph;
 use crate::registry::PackageKind;
-use crate::remembered::{Previous, resource_name};
+use crate::remembered::{Previous, Remembered, resource_name};
 use crate::resolve::Kept;
 use crate::sdk::Response;
 use crate::sdk::response::ConditionStatus;
@@ -133,16 +133,28 @@ pub struct Report<'a> {
     pub failure: Option<&'a Error>,
     /// Installed dependencies kept because they no longer resolve.
     pub kept: &'a [Kept],
-    /// Remembered entries that failed re-validation, when memory was used.
-    pub ignored: &'a [String],
+    /// The status entries that passed re-validation.
+    pub remembered: &'a Remembered,
 }
 
 impl Report<'_> {
     pub fn write(&self, response: &mut Response) -> Result<()> {
         let packages = if self.graph.is_empty() && self.failure.is_some() {
-            // Nothing resolved and nothing remembered that parsed: keep
-            // whatever status we had rather than erase the memory.
-            self.previous.packages.clone()
+            // Nothing resolved and the memory made no graph: keep what it
+            // remembers that still passes the checks, rather than erase it.
+            self.previous
+                .packages
+                .iter()
+                .filter(|p| {
+                    p.leaving
+                        || self
+                            .remembered
+                            .nodes
+                            .get(&p.repository)
+                            .is_some_and(|n| n.name == p.name)
+                })
+                .cloned()
+                .collect()
         } else {
             package_statuses(
                 self.settings,
@@ -217,8 +229,10 @@ impl Report<'_> {
                         packages.len()
                     )
                 };
+                // The memory stood in for the registry: say what of it was
+                // not trusted.
                 let mut warnings = vec![message.clone()];
-                warnings.extend(self.ignored.iter().cloned());
+                warnings.extend(self.remembered.ignored.iter().cloned());
                 self.once(response, reason, &message, &warnings);
                 response.condition(RESOLVED, ConditionStatus::False, reason, message);
             }

@@ -461,3 +461,234 @@ async fn every_composed_object_matches_its_crd() {
         }
     }
 }
+
+/// The names of the packages a round deleted.
+fn deleted_packages(round: &cluster::Round) -> Vec<&str> {
+    names(&round.deleted)
+        .into_iter()
+        .filter(|n| n.starts_with("package-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn implied_dependencies_leave_one_reconcile_after_what_needed_them() {
+    // Configuration -> provider-aws-s3 -> family; only the Configuration is
+    // listed. Crossplane persists the XR's status between reconciles, as
+    // the simulator does, so the edges must survive in status.packages.
+    let registry = registry();
+    registry.push(
+        "acme/configuration-storage",
+        "v1.0.0",
+        meta(
+            PackageKind::Configuration,
+            &[(
+                "xpkg.upbound.io/upbound/provider-aws-s3",
+                PackageKind::Provider,
+                ">=v2.0.0",
+            )],
+        ),
+    );
+    let function = json!({"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"});
+    let mut cluster = cluster(
+        &registry,
+        xr(json!({"packages": [
+            {"kind": "Configuration", "repository": "acme/configuration-storage", "version": "v1.0.0"},
+            function.clone()
+        ]})),
+        json!({}),
+    );
+    assert!(cluster.settle(12).await.last().expect("rounds").xr_ready());
+    for resource in [
+        "package-acme-configuration-storage",
+        "package-upbound-provider-aws-s3",
+        "package-upbound-provider-family-aws",
+    ] {
+        assert!(cluster.observed.contains_key(resource), "{resource}");
+    }
+
+    cluster.xr["spec"]["packages"] = json!([function]);
+    let expected = [
+        vec!["package-acme-configuration-storage"],
+        vec!["package-upbound-provider-aws-s3"],
+        vec!["package-upbound-provider-family-aws"],
+        vec![],
+    ];
+    for (i, expected) in expected.iter().enumerate() {
+        let round = cluster.reconcile().await;
+        round.assert_no_fatal();
+        assert_eq!(&deleted_packages(&round), expected, "removal round {i}");
+        let leaving: Vec<&str> = cluster.xr["status"]["packages"]
+            .as_array()
+            .expect("status.packages")
+            .iter()
+            .filter(|p| p["leaving"] == json!(true))
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        // What this round deleted is remembered once more, then forgotten.
+        assert_eq!(
+            leaving.len(),
+            expected.len() + (2 - i.min(2)),
+            "round {i}: {leaving:?}"
+        );
+    }
+    assert!(
+        cluster
+            .observed
+            .contains_key("package-crossplane-contrib-function-patch-and-transform")
+    );
+}
+
+#[tokio::test]
+async fn a_dependency_dropped_by_a_new_release_leaves_once_that_release_is_healthy() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({"tagCacheTTL": "1ms"}));
+    cluster.settle(12).await;
+    assert!(
+        cluster
+            .observed
+            .contains_key("package-upbound-provider-family-aws")
+    );
+    // v2.3.0 of the S3 provider no longer needs the family; while it rolls
+    // out (unhealthy here), the family must stay.
+    registry.push(
+        "upbound/provider-aws-s3",
+        "v2.3.0",
+        meta(PackageKind::Provider, &[]),
+    );
+    cluster.broken.insert("upbound-provider-aws-s3".to_string());
+    for i in 0..3 {
+        let round = cluster.reconcile().await;
+        round.assert_no_fatal();
+        assert_eq!(
+            round.desired()["package-upbound-provider-aws-s3"]["spec"]["package"],
+            "xpkg.upbound.io/upbound/provider-aws-s3:v2.3.0"
+        );
+        assert!(
+            round
+                .desired()
+                .contains_key("package-upbound-provider-family-aws"),
+            "round {i}: the family stays while v2.3.0 is unhealthy"
+        );
+    }
+    cluster.broken.clear();
+    // The round that sees v2.3.0 healthy lets the family go.
+    let mut deleted = Vec::new();
+    for _ in 0..3 {
+        let round = cluster.reconcile().await;
+        round.assert_no_fatal();
+        deleted.extend(deleted_packages(&round).into_iter().map(str::to_string));
+    }
+    assert_eq!(deleted, ["package-upbound-provider-family-aws"]);
+}
+
+#[tokio::test]
+async fn an_installed_dependency_that_stops_resolving_is_kept_with_a_warning() {
+    for (how, empty) in [("emptied", true), ("deleted", false)] {
+        let registry = registry();
+        let mut cluster = cluster(&registry, xr(json!({})), json!({"tagCacheTTL": "1ms"}));
+        assert!(cluster.settle(12).await.last().expect("rounds").xr_ready());
+        let family = cluster.observed["package-upbound-provider-family-aws"].clone();
+        if empty {
+            registry.empty("upbound/provider-family-aws");
+        } else {
+            registry.delete("upbound/provider-family-aws");
+        }
+        // The rest of the XR keeps reconciling: a new function release is
+        // picked up in the same rounds.
+        registry.push(
+            "crossplane-contrib/function-patch-and-transform",
+            "v0.9.0",
+            meta(PackageKind::Function, &[]),
+        );
+        cluster.xr["spec"]["packages"][1]["version"] = json!(">=v0.8.0");
+        let rounds: Vec<cluster::Round> = {
+            let mut rounds = Vec::new();
+            for _ in 0..3 {
+                rounds.push(cluster.reconcile().await);
+            }
+            rounds
+        };
+        for round in &rounds {
+            round.assert_no_fatal();
+            assert!(round.deleted.is_empty(), "{how}: {:?}", round.deleted);
+            assert_eq!(
+                round.desired()["package-upbound-provider-family-aws"]["spec"],
+                family["spec"],
+                "{how}: the family stays at the installed version"
+            );
+            let (status, reason, message) = round.condition("Resolved").expect("Resolved");
+            assert_eq!(
+                (status, reason.as_str()),
+                (3, "DependencyUnresolvable"),
+                "{how}"
+            );
+            assert!(
+                message
+                    .contains("keeping installed dependency upbound-provider-family-aws at v2.2.0"),
+                "{how}: {message}"
+            );
+        }
+        let warnings = rounds[0].results(Severity::Warning);
+        assert_eq!(warnings.len(), 1, "{how}: {warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "keeping installed dependency upbound-provider-family-aws at v2.2.0: "
+            ),
+            "{how}: {}",
+            warnings[0]
+        );
+        let why = if empty {
+            "has no tagged images"
+        } else {
+            "not found"
+        };
+        assert!(warnings[0].contains(why), "{how}: {}", warnings[0]);
+        assert!(
+            rounds[1..]
+                .iter()
+                .all(|r| r.results(Severity::Warning).is_empty()),
+            "{how}: the warning is not repeated while nothing changes"
+        );
+        assert_eq!(
+            cluster.observed["package-crossplane-contrib-function-patch-and-transform"]["spec"]["package"],
+            "xpkg.upbound.io/crossplane-contrib/function-patch-and-transform:v0.9.0",
+            "{how}"
+        );
+        assert!(rounds.last().expect("rounds").xr_ready(), "{how}");
+
+        // Once the dependent is gone, so is the kept dependency.
+        cluster.xr["spec"]["packages"] = json!([cluster.xr["spec"]["packages"][1].clone()]);
+        let mut deleted = Vec::new();
+        for _ in 0..3 {
+            let round = cluster.reconcile().await;
+            round.assert_no_fatal();
+            deleted.extend(deleted_packages(&round).into_iter().map(str::to_string));
+        }
+        assert_eq!(
+            deleted,
+            [
+                "package-upbound-provider-aws-s3",
+                "package-upbound-provider-family-aws"
+            ],
+            "{how}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn renaming_a_parent_never_recreates_its_dependency() {
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    cluster.settle(12).await;
+    let family = cluster.observed["package-upbound-provider-family-aws"].clone();
+    cluster.xr["spec"]["packages"][0]["name"] = json!("s3");
+    let rounds = cluster.settle(8).await;
+    let created: Vec<&str> = rounds.iter().flat_map(|r| names(&r.created)).collect();
+    let deleted: Vec<&str> = rounds.iter().flat_map(|r| names(&r.deleted)).collect();
+    assert_eq!(created, ["package-s3"]);
+    assert_eq!(deleted, ["package-upbound-provider-aws-s3"]);
+    assert_eq!(
+        cluster.observed["package-upbound-provider-family-aws"]["spec"],
+        family["spec"]
+    );
+}

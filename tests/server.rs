@@ -28,6 +28,9 @@ use tokio::{
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
+#[path = "support/policy.rs"]
+mod policy;
+
 const MIB: usize = 1024 * 1024;
 const V1_SERVICE: &str = "apiextensions.fn.proto.v1.FunctionRunnerService";
 const V1BETA1_SERVICE: &str = "apiextensions.fn.proto.v1beta1.FunctionRunnerService";
@@ -43,6 +46,11 @@ struct Harness {
 
 impl Harness {
     async fn start(max_recv_message_bytes: usize) -> Self {
+        Self::serving(Arc::new(Function::new()), max_recv_message_bytes).await
+    }
+
+    /// A server running `function`.
+    async fn serving(function: Arc<Function>, max_recv_message_bytes: usize) -> Self {
         let registry = prometheus::Registry::new();
         let metrics = GrpcMetrics::register(&registry).expect("metrics register");
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -58,7 +66,7 @@ impl Harness {
         };
         let served = tokio::spawn(server::serve(
             config,
-            Arc::new(Function::new()),
+            function,
             metrics,
             grpc_listener,
             async {
@@ -556,4 +564,80 @@ async fn sigterm_finishes_the_call_in_flight_then_exits_zero() {
         .expect("exits within 10s of the last call")
         .expect("wait");
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// Every request the platform's policy refuses gets one Fatal result over
+/// the wire naming the XR field and the allowlist, and the function never
+/// even opens an ECR client (the call counter has no row).
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_over_grpc_name_the_field_and_call_no_aws() {
+    use function_ecr_packages::registry::cache::CacheOptions;
+    use function_ecr_packages::registry::connector::EcrConnector;
+    use function_ecr_packages::registry::ecr::EcrOptions;
+    use function_ecr_packages::sdk::structs::json_to_struct;
+
+    // Were a call attempted, it would meet a closed port, not AWS.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("address"))
+    };
+    let connector = Arc::new(EcrConnector::with_options(
+        EcrOptions {
+            api_endpoint: Some(closed.clone()),
+            registry_endpoint: Some(closed),
+            ..EcrOptions::default()
+        },
+        CacheOptions::default(),
+    ));
+    let function = Arc::new(Function::with_connector(connector.clone()));
+    let harness = Harness::serving(function, 4 * MIB).await;
+    let mut client = harness.v1().await;
+    for (spec, input, field, allowlist) in policy::refusals() {
+        let composite = policy::xr("team-a", spec);
+        let request = v1::RunFunctionRequest {
+            meta: Some(v1::RequestMeta {
+                tag: field.to_string(),
+                ..Default::default()
+            }),
+            observed: Some(v1::State {
+                composite: Some(v1::Resource {
+                    resource: json_to_struct(&composite),
+                    ..Default::default()
+                }),
+                resources: Default::default(),
+            }),
+            input: json_to_struct(&input),
+            ..Default::default()
+        };
+        let response = client
+            .run_function(request)
+            .await
+            .expect("RunFunction")
+            .into_inner();
+        let results: Vec<(i32, &str)> = response
+            .results
+            .iter()
+            .map(|r| (r.severity, r.message.as_str()))
+            .collect();
+        assert_eq!(results.len(), 1, "{field}: {results:?}");
+        assert_eq!(results[0].0, v1::Severity::Fatal as i32, "{field}");
+        assert!(
+            results[0].1.starts_with(&format!("refused at {field}: "))
+                && results[0].1.contains(allowlist),
+            "{field}: {}",
+            results[0].1
+        );
+        assert!(
+            response
+                .desired
+                .as_ref()
+                .is_none_or(|d| d.resources.is_empty() && d.composite.is_none()),
+            "{field}: nothing composed"
+        );
+    }
+    assert!(
+        connector.call_counts().await.is_empty(),
+        "no ECR client was created, so no AWS call was made"
+    );
+    harness.stop().await;
 }

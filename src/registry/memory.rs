@@ -44,6 +44,18 @@ impl MemoryRegistry {
         digest
     }
 
+    /// Deletes every image of a repository; the repository stays, empty.
+    pub fn empty(&self, repository: &str) {
+        if let Some(tags) = self.lock_tags().get_mut(repository) {
+            tags.clear();
+        }
+    }
+
+    /// Deletes a repository and its images.
+    pub fn delete(&self, repository: &str) {
+        self.lock_tags().remove(repository);
+    }
+
     /// Makes every call fail as if AWS were unreachable (or reachable again).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
