@@ -12,10 +12,9 @@ use flate2::Compression as Level;
 use flate2::write::GzEncoder;
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::{Resource, RunFunctionRequest, State};
-use function_ecr_packages::registry::PackageKind;
 use function_ecr_packages::registry::blob::{Compression, Limits, extract, sha256_digest};
 use function_ecr_packages::registry::connector::MemoryConnector;
-use function_ecr_packages::registry::memory::{MemoryRegistry, meta};
+use function_ecr_packages::registry::memory::blog_registry;
 use function_ecr_packages::sdk::structs::json_to_struct;
 use serde_json::json;
 
@@ -30,28 +29,7 @@ fn main() {
 
 /// A reconcile of the blog XR (3 packages) once the cache is warm.
 async fn warm_reconcile() {
-    let registry = Arc::new(MemoryRegistry::new());
-    let family = "xpkg.upbound.io/upbound/provider-family-aws";
-    for tag in ["v2.1.0", "v2.2.0"] {
-        registry.push(
-            "upbound/provider-family-aws",
-            tag,
-            meta(PackageKind::Provider, &[]),
-        );
-        registry.push(
-            "upbound/provider-aws-s3",
-            tag,
-            meta(
-                PackageKind::Provider,
-                &[(family, PackageKind::Provider, ">= 0.0.0")],
-            ),
-        );
-    }
-    registry.push(
-        "crossplane-contrib/function-patch-and-transform",
-        "v0.8.2",
-        meta(PackageKind::Function, &[]),
-    );
+    let registry = Arc::new(blog_registry());
     let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
     let xr = json!({"apiVersion": "platform.example.org/v1alpha1", "kind": "XEcrPackages", "metadata": {"name": "bench"},
         "spec": {"registry": {"accountId": "123456789012", "region": "eu-west-2"}, "packages": [

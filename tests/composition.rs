@@ -12,7 +12,7 @@ use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::PackageKind;
 use function_ecr_packages::registry::connector::MemoryConnector;
-use function_ecr_packages::registry::memory::{MemoryRegistry, meta};
+use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry, meta};
 use prost::Message;
 use serde_json::{Value as Json, json};
 
@@ -21,30 +21,7 @@ const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
 
 /// The blog case's packages, with the family in three tags.
 fn registry() -> Arc<MemoryRegistry> {
-    let registry = MemoryRegistry::new();
-    for tag in ["v2.1.0", "v2.2.0", "v2.3.0-rc.1"] {
-        registry.push(
-            "upbound/provider-family-aws",
-            tag,
-            meta(PackageKind::Provider, &[]),
-        );
-    }
-    for tag in ["v2.1.0", "v2.2.0"] {
-        registry.push(
-            "upbound/provider-aws-s3",
-            tag,
-            meta(
-                PackageKind::Provider,
-                &[(FAMILY, PackageKind::Provider, ">= 0.0.0")],
-            ),
-        );
-    }
-    registry.push(
-        "crossplane-contrib/function-patch-and-transform",
-        "v0.8.2",
-        meta(PackageKind::Function, &[]),
-    );
-    Arc::new(registry)
+    Arc::new(blog_registry())
 }
 
 fn xr(extra: Json) -> Json {

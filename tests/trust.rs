@@ -15,7 +15,7 @@ use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::PackageKind;
 use function_ecr_packages::registry::connector::MemoryConnector;
-use function_ecr_packages::registry::memory::{MemoryRegistry, meta};
+use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry, meta};
 use function_ecr_packages::sdk::request::decode;
 use function_ecr_packages::sdk::structs::struct_to_json;
 use function_ecr_packages::spec::Input;
@@ -26,30 +26,9 @@ use policy::{ACCOUNT, listed_policy, refusals, xr};
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 
-const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
-
-/// The packages the XRs below may name, one of them outside every
-/// allowlist.
+/// The blog case, plus a package outside every allowlist.
 fn registry() -> Arc<MemoryRegistry> {
-    let registry = MemoryRegistry::new();
-    registry.push(
-        "upbound/provider-family-aws",
-        "v2.2.0",
-        meta(PackageKind::Provider, &[]),
-    );
-    registry.push(
-        "upbound/provider-aws-s3",
-        "v2.2.0",
-        meta(
-            PackageKind::Provider,
-            &[(FAMILY, PackageKind::Provider, ">=v2.0.0")],
-        ),
-    );
-    registry.push(
-        "crossplane-contrib/function-patch-and-transform",
-        "v0.8.2",
-        meta(PackageKind::Function, &[]),
-    );
+    let registry = blog_registry();
     registry.push(
         "evil/provider-x",
         "v1.0.0",

@@ -135,6 +135,38 @@ impl Registry for MemoryRegistry {
     }
 }
 
+/// The blog case, as tests and benchmarks use it: the AWS family provider
+/// (v2.1.0, v2.2.0 and a v2.3.0-rc.1 prerelease), the S3 provider (v2.1.0,
+/// v2.2.0), which depends on the family at any release, and
+/// function-patch-and-transform v0.8.2.
+pub fn blog_registry() -> MemoryRegistry {
+    let registry = MemoryRegistry::new();
+    for tag in ["v2.1.0", "v2.2.0", "v2.3.0-rc.1"] {
+        registry.push(
+            "upbound/provider-family-aws",
+            tag,
+            meta(PackageKind::Provider, &[]),
+        );
+    }
+    let family = "xpkg.upbound.io/upbound/provider-family-aws";
+    for tag in ["v2.1.0", "v2.2.0"] {
+        registry.push(
+            "upbound/provider-aws-s3",
+            tag,
+            meta(
+                PackageKind::Provider,
+                &[(family, PackageKind::Provider, ">= 0.0.0")],
+            ),
+        );
+    }
+    registry.push(
+        "crossplane-contrib/function-patch-and-transform",
+        "v0.8.2",
+        meta(PackageKind::Function, &[]),
+    );
+    registry
+}
+
 /// The metadata of a package of `kind` whose `dependsOn` lists
 /// `(package, kind, version)`: what tests and benchmarks push into a
 /// [`MemoryRegistry`]. The name is left empty; the resolver does not read it.

@@ -194,34 +194,25 @@ fn iam_settings(
         Identity::PodIdentity => Trust::PodIdentity,
     };
 
-    let role_name = match xr_iam.role_name {
-        Some(name) => {
-            policy.check(
-                "spec.iam.roleName",
-                &name,
-                "iam.allowedRoleNames",
-                &platform.allowed_role_names,
-            )?;
-            name
-        }
-        None => match &platform.role_name {
-            Some(name) => name.clone(),
-            None => {
-                let name = default_role_name(xr_name);
-                // The default follows the XR's name, which the requester
-                // chose; once the platform lists role names, it must fit too.
-                if !platform.allowed_role_names.is_empty() {
-                    policy.check(
-                        "spec.iam.roleName",
-                        &name,
-                        "iam.allowedRoleNames",
-                        &platform.allowed_role_names,
-                    )?;
-                }
-                name
-            }
-        },
+    // The role name, and whether the requester chose it: set in the XR, or
+    // the default that follows the XR's name (bounded once the platform
+    // lists role names). The input's own name is the platform's choice.
+    let (role_name, requested) = match (xr_iam.role_name, &platform.role_name) {
+        (Some(name), _) => (name, true),
+        (None, Some(name)) => (name.clone(), false),
+        (None, None) => (
+            default_role_name(xr_name),
+            !platform.allowed_role_names.is_empty(),
+        ),
     };
+    if requested {
+        policy.check(
+            "spec.iam.roleName",
+            &role_name,
+            "iam.allowedRoleNames",
+            &platform.allowed_role_names,
+        )?;
+    }
     check_role_name(&role_name)?;
 
     let service_accounts = match xr_iam.service_accounts.filter(|s| !s.is_empty()) {
