@@ -1040,6 +1040,77 @@ async fn a_tag_moved_to_a_broken_image_keeps_the_last_resolved_set() {
     );
 }
 
+/// Deletes every image of `repository` through the ECR API, as a user
+/// emptying the repository would.
+async fn empty_repository(repository: &str) {
+    localecr::env();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR").expect("the local ECR's API endpoint");
+    let client = aws_sdk_ecr::Client::from_conf(
+        aws_sdk_ecr::config::Builder::from(&shared)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let listed = client
+        .list_images()
+        .repository_name(repository)
+        .send()
+        .await
+        .expect("ListImages");
+    let ids = listed.image_ids.unwrap_or_default();
+    assert!(!ids.is_empty(), "{repository} has images to delete");
+    client
+        .batch_delete_image()
+        .repository_name(repository)
+        .set_image_ids(Some(ids))
+        .send()
+        .await
+        .expect("BatchDeleteImage");
+}
+
+/// The family came in as S3's dependency and is installed; then every
+/// image of its repository is deleted. The installed family stays at its
+/// version with one Warning, and the XR keeps reconciling (no Fatal).
+#[tokio::test]
+async fn an_emptied_dependency_repository_keeps_the_installed_dependency() {
+    let ns = localecr::unique("emptied");
+    let (family, s3, images) = blog_images(&ns);
+    seed(images);
+    let connector = connector();
+    let mut cluster = simulate(
+        &connector,
+        "emptied",
+        blog_packages(&s3),
+        json!({"tagCacheTTL": "0s"}),
+    );
+    settle(&mut cluster).await;
+    let before = cluster.observed.clone();
+
+    empty_repository(&family).await;
+    let rounds = [reconcile(&mut cluster).await, reconcile(&mut cluster).await];
+    for round in &rounds {
+        round.assert_no_fatal();
+        assert!(round.deleted.is_empty(), "deleted {:?}", round.deleted);
+        assert_eq!(
+            round.desired()[&resource(&family)]["spec"],
+            before[&resource(&family)]["spec"],
+            "the family stays at its installed version"
+        );
+        let (status, reason, _) = round.condition("Resolved").expect("Resolved");
+        assert_eq!((status, reason.as_str()), (FALSE, "DependencyUnresolvable"));
+        assert!(round.xr_ready(), "everything installed is still healthy");
+    }
+    let warnings = rounds[0].results(Severity::Warning);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let kept = format!("keeping installed dependency {} at v2.2.0", label(&family));
+    for part in [kept.as_str(), "has no tagged images"] {
+        assert!(warnings[0].contains(part), "{}", warnings[0]);
+    }
+    assert!(rounds[1].results(Severity::Warning).is_empty(), "said once");
+}
+
 // ---------------------------------------------------------------------------
 // 7. Outages
 
