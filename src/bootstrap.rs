@@ -95,13 +95,12 @@ async fn resolve_with_progress(
     );
     let started = Instant::now();
     let connector = EcrConnector::new();
-    // Nothing is installed yet: no remembered packages to keep.
-    let installed = std::collections::BTreeMap::new();
     let resolution = resolve_within(
         &connector,
         settings,
         spec,
-        &installed,
+        // Nothing is installed yet: no remembered packages to keep.
+        None,
         credentials,
         DEADLINE,
     );

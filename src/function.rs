@@ -16,7 +16,7 @@ use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
-use crate::remembered::{Previous, Remembered};
+use crate::remembered::{Installed, Previous};
 use crate::resolve::{Resolution, resolve_within};
 use crate::sdk::{Request, Response};
 use crate::spec::{Input, Settings, XrSpec};
@@ -105,9 +105,8 @@ impl Function {
 
         // The truth from the registry; if it cannot be had right now, the
         // last resolved set from the XR's status, so nothing is dropped.
-        let installed = remembered.clone().installed(&observed);
-        let (resolution, failure) = match self.resolve(request, &settings, &spec, &installed).await
-        {
+        let installed = remembered.installed(&observed);
+        let (resolution, failure) = match self.resolve(request, &settings, &spec, installed).await {
             Ok(resolution) => (resolution, None),
             Err(error) if can_wait_out(&error) => {
                 tracing::warn!(%error, "registry unreadable; composing the last resolved set");
@@ -115,8 +114,11 @@ impl Function {
                     tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
                     Graph::default()
                 });
-                let kept = Vec::new();
-                (Resolution { graph, kept }, Some(error))
+                let resolution = Resolution {
+                    graph,
+                    ..Resolution::default()
+                };
+                (resolution, Some(error))
             }
             Err(error) => return Err(error),
         };
@@ -170,7 +172,7 @@ impl Function {
         request: &Request,
         settings: &Settings,
         spec: &XrSpec,
-        installed: &Remembered,
+        installed: Installed<'_>,
     ) -> Result<Resolution> {
         let credentials = request
             .credentials(&settings.credentials_name)
@@ -180,7 +182,7 @@ impl Function {
             self.connector.as_ref(),
             settings,
             spec,
-            &installed.nodes,
+            Some(installed),
             credentials.as_ref(),
             self.deadline,
         )

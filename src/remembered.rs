@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
-use crate::compose::packages::PACKAGE_PREFIX;
+use crate::compose::packages::package_resource_name;
 use crate::graph::{Graph, PackageNode};
 use crate::spec::xr::is_dns_label;
 use crate::spec::{Settings, XrSpec};
@@ -96,6 +96,7 @@ impl Previous {
 
     /// The entries that pass the same checks as fresh input, as nodes.
     pub fn remembered(&self, settings: &Settings, spec: &XrSpec) -> Remembered {
+        let host = settings.registry.host();
         let mut ignored = self.unreadable.clone();
         let mut checked: Vec<(&PackageStatus, PackageNode)> = Vec::new();
         let mut names: BTreeSet<&str> = BTreeSet::new();
@@ -104,7 +105,7 @@ impl Previous {
             if entry.leaving {
                 continue;
             }
-            let checked_entry = check(settings, entry).and_then(|upstream| {
+            let checked_entry = check(settings, &host, entry).and_then(|upstream| {
                 if !names.insert(&entry.name) || !repositories.insert(&entry.repository) {
                     return Err("it repeats an earlier entry's name or repository".to_string());
                 }
@@ -160,8 +161,11 @@ impl Previous {
             .iter()
             .map(|p| {
                 (
-                    resource_name(&p.name),
-                    p.depends_on.iter().map(|d| resource_name(d)).collect(),
+                    package_resource_name(&p.name),
+                    p.depends_on
+                        .iter()
+                        .map(|d| package_resource_name(d))
+                        .collect(),
                 )
             })
             .collect()
@@ -178,22 +182,37 @@ impl Remembered {
         Graph::new(self.nodes.values().cloned())
     }
 
-    /// Only the entries whose package object exists: what is installed.
-    pub fn installed(mut self, observed: &BTreeMap<String, Json>) -> Self {
-        self.nodes
-            .retain(|_, node| observed.contains_key(&resource_name(&node.name)));
-        self
+    /// The remembered packages whose objects exist, as a view.
+    pub fn installed<'a>(&'a self, observed: &'a BTreeMap<String, Json>) -> Installed<'a> {
+        Installed {
+            remembered: self,
+            observed,
+        }
     }
 }
 
-/// The composition resource name of a package by its object name.
-pub fn resource_name(package_name: &str) -> String {
-    format!("{PACKAGE_PREFIX}{package_name}")
+/// The remembered packages whose package objects exist: what is installed.
+/// A view, looked up only when a dependency fails to resolve.
+#[derive(Clone, Copy, Debug)]
+pub struct Installed<'a> {
+    remembered: &'a Remembered,
+    observed: &'a BTreeMap<String, Json>,
+}
+
+impl<'a> Installed<'a> {
+    /// The installed package of `repository`, if there is one.
+    pub fn get(&self, repository: &str) -> Option<&'a PackageNode> {
+        self.remembered.nodes.get(repository).filter(|node| {
+            self.observed
+                .contains_key(&package_resource_name(&node.name))
+        })
+    }
 }
 
 /// The checks fresh input passes, applied to one remembered entry; on
-/// success, the upstream path it is composed under.
-fn check(settings: &Settings, entry: &PackageStatus) -> Result<String, String> {
+/// success, the upstream path it is composed under. `host` is the XR's
+/// registry host.
+fn check(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<String, String> {
     if !is_dns_label(&entry.name) {
         return Err(format!("name {:?} is not a DNS label", entry.name));
     }
@@ -223,14 +242,14 @@ fn check(settings: &Settings, entry: &PackageStatus) -> Result<String, String> {
             return Err(format!("dependsOn {dependency:?} is not a DNS label"));
         }
     }
-    upstream(settings, entry)
+    upstream(settings, host, entry)
 }
 
 /// The upstream path a remembered `package` stands for. It was written
 /// either as the ECR path (strategy Skip) or as an upstream path that a
 /// mirror maps to exactly this repository (Rewrite); anything else (another
 /// registry, another repository) is refused.
-fn upstream(settings: &Settings, entry: &PackageStatus) -> Result<String, String> {
+fn upstream(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<String, String> {
     let reference = &entry.package;
     let path = match reference.split_once('@') {
         Some((path, _)) => path,
@@ -239,7 +258,10 @@ fn upstream(settings: &Settings, entry: &PackageStatus) -> Result<String, String
             _ => reference.as_str(),
         },
     };
-    if path == format!("{}/{}", settings.registry.host(), entry.repository) {
+    let in_registry = path
+        .strip_prefix(host)
+        .and_then(|rest| rest.strip_prefix('/'));
+    if in_registry == Some(entry.repository.as_str()) {
         return settings
             .upstream_for(&entry.repository)
             .map(|(upstream, _)| upstream)
@@ -253,8 +275,7 @@ fn upstream(settings: &Settings, entry: &PackageStatus) -> Result<String, String
     match settings.repository_for(path) {
         Some((repository, _)) if repository == entry.repository => Ok(path.to_string()),
         _ => Err(format!(
-            "package {reference:?} is neither {}/{} nor an upstream path mirrored to it",
-            settings.registry.host(),
+            "package {reference:?} is neither {host}/{} nor an upstream path mirrored to it",
             entry.repository
         )),
     }

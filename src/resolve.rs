@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, PackageNode, dns_label, repository_path};
 use crate::registry::credentials::AwsCredentials;
 use crate::registry::{Connector, PackageKind, PackageMeta, Registry};
+use crate::remembered::Installed;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
 
@@ -105,13 +106,14 @@ impl std::fmt::Display for Kept {
 /// Resolves `spec` against the registry `settings` name, reached through
 /// `connector`, within `deadline`: what both a RunFunction call and
 /// `bootstrap` do. `installed` holds the remembered packages that exist in
-/// the cluster (validated, by repository); a dependency among them that no
-/// longer resolves is kept as it is rather than failing the whole XR.
+/// the cluster (validated); a dependency among them that no longer
+/// resolves is kept as it is rather than failing the whole XR. `bootstrap`
+/// has none.
 pub async fn resolve_within(
     connector: &dyn Connector,
     settings: &Settings,
     spec: &XrSpec,
-    installed: &BTreeMap<String, PackageNode>,
+    installed: Option<Installed<'_>>,
     credentials: Option<&AwsCredentials>,
     deadline: Duration,
 ) -> Result<Resolution> {
@@ -135,7 +137,7 @@ pub struct Resolver<'a> {
     settings: &'a Settings,
     spec: &'a XrSpec,
     registry: &'a dyn Registry,
-    installed: Option<&'a BTreeMap<String, PackageNode>>,
+    installed: Option<Installed<'a>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -148,10 +150,10 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Installed packages (by repository) that may stand in for
-    /// dependencies that no longer resolve.
-    pub fn keeping(mut self, installed: &'a BTreeMap<String, PackageNode>) -> Self {
-        self.installed = Some(installed);
+    /// Installed packages that may stand in for dependencies that no
+    /// longer resolve.
+    pub fn keeping(mut self, installed: Option<Installed<'a>>) -> Self {
+        self.installed = installed;
         self
     }
 

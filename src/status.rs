@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::compose::packages::{PACKAGE_PREFIX, package_reference, package_resource_name};
+use crate::compose::packages::{package_name, package_reference, package_resource_name};
 use crate::error::{Error, Result};
 use crate::gating::{condition, is_ready};
 use crate::graph::Graph;
 use crate::registry::PackageKind;
-use crate::remembered::{Previous, Remembered, resource_name};
+use crate::remembered::{Previous, Remembered};
 use crate::resolve::Kept;
 use crate::sdk::Response;
 use crate::sdk::response::ConditionStatus;
@@ -54,12 +54,11 @@ pub fn package_statuses(
     held: &BTreeMap<String, BTreeSet<String>>,
     previous: &Previous,
 ) -> Vec<PackageStatus> {
-    let package_name = |resource: &str| resource.strip_prefix(PACKAGE_PREFIX).map(str::to_string);
     let mut statuses: Vec<PackageStatus> = graph
         .install_order()
         .into_iter()
         .map(|node| {
-            let resource = package_resource_name(node);
+            let resource = package_resource_name(&node.name);
             let mut depends_on: BTreeSet<String> = node
                 .depends_on
                 .iter()
@@ -69,7 +68,7 @@ pub fn package_statuses(
                 held.get(&resource)
                     .into_iter()
                     .flatten()
-                    .filter_map(|r| package_name(r)),
+                    .filter_map(|r| package_name(r).map(str::to_string)),
             );
             PackageStatus {
                 name: node.name.clone(),
@@ -86,7 +85,7 @@ pub fn package_statuses(
         .collect();
     let current: BTreeSet<String> = statuses.iter().map(|s| s.name.clone()).collect();
     for entry in &previous.packages {
-        let resource = resource_name(&entry.name);
+        let resource = package_resource_name(&entry.name);
         if current.contains(&entry.name) || !observed.contains_key(&resource) {
             continue;
         }
@@ -274,7 +273,7 @@ impl Report<'_> {
             .iter()
             .filter(|p| !p.ready)
             .map(|p| {
-                let resource = resource_name(&p.name);
+                let resource = package_resource_name(&p.name);
                 let object = self.observed.get(&resource);
                 unhealthy |= object
                     .and_then(|o| condition(o, "Healthy"))

@@ -13,9 +13,16 @@ use crate::spec::xr::Strategy;
 pub const PACKAGE_PREFIX: &str = "package-";
 pub const IMAGE_CONFIG_PREFIX: &str = "image-config-";
 
-/// The composition resource name of a package object.
-pub fn package_resource_name(node: &PackageNode) -> String {
-    format!("{PACKAGE_PREFIX}{}", node.name)
+/// The composition resource name of the package object named
+/// `package_name` (its `metadata.name`).
+pub fn package_resource_name(package_name: &str) -> String {
+    format!("{PACKAGE_PREFIX}{package_name}")
+}
+
+/// The package object name a package's composition resource name stands
+/// for; `None` for resources that are not packages.
+pub fn package_name(resource_name: &str) -> Option<&str> {
+    resource_name.strip_prefix(PACKAGE_PREFIX)
 }
 
 /// What `spec.package` says: the upstream path for `Rewrite` (the
@@ -88,7 +95,7 @@ pub fn compose_packages(
                 if settings.strategy == Strategy::Skip {
                     check_family(node, dep)?;
                 }
-                needs.push(package_resource_name(dep));
+                needs.push(package_resource_name(&dep.name));
             }
             let mut spec = Map::new();
             spec.insert(
@@ -112,7 +119,7 @@ pub fn compose_packages(
                 "spec": spec,
             });
             Ok(Planned {
-                name: package_resource_name(node),
+                name: package_resource_name(&node.name),
                 object: into_map(object),
                 needs,
             })
