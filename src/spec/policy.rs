@@ -76,7 +76,7 @@ impl<'a> Policy<'a> {
         allowlist: &str,
         patterns: &[String],
     ) -> Result<()> {
-        if self.origin == Origin::Platform || patterns.iter().any(|p| glob_match(p, value)) {
+        if self.origin == Origin::Platform || matches_any(patterns, value) {
             return Ok(());
         }
         Err(not_allowed(field, value, allowlist, patterns.is_empty()))
@@ -100,13 +100,13 @@ impl<'a> Policy<'a> {
     }
 }
 
-pub fn registry_allowed(allowed: &[AllowedRegistry], registry: &RegistrySpec) -> bool {
+fn registry_allowed(allowed: &[AllowedRegistry], registry: &RegistrySpec) -> bool {
     allowed.iter().any(|a| {
         glob_match(&a.account_id, &registry.account_id) && glob_match(&a.region, &registry.region)
     })
 }
 
-pub fn service_account_allowed(allowed: &[AllowedServiceAccount], sa: &ServiceAccount) -> bool {
+fn service_account_allowed(allowed: &[AllowedServiceAccount], sa: &ServiceAccount) -> bool {
     allowed
         .iter()
         .any(|a| glob_match(&a.namespace, &sa.namespace) && glob_match(&a.name, &sa.name))
@@ -127,6 +127,11 @@ fn refused(field: &str, allowlist: &str, message: String) -> Error {
         allowlist: allowlist.to_string(),
         message,
     }
+}
+
+/// Whether `name` matches one of `patterns` (see [`glob_match`]).
+pub fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns.iter().any(|p| glob_match(p, name))
 }
 
 /// Go's `path.Match` for `*` and `?`: neither crosses a `/`. Linear in the

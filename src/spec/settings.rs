@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::input::{Input, ManagedResources, Mirror};
-use super::policy::{Origin, Policy, glob_match};
+use super::policy::{Origin, Policy, matches_any};
 use super::xr::{Identity, ServiceAccount, Strategy, XrSpec};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
@@ -155,10 +155,7 @@ fn iam_settings(
         return Ok(None);
     }
 
-    let xr_oidc = xr_iam
-        .oidc_provider
-        .map(|p| normalize_issuer(&p))
-        .filter(|p| !p.is_empty());
+    let xr_oidc = xr_iam.oidc_provider.as_deref().and_then(issuer);
     if let Some(provider) = &xr_oidc {
         policy.check(
             "spec.iam.oidcProvider",
@@ -167,13 +164,7 @@ fn iam_settings(
             &platform.allowed_oidc_providers,
         )?;
     }
-    let oidc_provider = xr_oidc.or_else(|| {
-        platform
-            .oidc_provider
-            .as_deref()
-            .map(normalize_issuer)
-            .filter(|p| !p.is_empty())
-    });
+    let oidc_provider = xr_oidc.or_else(|| platform.oidc_provider.as_deref().and_then(issuer));
     // With no explicit choice, an OIDC provider means IRSA; otherwise Pod
     // Identity, which needs nothing else.
     let identity = xr_iam
@@ -255,9 +246,11 @@ fn iam_settings(
     }))
 }
 
-/// An OIDC issuer as IAM names it: no scheme, no surrounding space.
-fn normalize_issuer(provider: &str) -> String {
-    provider.trim().trim_start_matches("https://").to_string()
+/// An OIDC issuer as IAM names it (no scheme, no surrounding space); none
+/// when blank.
+fn issuer(provider: &str) -> Option<String> {
+    let issuer = provider.trim().trim_start_matches("https://");
+    (!issuer.is_empty()).then(|| issuer.to_string())
 }
 
 fn check_role_name(role_name: &str) -> Result<()> {
@@ -283,11 +276,6 @@ pub fn default_role_name(xr_name: &str) -> String {
     let keep = MAX_ROLE_NAME - suffix.len();
     let base: String = xr_name.chars().take(keep).collect();
     format!("{base}{suffix}")
-}
-
-/// Whether `name` matches one of `patterns` (Go `path.Match` globs).
-pub fn matches_any(patterns: &[String], name: &str) -> bool {
-    patterns.iter().any(|p| glob_match(p, name))
 }
 
 #[cfg(test)]
