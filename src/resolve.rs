@@ -48,15 +48,27 @@ enum Requested {
 #[derive(Clone, Debug)]
 struct Wanted {
     kind: PackageKind,
-    /// The path the package is referenced by: the least of the paths its
-    /// dependents declare (so neither their order nor their names matter),
-    /// else the reverse mirror mapping of a listed repository.
-    upstream: String,
+    /// The reverse mirror mapping of a listed repository; `None` for a
+    /// package only its dependents name.
+    mirrored: Option<String>,
+    /// The upstream paths its dependents declare for it.
     declared: BTreeSet<String>,
     /// Index into `spec.packages` when the user listed it.
     listed: Option<usize>,
     /// Constraints placed by the packages that depend on it.
     requirements: Vec<Requirement>,
+}
+
+impl Wanted {
+    /// The path the package is referenced by. A declared path wins, since
+    /// it is the one Crossplane's Lock looks for; of several, the least, so
+    /// neither the dependents' order nor their names matter.
+    fn upstream(&self) -> &str {
+        self.declared
+            .first()
+            .or(self.mirrored.as_ref())
+            .map_or("", String::as_str)
+    }
 }
 
 /// The version chosen for a repository and the image it names.
@@ -261,7 +273,7 @@ impl<'a> Resolver<'a> {
                 package.repository.clone(),
                 Wanted {
                     kind: package.kind,
-                    upstream,
+                    mirrored: Some(upstream),
                     declared: BTreeSet::new(),
                     listed: Some(i),
                     requirements: Vec::new(),
@@ -282,7 +294,7 @@ impl<'a> Resolver<'a> {
                     .entry(edge.repository.clone())
                     .or_insert_with(|| Wanted {
                         kind: edge.kind,
-                        upstream: edge.upstream.clone(),
+                        mirrored: None,
                         declared: BTreeSet::new(),
                         listed: None,
                         requirements: Vec::new(),
@@ -296,9 +308,6 @@ impl<'a> Resolver<'a> {
                 // The path a dependency declares is the one Crossplane's Lock
                 // will look for, so it wins over our reverse mirror mapping.
                 entry.declared.insert(edge.upstream.clone());
-                if let Some(least) = entry.declared.first() {
-                    entry.upstream.clone_from(least);
-                }
                 entry.requirements.push(edge.requirement.clone());
                 queue.push(edge.repository.clone());
             }
@@ -552,10 +561,10 @@ impl<'a> Resolver<'a> {
             Some(PackageNode {
                 repository: repository.clone(),
                 kind: w.kind,
-                upstream: w.upstream.clone(),
+                upstream: w.upstream().to_string(),
                 name: listed
                     .and_then(|p| p.name.clone())
-                    .unwrap_or_else(|| dns_label(repository_path(&w.upstream))),
+                    .unwrap_or_else(|| dns_label(repository_path(w.upstream()))),
                 version: selection.version.clone(),
                 digest: selection.digest.clone(),
                 depends_on: edges
