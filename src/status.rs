@@ -205,8 +205,10 @@ impl Report<'_> {
                         self.settings.registry
                     ),
                 );
+                // The resolved set, without packages that are only leaving.
                 let identity = |p: &[PackageStatus]| -> Vec<(String, String, String)> {
                     p.iter()
+                        .filter(|s| !s.leaving)
                         .map(|s| (s.name.clone(), s.version.clone(), s.digest.clone()))
                         .collect()
                 };
