@@ -388,19 +388,44 @@ fn blog_packages(s3: &str) -> Json {
     json!([package("Provider", s3, ">=v2.0.0")])
 }
 
+/// The blog case seeded under a fresh namespace, and a simulated cluster
+/// holding the blog XR.
+struct Blog {
+    family: String,
+    s3: String,
+    seeded: Seeded,
+    cluster: Cluster,
+}
+
+/// [`Blog`] for the XR `name`, read through `connector`, with the input
+/// `settings`.
+fn blog_cluster(name: &str, connector: &Arc<EcrConnector>, settings: Json) -> Blog {
+    let ns = localecr::unique(name);
+    let (family, s3, images) = blog_images(&ns);
+    let seeded = seed(images);
+    let cluster = simulate(connector, name, blog_packages(&s3), settings);
+    Blog {
+        family,
+        s3,
+        seeded,
+        cluster,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 1. The blog case
 
 #[tokio::test]
 async fn blog_case_settles_in_waves_on_the_seeded_digests() {
-    let ns = localecr::unique("blog");
-    let (family, s3, images) = blog_images(&ns);
-    let seeded = seed(images);
     let connector = connector();
-
     // The family is not listed: its version comes from S3's `>= 0.0.0`,
     // which admits neither the prerelease nor the incomplete `v2`.
-    let mut cluster = simulate(&connector, "blog", blog_packages(&s3), json!({}));
+    let Blog {
+        family,
+        s3,
+        seeded,
+        mut cluster,
+    } = blog_cluster("blog", &connector, json!({}));
     let rounds = settle(&mut cluster).await;
     assert_eq!(
         waves(&rounds),
@@ -1075,16 +1100,11 @@ async fn empty_repository(repository: &str) {
 /// version with one Warning, and the XR keeps reconciling (no Fatal).
 #[tokio::test]
 async fn an_emptied_dependency_repository_keeps_the_installed_dependency() {
-    let ns = localecr::unique("emptied");
-    let (family, s3, images) = blog_images(&ns);
-    seed(images);
-    let connector = connector();
-    let mut cluster = simulate(
-        &connector,
-        "emptied",
-        blog_packages(&s3),
-        json!({"tagCacheTTL": "0s"}),
-    );
+    let Blog {
+        family,
+        mut cluster,
+        ..
+    } = blog_cluster("emptied", &connector(), json!({"tagCacheTTL": "0s"}));
     settle(&mut cluster).await;
     let before = cluster.observed.clone();
 
@@ -1116,11 +1136,12 @@ async fn an_emptied_dependency_repository_keeps_the_installed_dependency() {
 
 #[tokio::test]
 async fn outages_after_a_good_settle_drop_nothing() {
-    let ns = localecr::unique("outage");
-    let (family, s3, images) = blog_images(&ns);
-    seed(images);
     let good = connector();
-    let mut cluster = simulate(&good, "outage", blog_packages(&s3), json!({}));
+    let Blog {
+        family,
+        mut cluster,
+        ..
+    } = blog_cluster("outage", &good, json!({}));
     settle(&mut cluster).await;
     let before = cluster.observed.clone();
     let remembered = statuses(&cluster.xr);
@@ -1211,11 +1232,13 @@ async fn outages_after_a_good_settle_drop_nothing() {
 
 #[tokio::test]
 async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
-    let ns = localecr::unique("midway");
-    let (family, s3, images) = blog_images(&ns);
-    let seeded = seed(images);
     let good = connector();
-    let mut cluster = simulate(&good, "midway", blog_packages(&s3), json!({}));
+    let Blog {
+        family,
+        s3,
+        seeded,
+        mut cluster,
+    } = blog_cluster("midway", &good, json!({}));
     // IAM and the mirror, then the family; S3 not created yet.
     for _ in 0..6 {
         if reconcile(&mut cluster)
@@ -1268,11 +1291,7 @@ async fn an_outage_in_the_middle_of_the_waves_drops_nothing() {
 
 #[tokio::test]
 async fn a_registry_outage_before_anything_resolved_is_reported_clearly() {
-    let ns = localecr::unique("cold");
-    let (_, s3, images) = blog_images(&ns);
-    seed(images);
-    let no_blobs = blobs_down();
-    let mut cluster = simulate(&no_blobs, "cold", blog_packages(&s3), json!({}));
+    let mut cluster = blog_cluster("cold", &blobs_down(), json!({})).cluster;
     let round = reconcile(&mut cluster).await;
     assert_kept(
         &BTreeMap::new(),
@@ -1291,11 +1310,13 @@ async fn a_registry_outage_before_anything_resolved_is_reported_clearly() {
 
 #[tokio::test]
 async fn a_cold_reconcile_costs_a_few_calls_per_package_and_a_warm_one_none() {
-    let ns = localecr::unique("calls");
-    let (family, s3, images) = blog_images(&ns);
-    seed(images);
     let connector = connector();
-    let mut cluster = simulate(&connector, "calls", blog_packages(&s3), json!({}));
+    let Blog {
+        family,
+        s3,
+        mut cluster,
+        ..
+    } = blog_cluster("calls", &connector, json!({}));
 
     // Cold: per package one ListImages, one BatchGetImage (its manifest is
     // kept for the metadata read) and one blob GET; one token for all.
@@ -1338,16 +1359,8 @@ async fn a_cold_reconcile_costs_a_few_calls_per_package_and_a_warm_one_none() {
 
 #[tokio::test]
 async fn expired_tags_are_listed_again_and_metadata_is_not_read_again() {
-    let ns = localecr::unique("ttl");
-    let (_, s3, images) = blog_images(&ns);
-    seed(images);
     let connector = connector();
-    let mut cluster = simulate(
-        &connector,
-        "ttl",
-        blog_packages(&s3),
-        json!({"tagCacheTTL": "1s"}),
-    );
+    let mut cluster = blog_cluster("ttl", &connector, json!({"tagCacheTTL": "1s"})).cluster;
     reconcile(&mut cluster).await;
     let cold = calls(&connector).await;
     assert_eq!(cold, counts(2, 2, 1, 2));
