@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
@@ -57,7 +58,7 @@ impl Previous {
             .and_then(Json::as_array)
         {
             for (i, entry) in entries.iter().enumerate().take(MAX_REMEMBERED) {
-                match serde_json::from_value::<PackageStatus>(entry.clone()) {
+                match PackageStatus::deserialize(entry) {
                     Ok(package) => packages.push(package),
                     Err(e) => unreadable.push(format!("status.packages[{i}]: {e}")),
                 }
