@@ -29,31 +29,25 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ListImagesFilter, TagStatus};
 use prometheus::IntCounterVec;
-use serde::Deserialize;
 
-use super::blob::{self, Compression, LayerReader, Limits};
+use super::blob::{self, Limits};
 use super::cache::evict_oldest;
 use super::credentials::AwsCredentials;
+use super::distribution::redact;
+use super::xpkg::{self, Descriptor, ImageSource, Manifest, ReadOptions};
 use super::{PackageMeta, Registry};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
 
-/// Media types `BatchGetImage` is asked to accept.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// The layer annotation marking an xpkg's base layer, and its value.
-pub const XPKG_ANNOTATION: &str = "io.crossplane.xpkg";
-pub const XPKG_BASE: &str = "base";
+pub use super::xpkg::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_LAYERS_SCANNED, OCI_INDEX, OCI_MANIFEST,
+    XPKG_ANNOTATION, XPKG_BASE,
+};
 
 /// Environment variable overriding the registry data-plane endpoint (tests,
 /// VPC endpoints, pull-through proxies).
 pub const REGISTRY_ENDPOINT_ENV: &str = "ECR_REGISTRY_ENDPOINT";
 
-/// Most layers of an unannotated image searched for `package.yaml`.
-pub const MAX_LAYERS_SCANNED: usize = 8;
 /// Most redirects followed for one blob.
 pub const MAX_REDIRECTS: usize = 5;
 /// Most `ListImages` pages read for one repository (1000 tags a page).
@@ -233,12 +227,6 @@ impl Counters {
             blob_redirect: self.blob_redirect.load(Ordering::Relaxed),
         }
     }
-}
-
-/// A manifest as ECR returned it.
-struct Manifest {
-    media_type: String,
-    bytes: Vec<u8>,
 }
 
 struct Token {
@@ -491,12 +479,7 @@ impl EcrRegistry {
                 format!("manifest fetched by digest hashes to {digest}"),
             ));
         }
-        let media_type = image
-            .image_manifest_media_type()
-            .map(str::to_string)
-            .or_else(|| media_type_of(&bytes))
-            .unwrap_or_default();
-        let manifest = Arc::new(Manifest { media_type, bytes });
+        let manifest = Arc::new(Manifest::new(image.image_manifest_media_type(), bytes));
         self.manifests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -664,86 +647,13 @@ impl EcrRegistry {
             "more than {MAX_REDIRECTS} redirects for {from}"
         )))
     }
-
-    /// Reads one layer and looks for the meta document in it.
-    async fn read_layer(
-        &self,
-        repository: &str,
-        package_digest: &str,
-        layer: &Descriptor,
-    ) -> Result<Option<PackageMeta>> {
-        let limits = self.options.limits;
-        if let Some(size) = layer.size
-            && size > limits.max_compressed_bytes
-        {
-            return Err(self.invalid(
-                repository,
-                package_digest,
-                format!(
-                    "layer {} is {size} bytes, more than the {} bytes allowed",
-                    layer.digest, limits.max_compressed_bytes
-                ),
-            ));
-        }
-        let compression = Compression::from_media_type(layer.media_type.as_deref().unwrap_or(""))
-            .map_err(|m| self.invalid(repository, package_digest, m))?;
-        let mut reader = LayerReader::new(&layer.digest, compression, limits)
-            .map_err(|e| self.invalid(repository, package_digest, e.0))?;
-        let read = async {
-            let mut resp = self.open_blob(repository, &layer.digest).await?;
-            if let Some(len) = resp.content_length()
-                && len > limits.max_compressed_bytes
-            {
-                return Err(self.invalid(
-                    repository,
-                    package_digest,
-                    format!(
-                        "layer {} is {len} bytes, more than the {} bytes allowed",
-                        layer.digest, limits.max_compressed_bytes
-                    ),
-                ));
-            }
-            while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Unavailable {
-                operation: "GetBlob".into(),
-                message: format!("reading layer {}: {}", layer.digest, reqwest_error(&e)),
-            })? {
-                reader.feed(&chunk).map_err(|e| {
-                    self.invalid(
-                        repository,
-                        package_digest,
-                        format!("layer {}: {e}", layer.digest),
-                    )
-                })?;
-            }
-            Ok(())
-        };
-        match tokio::time::timeout(self.options.blob_timeout, read).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Error::Unavailable {
-                    operation: "GetBlob".into(),
-                    message: format!(
-                        "reading layer {} of {repository} took more than {:?}",
-                        layer.digest, self.options.blob_timeout
-                    ),
-                });
-            }
-        }
-        reader.finish().map_err(|e| {
-            self.invalid(
-                repository,
-                package_digest,
-                format!("layer {}: {e}", layer.digest),
-            )
-        })
-    }
 }
 
 /// The data-plane endpoint for `registry`: the token's proxy endpoint with
 /// the account label set to the registry's (the token works for every
 /// registry the principal may read; the proxy endpoint names the caller's
 /// own), or the registry host when there is none.
-fn registry_endpoint(proxy: Option<&str>, registry: &RegistryRef) -> String {
+pub fn registry_endpoint(proxy: Option<&str>, registry: &RegistryRef) -> String {
     let Some(proxy) = proxy.map(|p| p.trim_end_matches('/')) else {
         return format!("https://{}", registry.host());
     };
@@ -754,13 +664,6 @@ fn registry_endpoint(proxy: Option<&str>, registry: &RegistryRef) -> String {
         }
         _ => format!("{scheme}://{host}"),
     }
-}
-
-/// A URL without its query (S3 presigned URLs carry credentials there).
-fn redact(url: &reqwest::Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.to_string()
 }
 
 fn reqwest_error(e: &reqwest::Error) -> String {
@@ -791,49 +694,6 @@ fn is_credentials_error<E: std::error::Error + 'static>(err: &SdkError<E>) -> bo
         source = e.source();
     }
     false
-}
-
-#[derive(Deserialize)]
-struct ManifestJson {
-    #[serde(default, rename = "mediaType")]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-struct Descriptor {
-    #[serde(default, rename = "mediaType")]
-    media_type: Option<String>,
-    digest: String,
-    #[serde(default)]
-    size: Option<u64>,
-    #[serde(default)]
-    annotations: Option<HashMap<String, String>>,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-struct Platform {
-    #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
-}
-
-fn media_type_of(bytes: &[u8]) -> Option<String> {
-    serde_json::from_slice::<ManifestJson>(bytes)
-        .ok()
-        .and_then(|m| m.media_type)
-}
-
-fn is_index(manifest: &Manifest, parsed: &ManifestJson) -> bool {
-    manifest.media_type == OCI_INDEX
-        || manifest.media_type == DOCKER_MANIFEST_LIST
-        || (parsed.manifests.is_some() && parsed.layers.is_none())
 }
 
 #[async_trait]
@@ -880,105 +740,52 @@ impl Registry for EcrRegistry {
     }
 
     async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
-        let (_, top) = self.manifest(repository, digest).await?;
-        let parse = |m: &Manifest, d: &str| {
-            serde_json::from_slice::<ManifestJson>(&m.bytes).map_err(|e| {
-                self.invalid(repository, d, format!("manifest is not valid JSON: {e}"))
-            })
-        };
-        let mut parsed = parse(&top, digest)?;
-        if is_index(&top, &parsed) {
-            let children = parsed.manifests.take().unwrap_or_default();
-            let child = if children.len() == 1 {
-                children.into_iter().next()
-            } else {
-                children.into_iter().find(|c| {
-                    c.platform
-                        .as_ref()
-                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-                })
-            };
-            let Some(child) = child else {
-                return Err(self.invalid(
-                    repository,
-                    digest,
-                    "image index has no manifest, or several and none for linux/amd64",
-                ));
-            };
-            let (_, manifest) = self.manifest(repository, &child.digest).await?;
-            parsed = parse(&manifest, &child.digest)?;
-            if is_index(&manifest, &parsed) {
-                return Err(self.invalid(
-                    repository,
-                    digest,
-                    "image index points at another index",
-                ));
-            }
-        }
-        let layers = parsed.layers.unwrap_or_default();
-        let annotated: Vec<&Descriptor> = layers
-            .iter()
-            .filter(|l| {
-                l.annotations
-                    .as_ref()
-                    .and_then(|a| a.get(XPKG_ANNOTATION))
-                    .is_some_and(|v| v == XPKG_BASE)
-            })
-            .collect();
-        match annotated.as_slice() {
-            [base] => {
-                return self
-                    .read_layer(repository, digest, base)
-                    .await?
-                    .ok_or_else(|| {
-                        self.invalid(
-                            repository,
-                            digest,
-                            format!(
-                                "annotated base layer {} has no {}",
-                                base.digest,
-                                blob::PACKAGE_FILE
-                            ),
-                        )
-                    });
-            }
-            [] => {}
-            _ => {
-                return Err(self.invalid(
-                    repository,
-                    digest,
-                    format!(
-                        "{} layers are annotated {XPKG_ANNOTATION}: {XPKG_BASE}; a package has one",
-                        annotated.len()
-                    ),
-                ));
-            }
-        }
-        // No annotated layer: the flattened filesystem's package.yaml is the
-        // one in the top-most layer that has it.
-        let max = self.options.max_layers_scanned;
-        for layer in layers.iter().rev().take(max) {
-            if let Some(meta) = self.read_layer(repository, digest, layer).await? {
-                return Ok(meta);
-            }
-        }
-        Err(self.invalid(
+        let image = EcrImage {
+            registry: self,
             repository,
             digest,
-            if layers.len() > max {
-                format!(
-                    "no layer is annotated {XPKG_ANNOTATION}: {XPKG_BASE} and none of the top {max} of {} layers has {}",
-                    layers.len(),
-                    blob::PACKAGE_FILE
-                )
-            } else {
-                format!(
-                    "no layer is annotated {XPKG_ANNOTATION}: {XPKG_BASE} and none of the {} layers has {}",
-                    layers.len(),
-                    blob::PACKAGE_FILE
-                )
-            },
-        ))
+        };
+        let options = ReadOptions {
+            limits: self.options.limits,
+            max_layers_scanned: self.options.max_layers_scanned,
+            layer_timeout: self.options.blob_timeout,
+        };
+        xpkg::package_meta(&image, digest, options).await
+    }
+}
+
+/// One package image in ECR, as [`xpkg::package_meta`] reads it.
+struct EcrImage<'a> {
+    registry: &'a EcrRegistry,
+    repository: &'a str,
+    /// The package's digest, which errors name.
+    digest: &'a str,
+}
+
+#[async_trait]
+impl ImageSource for EcrImage<'_> {
+    type Error = Error;
+
+    async fn manifest(&self, digest: &str) -> Result<Arc<Manifest>> {
+        let (_, manifest) = self.registry.manifest(self.repository, digest).await?;
+        Ok(manifest)
+    }
+
+    async fn open_layer(&self, layer: &Descriptor) -> Result<reqwest::Response> {
+        self.registry
+            .open_blob(self.repository, &layer.digest)
+            .await
+    }
+
+    fn invalid(&self, message: String) -> Error {
+        self.registry.invalid(self.repository, self.digest, message)
+    }
+
+    fn interrupted(&self, message: String) -> Error {
+        Error::Unavailable {
+            operation: "GetBlob".into(),
+            message: format!("{}: {message}", self.repository),
+        }
     }
 }
 

@@ -4,14 +4,18 @@
 //! digest a tag (or digest) names, and what the package at a digest declares
 //! in its `package.yaml`. `ecr` answers them from AWS ECR, `memory` from a
 //! table (for tests), and `cache` wraps either so that an unchanged XR costs no
-//! AWS calls.
+//! AWS calls. `xpkg` reads a package out of an OCI image for any registry;
+//! `distribution` speaks the OCI distribution API to any registry (the
+//! `mirror` command's upstreams and its writes into ECR).
 
 pub mod blob;
 pub mod cache;
 pub mod connector;
 pub mod credentials;
+pub mod distribution;
 pub mod ecr;
 pub mod memory;
+pub mod xpkg;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

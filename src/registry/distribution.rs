@@ -1,0 +1,942 @@
+//! A client of the OCI distribution API (`/v2/...`): what the `mirror`
+//! command reads from an upstream package registry and writes into ECR's
+//! data plane.
+//!
+//! Authentication follows the registry's `WWW-Authenticate` challenge: a
+//! `Bearer` challenge is answered with a token from its realm (anonymous, or
+//! with the Basic credentials of the Docker config file), a `Basic` one with
+//! those credentials. ECR's data plane takes the `GetAuthorizationToken`
+//! token as a fixed `Basic` header ([`Auth::Header`]). Registries on
+//! `localhost` or `127.0.0.1` are spoken to over plain HTTP, as
+//! go-containerregistry (and so Crossplane) does; every other over HTTPS.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+
+use super::xpkg::{Descriptor, MANIFEST_TYPES, Manifest, OCI_INDEX, error_chain};
+
+/// Most pages of `/tags/list` read for one repository.
+const MAX_TAG_PAGES: usize = 100;
+/// Largest manifest accepted (ECR's own limit is 4 MiB).
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest error body kept for a message.
+const MAX_ERROR_BODY: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{method} {url}: {message}")]
+    Http {
+        method: Method,
+        url: String,
+        message: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{method} {url}: HTTP {status}{detail}")]
+    Status {
+        method: Method,
+        url: String,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("{url}: the registry refused our credentials (HTTP {status}){detail}")]
+    Unauthorized {
+        url: String,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("{url}: {message}")]
+    Invalid { url: String, message: String },
+    #[error("{registry}: {message}")]
+    Config { registry: String, message: String },
+}
+
+impl Error {
+    /// Whether the registry said the thing asked for is not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Status { status, .. } if *status == StatusCode::NOT_FOUND)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How requests are authenticated.
+#[derive(Clone, Debug, Default)]
+pub enum Auth {
+    /// No credentials; a Bearer challenge is answered anonymously.
+    #[default]
+    Anonymous,
+    /// `user:password`, base64-encoded, as the Docker config file keeps it:
+    /// sent to a token realm or as a `Basic` header when challenged.
+    Basic(String),
+    /// A ready `Authorization` header sent with every request (ECR's token).
+    Header(String),
+}
+
+impl Auth {
+    /// The credentials the Docker config file (`$DOCKER_CONFIG/config.json`,
+    /// else `~/.docker/config.json`) holds for `host`, anonymous when it
+    /// has none. Credential helpers are not run.
+    pub fn from_docker_config(host: &str) -> Result<Auth> {
+        let path = match std::env::var_os("DOCKER_CONFIG") {
+            Some(dir) => std::path::PathBuf::from(dir).join("config.json"),
+            None => match std::env::var_os("HOME") {
+                Some(home) => std::path::PathBuf::from(home).join(".docker/config.json"),
+                None => return Ok(Auth::Anonymous),
+            },
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Auth::Anonymous),
+            Err(e) => {
+                return Err(Error::Config {
+                    registry: host.to_string(),
+                    message: format!("reading {}: {e}", path.display()),
+                });
+            }
+        };
+        docker_config_auth(&text, host).map_err(|message| Error::Config {
+            registry: host.to_string(),
+            message: format!("{}: {message}", path.display()),
+        })
+    }
+}
+
+/// The `auth` entry of a Docker config file for `host`. Keys may be a bare
+/// host or a URL (`https://host/v1/`).
+pub fn docker_config_auth(text: &str, host: &str) -> std::result::Result<Auth, String> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        auths: HashMap<String, Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        auth: Option<String>,
+    }
+    let config: Config =
+        serde_json::from_str(text).map_err(|e| format!("not a Docker config file: {e}"))?;
+    let entry = config.auths.into_iter().find(|(key, _)| {
+        let key = key
+            .strip_prefix("https://")
+            .or_else(|| key.strip_prefix("http://"))
+            .unwrap_or(key);
+        key.split('/').next() == Some(host)
+    });
+    Ok(
+        match entry.and_then(|(_, e)| e.auth).filter(|a| !a.is_empty()) {
+            Some(auth) => Auth::Basic(auth),
+            None => Auth::Anonymous,
+        },
+    )
+}
+
+/// Whether a registry host is reached over plain HTTP.
+pub fn is_plain_http(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// One registry host.
+pub struct Distribution {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    /// Bearer tokens by scope (`repository:<name>:pull`).
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+/// What [`Distribution::push_blob`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Mounted from another repository of the same registry: no bytes sent.
+    Mounted,
+    /// Uploaded, this many bytes.
+    Uploaded(u64),
+}
+
+/// A blob's bytes, as they arrive.
+pub type BlobStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+impl Distribution {
+    /// A client of `host` (`name[:port]`).
+    pub fn new(host: &str, auth: Auth, timeout: Duration) -> Result<Self> {
+        let scheme = if is_plain_http(host) { "http" } else { "https" };
+        Self::with_endpoint(&format!("{scheme}://{host}"), auth, timeout)
+    }
+
+    /// A client of the registry at `endpoint` (`scheme://host[:port]`).
+    pub fn with_endpoint(endpoint: &str, auth: Auth, timeout: Duration) -> Result<Self> {
+        let config = |message: String| Error::Config {
+            registry: endpoint.to_string(),
+            message,
+        };
+        let base = Url::parse(endpoint).map_err(|e| config(format!("not a URL: {e}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(timeout)
+            .build()
+            .map_err(|e| config(format!("building the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            auth,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url
+    }
+
+    /// Every tag of `repository`, following `Link` pages.
+    pub async fn tags(&self, repository: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut url = self.url(&format!("/v2/{repository}/tags/list"));
+        url.set_query(Some("n=1000"));
+        for _ in 0..MAX_TAG_PAGES {
+            let response = self
+                .send(
+                    Method::GET,
+                    url.clone(),
+                    repository,
+                    false,
+                    HeaderMap::new(),
+                    None,
+                )
+                .await?;
+            let next = next_page(response.headers()).and_then(|l| url.join(&l).ok());
+            let page: Page = json(response, &url).await?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => return Ok(tags),
+            }
+        }
+        Err(Error::Invalid {
+            url: url.to_string(),
+            message: format!("more than {MAX_TAG_PAGES} pages of tags"),
+        })
+    }
+
+    /// The manifest a tag or digest names and its digest, checked against
+    /// the digest asked for and the one the registry reports; `None` when
+    /// there is none.
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<(String, Manifest)>> {
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let response = match self
+            .send(
+                Method::GET,
+                url.clone(),
+                repository,
+                false,
+                accept_manifests(),
+                None,
+            )
+            .await
+        {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        let invalid = |message: String| Error::Invalid {
+            url: url.to_string(),
+            message,
+        };
+        if response
+            .content_length()
+            .is_some_and(|l| l > MAX_MANIFEST_BYTES)
+        {
+            return Err(invalid(format!(
+                "manifest larger than {MAX_MANIFEST_BYTES} bytes"
+            )));
+        }
+        let media_type = content_type(response.headers());
+        let reported = reported_digest(response.headers());
+        let bytes = read_bounded(response, &url, MAX_MANIFEST_BYTES).await?;
+        let manifest = Manifest::new(media_type.as_deref(), bytes.to_vec());
+        let digest = manifest.digest();
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(invalid(format!("manifest hashes to {digest}")));
+        }
+        if let Some(reported) = reported.filter(|r| *r != digest) {
+            return Err(invalid(format!(
+                "manifest hashes to {digest}, not to the digest the registry reports ({reported})"
+            )));
+        }
+        Ok(Some((digest, manifest)))
+    }
+
+    /// The digest a tag or digest names, when it exists (HEAD).
+    pub async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<String>> {
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        match self
+            .send(
+                Method::HEAD,
+                url,
+                repository,
+                false,
+                accept_manifests(),
+                None,
+            )
+            .await
+        {
+            Ok(response) => Ok(reported_digest(response.headers()).or_else(|| {
+                reference
+                    .starts_with("sha256:")
+                    .then(|| reference.to_string())
+            })),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The manifests that name `digest` as their subject (OCI 1.1 referrers
+    /// API); `None` when the registry does not offer the API.
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<Descriptor>>> {
+        #[derive(Deserialize)]
+        struct Index {
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        let url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(OCI_INDEX));
+        match self
+            .send(Method::GET, url.clone(), repository, false, headers, None)
+            .await
+        {
+            Ok(response) => Ok(Some(json::<Index>(response, &url).await?.manifests)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a manifest under a tag or its digest, byte for byte.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(&manifest.media_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        let body = Bytes::from(manifest.bytes.clone());
+        let response = self
+            .send(
+                Method::PUT,
+                url.clone(),
+                repository,
+                true,
+                headers,
+                Some(body),
+            )
+            .await?;
+        let want = manifest.digest();
+        match reported_digest(response.headers()) {
+            Some(got) if got != want => Err(Error::Invalid {
+                url: url.to_string(),
+                message: format!("the registry stored {got}, not {want}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the registry holds a blob in `repository`.
+    pub async fn has_blob(&self, repository: &str, digest: &str) -> Result<bool> {
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        match self
+            .send(Method::HEAD, url, repository, false, HeaderMap::new(), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A blob's bytes as they arrive (redirects followed, without our
+    /// credentials on another host).
+    pub async fn blob(&self, repository: &str, digest: &str) -> Result<BlobStream> {
+        let response = self.open_blob(repository, digest).await?;
+        let url = redact(response.url());
+        Ok(Box::pin(futures::stream::unfold(
+            Some(response),
+            move |response| {
+                let url = url.clone();
+                async move {
+                    let mut response = response?;
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                        Ok(None) => None,
+                        Err(source) => Some((
+                            Err(Error::Http {
+                                method: Method::GET,
+                                message: error_chain(&source),
+                                url,
+                                source,
+                            }),
+                            None,
+                        )),
+                    }
+                }
+            },
+        )))
+    }
+
+    /// A blob's response, for callers that read it themselves.
+    pub async fn open_blob(&self, repository: &str, digest: &str) -> Result<reqwest::Response> {
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        self.send(Method::GET, url, repository, false, HeaderMap::new(), None)
+            .await
+    }
+
+    /// Puts a blob into `repository`: mounted from `mount_from` (another
+    /// repository of this registry) when it holds it, else uploaded from
+    /// `body`, in one request up to `chunk_size` bytes and in
+    /// `chunk_size` chunks above that.
+    pub async fn push_blob<'b>(
+        &self,
+        repository: &str,
+        digest: &str,
+        mount_from: Option<&str>,
+        chunk_size: usize,
+        body: impl FnOnce() -> futures::future::BoxFuture<'b, Result<BlobStream>>,
+    ) -> Result<Pushed> {
+        let mut start = self.url(&format!("/v2/{repository}/blobs/uploads/"));
+        if let Some(from) = mount_from {
+            start
+                .query_pairs_mut()
+                .append_pair("mount", digest)
+                .append_pair("from", from);
+        }
+        let response = self
+            .send(
+                Method::POST,
+                start.clone(),
+                repository,
+                true,
+                HeaderMap::new(),
+                Some(Bytes::new()),
+            )
+            .await?;
+        if response.status() == StatusCode::CREATED && mount_from.is_some() {
+            return Ok(Pushed::Mounted);
+        }
+        let mut location = self.location(&response, &start)?;
+        let mut stream = body().await?;
+        let mut sent: u64 = 0;
+        let mut buffer = BytesMut::new();
+        let chunk_size = chunk_size.max(1);
+        let mut chunked = false;
+        loop {
+            let next = stream.next().await.transpose()?;
+            if let Some(bytes) = &next {
+                buffer.extend_from_slice(bytes);
+            }
+            // Everything fits in one request: a monolithic PUT.
+            if next.is_none() && !chunked {
+                break;
+            }
+            while buffer.len() >= chunk_size || (next.is_none() && !buffer.is_empty()) {
+                let take = buffer.len().min(chunk_size);
+                let chunk = buffer.split_to(take).freeze();
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                let range = format!("{sent}-{}", sent + chunk.len() as u64 - 1);
+                if let Ok(value) = HeaderValue::from_str(&range) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+                sent += chunk.len() as u64;
+                let response = self
+                    .send(
+                        Method::PATCH,
+                        location.clone(),
+                        repository,
+                        true,
+                        headers,
+                        Some(chunk),
+                    )
+                    .await?;
+                location = self.location(&response, &location)?;
+                chunked = true;
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        let body = buffer.freeze();
+        let uploaded = sent + body.len() as u64;
+        location.query_pairs_mut().append_pair("digest", digest);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        self.send(Method::PUT, location, repository, true, headers, Some(body))
+            .await?;
+        Ok(Pushed::Uploaded(uploaded))
+    }
+
+    fn location(&self, response: &reqwest::Response, from: &Url) -> Result<Url> {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Invalid {
+                url: redact(from),
+                message: "upload answer has no Location".into(),
+            })?;
+        from.join(location).map_err(|e| Error::Invalid {
+            url: redact(from),
+            message: format!("upload Location {location:?}: {e}"),
+        })
+    }
+
+    /// Sends one request, answering one authentication challenge; any
+    /// status but 2xx is an error.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        repository: &str,
+        push: bool,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+    ) -> Result<reqwest::Response> {
+        let scope = format!(
+            "repository:{repository}:{}",
+            if push { "pull,push" } else { "pull" }
+        );
+        let mut challenged = false;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
+            if let Some(authorization) = self.authorization(&scope) {
+                request = request.header(header::AUTHORIZATION, authorization);
+            }
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            let response = request.send().await.map_err(|source| Error::Http {
+                method: method.clone(),
+                url: redact(&url),
+                message: error_chain(&source),
+                source,
+            })?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let challenge = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if status == StatusCode::UNAUTHORIZED
+                && !challenged
+                && let Some(challenge) = challenge
+            {
+                challenged = true;
+                self.answer(&challenge, &scope).await?;
+                continue;
+            }
+            let detail = error_detail(response).await;
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                return Err(Error::Unauthorized {
+                    url: redact(&url),
+                    status,
+                    detail,
+                });
+            }
+            return Err(Error::Status {
+                method,
+                url: redact(&url),
+                status,
+                detail,
+            });
+        }
+    }
+
+    fn authorization(&self, scope: &str) -> Option<String> {
+        if let Auth::Header(h) = &self.auth {
+            return Some(h.clone());
+        }
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.get(scope).cloned()
+    }
+
+    /// Gets what a `WWW-Authenticate` challenge asks for and keeps it for
+    /// the scope.
+    async fn answer(&self, challenge: &str, scope: &str) -> Result<()> {
+        let refused = |message: String| Error::Unauthorized {
+            url: self.endpoint().to_string(),
+            status: StatusCode::UNAUTHORIZED,
+            detail: format!(": {message}"),
+        };
+        let parsed = Challenge::parse(challenge)
+            .ok_or_else(|| refused(format!("unreadable challenge {challenge:?}")))?;
+        let basic = match &self.auth {
+            Auth::Basic(b) => Some(b.clone()),
+            _ => None,
+        };
+        let authorization = match parsed.scheme.as_str() {
+            "basic" => match basic {
+                Some(b) => format!("Basic {b}"),
+                None => {
+                    return Err(refused(
+                        "Basic credentials required; none in the Docker config".into(),
+                    ));
+                }
+            },
+            "bearer" => {
+                let realm = parsed
+                    .param("realm")
+                    .ok_or_else(|| refused("Bearer challenge without a realm".into()))?;
+                let mut url = Url::parse(realm)
+                    .map_err(|e| refused(format!("token realm {realm:?}: {e}")))?;
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = parsed.param("service") {
+                        query.append_pair("service", service);
+                    }
+                    query.append_pair("scope", scope);
+                }
+                let mut request = self.http.get(url.clone());
+                if let Some(b) = basic {
+                    request = request.header(header::AUTHORIZATION, format!("Basic {b}"));
+                }
+                let response = request.send().await.map_err(|source| Error::Http {
+                    method: Method::GET,
+                    url: redact(&url),
+                    message: error_chain(&source),
+                    source,
+                })?;
+                if !response.status().is_success() {
+                    let status = response.status();
+                    return Err(Error::Unauthorized {
+                        url: redact(&url),
+                        status,
+                        detail: error_detail(response).await,
+                    });
+                }
+                #[derive(Deserialize)]
+                struct Token {
+                    #[serde(default)]
+                    token: Option<String>,
+                    #[serde(default)]
+                    access_token: Option<String>,
+                }
+                let token: Token = json(response, &url).await?;
+                let token = token
+                    .token
+                    .or(token.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| refused(format!("{} gave no token", redact(&url))))?;
+                format!("Bearer {token}")
+            }
+            other => return Err(refused(format!("unsupported scheme {other:?}"))),
+        };
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope.to_string(), authorization);
+        Ok(())
+    }
+}
+
+/// A parsed `WWW-Authenticate` header: a scheme and `key="value"` pairs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Challenge {
+    /// Lower-cased.
+    pub scheme: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// Parses one challenge in a single pass; `None` when there is no scheme.
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, mut rest) = header.split_once(' ').unwrap_or((header, ""));
+        if scheme.is_empty() {
+            return None;
+        }
+        let mut params = Vec::new();
+        loop {
+            rest = rest.trim_start_matches([' ', ',']);
+            let Some((key, after)) = rest.split_once('=') else {
+                break;
+            };
+            let key = key.trim().to_ascii_lowercase();
+            let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+                let mut value = String::new();
+                let mut escaped = false;
+                let mut end = quoted.len();
+                for (i, c) in quoted.char_indices() {
+                    match (escaped, c) {
+                        (true, c) => {
+                            value.push(c);
+                            escaped = false;
+                        }
+                        (false, '\\') => escaped = true,
+                        (false, '"') => {
+                            end = i + 1;
+                            break;
+                        }
+                        (false, c) => value.push(c),
+                    }
+                }
+                (value, &quoted[end.min(quoted.len())..])
+            } else {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].trim().to_string(), &after[end..])
+            };
+            params.push((key, value));
+            rest = next;
+        }
+        Some(Challenge {
+            scheme: scheme.to_ascii_lowercase(),
+            params,
+        })
+    }
+
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn accept_manifests() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(&MANIFEST_TYPES.join(", ")) {
+        headers.insert(header::ACCEPT, value);
+    }
+    headers
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+}
+
+fn reported_digest(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The target of a `Link: <...>; rel="next"` header.
+fn next_page(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+async fn read_bounded(mut response: reqwest::Response, url: &Url, max: u64) -> Result<Bytes> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
+        method: Method::GET,
+        url: redact(url),
+        message: error_chain(&source),
+        source,
+    })? {
+        if (out.len() + chunk.len()) as u64 > max {
+            return Err(Error::Invalid {
+                url: redact(url),
+                message: format!("answer larger than {max} bytes"),
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+async fn json<T: serde::de::DeserializeOwned>(response: reqwest::Response, url: &Url) -> Result<T> {
+    let bytes = read_bounded(response, url, MAX_MANIFEST_BYTES).await?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
+        url: redact(url),
+        message: format!("unreadable answer: {e}"),
+    })
+}
+
+/// The start of an error answer's body, on one line.
+async fn error_detail(response: reqwest::Response) -> String {
+    let body = response.bytes().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// A URL without its query: presigned URLs carry credentials there.
+pub fn redact(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn challenges() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull""#,
+        )
+        .expect("parses");
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.param("realm"), Some("https://auth.example.com/token"));
+        assert_eq!(c.param("service"), Some("registry.example.com"));
+        assert_eq!(c.param("scope"), Some("repository:a/b:pull"));
+
+        let c = Challenge::parse(r#"Basic realm="My \"Registry\"""#).expect("parses");
+        assert_eq!(c.scheme, "basic");
+        assert_eq!(c.param("realm"), Some(r#"My "Registry""#));
+
+        let c = Challenge::parse("Bearer realm=https://x/token, service=x").expect("parses");
+        assert_eq!(c.param("realm"), Some("https://x/token"));
+        assert_eq!(c.param("service"), Some("x"));
+
+        assert_eq!(Challenge::parse("   "), None);
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        for (host, plain) in [
+            ("localhost", true),
+            ("localhost:5000", true),
+            ("127.0.0.1:41234", true),
+            ("[::1]:5000", true),
+            ("xpkg.upbound.io", false),
+            ("127.0.0.1.nip.io", false),
+            ("localhost.example.com:5000", false),
+        ] {
+            assert_eq!(is_plain_http(host), plain, "{host}");
+        }
+    }
+
+    #[test]
+    fn docker_config_entries() {
+        let config = r#"{"auths": {
+            "https://index.docker.io/v1/": {"auth": "ZG9ja2VyOmh1Yg=="},
+            "xpkg.upbound.io": {"auth": "dXNlcjpwYXNz"},
+            "https://127.0.0.1:5000": {"auth": "bG9jYWw6bG9jYWw="}
+        }}"#;
+        let basic = |host| match docker_config_auth(config, host).expect("parses") {
+            Auth::Basic(b) => Some(b),
+            _ => None,
+        };
+        assert_eq!(basic("xpkg.upbound.io").as_deref(), Some("dXNlcjpwYXNz"));
+        assert_eq!(basic("127.0.0.1:5000").as_deref(), Some("bG9jYWw6bG9jYWw="));
+        assert_eq!(
+            basic("index.docker.io").as_deref(),
+            Some("ZG9ja2VyOmh1Yg==")
+        );
+        assert_eq!(basic("xpkg.crossplane.io"), None);
+        assert!(docker_config_auth("{", "x").is_err());
+    }
+
+    #[test]
+    fn next_page_links() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::LINK,
+            HeaderValue::from_static(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#),
+        );
+        assert_eq!(
+            next_page(&headers).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(next_page(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn redaction_drops_queries_and_passwords() {
+        let url =
+            Url::parse("https://u:secret@s3.example.com/blob?X-Amz-Signature=abc").expect("url");
+        let shown = redact(&url);
+        assert!(
+            !shown.contains("secret") && !shown.contains("abc"),
+            "{shown}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn challenge_parsing_never_panics(header in ".{0,300}") {
+            let _ = Challenge::parse(&header);
+        }
+
+        #[test]
+        fn quoted_values_round_trip(value in "[ -~]{0,40}") {
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+            let header = format!("Bearer realm=\"{escaped}\",service=\"s\"");
+            let c = Challenge::parse(&header).expect("parses");
+            prop_assert_eq!(c.param("realm"), Some(value.as_str()));
+            prop_assert_eq!(c.param("service"), Some("s"));
+        }
+    }
+}
