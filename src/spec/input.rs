@@ -88,6 +88,57 @@ pub struct Mirror {
     pub repository_prefix: String,
 }
 
+impl Mirror {
+    /// The ECR repository an upstream package path is mirrored to, with the
+    /// mirror used. The longest matching upstream prefix wins.
+    pub fn repository_for<'m>(
+        mirrors: &'m [Mirror],
+        upstream_path: &str,
+    ) -> Option<(String, &'m Mirror)> {
+        mirrors
+            .iter()
+            .filter(|m| upstream_path.starts_with(&m.upstream))
+            .max_by_key(|m| m.upstream.len())
+            .map(|m| {
+                let rest = &upstream_path[m.upstream.len()..];
+                (format!("{}{rest}", m.repository_prefix), m)
+            })
+    }
+
+    /// The upstream package path a repository mirrors: the mirror with the
+    /// longest matching repository prefix, the first listed on a tie, so the
+    /// default mirrors read `upbound/x` as `xpkg.upbound.io/upbound/x`.
+    pub fn upstream_for<'m>(
+        mirrors: &'m [Mirror],
+        repository: &str,
+    ) -> Option<(String, &'m Mirror)> {
+        let mut best: Option<&Mirror> = None;
+        for mirror in mirrors {
+            if repository.starts_with(&mirror.repository_prefix)
+                && best.is_none_or(|b| mirror.repository_prefix.len() > b.repository_prefix.len())
+            {
+                best = Some(mirror);
+            }
+        }
+        best.map(|m| {
+            let rest = &repository[m.repository_prefix.len()..];
+            (format!("{}{rest}", m.upstream), m)
+        })
+    }
+}
+
+/// The mirror table used when the input names none: both Crossplane
+/// package registries, mirrored under the same names.
+pub fn default_mirrors() -> Vec<Mirror> {
+    ["xpkg.upbound.io/", "xpkg.crossplane.io/"]
+        .into_iter()
+        .map(|upstream| Mirror {
+            upstream: upstream.to_string(),
+            repository_prefix: String::new(),
+        })
+        .collect()
+}
+
 /// One registry an XR may name; either field may be `*`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -180,16 +231,6 @@ impl Default for IamDefaults {
 
 fn yes() -> bool {
     true
-}
-
-fn default_mirrors() -> Vec<Mirror> {
-    ["xpkg.upbound.io/", "xpkg.crossplane.io/"]
-        .into_iter()
-        .map(|upstream| Mirror {
-            upstream: upstream.to_string(),
-            repository_prefix: String::new(),
-        })
-        .collect()
 }
 
 fn default_ttl() -> Duration {

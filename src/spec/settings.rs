@@ -94,43 +94,16 @@ impl Settings {
         })
     }
 
-    /// The ECR repository an upstream package path is mirrored to, with the
-    /// mirror used. The longest matching upstream prefix wins.
+    /// The ECR repository an upstream package path is mirrored to (see
+    /// [`Mirror::repository_for`]).
     pub fn repository_for(&self, upstream_path: &str) -> Option<(String, &Mirror)> {
-        self.mirrors
-            .iter()
-            .filter(|m| upstream_path.starts_with(&m.upstream))
-            .max_by_key(|m| m.upstream.len())
-            .map(|m| {
-                (
-                    format!(
-                        "{}{}",
-                        m.repository_prefix,
-                        &upstream_path[m.upstream.len()..]
-                    ),
-                    m,
-                )
-            })
+        Mirror::repository_for(&self.mirrors, upstream_path)
     }
 
-    /// The upstream package path a repository mirrors: the mirror with the
-    /// longest matching repository prefix, the first listed on a tie, so the
-    /// default mirrors read `upbound/x` as `xpkg.upbound.io/upbound/x`.
+    /// The upstream package path a repository mirrors (see
+    /// [`Mirror::upstream_for`]).
     pub fn upstream_for(&self, repository: &str) -> Option<(String, &Mirror)> {
-        let mut best: Option<&Mirror> = None;
-        for mirror in &self.mirrors {
-            if repository.starts_with(&mirror.repository_prefix)
-                && best.is_none_or(|b| mirror.repository_prefix.len() > b.repository_prefix.len())
-            {
-                best = Some(mirror);
-            }
-        }
-        best.map(|m| {
-            (
-                format!("{}{}", m.upstream, &repository[m.repository_prefix.len()..]),
-                m,
-            )
-        })
+        Mirror::upstream_for(&self.mirrors, repository)
     }
 
     /// Whether the platform team allows installing from `repository`.
