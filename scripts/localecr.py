@@ -8,16 +8,30 @@ Two real servers on loopback play the two halves of ECR:
 * Debian's ``docker-registry`` (CNCF distribution) serves the OCI
   *distribution* API (``/v2/<repo>/manifests|blobs``).
 
+As in real ECR, the two halves are one registry: clients reach the
+distribution API through a small proxy (``ECR_REGISTRY_ENDPOINT``) that
+refuses pushes into repositories the ECR API does not have (``NAME_UNKNOWN``)
+and registers every manifest pushed through it with moto's ``put_image``, so
+an image pushed with ``docker push``-style requests is visible to
+``DescribeImages``/``BatchGetImage`` at once. The registry itself is at
+``LOCALECR_REGISTRY_URL``.
+
+A third server, a second ``docker-registry``, plays an upstream package
+registry such as xpkg.upbound.io (``LOCALECR_UPSTREAM``, host:port, plain
+HTTP on loopback) for ``mirror``.
+
 ``seed`` builds real Crossplane package images (xpkg) and makes each one
-visible through both: blobs and manifests go to the registry, and the same
-manifest bytes (same digest) are registered in moto with ``put_image``.
+visible through both halves: blobs and manifests go to the registry, and the
+same manifest bytes (same digest) are registered in moto with ``put_image``.
+``seed --upstream`` pushes to the upstream registry only.
 
 Commands (all take ``--state-dir DIR``):
 
-  up       start both servers, write DIR/env (shell KEY=VALUE lines)
+  up       start the servers, write DIR/env (shell KEY=VALUE lines)
   down     stop them
-  seed     SPEC.json | -  build + push images, print {repo: {tag: digest}}
-  status   exit 0 when both servers answer
+  seed     [--upstream] SPEC.json | -  build + push images, print {repo: {tag: digest}}
+  status   exit 0 when every server answers
+  proxy    (internal) serve the ECR data-plane proxy
 
 Seed spec (JSON)::
 
@@ -31,7 +45,9 @@ Seed spec (JSON)::
      "corrupt": false,         # base layer bytes are not gzip
      "oversized": N,           # package.yaml padded to N bytes (streamed)
      "runtimeLayers": N,       # N non-package layers before the base layer
-     "digestVariant": "x"      # mixed into the config
+     "sharedLayers": N,        # N layers identical across images, after those
+     "digestVariant": "x",     # mixed into the config
+     "signature": false        # also push a cosign-style sha256-<hex>.sig tag
   }]}
 """
 
@@ -195,15 +211,19 @@ def cmd_up(args) -> int:
     if not os.path.exists(REGISTRY_BIN):
         raise SystemExit(f"localecr: {REGISTRY_BIN} not found; install Debian's docker-registry package")
 
-    moto_port = free_port()
-    reg_port = free_port()
-    while reg_port == moto_port:
-        reg_port = free_port()
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    moto_port, reg_port, up_port, proxy_port = sorted(ports)
 
     data_dir = state / "registry-data"
     data_dir.mkdir(exist_ok=True)
     cfg = state / "registry.yml"
     cfg.write_text(registry_config(data_dir, reg_port))
+    up_dir = state / "upstream-data"
+    up_dir.mkdir(exist_ok=True)
+    up_cfg = state / "upstream.yml"
+    up_cfg.write_text(registry_config(up_dir, up_port))
 
     moto_env = dict(os.environ)
     moto_env.update({
@@ -212,34 +232,50 @@ def cmd_up(args) -> int:
         "AWS_DEFAULT_REGION": REGION,
         "MOTO_ACCOUNT_ID": ACCOUNT_ID,
     })
-    moto = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-                 state / "moto.log", moto_env)
-    reg = spawn([REGISTRY_BIN, "serve", str(cfg)], state / "registry.log")
-    pid_file.write_text(json.dumps({"moto": moto.pid, "registry": reg.pid}))
-
     moto_url = f"http://127.0.0.1:{moto_port}"
     reg_url = f"http://127.0.0.1:{reg_port}"
+    up_url = f"http://127.0.0.1:{up_port}"
+    proxy_url = f"http://127.0.0.1:{proxy_port}"
+    procs = {
+        "moto": spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+                      state / "moto.log", moto_env),
+        "registry": spawn([REGISTRY_BIN, "serve", str(cfg)], state / "registry.log"),
+        "upstream": spawn([REGISTRY_BIN, "serve", str(up_cfg)], state / "upstream.log"),
+        "proxy": spawn([sys.executable, str(Path(__file__).resolve()), "proxy", "--state-dir", str(state),
+                        "--port", str(proxy_port), "--registry", reg_url, "--moto", moto_url],
+                       state / "proxy.log", moto_env),
+    }
+    pid_file.write_text(json.dumps({name: p.pid for name, p in procs.items()}))
+
+    probes = {
+        "moto": f"{moto_url}/moto-api/",
+        "registry": f"{reg_url}/v2/",
+        "upstream": f"{up_url}/v2/",
+        "proxy": f"{proxy_url}/v2/",
+    }
     deadline = time.time() + 60
-    ready = {"moto": False, "registry": False}
+    ready = {name: False for name in procs}
     while time.time() < deadline and not all(ready.values()):
-        for name, proc in (("moto", moto), ("registry", reg)):
+        for name, proc in procs.items():
             if proc.poll() is not None:
                 tail = (state / f"{name}.log").read_text(errors="replace")[-2000:]
-                for p in (moto, reg):
+                for p in procs.values():
                     stop_pid(p.pid)
                 raise SystemExit(f"localecr: {name} exited with {proc.returncode}:\n{tail}")
-        ready["moto"] = ready["moto"] or http_ok(f"{moto_url}/moto-api/")
-        ready["registry"] = ready["registry"] or http_ok(f"{reg_url}/v2/")
+            ready[name] = ready[name] or http_ok(probes[name])
         if not all(ready.values()):
             time.sleep(0.1)
     if not all(ready.values()):
-        for p in (moto, reg):
+        for p in procs.values():
             stop_pid(p.pid)
         raise SystemExit(f"localecr: servers not ready after 60s: {ready}; logs in {state}")
 
     env = {
         "AWS_ENDPOINT_URL_ECR": moto_url,
-        "ECR_REGISTRY_ENDPOINT": reg_url,
+        "ECR_REGISTRY_ENDPOINT": proxy_url,
+        "LOCALECR_REGISTRY_URL": reg_url,
+        "LOCALECR_UPSTREAM": f"127.0.0.1:{up_port}",
+        "LOCALECR_UPSTREAM_URL": up_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": REGION,
@@ -251,7 +287,8 @@ def cmd_up(args) -> int:
         "LOCALECR_SCRIPT": str(Path(__file__).resolve()),
     }
     (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    log(f"up: ECR API {moto_url}, registry {reg_url}, env in {state / 'env'}")
+    log(f"up: ECR API {moto_url}, ECR registry {proxy_url} (over {reg_url}), upstream {up_url}, "
+        f"env in {state / 'env'}")
     return 0
 
 
@@ -270,10 +307,135 @@ def cmd_down(args) -> int:
 def cmd_status(args, quiet: bool = False) -> int:
     state = Path(args.state_dir).resolve()
     env = read_env(state)
-    ok = http_ok(env["AWS_ENDPOINT_URL_ECR"] + "/moto-api/") and http_ok(env["ECR_REGISTRY_ENDPOINT"] + "/v2/")
+    probes = [env["AWS_ENDPOINT_URL_ECR"] + "/moto-api/", env["ECR_REGISTRY_ENDPOINT"] + "/v2/"]
+    probes += [env[k] + "/v2/" for k in ("LOCALECR_REGISTRY_URL", "LOCALECR_UPSTREAM_URL") if k in env]
+    ok = all(http_ok(p) for p in probes)
     if not quiet:
         print("up" if ok else "down")
     return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------
+# the ECR data-plane proxy
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+              "trailers", "transfer-encoding", "upgrade"}
+NAME_RE = r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags|referrers)/(?P<rest>.*)$"
+
+
+def serve_proxy(port: int, registry: str, moto: str) -> None:
+    """ECR's data plane over the registry: writes need the repository to exist
+    in the ECR API; a stored manifest is registered there before the push is
+    answered, as real ECR makes it visible to the API at once."""
+    import http.client
+    import re
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    ecr = Ecr({"AWS_ENDPOINT_URL_ECR": moto})
+    ecr_lock = threading.Lock()  # one API call at a time: boto3 clients are shared
+    backend = urllib.parse.urlsplit(registry)
+
+    def repository_exists(name: str) -> bool:
+        with ecr_lock:
+            try:
+                ecr.client.describe_repositories(repositoryNames=[name])
+                return True
+            except ecr.client.exceptions.RepositoryNotFoundException:
+                return False
+
+    def register(name: str, reference: str, manifest: bytes, media_type: str) -> None:
+        tag = None if reference.startswith("sha256:") else reference
+        with ecr_lock:
+            ecr.put(name, manifest, media_type, tag)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *args):  # the access log would drown the test logs
+            pass
+
+        def body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                out = io.BytesIO()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return out.getvalue()
+                    out.write(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def answer(self, status: int, code: str, message: str) -> None:
+            body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def forward(self) -> None:
+            path = urllib.parse.urlsplit(self.path).path
+            match = re.match(NAME_RE, path)
+            body = self.body()
+            writes = self.command in ("POST", "PUT", "PATCH", "DELETE")
+            if match and writes and not repository_exists(match["name"]):
+                self.answer(404, "NAME_UNKNOWN",
+                            f"The repository with name '{match['name']}' does not exist in the registry "
+                            f"with id '{ACCOUNT_ID}'")
+                return
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"}
+            if body or self.command in ("POST", "PUT", "PATCH"):
+                headers["Content-Length"] = str(len(body))
+            conn = http.client.HTTPConnection(backend.hostname, backend.port, timeout=300)
+            try:
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                if (match and match["kind"] == "manifests" and self.command == "PUT"
+                        and resp.status == 201):
+                    media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+                    try:
+                        register(match["name"], match["rest"], body, media_type or MT_MANIFEST)
+                    except Exception as e:  # the registry has it, the API does not: say so
+                        resp.read()
+                        self.answer(500, "UNKNOWN", f"registering the manifest with the ECR API: {e}")
+                        return
+                length = resp.getheader("Content-Length")
+                data = None
+                if self.command != "HEAD" and length is None:
+                    data = resp.read()
+                    length = str(len(data))
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", length or "0")
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if data is not None:
+                    self.wfile.write(data)
+                    return
+                while chunk := resp.read(65536):  # blobs stream through
+                    self.wfile.write(chunk)
+            finally:
+                conn.close()
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    log(f"proxy: 127.0.0.1:{port} -> {registry}, manifests registered with {moto}")
+    server.serve_forever()
+
+
+def cmd_proxy(args) -> int:
+    serve_proxy(int(args.port), args.registry, args.moto)
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -444,6 +606,13 @@ def runtime_layer(repo: str, i: int) -> Layer:
     return Layer(blob, diff_id)
 
 
+def shared_layer(i: int) -> Layer:
+    """The same bytes in every image that has it: what registries mount."""
+    content = f"shared layer {i}\n{filler('shared' + str(i), 4096)}\n".encode()
+    blob, diff_id = gz_tar_single(f"shared/{i}.txt", [content], len(content))
+    return Layer(blob, diff_id)
+
+
 def image_config(layers: list[Layer], arch: str, os_: str, tag: str, variant: str | None,
                  label_base: Layer | None) -> bytes:
     labels = {"org.opencontainers.image.version": tag}
@@ -553,21 +722,53 @@ class Ecr:
         try:
             self.client.put_image(**kwargs)
         except self.client.exceptions.ImageAlreadyExistsException:
-            pass  # re-seeding the same image is fine
+            pass  # re-seeding (or re-pushing) the same image is fine
 
 
-def push_image(reg: Registry, ecr: Ecr, repo: str, config: bytes, layers: list[Layer],
+def push_image(reg: Registry, ecr: Ecr | None, repo: str, config: bytes, layers: list[Layer],
                ref: str | None) -> bytes:
     for l in layers:
         reg.push_blob(repo, l.blob)
     reg.push_blob(repo, config)
     manifest = image_manifest(config, layers)
     reg.push_manifest(repo, ref or sha256(manifest), manifest, MT_MANIFEST)
-    ecr.put(repo, manifest, MT_MANIFEST, ref)
+    if ecr is not None:
+        ecr.put(repo, manifest, MT_MANIFEST, ref)
     return manifest
 
 
-def seed_image(reg: Registry, ecr: Ecr, image: dict) -> dict[str, str]:
+MT_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+
+def push_signature(reg: Registry, ecr: Ecr | None, repo: str, digest: str) -> str:
+    """A cosign-style signature of the image at digest, tagged
+    sha256-<hex>.sig: a simple-signing payload layer with the signature in
+    its annotations (not a valid signature: nothing here verifies it)."""
+    payload = canonical({
+        "critical": {"identity": {"docker-reference": repo}, "image": {"docker-manifest-digest": digest},
+                     "type": "cosign container image signature"},
+        "optional": None,
+    })
+    layer = {"mediaType": MT_SIMPLESIGNING, "digest": sha256(payload), "size": len(payload),
+             "annotations": {"dev.cosignproject.cosign/signature": hashlib.sha256(payload).hexdigest()}}
+    config = canonical({"architecture": "", "os": "", "config": {},
+                        "rootfs": {"type": "layers", "diff_ids": [sha256(payload)]}})
+    reg.push_blob(repo, payload)
+    reg.push_blob(repo, config)
+    manifest = canonical({
+        "schemaVersion": 2,
+        "mediaType": MT_MANIFEST,
+        "config": {"mediaType": MT_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [layer],
+    })
+    tag = digest.replace(":", "-") + ".sig"
+    reg.push_manifest(repo, tag, manifest, MT_MANIFEST)
+    if ecr is not None:
+        ecr.put(repo, manifest, MT_MANIFEST, tag)
+    return tag
+
+
+def seed_image(reg: Registry, ecr: Ecr | None, image: dict) -> dict[str, str]:
     repo = image.get("repository")
     if not repo or repo != repo.lower():
         raise SystemExit(f"localecr: bad repository name {repo!r} (lowercase required)")
@@ -579,16 +780,21 @@ def seed_image(reg: Registry, ecr: Ecr, image: dict) -> dict[str, str]:
     annotated = layout != "unannotated"
 
     base = base_layer(image, annotated)
-    layers = [runtime_layer(repo, i) for i in range(int(image.get("runtimeLayers") or 0))] + [base]
+    layers = [runtime_layer(repo, i) for i in range(int(image.get("runtimeLayers") or 0))]
+    layers += [shared_layer(i) for i in range(int(image.get("sharedLayers") or 0))]
+    layers.append(base)
     label_base = base if annotated else None
 
-    ecr.ensure_repo(repo)
+    if ecr is not None:
+        ecr.ensure_repo(repo)
     out = {}
     for tag in tags:
         if layout != "index":
             cfg = image_config(layers, "amd64", "linux", tag, variant, label_base)
             manifest = push_image(reg, ecr, repo, cfg, layers, tag)
             out[tag] = sha256(manifest)
+            if image.get("signature"):
+                out[push_signature(reg, ecr, repo, out[tag])] = ""
             continue
         entries = []
         for plat in image.get("platforms") or ["linux/amd64"]:
@@ -603,8 +809,11 @@ def seed_image(reg: Registry, ecr: Ecr, image: dict) -> dict[str, str]:
             })
         index = canonical({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": entries})
         reg.push_manifest(repo, tag, index, MT_INDEX)
-        ecr.put(repo, index, MT_INDEX, tag)
+        if ecr is not None:
+            ecr.put(repo, index, MT_INDEX, tag)
         out[tag] = sha256(index)
+        if image.get("signature"):
+            out[push_signature(reg, ecr, repo, out[tag])] = ""
     return out
 
 
@@ -616,8 +825,11 @@ def cmd_seed(args) -> int:
     images = spec.get("images") if isinstance(spec, dict) else None
     if not isinstance(images, list):
         raise SystemExit('localecr: spec must be {"images": [...]}')
-    reg = Registry(env["ECR_REGISTRY_ENDPOINT"])
-    ecr = Ecr(env)
+    if args.upstream:
+        reg, ecr = Registry(env["LOCALECR_UPSTREAM_URL"]), None
+    else:
+        # Straight to the registry: the images are registered with the API here.
+        reg, ecr = Registry(env.get("LOCALECR_REGISTRY_URL", env["ECR_REGISTRY_ENDPOINT"])), Ecr(env)
     result: dict[str, dict[str, str]] = {}
     for image in images:
         result.setdefault(image.get("repository"), {}).update(seed_image(reg, ecr, image))
@@ -629,13 +841,20 @@ def cmd_seed(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "down", "status", "seed"):
+    for name in ("up", "down", "status", "seed", "proxy"):
         sp = sub.add_parser(name)
         sp.add_argument("--state-dir", required=True)
         if name == "seed":
+            sp.add_argument("--upstream", action="store_true",
+                            help="push to the upstream registry only (not to ECR)")
             sp.add_argument("spec", help="seed spec JSON file, or - for stdin")
+        if name == "proxy":
+            sp.add_argument("--port", required=True)
+            sp.add_argument("--registry", required=True)
+            sp.add_argument("--moto", required=True)
     args = p.parse_args(argv)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed}[args.cmd](args)
+    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed, "proxy": cmd_proxy}
+    return commands[args.cmd](args)
 
 
 if __name__ == "__main__":

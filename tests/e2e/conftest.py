@@ -171,8 +171,13 @@ def function_xpkg(tmp_path_factory, function_binary) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pushed_function_package(function_xpkg, registry_host, registry_url) -> PushedPackage:
+def pushed_function_package(function_xpkg, registry_host, registry_url, ecr_client) -> PushedPackage:
     tag = "v" + crate_version()
+    # As with real ECR, the repository must exist before anything is pushed.
+    try:
+        ecr_client.create_repository(repositoryName=FUNCTION_REPOSITORY)
+    except ecr_client.exceptions.RepositoryAlreadyExistsException:
+        pass
     ref = f"{registry_host}/{FUNCTION_REPOSITORY}:{tag}"
     crank_bin = find_crank()
     assert crank_bin, "crank not found (scripts/setup installs it; CRANK=/path/to/crank picks one)"
