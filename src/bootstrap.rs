@@ -124,7 +124,7 @@ async fn resolve_with_progress(
 
 /// The function input: an Input document as is, or the input of the
 /// Composition step that calls this function.
-fn input_from(document: &Json, path: &Path) -> Result<Input> {
+pub fn input_from(document: &Json, path: &Path) -> Result<Input> {
     let input = if document.get("kind").and_then(Json::as_str) == Some("Composition") {
         document
             .pointer("/spec/pipeline")

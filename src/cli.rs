@@ -36,6 +36,9 @@ pub enum Command {
     /// Resolve an XR once and write the manifests and Helm values that
     /// install Crossplane and its packages from ECR on a fresh cluster.
     Bootstrap(crate::bootstrap::BootstrapArgs),
+    /// Copy packages and their whole dependency closure from their upstream
+    /// registries into ECR, digests and annotations intact.
+    Mirror(crate::mirror::MirrorArgs),
 }
 
 #[derive(Debug, Clone, Args)]

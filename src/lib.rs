@@ -9,6 +9,7 @@ pub mod error;
 pub mod function;
 pub mod gating;
 pub mod graph;
+pub mod mirror;
 pub mod proto;
 pub mod registry;
 pub mod remembered;

@@ -1,10 +1,11 @@
-use std::{process::ExitCode, sync::Arc};
+use std::{io::IsTerminal, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use function_ecr_packages::{
     Error, Result, bootstrap,
     cli::{Cli, Command, ServeArgs},
     function::Function,
+    mirror::MirrorArgs,
     registry::{cache::CacheOptions, connector::EcrConnector, ecr::EcrOptions},
     server, telemetry,
 };
@@ -15,6 +16,7 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().into_command() {
         Command::Serve(args) => serve(args).await,
         Command::Bootstrap(args) => bootstrap::run(&args).await,
+        Command::Mirror(args) => return mirror(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -22,6 +24,22 @@ async fn main() -> ExitCode {
             // One plain line, readable in `kubectl logs` of a crash-looping pod.
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn mirror(args: MirrorArgs) -> ExitCode {
+    // Structured logs where no one watches a progress bar.
+    if !std::io::stderr().is_terminal()
+        && let Err(e) = telemetry::init_logging(false)
+    {
+        eprintln!("{e}");
+    }
+    match function_ecr_packages::mirror::run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mirror: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

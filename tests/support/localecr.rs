@@ -35,6 +35,11 @@ pub struct LocalEcr {
     pub ecr_endpoint: String,
     /// OCI distribution endpoint (`ECR_REGISTRY_ENDPOINT`), e.g. `http://127.0.0.1:40002`.
     pub registry_endpoint: String,
+    /// The upstream package registry (`LOCALECR_UPSTREAM`), `127.0.0.1:PORT`.
+    pub upstream: String,
+    /// The registry behind ECR's data plane, without the ECR proxy
+    /// (`LOCALECR_REGISTRY_URL`).
+    pub registry_url: String,
     /// `AWS_REGION`.
     pub region: String,
     pub access_key_id: String,
@@ -60,6 +65,8 @@ pub fn env() -> LocalEcr {
         script: PathBuf::from(var("LOCALECR_SCRIPT")),
         ecr_endpoint: var("AWS_ENDPOINT_URL_ECR"),
         registry_endpoint: var("ECR_REGISTRY_ENDPOINT"),
+        upstream: var("LOCALECR_UPSTREAM"),
+        registry_url: var("LOCALECR_REGISTRY_URL"),
         region: var("AWS_REGION"),
         access_key_id: var("AWS_ACCESS_KEY_ID"),
         secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
@@ -107,9 +114,19 @@ impl LocalEcr {
     /// `{"images": [{"repository": "...", "tags": ["v1.0.0"], "package": {...}}]}`)
     /// and returns `{"<repository>": {"<tag>": "sha256:..."}}`.
     pub fn seed(&self, spec: &serde_json::Value) -> serde_json::Value {
+        self.seed_into(spec, &[])
+    }
+
+    /// As [`LocalEcr::seed`], into the upstream registry only (for `mirror`).
+    pub fn seed_upstream(&self, spec: &serde_json::Value) -> serde_json::Value {
+        self.seed_into(spec, &["--upstream"])
+    }
+
+    fn seed_into(&self, spec: &serde_json::Value, flags: &[&str]) -> serde_json::Value {
         let mut child = Command::new(&self.python)
             .arg(&self.script)
             .arg("seed")
+            .args(flags)
             .arg("--state-dir")
             .arg(&self.state)
             .arg("-")
@@ -149,36 +166,48 @@ impl LocalEcr {
     /// A GET against the OCI registry, e.g.
     /// `registry_get("/v2/<repo>/manifests/<tag>", Some(ACCEPT_MANIFESTS))`.
     pub async fn registry_get(&self, path: &str, accept: Option<&str>) -> HttpResponse {
-        let url = format!("{}{path}", self.registry_endpoint.trim_end_matches('/'));
-        let mut request = reqwest::Client::new().get(&url);
-        if let Some(accept) = accept {
-            request = request.header("accept", accept);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    v.to_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        let body = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-            .to_vec();
-        HttpResponse {
-            status,
-            headers,
-            body,
-        }
+        get(
+            &format!("{}{path}", self.registry_endpoint.trim_end_matches('/')),
+            accept,
+        )
+        .await
+    }
+
+    /// A GET against the upstream registry.
+    pub async fn upstream_get(&self, path: &str, accept: Option<&str>) -> HttpResponse {
+        get(&format!("http://{}{path}", self.upstream), accept).await
+    }
+}
+
+async fn get(url: &str, accept: Option<&str>) -> HttpResponse {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let body = response
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .to_vec();
+    HttpResponse {
+        status,
+        headers,
+        body,
     }
 }
 

@@ -1,0 +1,291 @@
+//! The upstream package registries, seen through the [`Registry`] trait the
+//! resolver reads ECR with, so `mirror` resolves a package's dependency
+//! closure with exactly the function's rules.
+//!
+//! The resolver names packages by their ECR repository. [`Upstream`] keeps
+//! where each of those repositories comes from: the path given on the
+//! command line, else the least path a resolved package declares for it in
+//! its `dependsOn` (what Crossplane's Lock will look for), else the mirror
+//! table read backwards.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::registry::blob::Limits;
+use crate::registry::distribution::{self, Auth, Distribution};
+use crate::registry::xpkg::{
+    self, Descriptor, ImageSource, MAX_LAYERS_SCANNED, Manifest, ReadOptions,
+};
+use crate::registry::{PackageMeta, Registry};
+use crate::spec::input::Mirror;
+
+/// Where a package comes from: a registry host and a repository in it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    pub host: String,
+    pub repository: String,
+}
+
+impl Source {
+    /// Splits `host/path`.
+    pub fn parse(path: &str) -> Option<Source> {
+        let (host, repository) = path.split_once('/')?;
+        (!host.is_empty() && !repository.is_empty()).then(|| Source {
+            host: host.to_string(),
+            repository: repository.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.host, self.repository)
+    }
+}
+
+pub struct Upstream {
+    mirrors: Vec<Mirror>,
+    timeout: Duration,
+    /// ECR repository -> the path the command line named.
+    listed: Mutex<BTreeMap<String, String>>,
+    /// ECR repository -> the paths resolved packages declare for it.
+    declared: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    clients: Mutex<HashMap<String, Arc<Distribution>>>,
+    /// Manifests read, by digest: `mirror` copies them byte for byte.
+    manifests: Mutex<HashMap<String, Arc<Manifest>>>,
+}
+
+impl Upstream {
+    pub fn new(mirrors: Vec<Mirror>, timeout: Duration) -> Self {
+        Self {
+            mirrors,
+            timeout,
+            listed: Mutex::default(),
+            declared: Mutex::default(),
+            clients: Mutex::default(),
+            manifests: Mutex::default(),
+        }
+    }
+
+    /// The ECR repository `path` is mirrored to.
+    pub fn repository_for(&self, path: &str) -> Option<String> {
+        Mirror::repository_for(&self.mirrors, path).map(|(r, _)| r)
+    }
+
+    /// Records that `repository` is read from `path`.
+    pub fn list(&self, repository: &str, path: &str) {
+        lock(&self.listed).insert(repository.to_string(), path.to_string());
+    }
+
+    /// Where the packages of an ECR repository are read from.
+    pub fn source(&self, repository: &str) -> Result<Source> {
+        let path = lock(&self.listed)
+            .get(repository)
+            .cloned()
+            .or_else(|| {
+                lock(&self.declared)
+                    .get(repository)
+                    .and_then(|paths| paths.first().cloned())
+            })
+            .or_else(|| Mirror::upstream_for(&self.mirrors, repository).map(|(p, _)| p))
+            .ok_or_else(|| {
+                Error::Dependency(format!(
+                    "{repository} is under no mirror's repository prefix; say where it comes from with --mirror"
+                ))
+            })?;
+        Source::parse(&path).ok_or_else(|| {
+            Error::Dependency(format!(
+                "{path:?} (the upstream of {repository}) names no registry host"
+            ))
+        })
+    }
+
+    /// The client for a registry host, with the Docker config's credentials.
+    pub fn client(&self, host: &str) -> Result<Arc<Distribution>> {
+        if let Some(client) = lock(&self.clients).get(host) {
+            return Ok(client.clone());
+        }
+        let auth = Auth::from_docker_config(host).map_err(|e| unavailable(host, e))?;
+        let client = Arc::new(
+            Distribution::new(host, auth, self.timeout).map_err(|e| unavailable(host, e))?,
+        );
+        lock(&self.clients).insert(host.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// A manifest by digest, read once.
+    pub async fn manifest(&self, source: &Source, digest: &str) -> Result<Arc<Manifest>> {
+        if let Some(m) = lock(&self.manifests).get(digest) {
+            return Ok(m.clone());
+        }
+        let (digest, manifest) = self.fetch(source, digest).await?;
+        let manifest = Arc::new(manifest);
+        lock(&self.manifests).insert(digest, manifest.clone());
+        Ok(manifest)
+    }
+
+    async fn fetch(&self, source: &Source, reference: &str) -> Result<(String, Manifest)> {
+        let client = self.client(&source.host)?;
+        client
+            .manifest(&source.repository, reference)
+            .await
+            .map_err(|e| from_distribution(source, e))?
+            .ok_or_else(|| Error::ImageNotFound {
+                registry: source.host.clone(),
+                repository: source.repository.clone(),
+                reference: reference.to_string(),
+                message: "no such manifest".into(),
+            })
+    }
+}
+
+#[async_trait]
+impl Registry for Upstream {
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        let source = self.source(repository)?;
+        self.client(&source.host)?
+            .tags(&source.repository)
+            .await
+            .map_err(|e| from_distribution(&source, e))
+    }
+
+    async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
+        let source = self.source(repository)?;
+        if reference.starts_with("sha256:") {
+            self.manifest(&source, reference).await?;
+            return Ok(reference.to_string());
+        }
+        let (digest, manifest) = self.fetch(&source, reference).await?;
+        lock(&self.manifests).insert(digest.clone(), Arc::new(manifest));
+        Ok(digest)
+    }
+
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
+        let source = self.source(repository)?;
+        let image = UpstreamImage {
+            upstream: self,
+            source: &source,
+            digest,
+        };
+        let options = ReadOptions {
+            limits: Limits::default(),
+            max_layers_scanned: MAX_LAYERS_SCANNED,
+            layer_timeout: self.timeout,
+        };
+        let meta = xpkg::package_meta(&image, digest, options).await?;
+        let mut declared = lock(&self.declared);
+        for dependency in &meta.depends_on {
+            if let Some(repository) = self.repository_for(&dependency.package) {
+                declared
+                    .entry(repository)
+                    .or_default()
+                    .insert(dependency.package.clone());
+            }
+        }
+        Ok(meta)
+    }
+}
+
+struct UpstreamImage<'a> {
+    upstream: &'a Upstream,
+    source: &'a Source,
+    digest: &'a str,
+}
+
+#[async_trait]
+impl ImageSource for UpstreamImage<'_> {
+    type Error = Error;
+
+    async fn manifest(&self, digest: &str) -> Result<Arc<Manifest>> {
+        self.upstream.manifest(self.source, digest).await
+    }
+
+    async fn open_layer(&self, layer: &Descriptor) -> Result<reqwest::Response> {
+        self.upstream
+            .client(&self.source.host)?
+            .open_blob(&self.source.repository, &layer.digest)
+            .await
+            .map_err(|e| from_distribution(self.source, e))
+    }
+
+    fn invalid(&self, message: String) -> Error {
+        Error::InvalidPackage {
+            repository: self.source.to_string(),
+            digest: self.digest.to_string(),
+            message,
+        }
+    }
+
+    fn interrupted(&self, message: String) -> Error {
+        unavailable(&self.source.host, message)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unavailable(host: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable {
+        operation: format!("reading {host}"),
+        message: e.to_string(),
+    }
+}
+
+/// The resolver's error for a registry failure: a 404 is a missing
+/// repository or image, refused credentials are credentials.
+fn from_distribution(source: &Source, e: distribution::Error) -> Error {
+    match &e {
+        e if e.is_not_found() => Error::RepositoryNotFound {
+            registry: source.host.clone(),
+            repository: source.repository.clone(),
+        },
+        distribution::Error::Unauthorized { .. } => Error::Credentials(format!("{}: {e}", source)),
+        distribution::Error::Invalid { .. } => Error::InvalidPackage {
+            repository: source.to_string(),
+            digest: String::new(),
+            message: e.to_string(),
+        },
+        _ => unavailable(&source.host, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror(upstream: &str, prefix: &str) -> Mirror {
+        Mirror {
+            upstream: upstream.into(),
+            repository_prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn sources_listed_then_declared_then_mirrored() {
+        let upstream = Upstream::new(
+            vec![
+                mirror("xpkg.upbound.io/", "m/"),
+                mirror("xpkg.crossplane.io/", "m/"),
+            ],
+            Duration::from_secs(1),
+        );
+        let source = |r: &str| upstream.source(r).map(|s| s.to_string());
+        assert_eq!(source("m/a/b").as_deref(), Ok("xpkg.upbound.io/a/b"));
+        lock(&upstream.declared)
+            .entry("m/a/b".into())
+            .or_default()
+            .extend([
+                "xpkg.crossplane.io/a/b".to_string(),
+                "xpkg.upbound.io/a/b".to_string(),
+            ]);
+        assert_eq!(source("m/a/b").as_deref(), Ok("xpkg.crossplane.io/a/b"));
+        upstream.list("m/a/b", "127.0.0.1:5000/a/b");
+        assert_eq!(source("m/a/b").as_deref(), Ok("127.0.0.1:5000/a/b"));
+        assert!(source("other/x").is_err());
+    }
+}
