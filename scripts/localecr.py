@@ -16,14 +16,16 @@ an image pushed with ``docker push``-style requests is visible to
 ``DescribeImages``/``BatchGetImage`` at once. The registry itself is at
 ``LOCALECR_REGISTRY_URL``.
 
-A third server, a second ``docker-registry``, plays an upstream package
-registry such as xpkg.upbound.io (``LOCALECR_UPSTREAM``, host:port, plain
-HTTP on loopback) for ``mirror``.
+Two more ``docker-registry`` servers play upstream package registries for
+``mirror``: a public one such as xpkg.upbound.io (``LOCALECR_UPSTREAM``,
+host:port, plain HTTP on loopback, anonymous) and a private one that wants
+Basic credentials (``LOCALECR_PRIVATE_UPSTREAM``; the base64 ``user:password``
+a Docker config file would hold is ``LOCALECR_PRIVATE_AUTH``).
 
 ``seed`` builds real Crossplane package images (xpkg) and makes each one
 visible through both halves: blobs and manifests go to the registry, and the
 same manifest bytes (same digest) are registered in moto with ``put_image``.
-``seed --upstream`` pushes to the upstream registry only.
+``seed --upstream`` (``--private-upstream``) pushes to that upstream only.
 
 Commands (all take ``--state-dir DIR``):
 
@@ -138,7 +140,24 @@ def alive(pid: int) -> bool:
         return True
 
 
-def registry_config(data_dir: Path, port: int) -> str:
+PRIVATE_USER = "mirror"
+PRIVATE_PASSWORD = "localecr-not-a-secret"
+
+
+def private_auth() -> str:
+    import base64
+
+    return base64.b64encode(f"{PRIVATE_USER}:{PRIVATE_PASSWORD}".encode()).decode()
+
+
+def htpasswd(path: Path) -> None:
+    import bcrypt  # from scripts/requirements.txt
+
+    hashed = bcrypt.hashpw(PRIVATE_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    path.write_text(f"{PRIVATE_USER}:{hashed}\n")
+
+
+def registry_config(data_dir: Path, port: int, htpasswd_file: Path | None = None) -> str:
     # Format of distribution 2.8 (Debian's docker-registry): version 0.1.
     # No auth section: the registry accepts any (or no) Authorization header,
     # so a client that sends ECR's Basic AWS:<token> credentials works too.
@@ -158,7 +177,11 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: localecr-not-a-secret
-"""
+""" + (f"""auth:
+  htpasswd:
+    realm: localecr-private
+    path: {htpasswd_file}
+""" if htpasswd_file else "")
 
 
 def spawn(argv: list[str], logfile: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -212,9 +235,9 @@ def cmd_up(args) -> int:
         raise SystemExit(f"localecr: {REGISTRY_BIN} not found; install Debian's docker-registry package")
 
     ports: set[int] = set()
-    while len(ports) < 4:
+    while len(ports) < 5:
         ports.add(free_port())
-    moto_port, reg_port, up_port, proxy_port = sorted(ports)
+    moto_port, reg_port, up_port, proxy_port, private_port = sorted(ports)
 
     data_dir = state / "registry-data"
     data_dir.mkdir(exist_ok=True)
@@ -224,6 +247,11 @@ def cmd_up(args) -> int:
     up_dir.mkdir(exist_ok=True)
     up_cfg = state / "upstream.yml"
     up_cfg.write_text(registry_config(up_dir, up_port))
+    private_dir = state / "private-data"
+    private_dir.mkdir(exist_ok=True)
+    htpasswd(state / "htpasswd")
+    private_cfg = state / "private.yml"
+    private_cfg.write_text(registry_config(private_dir, private_port, state / "htpasswd"))
 
     moto_env = dict(os.environ)
     moto_env.update({
@@ -241,6 +269,7 @@ def cmd_up(args) -> int:
                       state / "moto.log", moto_env),
         "registry": spawn([REGISTRY_BIN, "serve", str(cfg)], state / "registry.log"),
         "upstream": spawn([REGISTRY_BIN, "serve", str(up_cfg)], state / "upstream.log"),
+        "private": spawn([REGISTRY_BIN, "serve", str(private_cfg)], state / "private.log"),
         "proxy": spawn([sys.executable, str(Path(__file__).resolve()), "proxy", "--state-dir", str(state),
                         "--port", str(proxy_port), "--registry", reg_url, "--moto", moto_url],
                        state / "proxy.log", moto_env),
@@ -251,6 +280,7 @@ def cmd_up(args) -> int:
         "moto": f"{moto_url}/moto-api/",
         "registry": f"{reg_url}/v2/",
         "upstream": f"{up_url}/v2/",
+        "private": f"http://127.0.0.1:{private_port}/v2/",
         "proxy": f"{proxy_url}/v2/",
     }
     deadline = time.time() + 60
@@ -276,6 +306,8 @@ def cmd_up(args) -> int:
         "LOCALECR_REGISTRY_URL": reg_url,
         "LOCALECR_UPSTREAM": f"127.0.0.1:{up_port}",
         "LOCALECR_UPSTREAM_URL": up_url,
+        "LOCALECR_PRIVATE_UPSTREAM": f"127.0.0.1:{private_port}",
+        "LOCALECR_PRIVATE_AUTH": private_auth(),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": REGION,
@@ -309,6 +341,8 @@ def cmd_status(args, quiet: bool = False) -> int:
     env = read_env(state)
     probes = [env["AWS_ENDPOINT_URL_ECR"] + "/moto-api/", env["ECR_REGISTRY_ENDPOINT"] + "/v2/"]
     probes += [env[k] + "/v2/" for k in ("LOCALECR_REGISTRY_URL", "LOCALECR_UPSTREAM_URL") if k in env]
+    if "LOCALECR_PRIVATE_UPSTREAM" in env:
+        probes.append(f"http://{env['LOCALECR_PRIVATE_UPSTREAM']}/v2/")
     ok = all(http_ok(p) for p in probes)
     if not quiet:
         print("up" if ok else "down")
@@ -646,11 +680,15 @@ def image_manifest(config: bytes, layers: list[Layer]) -> bytes:
 
 
 class Registry:
-    def __init__(self, base: str):
+    def __init__(self, base: str, auth: str | None = None):
         self.base = base.rstrip("/")
+        self.auth = auth
 
     def _req(self, method: str, url: str, data: bytes | None = None, headers: dict | None = None):
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        headers = dict(headers or {})
+        if self.auth:
+            headers["Authorization"] = f"Basic {self.auth}"
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return r.status, dict(r.headers), r.read()
@@ -827,6 +865,9 @@ def cmd_seed(args) -> int:
         raise SystemExit('localecr: spec must be {"images": [...]}')
     if args.upstream:
         reg, ecr = Registry(env["LOCALECR_UPSTREAM_URL"]), None
+    elif args.private_upstream:
+        reg = Registry("http://" + env["LOCALECR_PRIVATE_UPSTREAM"], env["LOCALECR_PRIVATE_AUTH"])
+        ecr = None
     else:
         # Straight to the registry: the images are registered with the API here.
         reg, ecr = Registry(env.get("LOCALECR_REGISTRY_URL", env["ECR_REGISTRY_ENDPOINT"])), Ecr(env)
@@ -847,6 +888,8 @@ def main(argv=None) -> int:
         if name == "seed":
             sp.add_argument("--upstream", action="store_true",
                             help="push to the upstream registry only (not to ECR)")
+            sp.add_argument("--private-upstream", action="store_true",
+                            help="push to the private upstream registry only")
             sp.add_argument("spec", help="seed spec JSON file, or - for stdin")
         if name == "proxy":
             sp.add_argument("--port", required=True)

@@ -80,6 +80,11 @@ pub enum Error {
     #[error("AWS credentials: {0}")]
     Credentials(String),
 
+    /// A package registry other than ECR (a `mirror` upstream) refused the
+    /// credentials it was given, or wanted some and none were configured.
+    #[error("{registry} refused access: {message}")]
+    Unauthorized { registry: String, message: String },
+
     /// AWS or the registry could not be reached, throttled us, or timed out.
     /// Worth retrying; never a reason to drop what exists.
     #[error("registry unavailable during {operation}: {message}")]

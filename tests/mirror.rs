@@ -613,3 +613,61 @@ async fn repositories_are_created_as_asked_and_immutable_tags_are_not_pushed_aga
     );
     assert_eq!(encryption.kms_key(), Some("alias/crossplane-packages"));
 }
+
+#[tokio::test]
+async fn a_private_upstream_is_read_with_the_docker_config_credentials() {
+    let ecr = localecr::env();
+    let unique = localecr::unique("private");
+    let seeded = ecr.seed_private_upstream(&json!({"images": [
+        {"repository": format!("{unique}/{FAMILY}"), "tags": ["v1.0.0"],
+         "package": meta("Provider", "provider-family-aws", json!([]))}
+    ]}));
+    let package = format!("{}/{unique}/{FAMILY}:v1.0.0", ecr.private_upstream);
+    let target = format!("{}/", localecr::unique("private-mirror"));
+    let docker_config = std::env::temp_dir().join(localecr::unique("docker-config"));
+    std::fs::create_dir_all(&docker_config).expect("config dir");
+    let run = || {
+        Run::from(
+            Command::new(BINARY)
+                .arg("mirror")
+                .args([
+                    "--account-id",
+                    localecr::ACCOUNT_ID,
+                    "--region",
+                    &ecr.region,
+                ])
+                .args([
+                    "--mirror",
+                    &format!("{}/{unique}/={target}", ecr.private_upstream),
+                ])
+                .arg(&package)
+                .env("DOCKER_CONFIG", &docker_config)
+                .output()
+                .expect("run mirror"),
+        )
+    };
+
+    let refused = run();
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let last = refused.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&ecr.private_upstream) && last.contains("credentials"),
+        "names the registry and the missing credentials: {last}"
+    );
+
+    std::fs::write(
+        docker_config.join("config.json"),
+        json!({"auths": {ecr.private_upstream.clone(): {"auth": ecr.private_auth}}}).to_string(),
+    )
+    .expect("write Docker config");
+    run().assert_success();
+    let api = EcrRegistry::new(RegistryRef::new(localecr::ACCOUNT_ID, &ecr.region), None)
+        .await
+        .expect("ECR client");
+    assert_eq!(
+        api.resolve_digest(&format!("{target}{FAMILY}"), "v1.0.0")
+            .await
+            .expect("mirrored"),
+        seeded[format!("{unique}/{FAMILY}")]["v1.0.0"]
+    );
+}

@@ -244,7 +244,10 @@ fn from_distribution(source: &Source, e: distribution::Error) -> Error {
             registry: source.host.clone(),
             repository: source.repository.clone(),
         },
-        distribution::Error::Unauthorized { .. } => Error::Credentials(format!("{}: {e}", source)),
+        distribution::Error::Unauthorized { .. } => Error::Unauthorized {
+            registry: source.host.clone(),
+            message: e.to_string(),
+        },
         distribution::Error::Invalid { .. } => Error::InvalidPackage {
             repository: source.to_string(),
             digest: String::new(),

@@ -924,6 +924,98 @@ mod tests {
         );
     }
 
+    /// A registry on loopback that wants a Bearer token from its own realm,
+    /// which hands one out only for the right Basic credentials and scope.
+    async fn token_registry() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let realm = format!("http://{host}/token");
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let authorization = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: "))
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock()
+                    .expect("log")
+                    .push(format!("{line} [{authorization}]"));
+                let (status, extra, body) = if line.starts_with("GET /token?") {
+                    if line.contains("scope=repository%3Ateam%2Fpkg%3Apull")
+                        && authorization == "Basic dXNlcjpwYXNz"
+                    {
+                        ("200 OK", String::new(), r#"{"token":"t0k3n"}"#.to_string())
+                    } else {
+                        ("401 Unauthorized", String::new(), String::new())
+                    }
+                } else if authorization == "Bearer t0k3n" {
+                    (
+                        "200 OK",
+                        String::new(),
+                        r#"{"tags":["v1.0.0","v1.1.0"]}"#.to_string(),
+                    )
+                } else {
+                    (
+                        "401 Unauthorized",
+                        format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"test\"\r\n"),
+                        String::new(),
+                    )
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (host, seen)
+    }
+
+    #[tokio::test]
+    async fn bearer_challenges_are_answered_with_a_token_from_the_realm() {
+        let (host, seen) = token_registry().await;
+        let client = Distribution::new(
+            &host,
+            Auth::Basic("dXNlcjpwYXNz".into()),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let tags = client.tags("team/pkg").await.expect("tags");
+        assert_eq!(tags, ["v1.0.0", "v1.1.0"]);
+        // Once a token is held, no new challenge is needed.
+        client.tags("team/pkg").await.expect("tags again");
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(seen.len(), 4, "challenge, token, answer, answer: {seen:#?}");
+        assert!(
+            seen[1].starts_with("GET /token?service=test&scope="),
+            "{seen:#?}"
+        );
+
+        let anonymous =
+            Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
+        let error = anonymous
+            .tags("team/pkg")
+            .await
+            .expect_err("no credentials");
+        assert!(matches!(error, Error::Unauthorized { .. }), "{error}");
+    }
+
     proptest! {
         #[test]
         fn challenge_parsing_never_panics(header in ".{0,300}") {

@@ -37,6 +37,11 @@ pub struct LocalEcr {
     pub registry_endpoint: String,
     /// The upstream package registry (`LOCALECR_UPSTREAM`), `127.0.0.1:PORT`.
     pub upstream: String,
+    /// An upstream registry wanting Basic credentials
+    /// (`LOCALECR_PRIVATE_UPSTREAM`), and them, base64 `user:password` as a
+    /// Docker config file holds them (`LOCALECR_PRIVATE_AUTH`).
+    pub private_upstream: String,
+    pub private_auth: String,
     /// The registry behind ECR's data plane, without the ECR proxy
     /// (`LOCALECR_REGISTRY_URL`).
     pub registry_url: String,
@@ -67,6 +72,8 @@ pub fn env() -> LocalEcr {
         registry_endpoint: var("ECR_REGISTRY_ENDPOINT"),
         upstream: var("LOCALECR_UPSTREAM"),
         registry_url: var("LOCALECR_REGISTRY_URL"),
+        private_upstream: var("LOCALECR_PRIVATE_UPSTREAM"),
+        private_auth: var("LOCALECR_PRIVATE_AUTH"),
         region: var("AWS_REGION"),
         access_key_id: var("AWS_ACCESS_KEY_ID"),
         secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
@@ -120,6 +127,11 @@ impl LocalEcr {
     /// As [`LocalEcr::seed`], into the upstream registry only (for `mirror`).
     pub fn seed_upstream(&self, spec: &serde_json::Value) -> serde_json::Value {
         self.seed_into(spec, &["--upstream"])
+    }
+
+    /// As [`LocalEcr::seed`], into the private upstream registry only.
+    pub fn seed_private_upstream(&self, spec: &serde_json::Value) -> serde_json::Value {
+        self.seed_into(spec, &["--private-upstream"])
     }
 
     fn seed_into(&self, spec: &serde_json::Value, flags: &[&str]) -> serde_json::Value {
