@@ -143,6 +143,12 @@ pub struct MirrorArgs {
     #[arg(long = "mirror", value_name = "UPSTREAM=PREFIX", value_parser = request::parse_mirror)]
     pub mirror: Vec<Mirror>,
 
+    /// `HOST=URL`: read the upstream registry HOST from URL instead (a
+    /// pull-through proxy in front of it); package paths keep HOST.
+    /// Repeatable.
+    #[arg(long = "upstream-endpoint", value_name = "HOST=URL", value_parser = request::parse_endpoint)]
+    pub upstream_endpoints: Vec<(String, String)>,
+
     /// Images copied at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -235,7 +241,8 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
         input.as_ref(),
         args.repository_prefix.as_deref(),
     );
-    let upstream = Upstream::new(mirrors.clone(), timeout);
+    let endpoints = args.upstream_endpoints.iter().cloned().collect();
+    let upstream = Upstream::new(mirrors.clone(), endpoints, timeout);
 
     let spec = match &xr {
         Some(xr) => XrSpec::from_composite(xr)?,

@@ -73,6 +73,20 @@ impl PackageRef {
     }
 }
 
+/// `--upstream-endpoint HOST=URL`.
+pub fn parse_endpoint(text: &str) -> Result<(String, String), String> {
+    let (host, url) = text.split_once('=').ok_or_else(|| {
+        format!("{text:?}: expected HOST=URL, e.g. xpkg.upbound.io=https://proxy.example.com")
+    })?;
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("{text:?}: {host:?} is not a registry host"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("{text:?}: {url:?} is not an http(s) URL"));
+    }
+    Ok((host.to_string(), url.trim_end_matches('/').to_string()))
+}
+
 /// `--mirror UPSTREAM=PREFIX`.
 pub fn parse_mirror(text: &str) -> Result<Mirror, String> {
     let (upstream, prefix) = text
@@ -207,6 +221,20 @@ mod tests {
         );
         assert!(parse_mirror("xpkg.upbound.io/").is_err());
         assert!(parse_mirror("=x").is_err());
+    }
+
+    #[test]
+    fn endpoint_flags() {
+        assert_eq!(
+            parse_endpoint("xpkg.upbound.io=http://127.0.0.1:5000/").expect("parses"),
+            (
+                "xpkg.upbound.io".to_string(),
+                "http://127.0.0.1:5000".to_string()
+            )
+        );
+        for bad in ["xpkg.upbound.io", "=http://x", "a/b=http://x", "x=ftp://y"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

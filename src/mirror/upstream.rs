@@ -49,6 +49,9 @@ impl std::fmt::Display for Source {
 
 pub struct Upstream {
     mirrors: Vec<Mirror>,
+    /// Registry host -> the endpoint it is read from instead (a
+    /// pull-through proxy in front of it, a local copy).
+    endpoints: BTreeMap<String, String>,
     timeout: Duration,
     /// ECR repository -> the path the command line named.
     listed: Mutex<BTreeMap<String, String>>,
@@ -60,9 +63,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(mirrors: Vec<Mirror>, timeout: Duration) -> Self {
+    pub fn new(
+        mirrors: Vec<Mirror>,
+        endpoints: BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             mirrors,
+            endpoints,
             timeout,
             listed: Mutex::default(),
             declared: Mutex::default(),
@@ -110,9 +118,11 @@ impl Upstream {
             return Ok(client.clone());
         }
         let auth = Auth::from_docker_config(host).map_err(|e| unavailable(host, e))?;
-        let client = Arc::new(
-            Distribution::new(host, auth, self.timeout).map_err(|e| unavailable(host, e))?,
-        );
+        let client = match self.endpoints.get(host) {
+            Some(endpoint) => Distribution::with_endpoint(endpoint, auth, self.timeout),
+            None => Distribution::new(host, auth, self.timeout),
+        };
+        let client = Arc::new(client.map_err(|e| unavailable(host, e))?);
         lock(&self.clients).insert(host.to_string(), client.clone());
         Ok(client)
     }
@@ -260,6 +270,26 @@ fn from_distribution(source: &Source, e: distribution::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn sources_split_at_the_first_slash(
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            path in "[a-z0-9._-]{1,10}(/[a-z0-9._-]{1,10}){0,3}",
+        ) {
+            let text = format!("{host}/{path}");
+            let source = Source::parse(&text).expect("parses");
+            prop_assert_eq!(&source.host, &host);
+            prop_assert_eq!(&source.repository, &path);
+            prop_assert_eq!(source.to_string(), text);
+        }
+
+        #[test]
+        fn source_parsing_never_panics(text in ".{0,100}") {
+            let _ = Source::parse(&text);
+        }
+    }
 
     fn mirror(upstream: &str, prefix: &str) -> Mirror {
         Mirror {
@@ -275,6 +305,7 @@ mod tests {
                 mirror("xpkg.upbound.io/", "m/"),
                 mirror("xpkg.crossplane.io/", "m/"),
             ],
+            BTreeMap::new(),
             Duration::from_secs(1),
         );
         let source = |r: &str| upstream.source(r).map(|s| s.to_string());

@@ -1023,6 +1023,20 @@ mod tests {
         }
 
         #[test]
+        fn docker_config_parsing_never_panics(text in ".{0,200}", host in "[a-z0-9.:]{0,20}") {
+            let _ = docker_config_auth(&text, &host);
+        }
+
+        #[test]
+        fn link_headers_never_panic(link in "[ -~]{0,200}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&link) {
+                headers.insert(header::LINK, value);
+            }
+            let _ = next_page(&headers);
+        }
+
+        #[test]
         fn quoted_values_round_trip(value in "[ -~]{0,40}") {
             let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
             let header = format!("Bearer realm=\"{escaped}\",service=\"s\"");
