@@ -671,3 +671,62 @@ async fn a_private_upstream_is_read_with_the_docker_config_credentials() {
         seeded[format!("{unique}/{FAMILY}")]["v1.0.0"]
     );
 }
+
+#[tokio::test]
+async fn a_blob_another_repository_already_holds_is_mounted_not_uploaded() {
+    let closure = Closure::seed(1_000);
+    closure
+        .run(&[&format!("{}:v1.1.0", closure.package(FAMILY))])
+        .assert_success();
+    // S3 shares a layer with the family, which the first run put in ECR.
+    let run = closure.run(&[&closure.package(S3)]);
+    run.assert_success();
+    assert_eq!(run.package(FAMILY)["status"], "present");
+    let s3 = run.package(S3);
+    assert_eq!(s3["blobsMounted"], 1, "{s3}");
+    let shared: Json = serde_json::from_slice(
+        &upstream_manifest(&closure.ecr, &closure.package(S3), "v1.0.0").await,
+    )
+    .expect("manifest");
+    let shared = shared["layers"][0]["digest"]
+        .as_str()
+        .expect("shared layer");
+    let got = closure
+        .ecr
+        .registry_get(&format!("/v2/{}{S3}/blobs/{shared}", closure.target), None)
+        .await;
+    assert_eq!(
+        got.status, 200,
+        "the mounted blob is readable from S3's repository"
+    );
+}
+
+#[tokio::test]
+async fn the_registry_host_flag_names_where_images_go() {
+    let closure = Closure::seed(1_000);
+    let host = closure
+        .ecr
+        .registry_endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let run = Run::from(
+        closure
+            .command(&[
+                "--registry-host",
+                &host,
+                &format!("{}:v1.0.0", closure.package(FAMILY)),
+            ])
+            .env_remove("ECR_REGISTRY_ENDPOINT")
+            .output()
+            .expect("run mirror"),
+    );
+    run.assert_success();
+    let api = closure.ecr_api().await;
+    assert_eq!(
+        api.resolve_digest(&format!("{}{FAMILY}", closure.target), "v1.0.0")
+            .await
+            .expect("mirrored"),
+        closure.digest(FAMILY, "v1.0.0")
+    );
+}

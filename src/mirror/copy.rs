@@ -137,6 +137,8 @@ pub struct Copier<'a> {
     progress: &'a Progress,
     /// A target repository known to hold each blob, for mounts.
     placed: Mutex<HashMap<String, String>>,
+    /// The run's target repositories, where a blob may already be.
+    repositories: Vec<String>,
 }
 
 impl<'a> Copier<'a> {
@@ -145,6 +147,7 @@ impl<'a> Copier<'a> {
         target: &'a Target,
         chunk_size: usize,
         progress: &'a Progress,
+        repositories: Vec<String>,
     ) -> Self {
         Self {
             upstream,
@@ -152,6 +155,7 @@ impl<'a> Copier<'a> {
             chunk_size,
             progress,
             placed: Mutex::default(),
+            repositories,
         }
     }
 
@@ -233,13 +237,7 @@ impl<'a> Copier<'a> {
             self.place(&blob.digest, repository);
             return Ok(None);
         }
-        let mount_from = self
-            .placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&blob.digest)
-            .filter(|r| *r != repository)
-            .cloned();
+        let mount_from = self.holder(&blob.digest, repository).await?;
         let upstream = self.upstream;
         let source = image.source.clone();
         let digest = blob.digest.clone();
@@ -272,6 +270,34 @@ impl<'a> Copier<'a> {
         self.place(&blob.digest, repository);
         self.progress.blob(image, blob, pushed);
         Ok(Some(pushed))
+    }
+
+    /// Another repository of the run that holds a blob: one this run put it
+    /// in, else the first of the run's repositories that has it.
+    async fn holder(&self, digest: &str, repository: &str) -> Result<Option<String>, Error> {
+        let placed = self
+            .placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .filter(|r| *r != repository)
+            .cloned();
+        if placed.is_some() {
+            return Ok(placed);
+        }
+        for other in self.repositories.iter().filter(|r| *r != repository) {
+            if self
+                .target
+                .data()
+                .has_blob(other, digest)
+                .await
+                .map_err(target_error)?
+            {
+                self.place(digest, other);
+                return Ok(Some(other.clone()));
+            }
+        }
+        Ok(None)
     }
 
     fn place(&self, digest: &str, repository: &str) {

@@ -288,7 +288,13 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
     }
 
     let progress = Progress::new(plan.bytes);
-    let copier = Copier::new(&upstream, &target, args.chunk_size as usize, &progress);
+    let copier = Copier::new(
+        &upstream,
+        &target,
+        args.chunk_size as usize,
+        &progress,
+        repositories.iter().map(|r| r.to_string()).collect(),
+    );
 
     let options = RepositoryOptions {
         immutable_tags: args.immutable_tags,
