@@ -183,26 +183,23 @@ impl Run {
 
 /// The bytes of a manifest in the target (through the ECR data plane).
 async fn target_manifest(ecr: &LocalEcr, repository: &str, reference: &str) -> Vec<u8> {
-    let got = ecr
-        .registry_get(
-            &format!("/v2/{repository}/manifests/{reference}"),
-            Some(ACCEPT_MANIFESTS),
-        )
-        .await;
-    assert_eq!(got.status, 200, "{repository}:{reference} in ECR");
-    got.body
+    let path = manifest_path(repository, reference);
+    found(ecr.registry_get(&path, Some(ACCEPT_MANIFESTS)).await, &path)
 }
 
-async fn upstream_manifest(ecr: &LocalEcr, path: &str, reference: &str) -> Vec<u8> {
-    let repository = path.split_once('/').expect("host/path").1;
-    let got = ecr
-        .upstream_get(
-            &format!("/v2/{repository}/manifests/{reference}"),
-            Some(ACCEPT_MANIFESTS),
-        )
-        .await;
-    assert_eq!(got.status, 200, "{path}:{reference} upstream");
-    got.body
+/// The bytes of a manifest upstream, by package path.
+async fn upstream_manifest(ecr: &LocalEcr, package: &str, reference: &str) -> Vec<u8> {
+    let path = manifest_path(package.split_once('/').expect("host/path").1, reference);
+    found(ecr.upstream_get(&path, Some(ACCEPT_MANIFESTS)).await, &path)
+}
+
+fn manifest_path(repository: &str, reference: &str) -> String {
+    format!("/v2/{repository}/manifests/{reference}")
+}
+
+fn found(response: localecr::HttpResponse, what: &str) -> Vec<u8> {
+    assert_eq!(response.status, 200, "GET {what}");
+    response.body
 }
 
 #[tokio::test]

@@ -667,21 +667,17 @@ pub fn registry_endpoint(proxy: Option<&str>, registry: &RegistryRef) -> String 
 }
 
 fn reqwest_error(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
+    let what = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "could not connect".to_string()
+        "could not connect"
     } else {
-        "request failed".to_string()
+        "request failed"
     };
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
+    match std::error::Error::source(e) {
+        Some(source) => format!("{what}: {}", xpkg::error_chain(source)),
+        None => what.to_string(),
     }
-    msg
 }
 
 fn is_credentials_error<E: std::error::Error + 'static>(err: &SdkError<E>) -> bool {
