@@ -28,8 +28,12 @@ use std::str::FromStr;
 
 use semver::Version;
 
-use super::{compare_prerelease, numeric, precedence};
+use super::{MAX_VERSION_LEN, compare_prerelease, numeric, precedence, too_long};
 use crate::error::{Error, Result};
+
+/// The most `||` alternatives a constraint may have, as Masterminds v3.5.0
+/// (`MaxConstraintGroups`) allows.
+pub const MAX_ALTERNATIVES: usize = 32;
 
 /// A parsed Masterminds v3 constraint. Displays as the text it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -79,7 +83,13 @@ enum Wildcard {
 }
 
 impl Constraint {
+    /// Refuses anything longer than [`MAX_VERSION_LEN`] before looking at
+    /// it; otherwise linear in the length (the hyphen-range substitution
+    /// aside, see `rewrite_ranges`).
     pub fn parse(text: &str) -> Result<Self> {
+        if text.len() > MAX_VERSION_LEN {
+            return Err(too_long(text));
+        }
         let invalid = |message: String| Error::InvalidConstraint {
             constraint: text.to_owned(),
             message,
@@ -92,10 +102,18 @@ impl Constraint {
             ));
         }
         let (rewritten, ranges) = rewrite_ranges(text);
-        let mut alternatives = Vec::new();
-        for (index, branch) in rewritten.split("||").enumerate() {
+        let branches: Vec<&str> = rewritten.split("||").collect();
+        if branches.len() > MAX_ALTERNATIVES {
+            return Err(invalid(format!(
+                "{} alternatives joined by \"||\"; at most {MAX_ALTERNATIVES} are allowed \
+                 (Masterminds' MaxConstraintGroups)",
+                branches.len()
+            )));
+        }
+        let mut alternatives = Vec::with_capacity(branches.len());
+        for (index, branch) in branches.iter().enumerate() {
             let alternative = parse_alternative(branch).map_err(|message| {
-                let message = if rewritten.split("||").count() > 1 {
+                let message = if branches.len() > 1 {
                     format!("alternative {} of the \"||\" list: {message}", index + 1)
                 } else {
                     message
@@ -294,24 +312,29 @@ fn version_prefix(b: &[u8]) -> usize {
 /// substitute `>= A, <= B ` for the first occurrence of each matched text,
 /// as Masterminds does with `strings.Replace(.., 1)`. Returns the rewritten
 /// text and the (A, B) pairs, for error messages.
+///
+/// Finding the ranges is one left-to-right pass over the whitespace-separated
+/// tokens (see [`find_ranges`]). The substitution repeats Masterminds'
+/// `strings.Replace` exactly, first occurrence in the text rewritten so far,
+/// which is not always where the range was found (in `1 - 12 - 5 a2 - 5`
+/// the second range, `2 - 5`, replaces the `2 - 5` inside the first one's
+/// output). That costs one search of the rewritten text per range, so this
+/// step alone is O(length × ranges); a range takes at least five bytes and
+/// the text at most [`MAX_VERSION_LEN`](super::MAX_VERSION_LEN), so it is
+/// bounded by a few thousand byte comparisons, and text without a hyphen
+/// range pays nothing for it.
 fn rewrite_ranges(text: &str) -> (String, Vec<(String, String)>) {
-    let b = text.as_bytes();
-    let mut found = Vec::new();
-    let mut start = 0;
-    while start < b.len() {
-        match range_at(b, start) {
-            Some((low, high, end)) => {
-                found.push((start, end, low, high));
-                start = end;
-            }
-            None => start += 1,
-        }
-    }
+    let found = find_ranges(text.as_bytes());
     let mut rewritten = text.to_owned();
-    let mut ranges = Vec::new();
+    let mut ranges = Vec::with_capacity(found.len());
     for (start, end, (low_start, low_end), (high_start, high_end)) in found {
         let (low, high) = (&text[low_start..low_end], &text[high_start..high_end]);
-        rewritten = rewritten.replacen(&text[start..end], &format!(">= {low}, <= {high} "), 1);
+        let matched = &text[start..end];
+        // The matched text is still present unrewritten at or after its
+        // own position, since every earlier substitution ends before it.
+        if let Some(at) = rewritten.find(matched) {
+            rewritten.replace_range(at..at + matched.len(), &format!(">= {low}, <= {high} "));
+        }
         ranges.push((low.to_owned(), high.to_owned()));
     }
     (rewritten, ranges)
@@ -319,18 +342,51 @@ fn rewrite_ranges(text: &str) -> (String, Vec<(String, String)>) {
 
 type Span = (usize, usize);
 
-/// A hyphen range anchored at `start`: byte spans of A and B, and the end of
-/// the match. Every index returned sits next to an ASCII byte, so slicing the
-/// original `str` there is sound.
-fn range_at(b: &[u8], start: usize) -> Option<(Span, Span, usize)> {
-    let low_start = skip_spaces(b, start);
-    // A must end right where whitespace starts, so it is the whole token.
-    let low_end = (low_start..b.len()).find(|&i| is_space(b[i]))?;
-    if low_end == low_start || version_prefix(&b[low_start..low_end]) != low_end - low_start {
-        return None;
+/// Every match of Masterminds' range regex, leftmost-first and without
+/// overlaps, as (start, end, A, B) byte spans. Every index sits next to an
+/// ASCII byte, so slicing the original `str` there is sound.
+///
+/// A match is `\s*`, then A, which is followed by whitespace and so runs to
+/// the end of a whitespace-free token (it may start inside one, as in
+/// `>1 - 2` or `a1 - 2`), then `\s+-\s+`, then the longest version B, then
+/// `\s*`. Each token is looked at once as a candidate A, and once more at
+/// most as the B of the token before it, so the pass is linear.
+fn find_ranges(b: &[u8]) -> Vec<(usize, usize, Span, Span)> {
+    let mut found = Vec::new();
+    let mut pos = 0;
+    while pos < b.len() {
+        let token_start = skip_spaces(b, pos);
+        let Some(token_end) = (token_start..b.len()).find(|&i| is_space(b[i])) else {
+            break; // A needs whitespace after it: the last token cannot be A.
+        };
+        if let Some((high, end)) = range_tail(b, token_end)
+            && let Some(low_start) = leftmost_version_suffix(&b[token_start..token_end])
+        {
+            let low_start = token_start + low_start;
+            // From the token's first byte the match takes in the whitespace
+            // before it, which begins where the scan did.
+            let start = if low_start == token_start {
+                pos
+            } else {
+                low_start
+            };
+            found.push((start, end, (low_start, token_end), high));
+            pos = end;
+            continue;
+        }
+        pos = token_end;
     }
+    found
+}
+
+/// The part of a range after A, where A ends at `low_end`: `\s+-\s+`, the
+/// longest version B, and trailing whitespace. Returns B's span and the end.
+fn range_tail(b: &[u8], low_end: usize) -> Option<(Span, usize)> {
     let dash = skip_spaces(b, low_end);
-    if b.get(dash) != Some(&b'-') || !b.get(dash + 1).copied().is_some_and(is_space) {
+    if dash == low_end
+        || b.get(dash) != Some(&b'-')
+        || !b.get(dash + 1).copied().is_some_and(is_space)
+    {
         return None;
     }
     let high_start = skip_spaces(b, dash + 1);
@@ -339,11 +395,85 @@ fn range_at(b: &[u8], start: usize) -> Option<(Span, Span, usize)> {
         return None;
     }
     let high_end = high_start + high_len;
-    Some((
-        (low_start, low_end),
-        (high_start, high_end),
-        skip_spaces(b, high_end),
-    ))
+    Some(((high_start, high_end), skip_spaces(b, high_end)))
+}
+
+fn is_core_char(b: u8) -> bool {
+    is_part_char(b) || b == b'.'
+}
+
+/// The smallest `p` such that all of `token[p..]` is a version in
+/// Masterminds' constraint grammar (`version_prefix(&token[p..]) ==
+/// token.len() - p`), in time linear in the token.
+///
+/// A version is `v?`, a core of one to three non-empty parts of part
+/// characters joined by dots, then a tail `(-IDS)?(+IDS)?`. So a start `p`
+/// works exactly when its core is the rest of a maximal run of part
+/// characters and dots, and that run is followed by the end or by a valid
+/// tail. Tails are checked in O(1) each from suffix tables; each run is
+/// walked once from its end to find its leftmost valid core start.
+fn leftmost_version_suffix(token: &[u8]) -> Option<usize> {
+    let n = token.len();
+    // dotted[j]: token[j..k] is IDENT(.IDENT)*, where k is the first '+' at
+    // or after j (or n); next_plus[j] is that k.
+    let mut dotted = vec![false; n + 1];
+    let mut next_plus = vec![n; n + 1];
+    for j in (0..n).rev() {
+        next_plus[j] = if token[j] == b'+' {
+            j
+        } else {
+            next_plus[j + 1]
+        };
+        dotted[j] = is_ident_char(token[j])
+            && match token.get(j + 1) {
+                None | Some(b'+') => true,
+                Some(b'.') => token.get(j + 2).is_some_and(|&c| is_ident_char(c)) && dotted[j + 2],
+                Some(&c) => is_ident_char(c) && dotted[j + 1],
+            };
+    }
+    // `+IDS` running to the end.
+    let build = |q: usize| q + 1 < n && dotted[q + 1] && next_plus[q + 1] == n;
+    let tail = |q: usize| match token.get(q) {
+        None => true,
+        Some(b'+') => build(q),
+        Some(b'-') => {
+            let r = next_plus[(q + 1).min(n)];
+            q + 1 < n && dotted[q + 1] && (r == n || build(r))
+        }
+        Some(_) => false,
+    };
+    let mut run_start = 0;
+    while run_start < n {
+        if !is_core_char(token[run_start]) {
+            run_start += 1;
+            continue;
+        }
+        let run_end = (run_start..n)
+            .find(|&i| !is_core_char(token[i]))
+            .unwrap_or(n);
+        if token[run_end - 1] != b'.' && tail(run_end) {
+            // Walk left from the run's end while the core stays valid: no
+            // empty part, at most two dots. `best` is the leftmost non-dot
+            // reached, each such position being a valid core start.
+            let (mut best, mut dots, mut i) = (run_end - 1, 0, run_end - 1);
+            while i > run_start {
+                if token[i - 1] == b'.' {
+                    dots += 1;
+                    if token[i] == b'.' || dots > 2 {
+                        break;
+                    }
+                } else {
+                    best = i - 1;
+                }
+                i -= 1;
+            }
+            // `best` is never a dot: the run's last byte is not one.
+            let v_before = best == run_start && best > 0 && token[best - 1] == b'v';
+            return Some(if v_before { best - 1 } else { best });
+        }
+        run_start = run_end;
+    }
+    None
 }
 
 /// Passes 3 and 4 for one `||` branch.
@@ -813,6 +943,111 @@ mod tests {
             ("~1.2", "1.2.5-rc.1", false),
             ("!=1.2.3", "1.2.4-rc.1", false),
         ]);
+    }
+
+    /// The scan Masterminds' regex makes, position by position, as this
+    /// module did before `find_ranges`: quadratic, but plainly right.
+    fn naive_ranges(b: &[u8]) -> Vec<(usize, usize, Span, Span)> {
+        let at = |start: usize| {
+            let low_start = skip_spaces(b, start);
+            let low_end = (low_start..b.len()).find(|&i| is_space(b[i]))?;
+            if low_end == low_start || version_prefix(&b[low_start..low_end]) != low_end - low_start
+            {
+                return None;
+            }
+            let (high, end) = range_tail(b, low_end)?;
+            Some(((low_start, low_end), high, end))
+        };
+        let (mut found, mut start) = (Vec::new(), 0);
+        while start < b.len() {
+            match at(start) {
+                Some((low, high, end)) => {
+                    found.push((start, end, low, high));
+                    start = end;
+                }
+                None => start += 1,
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn range_scan_is_the_regex_scan() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new(Config {
+            cases: 4096,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let text = proptest::collection::vec(
+            prop::sample::select(
+                &[
+                    "1", "0", "x", "*", "|", ".", "v", "-", "+", "a", " ", "\t", ">", "=", ",",
+                    "12", " - ", "1.2.3", "-rc.1", "+b",
+                ][..],
+            ),
+            0..24,
+        )
+        .prop_map(|parts| parts.concat());
+        runner
+            .run(&text, |text| {
+                let b = text.as_bytes();
+                prop_assert_eq!(find_ranges(b), naive_ranges(b), "{:?}", text);
+                for start in 0..=b.len() {
+                    let end = (start..b.len())
+                        .find(|&i| is_space(b[i]))
+                        .unwrap_or(b.len());
+                    let token = &b[start..end];
+                    let naive =
+                        (0..token.len()).find(|&p| version_prefix(&token[p..]) == token.len() - p);
+                    prop_assert_eq!(
+                        leftmost_version_suffix(token),
+                        naive,
+                        "{:?}",
+                        &text[start..end]
+                    );
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn range_substitution_repeats_strings_replace() {
+        // The second range's text first occurs inside the first's output.
+        let (rewritten, _) = rewrite_ranges("1 - 12 - 5 a2 - 5");
+        assert_eq!(rewritten, ">= 1, <= 1>= 2, <= 5  a2 - 5");
+        let (rewritten, _) = rewrite_ranges("1 - 2 || 3 - 4");
+        assert_eq!(rewritten, ">= 1, <= 2 ||>= 3, <= 4 ");
+    }
+
+    #[test]
+    fn limits() {
+        let long = format!(">={}", "1".repeat(MAX_VERSION_LEN));
+        match Constraint::parse(&long) {
+            Err(Error::InvalidConstraint {
+                constraint,
+                message,
+            }) => {
+                assert!(constraint.len() < 40, "{constraint}");
+                assert!(message.contains("at most 256 bytes"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let longest = format!("{}1", " ".repeat(MAX_VERSION_LEN - 1));
+        assert!(Constraint::parse(&longest).is_ok());
+        let many = vec!["1"; MAX_ALTERNATIVES].join("||");
+        assert!(Constraint::parse(&many).is_ok());
+        let too_many = vec!["1"; MAX_ALTERNATIVES + 1].join("||");
+        match Constraint::parse(&too_many) {
+            Err(Error::InvalidConstraint { message, .. }) => {
+                assert!(message.contains("at most 32"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let huge = "1".repeat(100_000);
+        assert!(Constraint::parse(&huge).is_err());
     }
 
     #[test]

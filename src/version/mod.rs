@@ -21,8 +21,35 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-pub use constraint::Constraint;
+pub use constraint::{Constraint, MAX_ALTERNATIVES};
 pub use tag::{is_tag, parse_tag, select_highest};
+
+/// The longest version or constraint string accepted, in bytes, wherever it
+/// comes from: an XR's `spec.packages[].version`, a package.yaml
+/// `dependsOn[].version`, or the command line. It is checked before
+/// anything else, so a longer string costs one length comparison and is
+/// refused with [`Error::InvalidConstraint`] naming this limit. 256 is
+/// Masterminds' own `MaxVersionLen` and half its `MaxConstraintLen` (512):
+/// real constraints are a few dozen bytes, and a constraint between 257 and
+/// 512 bytes that Masterminds would accept is refused here on purpose.
+pub const MAX_VERSION_LEN: usize = 256;
+
+/// The error for a string over [`MAX_VERSION_LEN`]; the string itself is
+/// shown cut short, so the error stays small whatever was sent.
+pub(crate) fn too_long(text: &str) -> Error {
+    let mut end = 32.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Error::InvalidConstraint {
+        constraint: format!("{}...", &text[..end]),
+        message: format!(
+            "{} bytes is too long: a version or constraint may be at most {MAX_VERSION_LEN} bytes \
+             (MAX_VERSION_LEN)",
+            text.len()
+        ),
+    }
+}
 
 /// What a `dependsOn[].version` (or any version field with the same meaning)
 /// asks for.
@@ -43,7 +70,11 @@ pub enum VersionSpec {
 }
 
 impl VersionSpec {
+    /// Refuses anything longer than [`MAX_VERSION_LEN`] before looking at it.
     pub fn parse(text: &str) -> Result<Self> {
+        if text.len() > MAX_VERSION_LEN {
+            return Err(too_long(text));
+        }
         if is_digest(text) {
             return Ok(VersionSpec::Digest(text.to_owned()));
         }
@@ -219,6 +250,32 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn length_is_checked_first() {
+        let digestish = format!("sha256:{}", "0".repeat(MAX_VERSION_LEN));
+        for text in [
+            "1".repeat(MAX_VERSION_LEN + 1),
+            "x".repeat(100_000),
+            digestish,
+        ] {
+            match VersionSpec::parse(&text) {
+                Err(Error::InvalidConstraint {
+                    constraint,
+                    message,
+                }) => {
+                    assert!(constraint.len() <= 35, "{constraint}");
+                    assert!(message.contains("MAX_VERSION_LEN"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let widest = format!("{}1", " ".repeat(MAX_VERSION_LEN - 1));
+        assert!(VersionSpec::parse(&widest).is_ok());
+        // Cut on a character boundary.
+        let text = "é".repeat(MAX_VERSION_LEN);
+        assert!(VersionSpec::parse(&text).is_err());
     }
 
     #[test]
