@@ -1,13 +1,13 @@
 //! The command line, with the flags and environment variables Crossplane's
 //! function runtime and its Go SDK use, so pod templates carry over.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand, builder::BoolishValueParser};
 
 use crate::{
     Error, Result,
-    server::{Config, Security},
+    server::{Config, Limits, Security},
 };
 
 const MIB: usize = 1024 * 1024;
@@ -72,6 +72,115 @@ pub struct ServeArgs {
     /// Address to serve Prometheus metrics on, at /metrics.
     #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,
+
+    /// RunFunction calls in flight at once, across all connections. A call
+    /// beyond it is answered RESOURCE_EXHAUSTED at once, before its request
+    /// is read (load shedding, not queueing). Health checks and reflection
+    /// do not count and are always answered.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_CALLS",
+        default_value_t = Limits::DEFAULT_MAX_CONCURRENT_CALLS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_concurrent_calls: u32,
+
+    /// Calls one connection may have open at once (HTTP/2
+    /// SETTINGS_MAX_CONCURRENT_STREAMS). gRPC clients hold further calls
+    /// until one finishes, so a single client such as Crossplane, which keeps
+    /// one connection per function, is slowed rather than refused while this
+    /// is no larger than --max-concurrent-calls.
+    #[arg(
+        long,
+        env = "MAX_STREAMS_PER_CONNECTION",
+        default_value_t = Limits::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_streams_per_connection: u32,
+
+    /// Open gRPC connections. A connection beyond it is closed as soon as it
+    /// is accepted; its client sees it drop and may retry.
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value_t = Limits::DEFAULT_MAX_CONNECTIONS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_connections: u32,
+
+    /// How often to ping a client over an HTTP/2 connection to check it is
+    /// still there (e.g. 30s, 2m); 0 never pings.
+    #[arg(
+        long,
+        env = "HTTP2_KEEPALIVE_INTERVAL",
+        default_value = "60s",
+        value_parser = duration
+    )]
+    pub http2_keepalive_interval: Duration,
+
+    /// How long a ping may go unanswered before the connection is closed
+    /// and its calls cancelled.
+    #[arg(
+        long,
+        env = "HTTP2_KEEPALIVE_TIMEOUT",
+        default_value = "20s",
+        value_parser = positive_duration
+    )]
+    pub http2_keepalive_timeout: Duration,
+
+    /// Idle time on a connection before TCP keepalive probes are sent; 0
+    /// sends none.
+    #[arg(long, env = "TCP_KEEPALIVE", default_value = "60s", value_parser = duration)]
+    pub tcp_keepalive: Duration,
+}
+
+/// A duration as Go writes them, in whole units: `500ms`, `20s`, `1m30s`,
+/// `2h`, or `0`.
+fn duration(text: &str) -> std::result::Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 500ms, 20s, 1m30s or 2h");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_length = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_length] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            _ => return Err(invalid()),
+        };
+        total = total.checked_add(part).ok_or_else(invalid)?;
+        rest = &rest[unit_length..];
+    }
+    Ok(total)
+}
+
+fn positive_duration(text: &str) -> std::result::Result<Duration, String> {
+    match duration(text)? {
+        Duration::ZERO => Err("must be more than 0".to_string()),
+        positive => Ok(positive),
+    }
+}
+
+/// Zero turns a keepalive off.
+fn enabled(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
 }
 
 impl ServeArgs {
@@ -89,9 +198,18 @@ impl ServeArgs {
                 ));
             }
         };
+        let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         Ok(Config {
             security,
             max_recv_message_bytes: usize::from(self.max_recv_message_size) * MIB,
+            limits: Limits {
+                max_concurrent_calls: count(self.max_concurrent_calls),
+                max_streams_per_connection: self.max_streams_per_connection,
+                max_connections: count(self.max_connections),
+                http2_keepalive_interval: enabled(self.http2_keepalive_interval),
+                http2_keepalive_timeout: self.http2_keepalive_timeout,
+                tcp_keepalive: enabled(self.tcp_keepalive),
+            },
         })
     }
 }
@@ -118,6 +236,68 @@ mod tests {
         let config = args.server_config().expect("insecure needs no files");
         assert_eq!(config.max_recv_message_bytes, 4 * MIB);
         assert!(matches!(config.security, Security::Insecure));
+        assert_eq!(config.limits, Limits::default());
+    }
+
+    #[test]
+    fn limits_come_from_flags() {
+        let Command::Serve(args) = parse(&[
+            "--insecure",
+            "--max-concurrent-calls",
+            "8",
+            "--max-streams-per-connection",
+            "4",
+            "--max-connections",
+            "2",
+            "--http2-keepalive-interval",
+            "1m30s",
+            "--http2-keepalive-timeout",
+            "500ms",
+            "--tcp-keepalive",
+            "0",
+        ])
+        .expect("parses")
+        .into_command() else {
+            panic!("expected the serve command")
+        };
+        let limits = args.server_config().expect("config").limits;
+        assert_eq!(
+            limits,
+            Limits {
+                max_concurrent_calls: 8,
+                max_streams_per_connection: 4,
+                max_connections: 2,
+                http2_keepalive_interval: Some(Duration::from_secs(90)),
+                http2_keepalive_timeout: Duration::from_millis(500),
+                tcp_keepalive: None,
+            }
+        );
+    }
+
+    #[test]
+    fn limits_refuse_zero_and_nonsense() {
+        for args in [
+            &["--max-concurrent-calls", "0"][..],
+            &["--max-streams-per-connection", "0"],
+            &["--max-connections", "0"],
+            &["--http2-keepalive-timeout", "0"],
+            &["--http2-keepalive-interval", "10"],
+            &["--tcp-keepalive", "1d"],
+            &["--tcp-keepalive", "s"],
+            &["--tcp-keepalive", ""],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn durations_read_like_go() {
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(duration("1h2m3s"), Ok(Duration::from_secs(3723)));
+        assert!(duration("1.5s").is_err());
+        assert!(duration("-1s").is_err());
     }
 
     #[test]

@@ -118,12 +118,14 @@ impl GrpcMetrics {
         Ok(metrics)
     }
 
-    /// A tower layer recording every call of a server that serves the
-    /// services named in `services`.
-    pub fn layer(&self, services: &[&'static str]) -> GrpcMetricsLayer {
+    /// A tower layer recording every call of a server that serves
+    /// `methods`: each service with its methods. Those names are the only
+    /// label values a call can produce besides "unknown", whatever path a
+    /// client sends, so the label set stays bounded.
+    pub fn layer(&self, methods: &[(&'static str, &'static [&'static str])]) -> GrpcMetricsLayer {
         GrpcMetricsLayer {
             metrics: self.clone(),
-            services: services.into(),
+            methods: methods.into(),
         }
     }
 }
@@ -153,7 +155,7 @@ fn metric_error(e: prometheus::Error) -> Error {
 #[derive(Clone)]
 pub struct GrpcMetricsLayer {
     metrics: GrpcMetrics,
-    services: Arc<[&'static str]>,
+    methods: Arc<[(&'static str, &'static [&'static str])]>,
 }
 
 impl<S> Layer<S> for GrpcMetricsLayer {
@@ -192,7 +194,7 @@ where
         // The clone that was polled ready is the one that must be called.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (service, method) = split_path(request.uri().path(), &self.layer.services);
+        let (service, method) = split_path(request.uri().path(), &self.layer.methods);
         let mut call = Call::start(self.layer.metrics.clone(), service, method);
         Box::pin(async move {
             let response = inner.call(request).await?;
@@ -207,22 +209,21 @@ where
     }
 }
 
-/// Splits `/package.Service/Method`, keeping only services we serve.
-fn split_path(path: &str, services: &[&'static str]) -> (&'static str, String) {
-    let known = path
-        .strip_prefix('/')
+/// Splits `/package.Service/Method` into label values taken from
+/// `methods`, never from the request: a path naming anything else is
+/// "unknown" for both.
+fn split_path(
+    path: &str,
+    methods: &[(&'static str, &'static [&'static str])],
+) -> (&'static str, &'static str) {
+    path.strip_prefix('/')
         .and_then(|rest| rest.split_once('/'))
         .and_then(|(service, method)| {
-            let service = services.iter().find(|known| **known == service)?;
-            // Methods are bounded too: only names that could be an RPC.
-            let plausible = !method.is_empty()
-                && method.len() <= 64
-                && method
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
-            plausible.then(|| (*service, method.to_string()))
-        });
-    known.unwrap_or((UNKNOWN, UNKNOWN.to_string()))
+            let (service, served) = methods.iter().find(|(known, _)| *known == service)?;
+            let method = served.iter().find(|known| **known == method)?;
+            Some((*service, *method))
+        })
+        .unwrap_or((UNKNOWN, UNKNOWN))
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<Code> {
@@ -236,15 +237,15 @@ fn grpc_status(headers: &HeaderMap) -> Option<Code> {
 struct Call {
     metrics: GrpcMetrics,
     service: &'static str,
-    method: String,
+    method: &'static str,
     started: Instant,
     code: Option<Code>,
     finished: bool,
 }
 
 impl Call {
-    fn start(metrics: GrpcMetrics, service: &'static str, method: String) -> Self {
-        let labels = [service, method.as_str()];
+    fn start(metrics: GrpcMetrics, service: &'static str, method: &'static str) -> Self {
+        let labels = [service, method];
         metrics.started.with_label_values(&labels).inc();
         metrics.in_flight.with_label_values(&labels).inc();
         Self {
@@ -263,7 +264,7 @@ impl Call {
         }
         self.finished = true;
         let elapsed = self.started.elapsed();
-        let method = self.method.as_str();
+        let method = self.method;
         let labels = [self.service, method, code_name(code)];
         self.metrics.handled.with_label_values(&labels).inc();
         self.metrics
@@ -424,7 +425,13 @@ fn metrics_response(registry: &Registry, request: &Request<Incoming>) -> Respons
 mod tests {
     use super::*;
 
-    const SERVED: &[&str] = &["apiextensions.fn.proto.v1.FunctionRunnerService"];
+    const SERVED: &[(&str, &[&str])] = &[
+        (
+            "apiextensions.fn.proto.v1.FunctionRunnerService",
+            &["RunFunction"],
+        ),
+        ("grpc.health.v1.Health", &["Check", "Watch"]),
+    ];
 
     #[test]
     fn served_paths_keep_service_and_method() {
@@ -433,13 +440,17 @@ mod tests {
                 "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction",
                 SERVED
             ),
-            (SERVED[0], "RunFunction".to_string())
+            (SERVED[0].0, "RunFunction")
+        );
+        assert_eq!(
+            split_path("/grpc.health.v1.Health/Watch", SERVED),
+            ("grpc.health.v1.Health", "Watch")
         );
     }
 
     #[test]
     fn other_paths_share_one_label_set() {
-        let unknown = (UNKNOWN, UNKNOWN.to_string());
+        let unknown = (UNKNOWN, UNKNOWN);
         for path in [
             "/",
             "",
@@ -447,11 +458,31 @@ mod tests {
             "/apiextensions.fn.proto.v1.FunctionRunnerService/",
             "/apiextensions.fn.proto.v1.FunctionRunnerService/Run-Function",
             "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction/extra",
+            // Plausible method names on a served service are not enough.
+            "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction2",
+            "/apiextensions.fn.proto.v1.FunctionRunnerService/runfunction",
+            "/grpc.health.v1.Health/RunFunction",
+            "/grpc.health.v1.Health/List",
         ] {
             assert_eq!(split_path(path, SERVED), unknown, "{path:?}");
         }
-        let long = format!("/{}/{}", SERVED[0], "M".repeat(65));
+        let long = format!("/{}/{}", SERVED[0].0, "M".repeat(65));
         assert_eq!(split_path(&long, SERVED), unknown);
+    }
+
+    #[test]
+    fn label_values_come_from_the_served_table_only() {
+        // Whatever the path, a name not served is "unknown": thousands of
+        // distinct paths make one label set.
+        for i in 0..2000 {
+            let path = match i % 4 {
+                0 => format!("/bogus{i}.Service/Method{i}"),
+                1 => format!("/{}/Method{i}", SERVED[0].0),
+                2 => format!("/grpc.health.v1.Health/Check{i}"),
+                _ => format!("/{i}"),
+            };
+            assert_eq!(split_path(&path, SERVED), (UNKNOWN, UNKNOWN), "{path}");
+        }
     }
 
     #[test]

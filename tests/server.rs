@@ -12,7 +12,7 @@ use bytes::Bytes;
 use function_ecr_packages::{
     function::Function,
     proto::{v1, v1beta1},
-    server::{self, Config, Security},
+    server::{self, Config, Limits, Security},
     telemetry::{self, GrpcMetrics},
 };
 use nix::{sys::signal::Signal, unistd::Pid};
@@ -51,6 +51,31 @@ impl Harness {
 
     /// A server running `function`.
     async fn serving(function: Arc<Function>, max_recv_message_bytes: usize) -> Self {
+        Self::configured(
+            function,
+            Config {
+                security: Security::Insecure,
+                max_recv_message_bytes,
+                limits: Limits::default(),
+            },
+        )
+        .await
+    }
+
+    /// A server with the default function and `limits`.
+    async fn limited(limits: Limits) -> Self {
+        Self::configured(
+            Arc::new(Function::new()),
+            Config {
+                security: Security::Insecure,
+                max_recv_message_bytes: 4 * MIB,
+                limits,
+            },
+        )
+        .await
+    }
+
+    async fn configured(function: Arc<Function>, config: Config) -> Self {
         let registry = prometheus::Registry::new();
         let metrics = GrpcMetrics::register(&registry).expect("metrics register");
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -60,10 +85,6 @@ impl Harness {
         tokio::spawn(telemetry::serve_metrics(registry, metrics_listener));
 
         let (stop, stopped) = oneshot::channel();
-        let config = Config {
-            security: Security::Insecure,
-            max_recv_message_bytes,
-        };
         let served = tokio::spawn(server::serve(
             config,
             function,
@@ -640,4 +661,400 @@ async fn refusals_over_grpc_name_the_field_and_call_no_aws() {
         "no ECR client was created, so no AWS call was made"
     );
     harness.stop().await;
+}
+
+/// A RunFunction call held open over its own raw HTTP/2 connection: half
+/// its request is sent, so the server has started it and cannot finish it.
+struct HeldCall {
+    response: h2::client::ResponseFuture,
+    body: h2::SendStream<Bytes>,
+    tail: Bytes,
+    sent: v1::RunFunctionRequest,
+}
+
+impl HeldCall {
+    /// `service` is either protocol version's: their encodings are the same.
+    async fn open(grpc: SocketAddr, service: &str, tag: &str) -> Self {
+        let tcp = TcpStream::connect(grpc).await.expect("connect");
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        tokio::spawn(connection);
+        let mut client = client.ready().await.expect("h2 ready");
+        let call = http::Request::post(format!("http://{grpc}/{service}/RunFunction"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request");
+        let (response, mut body) = client.send_request(call, false).expect("open stream");
+        let sent = request(tag);
+        let frame = grpc_frame(&sent);
+        let (head, tail) = frame.split_at(frame.len() / 2);
+        body.send_data(Bytes::copy_from_slice(head), false)
+            .expect("send the first half");
+        Self {
+            response,
+            body,
+            tail: Bytes::copy_from_slice(tail),
+            sent,
+        }
+    }
+
+    /// Sends the rest of the request and checks the answer is OK.
+    async fn finish(mut self) {
+        self.body
+            .send_data(self.tail, true)
+            .expect("send the second half");
+        let response = tokio::time::timeout(Duration::from_secs(20), self.response)
+            .await
+            .expect("response within 20s")
+            .expect("response");
+        let (code, payload) = read_grpc(response).await;
+        assert_eq!(code.as_deref(), Some("0"), "grpc-status");
+        let answer = v1::RunFunctionResponse::decode(&payload[5..]).expect("a RunFunctionResponse");
+        assert_answers(&self.sent, &answer);
+    }
+}
+
+/// The body and grpc-status (from trailers, or the headers of a
+/// trailers-only answer) of a raw HTTP/2 gRPC response.
+async fn read_grpc(response: http::Response<h2::RecvStream>) -> (Option<String>, Vec<u8>) {
+    let text = |value: Option<&http::HeaderValue>| {
+        value.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let in_headers = text(response.headers().get("grpc-status"));
+    let mut received = response.into_body();
+    let mut payload = Vec::new();
+    while let Some(chunk) = received.data().await {
+        let chunk = chunk.expect("response data");
+        let _ = received.flow_control().release_capacity(chunk.len());
+        payload.extend_from_slice(&chunk);
+    }
+    let trailers = received.trailers().await.expect("trailers");
+    let code = in_headers.or_else(|| text(trailers.as_ref().and_then(|t| t.get("grpc-status"))));
+    (code, payload)
+}
+
+/// Waits until the server counts `count` RunFunction calls in flight, both
+/// protocol versions together.
+async fn wait_in_flight(metrics: SocketAddr, count: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let exposition = scrape(metrics).await;
+        let in_flight: f64 = [V1_SERVICE, V1BETA1_SERVICE]
+            .iter()
+            .filter_map(|service| {
+                let labels = [("grpc_service", *service), ("grpc_method", "RunFunction")];
+                sample(&exposition, "grpc_server_in_flight", &labels)
+            })
+            .sum();
+        if in_flight == count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{in_flight} calls in flight, waiting for {count}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn health_status(channel: Channel, service: &str) -> Result<i32, tonic::Status> {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await
+        .map(|response| response.into_inner().status)
+}
+
+/// With every RunFunction slot taken, further calls of either protocol
+/// version are refused RESOURCE_EXHAUSTED at once, while health and
+/// reflection answer, on a new connection and on the refused one; finishing
+/// the held calls frees their slots.
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_slots_shed_run_function_while_health_and_reflection_answer() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    let harness = Harness::limited(Limits {
+        max_concurrent_calls: 2,
+        ..Limits::default()
+    })
+    .await;
+    let first = HeldCall::open(harness.grpc, V1_SERVICE, "held-v1").await;
+    let second = HeldCall::open(harness.grpc, V1BETA1_SERVICE, "held-v1beta1").await;
+    wait_in_flight(harness.metrics, 2.0).await;
+
+    let channel = harness.channel().await;
+    let mut v1 =
+        v1::function_runner_service_client::FunctionRunnerServiceClient::new(channel.clone());
+    let status = v1
+        .run_function(request("shed"))
+        .await
+        .expect_err("every slot is busy");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("maximum of 2 RunFunction calls"),
+        "{status:?}"
+    );
+    let mut beta =
+        v1beta1::function_runner_service_client::FunctionRunnerServiceClient::new(channel.clone());
+    let status = beta
+        .run_function(v1beta1::RunFunctionRequest::default())
+        .await
+        .expect_err("the versions share the slots");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    // A burst is refused as a whole, none of it waiting for a slot.
+    let burst = (0..50).map(|i| {
+        let mut client = v1.clone();
+        async move { client.run_function(request(&format!("burst-{i}"))).await }
+    });
+    for answer in futures::future::join_all(burst).await {
+        let status = answer.expect_err("every slot is busy");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    }
+
+    for channel in [channel.clone(), harness.channel().await] {
+        for service in ["", V1_SERVICE, V1BETA1_SERVICE] {
+            let status = health_status(channel.clone(), service)
+                .await
+                .unwrap_or_else(|e| panic!("health of {service:?} while busy: {e}"));
+            assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+        }
+        let mut reflection = ServerReflectionClient::new(channel);
+        let ask = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = reflection
+            .server_reflection_info(tokio_stream::once(ask))
+            .await
+            .expect("reflection while busy")
+            .into_inner();
+        assert!(
+            answers.message().await.expect("an answer").is_some(),
+            "reflection answers while busy"
+        );
+    }
+
+    first.finish().await;
+    second.finish().await;
+    wait_in_flight(harness.metrics, 0.0).await;
+    let after = request("after");
+    let response = v1
+        .run_function(after.clone())
+        .await
+        .expect("slots are free again")
+        .into_inner();
+    assert_answers(&after, &response);
+    harness.stop().await;
+}
+
+/// Connections beyond the maximum are closed as soon as they are accepted;
+/// the ones open keep working, and closing one lets a new one in.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_maximum_are_closed_until_one_ends() {
+    let harness = Harness::limited(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
+    .await;
+    let one = harness.channel().await;
+    let two = harness.channel().await;
+    for channel in [&one, &two] {
+        let status = health_status(channel.clone(), "").await.expect("health");
+        assert_eq!(status, ServingStatus::Serving as i32);
+    }
+
+    // The server closes a third connection without a byte.
+    let mut third = TcpStream::connect(harness.grpc).await.expect("connect");
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(20), third.read(&mut buffer))
+        .await
+        .expect("closed within 20s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the third connection was served: {read:?}"
+    );
+    let refused = match Channel::from_shared(format!("http://{}", harness.grpc))
+        .expect("uri")
+        .connect()
+        .await
+    {
+        Err(_) => true,
+        Ok(channel) => health_status(channel, "").await.is_err(),
+    };
+    assert!(refused, "a gRPC client got through on a third connection");
+
+    // The open ones are unaffected.
+    let mut client =
+        v1::function_runner_service_client::FunctionRunnerServiceClient::new(two.clone());
+    let sent = request("still-served");
+    let response = client
+        .run_function(sent.clone())
+        .await
+        .expect("an open connection keeps working")
+        .into_inner();
+    assert_answers(&sent, &response);
+
+    drop(one);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let served = match Channel::from_shared(format!("http://{}", harness.grpc))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            Ok(channel) => health_status(channel, "").await.is_ok(),
+            Err(_) => false,
+        };
+        if served {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection let in after one closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+    drop(two);
+    harness.stop().await;
+}
+
+/// The per-connection stream limit is what the server's HTTP/2 SETTINGS
+/// frame advertises.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_per_connection_is_advertised_in_http2_settings() {
+    let harness = Harness::limited(Limits {
+        max_streams_per_connection: 3,
+        ..Limits::default()
+    })
+    .await;
+    let tcp = TcpStream::connect(harness.grpc).await.expect("connect");
+    let (_client, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let mut ping = connection.ping_pong().expect("ping handle");
+    // The server's SETTINGS come before its answer to our ping.
+    tokio::select! {
+        ended = &mut connection => panic!("connection ended: {ended:?}"),
+        pong = ping.ping(h2::Ping::opaque()) => {
+            pong.expect("pong");
+        }
+    }
+    assert_eq!(connection.max_concurrent_send_streams(), 3);
+    drop(connection);
+    harness.stop().await;
+}
+
+/// Label values of the request metrics come from the services and methods
+/// served, never from the request: hundreds of distinct bogus paths add
+/// one "unknown" series, not hundreds.
+#[tokio::test(flavor = "multi_thread")]
+async fn bogus_paths_keep_the_metric_label_set_bounded() {
+    const HEALTH: &str = "grpc.health.v1.Health";
+    const CALLS: usize = 300;
+    let harness = Harness::start(4 * MIB).await;
+    let tcp = TcpStream::connect(harness.grpc).await.expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut client = client;
+    for i in 0..CALLS {
+        let path = match i % 6 {
+            0 => format!("/bogus{i}.Service/Method{i}"),
+            1 => format!("/{V1_SERVICE}/RunFunction{i}"),
+            2 => format!("/{HEALTH}/Check{i}"),
+            3 => format!("/{V1_SERVICE}{i}/RunFunction"),
+            4 => format!("/{V1BETA1_SERVICE}/RunFunction/{i}"),
+            _ => format!("/x{i}"),
+        };
+        let method = if i % 7 == 0 {
+            http::Method::GET
+        } else {
+            http::Method::POST
+        };
+        let call = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", harness.grpc))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request");
+        client = client.ready().await.expect("h2 ready");
+        let (response, _) = client.send_request(call, true).expect("send");
+        let response = response.await.expect("an answer");
+        let (code, _) = read_grpc(response).await;
+        assert!(
+            code.as_deref().is_some_and(|c| c != "0"),
+            "{path}: {code:?}"
+        );
+    }
+    // One real call of each, so the served labels show too.
+    harness
+        .v1()
+        .await
+        .run_function(request("real"))
+        .await
+        .expect("RunFunction");
+    health_status(harness.channel().await, "")
+        .await
+        .expect("health");
+
+    let served = [
+        V1_SERVICE,
+        V1BETA1_SERVICE,
+        HEALTH,
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "RunFunction",
+        "Check",
+        "Watch",
+        "ServerReflectionInfo",
+        "unknown",
+    ];
+    let unknown = [("grpc_service", "unknown"), ("grpc_method", "unknown")];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exposition = loop {
+        let exposition = scrape(harness.metrics).await;
+        let handled: f64 = exposition
+            .lines()
+            .filter(|line| {
+                line.starts_with("grpc_server_handled_total{")
+                    && unknown
+                        .iter()
+                        .all(|(name, value)| line.contains(&format!("{name}=\"{value}\"")))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if handled >= CALLS as f64 || Instant::now() > deadline {
+            break exposition;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        sample(&exposition, "grpc_server_started_total", &unknown),
+        Some(CALLS as f64),
+        "{exposition}"
+    );
+    let mut series = std::collections::BTreeSet::new();
+    for line in exposition.lines().filter(|l| l.starts_with("grpc_server")) {
+        for name in ["grpc_service", "grpc_method"] {
+            if let Some(value) = label(line, name) {
+                assert!(served.contains(&value), "{name}={value:?} in {line}");
+            }
+        }
+        if line.starts_with("grpc_server_started_total{") {
+            series.insert((label(line, "grpc_service"), label(line, "grpc_method")));
+        }
+    }
+    // unknown, v1 RunFunction and health Check.
+    assert_eq!(series.len(), 3, "{series:?}");
+    harness.stop().await;
+}
+
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+    let length = line[start..].find('"')?;
+    Some(&line[start..start + length])
 }
