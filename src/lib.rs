@@ -10,6 +10,7 @@ pub mod function;
 pub mod gating;
 pub mod graph;
 pub mod mirror;
+pub mod names;
 pub mod proto;
 pub mod registry;
 pub mod remembered;

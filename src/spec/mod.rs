@@ -4,6 +4,7 @@
 
 pub mod duration;
 pub mod input;
+pub mod limits;
 pub mod policy;
 pub mod settings;
 pub mod xr;

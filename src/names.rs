@@ -1,0 +1,335 @@
+//! Kubernetes names built from user data: composition resource names (they
+//! land in the `crossplane.io/composition-resource-name` annotation and in
+//! label values), ImageConfig names and the IAM managed resources' names.
+//!
+//! [`object_name`] is the one way to build them. Its result is always a
+//! DNS-1123 label (lowercase letters, digits and `-`, starting and ending
+//! with a letter or digit, 1 to 63 characters), depends on nothing but its
+//! arguments (so it is stable across reconciles and releases), and is the
+//! plain `<prefix>-<part>` whenever that is a valid label and nothing about
+//! the part had to be dropped or guessed. Otherwise (too long, characters
+//! dropped or folded together) it is cut and ends in `-` and the first
+//! [`HASH_LEN`] hex digits of the SHA-256 of the full input, so distinct
+//! inputs keep distinct names.
+//!
+//! Package objects' own `metadata.name`s are not built here: they follow
+//! Crossplane's `xpkg.ToDNSLabel` byte for byte ([`crate::graph::dns_label`]).
+
+use sha2::{Digest, Sha256};
+
+/// A DNS-1123 label's maximum length.
+pub const MAX_LABEL_LEN: usize = 63;
+/// Hex digits of the hash suffix (40 bits).
+pub const HASH_LEN: usize = 10;
+
+/// What kind of text a name is built from, which decides what may change on
+/// the way to a label without a hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Already a Kubernetes name: `[a-z0-9-]` is kept; anything else
+    /// (upper case, `.`, `_`) is folded and the name gets a hash.
+    Label,
+    /// An AWS IAM name (`[A-Za-z0-9+=,.@_-]`). IAM names are unique
+    /// regardless of case, so upper case becomes lower case freely; `-` is
+    /// kept; `+=,.@_` are folded into `-` with a hash.
+    Iam,
+    /// A registry path prefix such as `xpkg.upbound.io/`: one trailing `/`
+    /// is dropped and each `.` becomes `-`, freely, so
+    /// `xpkg.upbound.io/` names `...-xpkg-upbound-io`. A `-`, `:`, another
+    /// `/`, upper case or a missing trailing `/` give a hash.
+    PathPrefix,
+}
+
+/// `<prefix>-<part>` as a DNS label (see the module documentation). An
+/// empty `prefix` gives the part alone; an empty or all-punctuation part
+/// gives `<prefix>-<hash>`. `prefix` should itself be a label.
+pub fn object_name(prefix: &str, part: &str, source: Source) -> String {
+    let (clean_prefix, prefix_lossy) = clean(prefix, Source::Label);
+    let (clean_part, part_lossy) = clean(part, source);
+    let mut name = clean_prefix;
+    if !name.is_empty() && !clean_part.is_empty() {
+        name.push('-');
+    }
+    name.push_str(&clean_part);
+    if !(prefix_lossy || part_lossy || clean_part.is_empty()) && name.len() <= MAX_LABEL_LEN {
+        return name;
+    }
+    let hash = hash(&[prefix, part]);
+    // ASCII only from here, so byte cuts are character cuts.
+    name.truncate(MAX_LABEL_LEN - 1 - HASH_LEN);
+    let kept = name.trim_end_matches('-');
+    if kept.is_empty() {
+        return hash;
+    }
+    format!("{kept}-{hash}")
+}
+
+/// `text` if it has at most `max` bytes, else its first characters, `-` and
+/// a hash of all of it, `max` bytes at most: for names outside Kubernetes
+/// (an IAM role named after an XR) that must stay distinct when cut.
+/// `max` must exceed [`HASH_LEN`] + 1 for the result to keep any of `text`.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let hash = hash(&[text]);
+    let keep = max.saturating_sub(HASH_LEN + 1);
+    let mut cut = keep.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let kept = text[..cut].trim_end_matches(['-', '.', '_']);
+    if kept.is_empty() {
+        return hash[..HASH_LEN.min(max)].to_string();
+    }
+    format!("{kept}-{hash}")
+}
+
+/// Whether `name` is a DNS-1123 label.
+pub fn is_label(name: &str) -> bool {
+    (1..=MAX_LABEL_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// The first [`HASH_LEN`] hex digits of SHA-256 over the parts, each
+/// followed by a NUL so that part boundaries count.
+fn hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(HASH_LEN);
+    for byte in digest.iter().take(HASH_LEN.div_ceil(2)) {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex.truncate(HASH_LEN);
+    hex
+}
+
+/// The label characters of `text` under `source`'s rules, without leading
+/// or trailing `-`, and whether anything was dropped or folded.
+fn clean(text: &str, source: Source) -> (String, bool) {
+    let mut lossy = false;
+    let body = match source {
+        Source::PathPrefix => match text.strip_suffix('/') {
+            Some(body) => body,
+            None => {
+                lossy = true;
+                text
+            }
+        },
+        Source::Label | Source::Iam => text,
+    };
+    let mut out = String::with_capacity(body.len().min(4 * MAX_LABEL_LEN));
+    for c in body.chars() {
+        let mapped = match c {
+            'a'..='z' | '0'..='9' => c,
+            'A'..='Z' if source == Source::Iam => c.to_ascii_lowercase(),
+            '-' if source != Source::PathPrefix => '-',
+            '.' if source == Source::PathPrefix => '-',
+            _ => {
+                lossy = true;
+                if c.is_ascii_punctuation() || c == ' ' {
+                    '-'
+                } else if c.is_ascii_uppercase() {
+                    c.to_ascii_lowercase()
+                } else {
+                    continue;
+                }
+            }
+        };
+        out.push(mapped);
+    }
+    let trimmed = out.trim_matches('-');
+    if trimmed.len() != out.len() {
+        lossy = true;
+        out = trimmed.to_string();
+    }
+    (out, lossy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn valid_short_names_are_kept() {
+        let cases = [
+            (
+                "iam-attachment-node",
+                "eks-nodes",
+                Source::Iam,
+                "iam-attachment-node-eks-nodes",
+            ),
+            (
+                "iam-attachment-node",
+                "EKS-Nodes",
+                Source::Iam,
+                "iam-attachment-node-eks-nodes",
+            ),
+            (
+                "image-config",
+                "xpkg.upbound.io/",
+                Source::PathPrefix,
+                "image-config-xpkg-upbound-io",
+            ),
+            (
+                "ecr-mirror",
+                "xpkg.crossplane.io/",
+                Source::PathPrefix,
+                "ecr-mirror-xpkg-crossplane-io",
+            ),
+            (
+                "package",
+                "upbound-provider-family-aws",
+                Source::Label,
+                "package-upbound-provider-family-aws",
+            ),
+            ("", "demo-ecr-pull", Source::Iam, "demo-ecr-pull"),
+            ("", "Team.Pull", Source::Label, "team-pull-"),
+        ];
+        for (prefix, part, source, name) in cases {
+            let got = object_name(prefix, part, source);
+            if name.ends_with('-') {
+                assert!(
+                    got.starts_with(name) && got.len() == name.len() + HASH_LEN,
+                    "{part}: {got}"
+                );
+            } else {
+                assert_eq!(got, name, "{part}");
+            }
+            assert!(is_label(&got), "{got}");
+        }
+    }
+
+    #[test]
+    fn lossy_or_long_names_get_a_hash() {
+        let cases = [
+            ("image-config", "xpkg.upbound.io", Source::PathPrefix),
+            (
+                "image-config",
+                "xpkg.upbound.io/upbound/",
+                Source::PathPrefix,
+            ),
+            (
+                "image-config",
+                "registry.example-corp.com/",
+                Source::PathPrefix,
+            ),
+            ("image-config", "localhost:5000/", Source::PathPrefix),
+            ("iam-attachment-node", "eks.nodes", Source::Iam),
+            ("iam-attachment-node", "eks_nodes", Source::Iam),
+            ("iam-attachment-node", "", Source::Iam),
+            ("iam-attachment-node", "+=,", Source::Iam),
+            ("package", &"a".repeat(56), Source::Label),
+            ("", &"a".repeat(64), Source::Iam),
+            ("", "---", Source::Iam),
+        ];
+        for (prefix, part, source) in cases {
+            let got = object_name(prefix, part, source);
+            assert!(is_label(&got), "{part}: {got}");
+            let hash = hash(&[prefix, part]);
+            assert!(got.ends_with(&hash), "{part}: {got}");
+            assert!(got.starts_with(prefix), "{part}: {got}");
+        }
+        // The names that differ only where a hash was added stay apart.
+        assert_ne!(
+            object_name("image-config", "xpkg.upbound.io", Source::PathPrefix),
+            object_name("image-config", "xpkg.upbound.io/", Source::PathPrefix)
+        );
+        assert_ne!(
+            object_name("iam-attachment-node", "eks.nodes", Source::Iam),
+            object_name("iam-attachment-node", "eks-nodes", Source::Iam)
+        );
+        assert_eq!(
+            object_name("package", &"a".repeat(55), Source::Label).len(),
+            63
+        );
+        assert_eq!(
+            object_name("package", &"a".repeat(56), Source::Label).len(),
+            63
+        );
+    }
+
+    #[test]
+    fn shortening() {
+        assert_eq!(shorten("demo", 55), "demo");
+        let long = "x".repeat(80);
+        let cut = shorten(&long, 55);
+        assert_eq!(cut.len(), 55);
+        assert!(cut.ends_with(&hash(&[&long])));
+        assert_ne!(
+            shorten(&format!("{long}a"), 55),
+            shorten(&format!("{long}b"), 55)
+        );
+        assert_eq!(shorten("ééééé", 4).len(), 4);
+        assert!(shorten(&"é".repeat(40), 20).len() <= 20);
+    }
+
+    fn sources() -> impl Strategy<Value = Source> {
+        prop_oneof![
+            Just(Source::Label),
+            Just(Source::Iam),
+            Just(Source::PathPrefix)
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn always_a_label(prefix in "([a-z]{1,12}(-[a-z0-9]{1,8}){0,2})?", part in ".{0,300}", source in sources()) {
+            let name = object_name(&prefix, &part, source);
+            prop_assert!(is_label(&name), "{:?}", name);
+            prop_assert_eq!(&name, &object_name(&prefix, &part, source));
+            if !prefix.is_empty() {
+                prop_assert!(name.starts_with(&prefix), "{:?}", name);
+            }
+        }
+
+        /// Repository- and path-like inputs (the characters ECR names,
+        /// hosts and IAM names use) never share a name.
+        #[test]
+        fn distinct_inputs_distinct_names(
+            parts in proptest::collection::vec("[a-zA-Z0-9][a-zA-Z0-9._/:+=,@-]{0,90}", 1..60),
+            source in sources(),
+        ) {
+            let mut seen: BTreeMap<String, String> = BTreeMap::new();
+            for part in parts {
+                let name = object_name("package", &part, source);
+                if let Some(other) = seen.insert(name.clone(), part.clone()) {
+                    // IAM names differ only in case when they are one role.
+                    let same = source == Source::Iam && other.eq_ignore_ascii_case(&part);
+                    prop_assert!(other == part || same, "{:?} and {:?} -> {:?}", other, part, name);
+                }
+            }
+        }
+
+        /// Folding only ever maps strings that differ in a way the source
+        /// says does not matter: near-identical inputs stay apart.
+        #[test]
+        fn separators_are_not_confused(
+            words in proptest::collection::vec("[a-z0-9]{1,6}", 2..6),
+            seps in proptest::collection::vec(prop_oneof![Just('-'), Just('.'), Just('/'), Just('_')], 5),
+            source in sources(),
+        ) {
+            let join = |sep_of: &dyn Fn(usize) -> char| {
+                let mut text = words[0].clone();
+                for (i, w) in words[1..].iter().enumerate() {
+                    text.push(sep_of(i));
+                    text.push_str(w);
+                }
+                text
+            };
+            let a = join(&|i| seps[i]);
+            let b = join(&|i| if seps[i] == '-' { '.' } else { '-' });
+            prop_assert_ne!(object_name("image-config", &a, source), object_name("image-config", &b, source));
+        }
+    }
+}
