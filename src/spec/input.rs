@@ -7,21 +7,28 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use super::duration;
+use super::limits::{self, *};
 use super::xr::{Identity, ServiceAccount, Strategy};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Input {
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_API_VERSION_LEN, _>"
+    )]
     pub api_version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::option_string::<MAX_KIND_LEN, _>")]
     pub kind: Option<String>,
     #[serde(default)]
     pub metadata: Option<Json>,
     /// Used when the XR does not choose.
     #[serde(default)]
     pub strategy: Option<Strategy>,
-    #[serde(default = "default_mirrors")]
+    #[serde(
+        default = "default_mirrors",
+        deserialize_with = "limits::list::<MAX_MIRRORS, _, _>"
+    )]
     pub mirrors: Vec<Mirror>,
     #[serde(default = "yes")]
     pub resolve_dependencies: bool,
@@ -29,22 +36,27 @@ pub struct Input {
     pub pin_digests: bool,
     /// Glob patterns (`*` and `?`, not crossing `/`, as Go's path.Match).
     /// Empty allows every repository.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patterns")]
     pub allowed_repositories: Vec<String>,
     /// The registries (account and region) an XR may name. Missing allows
     /// any: the function's own AWS identity is then the only bound.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_list::<MAX_ALLOWLIST_ITEMS, AllowedRegistry, _>"
+    )]
     pub allowed_registries: Option<Vec<AllowedRegistry>>,
     /// Globs for `spec.packages[].runtimeConfigName`; empty means an XR may
     /// not choose a DeploymentRuntimeConfig at all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patterns")]
     pub allowed_runtime_configs: Vec<String>,
     #[serde(default)]
     pub iam: IamDefaults,
-    /// How long Crossplane may cache a response before calling again.
+    /// How long Crossplane may cache a response before calling again; a Go
+    /// duration of at most [`MAX_DURATION`] (24h).
     #[serde(default = "default_ttl", deserialize_with = "duration::deserialize")]
     pub ttl: Duration,
-    /// How long tag lists and tag digests are trusted before ECR is asked again.
+    /// How long tag lists and tag digests are trusted before ECR is asked
+    /// again; a Go duration of at most [`MAX_DURATION`] (24h).
     #[serde(
         rename = "tagCacheTTL",
         default = "default_tag_cache_ttl",
@@ -52,7 +64,10 @@ pub struct Input {
     )]
     pub tag_cache_ttl: Duration,
     /// The pipeline step credentials entry holding AWS keys, if any.
-    #[serde(default = "default_credentials_name")]
+    #[serde(
+        default = "default_credentials_name",
+        deserialize_with = "limits::string::<MAX_OBJECT_NAME_LEN, _>"
+    )]
     pub credentials_name: String,
 }
 
@@ -82,9 +97,13 @@ impl Default for Input {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Mirror {
     /// e.g. `xpkg.upbound.io/`; matched as a plain prefix of the package path.
+    #[serde(deserialize_with = "limits::string::<MAX_UPSTREAM_LEN, _>")]
     pub upstream: String,
     /// Prepended to the rest of the path to form the ECR repository name.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::string::<MAX_REPOSITORY_PREFIX_LEN, _>"
+    )]
     pub repository_prefix: String,
 }
 
@@ -143,7 +162,9 @@ pub fn default_mirrors() -> Vec<Mirror> {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AllowedRegistry {
+    #[serde(deserialize_with = "limits::string::<MAX_REGISTRY_PATTERN_LEN, _>")]
     pub account_id: String,
+    #[serde(deserialize_with = "limits::string::<MAX_REGISTRY_PATTERN_LEN, _>")]
     pub region: String,
 }
 
@@ -152,7 +173,9 @@ pub struct AllowedRegistry {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AllowedServiceAccount {
+    #[serde(deserialize_with = "limits::string::<MAX_PATTERN_LEN, _>")]
     pub namespace: String,
+    #[serde(deserialize_with = "limits::string::<MAX_PATTERN_LEN, _>")]
     pub name: String,
 }
 
@@ -171,41 +194,62 @@ pub struct IamDefaults {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Used when the XR names no role (default `<xr-name>-ecr-pull`).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_ROLE_NAME_LEN, _>"
+    )]
     pub role_name: Option<String>,
     #[serde(default)]
     pub identity: Option<Identity>,
     /// The cluster's OIDC provider (IRSA), when the XR names none.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_OIDC_PROVIDER_LEN, _>"
+    )]
     pub oidc_provider: Option<String>,
     /// Service accounts trusted under IRSA when the XR names none (default
     /// `crossplane-system/crossplane`).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::list::<MAX_SERVICE_ACCOUNTS, _, _>"
+    )]
     pub service_accounts: Vec<ServiceAccount>,
     /// Node roles the pull policy is attached to when the XR names none.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::strings::<MAX_NODE_ROLES, MAX_ROLE_NAME_LEN, _>"
+    )]
     pub node_role_names: Vec<String>,
     /// Globs an XR's `iam.roleName` must match; empty: the XR may not set it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patterns")]
     pub allowed_role_names: Vec<String>,
     /// Globs each of an XR's `iam.nodeRoleNames` must match; empty: the XR
     /// may not set them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patterns")]
     pub allowed_node_role_names: Vec<String>,
     /// Globs an XR's `iam.oidcProvider` must match; empty: the XR may not
     /// set it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "patterns")]
     pub allowed_oidc_providers: Vec<String>,
     /// Namespace and name globs each of an XR's `iam.serviceAccounts` must
     /// match; empty: the XR may not set them.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::list::<MAX_ALLOWLIST_ITEMS, _, _>"
+    )]
     pub allowed_service_accounts: Vec<AllowedServiceAccount>,
     #[serde(default)]
     pub managed_resources: ManagedResources,
-    #[serde(default = "default_provider_config_name")]
+    #[serde(
+        default = "default_provider_config_name",
+        deserialize_with = "limits::string::<MAX_OBJECT_NAME_LEN, _>"
+    )]
     pub provider_config_name: String,
     /// Namespace of namespaced managed resources.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_NAMESPACE_LEN, _>"
+    )]
     pub namespace: Option<String>,
 }
 
@@ -231,6 +275,11 @@ impl Default for IamDefaults {
 
 fn yes() -> bool {
     true
+}
+
+/// An allowlist of globs: [`MAX_ALLOWLIST_ITEMS`] of [`MAX_PATTERN_LEN`].
+fn patterns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    limits::strings::<MAX_ALLOWLIST_ITEMS, MAX_PATTERN_LEN, D>(d)
 }
 
 fn default_ttl() -> Duration {
@@ -312,6 +361,202 @@ mod tests {
             let err = decode::<Input>(input.clone()).unwrap_err();
             assert_eq!(err.path, field, "{input}: {}", err.message);
         }
+    }
+
+    /// Every bound is checked as the value is decoded, names the field and
+    /// says the limit, whatever the size of the value.
+    #[test]
+    fn bounds_name_the_field() {
+        let long = |n: usize| "x".repeat(n);
+        let cases = [
+            (json!({"ttl": "48h"}), "ttl", "above the maximum of 24h0m0s"),
+            (json!({"ttl": "99999999999h"}), "ttl", "Go's maximum"),
+            (
+                json!({"tagCacheTTL": "1".repeat(1 << 20)}),
+                "tagCacheTTL",
+                "at most 32 characters, got 1048576",
+            ),
+            (json!({"tagCacheTTL": "-1m"}), "tagCacheTTL", "negative"),
+            (json!({"kind": long(64)}), "kind", "at most 63 characters"),
+            (
+                json!({"apiVersion": long(254)}),
+                "apiVersion",
+                "at most 253 characters",
+            ),
+            (
+                json!({"mirrors": vec![json!({"upstream": "x/"}); 33]}),
+                "mirrors",
+                "at most 32 items, got 33",
+            ),
+            (
+                json!({"mirrors": [{"upstream": long(257)}]}),
+                "mirrors[0].upstream",
+                "at most 256 characters",
+            ),
+            (
+                json!({"mirrors": [{"upstream": "x/", "repositoryPrefix": long(257)}]}),
+                "mirrors[0].repositoryPrefix",
+                "at most 256 characters",
+            ),
+            (
+                json!({"allowedRepositories": vec!["x"; 129]}),
+                "allowedRepositories",
+                "at most 128 items",
+            ),
+            (
+                json!({"allowedRepositories": ["x", long(513)]}),
+                "allowedRepositories[1]",
+                "at most 512 characters",
+            ),
+            (
+                json!({"allowedRuntimeConfigs": [long(513)]}),
+                "allowedRuntimeConfigs[0]",
+                "at most 512 characters",
+            ),
+            (
+                json!({"allowedRegistries": vec![json!({"accountId": "*", "region": "*"}); 129]}),
+                "allowedRegistries",
+                "at most 128 items",
+            ),
+            (
+                json!({"allowedRegistries": [{"accountId": "*", "region": long(33)}]}),
+                "allowedRegistries[0].region",
+                "at most 32 characters",
+            ),
+            (
+                json!({"allowedRegistries": [{"accountId": long(33), "region": "*"}]}),
+                "allowedRegistries[0].accountId",
+                "at most 32 characters",
+            ),
+            (
+                json!({"iam": {"roleName": long(65)}}),
+                "iam.roleName",
+                "at most 64 characters",
+            ),
+            (
+                json!({"iam": {"oidcProvider": long(513)}}),
+                "iam.oidcProvider",
+                "at most 512 characters",
+            ),
+            (
+                json!({"iam": {"serviceAccounts": vec![json!({"namespace": "n", "name": "a"}); 33]}}),
+                "iam.serviceAccounts",
+                "at most 32 items",
+            ),
+            (
+                json!({"iam": {"serviceAccounts": [{"namespace": long(64), "name": "a"}]}}),
+                "iam.serviceAccounts[0].namespace",
+                "at most 63 characters",
+            ),
+            (
+                json!({"iam": {"nodeRoleNames": vec!["r"; 33]}}),
+                "iam.nodeRoleNames",
+                "at most 32 items",
+            ),
+            (
+                json!({"iam": {"nodeRoleNames": [long(65)]}}),
+                "iam.nodeRoleNames[0]",
+                "at most 64 characters",
+            ),
+            (
+                json!({"iam": {"allowedRoleNames": [long(513)]}}),
+                "iam.allowedRoleNames[0]",
+                "at most 512 characters",
+            ),
+            (
+                json!({"iam": {"allowedNodeRoleNames": vec!["r"; 129]}}),
+                "iam.allowedNodeRoleNames",
+                "at most 128 items",
+            ),
+            (
+                json!({"iam": {"allowedOidcProviders": [long(513)]}}),
+                "iam.allowedOidcProviders[0]",
+                "at most 512 characters",
+            ),
+            (
+                json!({"iam": {"allowedServiceAccounts": [{"namespace": "*", "name": long(513)}]}}),
+                "iam.allowedServiceAccounts[0].name",
+                "at most 512 characters",
+            ),
+            (
+                json!({"iam": {"providerConfigName": long(254)}}),
+                "iam.providerConfigName",
+                "at most 253 characters",
+            ),
+            (
+                json!({"iam": {"namespace": long(64)}}),
+                "iam.namespace",
+                "at most 63 characters",
+            ),
+            (
+                json!({"credentialsName": long(254)}),
+                "credentialsName",
+                "at most 253 characters",
+            ),
+        ];
+        for (input, field, message) in cases {
+            let err = decode::<Input>(input.clone()).unwrap_err();
+            assert_eq!(err.path, field, "{}", err.message);
+            assert!(err.message.contains(message), "{field}: {}", err.message);
+        }
+        let at_limit: Input = decode(json!({"ttl": "24h", "tagCacheTTL": "0", "mirrors": vec![json!({"upstream": "x/"}); 32]}))
+            .expect("at the limits");
+        assert_eq!(at_limit.ttl, MAX_DURATION);
+    }
+
+    /// The CRD declares a bound on every string and list, the same as the
+    /// function enforces.
+    #[test]
+    fn the_package_crd_declares_the_bounds() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/package/input/ecr.fn.crossplane.io_inputs.yaml"
+        );
+        let crd: Json =
+            serde_norway::from_str(&std::fs::read_to_string(path).expect("crd")).expect("yaml");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let declared = limits::declared_bounds(schema);
+        let expected = [
+            ("apiVersion", MAX_API_VERSION_LEN),
+            ("kind", MAX_KIND_LEN),
+            ("strategy", MAX_ENUM_LEN),
+            ("mirrors[]", MAX_MIRRORS),
+            ("mirrors[].upstream", MAX_UPSTREAM_LEN),
+            ("mirrors[].repositoryPrefix", MAX_REPOSITORY_PREFIX_LEN),
+            ("allowedRepositories[]", MAX_ALLOWLIST_ITEMS),
+            ("allowedRepositories[]item", MAX_PATTERN_LEN),
+            ("allowedRegistries[]", MAX_ALLOWLIST_ITEMS),
+            ("allowedRegistries[].accountId", MAX_REGISTRY_PATTERN_LEN),
+            ("allowedRegistries[].region", MAX_REGISTRY_PATTERN_LEN),
+            ("allowedRuntimeConfigs[]", MAX_ALLOWLIST_ITEMS),
+            ("allowedRuntimeConfigs[]item", MAX_PATTERN_LEN),
+            ("iam.roleName", MAX_ROLE_NAME_LEN),
+            ("iam.identity", MAX_ENUM_LEN),
+            ("iam.oidcProvider", MAX_OIDC_PROVIDER_LEN),
+            ("iam.serviceAccounts[]", MAX_SERVICE_ACCOUNTS),
+            ("iam.serviceAccounts[].namespace", MAX_NAMESPACE_LEN),
+            ("iam.serviceAccounts[].name", MAX_SERVICE_ACCOUNT_NAME_LEN),
+            ("iam.nodeRoleNames[]", MAX_NODE_ROLES),
+            ("iam.nodeRoleNames[]item", MAX_ROLE_NAME_LEN),
+            ("iam.allowedRoleNames[]", MAX_ALLOWLIST_ITEMS),
+            ("iam.allowedRoleNames[]item", MAX_PATTERN_LEN),
+            ("iam.allowedNodeRoleNames[]", MAX_ALLOWLIST_ITEMS),
+            ("iam.allowedNodeRoleNames[]item", MAX_PATTERN_LEN),
+            ("iam.allowedOidcProviders[]", MAX_ALLOWLIST_ITEMS),
+            ("iam.allowedOidcProviders[]item", MAX_PATTERN_LEN),
+            ("iam.allowedServiceAccounts[]", MAX_ALLOWLIST_ITEMS),
+            ("iam.allowedServiceAccounts[].namespace", MAX_PATTERN_LEN),
+            ("iam.allowedServiceAccounts[].name", MAX_PATTERN_LEN),
+            ("iam.managedResources", MAX_ENUM_LEN),
+            ("iam.providerConfigName", MAX_OBJECT_NAME_LEN),
+            ("iam.namespace", MAX_NAMESPACE_LEN),
+            ("ttl", MAX_DURATION_TEXT_LEN),
+            ("tagCacheTTL", MAX_DURATION_TEXT_LEN),
+            ("credentialsName", MAX_OBJECT_NAME_LEN),
+        ];
+        let expected: std::collections::BTreeMap<String, usize> =
+            expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        assert_eq!(declared, Ok(expected));
     }
 
     /// The CRD shipped in the package must describe exactly what the

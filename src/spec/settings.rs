@@ -44,7 +44,7 @@ pub enum Trust {
 }
 
 /// IAM role names allow 64 characters.
-const MAX_ROLE_NAME: usize = 64;
+const MAX_ROLE_NAME: usize = super::limits::MAX_ROLE_NAME_LEN;
 
 impl Settings {
     /// The settings of a RunFunction call: the XR is an app team's request,
@@ -243,11 +243,14 @@ fn check_role_name(role_name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `<xr-name>-ecr-pull`, cut to IAM's 64 characters.
+/// `<xr-name>-ecr-pull`, within IAM's 64 characters. An XR name too long
+/// for that is cut and ends in a hash of all of it
+/// ([`crate::names::shorten`]), so two long XR names that share their first
+/// 55 characters still get two roles: provider-aws would otherwise adopt
+/// one role for both and each XR would overwrite the other's trust policy.
 pub fn default_role_name(xr_name: &str) -> String {
     let suffix = "-ecr-pull";
-    let keep = MAX_ROLE_NAME - suffix.len();
-    let base: String = xr_name.chars().take(keep).collect();
+    let base = crate::names::shorten(xr_name, MAX_ROLE_NAME - suffix.len());
     format!("{base}{suffix}")
 }
 
@@ -319,6 +322,15 @@ mod tests {
         let long = "x".repeat(80);
         let s = Settings::new(&long, &spec(json!({})), &Input::default()).expect("ok");
         assert_eq!(s.iam.expect("iam").role_name.len(), 64);
+        // Cut XR names keep distinct roles; short ones keep their name.
+        let (a, b) = (format!("{long}-a"), format!("{long}-b"));
+        assert_ne!(default_role_name(&a), default_role_name(&b));
+        assert!(default_role_name(&a).starts_with(&"x".repeat(40)));
+        assert_eq!(
+            default_role_name(&"y".repeat(55)),
+            format!("{}-ecr-pull", "y".repeat(55))
+        );
+        assert_eq!(default_role_name(&"y".repeat(56)).len(), 64);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::limits::{self, *};
 use crate::error::{Error, Result};
 use crate::registry::PackageKind;
 use crate::sdk::request::decode;
@@ -12,6 +13,7 @@ use crate::sdk::request::decode;
 #[serde(rename_all = "camelCase")]
 pub struct XrSpec {
     pub registry: RegistrySpec,
+    #[serde(deserialize_with = "limits::list::<MAX_PACKAGES, _, _>")]
     pub packages: Vec<PackageRequest>,
     #[serde(default)]
     pub strategy: Option<Strategy>,
@@ -22,7 +24,9 @@ pub struct XrSpec {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistrySpec {
+    #[serde(deserialize_with = "limits::string::<MAX_ACCOUNT_ID_LEN, _>")]
     pub account_id: String,
+    #[serde(deserialize_with = "limits::string::<MAX_REGION_LEN, _>")]
     pub region: String,
 }
 
@@ -32,14 +36,22 @@ pub struct RegistrySpec {
 pub struct PackageRequest {
     pub kind: PackageKind,
     /// ECR repository name, e.g. `upbound/provider-aws-s3`.
+    #[serde(deserialize_with = "limits::string::<MAX_REPOSITORY_LEN, _>")]
     pub repository: String,
     /// A tag, a Masterminds constraint, or a `sha256:` digest.
+    #[serde(deserialize_with = "limits::string::<MAX_VERSION_LEN, _>")]
     pub version: String,
     /// Overrides the package object's `metadata.name`.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_PACKAGE_NAME_LEN, _>"
+    )]
     pub name: Option<String>,
     /// Sets `spec.runtimeConfigRef.name` (Providers and Functions).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_RUNTIME_CONFIG_NAME_LEN, _>"
+    )]
     pub runtime_config_name: Option<String>,
 }
 
@@ -68,22 +80,36 @@ pub enum Identity {
 pub struct IamSpec {
     #[serde(default)]
     pub enabled: Option<bool>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_ROLE_NAME_LEN, _>"
+    )]
     pub role_name: Option<String>,
     #[serde(default)]
     pub identity: Option<Identity>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_string::<MAX_OIDC_PROVIDER_LEN, _>"
+    )]
     pub oidc_provider: Option<String>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_list::<MAX_SERVICE_ACCOUNTS, ServiceAccount, _>"
+    )]
     pub service_accounts: Option<Vec<ServiceAccount>>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::strings::<MAX_NODE_ROLES, MAX_ROLE_NAME_LEN, _>"
+    )]
     pub node_role_names: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccount {
+    #[serde(deserialize_with = "limits::string::<MAX_NAMESPACE_LEN, _>")]
     pub namespace: String,
+    #[serde(deserialize_with = "limits::string::<MAX_SERVICE_ACCOUNT_NAME_LEN, _>")]
     pub name: String,
 }
 
@@ -91,7 +117,8 @@ impl XrSpec {
     /// Reads and validates `spec` of the observed composite. Unknown fields
     /// at the top of `spec` are Crossplane's own (`crossplane`, `claimRef`,
     /// `compositionRef`...) and are ignored; inside our fields they are typos
-    /// and rejected.
+    /// and rejected. Every string and list is held to its bound in
+    /// [`super::limits`] as it is decoded, before any check reads it.
     pub fn from_composite(composite: &Json) -> Result<Self> {
         let spec = composite
             .get("spec")
@@ -172,14 +199,43 @@ fn invalid(field: &str, message: &str) -> Error {
     }
 }
 
-/// `eu-west-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-3`.
-fn is_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok()
+/// An AWS region name, in the shape every partition's regions share
+/// (`botocore`'s `regionRegex`es): a 2-4 letter area (`us`, `eu`, `ap`,
+/// `cn`, `il`, `eusc`...), one or two groups of lowercase letters (`west`,
+/// `gov-west`, `isob-east`, `de-east`), and a number from 1 to 99:
+/// `eu-west-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-3`,
+/// `il-central-1`, `eusc-de-east-1`, `us-isof-south-1`. One pass, no
+/// allocation.
+pub fn is_region(region: &str) -> bool {
+    if region.len() > MAX_REGION_LEN {
+        return false;
+    }
+    let mut groups = region.split('-');
+    let Some(area) = groups.next() else {
+        return false;
+    };
+    if !((2..=4).contains(&area.len()) && area.bytes().all(|b| b.is_ascii_lowercase())) {
+        return false;
+    }
+    let (mut words, mut number) = (0, None);
+    for group in groups {
+        if number.is_some() {
+            return false;
+        }
+        if !group.is_empty() && group.bytes().all(|b| b.is_ascii_lowercase()) {
+            words += 1;
+        } else {
+            number = Some(group);
+        }
+    }
+    let Some(number) = number else {
+        return false;
+    };
+    let digits = number.as_bytes();
+    (1..=2).contains(&words)
+        && (1..=2).contains(&digits.len())
+        && digits.iter().all(u8::is_ascii_digit)
+        && digits[0] != b'0'
 }
 
 /// ECR's repository name grammar: lowercase path components of alphanumerics
@@ -199,12 +255,7 @@ pub fn is_repository_name(name: &str) -> bool {
 
 /// RFC 1123 label, as Kubernetes requires for package names.
 pub fn is_dns_label(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+    crate::names::is_label(name)
 }
 
 #[cfg(test)]
@@ -316,6 +367,91 @@ mod tests {
                 "spec.iam.identity",
                 "unknown variant",
             ),
+            (
+                Box::new(|s| s["registry"]["region"] = json!("eu-west-+2")),
+                "spec.registry.region",
+                "not an AWS region",
+            ),
+            // Bounds: checked as the value is decoded, before anything else.
+            (
+                Box::new(|s| s["registry"]["accountId"] = json!("1234567890123")),
+                "spec.registry.accountId",
+                "at most 12 characters, got 13",
+            ),
+            (
+                Box::new(|s| s["registry"]["region"] = json!("eu-".repeat(400_000))),
+                "spec.registry.region",
+                "at most 32 characters, got 1200000",
+            ),
+            (
+                Box::new(|s| s["packages"] = json!(many_packages(MAX_PACKAGES + 1))),
+                "spec.packages",
+                "at most 500 items, got 501",
+            ),
+            (
+                Box::new(|s| s["packages"][1]["repository"] = json!("a/".repeat(129))),
+                "spec.packages[1].repository",
+                "at most 256 characters, got 258",
+            ),
+            (
+                Box::new(|s| s["packages"][1]["version"] = json!(">=".repeat(1 << 19))),
+                "spec.packages[1].version",
+                "at most 256 characters, got 1048576",
+            ),
+            (
+                Box::new(|s| s["packages"][0]["name"] = json!("n".repeat(64))),
+                "spec.packages[0].name",
+                "at most 63 characters",
+            ),
+            (
+                Box::new(|s| s["packages"][1]["runtimeConfigName"] = json!("r".repeat(254))),
+                "spec.packages[1].runtimeConfigName",
+                "at most 253 characters",
+            ),
+            (
+                Box::new(|s| s["iam"]["roleName"] = json!("r".repeat(65))),
+                "spec.iam.roleName",
+                "at most 64 characters",
+            ),
+            (
+                Box::new(|s| s["iam"]["oidcProvider"] = json!("o".repeat(513))),
+                "spec.iam.oidcProvider",
+                "at most 512 characters",
+            ),
+            (
+                Box::new(|s| {
+                    s["iam"]["serviceAccounts"] =
+                        json!(vec![json!({"namespace": "n", "name": "a"}); 33])
+                }),
+                "spec.iam.serviceAccounts",
+                "at most 32 items",
+            ),
+            (
+                Box::new(|s| {
+                    s["iam"]["serviceAccounts"] =
+                        json!([{"namespace": "n".repeat(64), "name": "a"}])
+                }),
+                "spec.iam.serviceAccounts[0].namespace",
+                "at most 63 characters",
+            ),
+            (
+                Box::new(|s| {
+                    s["iam"]["serviceAccounts"] =
+                        json!([{"namespace": "n", "name": "a".repeat(254)}])
+                }),
+                "spec.iam.serviceAccounts[0].name",
+                "at most 253 characters",
+            ),
+            (
+                Box::new(|s| s["iam"]["nodeRoleNames"] = json!(vec!["r"; 33])),
+                "spec.iam.nodeRoleNames",
+                "at most 32 items",
+            ),
+            (
+                Box::new(|s| s["iam"]["nodeRoleNames"] = json!(["a", "b", "r".repeat(65)])),
+                "spec.iam.nodeRoleNames[2]",
+                "at most 64 characters",
+            ),
         ];
         for (mutate, field, message) in cases {
             let mut spec = valid_spec();
@@ -330,6 +466,135 @@ mod tests {
                 }
                 other => panic!("{field}: expected InvalidSpec, got {other:?}"),
             }
+        }
+    }
+
+    fn many_packages(n: usize) -> Vec<Json> {
+        (0..n)
+            .map(|i| json!({"kind": "Provider", "repository": format!("upbound/provider-{i}"), "version": "v1.0.0"}))
+            .collect()
+    }
+
+    #[test]
+    fn the_package_limit_leaves_room() {
+        for n in [200, MAX_PACKAGES] {
+            let mut spec = valid_spec();
+            spec["packages"] = json!(many_packages(n));
+            let parsed = XrSpec::from_composite(&composite(spec)).expect("within the limit");
+            assert_eq!(parsed.packages.len(), n);
+        }
+        // At the limit exactly, every string is accepted.
+        let mut spec = valid_spec();
+        spec["packages"][1]["repository"] = json!(format!("a/{}", "b".repeat(254)));
+        spec["packages"][1]["version"] = json!("v".repeat(256));
+        spec["packages"][1]["name"] = json!("n".repeat(63));
+        spec["iam"]["roleName"] = json!("r".repeat(64));
+        XrSpec::from_composite(&composite(spec)).expect("at the limits");
+    }
+
+    #[test]
+    fn regions() {
+        for (region, ok) in [
+            ("eu-west-2", true),
+            ("us-east-1", true),
+            ("us-gov-west-1", true),
+            ("us-gov-east-1", true),
+            ("cn-north-1", true),
+            ("cn-northwest-1", true),
+            ("ap-southeast-3", true),
+            ("ap-northeast-1", true),
+            ("il-central-1", true),
+            ("me-central-1", true),
+            ("mx-central-1", true),
+            ("af-south-1", true),
+            ("ca-west-1", true),
+            ("eusc-de-east-1", true),
+            ("us-iso-east-1", true),
+            ("us-isob-east-1", true),
+            ("eu-isoe-west-1", true),
+            ("us-isof-south-1", true),
+            ("eu-west-12", true),
+            ("eu-west-+2", false),
+            ("eu-west--2", false),
+            ("eu-west-2-", false),
+            ("eu--west-2", false),
+            ("-eu-west-2", false),
+            ("eu-west-02", false),
+            ("eu-west-0", false),
+            ("eu-west-123", false),
+            ("eu-west-2a", false),
+            ("eu-west", false),
+            ("eu-2", false),
+            ("EU-west-2", false),
+            ("e-west-2", false),
+            ("europe-west-2", false),
+            ("us-gov-iso-west-1", false),
+            ("aws-cn-global", false),
+            ("eu-west-٢", false),
+            ("eu-west-2 ", false),
+            ("", false),
+        ] {
+            assert_eq!(is_region(region), ok, "{region}");
+        }
+    }
+
+    /// Both XRDs declare a bound on every string and list of the spec and
+    /// the status, the same as the function enforces (or writes at most).
+    #[test]
+    fn the_xrds_declare_the_bounds() {
+        let expected: std::collections::BTreeMap<String, usize> = [
+            ("spec.registry.accountId", MAX_ACCOUNT_ID_LEN),
+            ("spec.registry.region", MAX_REGION_LEN),
+            ("spec.packages[]", MAX_PACKAGES),
+            ("spec.packages[].kind", MAX_ENUM_LEN),
+            ("spec.packages[].repository", MAX_REPOSITORY_LEN),
+            ("spec.packages[].version", MAX_VERSION_LEN),
+            ("spec.packages[].name", MAX_PACKAGE_NAME_LEN),
+            (
+                "spec.packages[].runtimeConfigName",
+                MAX_RUNTIME_CONFIG_NAME_LEN,
+            ),
+            ("spec.strategy", MAX_ENUM_LEN),
+            ("spec.iam.roleName", MAX_ROLE_NAME_LEN),
+            ("spec.iam.identity", MAX_ENUM_LEN),
+            ("spec.iam.oidcProvider", MAX_OIDC_PROVIDER_LEN),
+            ("spec.iam.serviceAccounts[]", MAX_SERVICE_ACCOUNTS),
+            ("spec.iam.serviceAccounts[].namespace", MAX_NAMESPACE_LEN),
+            (
+                "spec.iam.serviceAccounts[].name",
+                MAX_SERVICE_ACCOUNT_NAME_LEN,
+            ),
+            ("spec.iam.nodeRoleNames[]", MAX_NODE_ROLES),
+            ("spec.iam.nodeRoleNames[]item", MAX_ROLE_NAME_LEN),
+            ("status.packages[]", MAX_STATUS_PACKAGES),
+            ("status.packages[].name", MAX_PACKAGE_NAME_LEN),
+            ("status.packages[].kind", MAX_ENUM_LEN),
+            ("status.packages[].repository", MAX_REPOSITORY_LEN),
+            ("status.packages[].version", MAX_VERSION_LEN),
+            ("status.packages[].digest", MAX_DIGEST_LEN),
+            ("status.packages[].package", MAX_STATUS_PACKAGE_REF_LEN),
+            ("status.packages[].dependsOn[]", MAX_STATUS_PACKAGES),
+            ("status.packages[].dependsOn[]item", MAX_PACKAGE_NAME_LEN),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+        for file in ["xrd.yaml", "xrd-legacy.yaml"] {
+            let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+            let xrd: Json = serde_norway::from_str(&std::fs::read_to_string(&path).expect("xrd"))
+                .expect("yaml");
+            let schema = &xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+            assert_eq!(
+                limits::declared_bounds(schema),
+                Ok(expected.clone()),
+                "{file}"
+            );
+            // The region pattern is is_region's grammar.
+            let pattern = schema["properties"]["spec"]["properties"]["registry"]["properties"]
+                ["region"]["pattern"]
+                .as_str()
+                .expect("pattern");
+            assert_eq!(pattern, "^[a-z]{2,4}(-[a-z]+){1,2}-[1-9][0-9]?$", "{file}");
         }
     }
 
