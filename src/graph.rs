@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
+use crate::names::is_label;
 use crate::registry::PackageKind;
 
 /// One package to install, fully resolved.
@@ -141,11 +142,19 @@ impl Graph {
         }
     }
 
-    /// Two repositories that map to one `metadata.name` would fight over one
-    /// object; refuse rather than let the last one win.
+    /// Every package object needs a DNS-label name, and two repositories
+    /// that map to one `metadata.name` would fight over one object; refuse
+    /// rather than let the last one win.
     fn check_names(&self) -> Result<()> {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for node in self.nodes.values() {
+            if !is_label(&node.name) {
+                return Err(Error::Dependency(format!(
+                    "package {} would be named {:?}, which is not a Kubernetes name (a DNS label of at most 63 characters); set spec.packages[].name",
+                    node.repository,
+                    node.name.chars().take(80).collect::<String>()
+                )));
+            }
             if let Some(other) = seen.insert(&node.name, &node.repository) {
                 return Err(Error::Dependency(format!(
                     "packages {other} and {} would both be named {:?}; set spec.packages[].name to tell them apart",
@@ -158,15 +167,22 @@ impl Graph {
 }
 
 /// The name Crossplane's package manager gives a dependency it installs
-/// (`xpkg.ToDNSLabel` of the repository path): lowercase letters and digits
-/// kept, `.`, `/`, `:` and `-` turned into `-` except at the very start, end
-/// or 63rd byte, at most the first 63 bytes read, dashes trimmed. Using the
-/// same name means Crossplane's own resolver finds our package instead of
-/// installing a duplicate.
+/// (`xpkg.ToDNSLabel` of the repository path, in crossplane/crossplane
+/// `internal/xpkg/name.go`): lowercase letters and digits kept, `.`, `/`,
+/// `:` and `-` turned into `-` except at the very start, end or 63rd byte,
+/// reading stops at byte 62, dashes trimmed. Using the same name means
+/// Crossplane's own resolver finds our package instead of installing a
+/// duplicate, so this must stay byte-identical to Crossplane's, quirks
+/// included: Go's `for i := range s` visits the byte offsets where
+/// characters start, so a multi-byte character can step over offset 62 and
+/// the result can then exceed 63 bytes. Such a name is not a DNS label and
+/// [`Graph::new`] refuses it; names for anything else come from
+/// [`crate::names::object_name`].
 pub fn dns_label(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(bytes.len().min(63));
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, _) in path.char_indices() {
+        let b = bytes[i];
         if b.is_ascii_lowercase() || b.is_ascii_digit() {
             out.push(char::from(b));
         }
@@ -208,9 +224,16 @@ mod tests {
         }
     }
 
+    /// Expected values from Crossplane's `xpkg.ToDNSLabel` (v2.2,
+    /// `internal/xpkg/name.go`), run with Go 1.26.
     #[test]
     fn dns_labels_match_crossplane() {
-        let cases = [
+        let a64 = "a".repeat(64);
+        let a63 = "a".repeat(63);
+        let a62 = "a".repeat(62);
+        let a61 = "a".repeat(61);
+        let tail = "b".repeat(20);
+        let cases: Vec<(String, String)> = [
             ("upbound/provider-family-aws", "upbound-provider-family-aws"),
             ("upbound/provider-aws-s3", "upbound-provider-aws-s3"),
             (
@@ -225,11 +248,39 @@ mod tests {
                 "crossplane-contrib-provider-upjet-aws-with-a-very-long-name-tha",
             ),
             ("", ""),
-        ];
+            ("é/provider-aws", "provider-aws"),
+            ("a//b", "a--b"),
+            ("a-", "a"),
+            ("-", ""),
+            ("a/-/b", "a---b"),
+            ("mirror/upbound/provider_x.y", "mirror-upbound-providerx-y"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .chain([
+            (format!("{a64}/b"), a63.clone()),
+            (format!("{a62}/bc"), a62.clone()),
+            (format!("{a61}/bcd"), format!("{a61}-b")),
+            // A two-byte character over offset 62: Go reads on.
+            (format!("{a61}é{tail}"), format!("{a61}{tail}")),
+        ])
+        .collect();
         for (path, label) in cases {
-            let got = dns_label(path);
-            assert_eq!(got, label, "{path}");
-            assert!(got.len() <= 63);
+            assert_eq!(dns_label(&path), label, "{path}");
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_labels_are_refused() {
+        for name in [String::new(), "x".repeat(81), "Not_A_Label".to_string()] {
+            let mut a = node("x/a", &[]);
+            a.name = name.clone();
+            let err = Graph::new([a]).unwrap_err();
+            assert!(
+                err.to_string().contains("not a Kubernetes name"),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains("spec.packages[].name"), "{err}");
         }
     }
 

@@ -7,7 +7,8 @@ use serde_json::{Value as Json, json};
 
 use super::Planned;
 use super::packages::into_map;
-use crate::graph::{Graph, dns_label};
+use crate::graph::Graph;
+use crate::names::{Source, object_name};
 use crate::spec::Settings;
 use crate::spec::input::ManagedResources;
 use crate::spec::settings::{IamSettings, Trust};
@@ -31,13 +32,13 @@ pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
     let Some(iam) = &settings.iam else {
         return Vec::new();
     };
-    let object_name = kubernetes_name(&iam.role_name);
+    let role_object = role_object_name(&iam.role_name);
     let mut planned = vec![
         managed(
             iam,
             ROLE,
             "Role",
-            &object_name,
+            &role_object,
             Some(&iam.role_name),
             json!({
                 "assumeRolePolicy": trust_policy(settings, iam).to_string(),
@@ -48,7 +49,7 @@ pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
             iam,
             POLICY,
             "Policy",
-            &object_name,
+            &role_object,
             Some(&iam.role_name),
             json!({
                 "policy": pull_policy(settings, graph).to_string(),
@@ -59,25 +60,24 @@ pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
             iam,
             ATTACHMENT,
             "RolePolicyAttachment",
-            &object_name,
+            &role_object,
             None,
             json!({
-                "roleRef": {"name": object_name},
-                "policyArnRef": {"name": object_name},
+                "roleRef": {"name": role_object},
+                "policyArnRef": {"name": role_object},
             }),
         ),
     ];
     for node_role in &iam.node_role_names {
-        let label = dns_label(&node_role.to_ascii_lowercase());
         planned.push(managed(
             iam,
-            &format!("{ATTACHMENT}-node-{label}"),
+            &node_attachment_resource_name(node_role),
             "RolePolicyAttachment",
-            &format!("{object_name}-node-{label}"),
+            &object_name(&format!("{role_object}-node"), node_role, Source::Iam),
             None,
             json!({
                 "role": node_role,
-                "policyArnRef": {"name": object_name},
+                "policyArnRef": {"name": role_object},
             }),
         ));
     }
@@ -88,7 +88,7 @@ fn managed(
     iam: &IamSettings,
     resource_name: &str,
     kind: &str,
-    object_name: &str,
+    metadata_name: &str,
     external_name: Option<&str>,
     for_provider: Json,
 ) -> Planned {
@@ -102,7 +102,7 @@ fn managed(
             json!({"kind": "ClusterProviderConfig", "name": iam.provider_config_name}),
         ),
     };
-    let mut metadata = json!({"name": object_name});
+    let mut metadata = json!({"name": metadata_name});
     if iam.managed_resources == ManagedResources::Namespaced {
         metadata["namespace"] = json!(iam.namespace);
     }
@@ -185,30 +185,25 @@ pub fn pull_policy(settings: &Settings, graph: &Graph) -> Json {
     })
 }
 
-/// IAM names allow `+=,.@_` and capitals; Kubernetes names do not.
-fn kubernetes_name(role_name: &str) -> String {
-    let mapped: String = role_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = mapped.trim_matches(|c| c == '-' || c == '.');
-    if trimmed.is_empty() {
-        // A role name of punctuation only still needs some object name.
-        return "ecr-pull".to_string();
-    }
-    trimmed.to_string()
+/// The `metadata.name` of the Role, Policy and RolePolicyAttachment: the
+/// role name as a DNS label. IAM names allow `+=,.@_` and capitals and 64
+/// characters; a role name that is not already a label up to case gets a
+/// hash ([`object_name`]).
+pub fn role_object_name(role_name: &str) -> String {
+    object_name("", role_name, Source::Iam)
+}
+
+/// The composition resource name of a node role's attachment:
+/// `iam-attachment-node-<role>` (`eks-nodes` ->
+/// `iam-attachment-node-eks-nodes`).
+pub fn node_attachment_resource_name(node_role: &str) -> String {
+    object_name(&format!("{ATTACHMENT}-node"), node_role, Source::Iam)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::PackageNode;
+    use crate::graph::{PackageNode, dns_label};
     use crate::registry::PackageKind;
     use crate::sdk::request::decode;
     use crate::spec::policy::Origin;
@@ -345,9 +340,12 @@ mod tests {
             &graph(),
         );
         let names: Vec<&str> = cluster.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [ROLE, POLICY, ATTACHMENT, "iam-attachment-node-nodesa"]
+        // `_` is folded into `-`, so the name carries a hash.
+        assert_eq!(names[..3], [ROLE, POLICY, ATTACHMENT]);
+        assert!(
+            names[3].starts_with("iam-attachment-node-nodes-a-") && names[3].len() == 38,
+            "{}",
+            names[3]
         );
         for p in &cluster {
             assert_eq!(p.object["apiVersion"], json!("iam.aws.upbound.io/v1beta1"));
@@ -388,6 +386,43 @@ mod tests {
     }
 
     #[test]
+    fn names_are_labels_and_keep_apart() {
+        use crate::names::is_label;
+        assert_eq!(role_object_name("demo-ecr-pull"), "demo-ecr-pull");
+        // IAM names ignore case: one role, one name.
+        assert_eq!(role_object_name("Demo-ECR-Pull"), "demo-ecr-pull");
+        assert_eq!(
+            node_attachment_resource_name("eks-node-role"),
+            "iam-attachment-node-eks-node-role"
+        );
+        let roles = [
+            "eks-nodes",
+            "eks.nodes",
+            "eks_nodes",
+            "eks@nodes",
+            "eks+nodes",
+            "eksnodes",
+            "+=,.@_",
+            "",
+            &"n".repeat(64),
+            &format!("{}x", "n".repeat(63)),
+        ];
+        let mut resources: Vec<String> = roles
+            .iter()
+            .map(|r| node_attachment_resource_name(r))
+            .collect();
+        let mut objects: Vec<String> = roles.iter().map(|r| role_object_name(r)).collect();
+        for name in resources.iter().chain(&objects) {
+            assert!(is_label(name), "{name:?}");
+        }
+        for list in [&mut resources, &mut objects] {
+            list.sort();
+            list.dedup();
+            assert_eq!(list.len(), roles.len());
+        }
+    }
+
+    #[test]
     fn role_names_keep_their_aws_spelling() {
         let planned = compose(
             &settings(
@@ -397,9 +432,12 @@ mod tests {
             ),
             &graph(),
         );
-        assert_eq!(
-            planned[0].object["metadata"]["name"],
-            json!("crossplane-ecr-pull")
+        let name = planned[0].object["metadata"]["name"]
+            .as_str()
+            .expect("name");
+        assert!(
+            name.starts_with("crossplane-ecr-pull-") && name.len() == 30,
+            "{name}"
         );
         assert_eq!(
             planned[0].object["metadata"]["annotations"]["crossplane.io/external-name"],

@@ -4,9 +4,11 @@
 pub mod iam;
 pub mod packages;
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value as Json};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::spec::Settings;
 
@@ -48,5 +50,33 @@ pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
     needs.extend(mirrors.iter().map(|m| m.name.clone()));
     planned.extend(mirrors);
     planned.extend(packages::compose_packages(settings, graph, &needs)?);
+    check_unique(&planned)?;
     Ok(planned)
+}
+
+/// Two planned resources under one composition resource name, or two
+/// objects of one kind under one `metadata.name`, would overwrite each
+/// other; refuse instead. Names are hashed where they are cut or folded, so
+/// this takes inputs crafted to collide.
+fn check_unique(planned: &[Planned]) -> Result<()> {
+    let mut resources: BTreeSet<&str> = BTreeSet::new();
+    let mut objects: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    for p in planned {
+        let field = |key: &str| p.object.get(key).and_then(Json::as_str).unwrap_or_default();
+        let name = p
+            .object
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        if !resources.insert(&p.name) || !objects.insert((field("apiVersion"), field("kind"), name))
+        {
+            return Err(Error::Dependency(format!(
+                "two composed resources would both be named {:?} ({} {name:?}); give the packages, mirrors or node roles that produce them distinct names",
+                p.name,
+                field("kind")
+            )));
+        }
+    }
+    Ok(())
 }

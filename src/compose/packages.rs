@@ -5,7 +5,8 @@ use serde_json::{Map, Value as Json, json};
 
 use super::Planned;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, PackageNode, dns_label};
+use crate::graph::{Graph, PackageNode};
+use crate::names::{Source, object_name};
 use crate::registry::PackageKind;
 use crate::spec::Settings;
 use crate::spec::xr::Strategy;
@@ -14,15 +15,52 @@ pub const PACKAGE_PREFIX: &str = "package-";
 pub const IMAGE_CONFIG_PREFIX: &str = "image-config-";
 
 /// The composition resource name of the package object named
-/// `package_name` (its `metadata.name`).
+/// `package_name` (its `metadata.name`): `package-<name>`, a DNS label, so
+/// cut with a hash ([`object_name`]) for names over 55 characters.
 pub fn package_resource_name(package_name: &str) -> String {
-    format!("{PACKAGE_PREFIX}{package_name}")
+    object_name(
+        PACKAGE_PREFIX.trim_end_matches('-'),
+        package_name,
+        Source::Label,
+    )
 }
 
 /// The package object name a package's composition resource name stands
-/// for; `None` for resources that are not packages.
+/// for; `None` for resources that are not packages. Exact for names of up
+/// to 55 characters; a longer name's resource name is cut, so look it up
+/// among the known names with [`package_name_among`] instead.
 pub fn package_name(resource_name: &str) -> Option<&str> {
     resource_name.strip_prefix(PACKAGE_PREFIX)
+}
+
+/// The name among `names` whose composition resource name is
+/// `resource_name`, for every length of name.
+pub fn package_name_among<'a>(
+    resource_name: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    if !resource_name.starts_with(PACKAGE_PREFIX) {
+        return None;
+    }
+    names
+        .into_iter()
+        .find(|name| package_resource_name(name) == resource_name)
+}
+
+/// The ImageConfig's `metadata.name` for a mirror: `ecr-mirror-<upstream>`
+/// (`xpkg.upbound.io/` -> `ecr-mirror-xpkg-upbound-io`).
+pub fn image_config_name(upstream: &str) -> String {
+    object_name("ecr-mirror", upstream, Source::PathPrefix)
+}
+
+/// The ImageConfig's composition resource name for a mirror:
+/// `image-config-<upstream>`.
+pub fn image_config_resource_name(upstream: &str) -> String {
+    object_name(
+        IMAGE_CONFIG_PREFIX.trim_end_matches('-'),
+        upstream,
+        Source::PathPrefix,
+    )
 }
 
 /// What `spec.package` says: the upstream path for `Rewrite` (the
@@ -57,18 +95,17 @@ pub fn compose_image_configs(settings: &Settings, graph: &Graph) -> Vec<Planned>
             })
         })
         .map(|mirror| {
-            let label = dns_label(mirror.upstream.trim_end_matches('/'));
             let object = json!({
                 "apiVersion": "pkg.crossplane.io/v1beta1",
                 "kind": "ImageConfig",
-                "metadata": {"name": format!("ecr-mirror-{label}")},
+                "metadata": {"name": image_config_name(&mirror.upstream)},
                 "spec": {
                     "matchImages": [{"type": "Prefix", "prefix": mirror.upstream}],
                     "rewriteImage": {"prefix": format!("{}/{}", settings.registry.host(), mirror.repository_prefix)}
                 }
             });
             Planned {
-                name: format!("{IMAGE_CONFIG_PREFIX}{label}"),
+                name: image_config_resource_name(&mirror.upstream),
                 object: into_map(object),
                 needs: Vec::new(),
             }
@@ -153,5 +190,74 @@ pub(super) fn into_map(value: Json) -> Map<String, Json> {
     match value {
         Json::Object(map) => map,
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::is_label;
+
+    #[test]
+    fn package_resource_names_are_labels() {
+        assert_eq!(
+            package_resource_name("upbound-provider-family-aws"),
+            "package-upbound-provider-family-aws"
+        );
+        let short = "a".repeat(55);
+        assert_eq!(package_resource_name(&short), format!("package-{short}"));
+        assert_eq!(
+            package_name(&package_resource_name(&short)),
+            Some(short.as_str())
+        );
+        let long = "b".repeat(63);
+        let resource = package_resource_name(&long);
+        assert!(
+            is_label(&resource) && resource.starts_with(PACKAGE_PREFIX),
+            "{resource}"
+        );
+        assert_ne!(resource, package_resource_name(&"b".repeat(62)));
+        let names = [short.as_str(), long.as_str()];
+        assert_eq!(package_name_among(&resource, names), Some(long.as_str()));
+        assert_eq!(package_name_among("image-config-x", names), None);
+        assert!(crate::compose::is_owned(&resource));
+    }
+
+    #[test]
+    fn image_config_names() {
+        for (upstream, object, resource) in [
+            (
+                "xpkg.upbound.io/",
+                "ecr-mirror-xpkg-upbound-io",
+                "image-config-xpkg-upbound-io",
+            ),
+            (
+                "xpkg.crossplane.io/",
+                "ecr-mirror-xpkg-crossplane-io",
+                "image-config-xpkg-crossplane-io",
+            ),
+        ] {
+            assert_eq!(image_config_name(upstream), object);
+            assert_eq!(image_config_resource_name(upstream), resource);
+        }
+        // Prefixes that fold together keep apart; long ones are cut.
+        let distinct = [
+            "xpkg.upbound.io/",
+            "xpkg.upbound.io",
+            "xpkg.upbound.io/upbound/",
+            "xpkg.upbound.io/upbound-",
+            "xpkg-upbound.io/",
+            "Xpkg.upbound.io/",
+            "localhost:5000/",
+            "localhost-5000/",
+        ];
+        let mut names: Vec<String> = distinct.iter().map(|u| image_config_name(u)).collect();
+        names.push(image_config_name(&format!("{}/", "r.".repeat(200))));
+        for name in &names {
+            assert!(is_label(name), "{name}");
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), distinct.len() + 1);
     }
 }
