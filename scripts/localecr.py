@@ -33,6 +33,7 @@ Commands (all take ``--state-dir DIR``):
   down     stop them
   seed     [--upstream] SPEC.json | -  build + push images, print {repo: {tag: digest}}
   status   exit 0 when every server answers
+  watch    (internal) stop the servers once --pid has exited
   proxy    (internal) serve the ECR data-plane proxy
 
 Seed spec (JSON)::
@@ -319,6 +320,9 @@ def cmd_up(args) -> int:
         "LOCALECR_SCRIPT": str(Path(__file__).resolve()),
     }
     (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    if args.watch_pid:
+        spawn([sys.executable, str(Path(__file__).resolve()), "watch", "--state-dir", str(state),
+               "--pid", str(args.watch_pid)], state / "watch.log")
     log(f"up: ECR API {moto_url}, ECR registry {proxy_url} (over {reg_url}), upstream {up_url}, "
         f"env in {state / 'env'}")
     return 0
@@ -333,6 +337,16 @@ def cmd_down(args) -> int:
     for pid in pids.values():
         stop_pid(int(pid))
     pid_file.unlink()
+    return 0
+
+
+def cmd_watch(args) -> int:
+    """Stops the servers (and removes the state dir) once the process that
+    asked for them is gone, however it ended."""
+    while alive(int(args.pid)):
+        time.sleep(0.5)
+    cmd_down(args)
+    shutil.rmtree(Path(args.state_dir), ignore_errors=True)
     return 0
 
 
@@ -882,9 +896,13 @@ def cmd_seed(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "down", "status", "seed", "proxy"):
+    for name in ("up", "down", "status", "seed", "proxy", "watch"):
         sp = sub.add_parser(name)
         sp.add_argument("--state-dir", required=True)
+        if name == "up":
+            sp.add_argument("--watch-pid", type=int, help="stop the servers once this process exits")
+        if name == "watch":
+            sp.add_argument("--pid", required=True)
         if name == "seed":
             sp.add_argument("--upstream", action="store_true",
                             help="push to the upstream registry only (not to ECR)")
@@ -896,7 +914,8 @@ def main(argv=None) -> int:
             sp.add_argument("--registry", required=True)
             sp.add_argument("--moto", required=True)
     args = p.parse_args(argv)
-    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed, "proxy": cmd_proxy}
+    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed, "proxy": cmd_proxy,
+                "watch": cmd_watch}
     return commands[args.cmd](args)
 
 

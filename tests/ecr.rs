@@ -670,6 +670,47 @@ async fn s3_redirects_are_followed_without_the_token() {
 }
 
 #[tokio::test]
+async fn presigned_urls_never_reach_error_messages() {
+    let repo = localecr::unique("ecr/provider-presigned");
+    let digests =
+        seed(json!({"repository": repo, "tags": ["v1.0.0"], "package": provider("presigned")}));
+    let closed = localecr::closed_port();
+    for target in [
+        // S3 refuses the signature.
+        "/s3-bucket/layer?X-Amz-Signature=secret&X-Amz-Credential=AKIDSECRET".to_string(),
+        // S3 cannot be reached at all.
+        format!("{closed}/s3-bucket/layer?X-Amz-Signature=secret&X-Amz-Credential=AKIDSECRET"),
+    ] {
+        let handler: Handler = Arc::new(move |_, req| Reply {
+            status: if req.path.contains("/blobs/") {
+                307
+            } else {
+                403
+            },
+            headers: vec![("location".into(), target.clone())],
+            body: b"<Error><Code>SignatureDoesNotMatch</Code></Error>".to_vec(),
+            delay: Duration::ZERO,
+        });
+        let (url, _) = serve(handler).await;
+        let ecr = ecr_with(EcrOptions {
+            registry_endpoint: Some(url),
+            ..options()
+        })
+        .await;
+        let error = ecr
+            .package_meta(&repo, &digests["v1.0.0"])
+            .await
+            .expect_err("the layer cannot be read")
+            .to_string();
+        assert!(
+            !error.contains("secret") && !error.contains("AKIDSECRET"),
+            "{error}"
+        );
+        assert!(error.contains("s3-bucket/layer"), "says where: {error}");
+    }
+}
+
+#[tokio::test]
 async fn call_counts_cold_then_warm_through_the_connector() {
     let repo_a = localecr::unique("ecr/provider-count-a");
     let repo_b = localecr::unique("ecr/provider-count-b");
@@ -781,4 +822,120 @@ async fn calls_are_exported_as_a_prometheus_counter() {
         text.contains("function_ecr_registry_calls_total{operation=\"ListImages\"} 1"),
         "{text}"
     );
+}
+
+/// A TCP forwarder to `target` (`http://host:port`) that can be cut, with
+/// every connection through it, and brought back on the same port: the ECR
+/// data plane going away mid-call.
+struct Cable {
+    address: std::net::SocketAddr,
+    target: String,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Cable {
+    async fn connect(target: &str) -> Arc<Cable> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let cable = Arc::new(Cable {
+            address: listener.local_addr().expect("addr"),
+            target: target.trim_start_matches("http://").to_string(),
+            task: Mutex::new(None),
+        });
+        cable.run(listener);
+        cable
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn run(&self, listener: TcpListener) {
+        let target = self.target.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Drops the listener and every open connection.
+    fn cut(&self) {
+        if let Some(task) = self.task.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    async fn mend(&self) {
+        let listener = TcpListener::bind(self.address).await.expect("rebind");
+        self.run(listener);
+    }
+}
+
+#[tokio::test]
+async fn a_registry_cut_mid_download_and_cancelled_calls_leave_no_stuck_or_poisoned_key() {
+    let env = localecr::env();
+    let repo = localecr::unique("ecr/provider-cut");
+    let digests = seed(json!({"repository": repo, "tags": ["v1.0.0"],
+        "package": provider("cut"), "extraYamlBytes": 24_000_000}));
+    let digest = digests["v1.0.0"].clone();
+    let cable = Cable::connect(&env.registry_endpoint).await;
+    let ecr = Arc::new(
+        ecr_with(EcrOptions {
+            registry_endpoint: Some(cable.url()),
+            ..options()
+        })
+        .await,
+    );
+    let cached = CachedRegistry::new(ecr.clone(), CacheOptions::forgetting_failures());
+
+    // Cut while the layer streams: the call ends, unavailable, promptly.
+    let during = {
+        let cached = cached.clone();
+        let (repo, digest) = (repo.clone(), digest.clone());
+        tokio::spawn(async move { cached.package_meta(&repo, &digest).await })
+    };
+    while ecr.calls().blob_get == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    cable.cut();
+    let cut = tokio::time::timeout(Duration::from_secs(60), during)
+        .await
+        .expect("the cut call ends")
+        .expect("no panic");
+    if let Err(e) = &cut {
+        assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+    }
+
+    // Callers cancelled mid-download, several at once.
+    cable.mend().await;
+    for _ in 0..3 {
+        let cancelled = futures_util::future::join_all((0..4).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(3),
+                cached.package_meta(&repo, &digest),
+            )
+        }))
+        .await;
+        assert!(
+            cancelled
+                .iter()
+                .all(|c| c.is_err() || c.as_ref().is_ok_and(|m| m.is_ok()))
+        );
+    }
+
+    // The next calls succeed: the key is neither stuck behind a dropped
+    // lookup nor holding the failure.
+    let metas =
+        futures_util::future::join_all((0..4).map(|_| cached.package_meta(&repo, &digest))).await;
+    for meta in metas {
+        assert_eq!(meta.expect("read after the outage").name, "cut");
+    }
 }

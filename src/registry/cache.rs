@@ -1,94 +1,212 @@
-//! A caching [`Registry`] in front of another one.
+//! A caching [`Registry`] in front of another one, on moka.
 //!
-//! * Package metadata is cached by (repository, digest) for the life of the
-//!   process: content at a digest never changes. The cache is bounded; the
-//!   least recently used entries go first.
-//! * Tag lists and tag -> digest answers are cached for a TTL (default five
-//!   minutes), so a tag moved in the registry is seen within that time.
+//! * Package metadata is cached by (repository, digest) with no expiry:
+//!   content at a digest never changes.
+//! * Tag lists and tag -> digest answers are cached for the tag TTL
+//!   (default five minutes; the caller's current TTL is applied on every
+//!   read), so a tag moved in the registry is seen within that time.
+//! * Failures are remembered too, briefly, so that an outage or a broken
+//!   package is not asked about again by every reconcile of every XR that
+//!   names it: transient ones (unreachable, throttled, timed out, refused
+//!   credentials) for `transient_backoff`, definitive ones (not found,
+//!   invalid package) for `negative_ttl`.
+//! * Each cache is bounded by an approximate byte weight, not an entry count.
 //! * Concurrent identical lookups share one call to the inner registry
-//!   (single flight); its answer, or its error, goes to all of them.
-//! * Errors are never cached: the next lookup after a failure asks again.
+//!   (moka's `get_with`): its answer, or its error, goes to all of them. A
+//!   caller that is cancelled, or whose lookup panics, leaves nothing behind:
+//!   the next caller starts afresh.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
+use moka::Expiry;
+use moka::future::Cache;
 
 use super::{PackageMeta, Registry};
 use crate::error::Result;
 
 /// Default time a tag list or tag -> digest answer is trusted.
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(5 * 60);
-/// Default number of package metadata entries kept.
-pub const DEFAULT_META_ENTRIES: usize = 4096;
-/// Default number of tag lists, and of tag -> digest answers, kept.
-pub const DEFAULT_TTL_ENTRIES: usize = 4096;
+/// Default budget of the package metadata cache, in bytes.
+pub const DEFAULT_META_BYTES: u64 = 16 * 1024 * 1024;
+/// Default budget of the tag list and tag -> digest caches, in bytes each.
+pub const DEFAULT_TAG_BYTES: u64 = 16 * 1024 * 1024;
+/// Default time a transient failure is remembered.
+pub const DEFAULT_TRANSIENT_BACKOFF: Duration = Duration::from_secs(2);
+/// Default time a definitive failure (not found, invalid) is remembered.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheOptions {
     pub tag_ttl: Duration,
-    pub meta_entries: usize,
-    pub ttl_entries: usize,
+    /// Byte budget of the package metadata cache.
+    pub meta_bytes: u64,
+    /// Byte budget of each of the tag list and tag -> digest caches.
+    pub tag_bytes: u64,
+    /// How long a transient failure is answered from memory.
+    pub transient_backoff: Duration,
+    /// How long a definitive failure is answered from memory.
+    pub negative_ttl: Duration,
 }
 
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
             tag_ttl: DEFAULT_TAG_TTL,
-            meta_entries: DEFAULT_META_ENTRIES,
-            ttl_entries: DEFAULT_TTL_ENTRIES,
+            meta_bytes: DEFAULT_META_BYTES,
+            tag_bytes: DEFAULT_TAG_BYTES,
+            transient_backoff: DEFAULT_TRANSIENT_BACKOFF,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
         }
     }
 }
 
+impl CacheOptions {
+    /// Default budgets with failures not remembered: for tests that switch
+    /// a registry off and on between calls.
+    pub fn forgetting_failures() -> Self {
+        Self {
+            transient_backoff: Duration::ZERO,
+            negative_ttl: Duration::ZERO,
+            ..Self::default()
+        }
+    }
+}
+
+/// What a lookup found, or why it failed, and when.
+#[derive(Clone, Debug)]
+struct Answer<V> {
+    outcome: Result<V>,
+    at: Instant,
+}
+
+type Key = (String, String);
+
 /// See the module documentation.
 pub struct CachedRegistry<R: ?Sized> {
-    state: Arc<State<R>>,
+    inner: Arc<R>,
+    tag_ttl_ms: Arc<AtomicU64>,
+    tags: Cache<String, Answer<Arc<Vec<String>>>>,
+    digests: Cache<Key, Answer<String>>,
+    metas: Cache<Key, Answer<Arc<PackageMeta>>>,
 }
 
 impl<R: ?Sized> Clone for CachedRegistry<R> {
     fn clone(&self) -> Self {
         Self {
-            state: self.state.clone(),
+            inner: self.inner.clone(),
+            tag_ttl_ms: self.tag_ttl_ms.clone(),
+            tags: self.tags.clone(),
+            digests: self.digests.clone(),
+            metas: self.metas.clone(),
         }
     }
 }
 
-type Key = (String, String);
+/// How long an answer lives: failures by kind, successes by `ok` (none
+/// for immutable content). Read once, when the answer is stored.
+struct Lifetime {
+    ok: Option<Arc<AtomicU64>>,
+    transient: Duration,
+    negative: Duration,
+}
 
-struct State<R: ?Sized> {
-    inner: Arc<R>,
-    tag_ttl_ms: AtomicU64,
-    tags: Mutex<Bounded<String, Vec<String>>>,
-    digests: Mutex<Bounded<Key, String>>,
-    metas: Mutex<Bounded<Key, PackageMeta>>,
-    tag_flights: Flights<String, Vec<String>>,
-    digest_flights: Flights<Key, String>,
-    meta_flights: Flights<Key, PackageMeta>,
+impl<K, V> Expiry<K, Answer<V>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        answer: &Answer<V>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        match &answer.outcome {
+            Ok(_) => self
+                .ok
+                .as_ref()
+                .map(|ms| Duration::from_millis(ms.load(Ordering::Relaxed))),
+            Err(e) if e.is_transient() => Some(self.transient),
+            Err(_) => Some(self.negative),
+        }
+    }
+}
+
+/// Approximate bytes held by an entry, for the caches' budgets.
+trait Weight {
+    fn weight(&self) -> usize;
+}
+
+impl Weight for String {
+    fn weight(&self) -> usize {
+        self.len() + 24
+    }
+}
+
+impl Weight for Key {
+    fn weight(&self) -> usize {
+        self.0.weight() + self.1.weight()
+    }
+}
+
+impl Weight for Arc<Vec<String>> {
+    fn weight(&self) -> usize {
+        self.iter().map(Weight::weight).sum::<usize>() + 24
+    }
+}
+
+impl Weight for Arc<PackageMeta> {
+    fn weight(&self) -> usize {
+        self.name.weight()
+            + self
+                .depends_on
+                .iter()
+                .map(|d| d.package.weight() + d.version.weight() + 8)
+                .sum::<usize>()
+    }
+}
+
+impl<V: Weight> Weight for Answer<V> {
+    fn weight(&self) -> usize {
+        match &self.outcome {
+            Ok(v) => v.weight(),
+            // An error's message is short; count it roughly.
+            Err(_) => 256,
+        }
+    }
+}
+
+fn build<K, V>(bytes: u64, lifetime: Lifetime) -> Cache<K, Answer<V>>
+where
+    K: Weight + std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Weight + Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(bytes)
+        .weigher(|k: &K, v: &Answer<V>| {
+            u32::try_from(k.weight() + v.weight() + 64).unwrap_or(u32::MAX)
+        })
+        .expire_after(lifetime)
+        .build()
 }
 
 impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
     pub fn new(inner: Arc<R>, options: CacheOptions) -> Self {
+        let tag_ttl_ms = Arc::new(AtomicU64::new(millis(options.tag_ttl)));
+        let lifetime = |ok: Option<Arc<AtomicU64>>| Lifetime {
+            ok,
+            transient: options.transient_backoff,
+            negative: options.negative_ttl,
+        };
         Self {
-            state: Arc::new(State {
-                inner,
-                tag_ttl_ms: AtomicU64::new(millis(options.tag_ttl)),
-                tags: Mutex::new(Bounded::new(options.ttl_entries)),
-                digests: Mutex::new(Bounded::new(options.ttl_entries)),
-                metas: Mutex::new(Bounded::new(options.meta_entries)),
-                tag_flights: Flights::default(),
-                digest_flights: Flights::default(),
-                meta_flights: Flights::default(),
-            }),
+            inner,
+            tags: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
+            digests: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
+            metas: build(options.meta_bytes, lifetime(None)),
+            tag_ttl_ms,
         }
     }
 
-    /// Default bounds, the given tag TTL.
+    /// Default budgets, the given tag TTL.
     pub fn with_tag_ttl(inner: Arc<R>, tag_ttl: Duration) -> Self {
         Self::new(
             inner,
@@ -100,12 +218,28 @@ impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
     }
 
     pub fn inner(&self) -> &Arc<R> {
-        &self.state.inner
+        &self.inner
     }
 
     /// Changes the TTL of tag answers (cached answers are judged by the new one).
     pub fn set_tag_ttl(&self, ttl: Duration) {
-        self.state.tag_ttl_ms.store(millis(ttl), Ordering::Relaxed);
+        self.tag_ttl_ms.store(millis(ttl), Ordering::Relaxed);
+    }
+
+    fn tag_ttl(&self) -> Duration {
+        Duration::from_millis(self.tag_ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// Bytes held by each cache (tags, digests, metadata), as weighed.
+    pub async fn weighted_sizes(&self) -> [u64; 3] {
+        self.tags.run_pending_tasks().await;
+        self.digests.run_pending_tasks().await;
+        self.metas.run_pending_tasks().await;
+        [
+            self.tags.weighted_size(),
+            self.digests.weighted_size(),
+            self.metas.weighted_size(),
+        ]
     }
 }
 
@@ -113,186 +247,77 @@ fn millis(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl<R: ?Sized> State<R> {
-    fn fresh<K: Eq + Hash + Clone, V: Clone>(
-        &self,
-        map: &Mutex<Bounded<K, V>>,
-        key: &K,
-    ) -> Option<V> {
-        let ttl = Duration::from_millis(self.tag_ttl_ms.load(Ordering::Relaxed));
-        let mut map = lock(map);
-        let (value, at) = map.get(key)?;
-        if at.elapsed() < ttl {
-            Some(value)
-        } else {
-            map.entries.remove(key);
-            None
-        }
+/// The cached answer for `key`, or a new one from `lookup` shared with every
+/// concurrent caller. A successful answer older than `max_age` (the caller's
+/// current tag TTL) is asked again.
+async fn answer<K, V, F>(
+    cache: &Cache<K, Answer<V>>,
+    key: K,
+    max_age: Option<Duration>,
+    lookup: F,
+) -> Result<V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<V>>,
+{
+    if let (Some(max_age), Some(cached)) = (max_age, cache.get(&key).await)
+        && cached.outcome.is_ok()
+        && cached.at.elapsed() >= max_age
+    {
+        cache.invalidate(&key).await;
     }
+    let found = cache
+        .get_with(key, async {
+            Answer {
+                outcome: lookup.await,
+                at: Instant::now(),
+            }
+        })
+        .await;
+    found.outcome
 }
 
 #[async_trait]
 impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        let key = repository.to_string();
-        if let Some(tags) = self.state.fresh(&self.state.tags, &key) {
-            return Ok(tags);
-        }
-        let state = self.state.clone();
-        self.state
-            .tag_flights
-            .run(key.clone(), move || {
-                async move {
-                    let tags = state.inner.list_tags(&key).await?;
-                    lock(&state.tags).insert(key, tags.clone());
-                    Ok(tags)
-                }
-                .boxed()
-            })
-            .await
+        let lookup = async { self.inner.list_tags(repository).await.map(Arc::new) };
+        let tags = answer(
+            &self.tags,
+            repository.to_string(),
+            Some(self.tag_ttl()),
+            lookup,
+        )
+        .await?;
+        Ok(Vec::clone(&tags))
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
         let key = (repository.to_string(), reference.to_string());
-        if reference.starts_with("sha256:") && lock(&self.state.metas).get(&key).is_some() {
+        if reference.starts_with("sha256:")
+            && self
+                .metas
+                .get(&key)
+                .await
+                .is_some_and(|a| a.outcome.is_ok())
+        {
             // Its package was read, so it exists; content at a digest is fixed.
             return Ok(reference.to_string());
         }
-        if let Some(digest) = self.state.fresh(&self.state.digests, &key) {
-            return Ok(digest);
-        }
-        let state = self.state.clone();
-        self.state
-            .digest_flights
-            .run(key.clone(), move || {
-                async move {
-                    let digest = state.inner.resolve_digest(&key.0, &key.1).await?;
-                    lock(&state.digests).insert(key, digest.clone());
-                    Ok(digest)
-                }
-                .boxed()
-            })
-            .await
+        let lookup = self.inner.resolve_digest(repository, reference);
+        answer(&self.digests, key, Some(self.tag_ttl()), lookup).await
     }
 
     async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
         let key = (repository.to_string(), digest.to_string());
-        if let Some((meta, _)) = lock(&self.state.metas).get(&key) {
-            return Ok(meta);
-        }
-        let state = self.state.clone();
-        self.state
-            .meta_flights
-            .run(key.clone(), move || {
-                async move {
-                    let meta = state.inner.package_meta(&key.0, &key.1).await?;
-                    lock(&state.metas).insert(key, meta.clone());
-                    Ok(meta)
-                }
-                .boxed()
-            })
-            .await
-    }
-}
-
-/// A map with a size bound; the least recently used entries are dropped
-/// first. Each entry remembers when it was stored.
-struct Bounded<K, V> {
-    capacity: usize,
-    tick: u64,
-    entries: HashMap<K, Entry<V>>,
-}
-
-struct Entry<V> {
-    value: V,
-    stored: Instant,
-    used: u64,
-}
-
-impl<K: Eq + Hash + Clone, V: Clone> Bounded<K, V> {
-    fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            tick: 0,
-            entries: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, key: &K) -> Option<(V, Instant)> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.entries.get_mut(key).map(|e| {
-            e.used = tick;
-            (e.value.clone(), e.stored)
-        })
-    }
-
-    fn insert(&mut self, key: K, value: V) {
-        self.tick += 1;
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
-            evict_oldest(&mut self.entries, |e| e.used);
-        }
-        self.entries.insert(
-            key,
-            Entry {
-                value,
-                stored: Instant::now(),
-                used: self.tick,
-            },
-        );
-    }
-}
-
-/// Drops the least recently used eighth (at least one entry) of a map, by a
-/// use stamp. Amortised: a full map is scanned once per eighth of inserts.
-pub(crate) fn evict_oldest<K: Clone + Eq + Hash, V>(
-    map: &mut HashMap<K, V>,
-    stamp: impl Fn(&V) -> u64,
-) {
-    let n = (map.len() / 8).max(1);
-    let mut stamps: Vec<(u64, K)> = map.iter().map(|(k, v)| (stamp(v), k.clone())).collect();
-    stamps.sort_unstable_by_key(|(t, _)| *t);
-    for (_, k) in stamps.into_iter().take(n) {
-        map.remove(&k);
-    }
-}
-
-type Flight<V> = Shared<BoxFuture<'static, Result<V>>>;
-
-/// Calls in progress, by key: a second caller for the same key waits for the
-/// first call instead of making its own.
-struct Flights<K, V> {
-    map: Mutex<HashMap<K, Flight<V>>>,
-}
-
-impl<K, V> Default for Flights<K, V> {
-    fn default() -> Self {
-        Self {
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Eq + Hash + Clone, V: Clone + Send + Sync + 'static> Flights<K, V> {
-    async fn run(
-        &self,
-        key: K,
-        start: impl FnOnce() -> BoxFuture<'static, Result<V>>,
-    ) -> Result<V> {
-        let flight = lock(&self.map)
-            .entry(key.clone())
-            .or_insert_with(|| start().shared())
-            .clone();
-        let answer = flight.clone().await;
-        let mut map = lock(&self.map);
-        if map.get(&key).is_some_and(|f| f.ptr_eq(&flight)) {
-            map.remove(&key);
-        }
-        answer
+        let lookup = async {
+            self.inner
+                .package_meta(repository, digest)
+                .await
+                .map(Arc::new)
+        };
+        let meta = answer(&self.metas, key, None, lookup).await?;
+        Ok(PackageMeta::clone(&meta))
     }
 }
 
@@ -301,6 +326,7 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use crate::registry::memory::MemoryRegistry;
+    use std::sync::atomic::AtomicU64;
 
     fn meta(name: &str) -> PackageMeta {
         PackageMeta {
@@ -343,58 +369,113 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn errors_are_not_cached() {
+    async fn a_shorter_ttl_applies_to_answers_already_cached() {
         let mem = Arc::new(MemoryRegistry::new());
         mem.push("a/b", "v1", meta("b"));
-        let cache = CachedRegistry::with_tag_ttl(mem.clone(), Duration::from_secs(60));
+        let cache = CachedRegistry::with_tag_ttl(mem.clone(), Duration::from_secs(600));
+        cache.list_tags("a/b").await.unwrap();
+        cache.set_tag_ttl(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        cache.list_tags("a/b").await.unwrap();
+        assert_eq!(mem.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_are_remembered_for_their_backoff_then_asked_again() {
+        let mem = Arc::new(MemoryRegistry::new());
+        mem.push("a/b", "v1", meta("b"));
+        let cache = CachedRegistry::new(
+            mem.clone(),
+            CacheOptions {
+                transient_backoff: Duration::from_millis(50),
+                negative_ttl: Duration::from_millis(100),
+                ..CacheOptions::default()
+            },
+        );
         mem.set_down(true);
-        assert!(matches!(
-            cache.list_tags("a/b").await,
-            Err(Error::Unavailable { .. })
-        ));
+        for _ in 0..3 {
+            assert!(matches!(
+                cache.list_tags("a/b").await,
+                Err(Error::Unavailable { .. })
+            ));
+        }
+        assert_eq!(mem.calls(), 1, "an outage is asked about once per backoff");
         mem.set_down(false);
+        tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(cache.list_tags("a/b").await.is_ok());
-        assert!(matches!(
-            cache.list_tags("missing").await,
-            Err(Error::RepositoryNotFound { .. })
-        ));
+        assert_eq!(mem.calls(), 2);
+
+        for _ in 0..3 {
+            assert!(matches!(
+                cache.list_tags("missing").await,
+                Err(Error::RepositoryNotFound { .. })
+            ));
+        }
+        assert_eq!(
+            mem.calls(),
+            3,
+            "a missing repository is asked about once per TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(cache.list_tags("missing").await.is_err());
         assert_eq!(mem.calls(), 4);
     }
 
-    /// A registry that answers slowly and counts calls.
+    #[tokio::test]
+    async fn failures_can_be_forgotten_at_once() {
+        let mem = Arc::new(MemoryRegistry::new());
+        mem.push("a/b", "v1", meta("b"));
+        let cache = CachedRegistry::new(mem.clone(), CacheOptions::forgetting_failures());
+        mem.set_down(true);
+        assert!(cache.list_tags("a/b").await.is_err());
+        mem.set_down(false);
+        assert!(cache.list_tags("a/b").await.is_ok());
+        assert_eq!(mem.calls(), 2);
+    }
+
+    /// A registry that answers slowly and counts calls; its first
+    /// `package_meta` of `sha256:panics` panics.
     struct Slow {
         calls: AtomicU64,
+        delay: Duration,
     }
 
     #[async_trait]
     impl Registry for Slow {
         async fn list_tags(&self, _: &str) -> Result<Vec<String>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(self.delay).await;
             Ok(vec!["v1".into()])
         }
         async fn resolve_digest(&self, _: &str, _: &str) -> Result<String> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(self.delay).await;
             Err(Error::Unavailable {
                 operation: "BatchGetImage".into(),
                 message: "slow and down".into(),
             })
         }
-        async fn package_meta(&self, _: &str, _: &str) -> Result<PackageMeta> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        async fn package_meta(&self, _: &str, digest: &str) -> Result<PackageMeta> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if digest == "sha256:panics" && n == 0 {
+                panic!("the registry client panicked");
+            }
             Ok(meta("m"))
         }
     }
 
+    fn slow(delay_ms: u64) -> Arc<Slow> {
+        Arc::new(Slow {
+            calls: AtomicU64::new(0),
+            delay: Duration::from_millis(delay_ms),
+        })
+    }
+
     #[tokio::test]
     async fn concurrent_identical_lookups_share_one_call() {
-        let slow = Arc::new(Slow {
-            calls: AtomicU64::new(0),
-        });
-        let cache = CachedRegistry::with_tag_ttl(slow.clone(), Duration::from_secs(60));
+        let slow = slow(50);
+        let cache = CachedRegistry::new(slow.clone(), CacheOptions::forgetting_failures());
         let tags = futures_util::future::join_all((0..20).map(|_| cache.list_tags("r"))).await;
         assert!(
             tags.iter()
@@ -402,30 +483,65 @@ mod tests {
         );
         assert_eq!(slow.calls.load(Ordering::SeqCst), 1);
 
-        // A shared failure reaches every waiter, and is not kept.
+        // A shared failure reaches every waiter.
         let digests =
             futures_util::future::join_all((0..20).map(|_| cache.resolve_digest("r", "v1"))).await;
         assert!(digests.iter().all(|d| d.is_err()));
         assert_eq!(slow.calls.load(Ordering::SeqCst), 2);
-        assert!(cache.resolve_digest("r", "v1").await.is_err());
-        assert_eq!(slow.calls.load(Ordering::SeqCst), 3);
 
         let metas =
             futures_util::future::join_all((0..20).map(|_| cache.package_meta("r", "sha256:x")))
                 .await;
         assert!(metas.iter().all(|m| m.is_ok()));
-        assert_eq!(slow.calls.load(Ordering::SeqCst), 4);
+        assert_eq!(slow.calls.load(Ordering::SeqCst), 3);
     }
 
-    #[test]
-    fn bounded_maps_stay_bounded() {
-        let mut b = Bounded::new(16);
-        for i in 0..1000 {
-            b.insert(i, i);
-            b.get(&0);
+    #[tokio::test]
+    async fn a_cancelled_lookup_leaves_nothing_behind() {
+        let slow = slow(200);
+        let cache = CachedRegistry::new(slow.clone(), CacheOptions::default());
+        // Cancelled while the inner call is in flight.
+        let cancelled = tokio::time::timeout(Duration::from_millis(20), cache.list_tags("r")).await;
+        assert!(cancelled.is_err(), "the first lookup was cut short");
+        // The next caller is not stuck behind the dropped one.
+        assert_eq!(cache.list_tags("r").await.unwrap(), vec!["v1".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_lookup_does_not_poison_its_key() {
+        let slow = slow(1);
+        let cache = CachedRegistry::new(slow.clone(), CacheOptions::default());
+        let first = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.package_meta("r", "sha256:panics").await }).await
+        };
+        assert!(first.is_err(), "the first lookup panicked");
+        assert_eq!(
+            cache.package_meta("r", "sha256:panics").await.unwrap().name,
+            "m"
+        );
+    }
+
+    #[tokio::test]
+    async fn caches_are_bounded_by_bytes() {
+        let mem = Arc::new(MemoryRegistry::new());
+        let budget = 64 * 1024;
+        let cache = CachedRegistry::new(
+            mem.clone(),
+            CacheOptions {
+                meta_bytes: budget,
+                tag_bytes: budget,
+                ..CacheOptions::default()
+            },
+        );
+        for i in 0..2000 {
+            let repository = format!("team/package-{i}");
+            let digest = mem.push(&repository, "v1.0.0", meta(&"x".repeat(200)));
+            cache.list_tags(&repository).await.unwrap();
+            cache.package_meta(&repository, &digest).await.unwrap();
         }
-        assert!(b.entries.len() <= 16);
-        assert!(b.get(&0).is_some());
-        assert!(b.get(&999).is_some());
+        for size in cache.weighted_sizes().await {
+            assert!(size <= budget, "{size} bytes held, budget {budget}");
+        }
     }
 }

@@ -5,9 +5,8 @@
 //! identity) for the life of the process, so an unchanged XR costs no AWS
 //! calls on the next reconcile.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -17,24 +16,21 @@ use super::ecr::{CallCounts, EcrOptions, EcrRegistry};
 use super::memory::MemoryRegistry;
 use super::{Connector, Registry};
 use crate::aws::RegistryRef;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Most (registry, credentials) clients kept; the least recently used go
 /// first (rotating session credentials would otherwise pile up).
-pub const MAX_CLIENTS: usize = 64;
+pub const MAX_CLIENTS: u64 = 64;
 
 type ClientKey = (RegistryRef, Option<String>);
 
-struct Client {
-    registry: CachedRegistry<EcrRegistry>,
-    used: Instant,
-}
-
 /// Connects to ECR, one cached client per (registry, credentials identity).
+/// Clients are made once per key however many calls ask at the same time,
+/// with no lock held while one is being made.
 pub struct EcrConnector {
     options: EcrOptions,
     cache: CacheOptions,
-    clients: tokio::sync::Mutex<HashMap<ClientKey, Client>>,
+    clients: moka::future::Cache<ClientKey, CachedRegistry<EcrRegistry>>,
 }
 
 impl EcrConnector {
@@ -47,17 +43,18 @@ impl EcrConnector {
         Self {
             options,
             cache,
-            clients: tokio::sync::Mutex::new(HashMap::new()),
+            clients: moka::future::Cache::new(MAX_CLIENTS),
         }
     }
 
     /// Calls made by every client so far, by registry (one row per
     /// credentials identity). Identities are not included.
     pub async fn call_counts(&self) -> Vec<(RegistryRef, CallCounts)> {
-        let clients = self.clients.lock().await;
-        let mut rows: Vec<_> = clients
+        self.clients.run_pending_tasks().await;
+        let mut rows: Vec<_> = self
+            .clients
             .iter()
-            .map(|((r, _), c)| (r.clone(), c.registry.inner().calls()))
+            .map(|(key, c)| (key.0.clone(), c.inner().calls()))
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
         rows
@@ -79,36 +76,24 @@ impl Connector for EcrConnector {
         tag_ttl: Duration,
     ) -> Result<Arc<dyn Registry>> {
         let key = (registry.clone(), credentials.map(AwsCredentials::identity));
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get_mut(&key) {
-            c.used = Instant::now();
-            c.registry.set_tag_ttl(tag_ttl);
-            return Ok(Arc::new(c.registry.clone()));
-        }
-        let ecr =
-            EcrRegistry::with_options(registry.clone(), credentials, self.options.clone()).await?;
-        let cached = CachedRegistry::new(
-            Arc::new(ecr),
-            CacheOptions {
-                tag_ttl,
-                ..self.cache
-            },
-        );
-        if clients.len() >= MAX_CLIENTS
-            && let Some(oldest) = clients
-                .iter()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(k, _)| k.clone())
-        {
-            clients.remove(&oldest);
-        }
-        clients.insert(
-            key,
-            Client {
-                registry: cached.clone(),
-                used: Instant::now(),
-            },
-        );
+        let make = async {
+            let ecr =
+                EcrRegistry::with_options(registry.clone(), credentials, self.options.clone())
+                    .await?;
+            Ok::<_, Error>(CachedRegistry::new(
+                Arc::new(ecr),
+                CacheOptions {
+                    tag_ttl,
+                    ..self.cache
+                },
+            ))
+        };
+        let cached = self
+            .clients
+            .try_get_with(key, make)
+            .await
+            .map_err(|e| Error::clone(&e))?;
+        cached.set_tag_ttl(tag_ttl);
         Ok(Arc::new(cached))
     }
 }
@@ -122,7 +107,9 @@ pub struct MemoryConnector {
 impl MemoryConnector {
     pub fn new(memory: Arc<MemoryRegistry>) -> Self {
         Self {
-            registry: CachedRegistry::new(memory, CacheOptions::default()),
+            // Tests switch the memory registry off and on between calls and
+            // expect the next call to see it: failures are not remembered.
+            registry: CachedRegistry::new(memory, CacheOptions::forgetting_failures()),
         }
     }
 

@@ -408,15 +408,7 @@ impl Distribution {
                     match response.chunk().await {
                         Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
                         Ok(None) => None,
-                        Err(source) => Some((
-                            Err(Error::Http {
-                                method: Method::GET,
-                                message: error_chain(&source),
-                                url,
-                                source,
-                            }),
-                            None,
-                        )),
+                        Err(source) => Some((Err(http_error(Method::GET, url, source)), None)),
                     }
                 }
             },
@@ -562,12 +554,10 @@ impl Distribution {
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
-            let response = request.send().await.map_err(|source| Error::Http {
-                method: method.clone(),
-                url: redact(&url),
-                message: error_chain(&source),
-                source,
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|source| http_error(method.clone(), redact(&url), source))?;
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
@@ -650,12 +640,10 @@ impl Distribution {
                 if let Some(b) = basic {
                     request = request.header(header::AUTHORIZATION, format!("Basic {b}"));
                 }
-                let response = request.send().await.map_err(|source| Error::Http {
-                    method: Method::GET,
-                    url: redact(&url),
-                    message: error_chain(&source),
-                    source,
-                })?;
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|source| http_error(Method::GET, redact(&url), source))?;
                 if !response.status().is_success() {
                     let status = response.status();
                     return Err(Error::Unauthorized {
@@ -791,12 +779,11 @@ fn next_page(headers: &HeaderMap) -> Option<String> {
 
 async fn read_bounded(mut response: reqwest::Response, url: &Url, max: u64) -> Result<Bytes> {
     let mut out = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
-        method: Method::GET,
-        url: redact(url),
-        message: error_chain(&source),
-        source,
-    })? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| http_error(Method::GET, redact(url), source))?
+    {
         if (out.len() + chunk.len()) as u64 > max {
             return Err(Error::Invalid {
                 url: redact(url),
@@ -825,6 +812,19 @@ async fn error_detail(response: reqwest::Response) -> String {
         String::new()
     } else {
         format!(": {text}")
+    }
+}
+
+/// A transport failure, with the URL taken out of the error itself: a
+/// redirect's presigned URL carries credentials in its query, and only the
+/// redacted `url` may reach a message.
+fn http_error(method: Method, url: String, source: reqwest::Error) -> Error {
+    let source = source.without_url();
+    Error::Http {
+        method,
+        url,
+        message: error_chain(&source),
+        source,
     }
 }
 
@@ -1014,6 +1014,40 @@ mod tests {
             .await
             .expect_err("no credentials");
         assert!(matches!(error, Error::Unauthorized { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn presigned_redirects_never_reach_error_messages() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closed_at = closed.local_addr().expect("addr");
+        drop(closed);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{closed_at}/bucket/blob?X-Amz-Signature=secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let client =
+            Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
+        let Err(error) = client.blob("team/pkg", "sha256:abc").await else {
+            panic!("the redirect target is closed");
+        };
+        let shown = error.to_string();
+        assert!(!shown.contains("secret"), "{shown}");
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            assert!(!s.to_string().contains("secret"), "{s}");
+            source = s.source();
+        }
     }
 
     proptest! {

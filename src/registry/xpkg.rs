@@ -35,6 +35,9 @@ pub const XPKG_BASE: &str = "base";
 /// Most layers of an unannotated image searched for `package.yaml`.
 pub const MAX_LAYERS_SCANNED: usize = 8;
 
+/// Chunks of a layer in flight between the network and the reader.
+const LAYER_CHANNEL_CHUNKS: usize = 4;
+
 /// Bounds on reading one package.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOptions {
@@ -253,8 +256,19 @@ async fn read_layer<S: ImageSource + ?Sized>(
     }
     let compression = Compression::from_media_type(layer.media_type.as_deref().unwrap_or(""))
         .map_err(|m| source.invalid(m))?;
-    let mut reader =
+    let reader =
         LayerReader::new(&layer.digest, compression, limits).map_err(|e| source.invalid(e.0))?;
+    // Gunzip, tar, YAML and sha256 are CPU work: they run on the blocking
+    // pool, fed through a short channel, so the async workers only move
+    // bytes and a slow layer never holds one up.
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<bytes::Bytes>(LAYER_CHANNEL_CHUNKS);
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        while let Some(chunk) = received.blocking_recv() {
+            reader.feed(&chunk)?;
+        }
+        reader.finish()
+    });
     let read = async {
         let mut response = source.open_layer(layer).await?;
         if let Some(len) = response
@@ -270,12 +284,16 @@ async fn read_layer<S: ImageSource + ?Sized>(
                 error_chain(&e)
             ))
         })? {
-            reader
-                .feed(&chunk)
-                .map_err(|e| source.invalid(format!("layer {}: {e}", layer.digest)))?;
+            if chunks.send(chunk).await.is_err() {
+                // The reader stopped early (an invalid layer): its answer
+                // says why.
+                break;
+            }
         }
         Ok(())
     };
+    // On a timeout or an error the sender is dropped, which ends the
+    // worker; its answer is then not needed.
     tokio::time::timeout(options.layer_timeout, read)
         .await
         .map_err(|_| {
@@ -284,8 +302,10 @@ async fn read_layer<S: ImageSource + ?Sized>(
                 layer.digest, options.layer_timeout
             ))
         })??;
-    reader
-        .finish()
+    drop(chunks);
+    worker
+        .await
+        .map_err(|e| source.invalid(format!("layer {}: reading it failed: {e}", layer.digest)))?
         .map_err(|e| source.invalid(format!("layer {}: {e}", layer.digest)))
 }
 

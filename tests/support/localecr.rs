@@ -6,7 +6,10 @@
 //!
 //! The servers are described by environment variables written by
 //! `scripts/localecr.py up` (the file `$LOCALECR_STATE/env`); `scripts/test`
-//! exports them before running `cargo test`.
+//! starts them once and exports them before running `cargo test`. A test
+//! binary run on its own (`cargo test`) starts its own servers before its
+//! tests run, and they stop when it exits; on a machine without the tools
+//! (`scripts/setup` installs them) the binary says so and runs no test.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -49,6 +52,61 @@ pub struct LocalEcr {
     pub region: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+}
+
+/// Starts the local ECR for this test binary when the environment names
+/// none. It runs before `main`, while the process has one thread, which is
+/// what makes setting the environment sound.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr_unless_running() {
+    if std::env::var_os("LOCALECR_STATE").is_some() {
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    let registry = std::env::var_os("LOCALECR_REGISTRY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/docker-registry"));
+    let binary = std::env::args().next().unwrap_or_default();
+    if !python.exists() || !registry.exists() {
+        eprintln!(
+            "{binary}: skipping every test: they need the local ECR (Debian's docker-registry \
+             and the .venv with moto; scripts/setup installs both, scripts/test runs everything)"
+        );
+        std::process::exit(0);
+    }
+    let state = std::env::temp_dir().join(format!("localecr-test-{}", std::process::id()));
+    let up = Command::new(&python)
+        .arg(root.join("scripts/localecr.py"))
+        .args([
+            "up",
+            "--watch-pid",
+            &std::process::id().to_string(),
+            "--state-dir",
+        ])
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output();
+    let env_file = match up {
+        Ok(out) if out.status.success() => state.join("env"),
+        Ok(out) => {
+            eprintln!(
+                "{binary}: could not start the local ECR: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("{binary}: could not run {}: {e}", python.display());
+            std::process::exit(1);
+        }
+    };
+    let text = std::fs::read_to_string(&env_file).unwrap_or_default();
+    for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
+        // SAFETY: before main, on the only thread of the process.
+        unsafe { std::env::set_var(key.trim(), value.trim()) };
+    }
 }
 
 fn var(name: &str) -> String {
