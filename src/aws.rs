@@ -58,17 +58,30 @@ pub enum Partition {
     Aws,
     AwsCn,
     AwsUsGov,
+    /// The AWS European Sovereign Cloud.
+    AwsEusc,
+    AwsIso,
+    AwsIsoB,
+    AwsIsoE,
+    AwsIsoF,
 }
 
 impl Partition {
+    /// By region name, as the AWS SDKs' partition table matches them.
     pub fn of_region(region: &str) -> Self {
-        if region.starts_with("cn-") {
-            Partition::AwsCn
-        } else if region.starts_with("us-gov-") {
-            Partition::AwsUsGov
-        } else {
-            Partition::Aws
-        }
+        let prefixes = [
+            ("cn-", Partition::AwsCn),
+            ("us-gov-", Partition::AwsUsGov),
+            ("eusc-", Partition::AwsEusc),
+            ("us-iso-", Partition::AwsIso),
+            ("us-isob-", Partition::AwsIsoB),
+            ("eu-isoe-", Partition::AwsIsoE),
+            ("us-isof-", Partition::AwsIsoF),
+        ];
+        prefixes
+            .into_iter()
+            .find(|(prefix, _)| region.starts_with(prefix))
+            .map_or(Partition::Aws, |(_, partition)| partition)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -76,13 +89,23 @@ impl Partition {
             Partition::Aws => "aws",
             Partition::AwsCn => "aws-cn",
             Partition::AwsUsGov => "aws-us-gov",
+            Partition::AwsEusc => "aws-eusc",
+            Partition::AwsIso => "aws-iso",
+            Partition::AwsIsoB => "aws-iso-b",
+            Partition::AwsIsoE => "aws-iso-e",
+            Partition::AwsIsoF => "aws-iso-f",
         }
     }
 
     pub fn dns_suffix(self) -> &'static str {
         match self {
-            Partition::AwsCn => "amazonaws.com.cn",
             Partition::Aws | Partition::AwsUsGov => "amazonaws.com",
+            Partition::AwsCn => "amazonaws.com.cn",
+            Partition::AwsEusc => "amazonaws.eu",
+            Partition::AwsIso => "c2s.ic.gov",
+            Partition::AwsIsoB => "sc2s.sgov.gov",
+            Partition::AwsIsoE => "cloud.adc-e.uk",
+            Partition::AwsIsoF => "csp.hci.ic.gov",
         }
     }
 }
@@ -114,6 +137,31 @@ mod tests {
                 "us-gov-west-1",
                 "aws-us-gov",
                 "111122223333.dkr.ecr.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                "eusc-de-east-1",
+                "aws-eusc",
+                "111122223333.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+            ),
+            (
+                "us-iso-east-1",
+                "aws-iso",
+                "111122223333.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+            ),
+            (
+                "us-isob-east-1",
+                "aws-iso-b",
+                "111122223333.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+            ),
+            (
+                "eu-isoe-west-1",
+                "aws-iso-e",
+                "111122223333.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+            ),
+            (
+                "us-isof-south-1",
+                "aws-iso-f",
+                "111122223333.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
             ),
         ];
         for (region, partition, host) in cases {

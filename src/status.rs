@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::compose::packages::{package_name, package_reference, package_resource_name};
+use crate::compose::packages::{
+    package_name, package_name_among, package_reference, package_resource_name,
+};
 use crate::error::{Error, Result};
 use crate::gating::{condition, is_ready};
 use crate::graph::Graph;
@@ -64,12 +66,17 @@ pub fn package_statuses(
                 .iter()
                 .filter_map(|d| graph.get(d).map(|n| n.name.clone()))
                 .collect();
-            depends_on.extend(
-                held.get(&resource)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| package_name(r).map(str::to_string)),
-            );
+            depends_on.extend(held.get(&resource).into_iter().flatten().filter_map(|r| {
+                // A long name's resource name is hashed: find it
+                // among the names this call knows.
+                let known = graph
+                    .nodes()
+                    .map(|n| n.name.as_str())
+                    .chain(previous.packages.iter().map(|p| p.name.as_str()));
+                package_name_among(r, known)
+                    .or_else(|| package_name(r))
+                    .map(str::to_string)
+            }));
             PackageStatus {
                 name: node.name.clone(),
                 kind: node.kind,

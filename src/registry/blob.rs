@@ -22,6 +22,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use sha2::{Digest, Sha256};
 
 use super::{Dependency, PackageKind, PackageMeta};
+use crate::spec::limits::{self, check_len};
 
 /// Largest compressed layer read (and hashed), in bytes.
 pub const MAX_COMPRESSED_BYTES: u64 = 256 * 1024 * 1024;
@@ -949,28 +950,55 @@ fn parse_meta(doc: &[u8], max_depth: usize) -> Res<PackageMeta> {
     check_depth(text, max_depth)?;
     let meta: MetaDocument = serde_norway::from_str(text)
         .map_err(|e| Invalid(format!("the {META_GROUP}* document of {PACKAGE_FILE}: {e}")))?;
+    // Bounds first: nothing longer than its limit is quoted in a message
+    // or kept.
+    check_len(&meta.api_version, limits::MAX_API_VERSION_LEN)
+        .map_err(|e| Invalid(format!("apiVersion {e}")))?;
     if !meta.api_version.starts_with(META_GROUP) {
         return invalid(format!("unexpected meta apiVersion {:?}", meta.api_version));
     }
-    let mut depends_on = Vec::new();
-    for (i, raw) in meta
-        .spec
-        .unwrap_or_default()
-        .depends_on
-        .unwrap_or_default()
+    check_len(&meta.kind, limits::MAX_ENUM_LEN).map_err(|e| Invalid(format!("kind {e}")))?;
+    let name = meta.metadata.unwrap_or_default().name.unwrap_or_default();
+    check_len(&name, limits::MAX_OBJECT_NAME_LEN)
+        .map_err(|e| Invalid(format!("metadata.name {e}")))?;
+    let raw = meta.spec.unwrap_or_default().depends_on.unwrap_or_default();
+    if raw.len() > limits::MAX_DEPENDENCIES {
+        return invalid(format!(
+            "spec.dependsOn {}",
+            limits::too_many(limits::MAX_DEPENDENCIES, raw.len())
+        ));
+    }
+    let depends_on = raw
         .into_iter()
         .enumerate()
-    {
-        depends_on.push(dependency(i, raw)?);
-    }
+        .map(|(i, raw)| dependency(i, raw))
+        .collect::<Res<Vec<_>>>()?;
     Ok(PackageMeta {
         kind: meta.kind.parse().ok(),
-        name: meta.metadata.unwrap_or_default().name.unwrap_or_default(),
+        name,
         depends_on,
     })
 }
 
 fn dependency(i: usize, raw: RawDependency) -> Res<Dependency> {
+    let (path, version, kind) = (
+        limits::MAX_DEPENDENCY_PATH_LEN,
+        limits::MAX_DEPENDENCY_VERSION_LEN,
+        limits::MAX_ENUM_LEN,
+    );
+    for (field, value, max) in [
+        ("package", &raw.package, path),
+        ("provider", &raw.provider, path),
+        ("configuration", &raw.configuration, path),
+        ("function", &raw.function, path),
+        ("version", &raw.version, version),
+        ("kind", &raw.kind, kind),
+    ] {
+        if let Some(value) = value {
+            check_len(value, max)
+                .map_err(|e| Invalid(format!("spec.dependsOn[{i}].{field} {e}")))?;
+        }
+    }
     let version = raw.version.unwrap_or_default();
     if let Some(package) = raw.package.filter(|p| !p.is_empty()) {
         let kind = raw.kind.ok_or_else(|| {
@@ -1212,6 +1240,39 @@ mod tests {
         }
         let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
         assert_eq!(read(&blob, &digest).unwrap(), Some(expected()));
+    }
+
+    #[test]
+    fn package_yaml_strings_and_lists_are_bounded_and_named() {
+        let long_path = format!("xpkg.upbound.io/{}", "a".repeat(600));
+        let cases = [
+            (
+                format!(
+                    "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: p\nspec:\n  dependsOn:\n  - provider: {long_path}\n    version: v1\n"
+                ),
+                "spec.dependsOn[0].provider must be at most 512 characters",
+            ),
+            (
+                format!(
+                    "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: p\nspec:\n  dependsOn:\n  - provider: a.io/b\n    version: \"{}\"\n",
+                    "1".repeat(300)
+                ),
+                "spec.dependsOn[0].version must be at most 256 characters",
+            ),
+            (
+                format!(
+                    "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: p\nspec:\n  dependsOn:\n{}",
+                    "  - provider: a.io/b\n    version: v1\n".repeat(129)
+                ),
+                "spec.dependsOn must have at most 128 items, got 129",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
+            let error = read(&blob, &digest).expect_err(want).to_string();
+            assert!(error.contains(want), "{error}");
+            assert!(error.len() < 300, "the long value is not quoted: {error}");
+        }
     }
 
     #[test]
