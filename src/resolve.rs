@@ -17,6 +17,7 @@ use crate::graph::{Graph, PackageNode, dns_label, repository_path};
 use crate::registry::credentials::AwsCredentials;
 use crate::registry::{Connector, PackageKind, PackageMeta, Registry};
 use crate::remembered::Installed;
+use crate::spec::limits::MAX_STATUS_PACKAGES;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
 
@@ -310,6 +311,12 @@ impl<'a> Resolver<'a> {
                 entry.declared.insert(edge.upstream.clone());
                 entry.requirements.push(edge.requirement.clone());
                 queue.push(edge.repository.clone());
+            }
+            if wanted.len() > MAX_STATUS_PACKAGES {
+                return Err(Error::Dependency(format!(
+                    "the packages and their dependencies are more than {MAX_STATUS_PACKAGES} \
+                     packages, more than one XR's status can hold; split them across XRs"
+                )));
             }
         }
         Ok(wanted)
@@ -687,6 +694,38 @@ mod tests {
             version.to_string(),
             deps.iter().map(|d| d.to_string()).collect(),
         )
+    }
+
+    #[tokio::test]
+    async fn a_closure_larger_than_a_status_can_hold_is_refused() {
+        let registry = MemoryRegistry::new();
+        let deps: Vec<String> = (0..=MAX_STATUS_PACKAGES)
+            .map(|i| format!("xpkg.upbound.io/many/dep-{i}"))
+            .collect();
+        for i in 0..=MAX_STATUS_PACKAGES {
+            registry.push(
+                &format!("many/dep-{i}"),
+                "v1.0.0",
+                meta(PackageKind::Provider, &[]),
+            );
+        }
+        let edges: Vec<(&str, PackageKind, &str)> = deps
+            .iter()
+            .map(|d| (d.as_str(), PackageKind::Provider, ">=v1.0.0"))
+            .collect();
+        registry.push(
+            "many/root",
+            "v1.0.0",
+            meta(PackageKind::Configuration, &edges),
+        );
+        let error = resolve(
+            &registry,
+            json!([package("Configuration", "many/root", "v1.0.0")]),
+            json!({}),
+        )
+        .await
+        .expect_err("too many");
+        assert!(error.to_string().contains("more than 2048"), "{error}");
     }
 
     #[tokio::test]
