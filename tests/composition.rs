@@ -409,6 +409,47 @@ async fn fatal_errors_name_the_problem_and_apply_nothing() {
 }
 
 #[tokio::test]
+async fn values_over_their_limit_are_refused_first_with_their_field_and_no_registry_call() {
+    let registry = registry();
+    let limit = function_ecr_packages::version::MAX_VERSION_LEN;
+    let cases = [
+        (
+            json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3",
+                                 "version": ">".repeat(limit + 1)}]}),
+            "spec.packages[0].version: must be at most 256 characters, got 257",
+        ),
+        (
+            json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3",
+                                 "version": "v".repeat(1 << 20)}]}),
+            "spec.packages[0].version: must be at most 256 characters, got 1048576",
+        ),
+        (
+            json!({"packages": [{"kind": "Provider", "repository": "a/".repeat(200),
+                                 "version": "v1"}]}),
+            "spec.packages[0].repository: must be at most 256 characters",
+        ),
+    ];
+    for (spec, message) in cases {
+        let before = registry.calls();
+        let mut cluster = cluster(&registry, xr(spec), json!({}));
+        let started = std::time::Instant::now();
+        let round = cluster.reconcile().await;
+        // Printed, not asserted: this machine is shared and noisy.
+        eprintln!("{message}: answered in {:?}", started.elapsed());
+        let fatal = round.results(Severity::Fatal);
+        assert_eq!(fatal.len(), 1, "{fatal:?}");
+        assert!(fatal[0].contains(message), "{}", fatal[0]);
+        assert!(
+            fatal[0].len() < 200,
+            "the value is not echoed: {}",
+            fatal[0]
+        );
+        assert!(round.desired().is_empty());
+        assert_eq!(registry.calls(), before, "refused before any registry call");
+    }
+}
+
+#[tokio::test]
 async fn every_composed_object_matches_its_crd() {
     let schemas = Schemas::load();
     let variants = [
