@@ -14,8 +14,10 @@
 //! budget. `scripts/fuzz` runs them longer.
 //!
 //! The differential suites build `tests/oracle` (Masterminds/semver v3.5.0
-//! and Go's `path.Match`) into `$CARGO_TARGET_TMPDIR` and talk to one
-//! long-lived oracle process per suite, a JSON line each way.
+//! and Go's `path.Match`) with `go build` into
+//! `$HOME/.cache/function-ecr-packages/oracle-<hash of its sources>` and talk
+//! to one long-lived oracle process per suite, a JSON line each way. Without
+//! Go they print SKIPPED and pass, unless `FUZZ_REQUIRE_ORACLE` is set.
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;

@@ -16,7 +16,16 @@
 //!    of major, minor and patch may be `x`, `X` or `*` and minor and patch may
 //!    be missing.
 //!
-//! Matching, per Masterminds v3.4+ (Crossplane pins v3.5.0): a prerelease
+//! Which Masterminds: Crossplane v2.3 pins v3.4.0 and its main branch v3.5.0
+//! (the same behaviour, plus v3.5.0's limits, which are kept here: at most
+//! 32 `||` alternatives, and [`MAX_VERSION_LEN`] bytes, stricter than its
+//! 512). Crossplane v2.0 to v2.2 still import Masterminds/semver v1.5.0,
+//! whose language is narrower (a comma is the only AND, so `>=1 <2` is an
+//! error there) and whose `^0.x` and prerelease rules differ; this module
+//! follows v3. `tests/fuzz.rs` checks it against v3.5.0 and counts the
+//! v1.5.0 differences.
+//!
+//! Matching, per Masterminds v3.4+: a prerelease
 //! version only satisfies an alternative in which some comparator carries a
 //! prerelease. Then every comparator of that alternative admits
 //! prereleases, so `>=1.2.3-beta, <2` admits `1.5.0-alpha`. Hence `*` and
