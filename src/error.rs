@@ -7,6 +7,8 @@
 
 use thiserror::Error;
 
+use crate::registry::PackageKind;
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
     /// A request field had the wrong shape (absent composite, wrong type).
@@ -35,8 +37,8 @@ pub enum Error {
     InvalidConstraint { constraint: String, message: String },
 
     /// The dependency graph cannot be installed as asked.
-    #[error("{0}")]
-    Dependency(String),
+    #[error(transparent)]
+    Dependency(#[from] DependencyError),
 
     /// A repository the user asked for does not exist in the registry.
     #[error("repository {repository:?} not found in {registry}")]
@@ -115,3 +117,112 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the packages an XR asks for cannot be installed as asked, found while
+/// resolving, ordering or composing them. Each says what to change.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DependencyError {
+    #[error(
+        "dependency resolution did not settle after {rounds} rounds; constraints keep changing the selected versions"
+    )]
+    Unsettled { rounds: usize },
+
+    #[error("{field}.repository {repository:?} is under no mirror's repositoryPrefix ({prefixes})")]
+    NoMirrorPrefix {
+        field: String,
+        repository: String,
+        prefixes: String,
+    },
+
+    #[error(
+        "{dependency} (a dependency of {dependent}) is outside every mirror: add a mirror whose upstream is a prefix of it (mirrors: {upstreams})"
+    )]
+    OutsideMirrors {
+        dependency: String,
+        dependent: String,
+        upstreams: String,
+    },
+
+    #[error("{dependent} depends on {repository} as a {declared}, but it is wanted as a {wanted}")]
+    KindConflict {
+        dependent: String,
+        repository: String,
+        declared: PackageKind,
+        wanted: PackageKind,
+    },
+
+    #[error("{package} is a {actual} package, but it is wanted as a {wanted}")]
+    WrongKind {
+        package: String,
+        actual: PackageKind,
+        wanted: PackageKind,
+    },
+
+    #[error("{dependent} declares an invalid version for {dependency}: {reason}")]
+    InvalidVersion {
+        dependent: String,
+        dependency: String,
+        reason: Box<Error>,
+    },
+
+    #[error(
+        "repository {repository} ({wanted_by}) is not in the input's allowedRepositories ({allowed})"
+    )]
+    NotAllowed {
+        repository: String,
+        wanted_by: String,
+        allowed: String,
+    },
+
+    #[error(
+        "the packages and their dependencies are more than {max} packages, more than one XR's status can hold; split them across XRs"
+    )]
+    TooMany { max: usize },
+
+    /// A dependency missing from the registry, named with who asked for it.
+    #[error("{missing} (required by {parents})")]
+    RequiredBy {
+        missing: Box<Error>,
+        parents: String,
+    },
+
+    #[error("dependency cycle: {}", .cycle.join(" -> "))]
+    Cycle { cycle: Vec<String> },
+
+    #[error(
+        "package {repository} would be named {name:?}, which is not a Kubernetes name (a DNS label of at most 63 characters); set spec.packages[].name"
+    )]
+    NotAName { repository: String, name: String },
+
+    #[error(
+        "packages {first} and {second} would both be named {name:?}; set spec.packages[].name to tell them apart"
+    )]
+    SameName {
+        first: String,
+        second: String,
+        name: String,
+    },
+
+    #[error(
+        "two composed resources would both be named {name:?} ({kind} {object:?}); give the packages, mirrors or node roles that produce them distinct names"
+    )]
+    SameResourceName {
+        name: String,
+        kind: String,
+        object: String,
+    },
+
+    #[error(
+        "provider {provider} and its dependency {dependency} are mirrored under different first path segments ({provider_segment:?} and {dependency_segment:?}); with strategy Skip Crossplane only binds family permissions when they match, so mirror them under one prefix"
+    )]
+    SplitFamily {
+        provider: String,
+        dependency: String,
+        provider_segment: String,
+        dependency_segment: String,
+    },
+
+    /// `mirror`: where an ECR repository's packages come from is unknown.
+    #[error("{0}")]
+    UnknownSource(String),
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{Error, Result};
+use crate::error::{DependencyError, Result};
 use crate::names::is_label;
 use crate::registry::PackageKind;
 
@@ -85,7 +85,10 @@ impl Graph {
                 })
                 .collect();
             if ready.is_empty() {
-                return Err(Error::Dependency(self.describe_cycle(&placed)));
+                return Err(DependencyError::Cycle {
+                    cycle: self.describe_cycle(&placed),
+                }
+                .into());
             }
             ready.sort_by(|a, b| a.name.cmp(&b.name));
             for node in ready {
@@ -97,7 +100,7 @@ impl Graph {
     }
 
     /// Names one cycle among the packages that could not be placed.
-    fn describe_cycle(&self, placed: &BTreeSet<&str>) -> String {
+    fn describe_cycle(&self, placed: &BTreeSet<&str>) -> Vec<String> {
         let stuck: BTreeSet<&str> = self
             .nodes
             .keys()
@@ -110,12 +113,11 @@ impl Graph {
         let mut current = stuck.iter().next().copied();
         while let Some(repo) = current {
             if let Some(start) = path.iter().position(|r| *r == repo) {
-                let cycle: Vec<String> = path[start..]
+                return path[start..]
                     .iter()
                     .chain(std::iter::once(&repo))
                     .map(|r| self.describe(r))
                     .collect();
-                return format!("dependency cycle: {}", cycle.join(" -> "));
             }
             path.push(repo);
             current = self.nodes.get(repo).and_then(|n| {
@@ -125,14 +127,7 @@ impl Graph {
                     .find(|d| stuck.contains(d))
             });
         }
-        format!(
-            "dependency cycle among {}",
-            stuck
-                .iter()
-                .map(|r| self.describe(r))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        stuck.iter().map(|r| self.describe(r)).collect()
     }
 
     fn describe(&self, repository: &str) -> String {
@@ -149,17 +144,19 @@ impl Graph {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for node in self.nodes.values() {
             if !is_label(&node.name) {
-                return Err(Error::Dependency(format!(
-                    "package {} would be named {:?}, which is not a Kubernetes name (a DNS label of at most 63 characters); set spec.packages[].name",
-                    node.repository,
-                    node.name.chars().take(80).collect::<String>()
-                )));
+                return Err(DependencyError::NotAName {
+                    repository: node.repository.clone(),
+                    name: node.name.chars().take(80).collect(),
+                }
+                .into());
             }
             if let Some(other) = seen.insert(&node.name, &node.repository) {
-                return Err(Error::Dependency(format!(
-                    "packages {other} and {} would both be named {:?}; set spec.packages[].name to tell them apart",
-                    node.repository, node.name
-                )));
+                return Err(DependencyError::SameName {
+                    first: other.to_string(),
+                    second: node.repository.clone(),
+                    name: node.name.clone(),
+                }
+                .into());
             }
         }
         Ok(())

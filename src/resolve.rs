@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::error::{Error, Result};
+use crate::error::{DependencyError, Error, Result};
 use crate::graph::{Graph, PackageNode, dns_label, repository_path};
 use crate::registry::credentials::AwsCredentials;
 use crate::registry::{Connector, PackageKind, PackageMeta, Registry};
@@ -244,9 +244,7 @@ impl<'a> Resolver<'a> {
                 return Ok(Resolution { graph, kept });
             }
         }
-        Err(Error::Dependency(format!(
-            "dependency resolution did not settle after {MAX_ROUNDS} rounds; constraints keep changing the selected versions"
-        )))
+        Err(DependencyError::Unsettled { rounds: MAX_ROUNDS }.into())
     }
 
     /// The XR's packages plus everything the current selections depend on.
@@ -262,12 +260,10 @@ impl<'a> Resolver<'a> {
                 .settings
                 .upstream_for(&package.repository)
                 .map(|(u, _)| u)
-                .ok_or_else(|| {
-                    Error::Dependency(format!(
-                        "spec.packages[{i}].repository {:?} is under no mirror's repositoryPrefix ({})",
-                        package.repository,
-                        self.mirror_prefixes()
-                    ))
+                .ok_or_else(|| DependencyError::NoMirrorPrefix {
+                    field: format!("spec.packages[{i}]"),
+                    repository: package.repository.clone(),
+                    prefixes: self.mirror_prefixes(),
                 })?;
             self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
             wanted.insert(
@@ -301,10 +297,13 @@ impl<'a> Resolver<'a> {
                         requirements: Vec::new(),
                     });
                 if entry.kind != edge.kind {
-                    return Err(Error::Dependency(format!(
-                        "{} depends on {} as a {}, but it is wanted as a {}",
-                        edge.requirement.source, edge.repository, edge.kind, entry.kind
-                    )));
+                    return Err(DependencyError::KindConflict {
+                        dependent: edge.requirement.source.clone(),
+                        repository: edge.repository.clone(),
+                        declared: edge.kind,
+                        wanted: entry.kind,
+                    }
+                    .into());
                 }
                 // The path a dependency declares is the one Crossplane's Lock
                 // will look for, so it wins over our reverse mirror mapping.
@@ -313,10 +312,10 @@ impl<'a> Resolver<'a> {
                 queue.push(edge.repository.clone());
             }
             if wanted.len() > MAX_STATUS_PACKAGES {
-                return Err(Error::Dependency(format!(
-                    "the packages and their dependencies are more than {MAX_STATUS_PACKAGES} \
-                     packages, more than one XR's status can hold; split them across XRs"
-                )));
+                return Err(DependencyError::TooMany {
+                    max: MAX_STATUS_PACKAGES,
+                }
+                .into());
             }
         }
         Ok(wanted)
@@ -490,28 +489,33 @@ impl<'a> Resolver<'a> {
         if let Some(actual) = meta.kind
             && actual != kind
         {
-            return Err(Error::Dependency(format!(
-                "{source} is a {actual} package, but it is wanted as a {kind}"
-            )));
+            return Err(DependencyError::WrongKind {
+                package: source,
+                actual,
+                wanted: kind,
+            }
+            .into());
         }
         meta.depends_on
             .iter()
             .map(|dependency| {
-                let (dep_repository, _) = self.settings.repository_for(&dependency.package).ok_or_else(|| {
-                    Error::Dependency(format!(
-                        "{} (a dependency of {source}) is outside every mirror: add a mirror whose upstream is a prefix of it (mirrors: {})",
-                        dependency.package,
-                        self.mirror_upstreams()
-                    ))
-                })?;
+                let (dep_repository, _) = self
+                    .settings
+                    .repository_for(&dependency.package)
+                    .ok_or_else(|| DependencyError::OutsideMirrors {
+                        dependency: dependency.package.clone(),
+                        dependent: source.clone(),
+                        upstreams: self.mirror_upstreams(),
+                    })?;
                 self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
                 // As in Crossplane, an empty version is no constraint at all
                 // but an error: the package author must say what they need.
                 let spec = VersionSpec::parse(dependency.version.trim()).map_err(|e| {
-                    Error::Dependency(format!(
-                        "{source} declares an invalid version for {}: {e}",
-                        dependency.package
-                    ))
+                    DependencyError::InvalidVersion {
+                        dependent: source.clone(),
+                        dependency: dependency.package.clone(),
+                        reason: Box::new(e),
+                    }
                 })?;
                 Ok(Edge {
                     repository: dep_repository,
@@ -530,10 +534,12 @@ impl<'a> Resolver<'a> {
         if self.settings.is_allowed(repository) {
             return Ok(());
         }
-        Err(Error::Dependency(format!(
-            "repository {repository} ({source}) is not in the input's allowedRepositories ({})",
-            self.settings.allowed_repositories.join(", ")
-        )))
+        Err(DependencyError::NotAllowed {
+            repository: repository.to_string(),
+            wanted_by: source.to_string(),
+            allowed: self.settings.allowed_repositories.join(", "),
+        }
+        .into())
     }
 
     fn mirror_prefixes(&self) -> String {
@@ -599,7 +605,11 @@ fn required_by(wanted: &Wanted, error: Error) -> Error {
                 .iter()
                 .map(|r| r.source.as_str())
                 .collect();
-            Error::Dependency(format!("{error} (required by {})", parents.join(", ")))
+            DependencyError::RequiredBy {
+                missing: Box::new(error),
+                parents: parents.join(", "),
+            }
+            .into()
         }
         other => other,
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value as Json};
 
-use crate::error::{Error, Result};
+use crate::error::{DependencyError, Result};
 use crate::graph::Graph;
 use crate::spec::Settings;
 
@@ -71,11 +71,12 @@ fn check_unique(planned: &[Planned]) -> Result<()> {
             .unwrap_or_default();
         if !resources.insert(&p.name) || !objects.insert((field("apiVersion"), field("kind"), name))
         {
-            return Err(Error::Dependency(format!(
-                "two composed resources would both be named {:?} ({} {name:?}); give the packages, mirrors or node roles that produce them distinct names",
-                p.name,
-                field("kind")
-            )));
+            return Err(DependencyError::SameResourceName {
+                name: p.name.clone(),
+                kind: field("kind").to_string(),
+                object: name.to_string(),
+            }
+            .into());
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::Planned;
-use crate::error::{Error, Result};
+use crate::error::{DependencyError, Result};
 use crate::graph::{Graph, PackageNode};
 use crate::names::{Source, object_name};
 use crate::registry::PackageKind;
@@ -176,14 +176,13 @@ fn check_family(node: &PackageNode, dep: &PackageNode) -> Result<()> {
     if first(&node.repository) == first(&dep.repository) {
         return Ok(());
     }
-    Err(Error::Dependency(format!(
-        "provider {} and its dependency {} are mirrored under different first path segments ({:?} and {:?}); \
-         with strategy Skip Crossplane only binds family permissions when they match, so mirror them under one prefix",
-        node.repository,
-        dep.repository,
-        first(&node.repository),
-        first(&dep.repository)
-    )))
+    Err(DependencyError::SplitFamily {
+        provider: node.repository.clone(),
+        dependency: dep.repository.clone(),
+        provider_segment: first(&node.repository),
+        dependency_segment: first(&dep.repository),
+    }
+    .into())
 }
 
 pub(super) fn into_map(value: Json) -> Map<String, Json> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::{DependencyError, Error, Result};
 use crate::registry::blob::Limits;
 use crate::registry::distribution::{self, Auth, Distribution};
 use crate::registry::xpkg::{
@@ -101,14 +101,14 @@ impl Upstream {
             })
             .or_else(|| Mirror::upstream_for(&self.mirrors, repository).map(|(p, _)| p))
             .ok_or_else(|| {
-                Error::Dependency(format!(
+                DependencyError::UnknownSource(format!(
                     "{repository} is under no mirror's repository prefix; say where it comes from with --mirror"
                 ))
             })?;
         Source::parse(&path).ok_or_else(|| {
-            Error::Dependency(format!(
+            Error::from(DependencyError::UnknownSource(format!(
                 "{path:?} (the upstream of {repository}) names no registry host"
-            ))
+            )))
         })
     }
 
