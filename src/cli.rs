@@ -132,43 +132,54 @@ pub struct ServeArgs {
     /// sends none.
     #[arg(long, env = "TCP_KEEPALIVE", default_value = "60s", value_parser = duration)]
     pub tcp_keepalive: Duration,
+
+    /// Memory for package metadata read from ECR (immutable, kept until
+    /// evicted), in MiB.
+    #[arg(long, env = "CACHE_METADATA_MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cache_metadata_mib: u32,
+
+    /// Memory for tag lists and tag -> digest answers, in MiB each.
+    #[arg(long, env = "CACHE_TAGS_MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cache_tags_mib: u32,
+
+    /// Memory for image manifests, per registry client, in MiB.
+    #[arg(long, env = "CACHE_MANIFESTS_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub cache_manifests_mib: u32,
+
+    /// How long a registry failure that may pass (unreachable, throttled,
+    /// timed out) is answered from memory before ECR is asked again.
+    #[arg(long, env = "CACHE_TRANSIENT_BACKOFF", default_value = "2s", value_parser = duration)]
+    pub cache_transient_backoff: Duration,
+
+    /// How long a definitive failure (repository or image not found, invalid
+    /// package) is answered from memory.
+    #[arg(long, env = "CACHE_NEGATIVE_TTL", default_value = "30s", value_parser = duration)]
+    pub cache_negative_ttl: Duration,
 }
 
-/// A duration as Go writes them, in whole units: `500ms`, `20s`, `1m30s`,
-/// `2h`, or `0`.
-fn duration(text: &str) -> std::result::Result<Duration, String> {
-    let invalid = || format!("{text:?} is not a duration such as 500ms, 20s, 1m30s or 2h");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        if digits == 0 {
-            return Err(invalid());
+impl ServeArgs {
+    /// The registry caches' budgets and failure memory these flags ask for.
+    pub fn cache_options(&self) -> crate::registry::cache::CacheOptions {
+        let mib = |n: u32| u64::from(n) * MIB as u64;
+        crate::registry::cache::CacheOptions {
+            meta_bytes: mib(self.cache_metadata_mib),
+            tag_bytes: mib(self.cache_tags_mib),
+            transient_backoff: self.cache_transient_backoff,
+            negative_ttl: self.cache_negative_ttl,
+            ..crate::registry::cache::CacheOptions::default()
         }
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_length = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let part = match &rest[..unit_length] {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number.saturating_mul(60)),
-            "h" => Duration::from_secs(number.saturating_mul(3600)),
-            _ => return Err(invalid()),
-        };
-        total = total.checked_add(part).ok_or_else(invalid)?;
-        rest = &rest[unit_length..];
     }
-    Ok(total)
+
+    /// Bytes of manifests each ECR client keeps.
+    pub fn manifest_cache_bytes(&self) -> u64 {
+        u64::from(self.cache_manifests_mib) * MIB as u64
+    }
+}
+
+/// A duration as Go writes them (`500ms`, `20s`, `1m30s`, `2h`, `0`): the
+/// function input's parser, so flags and the input read durations alike.
+fn duration(text: &str) -> std::result::Result<Duration, String> {
+    crate::spec::duration::parse(text)
 }
 
 fn positive_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -237,6 +248,38 @@ mod tests {
         assert_eq!(config.max_recv_message_bytes, 4 * MIB);
         assert!(matches!(config.security, Security::Insecure));
         assert_eq!(config.limits, Limits::default());
+        assert_eq!(
+            args.cache_options(),
+            crate::registry::cache::CacheOptions::default()
+        );
+    }
+
+    #[test]
+    fn cache_budgets_come_from_flags() {
+        let Command::Serve(args) = parse(&[
+            "--insecure",
+            "--cache-metadata-mib",
+            "4",
+            "--cache-tags-mib",
+            "2",
+            "--cache-manifests-mib",
+            "1",
+            "--cache-transient-backoff",
+            "500ms",
+            "--cache-negative-ttl",
+            "1m",
+        ])
+        .expect("parses")
+        .into_command() else {
+            panic!("expected the serve command")
+        };
+        let cache = args.cache_options();
+        assert_eq!(cache.meta_bytes, 4 * MIB as u64);
+        assert_eq!(cache.tag_bytes, 2 * MIB as u64);
+        assert_eq!(args.manifest_cache_bytes(), MIB as u64);
+        assert_eq!(cache.transient_backoff, Duration::from_millis(500));
+        assert_eq!(cache.negative_ttl, Duration::from_secs(60));
+        assert!(parse(&["--cache-tags-mib", "0"]).is_err());
     }
 
     #[test]
@@ -296,7 +339,7 @@ mod tests {
         assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(duration("1h2m3s"), Ok(Duration::from_secs(3723)));
-        assert!(duration("1.5s").is_err());
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(duration("-1s").is_err());
     }
 

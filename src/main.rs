@@ -6,7 +6,7 @@ use function_ecr_packages::{
     cli::{Cli, Command, ServeArgs},
     function::Function,
     mirror::MirrorArgs,
-    registry::{cache::CacheOptions, connector::EcrConnector, ecr::EcrOptions},
+    registry::{connector::EcrConnector, ecr::EcrOptions},
     server, telemetry,
 };
 use tokio::net::TcpListener;
@@ -53,9 +53,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let metrics = telemetry::GrpcMetrics::register(&registry)?;
     let ecr = EcrOptions {
         calls_metric: Some(telemetry::registry_calls(&registry)?),
+        manifest_cache_bytes: args.manifest_cache_bytes(),
         ..EcrOptions::from_env()
     };
-    let connector = EcrConnector::with_options(ecr, CacheOptions::default());
+    let connector = EcrConnector::with_options(ecr, args.cache_options());
     let metrics_listener = bind(args.metrics_address, "metrics").await?;
     let grpc_listener = bind(args.address, "gRPC").await?;
 
