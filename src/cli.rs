@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{ArgAction, Args, Parser, Subcommand, builder::BoolishValueParser};
 
 use crate::{
-    Error, Result,
+    error::ServeError,
     server::{Config, Limits, Security},
 };
 
@@ -197,16 +197,12 @@ fn enabled(duration: Duration) -> Option<Duration> {
 impl ServeArgs {
     /// The server configuration these flags ask for, with TLS material
     /// loaded. Refuses to fall back to plain text silently.
-    pub fn server_config(&self) -> Result<Config> {
+    pub fn server_config(&self) -> Result<Config, ServeError> {
         let security = match (&self.tls_certs_dir, self.insecure) {
             (_, true) => Security::Insecure,
             (Some(dir), false) => Security::mutual_tls(dir)?,
             (None, false) => {
-                return Err(Error::Server(
-                    "no TLS certificates: set --tls-certs-dir (or TLS_SERVER_CERTS_DIR) to a \
-                     folder with tls.crt, tls.key and ca.crt, or pass --insecure"
-                        .to_string(),
-                ));
+                return Err(ServeError::NoTls);
             }
         };
         let count = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);

@@ -2,8 +2,9 @@ use std::{io::IsTerminal, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use function_ecr_packages::{
-    Error, Result, bootstrap,
+    bootstrap,
     cli::{Cli, Command, ServeArgs},
+    error::{ServeError, error_chain},
     function::Function,
     mirror::MirrorArgs,
     registry::{connector::EcrConnector, ecr::EcrOptions},
@@ -13,16 +14,20 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let result = match Cli::parse().into_command() {
-        Command::Serve(args) => serve(args).await,
-        Command::Bootstrap(args) => bootstrap::run(&args).await,
-        Command::Mirror(args) => return mirror(args).await,
-    };
+    match Cli::parse().into_command() {
+        Command::Serve(args) => exit(serve(args).await),
+        Command::Bootstrap(args) => exit(bootstrap::run(&args).await),
+        Command::Mirror(args) => mirror(args).await,
+    }
+}
+
+/// One plain line with every cause, readable in `kubectl logs` of a
+/// crash-looping pod.
+fn exit<E: std::error::Error + 'static>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One plain line, readable in `kubectl logs` of a crash-looping pod.
-            eprintln!("{e}");
+            eprintln!("{}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -33,18 +38,18 @@ async fn mirror(args: MirrorArgs) -> ExitCode {
     if !std::io::stderr().is_terminal()
         && let Err(e) = telemetry::init_logging(false)
     {
-        eprintln!("{e}");
+        eprintln!("{}", error_chain(&e));
     }
     match function_ecr_packages::mirror::run(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mirror: {e}");
+            eprintln!("mirror: {}", error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let config = args.server_config()?;
     telemetry::init_logging(args.debug)?;
     let shutdown = server::shutdown_signal()?;
@@ -73,8 +78,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     served
 }
 
-async fn bind(address: std::net::SocketAddr, what: &str) -> Result<TcpListener> {
+async fn bind(
+    address: std::net::SocketAddr,
+    what: &'static str,
+) -> Result<TcpListener, ServeError> {
     TcpListener::bind(address)
         .await
-        .map_err(|e| Error::Server(format!("binding the {what} address {address}: {e}")))
+        .map_err(|source| ServeError::Bind {
+            what,
+            address,
+            source,
+        })
 }

@@ -37,7 +37,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    Error, Result,
+    error::ServeError,
     function::Function,
     proto::{self, v1, v1beta1},
     telemetry::GrpcMetrics,
@@ -62,12 +62,13 @@ impl Security {
     /// Loads `tls.crt`, `tls.key` and `ca.crt` from `dir`, the layout
     /// Crossplane mounts into function pods. Problems surface here, naming
     /// the file, rather than as a handshake failure at the first call.
-    pub fn mutual_tls(dir: &Path) -> Result<Self> {
+    pub fn mutual_tls(dir: &Path) -> Result<Self, ServeError> {
         let read = |name: &str| {
-            let path = dir.join(name);
-            fs::read(&path)
-                .map(|pem| (path.display().to_string(), pem))
-                .map_err(|e| Error::Server(format!("reading {}: {e}", path.display())))
+            let path = dir.join(name).display().to_string();
+            match fs::read(&path) {
+                Ok(pem) => Ok((path, pem)),
+                Err(source) => Err(ServeError::ReadFile { path, source }),
+            }
         };
         let (cert_path, cert) = read("tls.crt")?;
         let (key_path, key) = read("tls.key")?;
@@ -77,13 +78,18 @@ impl Security {
         certificates(&ca_path, &ca)?;
         // Accepts PKCS#1 (`RSA PRIVATE KEY`, what Crossplane writes), PKCS#8
         // and SEC1, and proves aws-lc can sign with the key for this chain.
-        let parsed = PrivateKeyDer::from_pem_slice(&key)
-            .map_err(|e| Error::Server(format!("reading the private key in {key_path}: {e}")))?;
-        CertifiedKey::from_der(chain, parsed, &aws_lc_rs::default_provider()).map_err(|e| {
-            Error::Server(format!(
-                "the private key in {key_path} cannot serve the certificate in {cert_path}: {e}"
-            ))
-        })?;
+        let parsed =
+            PrivateKeyDer::from_pem_slice(&key).map_err(|source| ServeError::PrivateKey {
+                path: key_path.clone(),
+                source,
+            })?;
+        CertifiedKey::from_der(chain, parsed, &aws_lc_rs::default_provider()).map_err(
+            |source| ServeError::KeyMismatch {
+                key: key_path,
+                certificate: cert_path,
+                source,
+            },
+        )?;
 
         Ok(Self::MutualTls(
             ServerTlsConfig::new()
@@ -97,12 +103,17 @@ impl Security {
     }
 }
 
-fn certificates(path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+fn certificates(path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ServeError> {
     let chain = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Server(format!("reading the certificates in {path}: {e}")))?;
+        .map_err(|source| ServeError::Certificates {
+            path: path.to_string(),
+            source,
+        })?;
     if chain.is_empty() {
-        return Err(Error::Server(format!("no PEM certificate in {path}")));
+        return Err(ServeError::NoCertificate {
+            path: path.to_string(),
+        });
     }
     Ok(chain)
 }
@@ -170,9 +181,9 @@ impl Default for Limits {
 
 /// Resolves once the process receives SIGTERM or SIGINT. Installing the
 /// handlers is done here, before serving, so a failure stops start-up.
-pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
-    let install = |kind: SignalKind, name: &str| {
-        signal(kind).map_err(|e| Error::Server(format!("installing the {name} handler: {e}")))
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, ServeError> {
+    let install = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| ServeError::Signal { name, source })
     };
     let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
@@ -196,10 +207,8 @@ pub async fn serve(
     metrics: GrpcMetrics,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::Server(format!("reading the gRPC listener's address: {e}")))?;
+) -> Result<(), ServeError> {
+    let address = listener.local_addr().map_err(ServeError::ListenerAddress)?;
 
     let runner = Arc::new(Runner { function });
     let limit = config.max_recv_message_bytes;
@@ -215,7 +224,7 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_error = |e| Error::Server(format!("building gRPC reflection: {e}"));
+    let reflection_error = ServeError::Reflection;
     let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
 
@@ -250,9 +259,7 @@ pub async fn serve(
             // a process default rustls would refuse to pick one. An error
             // only means a default is already installed.
             let _ = aws_lc_rs::default_provider().install_default();
-            server = server
-                .tls_config(tls)
-                .map_err(|e| Error::Server(format!("configuring TLS: {}", error_chain(&e))))?;
+            server = server.tls_config(tls).map_err(ServeError::Tls)?;
             true
         }
     };
@@ -295,7 +302,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, drained)
         .await
-        .map_err(|e| Error::Server(format!("serving gRPC on {address}: {}", error_chain(&e))))?;
+        .map_err(|source| ServeError::Serve { address, source })?;
     tracing::info!(address = %address, "stopped serving");
     Ok(())
 }
@@ -502,19 +509,6 @@ impl AsyncWrite for LimitedStream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
-}
-
-/// tonic's transport errors say little at the top ("transport error"); the
-/// cause is further down.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Both protocol versions' handlers, around one shared function.

@@ -27,14 +27,20 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing_subscriber::EnvFilter;
 
-use crate::{Error, Result};
+use crate::error::ServeError;
+
+type Result<T, E = ServeError> = std::result::Result<T, E>;
 
 /// Installs the process-wide JSON logger on stderr. `RUST_LOG`, when set,
 /// wins over `debug`, so an operator can still narrow or widen any target.
 pub fn init_logging(debug: bool) -> Result<()> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) => EnvFilter::try_new(&directives)
-            .map_err(|e| Error::Server(format!("invalid RUST_LOG {directives:?}: {e}")))?,
+        Ok(directives) => {
+            EnvFilter::try_new(&directives).map_err(|source| ServeError::LogFilter {
+                directives: directives.clone(),
+                source,
+            })?
+        }
         // Debug is for this crate only: h2 and hyper at debug drown the
         // composition story in frame-level noise.
         Err(_) if debug => EnvFilter::new("info,function_ecr_packages=debug"),
@@ -49,7 +55,7 @@ pub fn init_logging(debug: bool) -> Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init()
-        .map_err(|e| Error::Server(format!("installing the logger: {e}")))
+        .map_err(|e| ServeError::Logger(e.to_string()))
 }
 
 /// Labels for calls whose path names no service we serve, so a client
@@ -147,8 +153,8 @@ pub fn registry_calls(registry: &Registry) -> Result<IntCounterVec> {
     Ok(calls)
 }
 
-fn metric_error(e: prometheus::Error) -> Error {
-    Error::Server(format!("creating metrics: {e}"))
+fn metric_error(e: prometheus::Error) -> ServeError {
+    ServeError::Metrics(e)
 }
 
 /// See [`GrpcMetrics::layer`].

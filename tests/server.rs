@@ -41,7 +41,7 @@ struct Harness {
     grpc: SocketAddr,
     metrics: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    served: JoinHandle<function_ecr_packages::Result<()>>,
+    served: JoinHandle<Result<(), function_ecr_packages::error::ServeError>>,
 }
 
 impl Harness {

@@ -309,17 +309,7 @@ async fn read_layer<S: ImageSource + ?Sized>(
         .map_err(|e| source.invalid(format!("layer {}: {e}", layer.digest)))
 }
 
-/// An error and its sources on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
-}
+pub use crate::error::error_chain;
 
 #[cfg(test)]
 mod tests {
