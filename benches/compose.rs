@@ -28,6 +28,20 @@ fn main() {
     large_layer();
 }
 
+/// The request of a first reconcile of `xr`: nothing composed yet.
+fn first_call(xr: &serde_json::Value) -> RunFunctionRequest {
+    RunFunctionRequest {
+        observed: Some(State {
+            composite: Some(Resource {
+                resource: json_to_struct(xr),
+                ..Default::default()
+            }),
+            resources: Default::default(),
+        }),
+        ..Default::default()
+    }
+}
+
 /// Peak and current resident memory of this process, in KiB.
 fn rss() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -73,17 +87,7 @@ async fn many_distinct_packages() {
         let xr = json!({"apiVersion": "platform.example.org/v1alpha1", "kind": "XEcrPackages",
             "metadata": {"name": format!("bench-{x}")},
             "spec": {"registry": {"accountId": "123456789012", "region": "eu-west-2"}, "packages": packages}});
-        let request = RunFunctionRequest {
-            observed: Some(State {
-                composite: Some(Resource {
-                    resource: json_to_struct(&xr),
-                    ..Default::default()
-                }),
-                resources: Default::default(),
-            }),
-            ..Default::default()
-        };
-        black_box(function.compose(request).await);
+        black_box(function.compose(first_call(&xr)).await);
     }
     let (peak, after) = rss();
     println!(
@@ -101,16 +105,7 @@ async fn warm_reconcile() {
         "spec": {"registry": {"accountId": "123456789012", "region": "eu-west-2"}, "packages": [
             {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">=v2.0.0"},
             {"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]}});
-    let request = RunFunctionRequest {
-        observed: Some(State {
-            composite: Some(Resource {
-                resource: json_to_struct(&xr),
-                ..Default::default()
-            }),
-            resources: Default::default(),
-        }),
-        ..Default::default()
-    };
+    let request = first_call(&xr);
     let cold = Instant::now();
     black_box(function.compose(request.clone()).await);
     let cold = cold.elapsed();
