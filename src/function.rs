@@ -12,8 +12,10 @@ use crate::compose;
 use crate::error::{Error, Result};
 use crate::gating::{self, Admission};
 use crate::graph::Graph;
+use crate::memo::{DEFAULT_MEMO_BYTES, Memo};
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
+use crate::registry::cache::{DEFAULT_TAG_TTL, trusted_until};
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
 use crate::remembered::{Installed, Previous};
@@ -39,6 +41,7 @@ const CONVERGING_TTL: Duration = Duration::from_secs(15);
 pub struct Function {
     connector: Arc<dyn Connector>,
     deadline: Duration,
+    memo: Memo,
 }
 
 impl Default for Function {
@@ -57,7 +60,19 @@ impl Function {
         Self {
             connector,
             deadline: RESOLVE_DEADLINE,
+            memo: Memo::new(DEFAULT_MEMO_BYTES),
         }
+    }
+
+    /// Keeps the last answer per XR within `budget_bytes` (0 keeps none).
+    pub fn with_memo(mut self, budget_bytes: u64) -> Self {
+        self.memo = Memo::new(budget_bytes);
+        self
+    }
+
+    /// Calls answered from the last answer for their XR, and calls composed.
+    pub fn memo_counts(&self) -> (u64, u64) {
+        self.memo.counts()
     }
 
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
@@ -67,30 +82,54 @@ impl Function {
 
     /// Composes one request into its response. Never panics and never fails:
     /// every problem becomes a result on the response.
-    pub async fn compose(&self, request: RunFunctionRequest) -> RunFunctionResponse {
+    pub async fn compose(&self, mut request: RunFunctionRequest) -> RunFunctionResponse {
+        // Asked exactly as last time, with what was read still trusted: the
+        // same answer, under this call's tag.
+        let asked = Memo::asked(&mut request);
+        if let Some(mut kept) = asked.as_ref().and_then(|a| self.memo.answer(a)) {
+            if let (Some(meta), Some(tag)) = (kept.meta.as_mut(), request.meta.as_ref()) {
+                meta.tag.clone_from(&tag.tag);
+            }
+            return kept;
+        }
         let request = Request::new(request);
         let mut response = Response::to(request.proto());
         response.set_ttl(DEFAULT_TTL);
         // A panic is a bug, never the caller's fault; it still owes Crossplane
         // an answer, and a Fatal one applies nothing, so nothing is lost.
-        let outcome = AssertUnwindSafe(self.reconcile(&request, &mut response))
-            .catch_unwind()
-            .await;
-        match outcome {
-            Ok(Ok(())) => {}
+        let (outcome, trusted) =
+            trusted_until(AssertUnwindSafe(self.reconcile(&request, &mut response)).catch_unwind())
+                .await;
+        let settled = match outcome {
+            Ok(Ok(settled)) => settled,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "composition failed");
                 response.fatal(error.to_string());
+                false
             }
             Err(_) => {
                 tracing::error!("composition panicked");
                 response.fatal("internal error in function-ecr-packages (a bug; see its logs)");
+                false
+            }
+        };
+        let response = response.finish();
+        if let Some(asked) = asked {
+            if settled {
+                let valid_for = trusted.map_or(DEFAULT_TAG_TTL, |until| {
+                    until.saturating_duration_since(std::time::Instant::now())
+                });
+                self.memo.keep(asked, &response, valid_for);
+            } else {
+                self.memo.forget(&asked);
             }
         }
-        response.finish()
+        response
     }
 
-    async fn reconcile(&self, request: &Request, response: &mut Response) -> Result<()> {
+    /// Composes the response; says whether it was built without a registry
+    /// failure (and so may be given again while nothing changes).
+    async fn reconcile(&self, request: &Request, response: &mut Response) -> Result<bool> {
         // What the platform team allows (input) and what the requester asks
         // for (XR), checked against it before anything is read from AWS.
         let composite = request.observed_composite()?;
@@ -164,7 +203,8 @@ impl Function {
             kept: &resolution.kept,
             remembered: &remembered,
         }
-        .write(response)
+        .write(response)?;
+        Ok(failure.is_none())
     }
 
     async fn resolve(

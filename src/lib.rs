@@ -9,6 +9,7 @@ pub mod error;
 pub mod function;
 pub mod gating;
 pub mod graph;
+pub mod memo;
 pub mod mirror;
 pub mod names;
 pub mod proto;

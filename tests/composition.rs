@@ -717,3 +717,91 @@ async fn renaming_a_parent_never_recreates_its_dependency() {
         family["spec"]
     );
 }
+
+/// Once nothing changes, a call is answered from the last answer for its
+/// XR; any change in what the answer depends on, or the expiry of a tag
+/// answer it used, composes afresh.
+#[tokio::test]
+async fn an_unchanged_xr_is_answered_from_memory_until_something_it_depends_on_changes() {
+    let registry = registry();
+    let input = json!({"tagCacheTTL": "300ms"});
+    let mut cluster = cluster(&registry, xr(json!({})), input.clone());
+    let rounds = cluster.settle(10).await;
+    assert!(rounds.last().expect("a round").xr_ready());
+    // One more round, so the XR's status is what the last answer wrote.
+    cluster.reconcile().await;
+    let counts = |cluster: &Cluster| cluster.function.memo_counts();
+
+    // Unchanged: answered from memory, byte for byte, with no registry call.
+    let calls = registry.calls();
+    let (hits, _) = counts(&cluster);
+    let mut first = cluster.reconcile().await.response;
+    let mut second = cluster.reconcile().await.response;
+    assert_eq!(counts(&cluster).0, hits + 2);
+    assert_eq!(registry.calls(), calls);
+    // Each under its own call's tag; otherwise the same answer.
+    let tag = |r: &mut function_ecr_packages::proto::v1::RunFunctionResponse| {
+        std::mem::take(&mut r.meta.as_mut().expect("meta").tag)
+    };
+    assert_ne!(tag(&mut first), tag(&mut second));
+    assert_eq!(first, second);
+
+    // Each change composes afresh.
+    type Change = Box<dyn Fn(&mut Cluster)>;
+    let changes: Vec<(&str, Change)> = vec![
+        (
+            "the input",
+            Box::new(|c: &mut Cluster| c.input["ttl"] = json!("45s")),
+        ),
+        (
+            "the XR's spec",
+            Box::new(|c: &mut Cluster| c.xr["spec"]["packages"][0]["version"] = json!(">=v2.1.0")),
+        ),
+        (
+            "an observed resource's readiness",
+            Box::new(|c: &mut Cluster| {
+                let (_, object) = c
+                    .observed
+                    .iter_mut()
+                    .find(|(name, _)| name.starts_with("package-"))
+                    .expect("a package");
+                object["status"]["conditions"] = json!([{"type": "Healthy", "status": "False", "reason": "UnhealthyPackageRevision"}]);
+            }),
+        ),
+    ];
+    for (what, change) in changes {
+        let (_, misses) = counts(&cluster);
+        change(&mut cluster);
+        cluster.reconcile().await;
+        assert_eq!(counts(&cluster).1, misses + 1, "{what} changed");
+    }
+
+    // A new release is seen once the tag answers it used expire.
+    cluster.settle(10).await;
+    cluster.reconcile().await;
+    registry.push(
+        "upbound/provider-aws-s3",
+        "v2.9.0",
+        meta(
+            PackageKind::Provider,
+            &[(FAMILY, PackageKind::Provider, ">= 0.0.0")],
+        ),
+    );
+    let version = |round: &cluster::Round| {
+        round.desired()["package-upbound-provider-aws-s3"]["spec"]["package"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before = cluster.reconcile().await;
+    assert!(
+        !version(&before).ends_with("v2.9.0"),
+        "{}",
+        version(&before)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (_, misses) = counts(&cluster);
+    let after = cluster.reconcile().await;
+    assert_eq!(counts(&cluster).1, misses + 1, "the tag answers expired");
+    assert!(version(&after).ends_with("v2.9.0"), "{}", version(&after));
+}

@@ -75,6 +75,31 @@ impl CacheOptions {
     }
 }
 
+tokio::task_local! {
+    /// While a reconcile runs: the earliest moment one of the cached
+    /// answers it used stops being trusted.
+    static TRUSTED_UNTIL: std::cell::Cell<Option<Instant>>;
+}
+
+/// Runs `work` and says until when every cached registry answer it used is
+/// still trusted (`None`: it used none that expires). A response built
+/// from those answers may be given again until then.
+pub async fn trusted_until<F: std::future::Future>(work: F) -> (F::Output, Option<Instant>) {
+    TRUSTED_UNTIL
+        .scope(std::cell::Cell::new(None), async {
+            let output = work.await;
+            (output, TRUSTED_UNTIL.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Notes that an answer in use is trusted until `until`.
+fn note(until: Instant) {
+    let _ = TRUSTED_UNTIL.try_with(|cell| {
+        cell.set(Some(cell.get().map_or(until, |earlier| earlier.min(until))));
+    });
+}
+
 /// What a lookup found, or why it failed, and when.
 #[derive(Clone, Debug)]
 struct Answer<V> {
@@ -88,6 +113,7 @@ type Key = (String, String);
 pub struct CachedRegistry<R: ?Sized> {
     inner: Arc<R>,
     tag_ttl_ms: Arc<AtomicU64>,
+    failures: Failures,
     tags: Cache<String, Answer<Arc<Vec<String>>>>,
     digests: Cache<Key, Answer<String>>,
     metas: Cache<Key, Answer<Arc<PackageMeta>>>,
@@ -98,9 +124,27 @@ impl<R: ?Sized> Clone for CachedRegistry<R> {
         Self {
             inner: self.inner.clone(),
             tag_ttl_ms: self.tag_ttl_ms.clone(),
+            failures: self.failures,
             tags: self.tags.clone(),
             digests: self.digests.clone(),
             metas: self.metas.clone(),
+        }
+    }
+}
+
+/// How long failures are remembered, by kind.
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    transient: Duration,
+    negative: Duration,
+}
+
+impl Failures {
+    fn life(&self, error: &crate::error::Error) -> Duration {
+        if error.is_transient() {
+            self.transient
+        } else {
+            self.negative
         }
     }
 }
@@ -109,8 +153,7 @@ impl<R: ?Sized> Clone for CachedRegistry<R> {
 /// for immutable content). Read once, when the answer is stored.
 struct Lifetime {
     ok: Option<Arc<AtomicU64>>,
-    transient: Duration,
-    negative: Duration,
+    failures: Failures,
 }
 
 impl<K, V> Expiry<K, Answer<V>> for Lifetime {
@@ -125,8 +168,7 @@ impl<K, V> Expiry<K, Answer<V>> for Lifetime {
                 .ok
                 .as_ref()
                 .map(|ms| Duration::from_millis(ms.load(Ordering::Relaxed))),
-            Err(e) if e.is_transient() => Some(self.transient),
-            Err(_) => Some(self.negative),
+            Err(e) => Some(self.failures.life(e)),
         }
     }
 }
@@ -192,13 +234,14 @@ where
 impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
     pub fn new(inner: Arc<R>, options: CacheOptions) -> Self {
         let tag_ttl_ms = Arc::new(AtomicU64::new(millis(options.tag_ttl)));
-        let lifetime = |ok: Option<Arc<AtomicU64>>| Lifetime {
-            ok,
+        let failures = Failures {
             transient: options.transient_backoff,
             negative: options.negative_ttl,
         };
+        let lifetime = |ok: Option<Arc<AtomicU64>>| Lifetime { ok, failures };
         Self {
             inner,
+            failures,
             tags: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             digests: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             metas: build(options.meta_bytes, lifetime(None)),
@@ -252,6 +295,7 @@ fn millis(d: Duration) -> u64 {
 /// current tag TTL) is asked again.
 async fn answer<K, V, F>(
     cache: &Cache<K, Answer<V>>,
+    failures: Failures,
     key: K,
     max_age: Option<Duration>,
     lookup: F,
@@ -275,6 +319,13 @@ where
             }
         })
         .await;
+    let expires = match &found.outcome {
+        Ok(_) => max_age.map(|age| found.at + age),
+        Err(error) => Some(found.at + failures.life(error)),
+    };
+    if let Some(expires) = expires {
+        note(expires);
+    }
     found.outcome
 }
 
@@ -284,6 +335,7 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         let lookup = async { self.inner.list_tags(repository).await.map(Arc::new) };
         let tags = answer(
             &self.tags,
+            self.failures,
             repository.to_string(),
             Some(self.tag_ttl()),
             lookup,
@@ -305,7 +357,14 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
             return Ok(reference.to_string());
         }
         let lookup = self.inner.resolve_digest(repository, reference);
-        answer(&self.digests, key, Some(self.tag_ttl()), lookup).await
+        answer(
+            &self.digests,
+            self.failures,
+            key,
+            Some(self.tag_ttl()),
+            lookup,
+        )
+        .await
     }
 
     async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
@@ -316,7 +375,7 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
                 .await
                 .map(Arc::new)
         };
-        let meta = answer(&self.metas, key, None, lookup).await?;
+        let meta = answer(&self.metas, self.failures, key, None, lookup).await?;
         Ok(PackageMeta::clone(&meta))
     }
 }

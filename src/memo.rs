@@ -1,0 +1,213 @@
+//! The last answer for each XR, given again while nothing it depends on
+//! has changed.
+//!
+//! Crossplane calls the function for every XR on every poll and watch
+//! event, usually with nothing changed. An answer depends on the request
+//! (the XR with its status, what is observed, the input, the credentials,
+//! the context) and on the registry answers the caches gave while it was
+//! built. So an answer is kept per XR with a fingerprint of the whole
+//! request (all but its tag) and the moment the first of those registry
+//! answers stops being trusted; a request with the same fingerprint before
+//! then gets the same answer, with its own tag. Anything else is composed
+//! afresh. Only answers built without a registry failure are kept.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use prost_types::value::Kind;
+use sha2::{Digest, Sha256};
+
+use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
+
+/// Default byte budget of the answers kept.
+pub const DEFAULT_MEMO_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What an answer is kept under, and what it answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asked {
+    /// The XR: apiVersion, kind, namespace and name.
+    xr: String,
+    /// sha256 of the request without its tag.
+    fingerprint: [u8; 32],
+}
+
+#[derive(Debug)]
+struct Kept {
+    fingerprint: [u8; 32],
+    response: RunFunctionResponse,
+    until: Instant,
+}
+
+pub struct Memo {
+    answers: moka::sync::Cache<String, Arc<Kept>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Memo {
+    pub fn new(budget_bytes: u64) -> Self {
+        Self {
+            answers: moka::sync::Cache::builder()
+                .max_capacity(budget_bytes)
+                .weigher(|xr: &String, kept: &Arc<Kept>| {
+                    u32::try_from(xr.len() + kept.response.encoded_len() + 96).unwrap_or(u32::MAX)
+                })
+                .build(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// What `request` asks, for [`Memo::answer`] and [`Memo::keep`]; `None`
+    /// when it names no XR.
+    pub fn asked(request: &mut RunFunctionRequest) -> Option<Asked> {
+        let xr = request
+            .observed
+            .as_ref()?
+            .composite
+            .as_ref()?
+            .resource
+            .as_ref()?;
+        let text = |field: &str, within: &prost_types::Struct| match within
+            .fields
+            .get(field)
+            .and_then(|v| v.kind.as_ref())
+        {
+            Some(Kind::StringValue(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let metadata = match xr.fields.get("metadata").and_then(|v| v.kind.as_ref()) {
+            Some(Kind::StructValue(m)) => m.clone(),
+            _ => return None,
+        };
+        let xr = format!(
+            "{}/{}/{}/{}",
+            text("apiVersion", xr),
+            text("kind", xr),
+            text("namespace", &metadata),
+            text("name", &metadata)
+        );
+        // The tag names this one call; everything else is what is asked.
+        let meta = request.meta.take();
+        let fingerprint = Sha256::digest(request.encode_to_vec()).into();
+        request.meta = meta;
+        Some(Asked { xr, fingerprint })
+    }
+
+    /// The kept answer to exactly this question, if it is still trusted.
+    pub fn answer(&self, asked: &Asked) -> Option<RunFunctionResponse> {
+        let kept = self
+            .answers
+            .get(&asked.xr)
+            .filter(|k| k.fingerprint == asked.fingerprint && Instant::now() < k.until);
+        match kept {
+            Some(kept) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(kept.response.clone())
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Keeps `response` as the answer to `asked` for `valid_for`.
+    pub fn keep(&self, asked: Asked, response: &RunFunctionResponse, valid_for: Duration) {
+        let Some(until) = Instant::now().checked_add(valid_for) else {
+            return;
+        };
+        self.answers.insert(
+            asked.xr,
+            Arc::new(Kept {
+                fingerprint: asked.fingerprint,
+                response: response.clone(),
+                until,
+            }),
+        );
+    }
+
+    /// Forgets the answer kept for the XR of `asked`.
+    pub fn forget(&self, asked: &Asked) {
+        self.answers.invalidate(&asked.xr);
+    }
+
+    /// Calls answered from memory, and calls composed, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::{RequestMeta, Resource, State};
+    use crate::sdk::structs::json_to_struct;
+    use serde_json::json;
+
+    fn request(name: &str, version: &str, tag: &str) -> RunFunctionRequest {
+        let xr = json!({"apiVersion": "a/v1", "kind": "X", "metadata": {"name": name},
+                        "spec": {"version": version}});
+        RunFunctionRequest {
+            meta: Some(RequestMeta {
+                tag: tag.into(),
+                ..Default::default()
+            }),
+            observed: Some(State {
+                composite: Some(Resource {
+                    resource: json_to_struct(&xr),
+                    ..Default::default()
+                }),
+                resources: Default::default(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_same_question_under_another_tag_is_the_same_question() {
+        let memo = Memo::new(DEFAULT_MEMO_BYTES);
+        let asked = Memo::asked(&mut request("a", "v1", "t1")).expect("an XR");
+        memo.keep(
+            asked,
+            &RunFunctionResponse::default(),
+            Duration::from_secs(60),
+        );
+        let again = Memo::asked(&mut request("a", "v1", "t2")).expect("an XR");
+        assert!(memo.answer(&again).is_some());
+        let changed = Memo::asked(&mut request("a", "v2", "t3")).expect("an XR");
+        assert!(memo.answer(&changed).is_none(), "the spec changed");
+        let other = Memo::asked(&mut request("b", "v1", "t4")).expect("an XR");
+        assert!(memo.answer(&other).is_none(), "another XR");
+        assert_eq!(memo.counts(), (1, 2));
+    }
+
+    #[test]
+    fn the_tag_is_put_back() {
+        let mut request = request("a", "v1", "t1");
+        Memo::asked(&mut request).expect("an XR");
+        assert_eq!(request.meta.expect("meta").tag, "t1");
+    }
+
+    #[test]
+    fn answers_expire() {
+        let memo = Memo::new(DEFAULT_MEMO_BYTES);
+        let asked = Memo::asked(&mut request("a", "v1", "t")).expect("an XR");
+        memo.keep(
+            asked.clone(),
+            &RunFunctionResponse::default(),
+            Duration::ZERO,
+        );
+        assert!(memo.answer(&asked).is_none());
+    }
+
+    #[test]
+    fn a_request_without_an_xr_is_not_kept() {
+        assert!(Memo::asked(&mut RunFunctionRequest::default()).is_none());
+    }
+}
