@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CACHE_MANIFESTS_MIB", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub cache_manifests_mib: u32,
 
+    /// Memory for the last answer per XR, given again while nothing it
+    /// depends on changes, in MiB (0 keeps none).
+    #[arg(long, env = "MEMO_MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub memo_mib: u32,
+
     /// How long a registry failure that may pass (unreachable, throttled,
     /// timed out) is answered from memory before ECR is asked again.
     #[arg(long, env = "CACHE_TRANSIENT_BACKOFF", default_value = "2s", value_parser = duration)]
@@ -168,6 +173,11 @@ impl ServeArgs {
             negative_ttl: self.cache_negative_ttl,
             ..crate::registry::cache::CacheOptions::default()
         }
+    }
+
+    /// Bytes of answers kept per XR.
+    pub fn memo_bytes(&self) -> u64 {
+        u64::from(self.memo_mib) * MIB as u64
     }
 
     /// Bytes of manifests each ECR client keeps.

@@ -68,7 +68,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let metrics_server = tokio::spawn(telemetry::serve_metrics(registry, metrics_listener));
     let served = server::serve(
         config,
-        Arc::new(Function::with_connector(Arc::new(connector))),
+        Arc::new(Function::with_connector(Arc::new(connector)).with_memo(args.memo_bytes())),
         metrics,
         grpc_listener,
         shutdown,
