@@ -184,6 +184,21 @@ fn request_of_size(tag: &str, bytes: usize) -> v1::RunFunctionRequest {
     request
 }
 
+/// Sends `sent` over v1 and checks the answer; `expect` says why it must
+/// succeed.
+async fn answered(
+    client: &mut v1::function_runner_service_client::FunctionRunnerServiceClient<Channel>,
+    sent: v1::RunFunctionRequest,
+    expect: &str,
+) {
+    let response = client
+        .run_function(sent.clone())
+        .await
+        .expect(expect)
+        .into_inner();
+    assert_answers(&sent, &response);
+}
+
 fn assert_answers(request: &v1::RunFunctionRequest, response: &v1::RunFunctionResponse) {
     let meta = response.meta.as_ref().expect("response meta");
     let tag = request.meta.as_ref().map(|m| m.tag.as_str());
@@ -197,13 +212,7 @@ fn assert_answers(request: &v1::RunFunctionRequest, response: &v1::RunFunctionRe
 async fn v1_answers_with_tag_ttl_and_desired_untouched() {
     let harness = Harness::start(4 * MIB).await;
     let mut client = harness.v1().await;
-    let sent = request("v1-tag");
-    let response = client
-        .run_function(sent.clone())
-        .await
-        .expect("RunFunction")
-        .into_inner();
-    assert_answers(&sent, &response);
+    answered(&mut client, request("v1-tag"), "RunFunction").await;
     harness.stop().await;
 }
 
@@ -281,13 +290,12 @@ async fn too_large_request_is_resource_exhausted_and_serving_goes_on() {
     let harness = Harness::start(MIB).await;
     let mut client = harness.v1().await;
 
-    let allowed = request_of_size("allowed", MIB / 2);
-    let response = client
-        .run_function(allowed.clone())
-        .await
-        .expect("a request under the limit")
-        .into_inner();
-    assert_answers(&allowed, &response);
+    answered(
+        &mut client,
+        request_of_size("allowed", MIB / 2),
+        "a request under the limit",
+    )
+    .await;
 
     let status = client
         .run_function(request_of_size("too-large", 2 * MIB))
@@ -295,13 +303,12 @@ async fn too_large_request_is_resource_exhausted_and_serving_goes_on() {
         .expect_err("a request over the limit");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 
-    let after = request("after");
-    let response = client
-        .run_function(after.clone())
-        .await
-        .expect("the next call on the same connection")
-        .into_inner();
-    assert_answers(&after, &response);
+    answered(
+        &mut client,
+        request("after"),
+        "the next call on the same connection",
+    )
+    .await;
     harness.stop().await;
 }
 
@@ -842,13 +849,7 @@ async fn busy_slots_shed_run_function_while_health_and_reflection_answer() {
     first.finish().await;
     second.finish().await;
     wait_in_flight(harness.metrics, 0.0).await;
-    let after = request("after");
-    let response = v1
-        .run_function(after.clone())
-        .await
-        .expect("slots are free again")
-        .into_inner();
-    assert_answers(&after, &response);
+    answered(&mut v1, request("after"), "slots are free again").await;
     harness.stop().await;
 }
 
@@ -891,13 +892,12 @@ async fn connections_beyond_the_maximum_are_closed_until_one_ends() {
     // The open ones are unaffected.
     let mut client =
         v1::function_runner_service_client::FunctionRunnerServiceClient::new(two.clone());
-    let sent = request("still-served");
-    let response = client
-        .run_function(sent.clone())
-        .await
-        .expect("an open connection keeps working")
-        .into_inner();
-    assert_answers(&sent, &response);
+    answered(
+        &mut client,
+        request("still-served"),
+        "an open connection keeps working",
+    )
+    .await;
 
     drop(one);
     let deadline = Instant::now() + Duration::from_secs(20);
