@@ -234,7 +234,8 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| io_error(path, e))
 }
 
-fn read_yaml(path: &Path) -> Result<Json> {
+/// A YAML file, as JSON; errors name the path.
+pub fn read_yaml(path: &Path) -> Result<Json> {
     serde_norway::from_str(&read(path)?).map_err(|e| Error::InvalidInput {
         field: path.display().to_string(),
         message: format!("not YAML: {e}"),

@@ -22,6 +22,7 @@ pub mod upstream;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -30,8 +31,10 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use crate::aws::RegistryRef;
+use crate::bootstrap::{input_from, read_yaml};
 use crate::graph::PackageNode;
 use crate::registry::Registry;
+use crate::registry::cache::{CacheOptions, CachedRegistry};
 use crate::registry::distribution;
 use crate::resolve::Resolver;
 use crate::spec::input::Mirror;
@@ -43,6 +46,11 @@ use progress::Progress;
 use request::{PackageRef, Requested};
 use target::{RepositoryOptions, Target};
 use upstream::{Source, Upstream};
+
+/// The upstream registries behind the function's caches, so each tag list,
+/// digest and `package.yaml` is read once per run whoever asks: the
+/// command line's packages, the resolver's rounds, the signature lookup.
+type Reader = CachedRegistry<Upstream>;
 
 /// The XR `--emit-xr` writes when none was read.
 const XR_API_VERSION: &str = "ecr.platform.example.org/v1alpha1";
@@ -62,6 +70,9 @@ pub enum Error {
     File { path: String, message: String },
     #[error("resolving the packages: {0}")]
     Resolve(#[source] crate::Error),
+    /// The XR or input file could not be read.
+    #[error(transparent)]
+    Input(crate::Error),
     #[error("ECR {operation}: {message}")]
     Ecr {
         operation: &'static str,
@@ -242,7 +253,14 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
         args.repository_prefix.as_deref(),
     );
     let endpoints = args.upstream_endpoints.iter().cloned().collect();
-    let upstream = Upstream::new(mirrors.clone(), endpoints, timeout);
+    let upstream = Reader::new(
+        Arc::new(Upstream::new(mirrors.clone(), endpoints, timeout)),
+        // One run: answers stay trusted for its whole length.
+        CacheOptions {
+            tag_ttl: Duration::from_secs(24 * 3600),
+            ..CacheOptions::forgetting_failures()
+        },
+    );
 
     let spec = match &xr {
         Some(xr) => XrSpec::from_composite(xr)?,
@@ -289,7 +307,7 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
 
     let progress = Progress::new(plan.bytes);
     let copier = Copier::new(
-        &upstream,
+        upstream.inner(),
         &target,
         args.chunk_size as usize,
         &progress,
@@ -435,16 +453,10 @@ fn read_files(args: &MirrorArgs) -> Result<(Option<Json>, Option<Input>), Error>
             "name packages to mirror, or an XR with --from-xr".into(),
         ));
     }
-    let xr = args
-        .from_xr
-        .as_deref()
-        .map(request::read_yaml)
-        .transpose()?;
+    let read = |path: &std::path::Path| read_yaml(path).map_err(Error::Input);
+    let xr = args.from_xr.as_deref().map(read).transpose()?;
     let input = match &args.input {
-        Some(path) => Some(crate::bootstrap::input_from(
-            &request::read_yaml(path)?,
-            path,
-        )?),
+        Some(path) => Some(input_from(&read(path)?, path).map_err(Error::Input)?),
         None => None,
     };
     Ok((xr, input))
@@ -452,7 +464,7 @@ fn read_files(args: &MirrorArgs) -> Result<(Option<Json>, Option<Input>), Error>
 
 /// The command line's packages as an XR spec: each mapped into ECR, its
 /// version chosen and its kind read from its `package.yaml`.
-async fn listed_spec(args: &MirrorArgs, upstream: &Upstream) -> Result<XrSpec, Error> {
+async fn listed_spec(args: &MirrorArgs, upstream: &Reader) -> Result<XrSpec, Error> {
     let (Some(account_id), Some(region)) = (&args.account_id, &args.region) else {
         return Err(Error::Usage(
             "--account-id and --region are required without --from-xr".into(),
@@ -461,13 +473,16 @@ async fn listed_spec(args: &MirrorArgs, upstream: &Upstream) -> Result<XrSpec, E
     let mut packages = Vec::new();
     for text in &args.packages {
         let reference = PackageRef::parse(text)?;
-        let repository = upstream.repository_for(&reference.path).ok_or_else(|| {
-            Error::Usage(format!(
-                "package {text:?} is under no mirror's upstream; add --mirror {}=PREFIX",
-                reference.path.split('/').next().unwrap_or_default()
-            ))
-        })?;
-        upstream.list(&repository, &reference.path);
+        let repository = upstream
+            .inner()
+            .repository_for(&reference.path)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "package {text:?} is under no mirror's upstream; add --mirror {}=PREFIX",
+                    reference.path.split('/').next().unwrap_or_default()
+                ))
+            })?;
+        upstream.inner().list(&repository, &reference.path);
         let version = top_version(upstream, &repository, &reference).await?;
         let digest = upstream.resolve_digest(&repository, &version).await?;
         let kind = upstream
@@ -485,7 +500,7 @@ async fn listed_spec(args: &MirrorArgs, upstream: &Upstream) -> Result<XrSpec, E
 
 /// The tag or digest a command-line reference names.
 async fn top_version(
-    upstream: &Upstream,
+    upstream: &Reader,
     repository: &str,
     reference: &PackageRef,
 ) -> Result<String, Error> {
@@ -520,13 +535,13 @@ async fn top_version(
 
 /// Reads the manifest trees of every package (and its signatures).
 async fn read_images(
-    upstream: &Upstream,
+    upstream: &Reader,
     nodes: Vec<&PackageNode>,
     args: &MirrorArgs,
 ) -> Result<Vec<Package>, Error> {
     stream::iter(nodes)
         .map(|node| async move {
-            let source = upstream.source(&node.repository)?;
+            let source = upstream.inner().source(&node.repository)?;
             let tags = if crate::remembered::is_digest(&node.version) {
                 Vec::new()
             } else {
@@ -534,7 +549,7 @@ async fn read_images(
             };
             let mut images = vec![
                 Image::read(
-                    upstream,
+                    upstream.inner(),
                     source.clone(),
                     node.repository.clone(),
                     node.digest.clone(),
@@ -562,7 +577,7 @@ async fn read_images(
 /// The cosign signature and attestation tags of a package image, its
 /// referrers-tag index, and what the referrers API lists for it.
 async fn signatures(
-    upstream: &Upstream,
+    upstream: &Reader,
     source: &Source,
     node: &PackageNode,
 ) -> Result<Vec<Image>, Error> {
@@ -580,7 +595,7 @@ async fn signatures(
         seen.insert(digest.clone());
         images.push(
             Image::read(
-                upstream,
+                upstream.inner(),
                 source.clone(),
                 node.repository.clone(),
                 digest,
@@ -590,7 +605,7 @@ async fn signatures(
             .await?,
         );
     }
-    let client = upstream.client(&source.host)?;
+    let client = upstream.inner().client(&source.host)?;
     let referrers = client
         .referrers(&source.repository, &node.digest)
         .await
@@ -603,7 +618,7 @@ async fn signatures(
         if seen.insert(referrer.digest.clone()) {
             images.push(
                 Image::read(
-                    upstream,
+                    upstream.inner(),
                     source.clone(),
                     node.repository.clone(),
                     referrer.digest,

@@ -2,8 +2,6 @@
 //! line, or the packages of an XR, with the mirror table that maps upstream
 //! paths into ECR.
 
-use std::path::Path;
-
 use serde_json::{Value as Json, json};
 
 use super::Error;
@@ -119,18 +117,6 @@ pub fn mirrors(
         mirror.repository_prefix = repository_prefix.unwrap_or_default().to_string();
     }
     table
-}
-
-/// Reads a YAML file.
-pub fn read_yaml(path: &Path) -> Result<Json, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    serde_norway::from_str(&text).map_err(|e| Error::File {
-        path: path.display().to_string(),
-        message: format!("not YAML: {e}"),
-    })
 }
 
 /// An XR with the given registry and packages, validated as the function
