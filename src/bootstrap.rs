@@ -195,7 +195,7 @@ fn render_waves(plan: &[Planned], path: &Path) -> Result<String> {
 fn render_values(settings: &Settings, path: &Path) -> Result<String> {
     let repository = settings
         .repository_for(CROSSPLANE_IMAGE)
-        .map(|(repository, _)| format!("{}/{repository}", settings.registry.host()))
+        .map(|(repository, _)| format!("{}/{repository}", settings.registry_host))
         .ok_or_else(|| Error::InvalidInput {
             field: "mirrors".to_string(),
             message: format!("no mirror covers {CROSSPLANE_IMAGE}, so Crossplane itself cannot be pulled from ECR"),

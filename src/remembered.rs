@@ -97,7 +97,7 @@ impl Previous {
 
     /// The entries that pass the same checks as fresh input, as nodes.
     pub fn remembered(&self, settings: &Settings, spec: &XrSpec) -> Remembered {
-        let host = settings.registry.host();
+        let host = &settings.registry_host;
         let mut ignored = self.unreadable.clone();
         let mut checked: Vec<(&PackageStatus, PackageNode)> = Vec::new();
         let mut names: BTreeSet<&str> = BTreeSet::new();
@@ -106,7 +106,7 @@ impl Previous {
             if entry.leaving {
                 continue;
             }
-            let checked_entry = check(settings, &host, entry).and_then(|upstream| {
+            let checked_entry = check(settings, host, entry).and_then(|upstream| {
                 if !names.insert(&entry.name) || !repositories.insert(&entry.repository) {
                     return Err("it repeats an earlier entry's name or repository".to_string());
                 }

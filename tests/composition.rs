@@ -449,6 +449,45 @@ async fn values_over_their_limit_are_refused_first_with_their_field_and_no_regis
     }
 }
 
+/// `registryHost` replaces the ECR host wherever Crossplane pulls from: the
+/// ImageConfig's rewrite (Rewrite) and `spec.package` (Skip), with the XR's
+/// account and region filled in; the IAM policy still names ECR.
+#[tokio::test]
+async fn registry_host_is_where_crossplane_pulls_from() {
+    let input = json!({"registryHost": "{accountId}.dkr-ecr.{region}.on.aws:8443"});
+    let dual_stack = "123456789012.dkr-ecr.eu-west-2.on.aws:8443";
+
+    let registry = registry();
+    let mut rewrite = cluster(&registry, xr(json!({})), input.clone());
+    let rounds = rewrite.settle(12).await;
+    let last = rounds.last().expect("rounds");
+    assert!(last.xr_ready());
+    let desired = last.desired();
+    assert_eq!(
+        desired["image-config-xpkg-upbound-io"]["spec"]["rewriteImage"]["prefix"],
+        json!(format!("{dual_stack}/"))
+    );
+    let policy = serde_json::to_string(&desired).expect("json");
+    assert!(policy.contains("arn:aws:ecr:eu-west-2:123456789012:repository/"));
+
+    let mut skip = cluster(&registry, xr(json!({"strategy": "Skip"})), input);
+    let rounds = skip.settle(12).await;
+    let last = rounds.last().expect("rounds");
+    assert!(last.xr_ready());
+    let family = &last.desired()["package-upbound-provider-family-aws"]["spec"]["package"];
+    assert!(
+        family
+            .as_str()
+            .is_some_and(|p| p.starts_with(&format!("{dual_stack}/upbound/provider-family-aws"))),
+        "{family}"
+    );
+    // The status it wrote reads back: the next call keeps every package.
+    let again = skip.settle(2).await;
+    for round in &again {
+        assert!(round.deleted.is_empty(), "deleted {:?}", round.deleted);
+    }
+}
+
 #[tokio::test]
 async fn every_composed_object_matches_its_crd() {
     let schemas = Schemas::load();

@@ -69,7 +69,7 @@ pub fn image_config_resource_name(upstream: &str) -> String {
 pub fn package_reference(settings: &Settings, node: &PackageNode) -> String {
     let base = match settings.strategy {
         Strategy::Rewrite => node.upstream.clone(),
-        Strategy::Skip => format!("{}/{}", settings.registry.host(), node.repository),
+        Strategy::Skip => format!("{}/{}", settings.registry_host, node.repository),
     };
     if settings.pin_digests || node.version.starts_with("sha256:") {
         format!("{base}@{}", node.digest)
@@ -101,7 +101,7 @@ pub fn compose_image_configs(settings: &Settings, graph: &Graph) -> Vec<Planned>
                 "metadata": {"name": image_config_name(&mirror.upstream)},
                 "spec": {
                     "matchImages": [{"type": "Prefix", "prefix": mirror.upstream}],
-                    "rewriteImage": {"prefix": format!("{}/{}", settings.registry.host(), mirror.repository_prefix)}
+                    "rewriteImage": {"prefix": format!("{}/{}", settings.registry_host, mirror.repository_prefix)}
                 }
             });
             Planned {

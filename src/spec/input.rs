@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use super::duration;
 use super::limits::{self, *};
 use super::xr::{Identity, ServiceAccount, Strategy};
+use crate::aws::RegistryRef;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -69,6 +70,68 @@ pub struct Input {
         deserialize_with = "limits::string::<MAX_OBJECT_NAME_LEN, _>"
     )]
     pub credentials_name: String,
+    /// The registry host Crossplane pulls packages from (ImageConfig
+    /// rewrites, `spec.package` under `Skip`), when it is not the standard
+    /// ECR host of the XR's account and region: a dual-stack endpoint, a
+    /// pull-through proxy in front of ECR. `{accountId}` and `{region}` are
+    /// replaced by the XR's registry.
+    #[serde(default)]
+    pub registry_host: Option<RegistryHost>,
+}
+
+/// `registryHost`: `host[:port]`, lowercase, optionally with `{accountId}`
+/// and `{region}` placeholders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryHost(String);
+
+impl RegistryHost {
+    /// Checks a template; the error says what is wrong without echoing it.
+    pub fn parse(template: &str) -> std::result::Result<Self, String> {
+        check_len(template, MAX_REGISTRY_HOST_LEN)?;
+        let sample = template
+            .replace("{accountId}", "123456789012")
+            .replace("{region}", "us-east-1");
+        let (host, port) = match sample.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (sample.as_str(), None),
+        };
+        if let Some(port) = port
+            && !matches!(port.parse::<u16>(), Ok(p) if p > 0 && !port.starts_with('0'))
+        {
+            return Err("the port must be a number from 1 to 65535".to_string());
+        }
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if host.is_empty() || !host.split('.').all(label_ok) {
+            return Err(
+                "must be a lowercase DNS name or IPv4 address, optionally with :port and the \
+                 placeholders {accountId} and {region}, without a scheme or path"
+                    .to_string(),
+            );
+        }
+        Ok(Self(template.to_string()))
+    }
+
+    /// The host for one registry.
+    pub fn for_registry(&self, registry: &RegistryRef) -> String {
+        self.0
+            .replace("{accountId}", &registry.account_id)
+            .replace("{region}", &registry.region)
+    }
+}
+
+impl<'de> Deserialize<'de> for RegistryHost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RegistryHost::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Input {
@@ -88,6 +151,7 @@ impl Default for Input {
             ttl: default_ttl(),
             tag_cache_ttl: default_tag_cache_ttl(),
             credentials_name: default_credentials_name(),
+            registry_host: None,
         }
     }
 }
@@ -553,10 +617,44 @@ mod tests {
             ("ttl", MAX_DURATION_TEXT_LEN),
             ("tagCacheTTL", MAX_DURATION_TEXT_LEN),
             ("credentialsName", MAX_OBJECT_NAME_LEN),
+            ("registryHost", MAX_REGISTRY_HOST_LEN),
         ];
         let expected: std::collections::BTreeMap<String, usize> =
             expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         assert_eq!(declared, Ok(expected));
+    }
+
+    #[test]
+    fn registry_hosts() {
+        let registry = RegistryRef::new("111122223333", "eu-west-2");
+        for (template, host) in [
+            ("127.0.0.1:5443", "127.0.0.1:5443"),
+            ("ecr-proxy.internal", "ecr-proxy.internal"),
+            (
+                "{accountId}.dkr-ecr.{region}.on.aws",
+                "111122223333.dkr-ecr.eu-west-2.on.aws",
+            ),
+        ] {
+            let parsed = RegistryHost::parse(template).expect(template);
+            assert_eq!(parsed.for_registry(&registry), host, "{template}");
+        }
+        for bad in [
+            "",
+            "https://ecr.example.com",
+            "ecr.example.com/path",
+            "ECR.example.com",
+            "ecr.example.com:0",
+            "ecr.example.com:65536",
+            "ecr.example.com:08443",
+            "ecr..example.com",
+            "-ecr.example.com",
+            "{account}.example.com",
+            "[::1]:5000",
+        ] {
+            assert!(RegistryHost::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let decoded: Result<Input, _> = serde_json::from_value(json!({"registryHost": "a b"}));
+        assert!(decoded.is_err());
     }
 
     /// The CRD shipped in the package must describe exactly what the

@@ -76,6 +76,8 @@ pub const MAX_DURATION_TEXT_LEN: usize = 32;
 /// (its poll interval), and a tag cache trusted for longer would hide
 /// releases for longer.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// `registryHost`: a DNS name (253) and a port, with room for placeholders.
+pub const MAX_REGISTRY_HOST_LEN: usize = 300;
 /// `credentialsName`, `iam.providerConfigName`: Kubernetes object names.
 pub const MAX_OBJECT_NAME_LEN: usize = 253;
 /// `apiVersion` of the input.

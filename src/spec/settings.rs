@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub registry: RegistryRef,
+    /// The host Crossplane pulls packages from: the input's `registryHost`
+    /// for this registry, else the registry's standard ECR host.
+    pub registry_host: String,
     pub strategy: Strategy,
     pub mirrors: Vec<Mirror>,
     pub resolve_dependencies: bool,
@@ -77,8 +80,13 @@ impl Settings {
         }
         let policy = Policy::new(input, origin);
         policy.check_spec(spec)?;
+        let registry = RegistryRef::new(&spec.registry.account_id, &spec.registry.region);
         Ok(Self {
-            registry: RegistryRef::new(&spec.registry.account_id, &spec.registry.region),
+            registry_host: match &input.registry_host {
+                Some(host) => host.for_registry(&registry),
+                None => registry.host(),
+            },
+            registry,
             strategy: spec
                 .strategy
                 .or(input.strategy)
