@@ -27,12 +27,24 @@ visible through both halves: blobs and manifests go to the registry, and the
 same manifest bytes (same digest) are registered in moto with ``put_image``.
 ``seed --upstream`` (``--private-upstream``) pushes to that upstream only.
 
+``up --tls`` adds a reader for clients that want HTTPS, such as Crossplane
+(``--ca-bundle-path``): one more ``docker-registry``, read-only, over the same
+storage as the ECR registry, serving HTTPS at ``LOCALECR_TLS_REGISTRY``
+(127.0.0.1:PORT) with a certificate for IP 127.0.0.1 and DNS localhost from
+the CA in ``LOCALECR_TLS_CA`` (DIR/tls/ca.crt). What is pushed to the local
+ECR is readable there at once; pushes to it are refused.
+
+``registry stop`` / ``registry start`` take the ECR stand-in's registries (the
+data plane behind the proxy, and the TLS reader) down and back up on the same
+ports and storage, for outage tests; moto, the proxy and the upstreams stay up.
+
 Commands (all take ``--state-dir DIR``):
 
-  up       start the servers, write DIR/env (shell KEY=VALUE lines)
+  up       [--tls] start the servers, write DIR/env (shell KEY=VALUE lines)
   down     stop them
   seed     [--upstream] SPEC.json | -  build + push images, print {repo: {tag: digest}}
-  status   exit 0 when every server answers
+  status   exit 0 when every server answers; prints up|down, then NAME up|down URL lines
+  registry stop|start   stop / start again the ECR registries (idempotent)
   watch    (internal) stop the servers once --pid has exited
   proxy    (internal) serve the ECR data-plane proxy
 
@@ -44,6 +56,11 @@ Seed spec (JSON)::
      "package": {...package.yaml meta document...},
      "layout": "annotated" | "unannotated" | "index",   # default annotated
      "platforms": ["linux/amd64", "linux/arm64"],         # index only
+     "packageFiles": ["package/crossplane.yaml", ...],   # instead of "package": these
+                               # YAML files (relative to the current directory) as
+                               # one stream; the first document is the meta object
+     "crds": N,                # append N small valid CRDs (cluster-scoped, group
+                               # <metadata.name>.example.org, kinds Widget0..N-1)
      "extraYamlBytes": N,      # append >= N bytes of CRD documents
      "corrupt": false,         # base layer bytes are not gzip
      "oversized": N,           # package.yaml padded to N bytes (streamed)
@@ -57,6 +74,7 @@ Seed spec (JSON)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -64,6 +82,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -73,6 +92,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -116,12 +136,15 @@ def read_env(state: Path) -> dict[str, str]:
     return out
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
+def http_ok(url: str, timeout: float = 2.0, cafile: str | None = None, any_status: bool = False) -> bool:
+    """Whether url answers (below 500, or at all with any_status); https URLs
+    are verified against cafile."""
+    ctx = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return 200 <= r.status < 500
+        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as r:
+            return 200 <= r.status < 500 or any_status
     except urllib.error.HTTPError as e:
-        return e.code < 500
+        return e.code < 500 or any_status
     except Exception:
         return False
 
@@ -158,10 +181,15 @@ def htpasswd(path: Path) -> None:
     path.write_text(f"{PRIVATE_USER}:{hashed}\n")
 
 
-def registry_config(data_dir: Path, port: int, htpasswd_file: Path | None = None) -> str:
+def registry_config(data_dir: Path, port: int, htpasswd_file: Path | None = None,
+                    tls: tuple[Path, Path] | None = None, readonly: bool = False) -> str:
     # Format of distribution 2.8 (Debian's docker-registry): version 0.1.
     # No auth section: the registry accepts any (or no) Authorization header,
     # so a client that sends ECR's Basic AWS:<token> credentials works too.
+    # No storage.cache section: no blobdescriptor cache, every answer is read
+    # from the filesystem, so a reader sharing another registry's storage
+    # never answers from a stale cache. tls: (certificate, key) to serve HTTPS;
+    # readonly: pushes and deletes are refused (storage.maintenance.readonly).
     return f"""version: 0.1
 log:
   level: warn
@@ -175,10 +203,15 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
-http:
+""" + ("""    readonly:
+      enabled: true
+""" if readonly else "") + f"""http:
   addr: 127.0.0.1:{port}
   secret: localecr-not-a-secret
-""" + (f"""auth:
+""" + (f"""  tls:
+    certificate: {tls[0]}
+    key: {tls[1]}
+""" if tls else "") + (f"""auth:
   htpasswd:
     realm: localecr-private
     path: {htpasswd_file}
@@ -220,29 +253,169 @@ def stop_pid(pid: int, timeout: float = 5.0) -> None:
             time.sleep(0.05)
 
 
+# The ECR stand-in's own docker-registry processes, which `registry stop` and
+# `registry start` take down and bring back (moto, the proxy and the upstream
+# registries stay up): name in pids.json -> config file in the state dir. The
+# port and the storage are in the config, so a restart serves the same data
+# at the same address.
+ECR_REGISTRIES = {"registry": "registry.yml", "tls": "tls.yml"}
+
+
+@contextlib.contextmanager
+def state_lock(state: Path):
+    """Serializes up, down and registry stop/start on one state dir, so a
+    watcher's `down` never misses a process a concurrent `registry start`
+    is recording."""
+    import fcntl
+
+    with open(state / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def read_pids(state: Path) -> dict[str, int]:
+    pid_file = state / "pids.json"
+    return {k: int(v) for k, v in json.loads(pid_file.read_text()).items()} if pid_file.exists() else {}
+
+
+def write_pids(state: Path, pids: dict[str, int]) -> None:
+    tmp = state / "pids.json.tmp"
+    tmp.write_text(json.dumps(pids))
+    os.replace(tmp, state / "pids.json")
+
+
+def write_env(state: Path, env: dict[str, str]) -> None:
+    tmp = state / "env.tmp"
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    os.replace(tmp, state / "env")
+
+
+class Probe(NamedTuple):
+    url: str
+    cafile: str | None = None  # for https
+    any_status: bool = False   # up when it answers at all (the proxy answers 503 while the registry is down)
+
+    def ok(self) -> bool:
+        return http_ok(self.url, cafile=self.cafile, any_status=self.any_status)
+
+
+def server_probes(env: dict[str, str]) -> dict[str, Probe]:
+    """name -> how to tell that server is up."""
+    probes = {"moto": Probe(env["AWS_ENDPOINT_URL_ECR"] + "/moto-api/"),
+              "proxy": Probe(env["ECR_REGISTRY_ENDPOINT"] + "/v2/", any_status=True)}
+    if "LOCALECR_REGISTRY_URL" in env:
+        probes["registry"] = Probe(env["LOCALECR_REGISTRY_URL"] + "/v2/")
+    if "LOCALECR_TLS_REGISTRY" in env:
+        probes["tls"] = Probe(f"https://{env['LOCALECR_TLS_REGISTRY']}/v2/", env.get("LOCALECR_TLS_CA"))
+    if "LOCALECR_UPSTREAM_URL" in env:
+        probes["upstream"] = Probe(env["LOCALECR_UPSTREAM_URL"] + "/v2/")
+    if "LOCALECR_PRIVATE_UPSTREAM" in env:
+        probes["private"] = Probe(f"http://{env['LOCALECR_PRIVATE_UPSTREAM']}/v2/")
+    return probes
+
+
+def wait_ready(state: Path, procs: dict[str, subprocess.Popen], probes: dict[str, Probe],
+               timeout: float = 60) -> None:
+    """Waits until every probe answers; stops procs and exits if one of them
+    dies or the time runs out."""
+    deadline = time.time() + timeout
+    ready = {name: False for name in probes}
+    while time.time() < deadline and not all(ready.values()):
+        for name in probes:
+            proc = procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                tail = (state / f"{name}.log").read_text(errors="replace")[-2000:]
+                for p in procs.values():
+                    stop_pid(p.pid)
+                raise SystemExit(f"localecr: {name} exited with {proc.returncode}:\n{tail}")
+            ready[name] = ready[name] or probes[name].ok()
+        if not all(ready.values()):
+            time.sleep(0.1)
+    if not all(ready.values()):
+        for p in procs.values():
+            stop_pid(p.pid)
+        raise SystemExit(f"localecr: servers not ready after {timeout:.0f}s: {ready}; logs in {state}")
+
+
+def spawn_registry(state: Path, name: str) -> subprocess.Popen:
+    return spawn([REGISTRY_BIN, "serve", str(state / ECR_REGISTRIES[name])], state / f"{name}.log")
+
+
+def tls_setup(state: Path, data_dir: Path, port: int) -> dict[str, str]:
+    """The TLS reader: a CA and a server certificate (IP 127.0.0.1, DNS
+    localhost) in DIR/tls (kept when already there, so a CA handed out
+    stays valid), and DIR/tls.yml, a read-only registry over data_dir.
+    Returns its env lines."""
+    tls_dir = state / "tls"
+    ca, crt, key = tls_dir / "ca.crt", tls_dir / "tls.crt", tls_dir / "tls.key"
+    if not (ca.exists() and crt.exists() and key.exists()):
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import certs  # scripts/certs.py (cryptography, from scripts/requirements.txt)
+
+        authority = certs.CA("localecr CA")
+        crt_pem, key_pem = authority.issue("localecr registry", dns=["localhost"], ips=["127.0.0.1"])
+        tls_dir.mkdir(exist_ok=True)
+        key.write_bytes(key_pem)
+        key.chmod(0o600)
+        crt.write_bytes(crt_pem)
+        ca.write_bytes(authority.pem)
+    (state / ECR_REGISTRIES["tls"]).write_text(registry_config(data_dir, port, tls=(crt, key), readonly=True))
+    return {"LOCALECR_TLS_REGISTRY": f"127.0.0.1:{port}", "LOCALECR_TLS_CA": str(ca)}
+
+
+def add_tls(state: Path) -> None:
+    """`up --tls` on servers that are up without the TLS reader: starts it
+    alongside them."""
+    env = read_env(state)
+    extra = tls_setup(state, state / "registry-data", free_port())
+    proc = spawn_registry(state, "tls")
+    pids = read_pids(state)
+    pids["tls"] = proc.pid
+    write_pids(state, pids)
+    env.update(extra)
+    try:
+        wait_ready(state, {"tls": proc}, {"tls": server_probes(env)["tls"]})
+    except SystemExit:
+        pids.pop("tls")
+        write_pids(state, pids)
+        raise
+    write_env(state, env)
+    log(f"up: TLS registry https://{extra['LOCALECR_TLS_REGISTRY']} added (CA {extra['LOCALECR_TLS_CA']})")
+
+
 def cmd_up(args) -> int:
     state = Path(args.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    with state_lock(state):
+        return up(args, state)
+
+
+def up(args, state: Path) -> int:
     pid_file = state / "pids.json"
     if pid_file.exists():
-        pids = json.loads(pid_file.read_text())
+        pids = read_pids(state)
         if all(alive(p) for p in pids.values()) and cmd_status(args, quiet=True) == 0:
+            if args.tls and "tls" not in pids:
+                add_tls(state)
             log(f"already up ({state / 'env'})")
             return 0
         for p in pids.values():
             stop_pid(p)
+        pid_file.unlink()
 
     if not os.path.exists(REGISTRY_BIN):
         raise SystemExit(f"localecr: {REGISTRY_BIN} not found; install Debian's docker-registry package")
 
     ports: set[int] = set()
-    while len(ports) < 5:
+    while len(ports) < 6:
         ports.add(free_port())
-    moto_port, reg_port, up_port, proxy_port, private_port = sorted(ports)
+    moto_port, reg_port, up_port, proxy_port, private_port, tls_port = sorted(ports)
 
     data_dir = state / "registry-data"
     data_dir.mkdir(exist_ok=True)
-    cfg = state / "registry.yml"
+    cfg = state / ECR_REGISTRIES["registry"]
     cfg.write_text(registry_config(data_dir, reg_port))
     up_dir = state / "upstream-data"
     up_dir.mkdir(exist_ok=True)
@@ -253,6 +426,7 @@ def cmd_up(args) -> int:
     htpasswd(state / "htpasswd")
     private_cfg = state / "private.yml"
     private_cfg.write_text(registry_config(private_dir, private_port, state / "htpasswd"))
+    tls_env = tls_setup(state, data_dir, tls_port) if args.tls else {}
 
     moto_env = dict(os.environ)
     moto_env.update({
@@ -268,43 +442,22 @@ def cmd_up(args) -> int:
     procs = {
         "moto": spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
                       state / "moto.log", moto_env),
-        "registry": spawn([REGISTRY_BIN, "serve", str(cfg)], state / "registry.log"),
+        "registry": spawn_registry(state, "registry"),
         "upstream": spawn([REGISTRY_BIN, "serve", str(up_cfg)], state / "upstream.log"),
         "private": spawn([REGISTRY_BIN, "serve", str(private_cfg)], state / "private.log"),
         "proxy": spawn([sys.executable, str(Path(__file__).resolve()), "proxy", "--state-dir", str(state),
                         "--port", str(proxy_port), "--registry", reg_url, "--moto", moto_url],
                        state / "proxy.log", moto_env),
     }
-    pid_file.write_text(json.dumps({name: p.pid for name, p in procs.items()}))
-
-    probes = {
-        "moto": f"{moto_url}/moto-api/",
-        "registry": f"{reg_url}/v2/",
-        "upstream": f"{up_url}/v2/",
-        "private": f"http://127.0.0.1:{private_port}/v2/",
-        "proxy": f"{proxy_url}/v2/",
-    }
-    deadline = time.time() + 60
-    ready = {name: False for name in procs}
-    while time.time() < deadline and not all(ready.values()):
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                tail = (state / f"{name}.log").read_text(errors="replace")[-2000:]
-                for p in procs.values():
-                    stop_pid(p.pid)
-                raise SystemExit(f"localecr: {name} exited with {proc.returncode}:\n{tail}")
-            ready[name] = ready[name] or http_ok(probes[name])
-        if not all(ready.values()):
-            time.sleep(0.1)
-    if not all(ready.values()):
-        for p in procs.values():
-            stop_pid(p.pid)
-        raise SystemExit(f"localecr: servers not ready after 60s: {ready}; logs in {state}")
+    if args.tls:
+        procs["tls"] = spawn_registry(state, "tls")
+    write_pids(state, {name: p.pid for name, p in procs.items()})
 
     env = {
         "AWS_ENDPOINT_URL_ECR": moto_url,
         "ECR_REGISTRY_ENDPOINT": proxy_url,
         "LOCALECR_REGISTRY_URL": reg_url,
+        **tls_env,
         "LOCALECR_UPSTREAM": f"127.0.0.1:{up_port}",
         "LOCALECR_UPSTREAM_URL": up_url,
         "LOCALECR_PRIVATE_UPSTREAM": f"127.0.0.1:{private_port}",
@@ -319,24 +472,30 @@ def cmd_up(args) -> int:
         "LOCALECR_PYTHON": str(Path(sys.executable).absolute()),
         "LOCALECR_SCRIPT": str(Path(__file__).resolve()),
     }
-    (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    try:
+        wait_ready(state, procs, server_probes(env))
+    except SystemExit:
+        (state / "pids.json").unlink(missing_ok=True)
+        raise
+    write_env(state, env)
     if args.watch_pid:
         spawn([sys.executable, str(Path(__file__).resolve()), "watch", "--state-dir", str(state),
                "--pid", str(args.watch_pid)], state / "watch.log")
-    log(f"up: ECR API {moto_url}, ECR registry {proxy_url} (over {reg_url}), upstream {up_url}, "
+    tls_note = (f", TLS registry https://{tls_env['LOCALECR_TLS_REGISTRY']} (read-only, CA "
+                f"{tls_env['LOCALECR_TLS_CA']})" if tls_env else "")
+    log(f"up: ECR API {moto_url}, ECR registry {proxy_url} (over {reg_url}){tls_note}, upstream {up_url}, "
         f"env in {state / 'env'}")
     return 0
 
 
 def cmd_down(args) -> int:
     state = Path(args.state_dir).resolve()
-    pid_file = state / "pids.json"
-    if not pid_file.exists():
+    if not (state / "pids.json").exists():
         return 0
-    pids = json.loads(pid_file.read_text())
-    for pid in pids.values():
-        stop_pid(int(pid))
-    pid_file.unlink()
+    with state_lock(state):
+        for pid in read_pids(state).values():
+            stop_pid(pid)
+        (state / "pids.json").unlink(missing_ok=True)
     return 0
 
 
@@ -350,16 +509,57 @@ def cmd_watch(args) -> int:
     return 0
 
 
-def cmd_status(args, quiet: bool = False) -> int:
+def cmd_registry(args) -> int:
+    """`registry stop`: stops the ECR stand-in's docker-registry processes
+    (the data plane behind the proxy, and the TLS reader); `registry start`:
+    starts the stopped ones again with the same config (port, storage).
+    Both idempotent."""
     state = Path(args.state_dir).resolve()
     env = read_env(state)
-    probes = [env["AWS_ENDPOINT_URL_ECR"] + "/moto-api/", env["ECR_REGISTRY_ENDPOINT"] + "/v2/"]
-    probes += [env[k] + "/v2/" for k in ("LOCALECR_REGISTRY_URL", "LOCALECR_UPSTREAM_URL") if k in env]
-    if "LOCALECR_PRIVATE_UPSTREAM" in env:
-        probes.append(f"http://{env['LOCALECR_PRIVATE_UPSTREAM']}/v2/")
-    ok = all(http_ok(p) for p in probes)
+    names = ["registry"] + (["tls"] if "LOCALECR_TLS_REGISTRY" in env else [])
+    with state_lock(state):
+        if not (state / "pids.json").exists():
+            if args.action == "stop":
+                return 0
+            raise SystemExit(f"localecr: not up; run `localecr.py up --state-dir {state}` first")
+        pids = read_pids(state)
+        if args.action == "stop":
+            for name in names:
+                pid = pids.pop(name, None)
+                if pid is not None:
+                    stop_pid(pid)
+            write_pids(state, pids)
+            log(f"registry stop: {', '.join(names)} stopped")
+            return 0
+        procs = {name: spawn_registry(state, name) for name in names
+                 if not (name in pids and alive(pids[name]))}
+        # Recorded before they answer: a `down` (or the watcher) after a
+        # failed or interrupted start still stops them.
+        pids.update({name: p.pid for name, p in procs.items()})
+        write_pids(state, pids)
+        probes = server_probes(env)
+        try:
+            wait_ready(state, procs, {name: probes[name] for name in names})
+        except SystemExit:
+            for name in procs:
+                pids.pop(name, None)
+            write_pids(state, pids)
+            raise
+        log(f"registry start: {', '.join(names)} up" + (f" (started {', '.join(procs)})" if procs else ""))
+    return 0
+
+
+def cmd_status(args, quiet: bool = False) -> int:
+    """Prints `up` or `down`, then one `NAME up|down URL` line per server."""
+    state = Path(args.state_dir).resolve()
+    env = read_env(state)
+    probes = server_probes(env)
+    results = {name: probe.ok() for name, probe in probes.items()}
+    ok = all(results.values())
     if not quiet:
         print("up" if ok else "down")
+        for name, up_ in results.items():
+            print(f"{name} {'up' if up_ else 'down'} {probes[name].url}")
     return 0 if ok else 1
 
 
@@ -423,7 +623,8 @@ def serve_proxy(port: int, registry: str, moto: str) -> None:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def forward(self) -> None:
             path = urllib.parse.urlsplit(self.path).path
@@ -441,6 +642,13 @@ def serve_proxy(port: int, registry: str, moto: str) -> None:
                 headers["Content-Length"] = str(len(body))
             conn = http.client.HTTPConnection(backend.hostname, backend.port, timeout=300)
             try:
+                try:
+                    conn.connect()
+                except OSError as e:
+                    # The registry is down (`registry stop`): ECR's front end
+                    # still answers, with a 5xx, rather than hanging up.
+                    self.answer(503, "UNAVAILABLE", f"the registry behind this endpoint is unavailable: {e}")
+                    return
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 resp = conn.getresponse()
                 if (match and match["kind"] == "manifests" and self.command == "PUT"
@@ -600,14 +808,115 @@ def gz_tar_single(name: str, chunks, size: int) -> tuple[bytes, str]:
     return out.getvalue(), "sha256:" + raw.hexdigest()
 
 
+def valid_crds(name: str, n: int) -> str:
+    """n small CustomResourceDefinitions a kube-apiserver establishes (unlike
+    crd_documents' filler, made for size): cluster-scoped, in group
+    <name>.example.org (so each package has its own names), kinds Widget0,
+    Widget1, ..., a structural schema with spec and status objects."""
+    import re
+
+    group = f"{name}.example.org"
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", group) \
+            or len(group) > 240:
+        raise SystemExit(f"localecr: crds: {group!r} (from the package's metadata.name) is not a valid API group")
+    docs = []
+    for i in range(n):
+        crd = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"widget{i}s.{group}"},
+            "spec": {
+                "group": group,
+                "names": {"kind": f"Widget{i}", "listKind": f"Widget{i}List", "plural": f"widget{i}s",
+                          "singular": f"widget{i}"},
+                "scope": "Cluster",
+                "versions": [{
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {
+                        "type": "object",
+                        "description": f"Widget{i} of {name}, seeded by localecr.",
+                        "properties": {
+                            "spec": {"type": "object", "properties": {
+                                "forProvider": {"type": "object", "properties": {
+                                    "region": {"type": "string"}, "size": {"type": "integer"}}}}},
+                            "status": {"type": "object", "properties": {
+                                "ready": {"type": "boolean"}, "id": {"type": "string"}}},
+                        },
+                    }},
+                }],
+            },
+        }
+        docs.append("---\n" + to_yaml(crd))
+    return "".join(docs)
+
+
+def starts_document(text: str) -> bool:
+    """Whether a YAML stream opens with an explicit `---` (after comments)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.startswith("%"):
+            continue
+        return stripped == "---" or stripped.startswith("--- ")
+    return False
+
+
+def package_files(repo, files) -> tuple[str, dict]:
+    """The concatenation of files (paths relative to the current directory)
+    as one multi-document YAML stream, and its first document, which must
+    be the package's only meta.pkg.crossplane.io object (as Crossplane
+    wants it)."""
+    import yaml  # PyYAML, from scripts/requirements.txt
+
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise SystemExit(f"localecr: image {repo!r}: packageFiles must be a non-empty list of paths")
+    parts = []
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise SystemExit(f"localecr: image {repo!r}: package file {f!r} not found "
+                             f"(looked at {path.absolute()}; relative paths are from the current directory)")
+        text = path.read_text()
+        if parts and not starts_document(text):
+            parts.append("---\n")
+        parts.append(text if text.endswith("\n") else text + "\n")
+    stream = "".join(parts)
+    try:
+        docs = [d for d in yaml.safe_load_all(stream) if d is not None]
+    except yaml.YAMLError as e:
+        raise SystemExit(f"localecr: image {repo!r}: packageFiles {files} are not valid YAML: {e}")
+
+    def is_meta(d) -> bool:
+        return isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("meta.pkg.crossplane.io/")
+
+    if not docs or not is_meta(docs[0]):
+        raise SystemExit(f"localecr: image {repo!r}: the first document of packageFiles {files} must be the "
+                         "package's meta.pkg.crossplane.io object")
+    if any(is_meta(d) for d in docs[1:]):
+        raise SystemExit(f"localecr: image {repo!r}: packageFiles {files} hold more than one "
+                         "meta.pkg.crossplane.io object")
+    return stream, docs[0]
+
+
 def package_yaml(image: dict) -> bytes:
-    meta = image.get("package")
-    if not isinstance(meta, dict):
-        raise SystemExit(f"localecr: image {image.get('repository')!r} needs a 'package' object")
-    text = to_yaml(meta)
+    repo = image.get("repository")
+    if image.get("packageFiles") is not None:
+        if image.get("package") is not None:
+            raise SystemExit(f"localecr: image {repo!r}: give either 'package' or 'packageFiles', not both")
+        text, meta = package_files(repo, image["packageFiles"])
+    else:
+        meta = image.get("package")
+        if not isinstance(meta, dict):
+            raise SystemExit(f"localecr: image {repo!r} needs a 'package' object (or 'packageFiles')")
+        text = to_yaml(meta)
+    name = (meta.get("metadata") or {}).get("name", "pkg")
+    crds = int(image.get("crds") or 0)
+    if crds > 0:
+        text += valid_crds(name, crds)
     extra = int(image.get("extraYamlBytes") or 0)
     if extra > 0:
-        name = (meta.get("metadata") or {}).get("name", "pkg")
         text += crd_documents(name, extra)
     return text.encode()
 
@@ -896,11 +1205,17 @@ def cmd_seed(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "down", "status", "seed", "proxy", "watch"):
+    for name in ("up", "down", "status", "seed", "registry", "proxy", "watch"):
         sp = sub.add_parser(name)
+        if name == "registry":
+            sp.add_argument("action", choices=("stop", "start"),
+                            help="stop (start again) the ECR stand-in's registries: data plane and TLS reader")
         sp.add_argument("--state-dir", required=True)
         if name == "up":
             sp.add_argument("--watch-pid", type=int, help="stop the servers once this process exits")
+            sp.add_argument("--tls", action="store_true",
+                            help="also serve the ECR registry's storage read-only over HTTPS "
+                                 "(LOCALECR_TLS_REGISTRY, CA in LOCALECR_TLS_CA)")
         if name == "watch":
             sp.add_argument("--pid", required=True)
         if name == "seed":
@@ -914,8 +1229,8 @@ def main(argv=None) -> int:
             sp.add_argument("--registry", required=True)
             sp.add_argument("--moto", required=True)
     args = p.parse_args(argv)
-    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed, "proxy": cmd_proxy,
-                "watch": cmd_watch}
+    commands = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "seed": cmd_seed,
+                "registry": cmd_registry, "proxy": cmd_proxy, "watch": cmd_watch}
     return commands[args.cmd](args)
 
 
