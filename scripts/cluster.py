@@ -1,0 +1,1005 @@
+#!/usr/bin/env python3
+"""A real Crossplane control plane on loopback, with no Docker, kind or nodes.
+
+    scripts/cluster up [--state-dir DIR] [--watch-pid PID]
+    scripts/cluster status [--state-dir DIR]
+    scripts/cluster down [--state-dir DIR]
+    scripts/cluster function stop|start [--state-dir DIR]
+    scripts/cluster registry stop|start [--state-dir DIR]   (an ECR outage)
+
+`up` starts, each as a local process with its own log under DIR/logs:
+
+- the local ECR (scripts/localecr.py up --tls): moto for the ECR API, Debian's
+  docker-registry behind the ECR proxy, and a read-only TLS registry on the
+  same storage that Crossplane pulls from (its CA goes to --ca-bundle-path),
+  seeded with tests/cluster/catalog.json (or $CLUSTER_CATALOG);
+- etcd (Debian's etcd-server), client TLS required;
+- kube-apiserver (TLS, RBAC, service-account tokens) and
+  kube-controller-manager (garbage collector, namespaces, service accounts),
+  built by scripts/cluster-build and cached in ~/.cache;
+- Crossplane core v2.2.0 (`crossplane core init`, then `core start` with
+  PACKAGE_RUNTIME=External), authenticated as its own service account
+  crossplane-system/crossplane;
+- the function (`function-ecr-packages serve`) serving mTLS on 127.0.0.1 with a
+  server certificate signed by Crossplane's `crossplane-root-ca`, requiring
+  Crossplane's client certificate;
+- the stand-in (`scripts/cluster.py standin`), which does what the package
+  runtime and provider-aws would do and nothing else:
+  * with PACKAGE_RUNTIME=External, Crossplane leaves the runtime to someone
+    else: for each active ProviderRevision and FunctionRevision the stand-in
+    writes what the Deployment runtime writes: the webhook TLS Secret and
+    status.tlsServerSecretName, the RuntimeHealthy condition, and for this
+    function's FunctionRevision status.endpoint (dns:///127.0.0.1:PORT);
+  * the IAM CRDs of provider-aws (../shared/crds/provider-aws) are applied as
+    if provider-aws-iam were installed; its controllers do not run, so the
+    stand-in marks Roles, Policies and RolePolicyAttachments Synced and Ready
+    with an ARN, as provider-aws would once AWS answered.
+
+DIR defaults to $CLUSTER_STATE, else .cache/cluster in the checkout. `up`
+writes DIR/env (KUBECONFIG for an admin, LOCALECR_*, FUNCTION_ADDRESS, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import ipaddress
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+NAMESPACE = "crossplane-system"
+SERVICE_ACCOUNT = "crossplane"
+FUNCTION = "function-ecr-packages"
+ACCOUNT_ID = "123456789012"
+
+# The stand-in's own field manager, so its writes are told apart in
+# managedFields from Crossplane's.
+STANDIN = "cluster-standin"
+
+
+def log(msg: str) -> None:
+    print(f"==> [scripts/cluster] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    if not alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            return
+    deadline = time.time() + timeout
+    while time.time() < deadline and alive(pid):
+        time.sleep(0.1)
+    if alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- PKI
+
+def pki(state: Path) -> dict[str, Path]:
+    """The cluster's CA and every certificate the control plane uses."""
+    from certs import CA, _pem_key, _key  # scripts/certs.py
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    d = state / "pki"
+    if (d / "done").exists():
+        return {p.stem: p for p in d.iterdir()}
+    d.mkdir(parents=True, exist_ok=True)
+    ca = CA("function-ecr-packages test cluster CA")
+    (d / "ca.crt").write_bytes(ca.pem)
+
+    def leaf(name: str, cn: str, org: str | None = None, dns=(), ips=()):
+        key = _key()
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if org:
+            attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name(attrs))
+             .issuer_name(ca.cert.subject)
+             .public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(hours=1))
+             .not_valid_after(now + datetime.timedelta(days=30))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.ExtendedKeyUsage(
+                 [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+        sans = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = b.sign(ca.key, hashes.SHA256())
+        (d / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (d / f"{name}.key").write_bytes(_pem_key(key))
+
+    leaf("etcd", "etcd", dns=["localhost"], ips=["127.0.0.1"])
+    leaf("etcd-client", "kube-apiserver-etcd-client")
+    leaf("apiserver", "kube-apiserver",
+         dns=["kubernetes", "kubernetes.default", "kubernetes.default.svc", "localhost"],
+         ips=["127.0.0.1", "10.96.0.1"])
+    leaf("admin", "cluster-admin", org="system:masters")
+    leaf("kcm", "system:kube-controller-manager")
+    sa = _key()
+    (d / "sa.key").write_bytes(_pem_key(sa))
+    (d / "sa.pub").write_bytes(sa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (d / "done").write_text("")
+    return {p.stem: p for p in d.iterdir()}
+
+
+def kubeconfig(path: Path, server: str, ca: Path, cert: Path | None = None,
+               key: Path | None = None, token: str | None = None) -> None:
+    user: dict = {}
+    if cert:
+        user = {"client-certificate": str(cert), "client-key": str(key)}
+    if token:
+        user = {"token": token}
+    cfg = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "user", "user": user}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "user"}}],
+        "current-context": "local",
+    }
+    path.write_text(json.dumps(cfg, indent=2))
+    path.chmod(0o600)
+
+
+# ---------------------------------------------------------------- Kubernetes REST
+
+class KubeError(RuntimeError):
+    def __init__(self, status: int, body: str, what: str):
+        super().__init__(f"{what}: HTTP {status}: {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+class Kube:
+    """A small Kubernetes REST client (TLS, client certificate or token)."""
+
+    def __init__(self, server: str, ca: Path, cert: Path | None = None, key: Path | None = None,
+                 token: str | None = None):
+        self.server = server.rstrip("/")
+        self.ctx = ssl.create_default_context(cafile=str(ca))
+        if cert:
+            self.ctx.load_cert_chain(str(cert), str(key))
+        self.token = token
+        self._resources: dict[str, dict[str, dict]] = {}
+
+    @classmethod
+    def from_state(cls, state: Path) -> "Kube":
+        env = read_env(state)
+        p = state / "pki"
+        return cls(env["KUBE_SERVER"], p / "ca.crt", p / "admin.crt", p / "admin.key")
+
+    def request(self, method: str, path: str, body=None, content_type: str = "application/json",
+                timeout: float = 30.0):
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as r:
+                raw = r.read()
+        except urllib.error.HTTPError as e:
+            raise KubeError(e.code, e.read().decode(errors="replace"), f"{method} {path}") from None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode(errors="replace")
+
+    def get(self, path: str):
+        try:
+            return self.request("GET", path)
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    # -- resources by apiVersion/kind, found through discovery
+
+    def resources(self, api_version: str, refresh: bool = False) -> dict[str, dict]:
+        if refresh or api_version not in self._resources:
+            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            found = self.get(base) or {"resources": []}
+            self._resources[api_version] = {
+                r["kind"]: r for r in found["resources"] if "/" not in r["name"]}
+        return self._resources[api_version]
+
+    def path(self, api_version: str, kind: str, name: str | None = None,
+             namespace: str | None = None, sub: str | None = None) -> str:
+        res = self.resources(api_version).get(kind) or self.resources(api_version, True).get(kind)
+        if res is None:
+            raise KubeError(404, f"no kind {kind} in {api_version}", "discovery")
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        p = base
+        if res["namespaced"] and namespace:
+            p += f"/namespaces/{namespace}"
+        p += f"/{res['name']}"
+        if name:
+            p += f"/{name}"
+        if sub:
+            p += f"/{sub}"
+        return p
+
+    def apply(self, obj: dict, manager: str = "cluster", sub: str | None = None) -> dict:
+        meta = obj["metadata"]
+        path = self.path(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), sub)
+        return self.request("PATCH", f"{path}?fieldManager={manager}&force=true", obj,
+                            "application/apply-patch+yaml")
+
+    def read(self, api_version: str, kind: str, name: str, namespace: str | None = None):
+        return self.get(self.path(api_version, kind, name, namespace))
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict]:
+        try:
+            return self.get(self.path(api_version, kind, namespace=namespace))["items"]
+        except KubeError as e:
+            if e.status == 404:
+                return []
+            raise
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
+               propagation: str = "Background") -> None:
+        try:
+            self.request("DELETE", self.path(api_version, kind, name, namespace),
+                         {"kind": "DeleteOptions", "apiVersion": "v1",
+                          "propagationPolicy": propagation})
+        except KubeError as e:
+            if e.status != 404:
+                raise
+
+    def merge_status(self, obj: dict, status: dict) -> None:
+        meta = obj["metadata"]
+        path = self.path(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), "status")
+        body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
+        self.request("PATCH", path, body, "application/merge-patch+json")
+
+
+def read_yaml_docs(path: Path) -> list[dict]:
+    import yaml
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def read_env(state: Path) -> dict[str, str]:
+    env = {}
+    f = state / "env"
+    if f.exists():
+        for line in f.read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = v
+    return env
+
+
+def write_env(state: Path, env: dict[str, str]) -> None:
+    (state / "env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+
+
+# ---------------------------------------------------------------- processes
+
+class Processes:
+    def __init__(self, state: Path):
+        self.state = state
+        self.file = state / "pids.json"
+        self.logs = state / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> dict[str, int]:
+        return json.loads(self.file.read_text()) if self.file.exists() else {}
+
+    def save(self, pids: dict[str, int]) -> None:
+        self.file.write_text(json.dumps(pids))
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        logf = open(self.logs / f"{name}.log", "ab")
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env=env, start_new_session=True, cwd=self.state)
+        logf.close()
+        pids = self.load()
+        pids[name] = p.pid
+        self.save(pids)
+        return p.pid
+
+    def stop(self, name: str) -> None:
+        pids = self.load()
+        pid = pids.pop(name, None)
+        if pid:
+            stop_pid(pid)
+        self.save(pids)
+
+    def tail(self, name: str, n: int = 3000) -> str:
+        f = self.logs / f"{name}.log"
+        return f.read_text(errors="replace")[-n:] if f.exists() else ""
+
+
+def wait_for(what: str, check, timeout: float, procs: Processes | None = None,
+             name: str | None = None, interval: float = 0.25):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        if procs and name:
+            pid = procs.load().get(name)
+            if pid and not alive(pid):
+                raise SystemExit(f"cluster: {name} exited while waiting for {what}:\n{procs.tail(name)}")
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as e:  # noqa: BLE001 - reported on timeout
+            last = e
+        time.sleep(interval)
+    tail = procs.tail(name) if procs and name else ""
+    raise SystemExit(f"cluster: timed out after {timeout:.0f}s waiting for {what} ({last})\n{tail}")
+
+
+# ---------------------------------------------------------------- up
+
+def build() -> dict[str, str]:
+    out = subprocess.run([str(ROOT / "scripts" / "cluster-build")], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    return dict(line.split("=", 1) for line in out.split() if "=" in line)
+
+
+def function_binary() -> str:
+    b = os.environ.get("FUNCTION_BINARY")
+    if b and os.access(b, os.X_OK):
+        return b
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    b = target / "debug" / FUNCTION
+    if not b.exists():
+        subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
+    return str(b)
+
+
+def cmd_up(args) -> int:
+    state = Path(args.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    procs = Processes(state)
+    if procs.load() and status(state, quiet=True) == 0:
+        log(f"already up (env in {state / 'env'})")
+        return 0
+    stop_all(state)
+    started = time.time()
+
+    def stage(msg: str) -> None:
+        log(f"{msg} ({time.time() - started:.0f}s)")
+
+    tools = build()
+    stage("control plane binaries ready")
+    ecr = up_ecr(state)
+    stage(f"local ECR up, TLS registry {ecr['LOCALECR_TLS_REGISTRY']}, catalog seeded")
+    kube = up_kube(state, tools)
+    stage("etcd, kube-apiserver and kube-controller-manager up")
+    up_crossplane(state, tools, kube, ecr)
+    stage("crossplane started")
+    up_function(state, kube, ecr, args.watch_pid)
+    stage(f"up: KUBECONFIG={state / 'admin.kubeconfig'}, function at {read_env(state)['FUNCTION_ADDRESS']}")
+    return 0
+
+
+def up_ecr(state: Path) -> dict[str, str]:
+    """The local ECR, with the TLS registry Crossplane pulls from."""
+    py = sys.executable
+    ecr_state = state / "localecr"
+    subprocess.run([py, str(ROOT / "scripts" / "localecr.py"), "up", "--tls",
+                    "--state-dir", str(ecr_state)], check=True)
+    ecr = read_env(ecr_state)
+    catalog = os.environ.get("CLUSTER_CATALOG", str(ROOT / "tests" / "cluster" / "catalog.json"))
+    seeded = subprocess.run([py, str(ROOT / "scripts" / "localecr.py"), "seed", "--state-dir",
+                             str(ecr_state), catalog], check=True, cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True).stdout
+    (state / "seeded.json").write_text(seeded)
+    return ecr
+
+
+def up_kube(state: Path, tools: dict[str, str]) -> Kube:
+    """etcd, kube-apiserver, kube-controller-manager; Crossplane's identity."""
+    procs = Processes(state)
+    p = pki(state)
+    etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
+    procs.spawn("etcd", [tools.get("ETCD", "etcd"), "--name", "test", "--data-dir", str(state / "etcd"),
+                         "--listen-client-urls", f"https://127.0.0.1:{etcd_port}",
+                         "--advertise-client-urls", f"https://127.0.0.1:{etcd_port}",
+                         "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                         "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                         "--initial-cluster", f"test=http://127.0.0.1:{etcd_peer}",
+                         "--cert-file", str(p["etcd"].with_suffix(".crt")),
+                         "--key-file", str(state / "pki" / "etcd.key"),
+                         "--trusted-ca-file", str(p["ca"]), "--client-cert-auth",
+                         "--unsafe-no-fsync", "--log-level", "warn"])
+
+    # -- kube-apiserver
+    pk = state / "pki"
+    server = f"https://127.0.0.1:{api_port}"
+    kube_dir = Path(tools["KUBE_DIR"])
+    procs.spawn("kube-apiserver", [
+        str(kube_dir / "kube-apiserver"),
+        f"--etcd-servers=https://127.0.0.1:{etcd_port}",
+        f"--etcd-cafile={pk / 'ca.crt'}", f"--etcd-certfile={pk / 'etcd-client.crt'}",
+        f"--etcd-keyfile={pk / 'etcd-client.key'}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+        f"--cert-dir={state / 'apiserver'}",
+        f"--tls-cert-file={pk / 'apiserver.crt'}", f"--tls-private-key-file={pk / 'apiserver.key'}",
+        f"--client-ca-file={pk / 'ca.crt'}",
+        "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pk / 'sa.pub'}",
+        f"--service-account-signing-key-file={pk / 'sa.key'}",
+        "--service-cluster-ip-range=10.96.0.0/16",
+        # Loopback cannot be a Service endpoint; nothing here needs the
+        # kubernetes Service to have one.
+        "--endpoint-reconciler-type=none",
+        "--enable-priority-and-fairness=false",
+        "--profiling=false",
+    ])
+    write_env(state, {"KUBE_SERVER": server})
+    kube = Kube(server, pk / "ca.crt", pk / "admin.crt", pk / "admin.key")
+    wait_for("kube-apiserver /readyz", lambda: kube.request("GET", "/readyz", timeout=5) == "ok",
+             120, procs, "kube-apiserver", interval=0.5)
+    kubeconfig(state / "admin.kubeconfig", server, pk / "ca.crt", pk / "admin.crt", pk / "admin.key")
+
+    # -- kube-controller-manager: its garbage collector deletes what an
+    # XR owned when the XR goes, and finishes foreground deletions.
+    kubeconfig(state / "kcm.kubeconfig", server, pk / "ca.crt", pk / "kcm.crt", pk / "kcm.key")
+    procs.spawn("kube-controller-manager", [
+        str(kube_dir / "kube-controller-manager"),
+        f"--kubeconfig={state / 'kcm.kubeconfig'}",
+        f"--authentication-kubeconfig={state / 'kcm.kubeconfig'}",
+        f"--authorization-kubeconfig={state / 'kcm.kubeconfig'}",
+        "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
+        f"--cert-dir={state / 'kcm'}",
+        "--controllers=garbagecollector,namespace,serviceaccount",
+        "--use-service-account-credentials=true",
+        f"--root-ca-file={pk / 'ca.crt'}",
+        "--leader-elect=false",
+        "--profiling=false",
+    ])
+
+    # -- Crossplane's identity: a service account bound to cluster-admin
+    # (what the Helm chart's RBAC manager grants it piece by piece).
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    kube.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}})
+    kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "crossplane-admin"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "cluster-admin"},
+                "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
+                              "namespace": NAMESPACE}]})
+    token = kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}/token",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "spec": {"expirationSeconds": 7 * 24 * 3600}})["status"]["token"]
+    kubeconfig(state / "crossplane.kubeconfig", server, pk / "ca.crt", token=token)
+
+    # provider-aws-iam's CRDs, as if that provider were installed.
+    for crd in sorted((SHARED / "crds" / "provider-aws").glob("*.yaml")):
+        for doc in read_yaml_docs(crd):
+            kube.apply(doc)
+    return kube
+
+
+def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str, str]) -> None:
+    """`crossplane core init`, then `core start` with the External runtime."""
+    procs = Processes(state)
+    xp_dir = Path(tools["CROSSPLANE_DIR"])
+    xp_env = dict(os.environ)
+    xp_env.update({
+        "KUBECONFIG": str(state / "crossplane.kubeconfig"),
+        "POD_NAMESPACE": NAMESPACE,
+        "POD_SERVICE_ACCOUNT": SERVICE_ACCOUNT,
+        "ENABLE_WEBHOOKS": "false",
+        "CRDS_PATH": str(xp_dir / "crds"),
+        "TLS_CA_SECRET_NAME": "crossplane-root-ca",
+        "TLS_SERVER_SECRET_NAME": "crossplane-tls-server",
+        "TLS_CLIENT_SECRET_NAME": "crossplane-tls-client",
+    })
+    xp_env.pop("KUBERNETES_SERVICE_HOST", None)
+    init = [str(xp_dir / "crossplane"), "core", "init", "--activation=*"]
+    for attempt in (1, 2):  # the first run can race its own CRDs
+        r = subprocess.run(init, env=xp_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        (procs.logs / "crossplane-init.log").write_text(r.stdout)
+        if r.returncode == 0:
+            break
+        if attempt == 2:
+            raise SystemExit(f"cluster: crossplane core init failed:\n{r.stdout[-3000:]}")
+        time.sleep(2)
+
+    def secret(name: str) -> dict[str, bytes]:
+        s = kube.read("v1", "Secret", name, NAMESPACE)
+        return {k: base64.b64decode(v) for k, v in (s or {}).get("data", {}).items()}
+
+    client_dir = state / "crossplane" / "tls-client"
+    client_dir.mkdir(parents=True, exist_ok=True)
+    client = wait_for("crossplane-tls-client", lambda: secret("crossplane-tls-client").get("tls.crt")
+                      and secret("crossplane-tls-client"), 30)
+    for k in ("tls.crt", "tls.key", "ca.crt"):
+        (client_dir / k).write_bytes(client[k])
+
+    # -- the function's server certificate, signed by crossplane-root-ca
+    root = secret("crossplane-root-ca")
+    fn_tls = state / "function" / "tls"
+    issue_from_root(root, fn_tls, "function-ecr-packages", dns=["localhost"], ips=["127.0.0.1"])
+    runtime_tls = state / "function" / "runtime-tls"
+    issue_from_root(root, runtime_tls, "package-runtime", dns=["localhost"], ips=["127.0.0.1"])
+
+    cache = state / "crossplane" / "xpkg-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    xp_env.update({
+        "PACKAGE_RUNTIME": "External",
+        "TLS_CLIENT_CERTS_DIR": str(client_dir),
+        "XPKG_CACHE_DIR": str(cache),
+        "XFN_CACHE_DIR": str(state / "crossplane" / "xfn-cache"),
+        "CA_BUNDLE_PATH": ecr["LOCALECR_TLS_CA"],
+        "METRICS_PORT": "0",
+        "HEALTH_PROBE_PORT": "0",
+    })
+    procs.spawn("crossplane", [str(xp_dir / "crossplane"), "core", "start", "--debug"], xp_env)
+
+
+def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int) -> None:
+    """The function, the stand-in, and the watcher."""
+    procs = Processes(state)
+    py = sys.executable
+    fn_port = free_port()
+    env = {
+        "KUBE_SERVER": kube.server,
+        "KUBECONFIG": str(state / "admin.kubeconfig"),
+        "CLUSTER_STATE": str(state),
+        "FUNCTION_ADDRESS": f"127.0.0.1:{fn_port}",
+        "FUNCTION_ENDPOINT": f"dns:///127.0.0.1:{fn_port}",
+        "REGISTRY_HOST": ecr["LOCALECR_TLS_REGISTRY"],
+        "FUNCTION_BINARY": function_binary(),
+        "LOCALECR_STATE": ecr["LOCALECR_STATE"],
+    }
+    write_env(state, env)
+    start_function(state)
+    procs.spawn("standin", [py, str(Path(__file__).resolve()), "standin", "--state-dir", str(state)])
+    if watch_pid:
+        procs.spawn("watch", [py, str(Path(__file__).resolve()), "watch", "--state-dir", str(state),
+                              "--pid", str(watch_pid)])
+    wait_for("Crossplane's package CRDs", lambda: kube.resources("pkg.crossplane.io/v1", True)
+             .get("Provider"), 60, procs, "crossplane")
+
+
+def issue_from_root(root: dict[str, bytes], out: Path, cn: str, dns=(), ips=()) -> None:
+    """A serving certificate signed by Crossplane's root CA (its Secret)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from certs import _key, _pem_key
+
+    import warnings
+
+    with warnings.catch_warnings():
+        # Crossplane's root CA has a 5-letter country ("Crossplane"), which
+        # cryptography warns about and Go accepts.
+        warnings.simplefilter("ignore", UserWarning)
+        ca_cert = x509.load_pem_x509_certificate(root["tls.crt"])
+        subject = ca_cert.subject
+    ca_key = serialization.load_pem_private_key(root["tls.key"], None)
+    key = _key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (out / "tls.key").write_bytes(_pem_key(key))
+    (out / "ca.crt").write_bytes(root["tls.crt"])
+
+
+def start_function(state: Path) -> None:
+    env = read_env(state)
+    ecr = read_env(Path(env["LOCALECR_STATE"]))
+    fn_env = dict(os.environ)
+    fn_env.update({k: v for k, v in ecr.items() if k.startswith("AWS_") or k == "ECR_REGISTRY_ENDPOINT"})
+    if (state / "ecr-down").exists():
+        # moto keeps the ECR API's state in memory and cannot be stopped and
+        # started again; while the registry is "down" the function is
+        # pointed at a port nothing listens on instead.
+        fn_env["AWS_ENDPOINT_URL_ECR"] = f"http://127.0.0.1:{free_port()}"
+    procs = Processes(state)
+    procs.spawn("function", [env["FUNCTION_BINARY"], "serve", "--address", env["FUNCTION_ADDRESS"],
+                             "--tls-certs-dir", str(state / "function" / "tls"),
+                             "--metrics-address", "127.0.0.1:0"], fn_env)
+    host, port = env["FUNCTION_ADDRESS"].rsplit(":", 1)
+
+    def listening():
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    wait_for("the function to listen", listening, 60, procs, "function")
+
+
+def stop_all(state: Path) -> None:
+    procs = Processes(state)
+    order = ["watch", "standin", "function", "crossplane", "kube-controller-manager",
+             "kube-apiserver", "etcd"]
+    pids = procs.load()
+    for name in order + [n for n in pids if n not in order]:
+        if name in pids and pids[name] != os.getpid():
+            stop_pid(pids[name])
+    procs.save({})
+    ecr_state = state / "localecr"
+    if (ecr_state / "pids.json").exists():
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "localecr.py"), "down", "--state-dir",
+                        str(ecr_state)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def status(state: Path, quiet: bool = False) -> int:
+    procs = Processes(state)
+    pids = procs.load()
+    bad = 0
+    for name in ["etcd", "kube-apiserver", "kube-controller-manager", "crossplane", "function", "standin"]:
+        ok = name in pids and alive(pids[name])
+        bad += not ok
+        if not quiet:
+            print(f"{name:26} {'up' if ok else 'down'}{f' (pid {pids[name]})' if name in pids else ''}")
+    return 1 if bad else 0
+
+
+def cmd_down(args) -> int:
+    state = Path(args.state_dir).resolve()
+    stop_all(state)
+    log(f"down (state kept in {state})")
+    return 0
+
+
+def cmd_status(args) -> int:
+    return status(Path(args.state_dir).resolve())
+
+
+def cmd_function(args) -> int:
+    state = Path(args.state_dir).resolve()
+    if args.action == "stop":
+        Processes(state).stop("function")
+    else:
+        pid = Processes(state).load().get("function")
+        if not (pid and alive(pid)):
+            start_function(state)
+    return 0
+
+
+def cmd_registry(args) -> int:
+    """Stops or starts the registry: the data plane Crossplane and the
+    function pull from, and the ECR API as the function sees it (the
+    function is restarted either way, with its caches empty)."""
+    state = Path(args.state_dir).resolve()
+    rc = subprocess.run([sys.executable, str(ROOT / "scripts" / "localecr.py"), "registry", args.action,
+                         "--state-dir", str(state / "localecr")]).returncode
+    if rc != 0:
+        return rc
+    marker = state / "ecr-down"
+    if args.action == "stop":
+        marker.write_text("")
+    else:
+        marker.unlink(missing_ok=True)
+    Processes(state).stop("function")
+    start_function(state)
+    return 0
+
+
+def cmd_watch(args) -> int:
+    """Stops the cluster when the process that started it is gone."""
+    state = Path(args.state_dir).resolve()
+    while alive(args.pid):
+        time.sleep(1)
+    stop_all(state)
+    return 0
+
+
+# ---------------------------------------------------------------- the stand-in
+
+IAM_GROUPS = ("iam.aws.upbound.io", "iam.aws.m.upbound.io")
+
+
+def condition(type_: str, status_: str, reason: str, generation: int | None = None) -> dict:
+    c = {"type": type_, "status": status_, "reason": reason,
+         "lastTransitionTime": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if generation is not None:
+        c["observedGeneration"] = generation
+    return c
+
+
+def with_condition(conditions: list[dict], new: dict) -> tuple[list[dict], bool]:
+    out, changed, found = [], False, False
+    for c in conditions or []:
+        if c.get("type") == new["type"]:
+            found = True
+            if c.get("status") != new["status"] or c.get("reason") != new["reason"]:
+                changed = True
+                out.append(new)
+            else:
+                out.append(c)
+        else:
+            out.append(c)
+    if not found:
+        out.append(new)
+        changed = True
+    return out, changed
+
+
+def standin_revisions(kube: Kube, env: dict[str, str], state: Path) -> None:
+    tls = state / "function" / "runtime-tls"
+    for kind in ("ProviderRevision", "FunctionRevision"):
+        for rev in kube.list("pkg.crossplane.io/v1", kind):
+            meta, spec, st = rev["metadata"], rev.get("spec", {}), rev.get("status", {})
+            if spec.get("desiredState") != "Active" or meta.get("deletionTimestamp"):
+                continue
+            secret_name = f"{meta['name']}-tls-server"
+            if st.get("tlsServerSecretName") != secret_name:
+                kube.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                            "metadata": {"name": secret_name, "namespace": NAMESPACE},
+                            "data": {k: base64.b64encode((tls / k).read_bytes()).decode()
+                                     for k in ("tls.crt", "tls.key", "ca.crt")}}, STANDIN)
+            patch: dict = {"tlsServerSecretName": secret_name}
+            conditions, changed = with_condition(
+                st.get("conditions"), condition("RuntimeHealthy", "True", "HealthyPackageRevision"))
+            if changed:
+                patch["conditions"] = conditions
+            if kind == "FunctionRevision" and meta.get("labels", {}).get(
+                    "pkg.crossplane.io/package") == FUNCTION:
+                patch["endpoint"] = env["FUNCTION_ENDPOINT"]
+            if any(st.get(k) != v for k, v in patch.items()):
+                kube.merge_status(rev, patch)
+
+
+def standin_iam(kube: Kube) -> None:
+    for group in IAM_GROUPS:
+        disc = kube.get(f"/apis/{group}")
+        if not disc:
+            continue
+        api_version = disc["preferredVersion"]["groupVersion"]
+        for kind in ("Role", "Policy", "RolePolicyAttachment"):
+            for mr in kube.list(api_version, kind):
+                meta, st = mr["metadata"], mr.get("status", {})
+                if meta.get("deletionTimestamp"):
+                    continue
+                conditions = st.get("conditions") or []
+                conditions, c1 = with_condition(conditions, condition("Synced", "True", "ReconcileSuccess"))
+                conditions, c2 = with_condition(conditions, condition("Ready", "True", "Available"))
+                if not (c1 or c2):
+                    continue
+                arn_kind = {"Role": "role", "Policy": "policy"}.get(kind)
+                at = {"id": meta["name"]}
+                if arn_kind:
+                    at["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:{arn_kind}/{meta['name']}"
+                kube.merge_status(mr, {"conditions": conditions, "atProvider": at})
+
+
+def cmd_standin(args) -> int:
+    state = Path(args.state_dir).resolve()
+    env = read_env(state)
+    kube = Kube.from_state(state)
+    while True:
+        try:
+            standin_revisions(kube, env, state)
+            standin_iam(kube)
+        except Exception as e:  # noqa: BLE001 - keep going; conflicts resolve on the next pass
+            log(f"stand-in: {e}")
+        time.sleep(1)
+
+
+# ---------------------------------------------------------------- installing an XR
+
+PACKAGE_KINDS = ("Provider", "Function", "Configuration")
+XR_API = "ecr.platform.example.org/v1alpha1"
+
+
+def conditions_of(obj: dict) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", []) or []}
+
+
+def composition(state: Path, strategy: str | None = None) -> dict:
+    """examples/composition.yaml for this cluster: packages pulled from the
+    local TLS registry (registryHost), a short ttl so Crossplane calls again
+    soon, and the step credentials the example names."""
+    env = read_env(state)
+    (comp,) = read_yaml_docs(ROOT / "examples" / "composition.yaml")
+    step = comp["spec"]["pipeline"][0]
+    step["input"]["registryHost"] = env["REGISTRY_HOST"]
+    step["input"]["ttl"] = "5s"
+    if strategy:
+        step["input"]["strategy"] = strategy
+    return comp
+
+
+def install_platform(kube: Kube, state: Path) -> None:
+    """The XRD, the Composition, the function's credentials and the Function."""
+    env = read_env(state)
+    for doc in read_yaml_docs(ROOT / "examples" / "xrd.yaml"):
+        kube.apply(doc)
+    ecr = read_env(Path(env["LOCALECR_STATE"]))
+    kube.apply({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "function-ecr-packages-aws", "namespace": NAMESPACE},
+                "stringData": {"aws_access_key_id": ecr["AWS_ACCESS_KEY_ID"],
+                               "aws_secret_access_key": ecr["AWS_SECRET_ACCESS_KEY"]}})
+    seeded = json.loads((state / "seeded.json").read_text())
+    (digest,) = [d for d in seeded[FUNCTION].values() if d]
+    kube.apply({"apiVersion": "pkg.crossplane.io/v1", "kind": "Function",
+                "metadata": {"name": FUNCTION},
+                "spec": {"package": f"{env['REGISTRY_HOST']}/{FUNCTION}@{digest}"}})
+    wait_for("the XRD to be established", lambda: conditions_of(
+        kube.read("apiextensions.crossplane.io/v1", "CompositeResourceDefinition",
+                  "xecrpackages.ecr.platform.example.org") or {}).get("Established") == "True", 120)
+    kube.apply(composition(state))
+    wait_for("the function to be healthy", lambda: conditions_of(
+        kube.read("pkg.crossplane.io/v1", "Function", FUNCTION) or {}).get("Healthy") == "True", 180)
+
+
+def packages(kube: Kube) -> list[dict]:
+    out = []
+    for kind in PACKAGE_KINDS:
+        out += kube.list("pkg.crossplane.io/v1", kind)
+    return out
+
+
+def repository_of(reference: str) -> str:
+    """`host/org/name:tag` or `@digest` -> `org/name` (no registry, no version)."""
+    path = reference.split("@", 1)[0]
+    last = path.rsplit("/", 1)
+    if ":" in last[-1]:
+        path = path.rsplit(":", 1)[0]
+    first, _, rest = path.partition("/")
+    return rest if ("." in first or ":" in first or first == "localhost") and rest else path
+
+
+def summary(kube: Kube, xr_name: str) -> dict:
+    """What scripts/cluster-e2e prints: every object the XR composed and every
+    package in the cluster (by creation time), the XR's conditions and status,
+    and package objects per repository (duplicates show as counts over 1)."""
+    xr = kube.read(XR_API, "XEcrPackages", xr_name) or {}
+    seen: dict[tuple, dict] = {}
+    refs = xr.get("spec", {}).get("crossplane", {}).get("resourceRefs", []) or []
+    for ref in refs:
+        obj = kube.read(ref["apiVersion"], ref["kind"], ref["name"], ref.get("namespace"))
+        if obj:
+            seen[(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
+    pkgs = packages(kube)
+    for obj in pkgs:
+        seen[(obj["kind"], None, obj["metadata"]["name"])] = obj
+    objects = []
+    for obj in sorted(seen.values(), key=lambda o: (o["metadata"]["creationTimestamp"], o["kind"],
+                                                    o["metadata"]["name"])):
+        entry = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+                 "created": obj["metadata"]["creationTimestamp"],
+                 "package": obj.get("spec", {}).get("package"),
+                 "conditions": conditions_of(obj)}
+        if obj["metadata"].get("namespace"):
+            entry["namespace"] = obj["metadata"]["namespace"]
+        objects.append(entry)
+    counts: dict[str, int] = {}
+    for obj in pkgs:
+        repo = repository_of(obj["spec"]["package"])
+        counts[repo] = counts.get(repo, 0) + 1
+    return {"objects": objects,
+            "xr": {"conditions": conditions_of(xr), "status": {k: v for k, v in xr.get("status", {}).items()
+                                                              if k != "conditions"}},
+            "packageCounts": dict(sorted(counts.items()))}
+
+
+def converged(kube: Kube, xr_name: str) -> bool:
+    """The XR is Ready and Synced and every package is Installed and Healthy."""
+    xr = kube.read(XR_API, "XEcrPackages", xr_name)
+    if not xr or conditions_of(xr).get("Ready") != "True" or conditions_of(xr).get("Synced") != "True":
+        return False
+    return all(conditions_of(p).get("Installed") == "True" and conditions_of(p).get("Healthy") == "True"
+               for p in packages(kube))
+
+
+def cmd_e2e(args) -> int:
+    state = Path(args.state_dir).resolve()
+    if status(state, quiet=True) != 0:
+        log("the cluster is not up; starting it (scripts/cluster down stops it)")
+        cmd_up(argparse.Namespace(state_dir=str(state), watch_pid=0))
+    kube = Kube.from_state(state)
+    install_platform(kube, state)
+    (xr,) = read_yaml_docs(Path(args.xr))
+    kube.apply(xr)
+    name = xr["metadata"]["name"]
+    deadline = time.time() + args.timeout
+    poked = time.time()
+    while time.time() < deadline and not converged(kube, name):
+        if time.time() - poked > 20:
+            # Crossplane's circuit breaker drops an XR's events for a while
+            # after a burst of them, a new XR's included: edit it again.
+            kube.request("PATCH", kube.path(XR_API, "XEcrPackages", name),
+                         {"metadata": {"annotations": {"e2e.example.org/poked": str(time.time())}}},
+                         "application/merge-patch+json")
+            poked = time.time()
+        time.sleep(2)
+    ok = converged(kube, name)
+    log(f"{name} {'converged' if ok else f'did not converge in {args.timeout:.0f}s'}")
+    json.dump(summary(kube, name), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_state = os.environ.get("CLUSTER_STATE", str(ROOT / ".cache" / "cluster"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "down", "status", "standin"):
+        sp = sub.add_parser(name)
+        sp.add_argument("--state-dir", default=default_state)
+        if name == "up":
+            sp.add_argument("--watch-pid", type=int, default=0)
+    for name in ("function", "registry"):
+        sp = sub.add_parser(name)
+        sp.add_argument("action", choices=["stop", "start"])
+        sp.add_argument("--state-dir", default=default_state)
+    sp = sub.add_parser("e2e")
+    sp.add_argument("xr", nargs="?", default=str(ROOT / "examples" / "xr.yaml"))
+    sp.add_argument("--state-dir", default=default_state)
+    sp.add_argument("--timeout", type=float, default=600)
+    sp = sub.add_parser("watch")
+    sp.add_argument("--state-dir", default=default_state)
+    sp.add_argument("--pid", type=int, required=True)
+    args = p.parse_args(argv)
+    return {
+        "up": cmd_up, "down": cmd_down, "status": cmd_status, "standin": cmd_standin,
+        "function": cmd_function, "registry": cmd_registry, "watch": cmd_watch, "e2e": cmd_e2e,
+    }[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

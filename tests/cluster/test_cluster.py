@@ -1,0 +1,307 @@
+"""The function under real Crossplane: its package manager and dependency
+resolver, garbage collection by kube-controller-manager, ImageConfig
+rewriting, XR status persistence and mTLS. The tests run in file order on one
+cluster (see conftest.py); each leaves it the way the next expects.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import os
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from clusterlib import REPO_ROOT, XR_API, cluster_script
+
+XR = "platform-packages"
+XR_SKIP = "platform-packages-skip"
+IAM_KINDS = {"Role", "Policy", "RolePolicyAttachment"}
+PACKAGE_KINDS = set(cluster_script.PACKAGE_KINDS)
+FAMILY = "upbound/provider-family-aws"
+S3 = "upbound/provider-aws-s3"
+OUTAGE_SECONDS = float(os.environ.get("CLUSTER_OUTAGE_SECONDS", "180"))
+
+
+def load(path: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / path).read_text())
+
+
+def conditions(obj: dict) -> dict[str, str]:
+    return cluster_script.conditions_of(obj)
+
+
+def transition(obj: dict, type_: str) -> str | None:
+    for c in obj.get("status", {}).get("conditions", []) or []:
+        if c["type"] == type_ and c["status"] == "True":
+            return c["lastTransitionTime"]
+    return None
+
+
+def repository(obj: dict) -> str:
+    return cluster_script.repository_of(obj["spec"]["package"])
+
+
+def watch_install(cluster, name: str, timeout: float = 600) -> list[str]:
+    """Polls until the XR converges; returns the ordering violations seen on
+    the way (a package before IAM is Ready, a dependent before its
+    dependencies are Installed and Healthy)."""
+    violations: list[str] = []
+    deadline = time.time() + timeout
+    poked = time.time()
+    while time.time() < deadline:
+        if time.time() - poked > 20:
+            # Crossplane's circuit breaker drops an XR's events for a while
+            # after a burst of them (one probe per 30 s gets through), the
+            # event of a new XR included; a user would edit it again.
+            cluster.poke(name)
+            poked = time.time()
+        objects = cluster.composed(name).values()
+        iam = [o for o in objects if o["kind"] in IAM_KINDS]
+        pkgs = {repository(o): o for o in objects if o["kind"] in PACKAGE_KINDS}
+        if pkgs and (not iam or any(conditions(o).get("Ready") != "True" for o in iam)):
+            violations.append(f"packages {sorted(pkgs)} exist while IAM is not Ready")
+        if S3 in pkgs:
+            family = pkgs.get(FAMILY)
+            if family is None or conditions(family).get("Installed") != "True" \
+                    or conditions(family).get("Healthy") != "True":
+                violations.append("provider-aws-s3 exists before provider-family-aws is Installed and Healthy")
+        if cluster.converged(name):
+            return violations
+        time.sleep(0.5)
+    pytest.fail(f"{name} did not converge in {timeout:.0f}s: {cluster.summary(name)}")
+
+
+def assert_nothing_lost(cluster, name: str, before: dict[tuple, str], during: str) -> None:
+    now = cluster.composed(name)
+    missing = sorted(set(before) - set(now))
+    assert not missing, f"{during}: composed objects were deleted: {missing}"
+    deleting = sorted(k for k, o in now.items() if o["metadata"].get("deletionTimestamp"))
+    assert not deleting, f"{during}: composed objects are being deleted: {deleting}"
+    recreated = sorted(k for k in before if now[k]["metadata"]["uid"] != before[k])
+    assert not recreated, f"{during}: composed objects were recreated: {recreated}"
+
+
+def warnings_about(cluster, name: str, text: str, since: float = 0) -> list[str]:
+    """The messages of Warning events on the XR that mention text, last seen
+    after since (epoch seconds)."""
+    out = []
+    for e in cluster.kube.list("v1", "Event"):
+        last = e.get("lastTimestamp") or e.get("eventTime") or ""
+        seen = datetime.datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp() if last else 0
+        if e.get("involvedObject", {}).get("name") == name and e.get("type") == "Warning" \
+                and text in e.get("message", "") and seen >= int(since):
+            out.append(e.get("message", ""))
+    return out
+
+
+# ---------------------------------------------------------------- mTLS
+
+def test_the_function_accepts_only_crossplanes_client_certificate(cluster, tmp_path):
+    from crossplane.function.proto.v1 import run_function_pb2 as pb
+    from crossplane.function.proto.v1 import run_function_pb2_grpc as pb_grpc
+
+    import certs
+
+    state = cluster.state
+    address = cluster.env["FUNCTION_ADDRESS"]
+    root_ca = (state / "function" / "tls" / "ca.crt").read_bytes()
+    client = state / "crossplane" / "tls-client"
+    stranger = certs.write_bundle(tmp_path / "stranger-bundle")["stranger"]
+    request = pb.RunFunctionRequest(meta=pb.RequestMeta(tag="mtls-probe"))
+
+    def call(key: bytes | None, crt: bytes | None):
+        creds = grpc.ssl_channel_credentials(root_certificates=root_ca, private_key=key,
+                                             certificate_chain=crt)
+        with grpc.secure_channel(address, creds) as channel:
+            return pb_grpc.FunctionRunnerServiceStub(channel).RunFunction(request, timeout=10)
+
+    # Crossplane's own client certificate (from crossplane-tls-client): answered.
+    answer = call((client / "tls.key").read_bytes(), (client / "tls.crt").read_bytes())
+    assert answer.meta.tag == "mtls-probe"
+
+    # No client certificate, or one from another CA: refused in the handshake.
+    for key, crt, who in [(None, None, "no certificate"),
+                          ((stranger / "tls.key").read_bytes(), (stranger / "tls.crt").read_bytes(),
+                           "another CA's certificate")]:
+        with pytest.raises(grpc.RpcError) as refused:
+            call(key, crt)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, who
+
+
+# ---------------------------------------------------------------- install (Rewrite)
+
+def test_rewrite_installs_in_waves_without_duplicates(cluster):
+    cluster.kube.apply(load("examples/xr.yaml"))
+    violations = watch_install(cluster, XR)
+    assert not violations, violations[:5]
+
+    summary = cluster.summary(XR)
+    assert summary["xr"]["conditions"].get("Ready") == "True", summary["xr"]
+    # The order Crossplane created things in: IAM first, then packages, the
+    # family before the provider that depends on it.
+    kinds = [o["kind"] for o in summary["objects"]]
+    assert IAM_KINDS <= set(kinds), kinds
+    by_repo = {cluster_script.repository_of(o["package"]): o for o in summary["objects"]
+               if o["package"] and o["name"] != cluster_script.FUNCTION}
+    iam_ready = max(transition(o, "Ready") for o in cluster.composed(XR).values() if o["kind"] in IAM_KINDS)
+    assert min(o["created"] for o in by_repo.values()) >= iam_ready
+    family = cluster.composed(XR)[("Provider", None, by_repo[FAMILY]["name"])]
+    assert by_repo[S3]["created"] >= transition(family, "Healthy")
+
+    # Exactly one package object per repository, though Crossplane's own
+    # dependency resolution is on; the Lock lists each source once.
+    assert set(summary["packageCounts"].values()) == {1}, summary["packageCounts"]
+    sources = cluster.lock_sources()
+    assert len(sources) == len(set(sources)), sources
+    for repo in (FAMILY, S3, "crossplane-contrib/function-patch-and-transform"):
+        assert any(s.endswith("/" + repo) for s in sources), (repo, sources)
+
+    # Pulled from the local registry through the ImageConfig the function composed.
+    provider = cluster.kube.read("pkg.crossplane.io/v1", "Provider", by_repo[S3]["name"])
+    assert provider["status"]["resolvedPackage"].startswith(cluster.env["REGISTRY_HOST"] + "/"), provider["status"]
+    assert any(r.get("reason") == "RewriteImage" for r in provider["status"].get("appliedImageConfigRefs", []))
+
+
+# ---------------------------------------------------------------- outages
+
+def test_nothing_is_deleted_while_the_function_is_down(cluster):
+    before = cluster.uids(XR)
+    since = time.time()
+    cluster.run("function", "stop")
+    try:
+        deadline = since + OUTAGE_SECONDS
+        while time.time() < deadline:
+            cluster.poke(XR)
+            time.sleep(min(15, max(0, deadline - time.time())))
+            assert_nothing_lost(cluster, XR, before, "function stopped")
+        if OUTAGE_SECONDS >= 150:
+            # Crossplane waits for an unreachable function until its
+            # 2-minute reconcile timeout, then reports it on the XR.
+            assert warnings_about(cluster, XR, "function-ecr-packages", since), \
+                "Crossplane never reported that the function was down"
+    finally:
+        cluster.run("function", "start")
+    cluster.poke(XR)
+    cluster.wait("convergence after the function came back", lambda: cluster.converged(XR), 420, poke=XR)
+    assert_nothing_lost(cluster, XR, before, "after the function came back")
+
+
+def test_nothing_is_deleted_while_the_registry_is_down(cluster):
+    before = cluster.uids(XR)
+    since = time.time()
+    # The data plane stops and the ECR API is unreachable; the function
+    # restarts with nothing cached, so every answer it needs fails.
+    cluster.run("registry", "stop")
+    try:
+        deadline = since + 60
+        while time.time() < deadline:
+            cluster.poke(XR)
+            time.sleep(10)
+            assert_nothing_lost(cluster, XR, before, "registry stopped")
+        warned = [m for m in warnings_about(cluster, XR, "", since) if "cannot run Function" not in m]
+        assert warned, "the function reported nothing about the registry outage"
+    finally:
+        cluster.run("registry", "start")
+    cluster.poke(XR)
+    cluster.wait("convergence after the registry came back", lambda: cluster.converged(XR), 420, poke=XR)
+    assert_nothing_lost(cluster, XR, before, "after the registry came back")
+
+
+# ---------------------------------------------------------------- removal
+
+def test_dropping_packages_deletes_dependents_first(cluster):
+    xr = load("examples/xr.yaml")
+    kept = [p for p in xr["spec"]["packages"] if p["repository"] not in (FAMILY, S3)]
+    assert kept and len(kept) < len(xr["spec"]["packages"])
+    names = {repository(o): o["metadata"]["name"]
+             for o in cluster.composed(XR).values() if o["kind"] == "Provider"}
+    edited = copy.deepcopy(xr)
+    edited["spec"]["packages"] = kept
+    cluster.kube.apply(edited)
+
+    # The poll at which each provider was first seen deleted or deleting.
+    first_gone: dict[str, int] = {}
+    deadline = time.time() + 600
+    polls = 0
+    while time.time() < deadline:
+        polls += 1
+        for repo in (S3, FAMILY):
+            obj = cluster.kube.read("pkg.crossplane.io/v1", "Provider", names[repo])
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                first_gone.setdefault(repo, polls)
+        gone = all(cluster.kube.read("pkg.crossplane.io/v1", "Provider", names[r]) is None
+                   for r in (S3, FAMILY))
+        if gone and cluster.converged(XR):
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"the dropped providers did not go: {cluster.summary(XR)}")
+    assert first_gone[S3] < first_gone[FAMILY], \
+        f"provider-family-aws went at poll {first_gone[FAMILY]}, its dependent at poll {first_gone[S3]}"
+    # Crossplane takes the dropped packages out of its Lock once their
+    # revisions are gone.
+    cluster.wait("the Lock to drop the removed providers",
+                 lambda: not any(s.endswith("/" + FAMILY) or s.endswith("/" + S3)
+                                 for s in cluster.lock_sources()), 180)
+
+
+def test_deleting_the_xr_removes_everything_it_composed(cluster):
+    composed = cluster.composed(XR)
+    assert composed
+    cluster.kube.delete(XR_API, "XEcrPackages", XR)
+
+    def all_gone():
+        return all(cluster.kube.read(o["apiVersion"], o["kind"], o["metadata"]["name"],
+                                     o["metadata"].get("namespace")) is None
+                   for o in composed.values()) and cluster.xr(XR) is None
+    cluster.wait("everything the XR composed to be deleted", all_gone, 300)
+    assert not cluster.packages()
+
+
+# ---------------------------------------------------------------- Skip
+
+def test_skip_installs_without_duplicates_and_cleans_up(cluster):
+    cluster.kube.apply(load("examples/xr-skip.yaml"))
+    violations = watch_install(cluster, XR_SKIP)
+    assert not violations, violations[:5]
+    summary = cluster.summary(XR_SKIP)
+    assert set(summary["packageCounts"].values()) == {1}, summary["packageCounts"]
+    assert FAMILY in summary["packageCounts"] and S3 in summary["packageCounts"]
+    for obj in cluster.composed(XR_SKIP).values():
+        if obj["kind"] in PACKAGE_KINDS:
+            assert obj["spec"]["package"].startswith(cluster.env["REGISTRY_HOST"] + "/"), obj["spec"]
+            assert obj["spec"].get("skipDependencyResolution") is True, obj["spec"]
+    sources = cluster.lock_sources()
+    assert len(sources) == len(set(sources)), sources
+
+    cluster.kube.delete(XR_API, "XEcrPackages", XR_SKIP)
+    cluster.wait("the Skip XR's packages to be deleted",
+                 lambda: cluster.xr(XR_SKIP) is None and not cluster.packages(), 300)
+
+
+def test_cluster_e2e_prints_the_summary(cluster):
+    """scripts/cluster-e2e on the running cluster: one JSON document."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "cluster.py"), "e2e",
+                          str(REPO_ROOT / "examples" / "xr.yaml"), "--state-dir", str(cluster.state)],
+                         check=True, stdout=subprocess.PIPE, text=True, timeout=900).stdout
+    doc = json.loads(out)
+    assert doc["xr"]["conditions"]["Ready"] == "True"
+    assert set(doc["packageCounts"].values()) == {1}
+    assert {o["kind"] for o in doc["objects"]} >= IAM_KINDS | {"Provider", "Function", "ImageConfig"}
+    created = [o["created"] for o in doc["objects"]]
+    assert created == sorted(created)
+    cluster.kube.delete(XR_API, "XEcrPackages", XR)
+    cluster.wait("the XR to go", lambda: cluster.xr(XR) is None
+                 and not cluster.packages(), 300)
+
+
+assert Path(__file__).parent.name == "cluster"
