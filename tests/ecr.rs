@@ -95,10 +95,13 @@ const ONE_OF_EACH: CallCounts = CallCounts {
     blob_redirect: 0,
 };
 
-/// Fails when `started` is `limit` or more ago.
-fn assert_within(started: Instant, limit: Duration) {
-    let took = started.elapsed();
-    assert!(took < limit, "{took:?}");
+/// Awaits `call`, failing if it has not answered within a minute: a hang
+/// guard for the timeout tests (the servers they talk to never answer, so a
+/// broken timeout hangs), not a measure of speed; machines here are shared.
+async fn answered<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("no answer within a minute: a timeout is not enforced")
 }
 
 /// Seeds one image and returns tag -> digest.
@@ -506,20 +509,23 @@ async fn list_tags_reads_every_page() {
 }
 
 #[tokio::test]
-async fn unreachable_api_and_registry_are_unavailable_fast() {
+async fn unreachable_api_and_registry_are_unavailable() {
     let ecr = ecr_with(EcrOptions {
         api_endpoint: Some(localecr::closed_port()),
         ..options()
     })
     .await;
-    let started = Instant::now();
-    let e = ecr.list_tags("any/repo").await.unwrap_err();
+    let e = answered(ecr.list_tags("any/repo")).await.unwrap_err();
     assert!(
         matches!(&e, Error::Unavailable { operation, .. } if operation == "ListImages"),
         "{e:?}"
     );
+    // The cause, read from the error's source chain, without the SDK's Debug
+    // dump of it: this message reaches the XR's events.
+    let message = e.to_string();
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("DispatchFailure"), "{message}");
     assert!(e.is_transient());
-    assert_within(started, Duration::from_secs(5));
 
     // API up, registry data plane down.
     let repo = localecr::unique("ecr/provider-noregistry");
@@ -529,16 +535,13 @@ async fn unreachable_api_and_registry_are_unavailable_fast() {
         ..options()
     })
     .await;
-    let started = Instant::now();
-    let e = ecr
-        .package_meta(&repo, &digests["v1.0.0"])
+    let e = answered(ecr.package_meta(&repo, &digests["v1.0.0"]))
         .await
         .unwrap_err();
     assert!(
         matches!(&e, Error::Unavailable { operation, .. } if operation == "GetBlob"),
         "{e:?}"
     );
-    assert_within(started, Duration::from_secs(5));
     // Connection failures are retried a bounded number of times.
     assert_eq!(ecr.calls().blob_get, 3);
 }
@@ -558,13 +561,11 @@ async fn slow_servers_time_out() {
         ..options()
     })
     .await;
-    let started = Instant::now();
-    let e = ecr.list_tags("slow/repo").await.unwrap_err();
+    let e = answered(ecr.list_tags("slow/repo")).await.unwrap_err();
     assert!(
         matches!(&e, Error::Unavailable { message, .. } if message.contains("timed out")),
         "{e:?}"
     );
-    assert_within(started, Duration::from_secs(3));
     assert_eq!(seen.lock().unwrap().len(), 2, "each attempt timed out");
 
     let repo = localecr::unique("ecr/provider-slowblob");
@@ -576,16 +577,13 @@ async fn slow_servers_time_out() {
         ..options()
     })
     .await;
-    let started = Instant::now();
-    let e = ecr
-        .package_meta(&repo, &digests["v1.0.0"])
+    let e = answered(ecr.package_meta(&repo, &digests["v1.0.0"]))
         .await
         .unwrap_err();
     assert!(
         matches!(&e, Error::Unavailable { operation, message } if operation == "GetBlob" && message.contains("took more than")),
         "{e:?}"
     );
-    assert_within(started, Duration::from_secs(3));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
 };
@@ -51,7 +51,7 @@ impl Target {
             .await
             .map_err(|e| Error::Ecr {
                 operation: "GetAuthorizationToken",
-                message: DisplayErrorContext(&e).to_string(),
+                message: crate::error::error_chain(&e).to_string(),
             })?;
         let data = out.authorization_data().first();
         let token = data
@@ -103,7 +103,7 @@ impl Target {
             Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(false),
             Err(e) => Err(Error::Ecr {
                 operation: "DescribeRepositories",
-                message: format!("{name}: {}", DisplayErrorContext(&e)),
+                message: format!("{name}: {}", crate::error::error_chain(&e)),
             }),
         }
     }
@@ -145,7 +145,7 @@ impl Target {
             Err(e) if e.code() == Some("RepositoryAlreadyExistsException") => Ok(()),
             Err(e) => Err(Error::Ecr {
                 operation: "CreateRepository",
-                message: format!("{name}: {}", DisplayErrorContext(&e)),
+                message: format!("{name}: {}", crate::error::error_chain(&e)),
             }),
         }
     }

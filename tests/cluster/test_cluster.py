@@ -169,47 +169,43 @@ def test_rewrite_installs_in_waves_without_duplicates(cluster):
 
 # ---------------------------------------------------------------- outages
 
-def test_nothing_is_deleted_while_the_function_is_down(cluster):
+def outage(cluster, component: str, seconds: float, reported) -> None:
+    """Stops component ("function" or "registry") for seconds, editing the
+    XR every 15 s so Crossplane keeps calling; nothing composed may be
+    deleted, be deleting or be recreated, then or after the restart, when
+    everything converges again. reported(since) tells whether the outage
+    was reported on the XR."""
     before = cluster.uids(XR)
     since = time.time()
-    cluster.run("function", "stop")
+    cluster.run(component, "stop")
     try:
-        deadline = since + OUTAGE_SECONDS
+        deadline = since + seconds
         while time.time() < deadline:
             cluster.poke(XR)
             time.sleep(min(15, max(0, deadline - time.time())))
-            assert_nothing_lost(cluster, XR, before, "function stopped")
-        if OUTAGE_SECONDS >= 150:
-            # Crossplane waits for an unreachable function until its
-            # 2-minute reconcile timeout, then reports it on the XR.
-            assert warnings_about(cluster, XR, "function-ecr-packages", since), \
-                "Crossplane never reported that the function was down"
+            assert_nothing_lost(cluster, XR, before, f"{component} stopped")
+        assert reported(since), f"the {component} outage was not reported on the XR"
     finally:
-        cluster.run("function", "start")
+        cluster.run(component, "start")
     cluster.poke(XR)
-    cluster.wait("convergence after the function came back", lambda: cluster.converged(XR), 420, poke=XR)
-    assert_nothing_lost(cluster, XR, before, "after the function came back")
+    cluster.wait(f"convergence after the {component} came back", lambda: cluster.converged(XR), 420,
+                 poke=XR)
+    assert_nothing_lost(cluster, XR, before, f"after the {component} came back")
+
+
+def test_nothing_is_deleted_while_the_function_is_down(cluster):
+    # Crossplane waits for an unreachable function until its 2-minute
+    # reconcile timeout, then reports it on the XR.
+    outage(cluster, "function", OUTAGE_SECONDS,
+           lambda since: OUTAGE_SECONDS < 150 or warnings_about(cluster, XR, "function-ecr-packages", since))
 
 
 def test_nothing_is_deleted_while_the_registry_is_down(cluster):
-    before = cluster.uids(XR)
-    since = time.time()
     # The data plane stops and the ECR API is unreachable; the function
-    # restarts with nothing cached, so every answer it needs fails.
-    cluster.run("registry", "stop")
-    try:
-        deadline = since + 60
-        while time.time() < deadline:
-            cluster.poke(XR)
-            time.sleep(10)
-            assert_nothing_lost(cluster, XR, before, "registry stopped")
-        warned = [m for m in warnings_about(cluster, XR, "", since) if "cannot run Function" not in m]
-        assert warned, "the function reported nothing about the registry outage"
-    finally:
-        cluster.run("registry", "start")
-    cluster.poke(XR)
-    cluster.wait("convergence after the registry came back", lambda: cluster.converged(XR), 420, poke=XR)
-    assert_nothing_lost(cluster, XR, before, "after the registry came back")
+    # restarts with nothing cached, so every answer it needs fails, and it
+    # says so in a warning.
+    outage(cluster, "registry", 60,
+           lambda since: [m for m in warnings_about(cluster, XR, "", since) if "cannot run Function" not in m])
 
 
 # ---------------------------------------------------------------- removal

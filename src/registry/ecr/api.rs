@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ListImagesFilter, TagStatus};
 
 use super::blobs::registry_endpoint;
@@ -83,7 +83,7 @@ impl EcrRegistry {
             return Error::Credentials(format!(
                 "no usable AWS credentials for {operation} on {}: {}",
                 self.registry,
-                DisplayErrorContext(&err)
+                crate::error::error_chain(&err)
             ));
         }
         let what = match &err {
@@ -95,7 +95,11 @@ impl EcrRegistry {
         };
         Error::Unavailable {
             operation: operation.to_string(),
-            message: format!("{what} ({}): {}", self.registry, DisplayErrorContext(&err)),
+            message: format!(
+                "{what} ({}): {}",
+                self.registry,
+                crate::error::error_chain(&err)
+            ),
         }
     }
 
