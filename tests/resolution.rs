@@ -1150,13 +1150,11 @@ async fn outages_after_a_good_settle_drop_nothing() {
     // The ECR API refuses connections: a restarted function cannot list tags.
     let down = api_down();
     cluster.function = Arc::new(function(&down));
-    let started = Instant::now();
-    let round = reconcile(&mut cluster).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    // A hang guard, not a measure of speed: refused connections must not
+    // stall the reconcile on retries.
+    let round = tokio::time::timeout(Duration::from_secs(60), reconcile(&mut cluster))
+        .await
+        .expect("the reconcile did not answer within a minute");
     assert_kept(
         &before,
         &round,
