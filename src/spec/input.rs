@@ -688,7 +688,8 @@ mod tests {
                     "nodeRoleNames": ["nodes"], "allowedRoleNames": ["team-*"], "allowedNodeRoleNames": ["nodes-*"],
                     "allowedOidcProviders": ["oidc.eks.*.amazonaws.com/id/*"],
                     "allowedServiceAccounts": [{"namespace": "crossplane-system", "name": "provider-*"}]},
-            "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c"
+            "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c",
+            "registryHost": "{accountId}.dkr-ecr.{region}.on.aws"
         });
         decode::<Input>(full.clone()).expect("the function reads every field");
         assert_eq!(keys(&schema["properties"]), keys(&full));

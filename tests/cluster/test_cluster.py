@@ -184,7 +184,13 @@ def outage(cluster, component: str, seconds: float, reported) -> None:
             cluster.poke(XR)
             time.sleep(min(15, max(0, deadline - time.time())))
             assert_nothing_lost(cluster, XR, before, f"{component} stopped")
-        assert reported(since), f"the {component} outage was not reported on the XR"
+        # Crossplane's next call may be held back (its circuit breaker, a
+        # pending 2-minute wait on an unreachable function): give it time,
+        # still checking that nothing is lost.
+        cluster.wait(f"the {component} outage to be reported on the XR",
+                     lambda: reported(since) and not assert_nothing_lost(cluster, XR, before,
+                                                                         f"{component} stopped"),
+                     240, interval=5, poke=XR)
     finally:
         cluster.run(component, "start")
     cluster.poke(XR)
