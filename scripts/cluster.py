@@ -47,7 +47,6 @@ import datetime
 import ipaddress
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -62,6 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+# The local ECR's process helpers serve the cluster's processes too.
+from localecr import alive, free_port, stop_pid  # noqa: E402
+
 NAMESPACE = "crossplane-system"
 SERVICE_ACCOUNT = "crossplane"
 FUNCTION = "function-ecr-packages"
@@ -74,44 +76,6 @@ STANDIN = "cluster-standin"
 
 def log(msg: str) -> None:
     print(f"==> [scripts/cluster] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    if not alive(pid):
-        return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            return
-    deadline = time.time() + timeout
-    while time.time() < deadline and alive(pid):
-        time.sleep(0.1)
-    if alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 # ---------------------------------------------------------------- PKI
@@ -935,6 +899,13 @@ def summary(kube: Kube, xr_name: str) -> dict:
             "packageCounts": dict(sorted(counts.items()))}
 
 
+def poke(kube: Kube, xr_name: str) -> None:
+    """An annotation change, so Crossplane reconciles the XR again."""
+    kube.request("PATCH", kube.path(XR_API, "XEcrPackages", xr_name),
+                 {"metadata": {"annotations": {"e2e.example.org/poked": str(time.time())}}},
+                 "application/merge-patch+json")
+
+
 def converged(kube: Kube, xr_name: str) -> bool:
     """The XR is Ready and Synced and every package is Installed and Healthy."""
     xr = kube.read(XR_API, "XEcrPackages", xr_name)
@@ -960,9 +931,7 @@ def cmd_e2e(args) -> int:
         if time.time() - poked > 20:
             # Crossplane's circuit breaker drops an XR's events for a while
             # after a burst of them, a new XR's included: edit it again.
-            kube.request("PATCH", kube.path(XR_API, "XEcrPackages", name),
-                         {"metadata": {"annotations": {"e2e.example.org/poked": str(time.time())}}},
-                         "application/merge-patch+json")
+            poke(kube, name)
             poked = time.time()
         time.sleep(2)
     ok = converged(kube, name)

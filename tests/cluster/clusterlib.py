@@ -73,9 +73,7 @@ class Cluster:
 
     def poke(self, name: str) -> None:
         """An annotation change: Crossplane reconciles the XR again."""
-        self.kube.request("PATCH", self.kube.path(XR_API, "XEcrPackages", name),
-                          {"metadata": {"annotations": {"e2e.example.org/poked": str(time.time())}}},
-                          "application/merge-patch+json")
+        cluster_script.poke(self.kube, name)
 
     def converged(self, name: str) -> bool:
         return cluster_script.converged(self.kube, name)
