@@ -1,6 +1,7 @@
 //! The story of one RunFunction call: read what is asked, resolve it against
 //! the registry, compose it, hold back what is not yet installable, report.
 
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use crate::compose;
 use crate::error::{Error, Result};
 use crate::gating::{self, Admission};
 use crate::graph::Graph;
+use crate::lingering::Lingering;
+use crate::lock::{self, Lock};
 use crate::memo::{DEFAULT_MEMO_BYTES, Memo};
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
@@ -169,16 +172,42 @@ impl Function {
         } else {
             compose::plan(&settings, graph)?
         };
+        // Removal asks Crossplane what the XR cannot show: whether leaving
+        // package objects are really gone, and what its Lock still needs.
+        let planned: BTreeSet<&str> = graph.nodes().map(|n| n.name.as_str()).collect();
+        let lingering = Lingering::read(
+            request.proto(),
+            previous
+                .packages
+                .iter()
+                .filter(|p| !planned.contains(p.name.as_str())),
+        );
+        let lock = Lock::read(request.proto());
         let Admission {
             desired,
             waiting,
             held,
+            locked,
+            removing,
         } = gating::admit(
             &plan,
             &observed,
             &previous.dependencies(),
+            lingering.resources(),
+            &lock,
             failure.is_some(),
         );
+        // Whether to ask depends only on what every call of this reconcile
+        // sees alike (the plan, the observed state, the XR's status), never
+        // on the answers, so Crossplane's requirements settle.
+        if (removing || lingering.is_asking()) && lock.can_be_asked() {
+            // Asked again on the call that reads them.
+            lingering.ask(response);
+            response.require_resource(lock::REQUIREMENT, lock::API_VERSION, lock::KIND, lock::NAME);
+        }
+        for (name, dependents) in &locked {
+            tracing::info!(resource = %name, ?dependents, "kept: Crossplane's Lock lists packages that depend on it");
+        }
         let mut all_ready = waiting.is_empty();
         for (name, object, ready) in desired {
             all_ready &= ready;
@@ -190,6 +219,10 @@ impl Function {
             response.set_composite_ready(false);
             // The next wave, or the retry, should not wait a full TTL.
             response.set_ttl(settings.ttl.min(CONVERGING_TTL));
+        } else if !locked.is_empty() || !lingering.resources().is_empty() {
+            // Neither the Lock nor deleted objects are watched: look again
+            // soon for them to let go.
+            response.set_ttl(settings.ttl.min(CONVERGING_TTL));
         }
 
         Report {
@@ -198,6 +231,7 @@ impl Function {
             observed: &observed,
             waiting: &waiting,
             held: &held,
+            lingering: lingering.resources(),
             previous: &previous,
             failure: failure.as_ref(),
             kept: &resolution.kept,

@@ -8,13 +8,16 @@
 //! dependent exists and has not settled on what the plan now wants for it
 //! (the same package reference, installed and healthy). So a leaving
 //! package keeps its dependencies until it is gone, and a dependency that a
-//! newer release dropped stays until that release is up.
+//! newer release dropped stays until that release is up. It also includes
+//! what Crossplane's package Lock says (see `lock`): a leaving package stays
+//! while any package in the Lock still declares it as a dependency.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json};
 
 use crate::compose::{Planned, is_owned};
+use crate::lock::Lock;
 
 /// The desired composed resources of this reconcile and why others wait.
 #[derive(Debug, Default, PartialEq)]
@@ -26,6 +29,12 @@ pub struct Admission {
     /// Remembered edges still in force, dependent -> dependencies (resource
     /// names), for the status to carry into the next reconcile.
     pub held: BTreeMap<String, BTreeSet<String>>,
+    /// Leaving packages kept because Crossplane's Lock still lists packages
+    /// that declare them: resource name -> the dependents' sources.
+    pub locked: BTreeMap<String, Vec<String>>,
+    /// Whether an observed package of ours is not planned (leaving), which
+    /// is when the Lock is worth reading.
+    pub removing: bool,
 }
 
 /// What "ready" means for an object its dependents wait on.
@@ -96,13 +105,17 @@ fn condition_is_true(observed: &Json, kind: &str) -> bool {
 /// Applies the gating rule to `plan`.
 ///
 /// `dependencies` maps a composition resource name to the names it depended
-/// on when it was composed (from the XR's status). With `keep_everything`,
-/// as when the registry failed and the plan may be incomplete, every
-/// observed resource of ours stays.
+/// on when it was composed (from the XR's status); `lingering` names those
+/// no longer composed whose objects still exist (see `lingering`); `lock`
+/// is what this call knows of Crossplane's package Lock. With
+/// `keep_everything`, as when the registry failed and the plan may be
+/// incomplete, every observed resource of ours stays.
 pub fn admit(
     plan: &[Planned],
     observed: &BTreeMap<String, Json>,
     dependencies: &BTreeMap<String, Vec<String>>,
+    lingering: &BTreeSet<String>,
+    lock: &Lock,
     keep_everything: bool,
 ) -> Admission {
     let ready = |name: &str| observed.get(name).is_some_and(is_ready);
@@ -137,7 +150,8 @@ pub fn admit(
         })
     };
     for (dependent, needs) in dependencies {
-        if !observed.contains_key(dependent) || settled(dependent) {
+        let exists = observed.contains_key(dependent) || lingering.contains(dependent);
+        if !exists || settled(dependent) {
             continue;
         }
         let present: BTreeSet<String> = needs
@@ -155,8 +169,24 @@ pub fn admit(
         .filter(|name| is_owned(name) && !planned.contains_key(name.as_str()))
         .collect();
     for name in unplanned {
+        let object = &observed[name];
+        let is_package = Readiness::of(object) == Readiness::InstalledAndHealthy;
+        admission.removing |= is_package;
+        let declared_by = if is_package {
+            object
+                .pointer("/spec/package")
+                .and_then(Json::as_str)
+                .map(|package| lock.dependents_of(package))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let needed_by_someone = admission.held.values().any(|needs| needs.contains(name))
-            || plan.iter().any(|p| p.needs.contains(name));
+            || plan.iter().any(|p| p.needs.contains(name))
+            || !declared_by.is_empty();
+        if !declared_by.is_empty() {
+            admission.locked.insert(name.clone(), declared_by);
+        }
         if keep_everything || needed_by_someone {
             admission
                 .desired
@@ -216,6 +246,23 @@ mod tests {
             object: object.as_object().cloned().unwrap_or_default(),
             needs: needs.iter().map(|n| n.to_string()).collect(),
         }
+    }
+
+    /// `admit` with nothing lingering and no Lock known.
+    fn admit_by_status(
+        plan: &[Planned],
+        observed: &BTreeMap<String, Json>,
+        dependencies: &BTreeMap<String, Vec<String>>,
+        keep_everything: bool,
+    ) -> Admission {
+        admit(
+            plan,
+            observed,
+            dependencies,
+            &BTreeSet::new(),
+            &Lock::Unavailable,
+            keep_everything,
+        )
     }
 
     /// Desired resources that the plan does not name: the ones kept only
@@ -335,7 +382,7 @@ mod tests {
             planned("package-s3", &["iam-attachment", "package-family"]),
         ];
         let none = BTreeMap::new();
-        let a = admit(&plan, &BTreeMap::new(), &none, false);
+        let a = admit_by_status(&plan, &BTreeMap::new(), &none, false);
         assert_eq!(
             a.desired.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
             ["iam-attachment"]
@@ -350,7 +397,7 @@ mod tests {
 
         let observed =
             BTreeMap::from([("iam-attachment".to_string(), managed(&[("Ready", "True")]))]);
-        let a = admit(&plan, &observed, &none, false);
+        let a = admit_by_status(&plan, &observed, &none, false);
         assert_eq!(
             a.desired
                 .iter()
@@ -366,7 +413,7 @@ mod tests {
                 with_conditions(&[("Installed", "True"), ("Healthy", "True")]),
             ),
         ]);
-        let a = admit(&plan, &observed, &none, false);
+        let a = admit_by_status(&plan, &observed, &none, false);
         assert_eq!(a.desired.len(), 3);
         assert!(a.waiting.is_empty());
     }
@@ -381,7 +428,7 @@ mod tests {
             ("iam-attachment".to_string(), managed(&[("Ready", "False")])),
             ("package-s3".to_string(), with_conditions(&[])),
         ]);
-        let a = admit(&plan, &observed, &BTreeMap::new(), false);
+        let a = admit_by_status(&plan, &observed, &BTreeMap::new(), false);
         assert_eq!(a.desired.len(), 2);
     }
 
@@ -401,7 +448,7 @@ mod tests {
             ),
             ("someone-elses".to_string(), json!({})),
         ]);
-        let a = admit(&plan, &observed, &deps, false);
+        let a = admit_by_status(&plan, &observed, &deps, false);
         assert_eq!(retained(&a, &plan), ["package-family"]);
         let kept = a
             .desired
@@ -417,7 +464,19 @@ mod tests {
             .into_iter()
             .filter(|(k, _)| k != "package-s3")
             .collect();
-        let a = admit(&plan, &observed, &deps, false);
+        // No longer observed, but its object is still being deleted.
+        let lingering = BTreeSet::from(["package-s3".to_string()]);
+        let a = admit(
+            &plan,
+            &observed,
+            &deps,
+            &lingering,
+            &Lock::Unavailable,
+            false,
+        );
+        assert_eq!(retained(&a, &plan), ["package-family"]);
+
+        let a = admit_by_status(&plan, &observed, &deps, false);
         assert!(retained(&a, &plan).is_empty());
         assert_eq!(a.desired.len(), 1);
     }
@@ -428,7 +487,7 @@ mod tests {
             ("package-a".to_string(), with_conditions(&[])),
             ("image-config-x".to_string(), json!({"kind": "ImageConfig"})),
         ]);
-        let a = admit(&[], &observed, &BTreeMap::new(), true);
+        let a = admit_by_status(&[], &observed, &BTreeMap::new(), true);
         assert_eq!(retained(&a, &[]), ["image-config-x", "package-a"]);
     }
 
@@ -465,9 +524,78 @@ mod tests {
                 ("package-s3".to_string(), s3),
                 ("package-family".to_string(), with_conditions(&healthy)),
             ]);
-            let a = admit(&plan, &observed, &deps, false);
+            let a = admit_by_status(&plan, &observed, &deps, false);
             assert_eq!(retained(&a, &plan) == ["package-family"], held, "{case}");
             assert_eq!(a.held.contains_key("package-s3"), held, "{case}");
         }
+    }
+
+    /// A leaving package stays while Crossplane's Lock lists a package that
+    /// declares it, whatever the XR's status remembers.
+    #[test]
+    fn the_lock_holds_what_installed_packages_declare() {
+        let family = "xpkg.upbound.io/upbound/provider-family-aws";
+        let observed = BTreeMap::from([
+            (
+                "package-family".to_string(),
+                json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+                   "metadata": {"name": "family"}, "spec": {"package": format!("{family}:v1.20.0")}}),
+            ),
+            (
+                "image-config-x".to_string(),
+                json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "ImageConfig"}),
+            ),
+        ]);
+        let known = |declared: &[(&str, &str)]| {
+            let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (dependency, by) in declared {
+                map.entry(dependency.to_string())
+                    .or_default()
+                    .insert(by.to_string());
+            }
+            Lock::Known(map)
+        };
+        let s3 = "xpkg.upbound.io/upbound/provider-aws-s3";
+        let cases = [
+            ("no Lock known", Lock::Unavailable, vec![]),
+            (
+                "Lock not read yet",
+                Lock::Pending,
+                vec!["Crossplane's Lock (not read yet)"],
+            ),
+            ("s3 still declares it", known(&[(family, s3)]), vec![s3]),
+            ("nothing declares it", known(&[("other/repo", s3)]), vec![]),
+        ];
+        for (case, lock, declared_by) in cases {
+            let a = admit(
+                &[],
+                &observed,
+                &BTreeMap::new(),
+                &BTreeSet::new(),
+                &lock,
+                false,
+            );
+            assert!(a.removing, "{case}");
+            let kept = !declared_by.is_empty();
+            assert_eq!(retained(&a, &[]) == ["package-family"], kept, "{case}");
+            assert_eq!(
+                a.locked.get("package-family").cloned().unwrap_or_default(),
+                declared_by,
+                "{case}"
+            );
+        }
+        let only_image_config: BTreeMap<String, Json> = observed
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("image-config"))
+            .collect();
+        let a = admit(
+            &[],
+            &only_image_config,
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+            &Lock::Pending,
+            false,
+        );
+        assert!(!a.removing && retained(&a, &[]).is_empty());
     }
 }

@@ -9,6 +9,8 @@ pub mod error;
 pub mod function;
 pub mod gating;
 pub mod graph;
+pub mod lingering;
+pub mod lock;
 pub mod memo;
 pub mod mirror;
 pub mod names;

@@ -47,13 +47,14 @@ pub struct PackageStatus {
 
 /// `status.packages` for a graph, in install order, readiness observed;
 /// each with the edges `held` from earlier reconciles (resource names), and
-/// then the remembered packages that are no longer wanted but still exist,
-/// marked leaving.
+/// then the remembered packages that are no longer wanted but still exist
+/// (observed, or `lingering`: deleted but not gone), marked leaving.
 pub fn package_statuses(
     settings: &Settings,
     graph: &Graph,
     observed: &BTreeMap<String, Json>,
     held: &BTreeMap<String, BTreeSet<String>>,
+    lingering: &BTreeSet<String>,
     previous: &Previous,
 ) -> Vec<PackageStatus> {
     let mut statuses: Vec<PackageStatus> = graph
@@ -93,7 +94,8 @@ pub fn package_statuses(
     let current: BTreeSet<String> = statuses.iter().map(|s| s.name.clone()).collect();
     for entry in &previous.packages {
         let resource = package_resource_name(&entry.name);
-        if current.contains(&entry.name) || !observed.contains_key(&resource) {
+        let exists = observed.contains_key(&resource) || lingering.contains(&resource);
+        if current.contains(&entry.name) || !exists {
             continue;
         }
         statuses.push(PackageStatus {
@@ -134,6 +136,8 @@ pub struct Report<'a> {
     pub observed: &'a BTreeMap<String, Json>,
     pub waiting: &'a [(String, Vec<String>)],
     pub held: &'a BTreeMap<String, BTreeSet<String>>,
+    /// Leaving packages whose objects are deleted but not gone.
+    pub lingering: &'a BTreeSet<String>,
     pub previous: &'a Previous,
     /// Why the registry could not be read this time, if it could not.
     pub failure: Option<&'a Error>,
@@ -167,6 +171,7 @@ impl Report<'_> {
                 self.graph,
                 self.observed,
                 self.held,
+                self.lingering,
                 self.previous,
             )
         };

@@ -355,6 +355,95 @@ async fn removed_packages_leave_dependents_first() {
     );
 }
 
+/// Crossplane's package Lock with these packages, `(source, dependencies)`.
+fn lock(packages: &[(&str, &[&str])]) -> Json {
+    let packages: Vec<Json> = packages
+        .iter()
+        .map(|(source, deps)| {
+            json!({"name": source.rsplit('/').next(), "type": "Provider", "source": source, "version": "v2.1.0",
+                   "dependencies": deps.iter().map(|d| json!({"package": d, "constraints": ">=v2.0.0", "type": "Provider"})).collect::<Vec<_>>()})
+        })
+        .collect();
+    json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock", "metadata": {"name": "lock"}, "packages": packages})
+}
+
+/// Crossplane's resolver reinstalls any dependency that a package in its
+/// Lock declares, and a deleted package lingers: its revision leaves the
+/// Lock some time after the package object is deleted, and while the object
+/// exists (deleting) a revision can be recreated and add itself back. So a
+/// dependency stays while its dependent's object exists or the Lock lists
+/// a dependent, and both are asked for only while something is leaving.
+#[tokio::test]
+async fn a_dependency_stays_while_its_dependent_lingers_or_the_lock_needs_it() {
+    const S3: &str = "xpkg.upbound.io/upbound/provider-aws-s3";
+    let registry = registry();
+    let mut cluster = cluster(&registry, xr(json!({})), json!({}));
+    cluster.lock = Some(lock(&[(S3, &[FAMILY]), (FAMILY, &[])]));
+    assert!(cluster.settle(12).await.last().expect("rounds").xr_ready());
+    assert_eq!(
+        cluster.calls, cluster.rounds,
+        "nothing leaving: one call per reconcile"
+    );
+
+    cluster.xr["spec"]["packages"] = json!([{"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]);
+    let s3 = cluster.observed["package-upbound-provider-aws-s3"].clone();
+    let calls = cluster.calls;
+    let first = cluster.reconcile().await;
+    assert_eq!(
+        deleted_packages(&first),
+        ["package-upbound-provider-aws-s3"]
+    );
+    assert_eq!(
+        cluster.calls - calls,
+        2,
+        "asked, then called with the answers"
+    );
+
+    // s3's object is deleting, its revision momentarily out of the Lock.
+    cluster.lingering.push(s3);
+    cluster.lock = Some(lock(&[(FAMILY, &[])]));
+    for round in 0..2 {
+        let kept = cluster.reconcile().await;
+        kept.assert_no_fatal();
+        assert!(
+            kept.deleted.is_empty(),
+            "round {round}: s3's object still exists"
+        );
+        assert!(
+            kept.response
+                .meta
+                .as_ref()
+                .and_then(|m| m.ttl)
+                .is_some_and(|t| t.seconds <= 15)
+        );
+    }
+    // s3's object is gone, but its revision is still in the Lock.
+    cluster.lingering.clear();
+    cluster.lock = Some(lock(&[(S3, &[FAMILY]), (FAMILY, &[])]));
+    for round in 0..2 {
+        let kept = cluster.reconcile().await;
+        kept.assert_no_fatal();
+        assert!(
+            kept.deleted.is_empty(),
+            "round {round}: the Lock still lists s3"
+        );
+    }
+    // Both gone: the family may go.
+    cluster.lock = Some(lock(&[(FAMILY, &[])]));
+    let last = cluster.reconcile().await;
+    assert_eq!(
+        deleted_packages(&last),
+        ["package-upbound-provider-family-aws"]
+    );
+    // Asked once more whether the family's object is gone; then nothing.
+    let gone = cluster.reconcile().await;
+    assert!(gone.deleted.is_empty() && gone.response.requirements.is_some());
+    let calls = cluster.calls;
+    let settled = cluster.reconcile().await;
+    assert!(settled.deleted.is_empty() && settled.response.requirements.is_none());
+    assert_eq!(cluster.calls - calls, 1, "nothing leaving: nothing asked");
+}
+
 #[tokio::test]
 async fn fatal_errors_name_the_problem_and_apply_nothing() {
     let registry = registry();

@@ -30,7 +30,10 @@ use std::time::{Duration, Instant};
 
 use function_ecr_packages::error::Error;
 use function_ecr_packages::graph::dns_label;
-use function_ecr_packages::proto::v1::RunFunctionRequest;
+use function_ecr_packages::lock::{self, Lock};
+use function_ecr_packages::proto::v1::{
+    Capability, RequestMeta, Resource, Resources, RunFunctionRequest,
+};
 use function_ecr_packages::registry::blob::{self, Compression, LayerReader, Limits};
 use function_ecr_packages::registry::xpkg::{Manifest, package_manifest};
 use function_ecr_packages::sdk::Request;
@@ -821,6 +824,69 @@ fn input_decoding_never_panics_and_names_a_field() {
                 prop_assert!(message.len() < 4096, "message of {} bytes", message.len());
             }
             Err(other) => prop_assert!(false, "not a field error: {:?}", other),
+        }
+        Ok(())
+    });
+}
+
+/// Crossplane's Lock as Crossplane v2.2 writes it: s3 declares the family.
+fn valid_lock() -> Json {
+    json!({
+        "apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock", "metadata": {"name": "lock"},
+        "packages": [
+            {"name": "upbound-provider-aws-s3-0a1b2c", "type": "Provider",
+             "source": "xpkg.upbound.io/upbound/provider-aws-s3", "version": "v2.1.0",
+             "dependencies": [{"package": "xpkg.upbound.io/upbound/provider-family-aws",
+                               "constraints": ">=v2.0.0", "type": "Provider"}]},
+            {"name": "upbound-provider-family-aws-3d4e5f", "type": "Provider",
+             "source": "xpkg.upbound.io/upbound/provider-family-aws", "version": "v2.1.0",
+             "dependencies": []}
+        ]
+    })
+}
+
+#[test]
+fn lock_reading_never_panics_and_only_ever_holds_what_is_declared() {
+    fuzz("lock_reading", mutations(), |edits| {
+        let mut lock = valid_lock();
+        for (path, with, key) in edits {
+            mutate(&mut lock, &path, with, key);
+        }
+        let mut request = RunFunctionRequest {
+            meta: Some(RequestMeta {
+                tag: String::new(),
+                capabilities: vec![Capability::RequiredResources as i32],
+            }),
+            ..Default::default()
+        };
+        request.required_resources.insert(
+            lock::REQUIREMENT.to_string(),
+            Resources {
+                items: vec![Resource {
+                    resource: json_to_struct(&lock),
+                    ..Default::default()
+                }],
+            },
+        );
+        match Lock::read(&request) {
+            Lock::Known(declared) => {
+                // Every dependency held is one some entry of the document
+                // declares, by a different source.
+                let text = lock.to_string();
+                for (dependency, by) in &declared {
+                    prop_assert!(text.contains(&Json::String(dependency.clone()).to_string()));
+                    prop_assert!(!by.contains(dependency));
+                }
+            }
+            Lock::Pending => {
+                let entries = lock["packages"].as_array().map_or(0, Vec::len);
+                prop_assert!(
+                    entries > lock::MAX_PACKAGES,
+                    "pending with {} entries",
+                    entries
+                );
+            }
+            Lock::Unavailable => prop_assert!(false, "the capability was advertised"),
         }
         Ok(())
     });

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::structs::struct_to_json;
 use crate::error::{Error, Result};
-use crate::proto::v1::{RunFunctionRequest, credentials::Source};
+use crate::proto::v1::{Capability, RunFunctionRequest, credentials::Source};
 
 /// A field-level decoding failure: where in the document, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,32 @@ pub fn decode<T: DeserializeOwned>(value: Json) -> std::result::Result<T, FieldE
 
 pub struct Request {
     inner: RunFunctionRequest,
+}
+
+/// Whether the caller says it can send required resources (Crossplane v2
+/// does; a caller that says nothing is never asked for any).
+pub fn can_send_required_resources(request: &RunFunctionRequest) -> bool {
+    request.meta.as_ref().is_some_and(|m| {
+        m.capabilities
+            .contains(&(Capability::RequiredResources as i32))
+    })
+}
+
+/// A request from a caller that does, or does not, advertise required
+/// resources; for tests.
+#[cfg(test)]
+pub(crate) fn request_from(can_send_required_resources: bool) -> RunFunctionRequest {
+    RunFunctionRequest {
+        meta: Some(crate::proto::v1::RequestMeta {
+            tag: String::new(),
+            capabilities: if can_send_required_resources {
+                vec![Capability::RequiredResources as i32]
+            } else {
+                vec![]
+            },
+        }),
+        ..Default::default()
+    }
 }
 
 impl Request {

@@ -8,8 +8,9 @@ use serde_json::{Map, Value as Json};
 
 use super::structs::{map_to_struct, struct_to_json};
 use crate::proto::v1::{
-    Condition, Ready, Resource, ResponseMeta, Result as FnResult, RunFunctionRequest,
-    RunFunctionResponse, Severity, State, Status, Target,
+    Condition, Ready, Requirements, Resource, ResourceSelector, ResponseMeta, Result as FnResult,
+    RunFunctionRequest, RunFunctionResponse, Severity, State, Status, Target,
+    resource_selector::Match,
 };
 
 /// Whether a condition holds, in Kubernetes' three-valued sense.
@@ -170,6 +171,32 @@ impl Response {
                 ready: ready_value(ready) as i32,
             },
         );
+    }
+
+    /// Asks Crossplane for one cluster-scoped resource by name, sent back
+    /// under `requirement` in the next call's `required_resources`.
+    /// Crossplane calls again until the requirements of two calls in a row
+    /// are equal, so a call that reads it must ask for it again.
+    pub fn require_resource(
+        &mut self,
+        requirement: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) {
+        self.inner
+            .requirements
+            .get_or_insert_with(Requirements::default)
+            .resources
+            .insert(
+                requirement.to_string(),
+                ResourceSelector {
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                    r#match: Some(Match::MatchName(name.to_string())),
+                    namespace: None,
+                },
+            );
     }
 
     pub fn finish(self) -> RunFunctionResponse {

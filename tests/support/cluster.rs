@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use function_ecr_packages::function::Function;
 use function_ecr_packages::proto::v1::{
-    Ready, RequestMeta, Resource, RunFunctionRequest, RunFunctionResponse, Severity, State,
+    Capability, Ready, RequestMeta, Resource, Resources, RunFunctionRequest, RunFunctionResponse,
+    Severity, State, resource_selector::Match,
 };
 use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
 use serde_json::{Value as Json, json};
@@ -27,7 +28,16 @@ pub struct Cluster {
     pub observed: BTreeMap<String, Json>,
     /// `metadata.name`s whose controllers never report healthy.
     pub broken: BTreeSet<String>,
+    /// Crossplane's package Lock, sent when the function asks for it. With
+    /// `None` the simulated Crossplane does not advertise required
+    /// resources, and so is never asked.
+    pub lock: Option<Json>,
+    /// Objects still in the cluster though no longer composed (deleted, not
+    /// gone), sent when asked for by kind and name.
+    pub lingering: Vec<Json>,
     pub rounds: usize,
+    /// RunFunction calls made, over all rounds.
+    pub calls: usize,
 }
 
 /// What one round did.
@@ -139,7 +149,10 @@ impl Cluster {
             input,
             observed: BTreeMap::new(),
             broken: BTreeSet::new(),
+            lock: None,
+            lingering: Vec::new(),
             rounds: 0,
+            calls: 0,
         }
     }
 
@@ -160,7 +173,11 @@ impl Cluster {
         RunFunctionRequest {
             meta: Some(RequestMeta {
                 tag: format!("round-{}", self.rounds),
-                capabilities: vec![],
+                capabilities: if self.lock.is_some() {
+                    vec![Capability::RequiredResources as i32]
+                } else {
+                    vec![]
+                },
             }),
             observed: Some(State {
                 composite: Some(Resource {
@@ -175,9 +192,53 @@ impl Cluster {
         }
     }
 
+    /// Calls the function the way Crossplane does: again with what it
+    /// asks for, until two calls in a row ask for the same (at most 5).
+    async fn run(&mut self) -> RunFunctionResponse {
+        let mut request = self.request();
+        let mut asked = None;
+        for _ in 0..5 {
+            self.calls += 1;
+            let response = self.function.compose(request.clone()).await;
+            let fatal = response
+                .results
+                .iter()
+                .any(|r| r.severity == Severity::Fatal as i32);
+            if fatal || response.requirements == asked {
+                return response;
+            }
+            asked.clone_from(&response.requirements);
+            request.required_resources = response
+                .requirements
+                .iter()
+                .flat_map(|r| &r.resources)
+                .map(|(name, selector)| {
+                    let Some(Match::MatchName(wanted)) = &selector.r#match else {
+                        return (name.clone(), Resources::default());
+                    };
+                    let items = self
+                        .lock
+                        .iter()
+                        .chain(&self.lingering)
+                        .filter(|o| {
+                            str_at(o, "/kind") == selector.kind
+                                && str_at(o, "/metadata/name") == wanted
+                        })
+                        .map(|o| Resource {
+                            resource: json_to_struct(o),
+                            ..Default::default()
+                        })
+                        .collect();
+                    (name.clone(), Resources { items })
+                })
+                .collect();
+        }
+        panic!("requirements did not stabilize after 5 calls");
+    }
+
     pub async fn reconcile(&mut self) -> Round {
         self.rounds += 1;
-        let response = self.function.compose(self.request()).await;
+        let response = self.run().await;
         let fatal = response
             .results
             .iter()
