@@ -216,11 +216,6 @@ def test_nothing_is_deleted_while_the_registry_is_down(cluster):
 
 # ---------------------------------------------------------------- removal
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect found by this suite: the function deletes provider-family-aws once "
-    "provider-aws-s3's Provider is gone, but Crossplane's Lock can still list s3's revision "
-    "depending on it, and its resolver then reinstalls the family under the same name, "
-    "unowned; the fix is to read the Lock and hold a dependency while any entry needs it"))
 def test_dropping_packages_deletes_dependents_first(cluster):
     xr = load("examples/xr.yaml")
     kept = [p for p in xr["spec"]["packages"] if p["repository"] not in (FAMILY, S3)]
@@ -261,6 +256,12 @@ def test_dropping_packages_deletes_dependents_first(cluster):
     cluster.wait("the Lock to drop the removed providers",
                  lambda: not any(s.endswith("/" + FAMILY) or s.endswith("/" + S3)
                                  for s in cluster.lock_sources()), 180)
+    # Nothing brings them back: Crossplane's resolver reinstalls, unowned,
+    # a dependency deleted while its Lock still lists a dependent's revision,
+    # which is why the function keeps the family until the Lock lets it go.
+    time.sleep(20)
+    back = [p["metadata"]["name"] for p in cluster.packages() if repository(p) in (S3, FAMILY)]
+    assert not back, f"reinstalled after removal: {back}"
 
 
 def test_deleting_the_xr_removes_everything_it_composed(cluster):
