@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
-use super::structs::struct_to_json;
+use super::structs::{project, struct_to_json};
 use crate::error::{Error, Result};
 use crate::proto::v1::{Capability, RunFunctionRequest, credentials::Source};
 
@@ -28,6 +28,31 @@ pub fn decode<T: DeserializeOwned>(value: Json) -> std::result::Result<T, FieldE
 pub struct Request {
     inner: RunFunctionRequest,
 }
+
+/// What the function reads of the observed composite: its identity, spec,
+/// and the status it wrote (never `managedFields` or labels).
+const COMPOSITE_PATHS: &[&[&str]] = &[
+    &["apiVersion"],
+    &["kind"],
+    &["metadata", "name"],
+    &["metadata", "namespace"],
+    &["spec"],
+    &["status", "packages"],
+    &["status", "conditions"],
+];
+
+/// What the function reads of an observed composed resource: what it
+/// carries over when it keeps one (identity, spec, the external name), and
+/// the conditions that say whether it is ready.
+const OBSERVED_PATHS: &[&[&str]] = &[
+    &["apiVersion"],
+    &["kind"],
+    &["metadata", "name"],
+    &["metadata", "namespace"],
+    &["metadata", "annotations", "crossplane.io/external-name"],
+    &["spec"],
+    &["status", "conditions"],
+];
 
 /// Whether the caller says it can send required resources (Crossplane v2
 /// does; a caller that says nothing is never asked for any).
@@ -64,20 +89,22 @@ impl Request {
         &self.inner
     }
 
-    /// The observed composite resource, which every reconcile must carry.
+    /// The observed composite resource, which every reconcile must carry:
+    /// the parts the function reads (`COMPOSITE_PATHS`).
     pub fn observed_composite(&self) -> Result<Json> {
         self.inner
             .observed
             .as_ref()
             .and_then(|s| s.composite.as_ref())
             .and_then(|c| c.resource.as_ref())
-            .map(struct_to_json)
+            .map(|s| project(s, COMPOSITE_PATHS))
             .ok_or_else(|| {
                 Error::InvalidRequest("observed.composite.resource is missing".to_string())
             })
     }
 
-    /// Observed composed resources by their composition resource name.
+    /// Observed composed resources by their composition resource name: the
+    /// parts the function reads (`OBSERVED_PATHS`).
     pub fn observed_resources(&self) -> BTreeMap<String, Json> {
         self.inner
             .observed
@@ -88,7 +115,7 @@ impl Request {
                     .filter_map(|(name, r)| {
                         r.resource
                             .as_ref()
-                            .map(|s| (name.clone(), struct_to_json(s)))
+                            .map(|s| (name.clone(), project(s, OBSERVED_PATHS)))
                     })
                     .collect()
             })
@@ -140,6 +167,45 @@ mod tests {
             input: input.as_ref().and_then(json_to_struct),
             ..Default::default()
         })
+    }
+
+    /// Only what the function reads is converted: a kept object carries
+    /// over its identity, spec and external name, never managedFields.
+    #[test]
+    fn observed_objects_are_read_only_where_the_function_looks() {
+        let full = json!({
+            "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+            "metadata": {"name": "p", "uid": "u", "generation": 3,
+                         "managedFields": [{"manager": "crossplane", "fieldsV1": {"f:spec": {}}}],
+                         "annotations": {"crossplane.io/external-name": "e", "crossplane.io/composition-resource-name": "r"}},
+            "spec": {"package": "x:v1", "revisionHistoryLimit": 1},
+            "status": {"conditions": [{"type": "Healthy", "status": "True"}], "currentRevision": "p-1"}
+        });
+        let mut request = request_with(Some(full.clone()), None).inner;
+        if let Some(observed) = request.observed.as_mut() {
+            observed.resources.insert(
+                "package-p".to_string(),
+                Resource {
+                    resource: json_to_struct(&full),
+                    ..Default::default()
+                },
+            );
+        }
+        let request = Request::new(request);
+        let seen = json!({
+            "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+            "metadata": {"name": "p", "annotations": {"crossplane.io/external-name": "e"}},
+            "spec": {"package": "x:v1", "revisionHistoryLimit": 1},
+            "status": {"conditions": [{"type": "Healthy", "status": "True"}]}
+        });
+        assert_eq!(request.observed_resources()["package-p"], seen);
+        let composite = request.observed_composite().expect("composite");
+        assert_eq!(composite["metadata"], json!({"name": "p"}));
+        assert_eq!(composite["spec"], full["spec"]);
+        assert_eq!(
+            composite["status"],
+            json!({"conditions": full["status"]["conditions"]})
+        );
     }
 
     #[derive(Debug, Deserialize, PartialEq)]

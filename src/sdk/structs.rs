@@ -23,6 +23,30 @@ fn struct_to_map(s: &Struct) -> Map<String, Json> {
         .collect()
 }
 
+/// Converts only the fields at `paths` (each a list of keys from the top;
+/// a path converts everything under its last key) and leaves the rest of
+/// the Struct, such as `metadata.managedFields`, unread. A path that is not
+/// there, or runs into something other than an object, is left out.
+pub fn project(s: &Struct, paths: &[&[&str]]) -> Json {
+    let mut out = Map::new();
+    for (key, value) in &s.fields {
+        let below: Vec<&[&str]> = paths
+            .iter()
+            .filter(|p| p.first() == Some(&key.as_str()))
+            .map(|p| &p[1..])
+            .collect();
+        if below.is_empty() {
+            continue;
+        }
+        if below.iter().any(|rest| rest.is_empty()) {
+            out.insert(key.clone(), value_to_json(value));
+        } else if let Some(Kind::StructValue(inner)) = &value.kind {
+            out.insert(key.clone(), project(inner, &below));
+        }
+    }
+    Json::Object(out)
+}
+
 pub fn value_to_json(v: &Value) -> Json {
     match &v.kind {
         None | Some(Kind::NullValue(_)) => Json::Null,
@@ -79,6 +103,38 @@ pub fn json_to_value(j: &Json) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn projections_convert_only_the_paths_asked_for() {
+        let object = json!({
+            "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+            "metadata": {"name": "p", "uid": "u", "managedFields": [{"manager": "crossplane"}],
+                         "annotations": {"crossplane.io/external-name": "e", "other": "o"}},
+            "spec": {"package": "x", "n": 1},
+            "status": {"conditions": [{"type": "Healthy"}], "resolvedPackage": "y"}
+        });
+        let s = json_to_struct(&object).expect("an object");
+        let paths: &[&[&str]] = &[
+            &["apiVersion"],
+            &["metadata", "name"],
+            &["metadata", "annotations", "crossplane.io/external-name"],
+            &["spec"],
+            &["status", "conditions"],
+            &["kind", "deeper"],
+            &["absent"],
+        ];
+        assert_eq!(
+            project(&s, paths),
+            json!({
+                "apiVersion": "pkg.crossplane.io/v1",
+                "metadata": {"name": "p", "annotations": {"crossplane.io/external-name": "e"}},
+                "spec": {"package": "x", "n": 1},
+                "status": {"conditions": [{"type": "Healthy"}]}
+            })
+        );
+        assert_eq!(project(&s, &[]), json!({}));
+        assert_eq!(project(&s, &[&[]]), json!({}));
+    }
 
     #[test]
     fn round_trips_are_exact() {
