@@ -14,8 +14,11 @@ on core 0, the median of --runs runs of --seconds each:
 * ours: the release binary, fresh (empty caches): one cold late-reconcile
   call (AWS calls counted from its Prometheus counter
   function_ecr_registry_calls_total), then p50 latency at concurrency 1 and
-  req/s at concurrency 16 (AWS calls over all of these: "warm"), VmRSS
-  after the cold call (idle) and VmHWM at the end (high-water);
+  req/s at concurrency 16, then one run at concurrency 64 (AWS calls over
+  all of these: "warm"), VmRSS after the cold call (idle) and VmHWM at the
+  end (high-water, so at 64 calls in flight);
+* ours with --memo-mib 0 (every call composed, registry caches warm after
+  one call): server CPU time (utime + stime) per call at concurrency 1;
 * the Rust no-op floor (examples/noop.rs) and the Go no-op
   (bench/go/cmd/noop, function-sdk-go) on the same request: req/s at 16;
 * the Go pipeline: function-patch-and-transform -> function-auto-ready ->
@@ -67,6 +70,12 @@ def status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (/proc/PID/stat utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -155,10 +164,10 @@ class Bench:
     def start(self, name: str, argv: list[str], port: int) -> Server:
         return Server(name, argv, port, self.env, self.tmp, self.args.server_core)
 
-    def ours(self, port: int) -> Server:
+    def ours(self, port: int, *extra: str) -> Server:
         return self.start("ours", [
             self.args.function, "serve", "--insecure", "--address", f"127.0.0.1:{port}",
-            "--metrics-address", "127.0.0.1:0"], port)
+            "--metrics-address", "127.0.0.1:0", *extra], port)
 
     def size(self, n: int, folder: Path) -> dict:
         a = self.args
@@ -191,9 +200,14 @@ class Bench:
             row["rss_idle_kib"] = status_kib(server.pid, "VmRSS")
             c1 = self.runs("ours c=1", ["load", "-address", f"127.0.0.1:{port}", "-request", ours_req, "-c", "1"])
             c16 = self.runs("ours c=16", ["load", "-address", f"127.0.0.1:{port}", "-request", ours_req, "-c", "16"])
+            row["rss_hwm16_kib"] = status_kib(server.pid, "VmHWM")
+            c64 = self.drive("load", "-address", f"127.0.0.1:{port}", "-request", ours_req, "-c", "64",
+                             "-seconds", str(a.seconds))
+            if c64["errors"]:
+                raise RuntimeError(f"ours c=64: {c64['errors']} calls failed: {c64['first_error']}")
             m2 = registry_calls(metrics)
             row["aws_warm"], row["aws_warm_ops"] = aws_calls(m1, m2)
-            row["warm_requests"] = sum(r["calls"] + 3 for r in c1 + c16)
+            row["warm_requests"] = sum(r["calls"] + 3 for r in c1 + c16 + [c64])
             row["rss_hwm_kib"] = status_kib(server.pid, "VmHWM")
             row["rss_after_kib"] = status_kib(server.pid, "VmRSS")
         finally:
@@ -201,6 +215,23 @@ class Bench:
         row["ours_p50_ms"] = statistics.median(r["p50_ms"] for r in c1)
         row["ours_rps"] = statistics.median(r["rps"] for r in c16)
         row["ours_p50_ms_c16"] = statistics.median(r["p50_ms"] for r in c16)
+        row["ours_rps_c64"] = c64["rps"]
+
+        # Ours composing every call (no memo), registry caches warm: the
+        # server CPU one warm reconcile costs when something did change.
+        port = free_port()
+        server = self.ours(port, "--memo-mib", "0")
+        try:
+            self.drive("load", "-address", f"127.0.0.1:{port}", "-request", ours_req,
+                       "-warm", "1", "-seconds", "0")
+            cpu0 = cpu_seconds(server.pid)
+            composed = self.drive("load", "-address", f"127.0.0.1:{port}", "-request", ours_req,
+                                  "-c", "1", "-seconds", str(a.seconds))
+            cpu1 = cpu_seconds(server.pid)
+        finally:
+            server.stop()
+        row["compose_cpu_ms"] = (cpu1 - cpu0) * 1000 / max(composed["calls"], 1)
+        row["compose_p50_ms"] = composed["p50_ms"]
 
         # The Rust no-op floor and the Go no-op, on the same request.
         for key, argv in (("rust_noop", [a.noop]), ("go_noop", [a.go_noop, "-metrics-address", "127.0.0.1:0"])):
@@ -238,6 +269,20 @@ class Bench:
         return row
 
 
+# function_ecr_registry_calls_total operations that are reads of the
+# registry's data plane (HTTP GETs of blobs with the ECR token), not AWS API
+# calls; BlobRedirect hops are never counted.
+BLOB_OPS = {"GetBlob", "BlobRedirect"}
+
+
+def api_calls(ops: dict[str, int]) -> int:
+    return sum(n for op, n in ops.items() if op not in BLOB_OPS)
+
+
+def blob_gets(ops: dict[str, int]) -> int:
+    return ops.get("GetBlob", 0)
+
+
 def mib(kib: int) -> str:
     return f"{kib / 1024:.1f}"
 
@@ -253,23 +298,29 @@ def report(rows: list[dict], args) -> str:
         "function-ecr-packages may answer it from its per-XR memo (--memo-mib), the Go functions compute afresh",
         "",
         "| packages | ours p50 c=1 | ours req/s c=16 | no-op floor (Rust, tonic) req/s | Go no-op req/s "
-        "| Go pipeline req/s | ours RSS idle / high-water | AWS calls cold / warm |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Go pipeline req/s | ours RSS idle / high-water (c=64) | AWS API calls cold / warm "
+        "| blob GETs cold | server CPU per compose, memo off |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['n']} | {r['ours_p50_ms']:.2f} ms | {r['ours_rps']:.0f} | {r['rust_noop_rps']:.0f} "
             f"| {r['go_noop_rps']:.0f} | {r['pipeline_rps']:.0f} "
-            f"| {mib(r['rss_idle_kib'])} / {mib(r['rss_hwm_kib'])} MiB | {r['aws_cold']} / {r['aws_warm']} |"
+            f"| {mib(r['rss_idle_kib'])} / {mib(r['rss_hwm_kib'])} MiB "
+            f"| {api_calls(r['aws_cold_ops'])} / {api_calls(r['aws_warm_ops'])} "
+            f"| {blob_gets(r['aws_cold_ops'])} | {r['compose_cpu_ms']:.1f} ms |"
         )
-    lines += ["", "Ratios (req/s at c=16) and cold AWS calls per package:", ""]
+    lines += ["", "Ratios (req/s at c=16) and cold AWS API calls per package (the token once, then "
+              "ListImages and BatchGetImage per repository; package.yaml's layer read over the registry "
+              "API with the token, a blob GET, not an API call):", ""]
     for r in rows:
         n = r["n"]
         lines.append(
             f"- N={n}: ours/Go-pipeline {r['ours_rps'] / r['pipeline_rps']:.1f}x, "
             f"ours/Go-no-op {r['ours_rps'] / r['go_noop_rps']:.2f}x, "
             f"ours/Rust-floor {r['ours_rps'] / r['rust_noop_rps']:.2f}x; "
-            f"cold AWS calls per package {r['aws_cold'] / n:.2f} ({r['aws_cold_ops']}); "
+            f"cold AWS API calls per package {(api_calls(r['aws_cold_ops']) - 1) / n:.2f} + 1 token, "
+            f"blob GETs per package {blob_gets(r['aws_cold_ops']) / n:.2f} ({r['aws_cold_ops']}); "
             f"warm: {r['aws_warm']} over {r['warm_requests']} requests"
         )
     lines += ["", "Details:", ""]
@@ -282,7 +333,9 @@ def report(rows: list[dict], args) -> str:
             f"({g['seconds']}s from cold); request {g['request_bytes'] / 1024:.0f} KiB "
             f"(P&T's {g['pt_request_bytes'] / 1024:.0f} KiB); ours p50 at c=16 {r['ours_p50_ms_c16']:.2f} ms; "
             f"pipeline p50 at c=16 {r['pipeline_p50_ms_c16']:.2f} ms; ours RSS fresh {mib(r['rss_fresh_kib'])} MiB, "
-            f"after the runs {mib(r['rss_after_kib'])} MiB"
+            f"after the runs {mib(r['rss_after_kib'])} MiB, high-water after c=16 {mib(r['rss_hwm16_kib'])} MiB "
+            f"and after c=64 ({r['ours_rps_c64']:.0f} req/s) {mib(r['rss_hwm_kib'])} MiB; memo off: p50 "
+            f"{r['compose_p50_ms']:.2f} ms, {r['compose_cpu_ms']:.2f} ms server CPU per call"
         )
     return "\n".join(lines)
 
@@ -294,16 +347,26 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--server-core", default="1")
     p.add_argument("--client-core", default="0")
-    p.add_argument("--function", required=True, help="the release function-ecr-packages")
-    p.add_argument("--noop", required=True, help="examples/noop built")
-    p.add_argument("--go-noop", required=True)
-    p.add_argument("--driver", required=True, help="benchdrv")
-    p.add_argument("--pt", required=True, help="function-patch-and-transform")
-    p.add_argument("--auto-ready", required=True, help="function-auto-ready")
+    p.add_argument("--function", default="", help="the release function-ecr-packages")
+    p.add_argument("--noop", default="", help="examples/noop built")
+    p.add_argument("--go-noop", default="")
+    p.add_argument("--driver", default="", help="benchdrv")
+    p.add_argument("--pt", default="", help="function-patch-and-transform")
+    p.add_argument("--auto-ready", default="", help="function-auto-ready")
     p.add_argument("--sequencer", default="", help="function-sequencer (the pipeline goes without it if empty)")
     p.add_argument("--json", default="", help="also write the rows here")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (requests, logs)")
+    p.add_argument("--report", default="", metavar="ROWS.json",
+                   help="print the table of rows an earlier run wrote with --json (give its --runs and "
+                        "--seconds), and measure nothing")
     args = p.parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text()), args))
+        return 0
+    missing = [f"--{k.replace('_', '-')}" for k in ("function", "noop", "go_noop", "driver", "pt", "auto_ready")
+               if not getattr(args, k)]
+    if missing:
+        p.error(f"required: {', '.join(missing)}")
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench."))
