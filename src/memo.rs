@@ -19,7 +19,7 @@ use prost::Message;
 use prost_types::value::Kind;
 use sha2::{Digest, Sha256};
 
-use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
+use crate::proto::v1::{RequestMeta, RunFunctionRequest, RunFunctionResponse};
 
 /// Default byte budget of the answers kept.
 pub const DEFAULT_MEMO_BYTES: u64 = 32 * 1024 * 1024;
@@ -91,6 +91,13 @@ impl Memo {
         );
         // The tag names this one call; everything else is what is asked.
         let meta = request.meta.take();
+        let capabilities = meta.as_ref().map(|m| m.capabilities.clone());
+        request.meta = capabilities
+            .filter(|c| !c.is_empty())
+            .map(|capabilities| RequestMeta {
+                tag: String::new(),
+                capabilities,
+            });
         let fingerprint = Sha256::digest(request.encode_to_vec()).into();
         request.meta = meta;
         Some(Asked { xr, fingerprint })
@@ -185,6 +192,22 @@ mod tests {
         let other = Memo::asked(&mut request("b", "v1", "t4")).expect("an XR");
         assert!(memo.answer(&other).is_none(), "another XR");
         assert_eq!(memo.counts(), (1, 2));
+    }
+
+    /// What the caller can send changes what is asked of it (the Lock and
+    /// leaving packages), so it is part of the question; the tag is not.
+    #[test]
+    fn capabilities_are_part_of_the_question() {
+        let plain = Memo::asked(&mut request("a", "v1", "t1")).expect("an XR");
+        let mut capable = request("a", "v1", "t2");
+        if let Some(meta) = capable.meta.as_mut() {
+            meta.capabilities = vec![crate::proto::v1::Capability::RequiredResources as i32];
+        }
+        let capable = Memo::asked(&mut capable).expect("an XR");
+        assert_ne!(plain, capable);
+        let mut untagged = request("a", "v1", "");
+        untagged.meta = None;
+        assert_eq!(Memo::asked(&mut untagged).expect("an XR"), plain);
     }
 
     #[test]
