@@ -88,7 +88,11 @@ impl Function {
     pub async fn compose(&self, mut request: RunFunctionRequest) -> RunFunctionResponse {
         // Asked exactly as last time, with what was read still trusted: the
         // same answer, under this call's tag.
-        let asked = Memo::asked(&mut request);
+        let asked = if self.memo.is_enabled() {
+            Memo::asked(&mut request)
+        } else {
+            None
+        };
         if let Some(mut kept) = asked.as_ref().and_then(|a| self.memo.answer(a)) {
             if let (Some(meta), Some(tag)) = (kept.meta.as_mut(), request.meta.as_ref()) {
                 meta.tag.clone_from(&tag.tag);
@@ -190,7 +194,7 @@ impl Function {
             locked,
             removing,
         } = gating::admit(
-            &plan,
+            plan,
             &observed,
             &previous.dependencies(),
             lingering.resources(),

@@ -12,7 +12,7 @@
 //! what Crossplane's package Lock says (see `lock`): a leaving package stays
 //! while any package in the Lock still declares it as a dependency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value as Json};
 
@@ -111,33 +111,36 @@ fn condition_is_true(observed: &Json, kind: &str) -> bool {
 /// `keep_everything`, as when the registry failed and the plan may be
 /// incomplete, every observed resource of ours stays.
 pub fn admit(
-    plan: &[Planned],
+    plan: Vec<Planned>,
     observed: &BTreeMap<String, Json>,
     dependencies: &BTreeMap<String, Vec<String>>,
     lingering: &BTreeSet<String>,
     lock: &Lock,
     keep_everything: bool,
 ) -> Admission {
-    let ready = |name: &str| observed.get(name).is_some_and(is_ready);
-    let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+    // Each observed object's readiness, judged once: every dependent of a
+    // package asks about it again.
+    let readiness: HashMap<&str, bool> = observed
+        .iter()
+        .map(|(name, object)| (name.as_str(), is_ready(object)))
+        .collect();
+    let ready = |name: &str| readiness.get(name).copied().unwrap_or(false);
     let mut admission = Admission::default();
-    for planned in plan {
+    let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
+    for planned in &plan {
         let missing: Vec<String> = planned
             .needs
             .iter()
             .filter(|n| !ready(n))
             .cloned()
             .collect();
-        if observed.contains_key(&planned.name) || missing.is_empty() {
-            admission.desired.push((
-                planned.name.clone(),
-                planned.object.clone(),
-                ready(&planned.name),
-            ));
-        } else {
+        let admit = observed.contains_key(&planned.name) || missing.is_empty();
+        if !admit {
             admission.waiting.push((planned.name.clone(), missing));
         }
+        admitted.push(admit);
     }
+    let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
 
     // A dependent has settled once it is planned, observed with the package
     // reference the plan wants, and ready.
@@ -168,6 +171,7 @@ pub fn admit(
         .keys()
         .filter(|name| is_owned(name) && !planned.contains_key(name.as_str()))
         .collect();
+    let mut retained = Vec::new();
     for name in unplanned {
         let object = &observed[name];
         let is_package = Readiness::of(object) == Readiness::InstalledAndHealthy;
@@ -188,11 +192,22 @@ pub fn admit(
             admission.locked.insert(name.clone(), declared_by);
         }
         if keep_everything || needed_by_someone {
-            admission
-                .desired
-                .push((name.clone(), carry_over(&observed[name]), ready(name)));
+            retained.push((name.clone(), carry_over(object), ready(name)));
         }
     }
+
+    // The admitted objects move out of the plan, in its order, before what
+    // is only retained.
+    admission.desired = plan
+        .into_iter()
+        .zip(admitted)
+        .filter(|(_, admit)| *admit)
+        .map(|(p, _)| {
+            let ready = ready(&p.name);
+            (p.name, p.object, ready)
+        })
+        .chain(retained)
+        .collect();
     admission
 }
 
@@ -256,7 +271,7 @@ mod tests {
         keep_everything: bool,
     ) -> Admission {
         admit(
-            plan,
+            plan.to_vec(),
             observed,
             dependencies,
             &BTreeSet::new(),
@@ -467,7 +482,7 @@ mod tests {
         // No longer observed, but its object is still being deleted.
         let lingering = BTreeSet::from(["package-s3".to_string()]);
         let a = admit(
-            &plan,
+            plan.to_vec(),
             &observed,
             &deps,
             &lingering,
@@ -568,7 +583,7 @@ mod tests {
         ];
         for (case, lock, declared_by) in cases {
             let a = admit(
-                &[],
+                Vec::new(),
                 &observed,
                 &BTreeMap::new(),
                 &BTreeSet::new(),
@@ -589,7 +604,7 @@ mod tests {
             .filter(|(k, _)| k.starts_with("image-config"))
             .collect();
         let a = admit(
-            &[],
+            Vec::new(),
             &only_image_config,
             &BTreeMap::new(),
             &BTreeSet::new(),
