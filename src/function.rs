@@ -217,15 +217,16 @@ impl Function {
             all_ready &= ready;
             response.set_desired_resource(&name, object, ready);
         }
-        if !all_ready || failure.is_some() {
+        let converging = !all_ready || failure.is_some();
+        if converging {
             // Crossplane would otherwise call the XR ready as soon as what is
             // composed so far is ready, while packages still wait their turn.
             response.set_composite_ready(false);
-            // The next wave, or the retry, should not wait a full TTL.
-            response.set_ttl(settings.ttl.min(CONVERGING_TTL));
-        } else if !locked.is_empty() || !lingering.resources().is_empty() {
-            // Neither the Lock nor deleted objects are watched: look again
-            // soon for them to let go.
+        }
+        // The next wave or the retry should not wait a full TTL; nor should
+        // a removal held by the Lock or by deleted objects, which are not
+        // watched.
+        if converging || !locked.is_empty() || !lingering.resources().is_empty() {
             response.set_ttl(settings.ttl.min(CONVERGING_TTL));
         }
 

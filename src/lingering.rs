@@ -59,11 +59,8 @@ impl Lingering {
         lingering
     }
 
-    /// Whether a leaving package's object still exists.
-    pub fn contains(&self, resource: &str) -> bool {
-        self.present.contains(resource)
-    }
-
+    /// The leaving packages (composition resource names) whose objects
+    /// still exist.
     pub fn resources(&self) -> &BTreeSet<String> {
         &self.present
     }
@@ -149,7 +146,7 @@ mod tests {
             ),
         ] {
             let lingering = Lingering::read(&request, [&s3]);
-            assert_eq!(lingering.contains(&resource), present, "{case}");
+            assert_eq!(lingering.resources().contains(&resource), present, "{case}");
             assert_eq!(lingering.is_asking(), asked, "{case}");
         }
     }

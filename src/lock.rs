@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::request::can_send_required_resources;
-use crate::sdk::structs::struct_to_json;
+use crate::sdk::structs::project;
 
 /// The name the Lock is asked for under, in `requirements.resources` and
 /// read back from `required_resources`.
@@ -28,6 +28,9 @@ pub const API_VERSION: &str = "pkg.crossplane.io/v1beta1";
 pub const KIND: &str = "Lock";
 /// Crossplane keeps one Lock, under this name.
 pub const NAME: &str = "lock";
+
+/// What is read of the Lock (never its metadata or status).
+const LOCK_PATHS: &[&[&str]] = &[&["kind"], &["packages"]];
 
 /// Lock entries read at most; a Lock longer than this (far beyond any real
 /// cluster) is not trusted to be complete, so every leaving package stays.
@@ -59,7 +62,7 @@ impl Lock {
         };
         let mut declared: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for item in &resources.items {
-            let Some(lock) = item.resource.as_ref().map(struct_to_json) else {
+            let Some(lock) = item.resource.as_ref().map(|s| project(s, LOCK_PATHS)) else {
                 continue;
             };
             if lock.get("kind").and_then(Json::as_str) != Some(KIND) {

@@ -41,8 +41,6 @@ struct Kept {
 }
 
 pub struct Memo {
-    /// Whether anything may be kept (a budget above 0).
-    enabled: bool,
     answers: moka::sync::Cache<String, Arc<Kept>>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -51,7 +49,6 @@ pub struct Memo {
 impl Memo {
     pub fn new(budget_bytes: u64) -> Self {
         Self {
-            enabled: budget_bytes > 0,
             answers: moka::sync::Cache::builder()
                 .max_capacity(budget_bytes)
                 .weigher(|xr: &String, kept: &Arc<Kept>| {
@@ -66,7 +63,7 @@ impl Memo {
     /// Whether answers are kept at all; without a budget there is no need
     /// to work out what a request asks.
     pub fn is_enabled(&self) -> bool {
-        self.enabled
+        self.answers.policy().max_capacity() != Some(0)
     }
 
     /// What `request` asks, for [`Memo::answer`] and [`Memo::keep`]; `None`
