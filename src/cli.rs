@@ -85,6 +85,18 @@ pub struct ServeArgs {
     )]
     pub max_concurrent_calls: u32,
 
+    /// Admitted RunFunction calls whose requests are read at once. The
+    /// others wait, their requests held back by HTTP/2 flow control, so the
+    /// memory requests take is bounded by this rather than by
+    /// --max-concurrent-calls.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_READS",
+        default_value_t = Limits::DEFAULT_MAX_CONCURRENT_READS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub max_concurrent_reads: u32,
+
     /// Calls one connection may have open at once (HTTP/2
     /// SETTINGS_MAX_CONCURRENT_STREAMS). gRPC clients hold further calls
     /// until one finishes, so a single client such as Crossplane, which keeps
@@ -221,6 +233,8 @@ impl ServeArgs {
             max_recv_message_bytes: usize::from(self.max_recv_message_size) * MIB,
             limits: Limits {
                 max_concurrent_calls: count(self.max_concurrent_calls),
+                max_concurrent_reads: count(self.max_concurrent_reads),
+                read_slot_hold: Limits::DEFAULT_READ_SLOT_HOLD,
                 max_streams_per_connection: self.max_streams_per_connection,
                 max_connections: count(self.max_connections),
                 http2_keepalive_interval: enabled(self.http2_keepalive_interval),
@@ -294,6 +308,8 @@ mod tests {
             "--insecure",
             "--max-concurrent-calls",
             "8",
+            "--max-concurrent-reads",
+            "3",
             "--max-streams-per-connection",
             "4",
             "--max-connections",
@@ -314,6 +330,8 @@ mod tests {
             limits,
             Limits {
                 max_concurrent_calls: 8,
+                max_concurrent_reads: 3,
+                read_slot_hold: Limits::DEFAULT_READ_SLOT_HOLD,
                 max_streams_per_connection: 4,
                 max_connections: 2,
                 http2_keepalive_interval: Some(Duration::from_secs(90)),
@@ -327,6 +345,7 @@ mod tests {
     fn limits_refuse_zero_and_nonsense() {
         for args in [
             &["--max-concurrent-calls", "0"][..],
+            &["--max-concurrent-reads", "0"],
             &["--max-streams-per-connection", "0"],
             &["--max-connections", "0"],
             &["--http2-keepalive-timeout", "0"],

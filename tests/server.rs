@@ -853,6 +853,66 @@ async fn busy_slots_shed_run_function_while_health_and_reflection_answer() {
     harness.stop().await;
 }
 
+/// With one read slot, many large requests on one connection are all read
+/// and answered: calls waiting for the slot fill no more than their stream
+/// windows, so the connection always has room for the one being read. The
+/// slot is never given up early here, so a flow-control deadlock would hang
+/// this test rather than be broken by the hold.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_requests_waiting_for_one_read_slot_are_all_answered() {
+    let harness = Harness::limited(Limits {
+        max_concurrent_reads: 1,
+        read_slot_hold: Duration::from_secs(3600),
+        ..Limits::default()
+    })
+    .await;
+    let client = harness.v1().await;
+    // Each body is several stream windows long.
+    let calls = (0..64).map(|i| {
+        let mut client = client.clone();
+        let sent = request_of_size(&format!("large-{i}"), 4 * Limits::STREAM_WINDOW as usize);
+        async move {
+            let answer = client.run_function(sent.clone()).await;
+            (sent, answer)
+        }
+    });
+    let answers = tokio::time::timeout(Duration::from_secs(120), futures::future::join_all(calls))
+        .await
+        .expect("every call answered within 120s: reading deadlocked");
+    for (sent, answer) in answers {
+        assert_answers(&sent, &answer.expect("answered").into_inner());
+    }
+    harness.stop().await;
+}
+
+/// A client that stops halfway through its request gives its read slot up
+/// after `read_slot_hold`, so other calls are read and answered; the
+/// stalled call is still answered once its client sends the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_request_gives_up_its_read_slot() {
+    let harness = Harness::limited(Limits {
+        max_concurrent_reads: 1,
+        read_slot_hold: Duration::from_millis(200),
+        ..Limits::default()
+    })
+    .await;
+    let stalled = HeldCall::open(harness.grpc, V1_SERVICE, "stalled").await;
+    wait_in_flight(harness.metrics, 1.0).await;
+    let mut client = harness.v1().await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        answered(
+            &mut client,
+            request("behind-the-stalled-one"),
+            "read after the hold",
+        ),
+    )
+    .await
+    .expect("answered within 60s: the stalled call kept its read slot");
+    stalled.finish().await;
+    harness.stop().await;
+}
+
 /// Connections beyond the maximum are closed as soon as they are accepted;
 /// the ones open keep working, and closing one lets a new one in.
 #[tokio::test(flavor = "multi_thread")]

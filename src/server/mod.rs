@@ -1,16 +1,9 @@
 //! The gRPC server Crossplane calls: RunFunction in both protocol versions,
 //! plus health and reflection for the humans and probes around it.
 
-use std::{
-    fs,
-    future::Future,
-    io,
-    path::Path,
-    pin::Pin,
-    sync::{Arc, Mutex},
-    task::{Context, Poll},
-    time::{Duration, Instant},
-};
+mod limits;
+
+use std::{fs, future::Future, path::Path, sync::Arc, time::Duration};
 
 use rustls::{
     crypto::aws_lc_rs,
@@ -18,23 +11,18 @@ use rustls::{
     sign::CertifiedKey,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     signal::unix::{SignalKind, signal},
-    sync::{OwnedSemaphorePermit, Semaphore},
 };
-use tokio_stream::{Stream, StreamExt};
 use tonic::{
     Code, Request, Response, Status,
     server::NamedService,
-    transport::{
-        Certificate, Identity, Server, ServerTlsConfig,
-        server::{Connected, TcpConnectInfo, TcpIncoming},
-    },
+    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
 };
 use tower::util::MapResponseLayer;
-use tower_layer::Layer;
-use tower_service::Service;
+
+pub use self::limits::Limits;
+use self::limits::{CallLimitLayer, limit_connections};
 
 use crate::{
     error::ServeError,
@@ -129,56 +117,6 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// Bounds on what callers can make the server hold. Overload is refused
-/// at once (RESOURCE_EXHAUSTED, a refused stream or a closed connection),
-/// never queued without bound inside the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// RunFunction calls (both protocol versions) in flight across all
-    /// connections. A call beyond it is answered RESOURCE_EXHAUSTED before
-    /// its request is read. Health and reflection do not count and are
-    /// never refused by it.
-    pub max_concurrent_calls: usize,
-    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams a client may have
-    /// open on one connection. gRPC clients hold further calls until a
-    /// stream frees, so a single client (Crossplane keeps one connection per
-    /// function) is slowed down rather than refused when this is no larger
-    /// than `max_concurrent_calls`.
-    pub max_streams_per_connection: u32,
-    /// Open connections. A connection beyond it is closed as soon as it is
-    /// accepted.
-    pub max_connections: usize,
-    /// How often to ping an idle HTTP/2 connection; `None` never pings.
-    pub http2_keepalive_interval: Option<Duration>,
-    /// How long to wait for a ping's acknowledgement before closing the
-    /// connection.
-    pub http2_keepalive_timeout: Duration,
-    /// Idle time before TCP keepalive probes; `None` sends none.
-    pub tcp_keepalive: Option<Duration>,
-}
-
-impl Limits {
-    pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 64;
-    pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 64;
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
-    pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
-    pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-    pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_concurrent_calls: Self::DEFAULT_MAX_CONCURRENT_CALLS,
-            max_streams_per_connection: Self::DEFAULT_MAX_STREAMS_PER_CONNECTION,
-            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
-            http2_keepalive_interval: Some(Self::DEFAULT_HTTP2_KEEPALIVE_INTERVAL),
-            http2_keepalive_timeout: Self::DEFAULT_HTTP2_KEEPALIVE_TIMEOUT,
-            tcp_keepalive: Some(Self::DEFAULT_TCP_KEEPALIVE),
-        }
-    }
-}
-
 /// Resolves once the process receives SIGTERM or SIGINT. Installing the
 /// handlers is done here, before serving, so a failure stops start-up.
 pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, ServeError> {
@@ -250,6 +188,8 @@ pub async fn serve(
     let limits = config.limits;
     let mut server = Server::builder()
         .max_concurrent_streams(limits.max_streams_per_connection)
+        .initial_stream_window_size(Limits::STREAM_WINDOW)
+        .initial_connection_window_size(limits.connection_window())
         .http2_keepalive_interval(limits.http2_keepalive_interval)
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
     let tls = match config.security {
@@ -277,6 +217,7 @@ pub async fn serve(
         tls,
         max_recv_message_bytes = limit,
         max_concurrent_calls = limits.max_concurrent_calls,
+        max_concurrent_reads = limits.max_concurrent_reads,
         max_streams_per_connection = limits.max_streams_per_connection,
         max_connections = limits.max_connections,
         "serving RunFunction"
@@ -292,7 +233,7 @@ pub async fn serve(
         .layer(metrics.layer(&methods))
         .layer(MapResponseLayer::new(oversized_is_resource_exhausted))
         .layer(CallLimitLayer::new(
-            limits.max_concurrent_calls,
+            &limits,
             &[RunnerV1::NAME, RunnerV1beta1::NAME],
         ))
         .add_service(v1)
@@ -327,189 +268,6 @@ fn oversized_is_resource_exhausted<B: Default>(response: http::Response<B>) -> h
 /// How tonic's decoder words the refusal; the end-to-end tests notice if a
 /// tonic upgrade changes it.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
-
-/// Admits at most `limit` calls to `services` at a time, across all
-/// connections, and answers any call beyond that RESOURCE_EXHAUSTED at once,
-/// before its request body is read: shedding load instead of queueing it.
-/// Calls to other services (health, reflection) pass untouched, so probes
-/// answer however busy RunFunction is.
-#[derive(Clone)]
-struct CallLimitLayer {
-    slots: Arc<Semaphore>,
-    limit: usize,
-    services: Arc<[&'static str]>,
-}
-
-impl CallLimitLayer {
-    fn new(limit: usize, services: &[&'static str]) -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(limit)),
-            limit,
-            services: services.into(),
-        }
-    }
-
-    fn limits(&self, path: &str) -> bool {
-        path.strip_prefix('/')
-            .and_then(|rest| rest.split_once('/'))
-            .is_some_and(|(service, _)| self.services.contains(&service))
-    }
-}
-
-impl<S> Layer<S> for CallLimitLayer {
-    type Service = CallLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CallLimit {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct CallLimit<S> {
-    inner: S,
-    layer: CallLimitLayer,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for CallLimit<S>
-where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    ResBody: Default + Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<ResBody>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if !self.layer.limits(request.uri().path()) {
-            return Box::pin(self.inner.call(request));
-        }
-        match self.layer.slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                let call = self.inner.call(request);
-                Box::pin(async move {
-                    let response = call.await;
-                    // A unary response is complete once its future is:
-                    // the handler has run and the body holds its answer.
-                    drop(slot);
-                    response
-                })
-            }
-            Err(_) => {
-                tracing::debug!(
-                    limit = self.layer.limit,
-                    "refusing a RunFunction call: all slots busy"
-                );
-                let refusal = Status::resource_exhausted(format!(
-                    "the function is already running its maximum of {} RunFunction calls; \
-                     retry later",
-                    self.layer.limit
-                ));
-                Box::pin(std::future::ready(Ok(refusal.into_http())))
-            }
-        }
-    }
-}
-
-/// Hands on accepted connections while fewer than `max` are open; a
-/// connection beyond that is closed at once (its client sees it drop and
-/// may retry) rather than left waiting in the listen backlog.
-fn limit_connections(
-    incoming: TcpIncoming,
-    max: usize,
-) -> impl Stream<Item = io::Result<LimitedStream>> {
-    let slots = Arc::new(Semaphore::new(max));
-    // One warning per burst of refusals, not one per connection.
-    let last_warning: Mutex<Option<Instant>> = Mutex::new(None);
-    incoming.filter_map(move |accepted| match accepted {
-        Err(e) => Some(Err(e)),
-        Ok(stream) => match slots.clone().try_acquire_owned() {
-            Ok(slot) => Some(Ok(LimitedStream {
-                stream,
-                _slot: slot,
-            })),
-            Err(_) => {
-                let mut last = last_warning.lock().unwrap_or_else(|e| e.into_inner());
-                if last.is_none_or(|at| at.elapsed() > CONNECTION_WARNING_INTERVAL) {
-                    *last = Some(Instant::now());
-                    tracing::warn!(
-                        max_connections = max,
-                        peer = ?stream.peer_addr().ok(),
-                        "closing new connections: the maximum are open"
-                    );
-                }
-                None
-            }
-        },
-    })
-}
-
-const CONNECTION_WARNING_INTERVAL: Duration = Duration::from_secs(10);
-
-/// An accepted connection holding one of the connection slots until it is
-/// dropped.
-struct LimitedStream {
-    stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl Connected for LimitedStream {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
-    }
-}
-
-impl AsyncRead for LimitedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for LimitedStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
 
 /// Both protocol versions' handlers, around one shared function.
 struct Runner {
