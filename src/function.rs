@@ -242,7 +242,7 @@ impl Function {
             kept: &resolution.kept,
             remembered: &remembered,
         }
-        .write(response)?;
+        .write(response);
         Ok(failure.is_none())
     }
 

@@ -6,13 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use prost_types::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::compose::packages::{
     package_name, package_name_among, package_reference, package_resource_name,
 };
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::gating::{condition, is_ready};
 use crate::graph::Graph;
 use crate::registry::PackageKind;
@@ -20,6 +21,7 @@ use crate::remembered::{Previous, Remembered};
 use crate::resolve::Kept;
 use crate::sdk::Response;
 use crate::sdk::response::ConditionStatus;
+use crate::sdk::structs::{bool_value, list_value, object_value, string_value};
 use crate::spec::Settings;
 
 /// One entry of `status.packages`.
@@ -43,6 +45,30 @@ pub struct PackageStatus {
     /// until it is gone, so its dependencies leave only after it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leaving: bool,
+}
+
+impl PackageStatus {
+    /// This entry as `status.packages` holds it, built straight into
+    /// protobuf: what its serde form says, without JSON in between.
+    pub fn to_value(&self) -> Value {
+        let mut fields = vec![
+            ("name", string_value(&self.name)),
+            ("kind", string_value(self.kind.as_str())),
+            ("repository", string_value(&self.repository)),
+            ("version", string_value(&self.version)),
+            ("digest", string_value(&self.digest)),
+            ("package", string_value(&self.package)),
+            (
+                "dependsOn",
+                list_value(self.depends_on.iter().map(|d| string_value(d)).collect()),
+            ),
+            ("ready", bool_value(self.ready)),
+        ];
+        if self.leaving {
+            fields.push(("leaving", bool_value(true)));
+        }
+        object_value(fields)
+    }
 }
 
 /// `status.packages` for a graph, in install order, readiness observed;
@@ -107,6 +133,11 @@ pub fn package_statuses(
     statuses
 }
 
+/// What a resolved set is compared by to tell whether it changed.
+fn identity(s: &PackageStatus) -> (&str, &str, &str) {
+    (&s.name, &s.version, &s.digest)
+}
+
 /// Says why a package is not ready yet, for the PackagesHealthy message.
 pub fn describe_not_ready(
     name: &str,
@@ -148,7 +179,7 @@ pub struct Report<'a> {
 }
 
 impl Report<'_> {
-    pub fn write(&self, response: &mut Response) -> Result<()> {
+    pub fn write(&self, response: &mut Response) {
         let packages = if self.graph.is_empty() && self.failure.is_some() {
             // Nothing resolved and the memory made no graph: keep what it
             // remembers that still passes the checks, rather than erase it.
@@ -175,20 +206,14 @@ impl Report<'_> {
                 self.previous,
             )
         };
-        let current: Vec<PackageStatus> = packages.iter().filter(|p| !p.leaving).cloned().collect();
+        let current: Vec<&PackageStatus> = packages.iter().filter(|p| !p.leaving).collect();
         self.resolved(response, &current);
         self.healthy(response, &current);
-        let mut status = serde_json::Map::new();
-        status.insert(
-            "packages".to_string(),
-            serde_json::to_value(&packages)
-                .map_err(|e| Error::InvalidRequest(format!("encoding status.packages: {e}")))?,
-        );
-        response.set_composite_status(status);
-        Ok(())
+        let packages = list_value(packages.iter().map(PackageStatus::to_value).collect());
+        response.set_composite_status([("packages".to_string(), packages)]);
     }
 
-    fn resolved(&self, response: &mut Response, packages: &[PackageStatus]) {
+    fn resolved(&self, response: &mut Response, packages: &[&PackageStatus]) {
         match self.failure {
             None if !self.kept.is_empty() => {
                 let kept: Vec<String> = self.kept.iter().map(Kept::to_string).collect();
@@ -218,13 +243,13 @@ impl Report<'_> {
                     ),
                 );
                 // The resolved set, without packages that are only leaving.
-                let identity = |p: &[PackageStatus]| -> Vec<(String, String, String)> {
-                    p.iter()
-                        .filter(|s| !s.leaving)
-                        .map(|s| (s.name.clone(), s.version.clone(), s.digest.clone()))
-                        .collect()
-                };
-                if identity(packages) != identity(&self.previous.packages) {
+                let before = self.previous.packages.iter().filter(|s| !s.leaving);
+                if !packages
+                    .iter()
+                    .copied()
+                    .map(identity)
+                    .eq(before.map(identity))
+                {
                     let list: Vec<String> = packages
                         .iter()
                         .map(|p| format!("{} {}", p.name, p.version))
@@ -267,7 +292,7 @@ impl Report<'_> {
         }
     }
 
-    fn healthy(&self, response: &mut Response, packages: &[PackageStatus]) {
+    fn healthy(&self, response: &mut Response, packages: &[&PackageStatus]) {
         if packages.is_empty() {
             response.condition(
                 PACKAGES_HEALTHY,
@@ -329,7 +354,38 @@ fn failure_reason(error: &Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdk::structs::json_to_value;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// The protobuf form written to the XR is exactly the serde form it
+        /// is read back through.
+        #[test]
+        fn status_entries_are_written_as_serde_reads_them(
+            name in ".{0,12}",
+            kind in prop_oneof![
+                Just(PackageKind::Provider),
+                Just(PackageKind::Function),
+                Just(PackageKind::Configuration),
+            ],
+            repository in ".{0,12}",
+            version in ".{0,8}",
+            digest in ".{0,8}",
+            package in ".{0,16}",
+            depends_on in proptest::collection::vec(".{0,8}", 0..4),
+            ready in any::<bool>(),
+            leaving in any::<bool>(),
+        ) {
+            let status = PackageStatus {
+                name, kind, repository, version, digest, package, depends_on, ready, leaving,
+            };
+            let serde = serde_json::to_value(&status).expect("serializes");
+            prop_assert_eq!(status.to_value(), json_to_value(&serde));
+            let back: PackageStatus = serde_json::from_value(serde).expect("reads back");
+            prop_assert_eq!(back, status);
+        }
+    }
 
     #[test]
     fn not_ready_descriptions_say_what_is_missing() {

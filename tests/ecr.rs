@@ -125,7 +125,7 @@ async fn lists_tags_resolves_and_reads_a_package() {
     }));
     let ecr = ecr().await;
 
-    let mut tags = ecr.list_tags(&repo).await.unwrap();
+    let mut tags = Vec::clone(&ecr.list_tags(&repo).await.unwrap());
     tags.sort();
     assert_eq!(tags, vec!["latest", "v1.0.0", "v1.1.0"]);
 
@@ -443,7 +443,7 @@ async fn throttling_is_retried_with_backoff_then_reported_unavailable() {
         ..options()
     })
     .await;
-    assert_eq!(ecr.list_tags("some/repo").await.unwrap(), vec!["v1.0.0"]);
+    assert_eq!(*ecr.list_tags("some/repo").await.unwrap(), vec!["v1.0.0"]);
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert_eq!(ecr.calls().list_images, 1);
     let first = seen.lock().unwrap()[0].clone();
@@ -503,7 +503,7 @@ async fn list_tags_reads_every_page() {
     })
     .await;
     let tags = ecr.list_tags("paged/repo").await.unwrap();
-    assert_eq!(tags, vec!["v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0"]);
+    assert_eq!(*tags, vec!["v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0"]);
     assert_eq!(ecr.calls().list_images, 3);
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
@@ -735,7 +735,7 @@ async fn call_counts_cold_then_warm_through_the_connector() {
         let registry = &registry;
         async move {
             let r = connector.connect(registry, None, ttl).await.unwrap();
-            let mut tags = r.list_tags(&repo).await.unwrap();
+            let mut tags = Vec::clone(&r.list_tags(&repo).await.unwrap());
             tags.sort();
             let digest = r.resolve_digest(&repo, tags.last().unwrap()).await.unwrap();
             r.package_meta(&repo, &digest).await.unwrap();
@@ -776,7 +776,7 @@ async fn concurrent_identical_lookups_make_one_call() {
     let tags = futures_util::future::join_all((0..16).map(|_| cached.list_tags(&repo))).await;
     assert!(
         tags.iter()
-            .all(|t| t.as_ref().unwrap() == &vec!["v1.0.0".to_string()])
+            .all(|t| **t.as_ref().unwrap() == vec!["v1.0.0".to_string()])
     );
     let metas = futures_util::future::join_all(
         (0..16).map(|_| cached.package_meta(&repo, &digests["v1.0.0"])),
@@ -800,7 +800,7 @@ async fn calls_are_exported_as_a_prometheus_counter() {
         ..options()
     })
     .await;
-    assert_eq!(ecr.list_tags(&repo).await.unwrap(), vec!["v1.0.0"]);
+    assert_eq!(*ecr.list_tags(&repo).await.unwrap(), vec!["v1.0.0"]);
     let digest = ecr.resolve_digest(&repo, "v1.0.0").await.unwrap();
     assert_eq!(digest, digests["v1.0.0"]);
     ecr.package_meta(&repo, &digest).await.unwrap();

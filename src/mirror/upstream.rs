@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{DependencyError, Error, Result};
+use crate::registry::Tags;
 use crate::registry::blob::Limits;
 use crate::registry::distribution::{self, Auth, Distribution};
 use crate::registry::xpkg::{
@@ -155,11 +156,12 @@ impl Upstream {
 
 #[async_trait]
 impl Registry for Upstream {
-    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+    async fn list_tags(&self, repository: &str) -> Result<Tags> {
         let source = self.source(repository)?;
         self.client(&source.host)?
             .tags(&source.repository)
             .await
+            .map(Tags::new)
             .map_err(|e| from_distribution(&source, e))
     }
 

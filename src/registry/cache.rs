@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::future::Cache;
 
-use super::{PackageMeta, Registry};
+use super::{PackageMeta, Registry, Tags};
 use crate::error::Result;
 
 /// Default time a tag list or tag -> digest answer is trusted.
@@ -331,17 +331,16 @@ where
 
 #[async_trait]
 impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
-    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        let lookup = async { self.inner.list_tags(repository).await.map(Arc::new) };
-        let tags = answer(
+    async fn list_tags(&self, repository: &str) -> Result<Tags> {
+        let lookup = self.inner.list_tags(repository);
+        answer(
             &self.tags,
             self.failures,
             repository.to_string(),
             Some(self.tag_ttl()),
             lookup,
         )
-        .await?;
-        Ok(Vec::clone(&tags))
+        .await
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
@@ -402,7 +401,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(
                 cache.list_tags("a/b").await.unwrap(),
-                vec!["v1.0.0".to_string()]
+                Tags::new(vec!["v1.0.0".to_string()])
             );
             assert_eq!(cache.resolve_digest("a/b", "v1.0.0").await.unwrap(), d);
             assert_eq!(cache.package_meta("a/b", &d).await.unwrap().name, "b");
@@ -420,7 +419,7 @@ mod tests {
         cache.package_meta("a/b", &d).await.unwrap();
         mem.push("a/b", "v2", meta("b2"));
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let mut tags = cache.list_tags("a/b").await.unwrap();
+        let mut tags = Vec::clone(&cache.list_tags("a/b").await.unwrap());
         tags.sort();
         assert_eq!(tags, vec!["v1".to_string(), "v2".to_string()]);
         cache.package_meta("a/b", &d).await.unwrap();
@@ -501,10 +500,10 @@ mod tests {
 
     #[async_trait]
     impl Registry for Slow {
-        async fn list_tags(&self, _: &str) -> Result<Vec<String>> {
+        async fn list_tags(&self, _: &str) -> Result<Tags> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
-            Ok(vec!["v1".into()])
+            Ok(Tags::new(vec!["v1".into()]))
         }
         async fn resolve_digest(&self, _: &str, _: &str) -> Result<String> {
             self.calls.fetch_add(1, Ordering::SeqCst);
@@ -538,7 +537,7 @@ mod tests {
         let tags = futures_util::future::join_all((0..20).map(|_| cache.list_tags("r"))).await;
         assert!(
             tags.iter()
-                .all(|t| t.as_ref().unwrap() == &vec!["v1".to_string()])
+                .all(|t| **t.as_ref().unwrap() == vec!["v1".to_string()])
         );
         assert_eq!(slow.calls.load(Ordering::SeqCst), 1);
 
@@ -563,7 +562,7 @@ mod tests {
         let cancelled = tokio::time::timeout(Duration::from_millis(20), cache.list_tags("r")).await;
         assert!(cancelled.is_err(), "the first lookup was cut short");
         // The next caller is not stuck behind the dropped one.
-        assert_eq!(cache.list_tags("r").await.unwrap(), vec!["v1".to_string()]);
+        assert_eq!(*cache.list_tags("r").await.unwrap(), vec!["v1".to_string()]);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 
 use super::blob::sha256_digest;
-use super::{Dependency, PackageKind, PackageMeta, Registry};
+use super::{Dependency, PackageKind, PackageMeta, Registry, Tags};
 use crate::error::{Error, Result};
 
 #[derive(Default)]
@@ -91,13 +91,13 @@ impl MemoryRegistry {
 
 #[async_trait]
 impl Registry for MemoryRegistry {
-    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+    async fn list_tags(&self, repository: &str) -> Result<Tags> {
         self.enter("ListImages")?;
         let tags = self.lock_tags();
         let repo = tags
             .get(repository)
             .ok_or_else(|| Self::not_found(repository))?;
-        Ok(repo.keys().cloned().collect())
+        Ok(Tags::new(repo.keys().cloned().collect()))
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {

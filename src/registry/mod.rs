@@ -80,12 +80,16 @@ pub struct PackageMeta {
     pub depends_on: Vec<Dependency>,
 }
 
+/// A repository's tags.
+pub type Tags = std::sync::Arc<Vec<String>>;
+
 /// One registry (one AWS account and region). Repository names are ECR
 /// repository names (`upbound/provider-aws-s3`), never full image paths.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// Every tag in the repository, in no particular order.
-    async fn list_tags(&self, repository: &str) -> Result<Vec<String>>;
+    /// Every tag in the repository, in no particular order; shared, so a
+    /// cached list is handed out without copying it.
+    async fn list_tags(&self, repository: &str) -> Result<Tags>;
 
     /// The digest (`sha256:...`) a tag points at: the sha256 of the manifest
     /// bytes, which may be an image index. A digest resolves to itself once

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use prost_types::{Struct, Value, value::Kind};
 use serde_json::{Map, Value as Json};
 
-use super::structs::{map_to_struct, struct_to_json};
+use super::structs::map_to_struct;
 use crate::proto::v1::{
     Condition, Ready, Requirements, Resource, ResourceSelector, ResponseMeta, Result as FnResult,
     RunFunctionRequest, RunFunctionResponse, Severity, State, Status, Target,
@@ -126,27 +127,18 @@ impl Response {
 
     /// Merges `status` into the desired composite's status. Only status: a
     /// function that sets the composite's spec or metadata fights the user.
-    pub fn set_composite_status(&mut self, status: Map<String, Json>) {
+    pub fn set_composite_status(&mut self, status: impl IntoIterator<Item = (String, Value)>) {
         let composite = self
             .desired()
             .composite
             .get_or_insert_with(Resource::default);
-        let mut object = composite
-            .resource
-            .as_ref()
-            .map(struct_to_json)
-            .unwrap_or_else(|| Json::Object(Map::new()));
-        if let Json::Object(fields) = &mut object {
-            let entry = fields
-                .entry("status")
-                .or_insert_with(|| Json::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Json::Object(Map::new());
-            }
-            if let Json::Object(existing) = entry {
-                existing.extend(status);
-            }
-            composite.resource = Some(map_to_struct(fields));
+        let object = composite.resource.get_or_insert_with(Struct::default);
+        let entry = object.fields.entry("status".to_string()).or_default();
+        if !matches!(entry.kind, Some(Kind::StructValue(_))) {
+            entry.kind = Some(Kind::StructValue(Struct::default()));
+        }
+        if let Some(Kind::StructValue(existing)) = &mut entry.kind {
+            existing.fields.extend(status);
         }
     }
 
@@ -218,7 +210,7 @@ pub fn is_pascal_case(s: &str) -> bool {
 mod tests {
     use super::*;
     use crate::proto::v1::RequestMeta;
-    use crate::sdk::structs::json_to_struct;
+    use crate::sdk::structs::{json_to_struct, json_to_value, struct_to_json};
     use serde_json::json;
 
     fn request() -> RunFunctionRequest {
@@ -267,9 +259,8 @@ mod tests {
     #[test]
     fn composite_status_merges_and_touches_nothing_else() {
         let mut rsp = Response::to(&request());
-        let mut status = Map::new();
-        status.insert("packages".to_string(), json!([{"name": "a"}]));
-        rsp.set_composite_status(status);
+        let packages = json_to_value(&json!([{"name": "a"}]));
+        rsp.set_composite_status([("packages".to_string(), packages)]);
         let composite = rsp
             .finish()
             .desired

@@ -99,6 +99,37 @@ pub fn json_to_value(j: &Json) -> Value {
     Value { kind: Some(kind) }
 }
 
+/// A string as a protobuf Value.
+pub fn string_value(s: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(s.to_string())),
+    }
+}
+
+pub fn bool_value(b: bool) -> Value {
+    Value {
+        kind: Some(Kind::BoolValue(b)),
+    }
+}
+
+pub fn list_value(values: Vec<Value>) -> Value {
+    Value {
+        kind: Some(Kind::ListValue(ListValue { values })),
+    }
+}
+
+/// An object as a protobuf Value, from its fields.
+pub fn object_value<'a>(fields: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    Value {
+        kind: Some(Kind::StructValue(Struct {
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        })),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

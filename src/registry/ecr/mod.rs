@@ -29,7 +29,7 @@ use prometheus::IntCounterVec;
 use super::blob::Limits;
 use super::credentials::AwsCredentials;
 use super::xpkg::{self, Descriptor, ImageSource, Manifest, ReadOptions};
-use super::{PackageMeta, Registry};
+use super::{PackageMeta, Registry, Tags};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
 
@@ -223,8 +223,8 @@ impl EcrRegistry {
 
 #[async_trait]
 impl Registry for EcrRegistry {
-    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        self.list_tags_pages(repository).await
+    async fn list_tags(&self, repository: &str) -> Result<Tags> {
+        self.list_tags_pages(repository).await.map(Tags::new)
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
