@@ -305,20 +305,28 @@ where
     V: Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Result<V>>,
 {
-    if let (Some(max_age), Some(cached)) = (max_age, cache.get(&key).await)
-        && cached.outcome.is_ok()
-        && cached.at.elapsed() >= max_age
-    {
-        cache.invalidate(&key).await;
-    }
-    let found = cache
-        .get_with(key, async {
-            Answer {
-                outcome: lookup.await,
-                at: Instant::now(),
+    // One lookup when the answer is there and still good; only a miss or a
+    // stale success goes on to share a new lookup.
+    let found = match cache.get(&key).await {
+        Some(cached)
+            if cached.outcome.is_err() || max_age.is_none_or(|age| cached.at.elapsed() < age) =>
+        {
+            cached
+        }
+        stale => {
+            if stale.is_some() {
+                cache.invalidate(&key).await;
             }
-        })
-        .await;
+            cache
+                .get_with(key, async {
+                    Answer {
+                        outcome: lookup.await,
+                        at: Instant::now(),
+                    }
+                })
+                .await
+        }
+    };
     let expires = match &found.outcome {
         Ok(_) => max_age.map(|age| found.at + age),
         Err(error) => Some(found.at + failures.life(error)),
