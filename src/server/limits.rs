@@ -186,9 +186,10 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         if !self.layer.limits(request.uri().path()) {
+            let hold = self.layer.read_slot_hold;
             return Box::pin(
                 self.inner
-                    .call(request.map(|body| SlottedBody::unslotted(body))),
+                    .call(request.map(|body| SlottedBody::new(body, None, hold))),
             );
         }
         let Ok(call_slot) = self.layer.calls.clone().try_acquire_owned() else {
@@ -241,14 +242,6 @@ impl<B> SlottedBody<B> {
     fn new(inner: B, slot: Option<OwnedSemaphorePermit>, hold: Duration) -> Self {
         let hold = slot.as_ref().map(|_| Box::pin(tokio::time::sleep(hold)));
         Self { inner, slot, hold }
-    }
-
-    fn unslotted(inner: B) -> Self {
-        Self {
-            inner,
-            slot: None,
-            hold: None,
-        }
     }
 
     #[cfg(test)]
@@ -481,7 +474,7 @@ mod tests {
     #[test]
     fn a_body_without_a_slot_holds_none() {
         let (_send, receive) = mpsc::unbounded::<Sent>();
-        let body = SlottedBody::unslotted(StreamBody::new(receive));
+        let body = SlottedBody::new(StreamBody::new(receive), None, Duration::ZERO);
         assert!(!body.holds_slot());
     }
 
