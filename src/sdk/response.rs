@@ -7,7 +7,7 @@ use std::time::Duration;
 use prost_types::{Struct, Value, value::Kind};
 use serde_json::{Map, Value as Json};
 
-use super::structs::map_to_struct;
+use super::structs::into_struct;
 use crate::proto::v1::{
     Condition, Ready, Requirements, Resource, ResourceSelector, ResponseMeta, Result as FnResult,
     RunFunctionRequest, RunFunctionResponse, Severity, State, Status, Target,
@@ -158,7 +158,7 @@ impl Response {
         self.desired().resources.insert(
             name.to_string(),
             Resource {
-                resource: Some(map_to_struct(&resource)),
+                resource: Some(into_struct(resource)),
                 connection_details: Default::default(),
                 ready: ready_value(ready) as i32,
             },

@@ -71,30 +71,33 @@ fn number_to_json(n: f64) -> Json {
 /// Struct can only hold an object.
 pub fn json_to_struct(j: &Json) -> Option<Struct> {
     match j {
-        Json::Object(map) => Some(map_to_struct(map)),
+        Json::Object(map) => Some(into_struct(map.clone())),
         _ => None,
     }
 }
 
-pub fn map_to_struct(map: &Map<String, Json>) -> Struct {
+pub fn json_to_value(j: &Json) -> Value {
+    into_value(j.clone())
+}
+
+/// Converts a JSON object to a Struct, moving its keys and strings rather
+/// than copying them.
+pub fn into_struct(map: Map<String, Json>) -> Struct {
     Struct {
-        fields: map
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
+        fields: map.into_iter().map(|(k, v)| (k, into_value(v))).collect(),
     }
 }
 
-pub fn json_to_value(j: &Json) -> Value {
+fn into_value(j: Json) -> Value {
     let kind = match j {
         Json::Null => Kind::NullValue(0),
-        Json::Bool(b) => Kind::BoolValue(*b),
+        Json::Bool(b) => Kind::BoolValue(b),
         Json::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        Json::String(s) => Kind::StringValue(s.clone()),
+        Json::String(s) => Kind::StringValue(s),
         Json::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(json_to_value).collect(),
+            values: items.into_iter().map(into_value).collect(),
         }),
-        Json::Object(map) => Kind::StructValue(map_to_struct(map)),
+        Json::Object(map) => Kind::StructValue(into_struct(map)),
     };
     Value { kind: Some(kind) }
 }
