@@ -16,6 +16,7 @@ use crate::graph::Graph;
 use crate::lingering::Lingering;
 use crate::lock::{self, Lock};
 use crate::memo::{DEFAULT_MEMO_BYTES, Memo};
+use crate::observed;
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::cache::{DEFAULT_TAG_TTL, trusted_until};
@@ -144,7 +145,7 @@ impl Function {
         let spec = XrSpec::from_composite(&composite)?;
         let settings = Settings::new(xr_name(&composite), &spec, &input)?;
         response.set_ttl(settings.ttl);
-        let observed = request.observed_resources();
+        let observed = observed::read(request.observed_resources());
         // What earlier reconciles left in the status: a hint, re-validated.
         let previous = Previous::read(&composite);
         let remembered = previous.remembered(&settings, &spec);

@@ -1,7 +1,8 @@
-//! Gating and readiness, one rule for everything: a resource enters desired
-//! once everything it needs is observed ready, and anything already observed
-//! stays in desired. Removal runs the other way: an observed package the
-//! plan no longer wants leaves only once nothing still present depends on it.
+//! Gating, one rule for everything: a resource enters desired once
+//! everything it needs is observed ready (by the rule for its kind, see
+//! `observed`), and anything already observed stays in desired. Removal
+//! runs the other way: an observed package the plan no longer wants leaves
+//! only once nothing still present depends on it.
 //!
 //! "Depends on" includes what a package depended on when it was last
 //! composed (remembered in the XR's status): such an edge holds while the
@@ -12,12 +13,13 @@
 //! what Crossplane's package Lock says (see `lock`): a leaving package stays
 //! while any package in the Lock still declares it as a dependency.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value as Json};
 
 use crate::compose::{Planned, is_owned};
 use crate::lock::Lock;
+use crate::observed::{Observed, ObservedResources};
 
 /// The desired composed resources of this reconcile and why others wait.
 #[derive(Debug, Default, PartialEq)]
@@ -37,71 +39,6 @@ pub struct Admission {
     pub removing: bool,
 }
 
-/// What "ready" means for an object its dependents wait on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readiness {
-    /// Existing is enough (an ImageConfig has no status to wait for).
-    Exists,
-    /// A managed resource: condition `Ready=True`.
-    ReadyCondition,
-    /// A package: conditions `Installed=True` and `Healthy=True`.
-    InstalledAndHealthy,
-}
-
-impl Readiness {
-    /// The rule for an object, from its apiVersion and kind, so planned and
-    /// merely retained objects are judged alike.
-    pub fn of(object: &Json) -> Self {
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
-        let kind = object
-            .get("kind")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
-        match (api_version.starts_with("pkg.crossplane.io/"), kind) {
-            (true, "ImageConfig") => Readiness::Exists,
-            (true, _) => Readiness::InstalledAndHealthy,
-            (false, _) => Readiness::ReadyCondition,
-        }
-    }
-
-    pub fn met_by(self, observed: &Json) -> bool {
-        match self {
-            Readiness::Exists => true,
-            Readiness::ReadyCondition => condition_is_true(observed, "Ready"),
-            Readiness::InstalledAndHealthy => {
-                condition_is_true(observed, "Installed") && condition_is_true(observed, "Healthy")
-            }
-        }
-    }
-}
-
-/// Whether an observed object is ready in the sense its dependents need.
-pub fn is_ready(observed: &Json) -> bool {
-    Readiness::of(observed).met_by(observed)
-}
-
-/// The `status` and `reason` of a condition on an observed object.
-pub fn condition<'a>(observed: &'a Json, kind: &str) -> Option<(&'a str, &'a str)> {
-    observed
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Json::as_str) == Some(kind))
-        .map(|c| {
-            (
-                c.get("status").and_then(Json::as_str).unwrap_or("Unknown"),
-                c.get("reason").and_then(Json::as_str).unwrap_or(""),
-            )
-        })
-}
-
-fn condition_is_true(observed: &Json, kind: &str) -> bool {
-    condition(observed, kind).is_some_and(|(status, _)| status == "True")
-}
-
 /// Applies the gating rule to `plan`.
 ///
 /// `dependencies` maps a composition resource name to the names it depended
@@ -112,19 +49,13 @@ fn condition_is_true(observed: &Json, kind: &str) -> bool {
 /// incomplete, every observed resource of ours stays.
 pub fn admit(
     plan: Vec<Planned>,
-    observed: &BTreeMap<String, Json>,
+    observed: &ObservedResources,
     dependencies: &BTreeMap<String, Vec<String>>,
     lingering: &BTreeSet<String>,
     lock: &Lock,
     keep_everything: bool,
 ) -> Admission {
-    // Each observed object's readiness, judged once: every dependent of a
-    // package asks about it again.
-    let readiness: HashMap<&str, bool> = observed
-        .iter()
-        .map(|(name, object)| (name.as_str(), is_ready(object)))
-        .collect();
-    let ready = |name: &str| readiness.get(name).copied().unwrap_or(false);
+    let ready = |name: &str| observed.get(name).is_some_and(Observed::is_ready);
     let mut admission = Admission::default();
     let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
     for planned in &plan {
@@ -174,12 +105,11 @@ pub fn admit(
     let mut retained = Vec::new();
     for name in unplanned {
         let object = &observed[name];
-        let is_package = Readiness::of(object) == Readiness::InstalledAndHealthy;
+        let is_package = object.is_package();
         admission.removing |= is_package;
         let declared_by = if is_package {
             object
-                .pointer("/spec/package")
-                .and_then(Json::as_str)
+                .package()
                 .map(|package| lock.dependents_of(package))
                 .unwrap_or_default()
         } else {
@@ -192,7 +122,7 @@ pub fn admit(
             admission.locked.insert(name.clone(), declared_by);
         }
         if keep_everything || needed_by_someone {
-            retained.push((name.clone(), carry_over(object), ready(name)));
+            retained.push((name.clone(), object.carry_over(), object.is_ready()));
         }
     }
 
@@ -213,40 +143,15 @@ pub fn admit(
 
 /// Whether an observed object carries the package reference `planned` asks
 /// for (objects without one, like IAM resources, always do).
-fn same_package(planned: &Map<String, Json>, observed: &Json) -> bool {
+fn same_package(planned: &Map<String, Json>, observed: &Observed) -> bool {
     let wanted = planned.get("spec").and_then(|s| s.get("package"));
-    wanted.is_none() || wanted == observed.pointer("/spec/package")
-}
-
-/// The desired form of an observed object we keep without re-planning it:
-/// what we would have set (identity and spec), none of what the API server
-/// or controllers own.
-fn carry_over(observed: &Json) -> Map<String, Json> {
-    let mut out = Map::new();
-    for key in ["apiVersion", "kind", "spec"] {
-        if let Some(value) = observed.get(key) {
-            out.insert(key.to_string(), value.clone());
-        }
-    }
-    let mut metadata = Map::new();
-    for key in ["name", "namespace"] {
-        if let Some(value) = observed.pointer(&format!("/metadata/{key}")) {
-            metadata.insert(key.to_string(), value.clone());
-        }
-    }
-    if let Some(external) = observed.pointer("/metadata/annotations/crossplane.io~1external-name") {
-        metadata.insert(
-            "annotations".to_string(),
-            serde_json::json!({"crossplane.io/external-name": external}),
-        );
-    }
-    out.insert("metadata".to_string(), Json::Object(metadata));
-    out
+    wanted.is_none_or(|wanted| wanted.as_str() == observed.package())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observed::observe;
     use serde_json::json;
 
     /// A planned IAM attachment (`iam-*`) or package, by name.
@@ -272,7 +177,7 @@ mod tests {
     ) -> Admission {
         admit(
             plan.to_vec(),
-            observed,
+            &observe(observed),
             dependencies,
             &BTreeSet::new(),
             &Lock::Unavailable,
@@ -306,87 +211,6 @@ mod tests {
             "spec": {"package": "x"},
             "status": {"conditions": conditions.iter().map(|(t, s)| json!({"type": t, "status": s, "reason": "R"})).collect::<Vec<_>>()}
         })
-    }
-
-    #[test]
-    fn readiness_rules() {
-        let cases = [
-            (Readiness::Exists, vec![], true),
-            (Readiness::ReadyCondition, vec![("Ready", "True")], true),
-            (Readiness::ReadyCondition, vec![("Ready", "False")], false),
-            (Readiness::ReadyCondition, vec![("Synced", "True")], false),
-            (
-                Readiness::InstalledAndHealthy,
-                vec![("Installed", "True"), ("Healthy", "True")],
-                true,
-            ),
-            (
-                Readiness::InstalledAndHealthy,
-                vec![("Installed", "True"), ("Healthy", "False")],
-                false,
-            ),
-            (
-                Readiness::InstalledAndHealthy,
-                vec![("Installed", "True")],
-                false,
-            ),
-            (
-                Readiness::InstalledAndHealthy,
-                vec![("Ready", "True")],
-                false,
-            ),
-        ];
-        for (readiness, conditions, expected) in cases {
-            assert_eq!(
-                readiness.met_by(&with_conditions(&conditions)),
-                expected,
-                "{readiness:?} {conditions:?}"
-            );
-        }
-        assert!(!Readiness::ReadyCondition.met_by(&json!({"status": {"conditions": "junk"}})));
-    }
-
-    #[test]
-    fn the_rule_follows_the_kind() {
-        let cases = [
-            (
-                "pkg.crossplane.io/v1",
-                "Provider",
-                Readiness::InstalledAndHealthy,
-            ),
-            (
-                "pkg.crossplane.io/v1",
-                "Function",
-                Readiness::InstalledAndHealthy,
-            ),
-            (
-                "pkg.crossplane.io/v1",
-                "Configuration",
-                Readiness::InstalledAndHealthy,
-            ),
-            (
-                "pkg.crossplane.io/v1beta1",
-                "ImageConfig",
-                Readiness::Exists,
-            ),
-            (
-                "iam.aws.upbound.io/v1beta1",
-                "RolePolicyAttachment",
-                Readiness::ReadyCondition,
-            ),
-            (
-                "iam.aws.m.upbound.io/v1beta1",
-                "Role",
-                Readiness::ReadyCondition,
-            ),
-        ];
-        for (api_version, kind, readiness) in cases {
-            assert_eq!(
-                Readiness::of(&json!({"apiVersion": api_version, "kind": kind})),
-                readiness,
-                "{kind}"
-            );
-        }
     }
 
     #[test]
@@ -483,7 +307,7 @@ mod tests {
         let lingering = BTreeSet::from(["package-s3".to_string()]);
         let a = admit(
             plan.to_vec(),
-            &observed,
+            &observe(&observed),
             &deps,
             &lingering,
             &Lock::Unavailable,
@@ -584,7 +408,7 @@ mod tests {
         for (case, lock, declared_by) in cases {
             let a = admit(
                 Vec::new(),
-                &observed,
+                &observe(&observed),
                 &BTreeMap::new(),
                 &BTreeSet::new(),
                 &lock,
@@ -605,7 +429,7 @@ mod tests {
             .collect();
         let a = admit(
             Vec::new(),
-            &only_image_config,
+            &observe(&only_image_config),
             &BTreeMap::new(),
             &BTreeSet::new(),
             &Lock::Pending,

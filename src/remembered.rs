@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
 use crate::graph::{Graph, PackageNode};
+use crate::observed::ObservedResources;
 use crate::spec::xr::is_dns_label;
 use crate::spec::{Settings, XrSpec};
 use crate::status::PackageStatus;
@@ -184,7 +185,7 @@ impl Remembered {
     }
 
     /// The remembered packages whose objects exist, as a view.
-    pub fn installed<'a>(&'a self, observed: &'a BTreeMap<String, Json>) -> Installed<'a> {
+    pub fn installed<'a>(&'a self, observed: &'a ObservedResources<'a>) -> Installed<'a> {
         Installed {
             remembered: self,
             observed,
@@ -197,7 +198,7 @@ impl Remembered {
 #[derive(Clone, Copy, Debug)]
 pub struct Installed<'a> {
     remembered: &'a Remembered,
-    observed: &'a BTreeMap<String, Json>,
+    observed: &'a ObservedResources<'a>,
 }
 
 impl<'a> Installed<'a> {

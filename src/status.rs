@@ -8,14 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use prost_types::Value;
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 
 use crate::compose::packages::{
     package_name, package_name_among, package_reference, package_resource_name,
 };
 use crate::error::Error;
-use crate::gating::{condition, is_ready};
 use crate::graph::Graph;
+use crate::observed::{Observed, ObservedResources};
 use crate::registry::PackageKind;
 use crate::remembered::{Previous, Remembered};
 use crate::resolve::Kept;
@@ -78,7 +77,7 @@ impl PackageStatus {
 pub fn package_statuses(
     settings: &Settings,
     graph: &Graph,
-    observed: &BTreeMap<String, Json>,
+    observed: &ObservedResources,
     held: &BTreeMap<String, BTreeSet<String>>,
     lingering: &BTreeSet<String>,
     previous: &Previous,
@@ -112,7 +111,7 @@ pub fn package_statuses(
                 digest: node.digest.clone(),
                 package: package_reference(settings, node),
                 depends_on: depends_on.into_iter().collect(),
-                ready: observed.get(&resource).is_some_and(is_ready),
+                ready: observed.get(&resource).is_some_and(Observed::is_ready),
                 leaving: false,
             }
         })
@@ -125,7 +124,7 @@ pub fn package_statuses(
             continue;
         }
         statuses.push(PackageStatus {
-            ready: observed.get(&resource).is_some_and(is_ready),
+            ready: observed.get(&resource).is_some_and(Observed::is_ready),
             leaving: true,
             ..entry.clone()
         });
@@ -141,14 +140,14 @@ fn identity(s: &PackageStatus) -> (&str, &str, &str) {
 /// Says why a package is not ready yet, for the PackagesHealthy message.
 pub fn describe_not_ready(
     name: &str,
-    observed: Option<&Json>,
+    observed: Option<&Observed>,
     waiting_on: Option<&[String]>,
 ) -> String {
     match (observed, waiting_on) {
         (None, Some(needs)) => format!("{name} (waiting for {})", needs.join(", ")),
         (None, None) => format!("{name} (not created yet)"),
         (Some(object), _) => {
-            let state = |kind: &str| match condition(object, kind) {
+            let state = |kind: &str| match object.condition(kind) {
                 Some((status, "")) => format!("{kind}={status}"),
                 Some((status, reason)) => format!("{kind}={status} ({reason})"),
                 None => format!("{kind} unknown"),
@@ -164,7 +163,7 @@ pub fn describe_not_ready(
 pub struct Report<'a> {
     pub settings: &'a Settings,
     pub graph: &'a Graph,
-    pub observed: &'a BTreeMap<String, Json>,
+    pub observed: &'a ObservedResources<'a>,
     pub waiting: &'a [(String, Vec<String>)],
     pub held: &'a BTreeMap<String, BTreeSet<String>>,
     /// Leaving packages whose objects are deleted but not gone.
@@ -315,7 +314,7 @@ impl Report<'_> {
                 let resource = package_resource_name(&p.name);
                 let object = self.observed.get(&resource);
                 unhealthy |= object
-                    .and_then(|o| condition(o, "Healthy"))
+                    .and_then(|o| o.condition("Healthy"))
                     .is_some_and(|(s, _)| s == "False");
                 describe_not_ready(&p.name, object, waiting.get(resource.as_str()).copied())
             })
@@ -391,7 +390,7 @@ mod tests {
     fn not_ready_descriptions_say_what_is_missing() {
         let object = json!({"status": {"conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "False", "reason": "UnhealthyPackageRevision"}]}});
         assert_eq!(
-            describe_not_ready("p", Some(&object), None),
+            describe_not_ready("p", Some(&Observed::from_json(&object)), None),
             "p (Installed=True, Healthy=False (UnhealthyPackageRevision))"
         );
         assert_eq!(
@@ -399,7 +398,7 @@ mod tests {
             "p (waiting for iam-attachment)"
         );
         assert_eq!(
-            describe_not_ready("p", Some(&json!({})), None),
+            describe_not_ready("p", Some(&Observed::from_json(&json!({}))), None),
             "p (Installed unknown, Healthy unknown)"
         );
     }

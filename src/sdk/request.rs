@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use prost_types::Struct;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
@@ -38,19 +39,6 @@ const COMPOSITE_PATHS: &[&[&str]] = &[
     &["metadata", "namespace"],
     &["spec"],
     &["status", "packages"],
-    &["status", "conditions"],
-];
-
-/// What the function reads of an observed composed resource: what it
-/// carries over when it keeps one (identity, spec, the external name), and
-/// the conditions that say whether it is ready.
-const OBSERVED_PATHS: &[&[&str]] = &[
-    &["apiVersion"],
-    &["kind"],
-    &["metadata", "name"],
-    &["metadata", "namespace"],
-    &["metadata", "annotations", "crossplane.io/external-name"],
-    &["spec"],
     &["status", "conditions"],
 ];
 
@@ -103,23 +91,14 @@ impl Request {
             })
     }
 
-    /// Observed composed resources by their composition resource name: the
-    /// parts the function reads (`OBSERVED_PATHS`).
-    pub fn observed_resources(&self) -> BTreeMap<String, Json> {
+    /// Observed composed resources by their composition resource name, as
+    /// the request holds them (see `observed` for what is read of them).
+    pub fn observed_resources(&self) -> impl Iterator<Item = (&str, &Struct)> {
         self.inner
             .observed
-            .as_ref()
-            .map(|s| {
-                s.resources
-                    .iter()
-                    .filter_map(|(name, r)| {
-                        r.resource
-                            .as_ref()
-                            .map(|s| (name.clone(), project(s, OBSERVED_PATHS)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+            .iter()
+            .flat_map(|s| &s.resources)
+            .filter_map(|(name, r)| r.resource.as_ref().map(|s| (name.as_str(), s)))
     }
 
     /// The function input decoded into `T`; an absent input decodes from `{}`
@@ -169,43 +148,45 @@ mod tests {
         })
     }
 
-    /// Only what the function reads is converted: a kept object carries
-    /// over its identity, spec and external name, never managedFields.
+    /// Only what the function reads of the composite is converted: never
+    /// managedFields, uid or other status.
     #[test]
-    fn observed_objects_are_read_only_where_the_function_looks() {
+    fn the_composite_is_read_only_where_the_function_looks() {
         let full = json!({
             "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
             "metadata": {"name": "p", "uid": "u", "generation": 3,
-                         "managedFields": [{"manager": "crossplane", "fieldsV1": {"f:spec": {}}}],
-                         "annotations": {"crossplane.io/external-name": "e", "crossplane.io/composition-resource-name": "r"}},
+                         "managedFields": [{"manager": "crossplane", "fieldsV1": {"f:spec": {}}}]},
             "spec": {"package": "x:v1", "revisionHistoryLimit": 1},
             "status": {"conditions": [{"type": "Healthy", "status": "True"}], "currentRevision": "p-1"}
         });
-        let mut request = request_with(Some(full.clone()), None).inner;
-        if let Some(observed) = request.observed.as_mut() {
-            observed.resources.insert(
-                "package-p".to_string(),
-                Resource {
-                    resource: json_to_struct(&full),
-                    ..Default::default()
-                },
-            );
-        }
-        let request = Request::new(request);
-        let seen = json!({
-            "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
-            "metadata": {"name": "p", "annotations": {"crossplane.io/external-name": "e"}},
-            "spec": {"package": "x:v1", "revisionHistoryLimit": 1},
-            "status": {"conditions": [{"type": "Healthy", "status": "True"}]}
-        });
-        assert_eq!(request.observed_resources()["package-p"], seen);
-        let composite = request.observed_composite().expect("composite");
+        let composite = request_with(Some(full.clone()), None)
+            .observed_composite()
+            .expect("composite");
         assert_eq!(composite["metadata"], json!({"name": "p"}));
         assert_eq!(composite["spec"], full["spec"]);
         assert_eq!(
             composite["status"],
             json!({"conditions": full["status"]["conditions"]})
         );
+    }
+
+    #[test]
+    fn observed_resources_are_those_with_an_object() {
+        let mut request = request_with(None, None).inner;
+        if let Some(observed) = request.observed.as_mut() {
+            for (name, object) in [("a", Some(json!({"kind": "A"}))), ("b", None)] {
+                observed.resources.insert(
+                    name.to_string(),
+                    Resource {
+                        resource: object.as_ref().and_then(json_to_struct),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        let request = Request::new(request);
+        let names: Vec<&str> = request.observed_resources().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a"]);
     }
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -274,6 +255,6 @@ mod tests {
         );
         let empty = Request::new(RunFunctionRequest::default());
         assert!(empty.observed_composite().is_err());
-        assert!(empty.observed_resources().is_empty());
+        assert_eq!(empty.observed_resources().count(), 0);
     }
 }
