@@ -29,7 +29,7 @@ const MAX_ROUNDS: usize = 32;
 const CONCURRENCY: usize = 8;
 
 /// A version requirement and who placed it, for error messages.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct Requirement {
     spec: VersionSpec,
     source: String,
@@ -46,7 +46,7 @@ enum Requested {
 }
 
 /// A package that is wanted this round.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct Wanted {
     kind: PackageKind,
     /// The reverse mirror mapping of a listed repository; `None` for a
@@ -174,18 +174,25 @@ impl<'a> Resolver<'a> {
         let mut selected: BTreeMap<String, Selection> = BTreeMap::new();
         // Metadata by digest; a digest's dependencies never change.
         let mut edges: HashMap<String, Vec<Edge>> = HashMap::new();
+        // Each repository's selection, and what it was selected for: a
+        // repository wanted exactly as in the round before is not asked
+        // about again (most are, in every round after the first).
+        let mut chosen: HashMap<String, (Wanted, Selection, Option<Error>)> = HashMap::new();
         for _ in 0..MAX_ROUNDS {
             let wanted = self.wanted(&selected, &edges)?;
             // Owned items: futures borrowing from the iterator would not be
             // Send across the gRPC handler's await points.
-            let owned: Vec<(String, Wanted)> =
-                wanted.iter().map(|(r, w)| (r.clone(), w.clone())).collect();
-            let outcomes: Vec<(String, Selection, Option<Error>)> = stream::iter(owned)
+            let changed: Vec<(String, Wanted)> = wanted
+                .iter()
+                .filter(|(r, w)| chosen.get(*r).is_none_or(|(before, ..)| before != *w))
+                .map(|(r, w)| (r.clone(), w.clone()))
+                .collect();
+            let fresh: Vec<(String, Wanted, Selection, Option<Error>)> = stream::iter(changed)
                 .map(|(repository, w)| async move {
                     match self.select(&repository, &w).await {
-                        Ok(selection) => Ok((repository, selection, None)),
+                        Ok(selection) => Ok((repository, w, selection, None)),
                         Err(error) => match self.kept(&repository, &w, &error) {
-                            Some(selection) => Ok((repository, selection, Some(error))),
+                            Some(selection) => Ok((repository, w, selection, Some(error))),
                             None => Err(required_by(&w, error)),
                         },
                     }
@@ -193,6 +200,13 @@ impl<'a> Resolver<'a> {
                 .buffer_unordered(CONCURRENCY)
                 .try_collect()
                 .await?;
+            for (repository, w, selection, failure) in fresh {
+                chosen.insert(repository, (w, selection, failure));
+            }
+            let outcomes = wanted.keys().filter_map(|repository| {
+                let (_, selection, failure) = chosen.get(repository)?;
+                Some((repository.clone(), selection.clone(), failure.clone()))
+            });
             let mut kept: BTreeMap<String, Error> = BTreeMap::new();
             let mut picks: BTreeMap<String, Selection> = BTreeMap::new();
             for (repository, selection, failure) in outcomes {
@@ -704,6 +718,29 @@ mod tests {
             version.to_string(),
             deps.iter().map(|d| d.to_string()).collect(),
         )
+    }
+
+    /// A package wanted exactly as in the round before is not asked about
+    /// again: a chain four deep takes five rounds, and each package is
+    /// still read once (its tags, its digest, its metadata; the listed one's
+    /// tags twice, to see whether its version names a tag and to select).
+    #[tokio::test]
+    async fn each_package_is_read_once_however_many_rounds() {
+        let registry = MemoryRegistry::new();
+        let chain = ["chain/a", "chain/b", "chain/c", "chain/d"];
+        for pair in chain.windows(2) {
+            let next = format!("xpkg.upbound.io/{}", pair[1]);
+            let declares = [(next.as_str(), PackageKind::Provider, ">=v1.0.0")];
+            registry.push(pair[0], "v1.0.0", meta(PackageKind::Provider, &declares));
+        }
+        registry.push("chain/d", "v1.0.0", meta(PackageKind::Provider, &[]));
+        let graph = resolved(
+            &registry,
+            json!([package("Provider", "chain/a", ">=v1.0.0")]),
+        )
+        .await;
+        assert_eq!(graph.nodes().count(), 4);
+        assert_eq!(registry.calls(), 3 * chain.len() + 1);
     }
 
     #[tokio::test]
