@@ -23,6 +23,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // A recorded request instead of the generated cases, when one is named.
+    if let Ok(path) = std::env::var("COMPOSE_BENCH_REQUEST") {
+        runtime.block_on(recorded(&path));
+        return;
+    }
     runtime.block_on(warm_reconcile());
     runtime.block_on(many_distinct_packages());
     large_layer();
@@ -171,4 +176,41 @@ fn ustar_header(name: &str, size: usize) -> Vec<u8> {
     let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
     h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
     h
+}
+
+/// One recorded request (an encoded RunFunctionRequest, such as the
+/// `ours.bin` that `scripts/bench --keep` leaves) composed again and again
+/// with the memo off, against the registry the environment names: decode,
+/// compose and encode, per call. In one process and without gRPC, so two
+/// builds compare more steadily than through a server on a noisy machine.
+async fn recorded(path: &str) {
+    use prost::Message;
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return println!("COMPOSE_BENCH_REQUEST={path}: {e}"),
+    };
+    let function = Function::new().with_memo(0);
+    let once = || async {
+        match RunFunctionRequest::decode(bytes.as_slice()) {
+            Ok(request) => Some(function.compose(request).await.encode_to_vec()),
+            Err(_) => None,
+        }
+    };
+    if black_box(once().await).is_none() {
+        return println!("COMPOSE_BENCH_REQUEST={path}: not a RunFunctionRequest");
+    }
+    let calls = 60;
+    let mut times: Vec<Duration> = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        black_box(once().await);
+        times.push(started.elapsed());
+    }
+    times.sort();
+    println!(
+        "recorded request {path}, memo off, {calls} calls: fastest {:?}, quartile {:?}, median {:?}",
+        times[0],
+        times[calls / 4],
+        times[calls / 2]
+    );
 }
