@@ -46,18 +46,12 @@ fn bootstrap(xr: &Path, out: &Path, env: &[(&str, &str)]) -> Output {
     command.output().expect("run bootstrap")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(localecr::unique(name));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 #[test]
 fn bootstrap_writes_valid_manifests_in_wave_order() {
     let ecr = localecr::env();
     let ns = localecr::unique("boot");
     let seeded = ecr.seed(&family_catalog(&ns));
-    let dir = scratch("bootstrap");
+    let dir = localecr::Scratch::new("bootstrap");
     let xr = write_xr(
         &dir,
         json!([
@@ -152,7 +146,7 @@ fn bootstrap_fails_with_one_clear_line() {
     let ecr = localecr::env();
     let ns = localecr::unique("bootfail");
     ecr.seed(&family_catalog(&ns));
-    let dir = scratch("bootstrap-fail");
+    let dir = localecr::Scratch::new("bootstrap-fail");
     let cases = [
         (
             json!([{"kind": "Provider", "repository": format!("{ns}/provider-nope"), "version": "v1.0.0"}]),

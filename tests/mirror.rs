@@ -10,7 +10,7 @@ mod cluster;
 mod localecr;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ struct Closure {
     target: String,
     /// Upstream repository -> tag -> digest.
     seeded: Json,
-    scratch: PathBuf,
+    scratch: localecr::Scratch,
 }
 
 const FAMILY: &str = "upbound/provider-family-aws";
@@ -50,8 +50,7 @@ impl Closure {
         let ecr = localecr::env();
         let unique = localecr::unique("mirror");
         let upstream = format!("{}/{unique}/", ecr.upstream);
-        let scratch = std::env::temp_dir().join(localecr::unique("mirror-test"));
-        std::fs::create_dir_all(&scratch).expect("scratch dir");
+        let scratch = localecr::Scratch::new("mirror-test");
         let images = json!([
             {"repository": format!("{unique}/{FAMILY}"), "tags": ["v1.0.0", "v1.1.0"],
              "signature": true, "runtimeLayers": 1, "sharedLayers": 1,
@@ -104,7 +103,7 @@ impl Closure {
             .args(["--mirror", &self.mirror_flag()])
             .args(args)
             // No Docker config: upstream is read anonymously.
-            .env("DOCKER_CONFIG", &self.scratch)
+            .env("DOCKER_CONFIG", &*self.scratch)
             .stdin(Stdio::null());
         command
     }
@@ -380,7 +379,7 @@ async fn a_dry_run_prints_the_plan_and_writes_nothing() {
         .arg("mirror")
         .args(["--from-xr", xr.to_str().expect("utf-8")])
         .args(["--mirror", &closure.mirror_flag(), "--dry-run"])
-        .env("DOCKER_CONFIG", &closure.scratch);
+        .env("DOCKER_CONFIG", &*closure.scratch);
     let run = Run::from(command.output().expect("run mirror"));
     run.assert_success();
     assert_eq!(run.summary["dryRun"], true);
@@ -621,8 +620,7 @@ async fn a_private_upstream_is_read_with_the_docker_config_credentials() {
     ]}));
     let package = format!("{}/{unique}/{FAMILY}:v1.0.0", ecr.private_upstream);
     let target = format!("{}/", localecr::unique("private-mirror"));
-    let docker_config = std::env::temp_dir().join(localecr::unique("docker-config"));
-    std::fs::create_dir_all(&docker_config).expect("config dir");
+    let docker_config = localecr::Scratch::new("docker-config");
     let run = || {
         Run::from(
             Command::new(BINARY)
@@ -638,7 +636,7 @@ async fn a_private_upstream_is_read_with_the_docker_config_credentials() {
                     &format!("{}/{unique}/={target}", ecr.private_upstream),
                 ])
                 .arg(&package)
-                .env("DOCKER_CONFIG", &docker_config)
+                .env("DOCKER_CONFIG", &*docker_config)
                 .output()
                 .expect("run mirror"),
         )
