@@ -151,7 +151,7 @@ fn same_package(planned: &Map<String, Json>, observed: &Observed) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::observe;
+    use crate::observed::{observe, with_conditions};
     use serde_json::json;
 
     /// A planned IAM attachment (`iam-*`) or package, by name.
@@ -202,15 +202,6 @@ mod tests {
         object["apiVersion"] = json!("iam.aws.upbound.io/v1beta1");
         object["kind"] = json!("RolePolicyAttachment");
         object
-    }
-
-    fn with_conditions(conditions: &[(&str, &str)]) -> Json {
-        json!({
-            "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
-            "metadata": {"name": "p", "uid": "u", "resourceVersion": "7"},
-            "spec": {"package": "x"},
-            "status": {"conditions": conditions.iter().map(|(t, s)| json!({"type": t, "status": s, "reason": "R"})).collect::<Vec<_>>()}
-        })
     }
 
     #[test]

@@ -20,6 +20,7 @@ use prost_types::value::Kind;
 use sha2::{Digest, Sha256};
 
 use crate::proto::v1::{RequestMeta, RunFunctionRequest, RunFunctionResponse};
+use crate::sdk::structs::str_at;
 
 /// Default byte budget of the answers kept.
 pub const DEFAULT_MEMO_BYTES: u64 = 32 * 1024 * 1024;
@@ -76,24 +77,16 @@ impl Memo {
             .as_ref()?
             .resource
             .as_ref()?;
-        let text = |field: &str, within: &prost_types::Struct| match within
-            .fields
-            .get(field)
-            .and_then(|v| v.kind.as_ref())
-        {
-            Some(Kind::StringValue(s)) => s.clone(),
-            _ => String::new(),
+        let Some(Kind::StructValue(metadata)) = xr.fields.get("metadata")?.kind.as_ref() else {
+            return None;
         };
-        let metadata = match xr.fields.get("metadata").and_then(|v| v.kind.as_ref()) {
-            Some(Kind::StructValue(m)) => m.clone(),
-            _ => return None,
-        };
+        let text = |within, field| str_at(within, &[field]).unwrap_or_default();
         let xr = format!(
             "{}/{}/{}/{}",
-            text("apiVersion", xr),
-            text("kind", xr),
-            text("namespace", &metadata),
-            text("name", &metadata)
+            text(xr, "apiVersion"),
+            text(xr, "kind"),
+            text(metadata, "namespace"),
+            text(metadata, "name")
         );
         // The tag names this one call; everything else is what is asked.
         let meta = request.meta.take();

@@ -7,11 +7,11 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use prost_types::Struct;
 use prost_types::value::Kind;
-use prost_types::{Struct, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::sdk::structs::value_to_json;
+use crate::sdk::structs::{as_str, str_at, value_to_json};
 
 /// Observed composed resources by composition resource name.
 pub type ObservedResources<'a> = BTreeMap<String, Observed<'a>>;
@@ -75,11 +75,6 @@ impl<'a> Observed<'a> {
         Observed::new(Cow::Owned(resource))
     }
 
-    /// The rule its dependents' wait is judged by.
-    pub fn readiness(&self) -> Readiness {
-        self.readiness
-    }
-
     /// Whether it is ready in the sense its dependents need.
     pub fn is_ready(&self) -> bool {
         self.ready
@@ -129,6 +124,17 @@ impl<'a> Observed<'a> {
     }
 }
 
+/// A Provider observed with these (type, status) conditions; for tests.
+#[cfg(test)]
+pub fn with_conditions(conditions: &[(&str, &str)]) -> Json {
+    serde_json::json!({
+        "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
+        "metadata": {"name": "p", "uid": "u", "resourceVersion": "7"},
+        "spec": {"package": "x"},
+        "status": {"conditions": conditions.iter().map(|(t, s)| serde_json::json!({"type": t, "status": s, "reason": "R"})).collect::<Vec<_>>()}
+    })
+}
+
 /// Reads the observed composed resources of a request.
 pub fn read<'a>(resources: impl Iterator<Item = (&'a str, &'a Struct)>) -> ObservedResources<'a> {
     resources
@@ -143,26 +149,6 @@ pub fn observe(objects: &BTreeMap<String, Json>) -> ObservedResources<'static> {
         .iter()
         .map(|(name, object)| (name.clone(), Observed::from_json(object)))
         .collect()
-}
-
-/// The string at `path` (keys from the top), if every step is there.
-fn str_at<'a>(object: &'a Struct, path: &[&str]) -> Option<&'a str> {
-    let (last, steps) = path.split_last()?;
-    let mut fields = &object.fields;
-    for step in steps {
-        match &fields.get(*step)?.kind {
-            Some(Kind::StructValue(inner)) => fields = &inner.fields,
-            _ => return None,
-        }
-    }
-    as_str(fields.get(*last)?)
-}
-
-fn as_str(value: &Value) -> Option<&str> {
-    match &value.kind {
-        Some(Kind::StringValue(s)) => Some(s),
-        _ => None,
-    }
 }
 
 /// The `status` ("Unknown" when unset) and `reason` of the first condition
@@ -192,15 +178,6 @@ fn condition<'a>(object: &'a Struct, kind: &str) -> Option<(&'a str, &'a str)> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn with_conditions(conditions: &[(&str, &str)]) -> Json {
-        json!({
-            "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
-            "metadata": {"name": "p", "uid": "u", "resourceVersion": "7"},
-            "spec": {"package": "x"},
-            "status": {"conditions": conditions.iter().map(|(t, s)| json!({"type": t, "status": s, "reason": "R"})).collect::<Vec<_>>()}
-        })
-    }
 
     fn kind(api_version: &str, kind: &str, conditions: &[(&str, &str)]) -> Json {
         let mut object = with_conditions(conditions);
@@ -279,11 +256,7 @@ mod tests {
         for (api_version, kind, readiness) in cases {
             assert_eq!(Readiness::of(api_version, kind), readiness, "{kind}");
             let object = json!({"apiVersion": api_version, "kind": kind});
-            assert_eq!(
-                Observed::from_json(&object).readiness(),
-                readiness,
-                "{kind}"
-            );
+            assert_eq!(Observed::from_json(&object).readiness, readiness, "{kind}");
         }
     }
 

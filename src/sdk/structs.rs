@@ -102,6 +102,28 @@ fn into_value(j: Json) -> Value {
     Value { kind: Some(kind) }
 }
 
+/// The string at `path` (keys from the top) of a Struct, if every step is
+/// there and the last is a string.
+pub fn str_at<'a>(object: &'a Struct, path: &[&str]) -> Option<&'a str> {
+    let (last, steps) = path.split_last()?;
+    let mut fields = &object.fields;
+    for step in steps {
+        match &fields.get(*step)?.kind {
+            Some(Kind::StructValue(inner)) => fields = &inner.fields,
+            _ => return None,
+        }
+    }
+    as_str(fields.get(*last)?)
+}
+
+/// The string a Value holds, if it holds one.
+pub fn as_str(value: &Value) -> Option<&str> {
+    match &value.kind {
+        Some(Kind::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
 /// A string as a protobuf Value.
 pub fn string_value(s: &str) -> Value {
     Value {
