@@ -20,6 +20,9 @@ Fixtures:
                             also registered in moto with the exact manifest bytes,
                             so the function's own resolver can read its metadata
                             from "ECR" (self-hosting case)
+  crds                      {project: [(release, dir)]}: the CRDs of the releases
+                            under test (every Crossplane version, provider-aws),
+                            from scripts/crds
 """
 
 from __future__ import annotations
@@ -313,3 +316,33 @@ def function_server(function_binary, localecr_env, tmp_path_factory) -> Function
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# ------------------------------------------------------------------ CRD schemas
+
+
+@pytest.fixture(scope="session")
+def crds() -> dict[str, list[tuple[str, Path]]]:
+    """{project: [(release, dir)]}, e.g. {"crossplane": [("crossplane@v2.2.0",
+    Path(...)), ...], "provider-aws": [...]}: the CRDs the rendered objects and
+    the examples are validated against, one directory per release under test.
+
+    scripts/crds answers from ~/.cache/function-ecr-packages/crds and fetches
+    what is missing through the Go module proxy. Without them (no `go` on
+    PATH, no network) the tests that need them skip, naming scripts/crds,
+    unless CRDS_REQUIRED=1 (scripts/test sets it), when they fail.
+    """
+    res = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "crds"), "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
+    if res.returncode != 0:
+        why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
+        msg = f"no CRD schemas: scripts/crds failed ({why}); run scripts/crds where Go is"
+        if os.environ.get("CRDS_REQUIRED", "0") != "0":
+            pytest.fail(f"the CRD schemas are required (CRDS_REQUIRED) but {msg}")
+        pytest.skip(msg)
+    out: dict[str, list[tuple[str, Path]]] = {}
+    for line in res.stdout.splitlines():
+        release, _, d = line.partition("=")
+        out.setdefault(release.split("@")[0], []).append((release, Path(d)))
+    assert out.get("crossplane") and out.get("provider-aws"), res.stdout
+    return out

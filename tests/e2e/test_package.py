@@ -3,12 +3,14 @@
 Builds the .xpkg with scripts/xpkg (`crank xpkg build`), pushes it to the local
 registry with `crank xpkg push`, reads it back over the registry HTTP API and
 registers it in moto's ECR API.  The
-examples are checked against the Crossplane CRDs (shared/crds/crossplane) and
-their own XRDs, the way `crank beta validate` would, including unknown fields.
+examples are checked against the Crossplane CRDs of every version under test
+(fetched by scripts/crds) and their own XRDs, the way `crank beta validate`
+would, including unknown fields.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -273,30 +275,16 @@ def test_function_package_registered_in_ecr(function_package_in_ecr, pushed_func
 # examples
 
 
-def crds_dir() -> Path | None:
-    for cand in (
-        os.environ.get("CROSSPLANE_CRDS_DIR"),
-        REPO_ROOT.parent / "shared" / "crds" / "crossplane",
-        Path("/work/shared/crds/crossplane"),
-    ):
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return None
-
-
-def load_crds() -> dict[tuple[str, str, str], dict]:
-    """(group, version, kind) -> openAPIV3Schema of the CRDs we validate against."""
+@functools.cache
+def load_crds(d: Path) -> dict[tuple[str, str, str], dict]:
+    """(group, version, kind) -> openAPIV3Schema of the CRDs in `d`."""
     out = {}
-    dirs = [REPO_ROOT / "package" / "input"]
-    if crds_dir():
-        dirs.append(crds_dir())
-    for d in dirs:
-        for f in sorted(d.glob("*.yaml")):
-            for crd in yaml.safe_load_all(f.read_text()):
-                if not crd or crd.get("kind") != "CustomResourceDefinition":
-                    continue
-                for v in crd["spec"]["versions"]:
-                    out[(crd["spec"]["group"], v["name"], crd["spec"]["names"]["kind"])] = v["schema"]["openAPIV3Schema"]
+    for f in sorted(d.glob("*.yaml")):
+        for crd in yaml.safe_load_all(f.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            for v in crd["spec"]["versions"]:
+                out[(crd["spec"]["group"], v["name"], crd["spec"]["names"]["kind"])] = v["schema"]["openAPIV3Schema"]
     return out
 
 
@@ -405,22 +393,23 @@ def test_examples_are_complete_and_parse():
 
 
 @pytest.mark.parametrize("name, doc", example_docs(), ids=lambda x: x if isinstance(x, str) else x.get("kind"))
-def test_example_validates(name, doc):
-    crds = load_crds()
+def test_example_validates(name, doc, request):
+    """Against each Crossplane version's CRDs (XRs and claims: the XRDs)."""
     key = gvk(doc)
     if key[0].endswith(".crossplane.io") and key[0] != "ecr.fn.crossplane.io":
-        if not crds_dir():
-            pytest.skip("Crossplane CRDs not found (set CROSSPLANE_CRDS_DIR)")
-        schema = crds.get(key)
+        crds = request.getfixturevalue("crds")
+        schemas = [(release, load_crds(d).get(key)) for release, d in crds["crossplane"]]
     else:
-        schema = xrd_schemas().get(key)
-    assert schema is not None, f"{name}: no schema for {key}"
-    errs = validate(doc, schema)
-    assert not errs, f"{name}: {errs}"
+        schemas = [("examples", xrd_schemas().get(key))]
+    for release, schema in schemas:
+        assert schema is not None, f"{name}: no schema for {key} in {release}"
+        errs = validate(doc, schema)
+        assert not errs, f"{name} ({release}): {errs}"
     if doc["kind"] == "Composition":
+        inputs = load_crds(REPO_ROOT / "package" / "input")
         for step in doc["spec"]["pipeline"]:
             inp = step["input"]
-            errs = validate(inp, crds[gvk(inp)])
+            errs = validate(inp, inputs[gvk(inp)])
             assert not errs, f"{name} step {step['step']} input: {errs}"
 
 

@@ -5,8 +5,9 @@ examples/catalog.json; crank renders the examples through it, and render.py
 plays Crossplane's controllers between rounds (composed resources become
 Synced/Ready or Installed/Healthy, the XR keeps the status the function
 wrote). Each wave is checked on crank's rendered YAML, and every rendered
-object is validated with `crank beta validate` against the CRDs in
-../shared/crds (Crossplane's and provider-aws's) and the examples' XRDs.
+object is validated with `crank beta validate` against the CRDs of the
+releases under test (every Crossplane version's and provider-aws's, fetched by
+scripts/crds) and the examples' XRDs.
 
 Also here: `function-ecr-packages bootstrap` resolving the function's own
 package from "ECR" (self-hosting).
@@ -31,7 +32,6 @@ EXAMPLES = REPO_ROOT / "examples"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 REGISTRY = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
-SHARED_CRDS = REPO_ROOT.parent / "shared" / "crds"
 
 FAMILY = "package-upbound-provider-family-aws"
 S3 = "package-upbound-provider-aws-s3"
@@ -376,41 +376,46 @@ def test_legacy_claim_waves(rendered, example_catalog):
 
 
 @pytest.fixture(scope="module")
-def validator(crank_bin, tmp_path_factory):
-    """validate(path) -> CompletedProcess of `crank beta validate`.
+def validator(crank_bin, crds, tmp_path_factory):
+    """validate(path) -> [(release, CompletedProcess of `crank beta validate`)],
+    one run per Crossplane version under test.
 
-    Extensions: provider-aws's CRDs from ../shared/crds and the examples'
-    XRDs. Crossplane's own CRDs (Provider, Function, ImageConfig, ...): crank
-    v2.2.0 always adds the Crossplane image to what it downloads for
-    "built-in schemas" (and a `go install`ed crank has no version, so the
-    default reference is not even valid); its schema cache is filled here
-    with ../shared/crds/crossplane under a named image, so nothing is
-    downloaded.
+    Extensions: provider-aws's CRDs and the examples' XRDs. Crossplane's own
+    CRDs (Provider, Function, ImageConfig, ...): crank v2.2.0 always adds the
+    Crossplane image to what it downloads for "built-in schemas" (and a `go
+    install`ed crank has no version, so the default reference is not even
+    valid); its schema cache is filled here with each release's CRDs (from
+    scripts/crds) under a named image, so nothing is downloaded.
     """
-    if not SHARED_CRDS.is_dir():
-        pytest.skip(f"no CRDs at {SHARED_CRDS}")
     base = tmp_path_factory.mktemp("validate")
     ext = base / "extensions"
     ext.mkdir()
-    for f in sorted((SHARED_CRDS / "provider-aws").glob("*.yaml")):
-        shutil.copy(f, ext / f.name)
+    for _, d in crds["provider-aws"]:
+        for f in sorted(d.glob("*.yaml")):
+            shutil.copy(f, ext / f.name)
     for xrd in ("xrd.yaml", "xrd-legacy.yaml"):
         shutil.copy(EXAMPLES / xrd, ext / xrd)
-    image = "local.invalid/crossplane/crossplane-crds:shared"
-    cached = base / "cache" / image.replace(":", "@")
-    cached.mkdir(parents=True)
-    crossplane_crds = sorted((SHARED_CRDS / "crossplane").glob("*.yaml"))
-    assert crossplane_crds
-    (cached / "package.yaml").write_text("".join(f.read_text().rstrip("\n") + "\n---\n" for f in crossplane_crds))
+    images = []
+    for release, d in crds["crossplane"]:
+        image = f"local.invalid/crossplane/crossplane-crds:{release.partition('@')[2]}"
+        cached = base / "cache" / image.replace(":", "@")
+        cached.mkdir(parents=True)
+        crossplane_crds = sorted(d.glob("*.yaml"))
+        assert crossplane_crds, d
+        (cached / "package.yaml").write_text("".join(f.read_text().rstrip("\n") + "\n---\n" for f in crossplane_crds))
+        images.append((release, image))
 
-    def validate(resources: Path) -> subprocess.CompletedProcess:
-        cmd = [
-            crank_bin, "beta", "validate", str(ext), str(resources),
-            "--cache-dir", str(base / "cache"),
-            "--crossplane-image", image,
-            "--error-on-missing-schemas",
-        ]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    def validate(resources: Path) -> list[tuple[str, subprocess.CompletedProcess]]:
+        runs = []
+        for release, image in images:
+            cmd = [
+                crank_bin, "beta", "validate", str(ext), str(resources),
+                "--cache-dir", str(base / "cache"),
+                "--crossplane-image", image,
+                "--error-on-missing-schemas",
+            ]
+            runs.append((release, subprocess.run(cmd, capture_output=True, text=True, timeout=120)))
+        return runs
 
     return validate
 
@@ -426,10 +431,11 @@ def test_every_rendered_resource_validates(rendered, validator, case, tmp_path):
     for r in rounds:
         f = tmp_path / f"round-{r.index}.yaml"
         f.write_text(dump_docs(rendered_objects(r)))
-        res = validator(f)
         n = len(rendered_objects(r))
-        assert res.returncode == 0, f"round {r.index}:\n{res.stdout}\n{res.stderr}"
-        assert f"Total {n} resources: 0 missing schemas, {n} success cases, 0 failure cases" in res.stdout, res.stdout
+        for release, res in validator(f):
+            assert res.returncode == 0, f"round {r.index}, {release}:\n{res.stdout}\n{res.stderr}"
+            assert f"Total {n} resources: 0 missing schemas, {n} success cases, 0 failure cases" in res.stdout, \
+                f"{release}: {res.stdout}"
 
 
 def test_validation_rejects_a_broken_resource(rendered, validator, tmp_path):
@@ -440,9 +446,9 @@ def test_validation_rejects_a_broken_resource(rendered, validator, tmp_path):
     provider["spec"]["skipDependencyResolution"] = "yes"
     f = tmp_path / "broken.yaml"
     f.write_text(dump_docs(objs))
-    res = validator(f)
-    assert res.returncode != 0
-    assert "1 failure cases" in res.stdout, res.stdout
+    for release, res in validator(f):
+        assert res.returncode != 0, release
+        assert "1 failure cases" in res.stdout, f"{release}: {res.stdout}"
 
 
 def test_advance_sets_controller_conditions():
