@@ -30,8 +30,8 @@
     writes what the Deployment runtime writes: the webhook TLS Secret and
     status.tlsServerSecretName, the RuntimeHealthy condition, and for this
     function's FunctionRevision status.endpoint (dns:///127.0.0.1:PORT);
-  * the IAM CRDs of provider-aws (../shared/crds/provider-aws) are applied as
-    if provider-aws-iam were installed; its controllers do not run, so the
+  * the IAM CRDs of provider-aws (the release scripts/crds fetches) are applied
+    as if provider-aws-iam were installed; its controllers do not run, so the
     stand-in marks Roles, Policies and RolePolicyAttachments Synced and Ready
     with an ARN, as provider-aws would once AWS answered.
 
@@ -58,7 +58,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 # The local ECR's process helpers serve the cluster's processes too.
@@ -485,10 +484,28 @@ def up_kube(state: Path, tools: dict[str, str]) -> Kube:
     kubeconfig(state / "crossplane.kubeconfig", server, pk / "ca.crt", token=token)
 
     # provider-aws-iam's CRDs, as if that provider were installed.
-    for crd in sorted((SHARED / "crds" / "provider-aws").glob("*.yaml")):
+    for crd in fetched_crds("provider-aws"):
         for doc in read_yaml_docs(crd):
             kube.apply(doc)
     return kube
+
+
+def fetched_crds(project: str) -> list[Path]:
+    """The CRD files of `project`'s releases under test (scripts/crds: from
+    ~/.cache/function-ecr-packages/crds, fetched through the Go module proxy
+    when missing)."""
+    res = subprocess.run(["bash", str(ROOT / "scripts" / "crds"), "--quiet"],
+                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"cluster: scripts/crds failed (exit {res.returncode}): no {project} CRDs")
+    files = []
+    for line in res.stdout.splitlines():
+        release, _, d = line.partition("=")
+        if release.partition("@")[0] == project:
+            files += sorted(Path(d).glob("*.yaml"))
+    if not files:
+        raise SystemExit(f"cluster: scripts/crds named no {project} CRDs:\n{res.stdout}")
+    return files
 
 
 def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str, str]) -> None:
