@@ -17,6 +17,7 @@ use crate::lingering::Lingering;
 use crate::lock::{self, Lock};
 use crate::memo::{DEFAULT_MEMO_BYTES, Memo};
 use crate::observed;
+use crate::ownership::{Composite, Ownership};
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::cache::{DEFAULT_TAG_TTL, trusted_until};
@@ -171,12 +172,23 @@ impl Function {
         };
         let graph = &resolution.graph;
 
-        // Compose everything, then admit only what may exist yet.
+        // Compose everything; leave to others what another XR (or nobody)
+        // holds, protecting with a Usage what this XR uses of it; then admit
+        // only what may exist yet.
         let plan = if graph.is_empty() {
             Vec::new()
         } else {
             compose::plan(&settings, graph)?
         };
+        let composite_ref = composite_of(&composite);
+        let (mut plan, ownership) = Ownership::sort(
+            request.proto(),
+            plan,
+            &observed,
+            composite_ref,
+            settings.adopt_existing,
+        );
+        plan.extend(ownership.usages(composite_ref));
         // Removal asks Crossplane what the XR cannot show: whether leaving
         // package objects are really gone, and what its Lock still needs.
         let planned: BTreeSet<&str> = graph.nodes().map(|n| n.name.as_str()).collect();
@@ -197,6 +209,7 @@ impl Function {
         } = gating::admit(
             plan,
             &observed,
+            &ownership.ready(),
             &previous.dependencies(),
             lingering.resources(),
             &lock,
@@ -210,10 +223,13 @@ impl Function {
             lingering.ask(response);
             response.require_resource(lock::REQUIREMENT, lock::API_VERSION, lock::KIND, lock::NAME);
         }
+        ownership.ask(response);
         for (name, dependents) in &locked {
             tracing::info!(resource = %name, ?dependents, "kept: Crossplane's Lock lists packages that depend on it");
         }
-        let mut all_ready = waiting.is_empty();
+        // A shared object that does not serve this XR yet (a conflict, not
+        // ready, or not known yet) holds the XR back like a waiting one.
+        let mut all_ready = waiting.is_empty() && ownership.is_settled();
         for (name, object, ready) in desired {
             all_ready &= ready;
             response.set_desired_resource(&name, object, ready);
@@ -242,6 +258,7 @@ impl Function {
             failure: failure.as_ref(),
             kept: &resolution.kept,
             remembered: &remembered,
+            ownership: &ownership,
         }
         .write(response);
         Ok(failure.is_none())
@@ -274,6 +291,21 @@ impl Function {
 /// and retrying beats a Fatal that would stall every package.
 fn can_wait_out(error: &Error) -> bool {
     error.is_transient() || matches!(error, Error::InvalidPackage { .. })
+}
+
+/// The XR as the objects it controls name it.
+fn composite_of(composite: &Json) -> Composite<'_> {
+    let text = |pointer| {
+        composite
+            .pointer(pointer)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+    };
+    Composite {
+        kind: text("/kind"),
+        name: xr_name(composite),
+        uid: text("/metadata/uid"),
+    }
 }
 
 fn xr_name(composite: &Json) -> &str {

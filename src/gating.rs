@@ -44,18 +44,23 @@ pub struct Admission {
 /// `dependencies` maps a composition resource name to the names it depended
 /// on when it was composed (from the XR's status); `lingering` names those
 /// no longer composed whose objects still exist (see `lingering`); `lock`
-/// is what this call knows of Crossplane's package Lock. With
-/// `keep_everything`, as when the registry failed and the plan may be
-/// incomplete, every observed resource of ours stays.
+/// is what this call knows of Crossplane's package Lock; `shared` names the
+/// resources another XR (or nobody) holds that are ready for this XR's
+/// dependents (see `ownership`). With `keep_everything`, as when the
+/// registry failed and the plan may be incomplete, every observed resource
+/// of ours stays.
 pub fn admit(
     plan: Vec<Planned>,
     observed: &ObservedResources,
+    shared: &BTreeSet<String>,
     dependencies: &BTreeMap<String, Vec<String>>,
     lingering: &BTreeSet<String>,
     lock: &Lock,
     keep_everything: bool,
 ) -> Admission {
-    let ready = |name: &str| observed.get(name).is_some_and(Observed::is_ready);
+    let ready = |name: &str| {
+        observed.get(name).is_some_and(Observed::is_ready) || shared.contains(name)
+    };
     let mut admission = Admission::default();
     let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
     for planned in &plan {
@@ -115,9 +120,12 @@ pub fn admit(
         } else {
             Vec::new()
         };
+        // Another XR protects it with a Usage while it uses it: deleting it
+        // would be refused, so it stays ours until that XR lets it go.
         let needed_by_someone = admission.held.values().any(|needs| needs.contains(name))
             || plan.iter().any(|p| p.needs.contains(name))
-            || !declared_by.is_empty();
+            || !declared_by.is_empty()
+            || object.is_in_use();
         if !declared_by.is_empty() {
             admission.locked.insert(name.clone(), declared_by);
         }
@@ -178,6 +186,7 @@ mod tests {
         admit(
             plan.to_vec(),
             &observe(observed),
+            &BTreeSet::new(),
             dependencies,
             &BTreeSet::new(),
             &Lock::Unavailable,
@@ -299,6 +308,7 @@ mod tests {
         let a = admit(
             plan.to_vec(),
             &observe(&observed),
+            &BTreeSet::new(),
             &deps,
             &lingering,
             &Lock::Unavailable,
@@ -360,6 +370,39 @@ mod tests {
         }
     }
 
+    /// A need held by someone else (see `ownership`) counts as ready when
+    /// it serves this XR; the shared object itself is never composed here.
+    #[test]
+    fn a_shared_need_that_serves_this_xr_lets_dependents_in() {
+        let plan = [planned("package-s3", &["package-family"])];
+        for (shared, admitted) in [(BTreeSet::new(), false), (BTreeSet::from(["package-family".to_string()]), true)] {
+            let a = admit(
+                plan.to_vec(),
+                &observe(&BTreeMap::new()),
+                &shared,
+                &BTreeMap::new(),
+                &BTreeSet::new(),
+                &Lock::Unavailable,
+                false,
+            );
+            assert_eq!(a.desired.len() == 1, admitted);
+            assert_eq!(a.waiting.is_empty(), admitted);
+        }
+    }
+
+    /// A package of ours that another XR uses (Crossplane labels it in use)
+    /// stays until the label goes, though the plan no longer has it.
+    #[test]
+    fn an_unplanned_package_in_use_stays() {
+        let mut in_use = with_conditions(&[("Installed", "True"), ("Healthy", "True")]);
+        in_use["metadata"]["labels"] = json!({"crossplane.io/in-use": "true"});
+        for (labelled, kept) in [(in_use, true), (with_conditions(&[]), false)] {
+            let observed = BTreeMap::from([("package-family".to_string(), labelled)]);
+            let a = admit_by_status(&[], &observed, &BTreeMap::new(), false);
+            assert_eq!(retained(&a, &[]) == ["package-family"], kept);
+        }
+    }
+
     /// A leaving package stays while Crossplane's Lock lists a package that
     /// declares it, whatever the XR's status remembers.
     #[test]
@@ -400,6 +443,7 @@ mod tests {
             let a = admit(
                 Vec::new(),
                 &observe(&observed),
+                &BTreeSet::new(),
                 &BTreeMap::new(),
                 &BTreeSet::new(),
                 &lock,
@@ -421,6 +465,7 @@ mod tests {
         let a = admit(
             Vec::new(),
             &observe(&only_image_config),
+            &BTreeSet::new(),
             &BTreeMap::new(),
             &BTreeSet::new(),
             &Lock::Pending,

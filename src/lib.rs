@@ -22,6 +22,7 @@ pub mod memo;
 pub mod mirror;
 pub mod names;
 pub mod observed;
+pub mod ownership;
 pub mod proto;
 pub mod registry;
 pub mod remembered;

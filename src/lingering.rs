@@ -99,6 +99,7 @@ mod tests {
             depends_on: vec![],
             ready: true,
             leaving: true,
+            shared_with: None,
         }
     }
 

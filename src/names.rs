@@ -97,7 +97,7 @@ pub fn is_label(name: &str) -> bool {
 
 /// The first [`HASH_LEN`] hex digits of SHA-256 over the parts, each
 /// followed by a NUL so that part boundaries count.
-fn hash(parts: &[&str]) -> String {
+pub fn hash(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());

@@ -13,6 +13,9 @@ use serde_json::{Map, Value as Json};
 
 use crate::sdk::structs::{as_str, str_at, value_to_json};
 
+/// The label Crossplane's Usage controller puts on an object in use.
+pub const IN_USE_LABEL: &str = "crossplane.io/in-use";
+
 /// Observed composed resources by composition resource name.
 pub type ObservedResources<'a> = BTreeMap<String, Observed<'a>>;
 
@@ -88,6 +91,12 @@ impl<'a> Observed<'a> {
     /// Its `spec.package`.
     pub fn package(&self) -> Option<&str> {
         str_at(&self.resource, &["spec", "package"])
+    }
+
+    /// Whether Crossplane marks it in use (label `crossplane.io/in-use`):
+    /// a Usage protects it from deletion.
+    pub fn is_in_use(&self) -> bool {
+        str_at(&self.resource, &["metadata", "labels", IN_USE_LABEL]) == Some("true")
     }
 
     /// The `status` and `reason` of its condition of type `kind`.

@@ -15,6 +15,7 @@ use crate::compose::packages::{
 use crate::error::Error;
 use crate::graph::Graph;
 use crate::observed::{Observed, ObservedResources};
+use crate::ownership::{Ownership, Shared};
 use crate::registry::PackageKind;
 use crate::remembered::{Previous, Remembered};
 use crate::resolve::Kept;
@@ -44,6 +45,11 @@ pub struct PackageStatus {
     /// until it is gone, so its dependencies leave only after it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leaving: bool,
+    /// Who holds the package object when this XR does not: another XR
+    /// (`Kind/name`), or `no controller`. This XR shares it and never
+    /// changes it (see `ownership`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<String>,
 }
 
 impl PackageStatus {
@@ -66,6 +72,9 @@ impl PackageStatus {
         if self.leaving {
             fields.push(("leaving", bool_value(true)));
         }
+        if let Some(holder) = &self.shared_with {
+            fields.push(("sharedWith", string_value(holder)));
+        }
         object_value(fields)
     }
 }
@@ -73,11 +82,14 @@ impl PackageStatus {
 /// `status.packages` for a graph, in install order, readiness observed;
 /// each with the edges `held` from earlier reconciles (resource names), and
 /// then the remembered packages that are no longer wanted but still exist
-/// (observed, or `lingering`: deleted but not gone), marked leaving.
+/// (observed, or `lingering`: deleted but not gone), marked leaving. A
+/// package object another XR (or nobody) holds is ready when it serves this
+/// XR (see `ownership`), and says who holds it.
 pub fn package_statuses(
     settings: &Settings,
     graph: &Graph,
     observed: &ObservedResources,
+    ownership: &Ownership,
     held: &BTreeMap<String, BTreeSet<String>>,
     lingering: &BTreeSet<String>,
     previous: &Previous,
@@ -87,6 +99,7 @@ pub fn package_statuses(
         .into_iter()
         .map(|node| {
             let resource = package_resource_name(&node.name);
+            let shared = ownership.shared(&resource);
             let mut depends_on: BTreeSet<String> = node
                 .depends_on
                 .iter()
@@ -111,8 +124,10 @@ pub fn package_statuses(
                 digest: node.digest.clone(),
                 package: package_reference(settings, node),
                 depends_on: depends_on.into_iter().collect(),
-                ready: observed.get(&resource).is_some_and(Observed::is_ready),
+                ready: observed.get(&resource).is_some_and(Observed::is_ready)
+                    || shared.is_some_and(Shared::is_ready),
                 leaving: false,
+                shared_with: shared.map(|s| s.holder.to_string()),
             }
         })
         .collect();
@@ -126,6 +141,7 @@ pub fn package_statuses(
         statuses.push(PackageStatus {
             ready: observed.get(&resource).is_some_and(Observed::is_ready),
             leaving: true,
+            shared_with: None,
             ..entry.clone()
         });
     }
@@ -175,6 +191,8 @@ pub struct Report<'a> {
     pub kept: &'a [Kept],
     /// The status entries that passed re-validation.
     pub remembered: &'a Remembered,
+    /// Objects this XR would compose that another XR (or nobody) holds.
+    pub ownership: &'a Ownership,
 }
 
 impl Report<'_> {
@@ -200,6 +218,7 @@ impl Report<'_> {
                 self.settings,
                 self.graph,
                 self.observed,
+                self.ownership,
                 self.held,
                 self.lingering,
                 self.previous,
@@ -213,7 +232,22 @@ impl Report<'_> {
     }
 
     fn resolved(&self, response: &mut Response, packages: &[&PackageStatus]) {
+        let conflicts = self.ownership.conflicts();
         match self.failure {
+            None if !conflicts.is_empty() => {
+                let shown = conflicts.len().min(MAX_CONFLICTS_SHOWN);
+                let mut message = format!(
+                    "resolved {} packages from {}; {}",
+                    packages.len(),
+                    self.settings.registry,
+                    conflicts[..shown].join("; ")
+                );
+                if conflicts.len() > shown {
+                    message.push_str(&format!("; and {} more", conflicts.len() - shown));
+                }
+                self.once(response, CONFLICT, &message, &[message.clone()]);
+                response.condition(RESOLVED, ConditionStatus::False, CONFLICT, message);
+            }
             None if !self.kept.is_empty() => {
                 let kept: Vec<String> = self.kept.iter().map(Kept::to_string).collect();
                 let message = format!(
@@ -316,7 +350,17 @@ impl Report<'_> {
                 unhealthy |= object
                     .and_then(|o| o.condition("Healthy"))
                     .is_some_and(|(s, _)| s == "False");
-                describe_not_ready(&p.name, object, waiting.get(resource.as_str()).copied())
+                match self.ownership.shared(&resource) {
+                    Some(shared) if shared.is_conflict() => {
+                        format!("{} (held by {}, see Resolved)", p.name, shared.holder)
+                    }
+                    Some(shared) => format!("{} (shared with {}, not ready)", p.name, shared.holder),
+                    None => describe_not_ready(
+                        &p.name,
+                        object,
+                        waiting.get(resource.as_str()).copied(),
+                    ),
+                }
             })
             .collect();
         if not_ready.is_empty() {
@@ -338,6 +382,11 @@ impl Report<'_> {
 }
 
 pub const RESOLVED: &str = "Resolved";
+/// The `Resolved` reason while another XR (or nobody) holds an object this
+/// XR would compose differently.
+pub const CONFLICT: &str = "Conflict";
+/// Conflicts a condition names at most; the rest are counted.
+const MAX_CONFLICTS_SHOWN: usize = 5;
 pub const PACKAGES_HEALTHY: &str = "PackagesHealthy";
 
 /// The PascalCase reason for a failure the function rides out.
@@ -375,9 +424,11 @@ mod tests {
             depends_on in proptest::collection::vec(".{0,8}", 0..4),
             ready in any::<bool>(),
             leaving in any::<bool>(),
+            shared_with in proptest::option::of(".{0,12}"),
         ) {
             let status = PackageStatus {
                 name, kind, repository, version, digest, package, depends_on, ready, leaving,
+                shared_with,
             };
             let serde = serde_json::to_value(&status).expect("serializes");
             prop_assert_eq!(status.to_value(), json_to_value(&serde));

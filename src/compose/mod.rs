@@ -24,10 +24,11 @@ pub struct Planned {
 
 /// Prefixes of the composition resource names this function owns. Anything
 /// else in observed state belongs to another pipeline step.
-pub const OWNED_PREFIXES: [&str; 3] = [
+pub const OWNED_PREFIXES: [&str; 4] = [
     iam::PREFIX,
     packages::IMAGE_CONFIG_PREFIX,
     packages::PACKAGE_PREFIX,
+    crate::ownership::USAGE_PREFIX,
 ];
 
 pub fn is_owned(resource_name: &str) -> bool {

@@ -37,6 +37,7 @@ const COMPOSITE_PATHS: &[&[&str]] = &[
     &["kind"],
     &["metadata", "name"],
     &["metadata", "namespace"],
+    &["metadata", "uid"],
     &["spec"],
     &["status", "packages"],
     &["status", "conditions"],
@@ -148,8 +149,9 @@ mod tests {
         })
     }
 
-    /// Only what the function reads of the composite is converted: never
-    /// managedFields, uid or other status.
+    /// Only what the function reads of the composite is converted: its
+    /// identity (the uid names it as a controller), never managedFields or
+    /// other status.
     #[test]
     fn the_composite_is_read_only_where_the_function_looks() {
         let full = json!({
@@ -162,7 +164,7 @@ mod tests {
         let composite = request_with(Some(full.clone()), None)
             .observed_composite()
             .expect("composite");
-        assert_eq!(composite["metadata"], json!({"name": "p"}));
+        assert_eq!(composite["metadata"], json!({"name": "p", "uid": "u"}));
         assert_eq!(composite["spec"], full["spec"]);
         assert_eq!(
             composite["status"],

@@ -176,6 +176,19 @@ impl Response {
         kind: &str,
         name: &str,
     ) {
+        self.require_object(requirement, api_version, kind, name, None);
+    }
+
+    /// Asks Crossplane for one resource by name, in `namespace` when it is
+    /// namespaced (see [`Response::require_resource`]).
+    pub fn require_object(
+        &mut self,
+        requirement: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        namespace: Option<&str>,
+    ) {
         self.inner
             .requirements
             .get_or_insert_with(Requirements::default)
@@ -186,7 +199,7 @@ impl Response {
                     api_version: api_version.to_string(),
                     kind: kind.to_string(),
                     r#match: Some(Match::MatchName(name.to_string())),
-                    namespace: None,
+                    namespace: namespace.map(str::to_string),
                 },
             );
     }

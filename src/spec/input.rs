@@ -35,6 +35,11 @@ pub struct Input {
     pub resolve_dependencies: bool,
     #[serde(default)]
     pub pin_digests: bool,
+    /// Whether an existing object with no controller (installed by a
+    /// person, Helm or Crossplane's resolver) that an XR would compose is
+    /// taken over. Off: it is shared read-only (see `ownership`).
+    #[serde(default)]
+    pub adopt_existing: bool,
     /// Glob patterns (`*` and `?`, not crossing `/`, as Go's path.Match).
     /// Empty allows every repository.
     #[serde(default, deserialize_with = "patterns")]
@@ -144,6 +149,7 @@ impl Default for Input {
             mirrors: default_mirrors(),
             resolve_dependencies: true,
             pin_digests: false,
+            adopt_existing: false,
             allowed_repositories: Vec::new(),
             allowed_registries: None,
             allowed_runtime_configs: Vec::new(),
@@ -680,7 +686,7 @@ mod tests {
             "apiVersion": "ecr.fn.crossplane.io/v1beta1", "kind": "Input", "metadata": {"name": "x"},
             "strategy": "Skip",
             "mirrors": [{"upstream": "xpkg.upbound.io/", "repositoryPrefix": "m/"}],
-            "resolveDependencies": true, "pinDigests": true, "allowedRepositories": ["upbound/*"],
+            "resolveDependencies": true, "pinDigests": true, "adoptExisting": false, "allowedRepositories": ["upbound/*"],
             "allowedRegistries": [{"accountId": "123456789012", "region": "*"}],
             "allowedRuntimeConfigs": ["team-*"],
             "iam": {"enabled": true, "roleName": "r", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n",

@@ -101,6 +101,9 @@ pub const MAX_DEPENDENCIES: usize = 128;
 pub const MAX_STATUS_PACKAGES: usize = 2048;
 /// `status.packages[].package`: an upstream path, `:` or `@`, a version.
 pub const MAX_STATUS_PACKAGE_REF_LEN: usize = 1024;
+/// `status.packages[].sharedWith`: `Kind/name` of another XR, cut to 200
+/// characters by `ownership` (a multi-byte character counts once here).
+pub const MAX_SHARED_WITH_LEN: usize = 512;
 /// `status.packages[].digest`: `sha256:` and 64 hex digits, with room.
 pub const MAX_DIGEST_LEN: usize = 128;
 

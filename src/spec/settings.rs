@@ -19,6 +19,8 @@ pub struct Settings {
     pub mirrors: Vec<Mirror>,
     pub resolve_dependencies: bool,
     pub pin_digests: bool,
+    /// Whether existing objects with no controller are taken over.
+    pub adopt_existing: bool,
     pub allowed_repositories: Vec<String>,
     /// None when IAM is disabled.
     pub iam: Option<IamSettings>,
@@ -94,6 +96,7 @@ impl Settings {
             mirrors: input.mirrors.clone(),
             resolve_dependencies: input.resolve_dependencies,
             pin_digests: input.pin_digests,
+            adopt_existing: input.adopt_existing,
             allowed_repositories: input.allowed_repositories.clone(),
             iam: iam_settings(xr_name, spec, input, &policy)?,
             ttl: input.ttl,

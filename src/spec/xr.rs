@@ -575,6 +575,7 @@ mod tests {
             ("status.packages[].package", MAX_STATUS_PACKAGE_REF_LEN),
             ("status.packages[].dependsOn[]", MAX_STATUS_PACKAGES),
             ("status.packages[].dependsOn[]item", MAX_PACKAGE_NAME_LEN),
+            ("status.packages[].sharedWith", MAX_SHARED_WITH_LEN),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), *v))

@@ -431,7 +431,10 @@ def test_cluster_catalog(monkeypatch):
     wanted = {p["repository"] for f in ("xr.yaml", "xr-skip.yaml")
               for p in yaml.safe_load((REPO_ROOT / "examples" / f).read_text())["spec"]["packages"]}
     by_repo = {i["repository"]: i for i in catalog}
-    assert set(by_repo) == wanted | {"function-ecr-packages"} and len(by_repo) == len(catalog)
+    # The examples' packages, this function's own, and the Configuration the
+    # many-XRs tests (tests/cluster/test_tenancy.py) install.
+    tenancy = {"acme/configuration-storage"}
+    assert set(by_repo) == wanted | {"function-ecr-packages"} | tenancy and len(by_repo) == len(catalog)
     failure_knobs = {"corrupt", "oversized", "extraYamlBytes", "digestVariant", "runtimeLayers", "sharedLayers"}
     for image in catalog:
         repo = image["repository"]
@@ -449,6 +452,10 @@ def test_cluster_catalog(monkeypatch):
             assert image["crds"] == 2 and len(rest) == 2
             for d in rest:
                 assert_valid_crd(d, group=f"{first['metadata']['name']}.example.org", scope="Cluster")
+    storage = by_repo["acme/configuration-storage"]["package"]
+    assert storage["kind"] == "Configuration"
+    assert storage["spec"]["dependsOn"] == [{"provider": "xpkg.upbound.io/upbound/provider-aws-s3",
+                                             "version": ">=v2.0.0"}]
     s3 = by_repo["upbound/provider-aws-s3"]["package"]["spec"]["dependsOn"]
     assert s3 == [{"provider": "xpkg.upbound.io/upbound/provider-family-aws", "version": ">= 0.0.0"}]
     fn = by_repo["function-ecr-packages"]

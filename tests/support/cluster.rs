@@ -36,6 +36,9 @@ pub struct Cluster {
     /// Objects still in the cluster though no longer composed (deleted, not
     /// gone), sent when asked for by kind and name.
     pub lingering: Vec<Json>,
+    /// Objects in the cluster that this XR did not compose (another XR's,
+    /// or installed by hand), sent when asked for by kind and name.
+    pub existing: Vec<Json>,
     pub rounds: usize,
     /// RunFunction calls made, over all rounds.
     pub calls: usize,
@@ -152,6 +155,7 @@ impl Cluster {
             broken: BTreeSet::new(),
             lock: None,
             lingering: Vec::new(),
+            existing: Vec::new(),
             rounds: 0,
             calls: 0,
         }
@@ -221,6 +225,7 @@ impl Cluster {
                         .lock
                         .iter()
                         .chain(&self.lingering)
+                        .chain(&self.existing)
                         .filter(|o| {
                             str_at(o, "/kind") == selector.kind
                                 && str_at(o, "/metadata/name") == wanted
@@ -311,7 +316,7 @@ impl Cluster {
                 {"type": "Installed", "status": "True", "reason": "ActivePackageRevision"},
                 {"type": "Healthy", "status": ok, "reason": if ok == "True" { "HealthyPackageRevision" } else { "UnhealthyPackageRevision" }}
             ]})
-        } else if group.contains("aws.") {
+        } else if group.contains("aws.") || group.starts_with("protection.crossplane.io/") {
             json!({"conditions": [
                 {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
                 {"type": "Ready", "status": ok, "reason": if ok == "True" { "Available" } else { "Creating" }}
