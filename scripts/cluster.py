@@ -19,7 +19,12 @@
   built by scripts/cluster-build and cached in ~/.cache;
 - Crossplane core v2.2.0 (`crossplane core init`, then `core start` with
   PACKAGE_RUNTIME=External), authenticated as its own service account
-  crossplane-system/crossplane;
+  crossplane-system/crossplane, with webhooks enabled as in the Helm chart,
+  so Usages, ClusterUsages and legacy Usages are enforced: its webhook
+  server listens on a free port with a crossplane-root-ca certificate for
+  127.0.0.1, and the webhook configurations `core init` writes for the
+  crossplane-webhooks Service are pointed at https://127.0.0.1:PORT instead
+  (there are no Services to route here);
 - the function (`function-ecr-packages serve`) serving mTLS on 127.0.0.1 with a
   server certificate signed by Crossplane's `crossplane-root-ca`, requiring
   Crossplane's client certificate;
@@ -513,11 +518,18 @@ def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str,
     procs = Processes(state)
     xp_dir = Path(tools["CROSSPLANE_DIR"])
     xp_env = dict(os.environ)
+    hooks = webhook_configurations(xp_dir)
     xp_env.update({
         "KUBECONFIG": str(state / "crossplane.kubeconfig"),
         "POD_NAMESPACE": NAMESPACE,
         "POD_SERVICE_ACCOUNT": SERVICE_ACCOUNT,
-        "ENABLE_WEBHOOKS": "false",
+        # Webhooks on, as the Helm chart's init container has them: init
+        # writes crossplane-tls-server and the webhook configurations.
+        "ENABLE_WEBHOOKS": "true",
+        "WEBHOOK_SERVICE_NAME": WEBHOOK_SERVICE,
+        "WEBHOOK_SERVICE_NAMESPACE": NAMESPACE,
+        "WEBHOOK_SERVICE_PORT": str(WEBHOOK_SERVICE_PORT),
+        "WEBHOOK_CONFIGS_PATH": str(hooks),
         "CRDS_PATH": str(xp_dir / "crds"),
         "TLS_CA_SECRET_NAME": "crossplane-root-ca",
         "TLS_SERVER_SECRET_NAME": "crossplane-tls-server",
@@ -552,6 +564,11 @@ def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str,
     runtime_tls = state / "function" / "runtime-tls"
     issue_from_root(root, runtime_tls, "package-runtime", dns=["localhost"], ips=["127.0.0.1"])
 
+    # -- Crossplane's own webhook server (the Usage webhook), on loopback
+    webhook_port = free_port()
+    server_dir = state / "crossplane" / "tls-server"
+    route_webhooks(kube, root, hooks, server_dir, webhook_port)
+
     cache = state / "crossplane" / "xpkg-cache"
     cache.mkdir(parents=True, exist_ok=True)
     xp_env.update({
@@ -562,8 +579,91 @@ def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str,
         "CA_BUNDLE_PATH": ecr["LOCALECR_TLS_CA"],
         "METRICS_PORT": "0",
         "HEALTH_PROBE_PORT": "0",
+        "WEBHOOK_PORT": str(webhook_port),
+        "TLS_SERVER_CERTS_DIR": str(server_dir),
     })
     procs.spawn("crossplane", [str(xp_dir / "crossplane"), "core", "start", "--debug"], xp_env)
+    wait_for(f"Crossplane's webhook server on 127.0.0.1:{webhook_port}",
+             lambda: webhook_serving(webhook_port, server_dir / "ca.crt"), 120, procs, "crossplane")
+
+
+# Crossplane's webhooks as the Helm chart sets them up: `core init` writes the
+# ValidatingWebhookConfigurations of its cluster/webhookconfigurations (in
+# v2.2 only crossplane-no-usages: DELETE of anything labelled
+# crossplane.io/in-use=true goes to /validate-no-usages) for the Service
+# crossplane-webhooks:9443, and `core start` serves them on WEBHOOK_PORT.
+WEBHOOK_SERVICE = "crossplane-webhooks"
+WEBHOOK_SERVICE_PORT = 9443
+ADMISSION = "admissionregistration.k8s.io/v1"
+
+
+def webhook_configurations(xp_dir: Path) -> Path:
+    """Crossplane's cluster/webhookconfigurations (the image's
+    /webhookconfigurations): next to the CRDs if scripts/cluster-build copied
+    it there, else from the Go module cache the build filled."""
+    import shutil
+    d = xp_dir / "webhookconfigurations"
+    if d.is_dir():
+        return d
+    version = xp_dir.name.removeprefix("crossplane-")
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    out = subprocess.run([go, "mod", "download", "-json", f"github.com/crossplane/crossplane/v2@{version}"],
+                         check=True, stdout=subprocess.PIPE, text=True, cwd="/",
+                         env={**os.environ, "GOFLAGS": ""}).stdout
+    d = Path(json.loads(out)["Dir"]) / "cluster" / "webhookconfigurations"
+    if not d.is_dir():
+        raise SystemExit(f"cluster: no webhook configurations at {d}")
+    return d
+
+
+def route_webhooks(kube: Kube, root: dict[str, bytes], hooks: Path, server_dir: Path, port: int) -> None:
+    """Makes Crossplane's webhooks reachable with no Service: loopback cannot
+    be a Service endpoint and nothing here routes cluster IPs, so each webhook
+    that `core init` pointed at crossplane-webhooks is pointed at
+    https://127.0.0.1:PORT/PATH instead, trusting crossplane-root-ca, and
+    Crossplane serves a certificate from that CA with IP SAN 127.0.0.1
+    (also stored in crossplane-tls-server, which the chart mounts at
+    TLS_SERVER_CERTS_DIR). Only `core init` writes these configurations
+    (`core start` never does), so this holds until the next init."""
+    service = [WEBHOOK_SERVICE, f"{WEBHOOK_SERVICE}.{NAMESPACE}", f"{WEBHOOK_SERVICE}.{NAMESPACE}.svc"]
+    issue_from_root(root, server_dir, WEBHOOK_SERVICE, dns=service + ["localhost"], ips=["127.0.0.1"])
+    kube.apply({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "crossplane-tls-server", "namespace": NAMESPACE},
+                "data": {k: base64.b64encode((server_dir / k).read_bytes()).decode()
+                         for k in ("tls.crt", "tls.key", "ca.crt")}})
+    ca_bundle = base64.b64encode(root["tls.crt"]).decode()
+    routed = 0
+    for f in sorted(hooks.glob("*.yaml")):
+        for doc in read_yaml_docs(f):
+            path = kube.path(ADMISSION, doc["kind"], doc["metadata"]["name"])
+            conf = kube.get(path)
+            if conf is None:
+                raise SystemExit(f"cluster: crossplane core init wrote no {doc['kind']} "
+                                 f"{doc['metadata']['name']}")
+            for hook in conf.get("webhooks", []):
+                svc = hook["clientConfig"].get("service") or {}
+                hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{svc.get('path', '')}",
+                                        "caBundle": ca_bundle}
+                routed += 1
+            kube.request("PUT", path, conf)
+    if not routed:
+        raise SystemExit(f"cluster: no webhooks in {hooks}")
+    # A core CRD with a conversion webhook (none in v2.2) would need the same
+    # routing, and a converter Crossplane does not serve: say so rather than
+    # leave its API broken.
+    for crd in kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+        if crd["metadata"]["name"].endswith(".crossplane.io") and \
+                (crd["spec"].get("conversion") or {}).get("strategy") == "Webhook":
+            raise SystemExit(f"cluster: {crd['metadata']['name']} converts through a webhook, "
+                             "which this cluster does not route")
+
+
+def webhook_serving(port: int, ca: Path) -> bool:
+    """Crossplane's webhook server completes a TLS handshake as 127.0.0.1."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1"):
+            return True
 
 
 def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int) -> None:
