@@ -24,6 +24,7 @@ pub mod names;
 pub mod observed;
 pub mod ownership;
 pub mod proto;
+pub mod reference;
 pub mod registry;
 pub mod remembered;
 pub mod resolve;

@@ -18,6 +18,7 @@ use super::Error;
 use super::progress::Progress;
 use super::target::Target;
 use super::upstream::{Source, Upstream};
+use crate::reference::Digest;
 use crate::registry::distribution::Pushed;
 use crate::registry::xpkg::{Descriptor, Manifest};
 
@@ -100,10 +101,34 @@ impl Image {
             image: format!("{}@{digest}", self.source),
             message,
         })?;
-        if manifest.is_index(&parsed) {
-            for child in parsed.manifests.iter().flatten() {
-                Box::pin(self.walk(upstream, &child.digest, depth + 1, seen)).await?;
-            }
+        let invalid = |e: crate::reference::Error| Error::Image {
+            image: format!("{}@{digest}", self.source),
+            message: e.to_string(),
+        };
+        // Every digest the manifest names is checked before it is followed
+        // or copied: a child "digest" of `../other/manifests/v9` or of a
+        // tag would otherwise become a request path.
+        let children: Vec<&Descriptor> = if manifest.is_index(&parsed) {
+            parsed.manifests.iter().flatten().collect()
+        } else {
+            Vec::new()
+        };
+        for (i, child) in children.iter().enumerate() {
+            Digest::parse(
+                &child.digest,
+                format!("manifests[{i}] of index {}@{digest}", self.source),
+            )
+            .map_err(invalid)?;
+        }
+        for (i, blob) in parsed.blobs().enumerate() {
+            Digest::parse(
+                &blob.digest,
+                format!("blob {i} of manifest {}@{digest}", self.source),
+            )
+            .map_err(invalid)?;
+        }
+        for child in children {
+            Box::pin(self.walk(upstream, &child.digest, depth + 1, seen)).await?;
         }
         for blob in parsed.blobs() {
             if !self.blobs.iter().any(|b| b.digest == blob.digest) {
@@ -241,6 +266,7 @@ impl<'a> Copier<'a> {
         let upstream = self.upstream;
         let source = image.source.clone();
         let digest = blob.digest.clone();
+        let size = blob.size;
         let body = move || {
             async move {
                 let client = upstream.client(&source.host).map_err(|e| {
@@ -249,7 +275,7 @@ impl<'a> Copier<'a> {
                         message: e.to_string(),
                     }
                 })?;
-                client.blob(&source.repository, &digest).await
+                client.blob(&source.repository, &digest, size).await
             }
             .boxed()
         };

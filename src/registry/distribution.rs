@@ -21,6 +21,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 
 use super::xpkg::{Descriptor, MANIFEST_TYPES, Manifest, OCI_INDEX, error_chain};
+use crate::reference::{self, Digest, Reference, Repository};
 
 /// Most pages of `/tags/list` read for one repository.
 const MAX_TAG_PAGES: usize = 100;
@@ -56,6 +57,14 @@ pub enum Error {
     Invalid { url: String, message: String },
     #[error("{registry}: {message}")]
     Config { registry: String, message: String },
+    /// A reference off the grammar, or bytes that do not hash to their
+    /// digest.
+    #[error(transparent)]
+    Reference(#[from] reference::Error),
+    /// Credentials or a request a registry asked for that would leave the
+    /// registry host (another host, plain HTTP): refused, nothing sent.
+    #[error("{url}: {message}; nothing was sent there")]
+    OffHost { url: String, message: String },
 }
 
 impl Error {
@@ -139,6 +148,39 @@ pub fn docker_config_auth(text: &str, host: &str) -> std::result::Result<Auth, S
     )
 }
 
+/// The checked repository a caller asked for.
+fn repository_arg(repository: &str) -> Result<Repository> {
+    Ok(Repository::parse(repository, "the repository asked for")?)
+}
+
+/// The checked tag or digest a caller asked for.
+fn reference_arg(value: &str) -> Result<Reference> {
+    Ok(Reference::parse(value, "the reference asked for")?)
+}
+
+/// `scheme://host[:port]` of a URL, for messages.
+fn origin(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// Whether credentials may travel to `url`: over HTTPS, or plain HTTP to
+/// loopback only.
+fn may_carry_credentials(url: &Url) -> bool {
+    let loopback = match url.host_str().unwrap_or_default() {
+        "localhost" => true,
+        host => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+    };
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
 /// Whether a registry host is reached over plain HTTP.
 pub fn is_plain_http(host: &str) -> bool {
     let name = host.rsplit_once(':').map_or(host, |(name, port)| {
@@ -203,10 +245,19 @@ impl Distribution {
         self.base.as_str().trim_end_matches('/')
     }
 
+    /// The URL of a path built from checked parts ([`reference`]'s
+    /// `*_path` functions) only.
     fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
         url.set_path(path);
         url
+    }
+
+    /// Whether `url` is on this registry's own scheme, host and port.
+    fn same_origin(&self, url: &Url) -> bool {
+        url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
     }
 
     /// Every tag of `repository`, following `Link` pages.
@@ -216,8 +267,9 @@ impl Distribution {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
+        let repository = &repository_arg(repository)?;
         let mut tags = Vec::new();
-        let mut url = self.url(&format!("/v2/{repository}/tags/list"));
+        let mut url = self.url(&reference::tags_path(repository));
         url.set_query(Some("n=1000"));
         for _ in 0..MAX_TAG_PAGES {
             let response = self
@@ -230,7 +282,10 @@ impl Distribution {
                     None,
                 )
                 .await?;
-            let next = next_page(response.headers()).and_then(|l| url.join(&l).ok());
+            let next = match next_page(response.headers()) {
+                Some(link) => Some(self.next_page_url(&url, &link, repository)?),
+                None => None,
+            };
             let page: Page = json(response, &url).await?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
@@ -244,6 +299,33 @@ impl Distribution {
         })
     }
 
+    /// A `Link: rel="next"` target: only the same registry's tag list of
+    /// the same repository, with its query; anything else is refused.
+    fn next_page_url(&self, url: &Url, link: &str, repository: &Repository) -> Result<Url> {
+        let refused = |message: String| Error::OffHost {
+            url: redact(url),
+            message,
+        };
+        let next = url
+            .join(link)
+            .map_err(|e| refused(format!("the Link header is not a URL: {e}")))?;
+        if !self.same_origin(&next) {
+            return Err(refused(format!(
+                "the Link header names another host ({}); its next page is not followed",
+                origin(&next)
+            )));
+        }
+        if next.path() != reference::tags_path(repository) {
+            return Err(Error::Reference(reference::Error::Repository {
+                origin: format!("the Link header of {}", redact(url)),
+                value: reference::Error::quoted(next.path()),
+            }));
+        }
+        let mut checked = self.url(&reference::tags_path(repository));
+        checked.set_query(next.query());
+        Ok(checked)
+    }
+
     /// The manifest a tag or digest names and its digest, checked against
     /// the digest asked for and the one the registry reports; `None` when
     /// there is none.
@@ -252,7 +334,9 @@ impl Distribution {
         repository: &str,
         reference: &str,
     ) -> Result<Option<(String, Manifest)>> {
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let repository = &repository_arg(repository)?;
+        let reference = &reference_arg(reference)?;
+        let url = self.url(&reference::manifest_path(repository, reference));
         let response = match self
             .send(
                 Method::GET,
@@ -267,31 +351,37 @@ impl Distribution {
             Err(e) if e.is_not_found() => return Ok(None),
             other => other?,
         };
-        let invalid = |message: String| Error::Invalid {
-            url: url.to_string(),
-            message,
-        };
         if response
             .content_length()
             .is_some_and(|l| l > MAX_MANIFEST_BYTES)
         {
-            return Err(invalid(format!(
-                "manifest larger than {MAX_MANIFEST_BYTES} bytes"
-            )));
+            return Err(Error::Invalid {
+                url: redact(&url),
+                message: format!("manifest larger than {MAX_MANIFEST_BYTES} bytes"),
+            });
         }
         let media_type = content_type(response.headers());
         let reported = reported_digest(response.headers());
         let bytes = read_bounded(response, &url, MAX_MANIFEST_BYTES).await?;
+        let what = format!("manifest {}", redact(&url));
+        if let Some(asked) = reference.digest() {
+            asked.verify(&bytes, &what)?;
+        }
+        let reported = match reported {
+            Some(r) => Some(Digest::parse(
+                &r,
+                format!("the Docker-Content-Digest of {}", redact(&url)),
+            )?),
+            None => None,
+        };
+        if let Some(reported) = &reported {
+            reported.verify(&bytes, format!("{what} (as the registry reports it)"))?;
+        }
         let manifest = Manifest::new(media_type.as_deref(), bytes.to_vec());
-        let digest = manifest.digest();
-        if reference.starts_with("sha256:") && digest != reference {
-            return Err(invalid(format!("manifest hashes to {digest}")));
-        }
-        if let Some(reported) = reported.filter(|r| *r != digest) {
-            return Err(invalid(format!(
-                "manifest hashes to {digest}, not to the digest the registry reports ({reported})"
-            )));
-        }
+        let digest = match reference.digest() {
+            Some(asked) => asked.to_string(),
+            None => manifest.digest(),
+        };
         Ok(Some((digest, manifest)))
     }
 
@@ -301,11 +391,13 @@ impl Distribution {
         repository: &str,
         reference: &str,
     ) -> Result<Option<String>> {
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let repository = &repository_arg(repository)?;
+        let reference = &reference_arg(reference)?;
+        let url = self.url(&reference::manifest_path(repository, reference));
         match self
             .send(
                 Method::HEAD,
-                url,
+                url.clone(),
                 repository,
                 false,
                 accept_manifests(),
@@ -313,11 +405,16 @@ impl Distribution {
             )
             .await
         {
-            Ok(response) => Ok(reported_digest(response.headers()).or_else(|| {
-                reference
-                    .starts_with("sha256:")
-                    .then(|| reference.to_string())
-            })),
+            Ok(response) => match reported_digest(response.headers()) {
+                Some(reported) => Ok(Some(
+                    Digest::parse(
+                        &reported,
+                        format!("the Docker-Content-Digest of {}", redact(&url)),
+                    )?
+                    .to_string(),
+                )),
+                None => Ok(reference.digest().map(Digest::to_string)),
+            },
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -335,14 +432,22 @@ impl Distribution {
             #[serde(default)]
             manifests: Vec<Descriptor>,
         }
-        let url = self.url(&format!("/v2/{repository}/referrers/{digest}"));
+        let repository = &repository_arg(repository)?;
+        let digest = &Digest::parse(digest, "the digest asked for")?;
+        let url = self.url(&reference::referrers_path(repository, digest));
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(OCI_INDEX));
         match self
             .send(Method::GET, url.clone(), repository, false, headers, None)
             .await
         {
-            Ok(response) => Ok(Some(json::<Index>(response, &url).await?.manifests)),
+            Ok(response) => {
+                let manifests = json::<Index>(response, &url).await?.manifests;
+                for (i, m) in manifests.iter().enumerate() {
+                    Digest::parse(&m.digest, format!("referrer {i} of {repository}@{digest}"))?;
+                }
+                Ok(Some(manifests))
+            }
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -355,7 +460,12 @@ impl Distribution {
         reference: &str,
         manifest: &Manifest,
     ) -> Result<()> {
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let repository = &repository_arg(repository)?;
+        let reference = &reference_arg(reference)?;
+        if let Some(digest) = reference.digest() {
+            digest.verify(&manifest.bytes, format!("manifest {repository}@{digest}"))?;
+        }
+        let url = self.url(&reference::manifest_path(repository, reference));
         let mut headers = HeaderMap::new();
         if let Ok(value) = HeaderValue::from_str(&manifest.media_type) {
             headers.insert(header::CONTENT_TYPE, value);
@@ -383,7 +493,9 @@ impl Distribution {
 
     /// Whether the registry holds a blob in `repository`.
     pub async fn has_blob(&self, repository: &str, digest: &str) -> Result<bool> {
-        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let repository = &repository_arg(repository)?;
+        let digest = &Digest::parse(digest, "the digest asked for")?;
+        let url = self.url(&reference::blob_path(repository, digest));
         match self
             .send(Method::HEAD, url, repository, false, HeaderMap::new(), None)
             .await
@@ -395,20 +507,57 @@ impl Distribution {
     }
 
     /// A blob's bytes as they arrive (redirects followed, without our
-    /// credentials on another host).
-    pub async fn blob(&self, repository: &str, digest: &str) -> Result<BlobStream> {
+    /// credentials on another host), hashed chunk by chunk: the stream
+    /// ends with an error, not with its end, when they do not hash to
+    /// `digest` (or are not `size` bytes), so nothing that consumes it
+    /// commits them.
+    pub async fn blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: Option<u64>,
+    ) -> Result<BlobStream> {
+        let checked = Digest::parse(digest, "the digest asked for")?;
         let response = self.open_blob(repository, digest).await?;
         let url = redact(response.url());
+        let what = format!("blob {repository}@{checked}");
+        let state = (Some(response), Some(checked.verifier()));
         Ok(Box::pin(futures::stream::unfold(
-            Some(response),
-            move |response| {
+            state,
+            move |(response, verifier)| {
                 let url = url.clone();
+                let what = what.clone();
                 async move {
                     let mut response = response?;
+                    let mut verifier = verifier?;
                     match response.chunk().await {
-                        Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
-                        Ok(None) => None,
-                        Err(source) => Some((Err(http_error(Method::GET, url, source)), None)),
+                        Ok(Some(chunk)) => {
+                            verifier.update(&chunk);
+                            if let Some(size) = size.filter(|s| verifier.len() > *s) {
+                                let e = reference::Error::Size {
+                                    what,
+                                    expected: size,
+                                    actual: verifier.len(),
+                                };
+                                return Some((Err(e.into()), (None, None)));
+                            }
+                            Some((Ok(chunk), (Some(response), Some(verifier))))
+                        }
+                        Ok(None) => {
+                            let len = verifier.len();
+                            let checked = match size.filter(|s| *s != len) {
+                                Some(expected) => Err(reference::Error::Size {
+                                    what,
+                                    expected,
+                                    actual: len,
+                                }),
+                                None => verifier.finish(what),
+                            };
+                            checked.err().map(|e| (Err(e.into()), (None, None)))
+                        }
+                        Err(source) => {
+                            Some((Err(http_error(Method::GET, url, source)), (None, None)))
+                        }
                     }
                 }
             },
@@ -417,7 +566,9 @@ impl Distribution {
 
     /// A blob's response, for callers that read it themselves.
     pub async fn open_blob(&self, repository: &str, digest: &str) -> Result<reqwest::Response> {
-        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let repository = &repository_arg(repository)?;
+        let digest = &Digest::parse(digest, "the digest asked for")?;
+        let url = self.url(&reference::blob_path(repository, digest));
         self.send(Method::GET, url, repository, false, HeaderMap::new(), None)
             .await
     }
@@ -434,12 +585,18 @@ impl Distribution {
         chunk_size: usize,
         body: impl FnOnce() -> futures::future::BoxFuture<'b, Result<BlobStream>>,
     ) -> Result<Pushed> {
-        let mut start = self.url(&format!("/v2/{repository}/blobs/uploads/"));
-        if let Some(from) = mount_from {
+        let repository = &repository_arg(repository)?;
+        let digest = &Digest::parse(digest, "the digest asked for")?;
+        let mount_from = match mount_from {
+            Some(from) => Some(Repository::parse(from, "the repository to mount from")?),
+            None => None,
+        };
+        let mut start = self.url(&reference::uploads_path(repository));
+        if let Some(from) = &mount_from {
             start
                 .query_pairs_mut()
-                .append_pair("mount", digest)
-                .append_pair("from", from);
+                .append_pair("mount", digest.as_str())
+                .append_pair("from", from.as_str());
         }
         let response = self
             .send(
@@ -501,7 +658,9 @@ impl Distribution {
         }
         let body = buffer.freeze();
         let uploaded = sent + body.len() as u64;
-        location.query_pairs_mut().append_pair("digest", digest);
+        location
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_str());
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -521,10 +680,20 @@ impl Distribution {
                 url: redact(from),
                 message: "upload answer has no Location".into(),
             })?;
-        from.join(location).map_err(|e| Error::Invalid {
+        let location = from.join(location).map_err(|e| Error::Invalid {
             url: redact(from),
-            message: format!("upload Location {location:?}: {e}"),
-        })
+            message: format!("the upload Location is not a URL: {e}"),
+        })?;
+        if !self.same_origin(&location) {
+            return Err(Error::OffHost {
+                url: redact(from),
+                message: format!(
+                    "the upload Location names another host ({})",
+                    origin(&location)
+                ),
+            });
+        }
+        Ok(location)
     }
 
     /// Sends one request, answering one authentication challenge; any
@@ -533,7 +702,7 @@ impl Distribution {
         &self,
         method: Method,
         url: Url,
-        repository: &str,
+        repository: &Repository,
         push: bool,
         headers: HeaderMap,
         body: Option<Bytes>,
@@ -543,6 +712,12 @@ impl Distribution {
             if push { "pull,push" } else { "pull" }
         );
         let mut challenged = false;
+        if !self.same_origin(&url) {
+            return Err(Error::OffHost {
+                url: redact(&url),
+                message: format!("not on {}", origin(&self.base)),
+            });
+        }
         loop {
             let mut request = self
                 .http
@@ -571,6 +746,17 @@ impl Distribution {
                 && !challenged
                 && let Some(challenge) = challenge
             {
+                // A challenge from where a redirect led is not ours to
+                // answer: our credentials are for this registry only.
+                if !self.same_origin(response.url()) {
+                    return Err(Error::OffHost {
+                        url: redact(&url),
+                        message: format!(
+                            "a redirect led to {}, which asks for credentials",
+                            origin(response.url())
+                        ),
+                    });
+                }
                 challenged = true;
                 self.answer(&challenge, &scope).await?;
                 continue;
@@ -616,6 +802,12 @@ impl Distribution {
         };
         let authorization = match parsed.scheme.as_str() {
             "basic" => match basic {
+                Some(_) if !may_carry_credentials(&self.base) => {
+                    return Err(Error::OffHost {
+                        url: self.endpoint().to_string(),
+                        message: "Basic credentials are never sent over plain HTTP".into(),
+                    });
+                }
                 Some(b) => format!("Basic {b}"),
                 None => {
                     return Err(refused(
@@ -637,6 +829,19 @@ impl Distribution {
                     query.append_pair("scope", scope);
                 }
                 let mut request = self.http.get(url.clone());
+                // The Basic credentials go to a realm on this registry's
+                // own host, over HTTPS (or loopback), and nowhere else.
+                if basic.is_some()
+                    && (url.host_str() != self.base.host_str() || !may_carry_credentials(&url))
+                {
+                    return Err(Error::OffHost {
+                        url: redact(&url),
+                        message: format!(
+                            "the token realm is not {} over HTTPS; the credentials for it are not sent",
+                            self.base.host_str().unwrap_or_default()
+                        ),
+                    });
+                }
                 if let Some(b) = basic {
                     request = request.header(header::AUTHORIZATION, format!("Basic {b}"));
                 }
@@ -807,12 +1012,40 @@ async fn json<T: serde::de::DeserializeOwned>(response: reqwest::Response, url: 
 async fn error_detail(response: reqwest::Response) -> String {
     let body = response.bytes().await.unwrap_or_default();
     let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]);
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = redact_text(&text);
     if text.is_empty() {
         String::new()
     } else {
         format!(": {text}")
     }
+}
+
+/// Text from a registry or object store, on one line, with every word
+/// that could carry a credential (a presigned query, an echoed header, the
+/// word after `Basic`/`Bearer`) replaced.
+pub fn redact_text(text: &str) -> String {
+    const SECRET: [&str; 9] = [
+        "x-amz-",
+        "signature",
+        "credential",
+        "token",
+        "authorization",
+        "password",
+        "secret",
+        "?",
+        "&",
+    ];
+    let mut after_scheme = false;
+    text.split_whitespace()
+        .map(|word| {
+            let lower = word.to_ascii_lowercase();
+            let secret = after_scheme || SECRET.iter().any(|s| lower.contains(s));
+            after_scheme = lower.trim_matches(|c: char| !c.is_ascii_alphanumeric()) == "basic"
+                || lower.trim_matches(|c: char| !c.is_ascii_alphanumeric()) == "bearer";
+            if secret { "[redacted]" } else { word }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A transport failure, with the URL taken out of the error itself: a
@@ -1038,7 +1271,10 @@ mod tests {
         });
         let client =
             Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
-        let Err(error) = client.blob("team/pkg", "sha256:abc").await else {
+        let Err(error) = client
+            .blob("team/pkg", &format!("sha256:{}", "a".repeat(64)), None)
+            .await
+        else {
             panic!("the redirect target is closed");
         };
         let shown = error.to_string();

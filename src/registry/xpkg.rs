@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::PackageMeta;
 use super::blob::{self, Compression, LayerReader, Limits};
+use crate::reference::Digest;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -173,7 +174,14 @@ pub async fn package_meta<S: ImageSource + ?Sized>(
     options: ReadOptions,
 ) -> Result<PackageMeta, S::Error> {
     let max_layers_scanned = options.max_layers_scanned;
-    let top = source.manifest(digest).await?;
+    let invalid = |e: crate::reference::Error| source.invalid(e.to_string());
+    // Each manifest is read by a checked digest and used only once its
+    // bytes hash to it, whatever the registry (or a cache) answered.
+    let top_digest = Digest::parse(digest, "the package's digest").map_err(invalid)?;
+    let top = source.manifest(top_digest.as_str()).await?;
+    top_digest
+        .verify(&top.bytes, format!("manifest {top_digest}"))
+        .map_err(invalid)?;
     let mut parsed = top.parse().map_err(|m| source.invalid(m))?;
     if top.is_index(&parsed) {
         let child =
@@ -182,7 +190,17 @@ pub async fn package_meta<S: ImageSource + ?Sized>(
                     "image index has no manifest, or several and none for linux/amd64".into(),
                 )
             })?;
-        let manifest = source.manifest(&child.digest).await?;
+        // Never followed by tag: a tag would let the index's package
+        // change under its digest.
+        let child_digest = Digest::parse(
+            &child.digest,
+            format!("the package manifest of index {top_digest}"),
+        )
+        .map_err(invalid)?;
+        let manifest = source.manifest(child_digest.as_str()).await?;
+        child_digest
+            .verify(&manifest.bytes, format!("manifest {child_digest}"))
+            .map_err(invalid)?;
         parsed = manifest.parse().map_err(|m| source.invalid(m))?;
         if manifest.is_index(&parsed) {
             return Err(source.invalid("image index points at another index".into()));
