@@ -87,6 +87,35 @@ pub enum Error {
     #[error("{registry} refused access: {message}")]
     Unauthorized { registry: String, message: String },
 
+    /// The registry said no to this function's AWS identity (ECR's
+    /// `AccessDeniedException`, a pull-through upstream's denial, a blob
+    /// refused with a fresh token). Not an outage: a policy, or the XR's
+    /// choice of registry, must change.
+    #[error("{registry} denied {operation}: {message}")]
+    AccessDenied {
+        registry: String,
+        operation: String,
+        message: String,
+    },
+
+    /// The registry's host name does not exist (DNS answered: no such
+    /// name), as for a region that does not exist. Not an outage.
+    #[error("{operation} on {registry}: its host name does not resolve: {message}")]
+    UnknownHost {
+        registry: String,
+        operation: String,
+        message: String,
+    },
+
+    /// The registry could not be read (`cause`), and the XR's status may
+    /// not stand in for it: the input does not list the registry in
+    /// `allowedRegistries` and this process has never read it. Nothing new
+    /// is composed; what exists is kept.
+    #[error(
+        "{cause}; nothing new is composed from status.packages: {registry} is not in the input's allowedRegistries and this function has not read it successfully since it started"
+    )]
+    NotRecomposed { registry: String, cause: Box<Error> },
+
     /// AWS or the registry could not be reached, throttled us, or timed out.
     /// Worth retrying; never a reason to drop what exists.
     #[error("registry unavailable during {operation}: {message}")]
@@ -104,6 +133,9 @@ pub enum Error {
 impl Error {
     /// Whether the same call could succeed later without any change by the
     /// user. Transient failures keep the last good state; others are Fatal.
+    /// A registry that denies access or whose host does not resolve is not
+    /// an outage: an XR could otherwise name such a registry to make the
+    /// function stand its status in for it.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -197,6 +229,30 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     msg
+}
+
+/// Whether an error's chain says a host name does not exist: the system
+/// resolver's "no such name" (glibc, musl, macOS wording), as Rust's
+/// lookup reports it. Its "try again" (no resolver reachable) is an
+/// outage, not this.
+pub fn is_unknown_host(e: &(dyn std::error::Error + 'static)) -> bool {
+    const NO_SUCH_NAME: [&str; 4] = [
+        "Name or service not known",
+        "No address associated with hostname",
+        "Name does not resolve",
+        "nodename nor servname provided",
+    ];
+    let mut source = Some(e);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if text.contains("failed to lookup address information")
+            && NO_SUCH_NAME.iter().any(|m| text.contains(m))
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Why the packages an XR asks for cannot be installed as asked, found while
@@ -306,4 +362,77 @@ pub enum DependencyError {
     /// `mirror`: where an ECR repository's packages come from is unknown.
     #[error("{0}")]
     UnknownSource(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_and_unknown_hosts_are_not_outages() {
+        let text = || "x".to_string();
+        let cases = [
+            (
+                Error::Unavailable {
+                    operation: text(),
+                    message: text(),
+                },
+                true,
+            ),
+            (Error::DeadlineExceeded { seconds: 30 }, true),
+            (Error::Credentials(text()), true),
+            (
+                Error::AccessDenied {
+                    registry: text(),
+                    operation: text(),
+                    message: text(),
+                },
+                false,
+            ),
+            (
+                Error::UnknownHost {
+                    registry: text(),
+                    operation: text(),
+                    message: text(),
+                },
+                false,
+            ),
+            (
+                Error::NotRecomposed {
+                    registry: text(),
+                    cause: Box::new(Error::DeadlineExceeded { seconds: 30 }),
+                },
+                false,
+            ),
+        ];
+        for (error, transient) in cases {
+            assert_eq!(error.is_transient(), transient, "{error:?}");
+        }
+    }
+
+    /// A lookup error wrapped as hyper's connector wraps it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("dns error")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn unknown_hosts_are_told_from_unreachable_resolvers() {
+        let lookup = |cause: &str| {
+            Wrapped(std::io::Error::other(format!(
+                "failed to lookup address information: {cause}"
+            )))
+        };
+        for (cause, unknown) in [
+            ("Name or service not known", true),
+            ("No address associated with hostname", true),
+            ("Name does not resolve", true),
+            ("nodename nor servname provided, or not known", true),
+            ("Temporary failure in name resolution", false),
+            ("Try again", false),
+        ] {
+            assert_eq!(is_unknown_host(&lookup(cause)), unknown, "{cause}");
+        }
+        let refused = Wrapped(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!is_unknown_host(&refused));
+    }
 }

@@ -475,6 +475,88 @@ async fn throttling_is_retried_with_backoff_then_reported_unavailable() {
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
 
+/// A registry that says no to this identity, or whose host does not
+/// exist, is not an outage: an XR could name such a registry on purpose.
+/// Expired or unusable credentials are the function's own and stay
+/// transient.
+#[tokio::test]
+async fn denials_and_unknown_hosts_are_not_outages() {
+    let denied = |code: &str| {
+        let code = code.to_string();
+        let handler: Handler = Arc::new(move |_, _| {
+            Reply::json(400, json!({"__type": code, "message": "not authorized"}))
+        });
+        handler
+    };
+    let (url, seen) = serve(denied("AccessDeniedException")).await;
+    let ecr = ecr_with(EcrOptions {
+        api_endpoint: Some(url),
+        ..options()
+    })
+    .await;
+    let e = ecr.list_tags("some/repo").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::AccessDenied { operation, message, .. } if operation == "ListImages" && message.contains("AccessDeniedException")),
+        "{e:?}"
+    );
+    assert!(!e.is_transient());
+    assert_eq!(seen.lock().unwrap().len(), 1, "not retried");
+
+    let (url, _) = serve(denied("ExpiredTokenException")).await;
+    let ecr = ecr_with(EcrOptions {
+        api_endpoint: Some(url),
+        ..options()
+    })
+    .await;
+    let e = ecr.list_tags("some/repo").await.unwrap_err();
+    assert!(matches!(&e, Error::Credentials(_)), "{e:?}");
+    assert!(e.is_transient());
+
+    // A pull-through cache whose upstream refuses.
+    let handler: Handler = Arc::new(|_, _| {
+        Reply::json(
+            200,
+            json!({"images": [], "failures": [{"imageId": {"imageTag": "v1.0.0"}, "failureCode": "UpstreamAccessDenied", "failureReason": "denied upstream"}]}),
+        )
+    });
+    let (url, _) = serve(handler).await;
+    let ecr = ecr_with(EcrOptions {
+        api_endpoint: Some(url),
+        ..options()
+    })
+    .await;
+    let e = ecr
+        .resolve_digest("cache/repo", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::AccessDenied { operation, .. } if operation == "BatchGetImage"),
+        "{e:?}"
+    );
+    assert!(!e.is_transient());
+
+    // `.invalid` never resolves (RFC 6761), where the resolver answers.
+    let lookup = std::net::ToSocketAddrs::to_socket_addrs(&("ecr-api.invalid", 443));
+    if !lookup
+        .err()
+        .is_some_and(|e| function_ecr_packages::error::is_unknown_host(&e))
+    {
+        eprintln!("skipping the unknown host case: this machine's resolver gives no answer");
+        return;
+    }
+    let ecr = ecr_with(EcrOptions {
+        api_endpoint: Some("http://ecr-api.invalid".to_string()),
+        ..options()
+    })
+    .await;
+    let e = answered(ecr.list_tags("any/repo")).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::UnknownHost { operation, .. } if operation == "ListImages"),
+        "{e:?}"
+    );
+    assert!(!e.is_transient());
+}
+
 #[tokio::test]
 async fn list_tags_reads_every_page() {
     // moto does not paginate ListImages; this server does, three pages.

@@ -3,10 +3,18 @@
 //! closure with exactly the function's rules.
 //!
 //! The resolver names packages by their ECR repository. [`Upstream`] keeps
-//! where each of those repositories comes from: the path given on the
-//! command line, else the least path a resolved package declares for it in
-//! its `dependsOn` (what Crossplane's Lock will look for), else the mirror
-//! table read backwards.
+//! where each of those repositories comes from, in this precedence:
+//! 1. the path a resolved package declares for it in its `dependsOn`,
+//!    exactly (what Crossplane's Lock will look for);
+//! 2. the path given on the command line;
+//! 3. the mirror table read backwards (its first mirror whose prefix holds
+//!    the repository, in table order).
+//!
+//! One ECR repository is fed from one upstream: when two dependents declare
+//! different paths for it, or a declared path differs from the command
+//! line's, the run is refused with both named. Nothing is ever chosen by
+//! sorting (which would let any package in the closure redirect a
+//! dependency to a look-alike registry: dependency confusion).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{DependencyError, Error, Result};
+use crate::reference::{Reference, Repository};
 use crate::registry::Tags;
 use crate::registry::blob::Limits;
 use crate::registry::distribution::{self, Auth, Distribution};
@@ -32,10 +41,16 @@ pub struct Source {
 }
 
 impl Source {
-    /// Splits `host/path`.
+    /// Splits `host/path`; `None` unless the host is `name[:port]` and the
+    /// path a repository name of the distribution grammar.
     pub fn parse(path: &str) -> Option<Source> {
         let (host, repository) = path.split_once('/')?;
-        (!host.is_empty() && !repository.is_empty()).then(|| Source {
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        let repository = Repository::parse(repository, path).ok()?;
+        host_ok.then(|| Source {
             host: host.to_string(),
             repository: repository.to_string(),
         })
@@ -92,14 +107,25 @@ impl Upstream {
 
     /// Where the packages of an ECR repository are read from.
     pub fn source(&self, repository: &str) -> Result<Source> {
-        let path = lock(&self.listed)
+        let declared = lock(&self.declared)
             .get(repository)
             .cloned()
-            .or_else(|| {
-                lock(&self.declared)
-                    .get(repository)
-                    .and_then(|paths| paths.first().cloned())
-            })
+            .unwrap_or_default();
+        let listed = lock(&self.listed).get(repository).cloned();
+        let mut named: Vec<&String> = declared.iter().collect();
+        if let Some(listed) = listed.as_ref().filter(|l| !declared.contains(*l)) {
+            named.push(listed);
+        }
+        if let [first, second, ..] = named.as_slice() {
+            return Err(DependencyError::UnknownSource(format!(
+                "{repository} would be fed from two upstreams, {first} and {second}; \
+                 one ECR repository mirrors one upstream: make the dependsOn paths and the command line agree"
+            ))
+            .into());
+        }
+        let path = named
+            .first()
+            .map(|p| (*p).clone())
             .or_else(|| Mirror::upstream_for(&self.mirrors, repository).map(|(p, _)| p))
             .ok_or_else(|| {
                 DependencyError::UnknownSource(format!(
@@ -108,7 +134,7 @@ impl Upstream {
             })?;
         Source::parse(&path).ok_or_else(|| {
             Error::from(DependencyError::UnknownSource(format!(
-                "{path:?} (the upstream of {repository}) names no registry host"
+                "{path:?} (the upstream of {repository}) is not a registry host and a repository name"
             )))
         })
     }
@@ -167,9 +193,17 @@ impl Registry for Upstream {
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
         let source = self.source(repository)?;
-        if reference.starts_with("sha256:") {
-            self.manifest(&source, reference).await?;
-            return Ok(reference.to_string());
+        let checked =
+            Reference::parse(reference, format!("a version of {source}")).map_err(|e| {
+                Error::InvalidPackage {
+                    repository: source.to_string(),
+                    digest: String::new(),
+                    message: e.to_string(),
+                }
+            })?;
+        if let Some(digest) = checked.digest() {
+            self.manifest(&source, digest.as_str()).await?;
+            return Ok(digest.to_string());
         }
         let (digest, manifest) = self.fetch(&source, reference).await?;
         lock(&self.manifests).insert(digest.clone(), Arc::new(manifest));
@@ -260,11 +294,17 @@ fn from_distribution(source: &Source, e: distribution::Error) -> Error {
             registry: source.host.clone(),
             message: e.to_string(),
         },
-        distribution::Error::Invalid { .. } => Error::InvalidPackage {
-            repository: source.to_string(),
-            digest: String::new(),
+        distribution::Error::OffHost { .. } => Error::Unauthorized {
+            registry: source.host.clone(),
             message: e.to_string(),
         },
+        distribution::Error::Invalid { .. } | distribution::Error::Reference(_) => {
+            Error::InvalidPackage {
+                repository: source.to_string(),
+                digest: String::new(),
+                message: e.to_string(),
+            }
+        }
         _ => unavailable(&source.host, e),
     }
 }
@@ -278,7 +318,7 @@ mod tests {
         #[test]
         fn sources_split_at_the_first_slash(
             host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
-            path in "[a-z0-9._-]{1,10}(/[a-z0-9._-]{1,10}){0,3}",
+            path in "[a-z0-9]{1,5}([._-][a-z0-9]{1,5})?(/[a-z0-9]{1,5}(__[a-z0-9]{1,3})?){0,3}",
         ) {
             let text = format!("{host}/{path}");
             let source = Source::parse(&text).expect("parses");
@@ -312,16 +352,89 @@ mod tests {
         );
         let source = |r: &str| upstream.source(r).map(|s| s.to_string());
         assert_eq!(source("m/a/b").as_deref(), Ok("xpkg.upbound.io/a/b"));
-        lock(&upstream.declared)
-            .entry("m/a/b".into())
-            .or_default()
-            .extend([
-                "xpkg.crossplane.io/a/b".to_string(),
-                "xpkg.upbound.io/a/b".to_string(),
-            ]);
-        assert_eq!(source("m/a/b").as_deref(), Ok("xpkg.crossplane.io/a/b"));
+        // The command line names where a repository comes from...
         upstream.list("m/a/b", "127.0.0.1:5000/a/b");
         assert_eq!(source("m/a/b").as_deref(), Ok("127.0.0.1:5000/a/b"));
         assert!(source("other/x").is_err());
+
+        // ...a dependent's declared path, exactly, comes before the table,
+        // even when it sorts after another mirror's upstream.
+        lock(&upstream.declared)
+            .entry("m/c/d".into())
+            .or_default()
+            .insert("xpkg.upbound.io/c/d".to_string());
+        assert_eq!(source("m/c/d").as_deref(), Ok("xpkg.upbound.io/c/d"));
+    }
+
+    /// Dependency confusion: one package declaring the look-alike
+    /// `xpkg.crossplane.io` path of a repository others declare on
+    /// `xpkg.upbound.io` is refused with both named, never resolved by
+    /// picking the alphabetically first.
+    #[test]
+    fn two_upstreams_for_one_repository_are_refused() {
+        let upstream = Upstream::new(
+            vec![
+                mirror("xpkg.upbound.io/", "m/"),
+                mirror("xpkg.crossplane.io/", "m/"),
+            ],
+            BTreeMap::new(),
+            Duration::from_secs(1),
+        );
+        lock(&upstream.declared)
+            .entry("m/upbound/provider-family-aws".into())
+            .or_default()
+            .extend([
+                "xpkg.crossplane.io/upbound/provider-family-aws".to_string(),
+                "xpkg.upbound.io/upbound/provider-family-aws".to_string(),
+            ]);
+        let e = upstream
+            .source("m/upbound/provider-family-aws")
+            .expect_err("two upstreams")
+            .to_string();
+        assert!(
+            e.contains("xpkg.crossplane.io/upbound/provider-family-aws")
+                && e.contains("xpkg.upbound.io/upbound/provider-family-aws"),
+            "{e}"
+        );
+
+        // A declared path that differs from the command line's is refused
+        // too.
+        lock(&upstream.declared)
+            .entry("m/x/y".into())
+            .or_default()
+            .insert("xpkg.crossplane.io/x/y".to_string());
+        upstream.list("m/x/y", "xpkg.upbound.io/x/y");
+        let e = upstream
+            .source("m/x/y")
+            .expect_err("two upstreams")
+            .to_string();
+        assert!(
+            e.contains("xpkg.crossplane.io/x/y") && e.contains("xpkg.upbound.io/x/y"),
+            "{e}"
+        );
+        // The same path declared and listed is one upstream.
+        upstream.list("m/x/y", "xpkg.crossplane.io/x/y");
+        assert_eq!(
+            upstream.source("m/x/y").map(|s| s.to_string()).as_deref(),
+            Ok("xpkg.crossplane.io/x/y")
+        );
+    }
+
+    #[test]
+    fn sources_off_the_grammar_are_refused() {
+        for bad in [
+            "host/../x",
+            "host/a/../../b",
+            "host/a?b",
+            "host/a#b",
+            "host/a b",
+            "host/A",
+            "ho st/a",
+            "user@host/a",
+            "host/",
+            "/a",
+        ] {
+            assert_eq!(Source::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -56,8 +56,14 @@ impl EcrRegistry {
                         repository: repository.to_string(),
                     };
                 }
-                "AccessDeniedException"
-                | "UnrecognizedClientException"
+                "AccessDeniedException" => {
+                    return Error::AccessDenied {
+                        registry: self.registry_name(),
+                        operation: operation.to_string(),
+                        message: format!("{code} (HTTP {status}): {message}"),
+                    };
+                }
+                "UnrecognizedClientException"
                 | "InvalidSignatureException"
                 | "ExpiredTokenException"
                 | "InvalidClientTokenId"
@@ -85,6 +91,13 @@ impl EcrRegistry {
                 self.registry,
                 crate::error::error_chain(&err)
             ));
+        }
+        if matches!(err, SdkError::DispatchFailure(_)) && crate::error::is_unknown_host(&err) {
+            return Error::UnknownHost {
+                registry: self.registry_name(),
+                operation: operation.to_string(),
+                message: crate::error::error_chain(&err),
+            };
         }
         let what = match &err {
             SdkError::TimeoutError(_) => "timed out",
@@ -151,9 +164,13 @@ impl EcrRegistry {
                     operation: "BatchGetImage".into(),
                     message: format!("{repository}:{reference}: {message}"),
                 },
-                Some(ImageFailureCode::UpstreamAccessDenied) => Error::Credentials(format!(
-                    "pull-through cache upstream refused {repository}:{reference}: {message}"
-                )),
+                Some(ImageFailureCode::UpstreamAccessDenied) => Error::AccessDenied {
+                    registry: self.registry_name(),
+                    operation: "BatchGetImage".into(),
+                    message: format!(
+                        "the pull-through cache's upstream refused {repository}:{reference}: {message}"
+                    ),
+                },
                 _ => Error::ImageNotFound {
                     registry: self.registry_name(),
                     repository: repository.to_string(),

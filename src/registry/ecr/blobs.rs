@@ -35,6 +35,13 @@ impl EcrRegistry {
                 .send()
                 .await;
             let err: Error = match sent {
+                Err(e) if crate::error::is_unknown_host(&e) => {
+                    return Err(Error::UnknownHost {
+                        registry: self.registry_name(),
+                        operation: "GetBlob".into(),
+                        message: format!("GET {url}: {}", reqwest_error(&e)),
+                    });
+                }
                 Err(e) => unavailable(format!("GET {url}: {}", reqwest_error(&e))),
                 Ok(resp) => match resp.status().as_u16() {
                     200 => return Ok(resp),
@@ -48,11 +55,15 @@ impl EcrRegistry {
                         continue;
                     }
                     401 | 403 => {
-                        return Err(Error::Credentials(format!(
-                            "the registry {} refused the ECR token (HTTP {}) for {repository}@{digest}",
-                            token.endpoint,
-                            resp.status().as_u16()
-                        )));
+                        return Err(Error::AccessDenied {
+                            registry: self.registry_name(),
+                            operation: "GetBlob".into(),
+                            message: format!(
+                                "{} refused a fresh ECR token (HTTP {}) for {repository}@{digest}",
+                                token.endpoint,
+                                resp.status().as_u16()
+                            ),
+                        });
                     }
                     404 => {
                         return Err(Error::ImageNotFound {
