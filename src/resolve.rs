@@ -403,6 +403,7 @@ impl<'a> Resolver<'a> {
                 | Error::ImageNotFound { .. }
                 | Error::InvalidPackage { .. }
                 | Error::Credentials(_)
+                | Error::AccessDenied { .. }
         );
         if wanted.listed.is_some() || !gone {
             return None;
