@@ -19,6 +19,7 @@ use crate::resolve::resolve_within;
 use crate::sdk::request::decode;
 use crate::spec::policy::Origin;
 use crate::spec::settings::Trust;
+use crate::spec::xr::XrRef;
 use crate::spec::{Input, Settings, XrSpec};
 
 /// A bootstrap resolves once, with nobody waiting on a reconcile: it may
@@ -65,7 +66,7 @@ pub async fn run(args: &BootstrapArgs) -> Result<()> {
         .unwrap_or("bootstrap");
     // The platform team runs bootstrap on its own XR: the input's
     // allowlists bound app teams' requests, not this.
-    let settings = Settings::with_origin(name, &spec, &input, Origin::Platform)?;
+    let settings = Settings::with_origin(XrRef::named(name), &spec, &input, Origin::Platform)?;
     let credentials = match &args.credentials_file {
         Some(path) => Some(AwsCredentials::from_ini(&read(path)?)?),
         None => None,

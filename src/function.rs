@@ -144,7 +144,7 @@ impl Function {
         let composite = request.observed_composite()?;
         let input: Input = request.input()?;
         let spec = XrSpec::from_composite(&composite)?;
-        let settings = Settings::new(xr_name(&composite), &spec, &input)?;
+        let settings = Settings::new(crate::spec::xr::XrRef::of(&composite), &spec, &input)?;
         response.set_ttl(settings.ttl);
         let observed = observed::read(request.observed_resources());
         // What earlier reconciles left in the status: a hint, re-validated.

@@ -313,7 +313,7 @@ mod tests {
         .expect("spec");
         let input: Input = decode(input).expect("input");
         let settings = crate::spec::Settings::with_origin(
-            "demo",
+            crate::spec::xr::XrRef::named("demo"),
             &spec,
             &input,
             crate::spec::policy::Origin::Platform,

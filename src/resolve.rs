@@ -680,7 +680,8 @@ mod tests {
         }))
         .expect("spec");
         let input: Input = decode(input).expect("input");
-        let settings = Settings::new("demo", &spec, &input).expect("settings");
+        let settings =
+            Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
         Resolver::new(&settings, &spec, registry)
             .resolve()
             .await

@@ -3,6 +3,8 @@
 //! that bind the policy to that role and to the nodes' roles (the kubelet
 //! pulls the providers' runtime images).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value as Json, json};
 
 use super::Planned;
@@ -123,11 +125,17 @@ fn managed(
     }
 }
 
-/// Who may assume the role: Crossplane's service accounts through the
-/// cluster's OIDC provider (IRSA), or any pod through EKS Pod Identity (the
-/// association that binds the service account is made with the cluster).
+/// Who may assume the role: Crossplane's service accounts, through the
+/// cluster's OIDC provider (IRSA) or through EKS Pod Identity. A Pod
+/// Identity trust is bound as EKS documents it: `aws:SourceAccount` is the
+/// cluster's account, and the session tags EKS sets on the assume name the
+/// cluster (`eks-cluster-arn`, when the input gives it) and exactly these
+/// service accounts (`kubernetes-namespace`, `kubernetes-service-account`),
+/// one statement per namespace so that no namespace admits another's names.
+/// Without them any Pod Identity association in the account could assume
+/// the role.
 pub fn trust_policy(settings: &Settings, iam: &IamSettings) -> Json {
-    let statement = match &iam.trust {
+    let statements = match &iam.trust {
         Trust::Irsa { oidc_provider } => {
             // A full ARN names the provider's own account (clusters and
             // registries often live in different accounts); a bare issuer is
@@ -150,7 +158,7 @@ pub fn trust_policy(settings: &Settings, iam: &IamSettings) -> Json {
                 .iter()
                 .map(|sa| format!("system:serviceaccount:{}:{}", sa.namespace, sa.name))
                 .collect();
-            json!({
+            vec![json!({
                 "Effect": "Allow",
                 "Principal": {"Federated": arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
@@ -158,15 +166,41 @@ pub fn trust_policy(settings: &Settings, iam: &IamSettings) -> Json {
                     format!("{issuer}:sub"): subjects,
                     format!("{issuer}:aud"): "sts.amazonaws.com",
                 }},
-            })
+            })]
         }
-        Trust::PodIdentity => json!({
-            "Effect": "Allow",
-            "Principal": {"Service": "pods.eks.amazonaws.com"},
-            "Action": ["sts:AssumeRole", "sts:TagSession"],
-        }),
+        Trust::PodIdentity {
+            source_account,
+            cluster_arn,
+        } => {
+            let mut by_namespace: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for sa in &iam.service_accounts {
+                let names = by_namespace.entry(sa.namespace.as_str()).or_default();
+                if !names.contains(&sa.name.as_str()) {
+                    names.push(&sa.name);
+                }
+            }
+            by_namespace
+                .into_iter()
+                .map(|(namespace, names)| {
+                    let mut equals = json!({
+                        "aws:SourceAccount": source_account,
+                        "aws:RequestTag/kubernetes-namespace": namespace,
+                        "aws:RequestTag/kubernetes-service-account": names,
+                    });
+                    if let Some(arn) = cluster_arn {
+                        equals["aws:RequestTag/eks-cluster-arn"] = json!(arn);
+                    }
+                    json!({
+                        "Effect": "Allow",
+                        "Principal": {"Service": "pods.eks.amazonaws.com"},
+                        "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        "Condition": {"StringEquals": equals},
+                    })
+                })
+                .collect()
+        }
     };
-    json!({"Version": "2012-10-17", "Statement": [statement]})
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// The token is account-wide (`*`); everything else is limited to the
@@ -207,6 +241,7 @@ mod tests {
     use crate::registry::PackageKind;
     use crate::sdk::request::decode;
     use crate::spec::policy::Origin;
+    use crate::spec::xr::XrRef;
     use crate::spec::{Input, XrSpec};
     use serde_json::Value as Json;
 
@@ -219,7 +254,8 @@ mod tests {
         .expect("spec");
         let input: Input = decode(input).expect("input");
         // The policy is not under test here: take the XR as the platform's.
-        Settings::with_origin("demo", &spec, &input, Origin::Platform).expect("settings")
+        Settings::with_origin(XrRef::named("demo"), &spec, &input, Origin::Platform)
+            .expect("settings")
     }
 
     fn graph() -> Graph {
@@ -316,17 +352,63 @@ mod tests {
     }
 
     #[test]
-    fn pod_identity_trusts_the_eks_pods_service() {
-        let (trust, _) = documents(&compose(
-            &settings("eu-west-2", json!({"identity": "PodIdentity"}), json!({})),
-            &graph(),
-        ));
-        assert_eq!(
-            trust,
-            json!({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]
-            }]})
-        );
+    fn pod_identity_is_bound_to_the_account_cluster_and_service_accounts() {
+        let statement = |namespace: &str, names: &[&str], account: &str, cluster: Option<&str>| {
+            let mut equals = json!({
+                "aws:SourceAccount": account,
+                "aws:RequestTag/kubernetes-namespace": namespace,
+                "aws:RequestTag/kubernetes-service-account": names,
+            });
+            if let Some(arn) = cluster {
+                equals["aws:RequestTag/eks-cluster-arn"] = json!(arn);
+            }
+            json!({"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                   "Action": ["sts:AssumeRole", "sts:TagSession"],
+                   "Condition": {"StringEquals": equals}})
+        };
+        let cluster = "arn:aws:eks:eu-west-2:444455556666:cluster/prod";
+        let accounts = json!([
+            {"namespace": "crossplane-system", "name": "crossplane"},
+            {"namespace": "team-b", "name": "provider-x"},
+            {"namespace": "crossplane-system", "name": "provider-aws"}
+        ]);
+        // (the XR's iam, the input, the statements expected)
+        let cases = [
+            (
+                json!({"identity": "PodIdentity"}),
+                json!({}),
+                vec![statement(
+                    "crossplane-system",
+                    &["crossplane"],
+                    "111122223333",
+                    None,
+                )],
+            ),
+            (
+                json!({"identity": "PodIdentity", "serviceAccounts": accounts}),
+                json!({"iam": {"clusterArn": cluster}}),
+                vec![
+                    statement(
+                        "crossplane-system",
+                        &["crossplane", "provider-aws"],
+                        "444455556666",
+                        Some(cluster),
+                    ),
+                    statement("team-b", &["provider-x"], "444455556666", Some(cluster)),
+                ],
+            ),
+        ];
+        for (iam, input, statements) in cases {
+            let (trust, _) = documents(&compose(
+                &settings("eu-west-2", iam.clone(), input),
+                &graph(),
+            ));
+            assert_eq!(
+                trust,
+                json!({"Version": "2012-10-17", "Statement": statements}),
+                "{iam}"
+            );
+        }
     }
 
     #[test]
@@ -355,13 +437,14 @@ mod tests {
             );
             assert!(p.object["metadata"].get("namespace").is_none());
         }
+        let role = crate::spec::settings::default_role_name(XrRef::named("demo"), None);
         assert_eq!(
             cluster[2].object["spec"]["forProvider"],
-            json!({"roleRef": {"name": "demo-ecr-pull"}, "policyArnRef": {"name": "demo-ecr-pull"}})
+            json!({"roleRef": {"name": role}, "policyArnRef": {"name": role}})
         );
         assert_eq!(
             cluster[3].object["spec"]["forProvider"],
-            json!({"role": "Nodes_A", "policyArnRef": {"name": "demo-ecr-pull"}})
+            json!({"role": "Nodes_A", "policyArnRef": {"name": role}})
         );
 
         let namespaced = compose(

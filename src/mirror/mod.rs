@@ -278,7 +278,12 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
     };
     // Mirroring is the platform team's own act: no allowlist bounds it
     // beyond the repositories its input allows.
-    let settings = Settings::with_origin("mirror", &spec, &input, Origin::Platform)?;
+    let settings = Settings::with_origin(
+        crate::spec::xr::XrRef::named("mirror"),
+        &spec,
+        &input,
+        Origin::Platform,
+    )?;
     eprintln!(
         "resolving {} packages and their dependencies upstream",
         spec.packages.len()

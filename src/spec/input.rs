@@ -263,14 +263,31 @@ pub enum ManagedResources {
 pub struct IamDefaults {
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Used when the XR names no role (default `<xr-name>-ecr-pull`).
+    /// Used when the XR names no role (default: see
+    /// [`super::settings::default_role_name`]).
     #[serde(
         default,
         deserialize_with = "limits::option_string::<MAX_ROLE_NAME_LEN, _>"
     )]
     pub role_name: Option<String>,
+    /// The readable start of the default role name, instead of
+    /// `<xr-name>-ecr-pull`; the hash of the XR's UID follows it.
+    #[serde(default, deserialize_with = "role_name_prefix")]
+    pub role_name_prefix: Option<String>,
+    /// The identity; wins over the XR's unless `allowedIdentities` lists
+    /// the XR's choice.
     #[serde(default)]
     pub identity: Option<Identity>,
+    /// The identities an XR may choose; empty: only the default one (this
+    /// input's `identity`, else IRSA with an OIDC provider, else Pod
+    /// Identity).
+    #[serde(default, deserialize_with = "limits::list::<MAX_IDENTITIES, _, _>")]
+    pub allowed_identities: Vec<Identity>,
+    /// The EKS cluster whose Pod Identity associations may assume the role
+    /// (and whose account is `aws:SourceAccount`); without it, any cluster
+    /// in the registry's account.
+    #[serde(default)]
+    pub cluster_arn: Option<ClusterArn>,
     /// The cluster's OIDC provider (IRSA), when the XR names none.
     #[serde(
         default,
@@ -328,7 +345,10 @@ impl Default for IamDefaults {
         Self {
             enabled: true,
             role_name: None,
+            role_name_prefix: None,
             identity: None,
+            allowed_identities: Vec::new(),
+            cluster_arn: None,
             oidc_provider: None,
             service_accounts: Vec::new(),
             node_role_names: Vec::new(),
@@ -341,6 +361,85 @@ impl Default for IamDefaults {
             namespace: None,
         }
     }
+}
+
+/// `iam.clusterArn`: `arn:<partition>:eks:<region>:<account>:cluster/<name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterArn(String);
+
+impl ClusterArn {
+    /// Checks an ARN; the error says what is wrong without echoing it.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        check_len(text, MAX_CLUSTER_ARN_LEN)?;
+        let shape = "must be an EKS cluster ARN, arn:<partition>:eks:<region>:<12-digit account>:cluster/<name>";
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let [arn, partition, service, region, account, resource] = parts[..] else {
+            return Err(shape.to_string());
+        };
+        let partition_ok = partition == "aws"
+            || partition.strip_prefix("aws-").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .split('-')
+                        .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+            });
+        let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        // EKS: 1-100 of letters, digits, - and _, starting alphanumeric.
+        let name_ok = resource.strip_prefix("cluster/").is_some_and(|name| {
+            (1..=100).contains(&name.len())
+                && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if arn != "arn"
+            || service != "eks"
+            || !partition_ok
+            || !super::xr::is_region(region)
+            || !account_ok
+            || !name_ok
+        {
+            return Err(shape.to_string());
+        }
+        Ok(Self(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The cluster's AWS account.
+    pub fn account_id(&self) -> &str {
+        self.0.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterArn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        ClusterArn::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `iam.roleNamePrefix`: IAM role name characters, at most
+/// [`MAX_ROLE_NAME_PREFIX_LEN`]; the error does not echo the value.
+fn role_name_prefix<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    let prefix = limits::option_string::<MAX_ROLE_NAME_PREFIX_LEN, D>(d)?;
+    if let Some(prefix) = &prefix
+        && (prefix.is_empty() || !prefix.chars().all(is_role_name_char))
+    {
+        return Err(serde::de::Error::custom(
+            "must be 1 or more of letters, digits and +=,.@_- (IAM role name characters)",
+        ));
+    }
+    Ok(prefix)
+}
+
+/// A character IAM allows in a role name.
+pub fn is_role_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
 }
 
 fn yes() -> bool {
@@ -509,6 +608,36 @@ mod tests {
                 "at most 512 characters",
             ),
             (
+                json!({"iam": {"roleNamePrefix": long(54)}}),
+                "iam.roleNamePrefix",
+                "at most 53 characters",
+            ),
+            (
+                json!({"iam": {"roleNamePrefix": "team a"}}),
+                "iam.roleNamePrefix",
+                "IAM role name characters",
+            ),
+            (
+                json!({"iam": {"allowedIdentities": ["IRSA", "PodIdentity", "IRSA"]}}),
+                "iam.allowedIdentities",
+                "at most 2 items",
+            ),
+            (
+                json!({"iam": {"allowedIdentities": ["Admin"]}}),
+                "iam.allowedIdentities[0]",
+                "unknown variant",
+            ),
+            (
+                json!({"iam": {"clusterArn": long(257)}}),
+                "iam.clusterArn",
+                "at most 256 characters",
+            ),
+            (
+                json!({"iam": {"clusterArn": "arn:aws:iam::123456789012:role/x"}}),
+                "iam.clusterArn",
+                "must be an EKS cluster ARN",
+            ),
+            (
                 json!({"iam": {"serviceAccounts": vec![json!({"namespace": "n", "name": "a"}); 33]}}),
                 "iam.serviceAccounts",
                 "at most 32 items",
@@ -601,7 +730,11 @@ mod tests {
             ("allowedRuntimeConfigs[]", MAX_ALLOWLIST_ITEMS),
             ("allowedRuntimeConfigs[]item", MAX_PATTERN_LEN),
             ("iam.roleName", MAX_ROLE_NAME_LEN),
+            ("iam.roleNamePrefix", MAX_ROLE_NAME_PREFIX_LEN),
             ("iam.identity", MAX_ENUM_LEN),
+            ("iam.allowedIdentities[]", MAX_IDENTITIES),
+            ("iam.allowedIdentities[]item", MAX_ENUM_LEN),
+            ("iam.clusterArn", MAX_CLUSTER_ARN_LEN),
             ("iam.oidcProvider", MAX_OIDC_PROVIDER_LEN),
             ("iam.serviceAccounts[]", MAX_SERVICE_ACCOUNTS),
             ("iam.serviceAccounts[].namespace", MAX_NAMESPACE_LEN),
@@ -628,6 +761,54 @@ mod tests {
         let expected: std::collections::BTreeMap<String, usize> =
             expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         assert_eq!(declared, Ok(expected));
+    }
+
+    #[test]
+    fn cluster_arns() {
+        for (arn, account) in [
+            (
+                "arn:aws:eks:eu-west-2:111122223333:cluster/prod",
+                "111122223333",
+            ),
+            (
+                "arn:aws-us-gov:eks:us-gov-west-1:444455556666:cluster/Gov_1-a",
+                "444455556666",
+            ),
+            (
+                "arn:aws-cn:eks:cn-north-1:777788889999:cluster/c",
+                "777788889999",
+            ),
+        ] {
+            let parsed = ClusterArn::parse(arn).expect(arn);
+            assert_eq!((parsed.as_str(), parsed.account_id()), (arn, account));
+        }
+        let hundred = format!(
+            "arn:aws:eks:eu-west-2:111122223333:cluster/{}",
+            "c".repeat(100)
+        );
+        assert!(ClusterArn::parse(&hundred).is_ok());
+        for bad in [
+            "",
+            "arn:aws:eks:eu-west-2:111122223333:cluster/",
+            "arn:aws:eks:eu-west-2:111122223333:cluster/-prod",
+            "arn:aws:eks:eu-west-2:111122223333:cluster/a/b",
+            "arn:aws:eks:eu-west-2:111122223333:cluster/a b",
+            "arn:aws:eks:eu-west-2:111122223333:nodegroup/prod",
+            "arn:aws:eks:eu-west-2:11112222333:cluster/prod",
+            "arn:aws:eks:eu-west-2:*:cluster/prod",
+            "arn:aws:eks:Europe:111122223333:cluster/prod",
+            "arn:aws:iam::111122223333:cluster/prod",
+            "arn:gcp:eks:eu-west-2:111122223333:cluster/prod",
+            "arn:aws-:eks:eu-west-2:111122223333:cluster/prod",
+            "arn:aws:eks:eu-west-2:111122223333",
+            &format!(
+                "arn:aws:eks:eu-west-2:111122223333:cluster/{}",
+                "c".repeat(101)
+            ),
+        ] {
+            let err = ClusterArn::parse(bad).expect_err(bad);
+            assert!(bad.is_empty() || !err.contains(bad), "{bad:?}: {err}");
+        }
     }
 
     #[test]
@@ -689,7 +870,8 @@ mod tests {
             "resolveDependencies": true, "pinDigests": true, "adoptExisting": false, "allowedRepositories": ["upbound/*"],
             "allowedRegistries": [{"accountId": "123456789012", "region": "*"}],
             "allowedRuntimeConfigs": ["team-*"],
-            "iam": {"enabled": true, "roleName": "r", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n",
+            "iam": {"enabled": true, "roleName": "r", "roleNamePrefix": "platform", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n",
+                    "allowedIdentities": ["IRSA", "PodIdentity"], "clusterArn": "arn:aws:eks:eu-west-2:123456789012:cluster/prod",
                     "oidcProvider": "oidc.eks.eu-west-2.amazonaws.com/id/A", "serviceAccounts": [{"namespace": "crossplane-system", "name": "crossplane"}],
                     "nodeRoleNames": ["nodes"], "allowedRoleNames": ["team-*"], "allowedNodeRoleNames": ["nodes-*"],
                     "allowedOidcProviders": ["oidc.eks.*.amazonaws.com/id/*"],

@@ -76,6 +76,14 @@ pub const MAX_DURATION_TEXT_LEN: usize = 32;
 /// (its poll interval), and a tag cache trusted for longer would hide
 /// releases for longer.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// `iam.allowedIdentities`: there are two identities.
+pub const MAX_IDENTITIES: usize = 2;
+/// `iam.clusterArn`: `arn:<partition>:eks:<region>:<account>:cluster/` and
+/// an EKS cluster name of at most 100 characters fit well within it.
+pub const MAX_CLUSTER_ARN_LEN: usize = 256;
+/// `iam.roleNamePrefix`: what leaves room in a role name for `-` and the
+/// hash of the XR's UID.
+pub const MAX_ROLE_NAME_PREFIX_LEN: usize = MAX_ROLE_NAME_LEN - 1 - crate::names::HASH_LEN;
 /// `registryHost`: a DNS name (253) and a port, with room for placeholders.
 pub const MAX_REGISTRY_HOST_LEN: usize = 300;
 /// `credentialsName`, `iam.providerConfigName`: Kubernetes object names.

@@ -11,7 +11,7 @@
 //! since the function's own AWS identity already bounds what it can read.
 
 use super::input::{AllowedRegistry, AllowedServiceAccount, Input};
-use super::xr::{RegistrySpec, ServiceAccount, XrSpec};
+use super::xr::{Identity, RegistrySpec, ServiceAccount, XrSpec};
 use crate::error::{Error, Result};
 
 /// Who wrote the XR, and so whether the input's allowlists bound it.
@@ -80,6 +80,31 @@ impl<'a> Policy<'a> {
             return Ok(());
         }
         Err(not_allowed(field, value, allowlist, patterns.is_empty()))
+    }
+
+    /// The identity an XR asks for must be in `iam.allowedIdentities`, or
+    /// be `default` (the input's own, or the derived one) when that list
+    /// is empty.
+    pub fn check_identity(&self, asked: Identity, default: Identity) -> Result<()> {
+        let listed = &self.input.iam.allowed_identities;
+        let allowed = if listed.is_empty() {
+            std::slice::from_ref(&default)
+        } else {
+            listed.as_slice()
+        };
+        if self.origin == Origin::Platform || allowed.contains(&asked) {
+            return Ok(());
+        }
+        let names: Vec<&str> = allowed.iter().map(|i| i.as_str()).collect();
+        Err(refused(
+            "spec.iam.identity",
+            "iam.allowedIdentities",
+            format!(
+                "{:?} is not allowed (allowed: {})",
+                asked.as_str(),
+                names.join(", ")
+            ),
+        ))
     }
 
     /// Each service account the XR names must match one allowed pair.
@@ -474,6 +499,54 @@ mod tests {
                     json!({"accountId": "111122223333", "region": "us-east-1"}),
                     None
                 ))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn identities_within_the_list_or_the_default() {
+        use Identity::{Irsa, PodIdentity};
+        let listed: Input =
+            decode(json!({"iam": {"allowedIdentities": ["PodIdentity"]}})).expect("input");
+        let both: Input =
+            decode(json!({"iam": {"allowedIdentities": ["IRSA", "PodIdentity"]}})).expect("input");
+        let unlisted = Input::default();
+        // (input, asked, default, allowed)
+        let cases = [
+            (&unlisted, Irsa, Irsa, true),
+            (&unlisted, PodIdentity, Irsa, false),
+            (&unlisted, Irsa, PodIdentity, false),
+            (&listed, PodIdentity, Irsa, true),
+            (&listed, Irsa, Irsa, false),
+            (&both, Irsa, PodIdentity, true),
+            (&both, PodIdentity, Irsa, true),
+        ];
+        for (input, asked, default, allowed) in cases {
+            let result = Policy::new(input, Origin::Request).check_identity(asked, default);
+            match result {
+                Ok(()) => assert!(allowed, "{asked} over {default} passed"),
+                Err(Error::Refused {
+                    field, allowlist, ..
+                }) => {
+                    assert!(!allowed, "{asked} over {default} refused");
+                    assert_eq!(
+                        (field.as_str(), allowlist.as_str()),
+                        ("spec.iam.identity", "iam.allowedIdentities")
+                    );
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let err = Policy::new(&unlisted, Origin::Request)
+            .check_identity(PodIdentity, Irsa)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused at spec.iam.identity: \"PodIdentity\" is not allowed (allowed: IRSA) (see the Composition input's iam.allowedIdentities)"
+        );
+        assert!(
+            Policy::new(&listed, Origin::Platform)
+                .check_identity(Irsa, Irsa)
                 .is_ok()
         );
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::input::{Input, ManagedResources, Mirror};
 use super::policy::{Origin, Policy, matches_any};
-use super::xr::{Identity, ServiceAccount, Strategy, XrSpec};
+use super::xr::{Identity, ServiceAccount, Strategy, XrRef, XrSpec};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
 
@@ -44,8 +44,17 @@ pub struct IamSettings {
 /// Who may assume the pull role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Trust {
-    Irsa { oidc_provider: String },
-    PodIdentity,
+    Irsa {
+        oidc_provider: String,
+    },
+    /// EKS Pod Identity, bound to the cluster's account and, when the input
+    /// names it, to the cluster.
+    PodIdentity {
+        /// `aws:SourceAccount`: the cluster's account, else the registry's.
+        source_account: String,
+        /// The input's `iam.clusterArn`.
+        cluster_arn: Option<String>,
+    },
 }
 
 /// IAM role names allow 64 characters.
@@ -54,14 +63,14 @@ const MAX_ROLE_NAME: usize = super::limits::MAX_ROLE_NAME_LEN;
 impl Settings {
     /// The settings of a RunFunction call: the XR is an app team's request,
     /// bounded by the input's allowlists.
-    pub fn new(xr_name: &str, spec: &XrSpec, input: &Input) -> Result<Self> {
-        Self::with_origin(xr_name, spec, input, Origin::Request)
+    pub fn new(xr: XrRef<'_>, spec: &XrSpec, input: &Input) -> Result<Self> {
+        Self::with_origin(xr, spec, input, Origin::Request)
     }
 
     /// The settings for an XR of the given origin; `bootstrap` passes
     /// [`Origin::Platform`] since it runs the platform team's own XR.
     pub fn with_origin(
-        xr_name: &str,
+        xr: XrRef<'_>,
         spec: &XrSpec,
         input: &Input,
         origin: Origin,
@@ -98,7 +107,7 @@ impl Settings {
             pin_digests: input.pin_digests,
             adopt_existing: input.adopt_existing,
             allowed_repositories: input.allowed_repositories.clone(),
-            iam: iam_settings(xr_name, spec, input, &policy)?,
+            iam: iam_settings(xr, spec, input, &policy)?,
             ttl: input.ttl,
             tag_cache_ttl: input.tag_cache_ttl,
             credentials_name: input.credentials_name.clone(),
@@ -128,7 +137,7 @@ impl Settings {
 /// against its allowlist; what it leaves unset comes from the input, then
 /// the built-in default.
 fn iam_settings(
-    xr_name: &str,
+    xr: XrRef<'_>,
     spec: &XrSpec,
     input: &Input,
     policy: &Policy,
@@ -149,16 +158,21 @@ fn iam_settings(
         )?;
     }
     let oidc_provider = xr_oidc.or_else(|| platform.oidc_provider.as_deref().and_then(issuer));
-    // With no explicit choice, an OIDC provider means IRSA; otherwise Pod
-    // Identity, which needs nothing else.
-    let identity = xr_iam
-        .identity
-        .or(platform.identity)
-        .unwrap_or(if oidc_provider.is_some() {
-            Identity::Irsa
-        } else {
-            Identity::PodIdentity
-        });
+    // The input's identity; with none, an OIDC provider means IRSA and
+    // otherwise Pod Identity, which needs nothing else. The XR may choose
+    // only what `allowedIdentities` lists (by default, just this one).
+    let default = platform.identity.unwrap_or(if oidc_provider.is_some() {
+        Identity::Irsa
+    } else {
+        Identity::PodIdentity
+    });
+    let identity = match xr_iam.identity {
+        Some(asked) => {
+            policy.check_identity(asked, default)?;
+            asked
+        }
+        None => default,
+    };
     let trust = match identity {
         Identity::Irsa => Trust::Irsa {
             oidc_provider: oidc_provider.ok_or_else(|| Error::InvalidSpec {
@@ -166,17 +180,24 @@ fn iam_settings(
                     message: "IRSA needs the cluster's OIDC provider, e.g. oidc.eks.eu-west-2.amazonaws.com/id/ABC (in the XR, or in the Composition input's iam.oidcProvider)".to_string(),
                 })?,
         },
-        Identity::PodIdentity => Trust::PodIdentity,
+        Identity::PodIdentity => Trust::PodIdentity {
+            source_account: platform
+                .cluster_arn
+                .as_ref()
+                .map_or(spec.registry.account_id.as_str(), |arn| arn.account_id())
+                .to_string(),
+            cluster_arn: platform.cluster_arn.as_ref().map(|arn| arn.as_str().to_string()),
+        },
     };
 
     // The role name, and whether the requester chose it: set in the XR, or
-    // the default that follows the XR's name (bounded once the platform
-    // lists role names). The input's own name is the platform's choice.
+    // the default that follows the XR (bounded once the platform lists role
+    // names). The input's own name is the platform's choice.
     let (role_name, requested) = match (xr_iam.role_name, &platform.role_name) {
         (Some(name), _) => (name, true),
         (None, Some(name)) => (name.clone(), false),
         (None, None) => (
-            default_role_name(xr_name),
+            default_role_name(xr, platform.role_name_prefix.as_deref()),
             !platform.allowed_role_names.is_empty(),
         ),
     };
@@ -240,9 +261,7 @@ fn issuer(provider: &str) -> Option<String> {
 fn check_role_name(role_name: &str) -> Result<()> {
     if role_name.is_empty()
         || role_name.len() > MAX_ROLE_NAME
-        || !role_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        || !role_name.chars().all(super::input::is_role_name_char)
     {
         return Err(Error::InvalidSpec {
             field: "spec.iam.roleName".to_string(),
@@ -254,15 +273,30 @@ fn check_role_name(role_name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `<xr-name>-ecr-pull`, within IAM's 64 characters. An XR name too long
-/// for that is cut and ends in a hash of all of it
-/// ([`crate::names::shorten`]), so two long XR names that share their first
-/// 55 characters still get two roles: provider-aws would otherwise adopt
-/// one role for both and each XR would overwrite the other's trust policy.
-pub fn default_role_name(xr_name: &str) -> String {
-    let suffix = "-ecr-pull";
-    let base = crate::names::shorten(xr_name, MAX_ROLE_NAME - suffix.len());
-    format!("{base}{suffix}")
+/// `<readable>-<hash>`, within IAM's 64 characters: `readable` is the
+/// input's `iam.roleNamePrefix`, else `<xr-name>-ecr-pull` (cut to fit),
+/// and `hash` the first [`crate::names::HASH_LEN`] hex digits of the
+/// SHA-256 of the XR's UID. Role names are account-wide and provider-aws
+/// adopts an existing role by name, so two XRs that share a name (in two
+/// clusters of one account, or one deleted and made again) must not share
+/// a role: each would overwrite, and on deletion remove, the other's. An
+/// XR without a UID (unit tests, `bootstrap` on a file) hashes its name.
+pub fn default_role_name(xr: XrRef<'_>, prefix: Option<&str>) -> String {
+    let hash = crate::names::hash(&[xr.uid.unwrap_or(xr.name)]);
+    let readable = match prefix {
+        Some(prefix) => prefix.to_string(),
+        None => format!("{}-ecr-pull", xr.name),
+    };
+    let room = MAX_ROLE_NAME - 1 - hash.len();
+    let mut cut = readable.len().min(room);
+    while !readable.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let readable = readable[..cut].trim_end_matches(['-', '.', '_']);
+    if readable.is_empty() {
+        return hash;
+    }
+    format!("{readable}-{hash}")
 }
 
 #[cfg(test)]
@@ -289,20 +323,21 @@ mod tests {
     #[test]
     fn xr_choices_win_over_input_defaults() {
         let s = Settings::new(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({"strategy": "Skip"})),
             &input(json!({"strategy": "Rewrite"})),
         )
         .expect("ok");
         assert_eq!(s.strategy, Strategy::Skip);
         let s = Settings::new(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({})),
             &input(json!({"strategy": "Skip"})),
         )
         .expect("ok");
         assert_eq!(s.strategy, Strategy::Skip);
-        let s = Settings::new("demo", &spec(json!({})), &Input::default()).expect("ok");
+        let s =
+            Settings::new(XrRef::named("demo"), &spec(json!({})), &Input::default()).expect("ok");
         assert_eq!(s.strategy, Strategy::Rewrite);
     }
 
@@ -318,10 +353,20 @@ mod tests {
 
     #[test]
     fn iam_defaults() {
-        let s = Settings::new("demo", &spec(json!({})), &Input::default()).expect("ok");
+        let s =
+            Settings::new(XrRef::named("demo"), &spec(json!({})), &Input::default()).expect("ok");
         let iam = s.iam.expect("enabled by default");
-        assert_eq!(iam.role_name, "demo-ecr-pull");
-        assert_eq!(iam.trust, Trust::PodIdentity);
+        assert_eq!(
+            iam.role_name,
+            format!("demo-ecr-pull-{}", crate::names::hash(&["demo"]))
+        );
+        assert_eq!(
+            iam.trust,
+            Trust::PodIdentity {
+                source_account: "123456789012".into(),
+                cluster_arn: None
+            }
+        );
         assert!(iam.node_role_names.is_empty());
         assert_eq!(
             iam.service_accounts,
@@ -331,17 +376,163 @@ mod tests {
             }]
         );
         let long = "x".repeat(80);
-        let s = Settings::new(&long, &spec(json!({})), &Input::default()).expect("ok");
+        let s =
+            Settings::new(XrRef::named(&long), &spec(json!({})), &Input::default()).expect("ok");
         assert_eq!(s.iam.expect("iam").role_name.len(), 64);
-        // Cut XR names keep distinct roles; short ones keep their name.
-        let (a, b) = (format!("{long}-a"), format!("{long}-b"));
-        assert_ne!(default_role_name(&a), default_role_name(&b));
-        assert!(default_role_name(&a).starts_with(&"x".repeat(40)));
-        assert_eq!(
-            default_role_name(&"y".repeat(55)),
-            format!("{}-ecr-pull", "y".repeat(55))
+    }
+
+    /// The default role name is `<readable>-<hash of the UID>`: one role per
+    /// XR instance, so two clusters of one account whose XRs share a name
+    /// (or an XR deleted and made again) never share a role.
+    #[test]
+    fn default_role_names_are_unique_per_xr_instance() {
+        let xr = |name, uid| XrRef {
+            name,
+            uid: Some(uid),
+        };
+        let uid_a = "5f0c6d1e-0000-4000-8000-00000000000a";
+        let uid_b = "5f0c6d1e-0000-4000-8000-00000000000b";
+        let hash_a = crate::names::hash(&[uid_a]);
+        let (long, fifty_three) = ("y".repeat(80), "p".repeat(53));
+        // (XR, input prefix, expected)
+        let cases = [
+            (
+                xr("platform-packages", uid_a),
+                None,
+                format!("platform-packages-ecr-pull-{hash_a}"),
+            ),
+            (
+                xr("platform-packages", uid_a),
+                Some("team-a"),
+                format!("team-a-{hash_a}"),
+            ),
+            // No UID: the name is hashed instead.
+            (
+                XrRef::named("demo"),
+                None,
+                format!("demo-ecr-pull-{}", crate::names::hash(&["demo"])),
+            ),
+            // Cut to fit, trailing punctuation dropped.
+            (
+                xr(&long, uid_a),
+                None,
+                format!("{}-{hash_a}", "y".repeat(53)),
+            ),
+            (
+                xr("platform-packages", uid_a),
+                Some(fifty_three.as_str()),
+                format!("{}-{hash_a}", "p".repeat(53)),
+            ),
+            (xr("a", uid_a), Some("team-a."), format!("team-a-{hash_a}")),
+        ];
+        for (xr, prefix, expected) in cases {
+            let name = default_role_name(xr, prefix);
+            assert_eq!(name, expected, "{xr:?} {prefix:?}");
+            assert!(name.len() <= MAX_ROLE_NAME, "{name}");
+            check_role_name(&name).expect("an IAM role name");
+        }
+        // Same name, another cluster (another UID): another role.
+        assert_ne!(
+            default_role_name(xr("platform-packages", uid_a), None),
+            default_role_name(xr("platform-packages", uid_b), None)
         );
-        assert_eq!(default_role_name(&"y".repeat(56)).len(), 64);
+        // Through the settings, with the input's prefix.
+        let iam = Settings::new(
+            xr("platform-packages", uid_b),
+            &spec(json!({})),
+            &input(json!({"iam": {"roleNamePrefix": "ecr-pull"}})),
+        )
+        .expect("ok")
+        .iam
+        .expect("iam");
+        assert_eq!(
+            iam.role_name,
+            format!("ecr-pull-{}", crate::names::hash(&[uid_b]))
+        );
+    }
+
+    /// The input's identity wins; the XR may choose only what
+    /// `allowedIdentities` lists, by default only the default identity.
+    #[test]
+    fn the_input_decides_the_identity() {
+        let oidc = "oidc.eks.eu-west-2.amazonaws.com/id/P";
+        let irsa = || Trust::Irsa {
+            oidc_provider: oidc.into(),
+        };
+        let pod = |account: &str, cluster: Option<&str>| Trust::PodIdentity {
+            source_account: account.into(),
+            cluster_arn: cluster.map(str::to_string),
+        };
+        let cluster = "arn:aws:eks:eu-west-2:444455556666:cluster/prod";
+        // (XR iam, input iam, the trust, or the refusal's message)
+        let cases: Vec<(Json, Json, Result<Trust, &str>)> = vec![
+            (json!({}), json!({"oidcProvider": oidc}), Ok(irsa())),
+            (json!({}), json!({}), Ok(pod("123456789012", None))),
+            (
+                json!({}),
+                json!({"identity": "PodIdentity", "oidcProvider": oidc, "clusterArn": cluster}),
+                Ok(pod("444455556666", Some(cluster))),
+            ),
+            // The XR restating the default is no choice.
+            (
+                json!({"identity": "IRSA"}),
+                json!({"oidcProvider": oidc}),
+                Ok(irsa()),
+            ),
+            // The XR may not override the input's identity...
+            (
+                json!({"identity": "PodIdentity"}),
+                json!({"identity": "IRSA", "oidcProvider": oidc}),
+                Err("\"PodIdentity\" is not allowed (allowed: IRSA)"),
+            ),
+            (
+                json!({"identity": "PodIdentity"}),
+                json!({"oidcProvider": oidc}),
+                Err("\"PodIdentity\" is not allowed (allowed: IRSA)"),
+            ),
+            (
+                json!({"identity": "IRSA"}),
+                json!({}),
+                Err("\"IRSA\" is not allowed (allowed: PodIdentity)"),
+            ),
+            // ... unless the input lists the XR's choice.
+            (
+                json!({"identity": "PodIdentity"}),
+                json!({"identity": "IRSA", "oidcProvider": oidc, "allowedIdentities": ["IRSA", "PodIdentity"]}),
+                Ok(pod("123456789012", None)),
+            ),
+            (
+                json!({"identity": "IRSA"}),
+                json!({"identity": "PodIdentity", "oidcProvider": oidc, "allowedIdentities": ["PodIdentity"]}),
+                Err("\"IRSA\" is not allowed (allowed: PodIdentity)"),
+            ),
+        ];
+        for (xr_iam, platform, expected) in cases {
+            let got = Settings::new(
+                XrRef::named("demo"),
+                &spec(json!({"iam": xr_iam})),
+                &input(json!({"iam": platform})),
+            )
+            .map(|s| s.iam.expect("iam").trust);
+            match (got, expected) {
+                (Ok(trust), Ok(want)) => assert_eq!(trust, want, "{xr_iam} {platform}"),
+                (
+                    Err(Error::Refused {
+                        field,
+                        allowlist,
+                        message,
+                    }),
+                    Err(want),
+                ) => {
+                    assert_eq!(
+                        (field.as_str(), allowlist.as_str(), message.as_str()),
+                        ("spec.iam.identity", "iam.allowedIdentities", want),
+                        "{xr_iam} {platform}"
+                    );
+                }
+                (got, want) => panic!("{xr_iam} {platform}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]
@@ -352,7 +543,7 @@ mod tests {
             "serviceAccounts": [{"namespace": "crossplane-system", "name": "crossplane"}, {"namespace": "crossplane-system", "name": "provider-aws"}],
             "nodeRoleNames": ["eks-nodes"]
         }}));
-        let iam = Settings::new("demo", &spec(json!({})), &platform)
+        let iam = Settings::new(XrRef::named("demo"), &spec(json!({})), &platform)
             .expect("ok")
             .iam
             .expect("iam");
@@ -370,7 +561,7 @@ mod tests {
     #[test]
     fn allowed_xr_values_win() {
         let iam = Settings::new(
-            "team-demo",
+            XrRef::named("team-demo"),
             &spec(json!({"iam": {
                 "roleName": "team-a-pull",
                 "oidcProvider": "https://oidc.eks.eu-west-2.amazonaws.com/id/ABC",
@@ -404,7 +595,7 @@ mod tests {
         ];
         for (xr, platform, enabled) in cases {
             let s = Settings::new(
-                "demo",
+                XrRef::named("demo"),
                 &spec(json!({"iam": xr})),
                 &input(json!({"iam": platform})),
             )
@@ -450,8 +641,12 @@ mod tests {
                 (permissive(), permissive_field, false),
                 (Input::default(), empty_field, true),
             ] {
-                let err =
-                    Settings::new("team-demo", &spec(json!({"iam": iam})), &policy).unwrap_err();
+                let err = Settings::new(
+                    XrRef::named("team-demo"),
+                    &spec(json!({"iam": iam})),
+                    &policy,
+                )
+                .unwrap_err();
                 match &err {
                     Error::Refused {
                         field: f,
@@ -467,19 +662,19 @@ mod tests {
         }
         // A listed set of role names bounds the default name too.
         let err = Settings::new(
-            "admin",
+            XrRef::named("admin"),
             &spec(json!({})),
             &input(json!({"iam": {"allowedRoleNames": ["team-*"]}})),
         )
         .unwrap_err();
         assert!(
             err.to_string()
-                .contains("refused at spec.iam.roleName: \"admin-ecr-pull\" is not allowed"),
+                .contains("refused at spec.iam.roleName: \"admin-ecr-pull-"),
             "{err}"
         );
         // With IAM off in the input, IAM fields ask for nothing and pass.
         let s = Settings::new(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({"iam": {"roleName": "admin"}})),
             &input(json!({"iam": {"enabled": false}})),
         )
@@ -490,7 +685,7 @@ mod tests {
     #[test]
     fn bootstrap_trusts_the_platforms_own_xr() {
         let s = Settings::with_origin(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({"iam": {"roleName": "admin", "nodeRoleNames": ["nodes"]}})),
             &Input::default(),
             Origin::Platform,
@@ -502,9 +697,9 @@ mod tests {
     #[test]
     fn iam_errors_name_the_field() {
         let err = Settings::new(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({"iam": {"identity": "IRSA"}})),
-            &Input::default(),
+            &input(json!({"iam": {"allowedIdentities": ["IRSA"]}})),
         )
         .unwrap_err();
         assert!(
@@ -512,7 +707,7 @@ mod tests {
             "{err}"
         );
         let err = Settings::new(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({"iam": {"roleName": "team-has space"}})),
             &permissive(),
         )
@@ -521,8 +716,12 @@ mod tests {
             matches!(&err, Error::InvalidSpec { field, .. } if field == "spec.iam.roleName"),
             "{err}"
         );
-        let err =
-            Settings::new("demo", &spec(json!({})), &input(json!({"mirrors": []}))).unwrap_err();
+        let err = Settings::new(
+            XrRef::named("demo"),
+            &spec(json!({})),
+            &input(json!({"mirrors": []})),
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, Error::InvalidInput { field, .. } if field == "mirrors"),
             "{err}"
@@ -532,7 +731,7 @@ mod tests {
     #[test]
     fn mirrors_map_both_ways() {
         let s = Settings::new(
-            "demo",
+            XrRef::named("demo"),
             &spec(json!({})),
             &input(json!({"mirrors": [
                 {"upstream": "xpkg.upbound.io/", "repositoryPrefix": ""},

@@ -75,6 +75,52 @@ pub enum Identity {
     PodIdentity,
 }
 
+impl Identity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::Irsa => "IRSA",
+            Identity::PodIdentity => "PodIdentity",
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which XR a call is about: its name, and its UID, which tells apart two
+/// XRs of one name (one per cluster, or one deleted and made again). Both
+/// come from the observed composite's metadata, which the API server sets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XrRef<'a> {
+    pub name: &'a str,
+    /// None when the composite has none (tests, `bootstrap`).
+    pub uid: Option<&'a str>,
+}
+
+impl<'a> XrRef<'a> {
+    /// An XR known by name alone.
+    pub fn named(name: &'a str) -> Self {
+        Self { name, uid: None }
+    }
+
+    /// The name (`xr` when missing) and UID of an observed composite.
+    pub fn of(composite: &'a Json) -> Self {
+        let text = |pointer: &str| {
+            composite
+                .pointer(pointer)
+                .and_then(Json::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        Self {
+            name: text("/metadata/name").unwrap_or("xr"),
+            uid: text("/metadata/uid"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IamSpec {
