@@ -23,6 +23,7 @@ use crate::registry::Connector;
 use crate::registry::cache::{DEFAULT_TAG_TTL, trusted_until};
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
+use crate::registry::seen::SeenRegistries;
 use crate::remembered::{Installed, Previous};
 use crate::resolve::{Resolution, resolve_within};
 use crate::sdk::{Request, Response};
@@ -47,6 +48,9 @@ pub struct Function {
     connector: Arc<dyn Connector>,
     deadline: Duration,
     memo: Memo,
+    /// Registries read successfully: with no `allowedRegistries`, the
+    /// status stands in only for one of these.
+    seen: SeenRegistries,
 }
 
 impl Default for Function {
@@ -66,6 +70,7 @@ impl Function {
             connector,
             deadline: RESOLVE_DEADLINE,
             memo: Memo::new(DEFAULT_MEMO_BYTES),
+            seen: SeenRegistries::default(),
         }
     }
 
@@ -157,11 +162,27 @@ impl Function {
         let (resolution, failure) = match self.resolve(request, &settings, &spec, installed).await {
             Ok(resolution) => (resolution, None),
             Err(error) if can_wait_out(&error) => {
-                tracing::warn!(%error, "registry unreadable; composing the last resolved set");
-                let graph = remembered.graph().unwrap_or_else(|unusable| {
-                    tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
-                    Graph::default()
-                });
+                // Only a registry the platform admitted, by listing it or by
+                // this process having read it, may be stood in for; else
+                // nothing new is composed and what is observed stays.
+                let refused = self
+                    .unadmitted(&settings, &input)
+                    .filter(|_| !remembered.nodes.is_empty());
+                let (graph, error) = match refused {
+                    None => {
+                        tracing::warn!(%error, "registry unreadable; composing the last resolved set");
+                        let graph = remembered.graph().unwrap_or_else(|unusable| {
+                            tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
+                            Graph::default()
+                        });
+                        (graph, error)
+                    }
+                    Some(registry) => {
+                        tracing::warn!(%error, %registry, "registry unreadable and never read; keeping what is observed");
+                        let cause = Box::new(error);
+                        (Graph::default(), Error::NotRecomposed { registry, cause })
+                    }
+                };
                 let resolution = Resolution {
                     graph,
                     ..Resolution::default()
@@ -275,7 +296,7 @@ impl Function {
             .credentials(&settings.credentials_name)
             .map(AwsCredentials::from_credential_data)
             .transpose()?;
-        resolve_within(
+        let resolution = resolve_within(
             self.connector.as_ref(),
             settings,
             spec,
@@ -283,7 +304,24 @@ impl Function {
             credentials.as_ref(),
             self.deadline,
         )
-        .await
+        .await?;
+        self.seen
+            .record(&settings.registry, &settings.registry_host);
+        Ok(resolution)
+    }
+
+    /// The registry, named for a message, when the XR's status may not
+    /// stand in for it: the input does not list `allowedRegistries` (so the
+    /// XR's registry is bounded only by what this function can read) and
+    /// this process has never read it. An XR could otherwise name a
+    /// registry the function cannot read, hand-write `status.packages`, and
+    /// get package objects and a cluster-wide rewrite pointing at it.
+    fn unadmitted(&self, settings: &Settings, input: &Input) -> Option<String> {
+        let admitted = input.allowed_registries.is_some()
+            || self
+                .seen
+                .has_read(&settings.registry, &settings.registry_host);
+        (!admitted).then(|| settings.registry.to_string())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod distribution;
 pub mod ecr;
 pub mod memory;
+pub mod seen;
 pub mod xpkg;
 
 use async_trait::async_trait;
