@@ -153,7 +153,7 @@ impl Function {
         response.set_ttl(settings.ttl);
         let observed = observed::read(request.observed_resources());
         // What earlier reconciles left in the status: a hint, re-validated.
-        let previous = Previous::read(&composite);
+        let previous = Previous::read(&composite, &settings);
         let remembered = previous.remembered(&settings, &spec);
 
         // The truth from the registry; if it cannot be had right now, the

@@ -16,6 +16,7 @@ use crate::compose::packages::package_resource_name;
 use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::Response;
 use crate::sdk::request::can_send_required_resources;
+use crate::spec::limits::MAX_LEAVING_LOOKUPS;
 use crate::status::PackageStatus;
 
 const API_VERSION: &str = "pkg.crossplane.io/v1";
@@ -30,11 +31,13 @@ pub struct Lingering {
 }
 
 impl Lingering {
-    /// `leaving`: the remembered packages the plan no longer has. Each is
-    /// present if Crossplane sent it back; while the answer is still to
-    /// come (the first call of a reconcile) it counts as present. A caller
-    /// that cannot send required resources is not asked, and only what is
-    /// observed counts.
+    /// `leaving`: the remembered packages the plan no longer has (checked
+    /// as they were read, see `remembered`). Each is present if Crossplane
+    /// sent it back; while the answer is still to come (the first call of a
+    /// reconcile) it counts as present. At most [`MAX_LEAVING_LOOKUPS`] are
+    /// asked about in one call; the rest count as present, unasked, until
+    /// earlier ones are gone. A caller that cannot send required resources
+    /// is not asked, and only what is observed counts.
     pub fn read<'a>(
         request: &RunFunctionRequest,
         leaving: impl IntoIterator<Item = &'a PackageStatus>,
@@ -45,6 +48,10 @@ impl Lingering {
         }
         for entry in leaving {
             let resource = package_resource_name(&entry.name);
+            if lingering.asked.len() == MAX_LEAVING_LOOKUPS {
+                lingering.present.insert(resource);
+                continue;
+            }
             let still_there = request
                 .required_resources
                 .get(&resource)
@@ -150,6 +157,31 @@ mod tests {
             assert_eq!(lingering.resources().contains(&resource), present, "{case}");
             assert_eq!(lingering.is_asking(), asked, "{case}");
         }
+    }
+
+    /// However many entries are leaving, one call asks about a bounded
+    /// number; the others are kept as present (never dropped unasked) and
+    /// asked about once earlier ones are gone.
+    #[test]
+    fn lookups_are_bounded() {
+        let entries: Vec<PackageStatus> = (0..MAX_LEAVING_LOOKUPS + 50)
+            .map(|i| entry(&format!("provider-{i}")))
+            .collect();
+        let lingering = Lingering::read(&request(true, &[]), &entries);
+        let mut response = Response::to(&RunFunctionRequest::default());
+        lingering.ask(&mut response);
+        let requirements = response.finish().requirements.unwrap_or_default();
+        assert_eq!(requirements.resources.len(), MAX_LEAVING_LOOKUPS);
+        assert_eq!(lingering.resources().len(), entries.len());
+        // The first ones answered gone: the rest move up.
+        let gone: Vec<(String, bool)> = entries[..MAX_LEAVING_LOOKUPS]
+            .iter()
+            .map(|e| (package_resource_name(&e.name), false))
+            .collect();
+        let gone: Vec<(&str, bool)> = gone.iter().map(|(r, e)| (r.as_str(), *e)).collect();
+        let lingering = Lingering::read(&request(true, &gone), &entries[MAX_LEAVING_LOOKUPS..]);
+        assert_eq!(lingering.resources().len(), 50);
+        assert!(lingering.is_asking());
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! What the XR's status remembers from earlier reconciles, read back as a
 //! hint. The function writes `status.packages`, but it is stored on an
 //! object users may edit, so every entry is checked again as if it were
-//! fresh input (names, repository grammar and allowlist, digest, the image
-//! path's registry and mirror) before it can shape anything composed. An
-//! entry that fails is ignored, and said so.
+//! fresh input before anything reads it: every entry, leaving or not, for
+//! its bounds, name, repository grammar and allowlist as it is read (it may
+//! drive a lookup or be written back), and each entry that may be composed
+//! again for its digest, version and image path (registry and mirror) too.
+//! An entry that fails is ignored, and said so without echoing more than a
+//! short excerpt of what it holds.
 //!
 //! The memory serves three purposes: recomposing the last resolved set when
 //! the registry cannot be read, keeping an installed dependency that no
@@ -17,7 +20,11 @@ use serde_json::Value as Json;
 use crate::compose::packages::package_resource_name;
 use crate::graph::{Graph, PackageNode};
 use crate::observed::ObservedResources;
-use crate::spec::xr::is_dns_label;
+use crate::spec::limits::{
+    MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_REPOSITORY_LEN, MAX_STATUS_PACKAGE_REF_LEN,
+    MAX_STATUS_PACKAGES, MAX_VERSION_LEN,
+};
+use crate::spec::xr::{is_dns_label, is_repository_name};
 use crate::spec::{Settings, XrSpec};
 use crate::status::PackageStatus;
 use crate::version::is_tag;
@@ -25,6 +32,12 @@ use crate::version::is_tag;
 /// Entries read from `status.packages` at most; a status longer than this
 /// was not written by this function.
 pub const MAX_REMEMBERED: usize = 1000;
+
+/// Characters of a status value a message quotes at most.
+const MAX_QUOTED: usize = 64;
+
+/// `status.packages[].sharedWith`, as the XRDs bound it.
+const MAX_SHARED_WITH_LEN: usize = 512;
 
 /// What the XR's observed status says.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,8 +63,10 @@ pub struct Remembered {
 impl Previous {
     /// Reads the observed XR's status leniently: a status this function did
     /// not write (or an older shape) is no memory, never an error, and one
-    /// malformed entry costs only itself.
-    pub fn read(composite: &Json) -> Self {
+    /// malformed entry costs only itself. Every entry, leaving or not, is
+    /// held to what fresh input is before anything else sees it (see
+    /// [`check_entry`]); one that fails is not read.
+    pub fn read(composite: &Json, settings: &Settings) -> Self {
         let mut packages = Vec::new();
         let mut unreadable = Vec::new();
         if let Some(entries) = composite
@@ -60,8 +75,18 @@ impl Previous {
         {
             for (i, entry) in entries.iter().enumerate().take(MAX_REMEMBERED) {
                 match PackageStatus::deserialize(entry) {
-                    Ok(package) => packages.push(package),
-                    Err(e) => unreadable.push(format!("status.packages[{i}]: {e}")),
+                    Ok(package) => match check_entry(settings, &package) {
+                        Ok(()) => packages.push(package),
+                        Err(why) => unreadable.push(format!(
+                            "ignoring status.packages[{i}] ({}): {why}",
+                            quoted(&package.name)
+                        )),
+                    },
+                    // serde quotes what it could not read: cut it short.
+                    Err(e) => unreadable.push(format!(
+                        "ignoring status.packages[{i}]: {}",
+                        excerpt(&e.to_string(), 4 * MAX_QUOTED)
+                    )),
                 }
             }
             if entries.len() > MAX_REMEMBERED {
@@ -132,8 +157,8 @@ impl Previous {
                     },
                 )),
                 Err(why) => ignored.push(format!(
-                    "ignoring status.packages[{i}] ({:?}): {why}",
-                    entry.name
+                    "ignoring status.packages[{i}] ({}): {why}",
+                    quoted(&entry.name)
                 )),
             }
         }
@@ -211,40 +236,90 @@ impl<'a> Installed<'a> {
     }
 }
 
-/// The checks fresh input passes, applied to one remembered entry; on
-/// success, the upstream path it is composed under. `host` is the XR's
-/// registry host.
-fn check(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<String, String> {
-    if !is_dns_label(&entry.name) {
-        return Err(format!("name {:?} is not a DNS label", entry.name));
+/// The checks every entry passes as it is read, leaving or not, since any
+/// entry may drive a lookup (a leaving package object is asked for by kind
+/// and name), hold a removal back (its `dependsOn`), or be written back:
+/// each field within the bound the XRDs declare, the name and each
+/// `dependsOn` a DNS label, the repository an ECR repository name the
+/// input allows. The kind was checked as it was decoded.
+fn check_entry(settings: &Settings, entry: &PackageStatus) -> Result<(), String> {
+    let bounds = [
+        ("name", &entry.name, MAX_PACKAGE_NAME_LEN),
+        ("repository", &entry.repository, MAX_REPOSITORY_LEN),
+        ("version", &entry.version, MAX_VERSION_LEN),
+        ("digest", &entry.digest, MAX_DIGEST_LEN),
+        ("package", &entry.package, MAX_STATUS_PACKAGE_REF_LEN),
+    ];
+    for (field, value, max) in bounds {
+        crate::spec::limits::check_len(value, max).map_err(|e| format!("{field} {e}"))?;
     }
-    if !crate::spec::xr::is_repository_name(&entry.repository) {
+    if let Some(holder) = &entry.shared_with {
+        crate::spec::limits::check_len(holder, MAX_SHARED_WITH_LEN)
+            .map_err(|e| format!("sharedWith {e}"))?;
+    }
+    if entry.depends_on.len() > MAX_STATUS_PACKAGES {
         return Err(format!(
-            "repository {:?} is not an ECR repository name",
-            entry.repository
+            "dependsOn {}",
+            crate::spec::limits::too_many(MAX_STATUS_PACKAGES, entry.depends_on.len())
+        ));
+    }
+    if !is_dns_label(&entry.name) {
+        return Err(format!("name {} is not a DNS label", quoted(&entry.name)));
+    }
+    if !is_repository_name(&entry.repository) {
+        return Err(format!(
+            "repository {} is not an ECR repository name",
+            quoted(&entry.repository)
         ));
     }
     if !settings.is_allowed(&entry.repository) {
         return Err(format!(
-            "repository {:?} is not in the input's allowedRepositories",
-            entry.repository
-        ));
-    }
-    if !is_digest(&entry.digest) {
-        return Err(format!("digest {:?} is not a sha256 digest", entry.digest));
-    }
-    if !(is_tag(&entry.version) || entry.version == entry.digest) {
-        return Err(format!(
-            "version {:?} is neither a tag nor the entry's digest",
-            entry.version
+            "repository {} is not in the input's allowedRepositories",
+            quoted(&entry.repository)
         ));
     }
     for dependency in &entry.depends_on {
         if !is_dns_label(dependency) {
-            return Err(format!("dependsOn {dependency:?} is not a DNS label"));
+            return Err(format!(
+                "dependsOn {} is not a DNS label",
+                quoted(dependency)
+            ));
         }
     }
+    Ok(())
+}
+
+/// The checks fresh input passes beyond [`check_entry`]'s, applied to one
+/// remembered entry that may be composed again; on success, the upstream
+/// path it is composed under. `host` is the XR's registry host.
+fn check(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<String, String> {
+    if !is_digest(&entry.digest) {
+        return Err(format!(
+            "digest {} is not a sha256 digest",
+            quoted(&entry.digest)
+        ));
+    }
+    if !(is_tag(&entry.version) || entry.version == entry.digest) {
+        return Err(format!(
+            "version {} is neither a tag nor the entry's digest",
+            quoted(&entry.version)
+        ));
+    }
     upstream(settings, host, entry)
+}
+
+/// A status value for a message: quoted, and cut to [`MAX_QUOTED`]
+/// characters with `…` when longer.
+fn quoted(value: &str) -> String {
+    format!("{:?}", excerpt(value, MAX_QUOTED))
+}
+
+/// `text` cut to `max` characters, with `…` when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
 }
 
 /// The upstream path a remembered `package` stands for. It was written
@@ -277,7 +352,8 @@ fn upstream(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<St
     match settings.repository_for(path) {
         Some((repository, _)) if repository == entry.repository => Ok(path.to_string()),
         _ => Err(format!(
-            "package {reference:?} is neither {host}/{} nor an upstream path mirrored to it",
+            "package {} is neither {host}/{} nor an upstream path mirrored to it",
+            quoted(reference),
             entry.repository
         )),
     }
@@ -371,7 +447,7 @@ mod tests {
             ),
         ] {
             let (settings, spec) = settings(strategy, json!({}));
-            let previous = Previous::read(&status(vec![family(package), s3()]));
+            let previous = Previous::read(&status(vec![family(package), s3()]), &settings);
             assert_eq!(
                 previous.condition("Resolved").map(|c| c.1.as_str()),
                 Some("Resolved")
@@ -438,8 +514,8 @@ mod tests {
         for (tamper, why) in cases {
             let mut bad = family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0");
             tamper(&mut bad);
-            let remembered =
-                Previous::read(&status(vec![s3(), bad.clone()])).remembered(&settings, &spec);
+            let remembered = Previous::read(&status(vec![s3(), bad.clone()]), &settings)
+                .remembered(&settings, &spec);
             assert_eq!(
                 remembered.nodes.keys().collect::<Vec<_>>(),
                 ["upbound/provider-aws-s3"],
@@ -461,10 +537,13 @@ mod tests {
             "Rewrite",
             json!({"allowedRepositories": ["upbound/provider-aws-*"]}),
         );
-        let remembered = Previous::read(&status(vec![
-            family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
-            s3(),
-        ]))
+        let remembered = Previous::read(
+            &status(vec![
+                family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
+                s3(),
+            ]),
+            &settings,
+        )
         .remembered(&settings, &spec);
         assert_eq!(remembered.nodes.len(), 1);
         assert!(remembered.ignored[0].contains("allowedRepositories"));
@@ -481,10 +560,13 @@ mod tests {
         let (settings, spec) = settings("Rewrite", json!({}));
         let mut leaving = s3();
         leaving["leaving"] = json!(true);
-        let previous = Previous::read(&status(vec![
-            family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
-            leaving,
-        ]));
+        let previous = Previous::read(
+            &status(vec![
+                family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
+                leaving,
+            ]),
+            &settings,
+        );
         assert!(previous.packages[1].leaving);
         let remembered = previous.remembered(&settings, &spec);
         assert_eq!(
@@ -499,16 +581,132 @@ mod tests {
 
     #[test]
     fn foreign_status_is_no_memory() {
+        let (settings, _) = settings("Rewrite", json!({}));
         for composite in [
             json!({}),
             json!({"status": {"packages": "x"}}),
             json!({"status": {"packages": [{"name": 1}]}}),
         ] {
-            assert_eq!(Previous::read(&composite).packages, vec![]);
+            assert_eq!(Previous::read(&composite, &settings).packages, vec![]);
         }
-        let previous = Previous::read(&json!({"status": {"packages": [{"name": 1}, s3()]}}));
+        let previous = Previous::read(
+            &json!({"status": {"packages": [{"name": 1}, s3()]}}),
+            &settings,
+        );
         assert_eq!(previous.packages.len(), 1);
-        assert!(previous.unreadable[0].starts_with("status.packages[0]: "));
+        assert!(
+            previous.unreadable[0].starts_with("ignoring status.packages[0]: "),
+            "{}",
+            previous.unreadable[0]
+        );
+    }
+
+    /// Leaving entries are never composed, but they drive lookups (their
+    /// objects are asked for by kind and name), hold removals back and are
+    /// written back: each is checked as it is read, like any other.
+    #[test]
+    fn every_entry_leaving_or_not_is_checked_as_it_is_read() {
+        type Tamper = fn(&mut Json);
+        let cases: Vec<(Tamper, &str)> = vec![
+            (|e| e["name"] = json!("Not A Label"), "not a DNS label"),
+            (|e| e["name"] = json!("../../x"), "not a DNS label"),
+            (
+                |e| e["repository"] = json!("*"),
+                "not an ECR repository name",
+            ),
+            (
+                |e| e["repository"] = json!("evil/provider-x"),
+                "not in the input's allowedRepositories",
+            ),
+            (|e| e["dependsOn"] = json!(["Not/A/Label"]), "dependsOn"),
+            (|e| e["kind"] = json!("ClusterRole"), "unknown variant"),
+            (
+                |e| e["name"] = json!("x".repeat(64)),
+                "name must be at most 63",
+            ),
+            (
+                |e| e["repository"] = json!(format!("upbound/{}", "x".repeat(300))),
+                "repository must be at most 256",
+            ),
+            (
+                |e| e["version"] = json!("v".repeat(257)),
+                "version must be at most 256",
+            ),
+            (
+                |e| e["digest"] = json!("d".repeat(129)),
+                "digest must be at most 128",
+            ),
+            (
+                |e| e["package"] = json!("p".repeat(1025)),
+                "package must be at most 1024",
+            ),
+            (
+                |e| e["dependsOn"] = json!(vec!["a"; MAX_STATUS_PACKAGES + 1]),
+                "dependsOn must have at most 2048 items",
+            ),
+            (
+                |e| e["sharedWith"] = json!("s".repeat(513)),
+                "sharedWith must be at most 512",
+            ),
+        ];
+        let (settings, _) = settings("Rewrite", json!({"allowedRepositories": ["upbound/*"]}));
+        for leaving in [true, false] {
+            for (tamper, why) in &cases {
+                let mut bad = s3();
+                bad["leaving"] = json!(leaving);
+                tamper(&mut bad);
+                let previous = Previous::read(
+                    &status(vec![
+                        family("xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"),
+                        bad.clone(),
+                    ]),
+                    &settings,
+                );
+                assert_eq!(
+                    previous
+                        .packages
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>(),
+                    ["upbound-provider-family-aws"],
+                    "{bad}"
+                );
+                assert_eq!(previous.unreadable.len(), 1, "{bad}");
+                let message = &previous.unreadable[0];
+                assert!(
+                    message.starts_with("ignoring status.packages[1]"),
+                    "{message}"
+                );
+                assert!(message.contains(why), "{why}: {message}");
+                assert!(message.len() < 400, "{message}");
+            }
+        }
+    }
+
+    /// A status value reaches a Warning as a short, quoted excerpt at most,
+    /// whatever its size.
+    #[test]
+    fn messages_quote_at_most_an_excerpt() {
+        let (settings, spec) = settings("Rewrite", json!({}));
+        let huge = "Z".repeat(1 << 20);
+        let mut bad_name = s3();
+        bad_name["name"] = json!(format!("a{huge}"));
+        let mut bad_type = s3();
+        bad_type["ready"] = json!(huge.clone());
+        let mut bad_package = s3();
+        bad_package["package"] = json!(format!("evil.example.com/{}", "z".repeat(1000)));
+        let mut bad_version = s3();
+        bad_version["version"] = json!(format!("v1 {}", "z".repeat(250)));
+        for bad in [bad_name, bad_type, bad_package, bad_version] {
+            let previous = Previous::read(&status(vec![bad]), &settings);
+            let ignored = previous.remembered(&settings, &spec).ignored;
+            assert_eq!(ignored.len(), 1, "{ignored:?}");
+            assert!(ignored[0].len() < 600, "{} bytes", ignored[0].len());
+            assert!(ignored[0].contains('…'), "{}", ignored[0]);
+        }
+        assert_eq!(excerpt("héllo", 2), "hé…");
+        assert_eq!(excerpt("hé", 2), "hé");
+        assert_eq!(quoted("a\"b"), "\"a\\\"b\"");
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub const MAX_STATUS_PACKAGE_REF_LEN: usize = 1024;
 pub const MAX_SHARED_WITH_LEN: usize = 512;
 /// `status.packages[].digest`: `sha256:` and 64 hex digits, with room.
 pub const MAX_DIGEST_LEN: usize = 128;
+/// Leaving entries of `status.packages` asked for in one call (one required
+/// resource each); the rest count as still there and are asked for once
+/// earlier ones are gone.
+pub const MAX_LEAVING_LOOKUPS: usize = 128;
 
 /// The error for a string over its limit; says how long it is, never what
 /// it says.
