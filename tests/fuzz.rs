@@ -1206,3 +1206,116 @@ fn dns_labels_are_valid_or_empty() {
         Ok(())
     });
 }
+
+// ---------------------------------------------------------------------------
+// References (the OCI distribution grammar of `reference.rs`).
+
+/// Text near the grammar: components, separators, and what must never get
+/// through (`..`, `/`, `?`, `#`, whitespace, `%`, `:` and digests gone
+/// wrong).
+fn reference_text() -> impl Strategy<Value = String> + Clone {
+    let piece = prop_oneof![
+        4 => "[a-z0-9]{1,6}",
+        2 => pick(&["/", ".", "_", "__", "-", "--", ":", "sha256:", "sha512:"]),
+        1 => "[0-9a-f]{64}",
+        1 => "[0-9a-f]{128}",
+        1 => pick(&["..", "/..", "../", "?", "#", " ", "\t", "\n", "%2e", "%2f", "@", "A", "\u{0}", "é"]),
+        1 => any::<char>().prop_map(String::from),
+    ];
+    prop_oneof![
+        6 => prop::collection::vec(piece, 0..12).prop_map(|p| p.concat()),
+        1 => any::<String>(),
+    ]
+}
+
+/// The parsers never panic, and nothing they accept carries a traversal,
+/// a query, a fragment or whitespace; a digest they accept is exactly
+/// sha256 or sha512 of lowercase hex.
+#[test]
+fn references_never_panic_nor_accept_traversals() {
+    use function_ecr_packages::reference::{Digest, Reference, Repository, Tag};
+    fuzz(
+        "references_never_panic_nor_accept_traversals",
+        reference_text(),
+        |text| {
+            let accepted = [
+                Repository::parse(&text, "fuzz").is_ok(),
+                Tag::parse(&text, "fuzz").is_ok(),
+                Digest::parse(&text, "fuzz").is_ok(),
+                Reference::parse(&text, "fuzz").is_ok(),
+            ];
+            if accepted.iter().any(|a| *a) {
+                // A tag may end in `..` (`v1..`): one path segment that is not
+                // a dot segment. No accepted value has a dot segment at all.
+                for bad in ["/..", "../", "?", "#", "%", "@", "//"] {
+                    prop_assert!(!text.contains(bad), "{text:?} accepted with {bad:?}");
+                }
+                prop_assert!(
+                    text.split('/')
+                        .all(|segment| segment != ".." && segment != "."),
+                    "{text:?} has a dot segment"
+                );
+                prop_assert!(!text.chars().any(char::is_whitespace), "{text:?}");
+                prop_assert!(!text.starts_with('/') && !text.ends_with('/'), "{text:?}");
+            }
+            if let Ok(digest) = Digest::parse(&text, "fuzz") {
+                let (algorithm, hex) = text.split_once(':').expect("algorithm:hex");
+                let want = match algorithm {
+                    "sha256" => 64,
+                    "sha512" => 128,
+                    other => return Err(TestCaseError::fail(format!("algorithm {other}"))),
+                };
+                prop_assert_eq!(hex.len(), want);
+                prop_assert_eq!(digest.as_str(), text.as_str());
+            }
+            if let Ok(Reference::Tag(_)) = Reference::parse(&text, "fuzz") {
+                prop_assert!(!text.contains(':'));
+            }
+            Ok(())
+        },
+    );
+}
+
+/// A URL built from checked parts has exactly their path (nothing
+/// resolved away), and reading the parts back out of it gives the same
+/// checked values.
+#[test]
+fn reference_urls_round_trip() {
+    use function_ecr_packages::reference::{self, Reference, Repository};
+    let component = "[a-z0-9]{1,4}(([._]|__|-{1,3})[a-z0-9]{1,4}){0,2}";
+    let repository = prop::collection::vec(component, 1..5).prop_map(|c| c.join("/"));
+    let reference = prop_oneof![
+        "[A-Za-z0-9_][A-Za-z0-9._-]{0,20}",
+        "sha256:[0-9a-f]{64}",
+        "sha512:[0-9a-f]{128}",
+    ];
+    fuzz(
+        "reference_urls_round_trip",
+        (repository, reference, reference_text()),
+        |(repository, reference, dirty)| {
+            let repository = Repository::parse(&repository, "fuzz").expect("grammar");
+            let reference = Reference::parse(&reference, "fuzz").expect("grammar");
+            let path = reference::manifest_path(&repository, &reference);
+            let mut url = reqwest::Url::parse("https://registry.example").expect("url");
+            url.set_path(&path);
+            prop_assert_eq!(url.path(), path.as_str());
+            prop_assert_eq!(url.query(), None);
+            prop_assert_eq!(url.fragment(), None);
+            let (repo, tail) = url
+                .path()
+                .strip_prefix("/v2/")
+                .and_then(|p| p.rsplit_once("/manifests/"))
+                .expect("shape");
+            prop_assert_eq!(&Repository::parse(repo, "url").expect("back"), &repository);
+            prop_assert_eq!(&Reference::parse(tail, "url").expect("back"), &reference);
+            // A dirty value is either refused or, accepted, keeps the path
+            // exactly too.
+            if let Ok(dirty) = Reference::parse(&dirty, "fuzz") {
+                let path = reference::manifest_path(&repository, &dirty);
+                url.set_path(&path);
+                prop_assert_eq!(url.path(), path.as_str());
+            }
+            Ok(())
+        },
+    );
+}
