@@ -64,6 +64,18 @@ impl PackageRef {
                 "name the registry too, e.g. xpkg.upbound.io/upbound/provider-aws-s3",
             ));
         }
+        if let Err(e) = crate::reference::Repository::parse(rest, "the repository") {
+            return Err(bad(&e.to_string()));
+        }
+        if super::upstream::Source::parse(path).is_none() {
+            return Err(bad("the registry host is not name[:port]"));
+        }
+        if let Requested::Version(v) = &version
+            && v.contains(':')
+            && let Err(e) = crate::reference::Digest::parse(v, "the digest")
+        {
+            return Err(bad(&e.to_string()));
+        }
         Ok(Self {
             path: path.to_string(),
             version,
@@ -184,6 +196,14 @@ mod tests {
             "xpkg.upbound.io/",
             "xpkg.upbound.io/a/b@",
             "xpkg.upbound.io/a/b:v1+build",
+            "xpkg.upbound.io/a/../b",
+            "xpkg.upbound.io/a/b/..",
+            "xpkg.upbound.io/A/b",
+            "xpkg.upbound.io/a/b?x=1",
+            "xpkg.upbound.io/a/b#x",
+            "xpkg.upbound.io/a b",
+            "user@xpkg.upbound.io/a/b",
+            "xpkg.upbound.io/a/b@sha256:v9.9.9",
         ] {
             let error = PackageRef::parse(bad).expect_err(bad).to_string();
             assert!(error.contains(bad), "{error}");

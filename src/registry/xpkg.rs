@@ -263,6 +263,9 @@ async fn read_layer<S: ImageSource + ?Sized>(
     options: ReadOptions,
 ) -> Result<Option<PackageMeta>, S::Error> {
     let limits = options.limits;
+    // The layer's digest goes into a request path: checked first.
+    Digest::parse(&layer.digest, "a layer of the package manifest")
+        .map_err(|e| source.invalid(e.to_string()))?;
     let too_big = |size: u64| {
         source.invalid(format!(
             "layer {} is {size} bytes, more than the {} bytes allowed",
