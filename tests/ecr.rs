@@ -755,21 +755,39 @@ async fn presigned_urls_never_reach_error_messages() {
     let digests =
         seed(json!({"repository": repo, "tags": ["v1.0.0"], "package": provider("presigned")}));
     let closed = localecr::closed_port();
-    for target in [
+    let presigned = "/s3-bucket/layer?X-Amz-Signature=secret&X-Amz-Credential=AKIDSECRET";
+    // S3's own error body echoes the credential and the string it signed.
+    let echo =
+        b"<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDSECRET</AWSAccessKeyId>\
+<StringToSign>X-Amz-Credential=AKIDSECRET&amp;X-Amz-Signature=secret</StringToSign></Error>";
+    // (where the registry redirects, what S3 answers, S3's Location)
+    let cases: Vec<(String, u16, Option<&str>)> = vec![
         // S3 refuses the signature.
-        "/s3-bucket/layer?X-Amz-Signature=secret&X-Amz-Credential=AKIDSECRET".to_string(),
+        (presigned.to_string(), 403, None),
         // S3 cannot be reached at all.
-        format!("{closed}/s3-bucket/layer?X-Amz-Signature=secret&X-Amz-Credential=AKIDSECRET"),
-    ] {
-        let handler: Handler = Arc::new(move |_, req| Reply {
-            status: if req.path.contains("/blobs/") {
-                307
+        (format!("{closed}{presigned}"), 403, None),
+        // S3 redirects again, with no Location.
+        (presigned.to_string(), 307, None),
+        // S3 redirects again, to a Location that is no URL.
+        (presigned.to_string(), 307, Some("http://[::1")),
+    ];
+    for (target, s3_status, s3_location) in cases {
+        let handler: Handler = Arc::new(move |_, req| {
+            let registry = req.path.contains("/blobs/");
+            let location = if registry {
+                Some(target.clone())
             } else {
-                403
-            },
-            headers: vec![("location".into(), target.clone())],
-            body: b"<Error><Code>SignatureDoesNotMatch</Code></Error>".to_vec(),
-            delay: Duration::ZERO,
+                s3_location.map(str::to_string)
+            };
+            Reply {
+                status: if registry { 307 } else { s3_status },
+                headers: location
+                    .into_iter()
+                    .map(|l| ("location".to_string(), l))
+                    .collect(),
+                body: echo.to_vec(),
+                delay: Duration::ZERO,
+            }
         });
         let (url, _) = serve(handler).await;
         let ecr = ecr_with(EcrOptions {

@@ -831,14 +831,14 @@ impl Distribution {
                 let mut request = self.http.get(url.clone());
                 // The Basic credentials go to a realm on this registry's
                 // own host, over HTTPS (or loopback), and nowhere else.
-                if basic.is_some()
-                    && (url.host_str() != self.base.host_str() || !may_carry_credentials(&url))
-                {
+                let same_host = url.host_str() == self.base.host_str()
+                    && url.port_or_known_default() == self.base.port_or_known_default();
+                if basic.is_some() && (!same_host || !may_carry_credentials(&url)) {
                     return Err(Error::OffHost {
                         url: redact(&url),
                         message: format!(
-                            "the token realm is not {} over HTTPS; the credentials for it are not sent",
-                            self.base.host_str().unwrap_or_default()
+                            "the token realm is not on {} over HTTPS; the credentials for it are not sent",
+                            origin(&self.base)
                         ),
                     });
                 }
@@ -1283,6 +1283,134 @@ mod tests {
         while let Some(s) = source {
             assert!(!s.to_string().contains("secret"), "{s}");
             source = s.source();
+        }
+    }
+
+    /// Every message and source of `error`, joined.
+    fn everything_said(error: &Error) -> String {
+        let mut said = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            said.push_str(&format!(" | {s}"));
+            source = s.source();
+        }
+        said
+    }
+
+    /// An object store that refuses a presigned URL and echoes the
+    /// credential in its error body: neither the query nor the echo reaches
+    /// a message, for a blob read, a manifest read and a tag list.
+    #[tokio::test]
+    async fn presigned_queries_and_echoed_credentials_never_reach_messages() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let response = if head.starts_with("GET /v2/") {
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: /bucket/blob?X-Amz-Signature=s3cr3t&X-Amz-Credential=AKIDSECRET\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                } else {
+                    let body = "<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDSECRET</AWSAccessKeyId><StringToSign>X-Amz-Signature=s3cr3t</StringToSign> Authorization: Basic dXNlcjpwYXNz</Error>";
+                    format!(
+                        "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let client =
+            Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let mut errors = Vec::new();
+        match client.blob("team/pkg", &digest, None).await {
+            Err(e) => errors.push(e),
+            Ok(_) => panic!("S3 refused"),
+        }
+        errors.push(
+            client
+                .manifest("team/pkg", &digest)
+                .await
+                .expect_err("S3 refused"),
+        );
+        errors.push(client.tags("team/pkg").await.expect_err("S3 refused"));
+        for error in &errors {
+            let said = everything_said(error);
+            for secret in ["s3cr3t", "AKIDSECRET", "dXNlcjpwYXNz", "X-Amz-"] {
+                assert!(!said.contains(secret), "{secret} in: {said}");
+            }
+            assert!(said.contains("403"), "says what happened: {said}");
+        }
+    }
+
+    /// A Bearer challenge naming a token realm on another host gets no
+    /// Basic credentials: the realm host receives nothing at all.
+    #[tokio::test]
+    async fn basic_credentials_never_go_to_a_realm_on_another_host() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let foreign = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let foreign_host = foreign.local_addr().expect("addr").to_string();
+        let received = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = received.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = foreign.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                log.lock()
+                    .expect("log")
+                    .push(String::from_utf8_lossy(&buf[..n]).to_string());
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"token\":\"t\"}")
+                    .await;
+            }
+        });
+        let registry = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = registry.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = registry.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{foreign_host}/token\",service=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let client = Distribution::new(
+            &host,
+            Auth::Basic("dXNlcjpwYXNz".into()),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let error = client.tags("team/pkg").await.expect_err("refused");
+        assert!(matches!(error, Error::OffHost { .. }), "{error}");
+        assert!(!error.to_string().contains("dXNlcjpwYXNz"), "{error}");
+        let received = received.lock().expect("log").clone();
+        assert!(received.is_empty(), "the foreign realm got: {received:#?}");
+    }
+
+    #[test]
+    fn credentials_go_over_https_or_to_loopback_only() {
+        for (url, ok) in [
+            ("https://registry.example/v2/", true),
+            ("http://127.0.0.1:5000/v2/", true),
+            ("http://localhost:5000/v2/", true),
+            ("http://[::1]:5000/v2/", true),
+            ("http://registry.example/v2/", false),
+            ("http://127.0.0.1.nip.io/v2/", false),
+            ("ftp://registry.example/", false),
+        ] {
+            let url = Url::parse(url).expect("url");
+            assert_eq!(may_carry_credentials(&url), ok, "{url}");
         }
     }
 

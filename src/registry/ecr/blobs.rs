@@ -6,6 +6,7 @@ use super::counters::Operation;
 use super::{BLOB_ATTEMPTS, EcrRegistry, MAX_REDIRECTS};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
+use crate::reference::{self, Digest, Repository};
 use crate::registry::distribution::redact;
 use crate::registry::xpkg;
 
@@ -26,7 +27,17 @@ impl EcrRegistry {
         loop {
             attempt += 1;
             let token = self.token().await?;
-            let url = format!("{}/v2/{repository}/blobs/{digest}", token.endpoint);
+            // Built from checked parts only: a digest off the grammar
+            // (`../x`, a tag) never becomes a request path.
+            let repo = Repository::parse(repository, "the repository asked for")
+                .map_err(|e| invalid(repository, digest, e))?;
+            let checked = Digest::parse(digest, "the layer digest asked for")
+                .map_err(|e| invalid(repository, digest, e))?;
+            let url = format!(
+                "{}{}",
+                token.endpoint.trim_end_matches('/'),
+                reference::blob_path(&repo, &checked)
+            );
             self.counters.record(Operation::GetBlob);
             let sent = self
                 .http
@@ -99,10 +110,12 @@ impl EcrRegistry {
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| unavailable(format!("redirect from {url} has no Location")))?;
-            url = url
-                .join(location)
-                .map_err(|e| unavailable(format!("bad redirect Location from {url}: {e}")))?;
+                .ok_or_else(|| {
+                    unavailable(format!("redirect from {} has no Location", redact(&url)))
+                })?;
+            url = url.join(location).map_err(|e| {
+                unavailable(format!("bad redirect Location from {}: {e}", redact(&url)))
+            })?;
             self.counters.record(Operation::BlobRedirect);
             resp =
                 self.http.get(url.clone()).send().await.map_err(|e| {
@@ -122,6 +135,15 @@ impl EcrRegistry {
         Err(unavailable(format!(
             "more than {MAX_REDIRECTS} redirects for {from}"
         )))
+    }
+}
+
+/// A reference off the grammar: the message quotes it, escaped and cut.
+fn invalid(repository: &str, _digest: &str, e: reference::Error) -> Error {
+    Error::InvalidPackage {
+        repository: repository.escape_debug().take(200).collect(),
+        digest: String::new(),
+        message: e.to_string(),
     }
 }
 
