@@ -44,12 +44,14 @@ pub struct Input {
     /// Empty allows every repository.
     #[serde(default, deserialize_with = "patterns")]
     pub allowed_repositories: Vec<String>,
-    /// The registries (account and region) an XR may name. Missing allows
-    /// any: the function's own AWS identity is then the only bound.
-    #[serde(
-        default,
-        deserialize_with = "limits::option_list::<MAX_ALLOWLIST_ITEMS, AllowedRegistry, _>"
-    )]
+    /// The registries (account and region) an XR may name. Missing or
+    /// empty (`[]`) allows any: the function's own AWS identity is then the
+    /// only bound. An empty list is read as missing (`None`) because Go
+    /// tooling (`omitempty`) drops it on any round trip, so the two must
+    /// never mean different things; and everything that keys off the list
+    /// (the policy, whether the status may stand in for a registry) then
+    /// agrees by construction.
+    #[serde(default, deserialize_with = "allowed_registries")]
     pub allowed_registries: Option<Vec<AllowedRegistry>>,
     /// Globs for `spec.packages[].runtimeConfigName`; empty means an XR may
     /// not choose a DeploymentRuntimeConfig at all.
@@ -218,6 +220,16 @@ impl Mirror {
 
 /// The mirror table used when the input names none: both Crossplane
 /// package registries, mirrored under the same names.
+/// `allowedRegistries`: bounded, and `[]` read as missing.
+fn allowed_registries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Vec<AllowedRegistry>>, D::Error> {
+    Ok(
+        limits::option_list::<MAX_ALLOWLIST_ITEMS, AllowedRegistry, _>(d)?
+            .filter(|list| !list.is_empty()),
+    )
+}
+
 pub fn default_mirrors() -> Vec<Mirror> {
     ["xpkg.upbound.io/", "xpkg.crossplane.io/"]
         .into_iter()

@@ -7,8 +7,9 @@
 //!
 //! An allowlist that is empty (or missing) means the XR may not set the
 //! field at all; the input's own value or the built-in default is used.
-//! `allowedRegistries` is the one exception: missing means any registry,
-//! since the function's own AWS identity already bounds what it can read.
+//! `allowedRegistries` is the one exception: missing or empty (`[]`, read
+//! as missing, see [`Input::allowed_registries`]) means any registry, since
+//! the function's own AWS identity already bounds what it can read.
 
 use super::input::{AllowedRegistry, AllowedServiceAccount, Input};
 use super::xr::{Identity, RegistrySpec, ServiceAccount, XrSpec};
@@ -495,6 +496,18 @@ mod tests {
         // Without allowedRegistries any registry may be named.
         assert!(
             policy
+                .check_spec(&spec(
+                    json!({"accountId": "111122223333", "region": "us-east-1"}),
+                    None
+                ))
+                .is_ok()
+        );
+        // `allowedRegistries: []` is the same as missing (README, CRD): any
+        // registry, and no list that would let the status stand in.
+        let empty: Input = decode(json!({"allowedRegistries": []})).expect("input");
+        assert_eq!(empty.allowed_registries, None);
+        assert!(
+            Policy::new(&empty, Origin::Request)
                 .check_spec(&spec(
                     json!({"accountId": "111122223333", "region": "us-east-1"}),
                     None
