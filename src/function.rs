@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use serde_json::Value as Json;
 
 use crate::compose;
 use crate::error::{Error, Result};
@@ -17,7 +16,7 @@ use crate::lingering::Lingering;
 use crate::lock::{self, Lock};
 use crate::memo::{DEFAULT_MEMO_BYTES, Memo};
 use crate::observed;
-use crate::ownership::{Composite, Ownership};
+use crate::ownership::Ownership;
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::cache::{DEFAULT_TAG_TTL, trusted_until};
@@ -27,6 +26,7 @@ use crate::registry::seen::SeenRegistries;
 use crate::remembered::{Installed, Previous};
 use crate::resolve::{Resolution, resolve_within};
 use crate::sdk::{Request, Response};
+use crate::spec::xr::XrRef;
 use crate::spec::{Input, Settings, XrSpec};
 use crate::status::Report;
 
@@ -149,7 +149,8 @@ impl Function {
         let composite = request.observed_composite()?;
         let input: Input = request.input()?;
         let spec = XrSpec::from_composite(&composite)?;
-        let settings = Settings::new(crate::spec::xr::XrRef::of(&composite), &spec, &input)?;
+        let xr = XrRef::of(&composite);
+        let settings = Settings::new(xr, &spec, &input)?;
         response.set_ttl(settings.ttl);
         let observed = observed::read(request.observed_resources());
         // What earlier reconciles left in the status: a hint, re-validated.
@@ -201,15 +202,14 @@ impl Function {
         } else {
             compose::plan(&settings, graph)?
         };
-        let composite_ref = composite_of(&composite);
         let (mut plan, ownership) = Ownership::sort(
             request.proto(),
             plan,
             &observed,
-            composite_ref,
+            xr,
             settings.adopt_existing,
         );
-        plan.extend(ownership.usages(composite_ref));
+        plan.extend(ownership.usages(xr));
         // Removal asks Crossplane what the XR cannot show: whether leaving
         // package objects are really gone, and what its Lock still needs.
         let planned: BTreeSet<&str> = graph.nodes().map(|n| n.name.as_str()).collect();
@@ -329,26 +329,4 @@ impl Function {
 /// and retrying beats a Fatal that would stall every package.
 fn can_wait_out(error: &Error) -> bool {
     error.is_transient() || matches!(error, Error::InvalidPackage { .. })
-}
-
-/// The XR as the objects it controls name it.
-fn composite_of(composite: &Json) -> Composite<'_> {
-    let text = |pointer| {
-        composite
-            .pointer(pointer)
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-    };
-    Composite {
-        kind: text("/kind"),
-        name: xr_name(composite),
-        uid: text("/metadata/uid"),
-    }
-}
-
-fn xr_name(composite: &Json) -> &str {
-    composite
-        .pointer("/metadata/name")
-        .and_then(Json::as_str)
-        .unwrap_or("xr")
 }

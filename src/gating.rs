@@ -58,9 +58,8 @@ pub fn admit(
     lock: &Lock,
     keep_everything: bool,
 ) -> Admission {
-    let ready = |name: &str| {
-        observed.get(name).is_some_and(Observed::is_ready) || shared.contains(name)
-    };
+    let ready =
+        |name: &str| observed.get(name).is_some_and(Observed::is_ready) || shared.contains(name);
     let mut admission = Admission::default();
     let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
     for planned in &plan {
@@ -375,7 +374,10 @@ mod tests {
     #[test]
     fn a_shared_need_that_serves_this_xr_lets_dependents_in() {
         let plan = [planned("package-s3", &["package-family"])];
-        for (shared, admitted) in [(BTreeSet::new(), false), (BTreeSet::from(["package-family".to_string()]), true)] {
+        for (shared, admitted) in [
+            (BTreeSet::new(), false),
+            (BTreeSet::from(["package-family".to_string()]), true),
+        ] {
             let a = admit(
                 plan.to_vec(),
                 &observe(&BTreeMap::new()),

@@ -40,6 +40,7 @@ use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::Response;
 use crate::sdk::request::can_send_required_resources;
 use crate::sdk::structs::{str_at, value_to_json};
+use crate::spec::xr::XrRef;
 
 /// Requirement names are the composition resource name with this prefix.
 const REQUIREMENT_PREFIX: &str = "existing-";
@@ -50,15 +51,6 @@ pub const USAGE_PREFIX: &str = "usage-";
 
 /// Characters of a value read from the cluster that a message may quote.
 const MAX_QUOTED: usize = 200;
-
-/// The XR this call composes, as the objects it controls name it.
-#[derive(Clone, Copy, Debug)]
-pub struct Composite<'a> {
-    pub kind: &'a str,
-    pub name: &'a str,
-    /// `metadata.uid`: what a controller reference names.
-    pub uid: &'a str,
-}
 
 /// Who controls an existing object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,7 +147,7 @@ impl Ownership {
         request: &RunFunctionRequest,
         plan: Vec<Planned>,
         observed: &ObservedResources,
-        composite: Composite,
+        composite: XrRef,
         adopt_existing: bool,
     ) -> (Vec<Planned>, Ownership) {
         let mut ownership = Ownership::default();
@@ -233,7 +225,7 @@ impl Ownership {
 
     /// A Usage for each shared object that satisfies this XR, so deleting
     /// its owner does not remove what this XR still needs.
-    pub fn usages(&self, composite: Composite) -> Vec<Planned> {
+    pub fn usages(&self, composite: XrRef) -> Vec<Planned> {
         self.shared
             .iter()
             .filter(|s| matches!(s.verdict, Verdict::Satisfies { .. }))
@@ -262,8 +254,9 @@ impl Question {
 }
 
 /// Who controls `object`; `None` when it is this XR (the one with `uid`).
-fn holder(object: &Struct, uid: &str) -> Option<Holder> {
-    let Some(Kind::StructValue(metadata)) = object.fields.get("metadata").and_then(|m| m.kind.as_ref())
+fn holder(object: &Struct, uid: Option<&str>) -> Option<Holder> {
+    let Some(Kind::StructValue(metadata)) =
+        object.fields.get("metadata").and_then(|m| m.kind.as_ref())
     else {
         return Some(Holder::Nobody);
     };
@@ -289,7 +282,7 @@ fn holder(object: &Struct, uid: &str) -> Option<Holder> {
         return Some(Holder::Nobody);
     };
     let field = |key| str_at(controller, &[key]).unwrap_or_default();
-    if !uid.is_empty() && field("uid") == uid {
+    if uid.is_some_and(|uid| field("uid") == uid) {
         return None;
     }
     Some(Holder::Controller(bounded(&format!(
@@ -363,13 +356,8 @@ fn bounded(text: &str) -> String {
 /// refuses to delete an object while a Usage of it exists; with
 /// `replayDeletion` the deletion its owner's garbage collection tried is
 /// carried out once the last Usage is gone.
-fn usage(shared: &Shared, composite: Composite) -> Planned {
-    let xr = if composite.uid.is_empty() {
-        composite.name
-    } else {
-        composite.uid
-    };
-    let tag = hash(&[xr]);
+fn usage(shared: &Shared, composite: XrRef) -> Planned {
+    let tag = hash(&[composite.uid.unwrap_or(composite.name)]);
     let mut metadata = Map::new();
     metadata.insert(
         "name".to_string(),
@@ -426,10 +414,10 @@ mod tests {
     use crate::sdk::structs::json_to_struct;
     use std::collections::BTreeMap;
 
-    const XR: Composite = Composite {
+    const XR: XrRef = XrRef {
         kind: "XEcrPackages",
         name: "team-b",
-        uid: "uid-b",
+        uid: Some("uid-b"),
     };
 
     fn provider(resource: &str, package: &str) -> Planned {
@@ -605,7 +593,9 @@ mod tests {
         );
         assert_eq!(
             ownership.conflicts(),
-            ["Provider s3 is held by XEcrPackages/team-a with xpkg.upbound.io/upbound/provider-aws-s3:v2.1.0, and this XR asks for xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0: not composing it (nothing is taken over); what needs it waits"]
+            [
+                "Provider s3 is held by XEcrPackages/team-a with xpkg.upbound.io/upbound/provider-aws-s3:v2.1.0, and this XR asks for xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0: not composing it (nothing is taken over); what needs it waits"
+            ]
         );
         assert!(ownership.usages(XR).is_empty());
         assert!(ownership.ready().is_empty());
@@ -614,7 +604,11 @@ mod tests {
     #[test]
     fn a_used_object_is_protected_by_a_usage_named_for_this_xr() {
         let wanted = "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0";
-        let answer = request(Some(vec![existing(wanted, Some(("team-a", "uid-a")), true)]));
+        let answer = request(Some(vec![existing(
+            wanted,
+            Some(("team-a", "uid-a")),
+            true,
+        )]));
         let (_, ownership) = Ownership::sort(
             &answer,
             vec![provider("package-s3", wanted)],
@@ -622,7 +616,10 @@ mod tests {
             XR,
             false,
         );
-        assert_eq!(ownership.ready(), BTreeSet::from(["package-s3".to_string()]));
+        assert_eq!(
+            ownership.ready(),
+            BTreeSet::from(["package-s3".to_string()])
+        );
         let usages = ownership.usages(XR);
         assert_eq!(usages.len(), 1);
         assert_eq!(usages[0].name, "usage-package-s3");
@@ -636,8 +633,8 @@ mod tests {
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         assert!(crate::names::is_label(name), "{name}");
         // Another XR's Usage of the same object has another name.
-        let other = Composite {
-            uid: "uid-c",
+        let other = XrRef {
+            uid: Some("uid-c"),
             ..XR
         };
         let theirs = Json::Object(ownership.usages(other)[0].object.clone());

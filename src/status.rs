@@ -354,12 +354,12 @@ impl Report<'_> {
                     Some(shared) if shared.is_conflict() => {
                         format!("{} (held by {}, see Resolved)", p.name, shared.holder)
                     }
-                    Some(shared) => format!("{} (shared with {}, not ready)", p.name, shared.holder),
-                    None => describe_not_ready(
-                        &p.name,
-                        object,
-                        waiting.get(resource.as_str()).copied(),
-                    ),
+                    Some(shared) => {
+                        format!("{} (shared with {}, not ready)", p.name, shared.holder)
+                    }
+                    None => {
+                        describe_not_ready(&p.name, object, waiting.get(resource.as_str()).copied())
+                    }
                 }
             })
             .collect();
@@ -395,6 +395,8 @@ fn failure_reason(error: &Error) -> &'static str {
         Error::DeadlineExceeded { .. } => "RegistryTimeout",
         Error::Credentials(_) => "NoCredentials",
         Error::InvalidPackage { .. } => "InvalidPackage",
+        // Nothing was recomposed from the status, for the same cause.
+        Error::NotRecomposed { cause, .. } => failure_reason(cause),
         _ => "RegistryUnavailable",
     }
 }

@@ -54,8 +54,10 @@ fn tenant(registry: &Arc<MemoryRegistry>, name: &str, packages: Json, input: Jso
     let input = allowing_test_iam(input);
     let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
     let mut cluster = Cluster::new(function, xr, input);
-    cluster.lock = Some(json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock",
-                               "metadata": {"name": "lock"}, "packages": []}));
+    cluster.lock = Some(
+        json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock",
+                               "metadata": {"name": "lock"}, "packages": []}),
+    );
     cluster
 }
 
@@ -142,10 +144,20 @@ async fn a_package_another_xr_installed_is_shared_not_taken_over() {
         ]
     );
     let usage = &b.observed["usage-package-upbound-provider-aws-s3"];
-    assert_eq!(usage["spec"]["of"]["resourceRef"]["name"], a.observed[S3]["metadata"]["name"]);
-    assert_eq!(status_entry(&b, "upbound/provider-aws-s3")["sharedWith"], "XEcrPackages/team-a");
+    assert_eq!(
+        usage["spec"]["of"]["resourceRef"]["name"],
+        a.observed[S3]["metadata"]["name"]
+    );
+    assert_eq!(
+        status_entry(&b, "upbound/provider-aws-s3")["sharedWith"],
+        "XEcrPackages/team-a"
+    );
     assert_eq!(status_entry(&b, "upbound/provider-aws-s3")["ready"], true);
-    assert!(status_entry(&b, "acme/platform-storage").get("sharedWith").is_none());
+    assert!(
+        status_entry(&b, "acme/platform-storage")
+            .get("sharedWith")
+            .is_none()
+    );
     assert_eq!(condition(&b, "Resolved").0, "True");
 
     // Steady: the owner observes everything and asks nothing (one call);
@@ -174,18 +186,36 @@ async fn an_incompatible_version_is_a_conflict_and_is_left_alone() {
     for round in &rounds {
         round.assert_no_fatal();
         let desired = round.desired();
-        assert!(!desired.contains_key(S3), "the installed package is never composed");
-        assert!(!desired.contains_key("package-acme-platform-storage"), "its dependent waits");
+        assert!(
+            !desired.contains_key(S3),
+            "the installed package is never composed"
+        );
+        assert!(
+            !desired.contains_key("package-acme-platform-storage"),
+            "its dependent waits"
+        );
     }
     let (status, reason, message) = condition(&b, "Resolved");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "Conflict"));
-    for needle in ["Provider upbound-provider-aws-s3", "XEcrPackages/team-a", "provider-aws-s3:v2.1.0", "provider-aws-s3:v2.2.0"] {
+    for needle in [
+        "Provider upbound-provider-aws-s3",
+        "XEcrPackages/team-a",
+        "provider-aws-s3:v2.1.0",
+        "provider-aws-s3:v2.2.0",
+    ] {
         assert!(message.contains(needle), "{needle} in {message}");
     }
-    let warnings: usize = rounds.iter().map(|r| r.results(Severity::Warning).len()).sum();
+    let warnings: usize = rounds
+        .iter()
+        .map(|r| r.results(Severity::Warning).len())
+        .sum();
     assert_eq!(warnings, 1, "one Warning, not one per reconcile");
     assert!(!rounds.last().expect("a round").xr_ready());
-    assert!(kinds(&b.observed, "ClusterUsage").iter().all(|u| !u.contains("aws-s3")));
+    assert!(
+        kinds(&b.observed, "ClusterUsage")
+            .iter()
+            .all(|u| !u.contains("aws-s3"))
+    );
 }
 
 /// An object nobody controls (installed by hand, such as this function's
@@ -206,10 +236,22 @@ async fn an_object_with_no_controller_is_adopted_only_when_the_input_says_so() {
     // Nothing waits for it here, and still the XR is not Ready.
     assert!(!rounds.last().expect("a round").xr_ready());
     let (status, reason, message) = condition(&b, "Resolved");
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "Conflict"), "{message}");
-    assert!(message.contains("no controller") && message.contains("someone/else:v9.9.9"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "Conflict"),
+        "{message}"
+    );
+    assert!(
+        message.contains("no controller") && message.contains("someone/else:v9.9.9"),
+        "{message}"
+    );
 
-    let mut adopting = tenant(&registry, "team-b", s3("v2.2.0"), json!({"adoptExisting": true}));
+    let mut adopting = tenant(
+        &registry,
+        "team-b",
+        s3("v2.2.0"),
+        json!({"adoptExisting": true}),
+    );
     adopting.existing = vec![hand_installed];
     adopting.settle(12).await;
     assert_eq!(
@@ -230,8 +272,7 @@ async fn a_package_in_use_by_another_xr_stays_until_it_is_let_go() {
         a.observed.get_mut(name).expect("installed")["metadata"]["labels"] =
             json!({"crossplane.io/in-use": "true"});
     }
-    a.xr["spec"]["packages"] =
-        json!([{"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]);
+    a.xr["spec"]["packages"] = json!([{"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]);
     for _ in 0..3 {
         let round = a.reconcile().await;
         round.assert_no_fatal();
@@ -244,8 +285,10 @@ async fn a_package_in_use_by_another_xr_stays_until_it_is_let_go() {
     for name in [S3, FAMILY] {
         a.observed.get_mut(name).expect("kept")["metadata"]["labels"] = json!({});
     }
-    a.lock = Some(json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock",
-                         "metadata": {"name": "lock"}, "packages": []}));
+    a.lock = Some(
+        json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock",
+                         "metadata": {"name": "lock"}, "packages": []}),
+    );
     a.settle(8).await;
     assert!(!a.observed.contains_key(S3) && !a.observed.contains_key(FAMILY));
 }

@@ -636,7 +636,7 @@ proptest! {
             // are asked for.
             cluster.lock = Some(json!({"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "Lock",
                                        "metadata": {"name": "lock"}, "packages": []}));
-            let xr_ref = XrRef { name: &case.name, uid: case.uid.as_deref() };
+            let xr_ref = XrRef { kind: "XEcrPackages", name: &case.name, uid: case.uid.as_deref() };
             let registry_ref = (
                 case.spec["registry"]["accountId"].as_str().unwrap_or_default(),
                 case.spec["registry"]["region"].as_str().unwrap_or_default(),
@@ -1042,6 +1042,7 @@ async fn default_role_names_over_grpc_follow_the_xr_uid() {
             .to_string();
         let prefix = input["iam"]["roleNamePrefix"].as_str();
         let xr_ref = XrRef {
+            kind: "XEcrPackages",
             name: "platform-packages",
             uid: Some(uid),
         };

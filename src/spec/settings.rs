@@ -387,8 +387,8 @@ mod tests {
     #[test]
     fn default_role_names_are_unique_per_xr_instance() {
         let xr = |name, uid| XrRef {
-            name,
             uid: Some(uid),
+            ..XrRef::named(name)
         };
         let uid_a = "5f0c6d1e-0000-4000-8000-00000000000a";
         let uid_b = "5f0c6d1e-0000-4000-8000-00000000000b";

@@ -95,6 +95,8 @@ impl std::fmt::Display for Identity {
 /// come from the observed composite's metadata, which the API server sets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XrRef<'a> {
+    /// Its kind (`XEcrPackages`), as a controller reference names it.
+    pub kind: &'a str,
     pub name: &'a str,
     /// None when the composite has none (tests, `bootstrap`).
     pub uid: Option<&'a str>,
@@ -103,10 +105,14 @@ pub struct XrRef<'a> {
 impl<'a> XrRef<'a> {
     /// An XR known by name alone.
     pub fn named(name: &'a str) -> Self {
-        Self { name, uid: None }
+        Self {
+            kind: "",
+            name,
+            uid: None,
+        }
     }
 
-    /// The name (`xr` when missing) and UID of an observed composite.
+    /// The kind, name (`xr` when missing) and UID of an observed composite.
     pub fn of(composite: &'a Json) -> Self {
         let text = |pointer: &str| {
             composite
@@ -115,6 +121,7 @@ impl<'a> XrRef<'a> {
                 .filter(|s| !s.is_empty())
         };
         Self {
+            kind: text("/kind").unwrap_or_default(),
             name: text("/metadata/name").unwrap_or("xr"),
             uid: text("/metadata/uid"),
         }
