@@ -16,6 +16,7 @@ package from "ECR" (self-hosting).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -223,10 +224,19 @@ def check_packages(r: Round, xr: dict, package_of, skip: bool) -> None:
         assert (owner["kind"], owner["name"], owner["controller"]) == (xr["kind"], xr_name(xr), True)
 
 
+def default_role_name(xr: dict) -> str:
+    """The function's default IAM role name: `<xr-name>-ecr-pull-<hash>`, the
+    hash the first 10 hex digits of SHA-256 over the XR's UID (its name when,
+    as under `crank render`, it has none) and a NUL (names::hash)."""
+    uid = xr.get("metadata", {}).get("uid") or xr_name(xr)
+    digest = hashlib.sha256(uid.encode() + b"\0").hexdigest()[:10]
+    return f"{xr_name(xr)}-ecr-pull-{digest}"
+
+
 def check_policy(r: Round, xr: dict) -> None:
     policy = r.get("iam-policy")
     assert (policy["apiVersion"], policy["kind"]) == ("iam.aws.upbound.io/v1beta1", "Policy")
-    name = f"{xr_name(xr)}-ecr-pull"
+    name = default_role_name(xr)
     assert policy["metadata"]["name"] == name
     assert policy["metadata"]["annotations"]["crossplane.io/external-name"] == name
     assert policy["spec"]["providerConfigRef"] == {"name": "default"}
@@ -246,7 +256,7 @@ def check_policy(r: Round, xr: dict) -> None:
 
 
 def check_iam(r: Round, xr: dict, trust: dict, node_roles: list[str]) -> None:
-    name = f"{xr_name(xr)}-ecr-pull"
+    name = default_role_name(xr)
     role = r.get("iam-role")
     assert (role["apiVersion"], role["kind"], role["metadata"]["name"]) == ("iam.aws.upbound.io/v1beta1", "Role", name)
     assert json.loads(role["spec"]["forProvider"]["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [trust]}
