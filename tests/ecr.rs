@@ -133,6 +133,25 @@ async fn lists_tags_resolves_and_reads_a_package() {
     assert_eq!(digest, digests["v1.1.0"]);
     assert_eq!(ecr.resolve_digest(&repo, &digest).await.unwrap(), digest);
 
+    // A reference off the grammar (a traversal, a tag posing as a digest,
+    // a digest of the wrong length) is refused before any call, by name.
+    for bad in [
+        "../other/manifests/v9",
+        "sha256:v9.9.9",
+        "sha256:abc",
+        "v1?x",
+    ] {
+        match ecr.resolve_digest(&repo, bad).await {
+            Err(function_ecr_packages::error::Error::InvalidPackage { message, .. }) => {
+                assert!(
+                    message.contains("the reference asked for"),
+                    "{bad}: {message}"
+                )
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+
     let meta = ecr.package_meta(&repo, &digest).await.unwrap();
     assert_eq!(meta.kind, Some(PackageKind::Configuration));
     assert_eq!(meta.name, "platform");

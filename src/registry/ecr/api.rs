@@ -13,6 +13,7 @@ use super::blobs::registry_endpoint;
 use super::counters::Operation;
 use super::{EcrRegistry, MAX_LIST_PAGES, TOKEN_MARGIN, TOKEN_MIN_LIFE, Token};
 use crate::error::{Error, Result};
+use crate::reference::Reference;
 use crate::registry::blob;
 use crate::registry::xpkg::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST,
@@ -122,7 +123,13 @@ impl EcrRegistry {
         repository: &str,
         reference: &str,
     ) -> Result<(String, Arc<Manifest>)> {
-        let by_digest = reference.starts_with("sha256:");
+        // A tag or a digest of the grammar, nothing else; a digest is
+        // verified whatever its algorithm (sha256 or sha512).
+        let asked = Reference::parse(reference, "the reference asked for")
+            .map_err(|e| self.invalid(repository, "", e.to_string()))?
+            .digest()
+            .cloned();
+        let by_digest = asked.is_some();
         if by_digest && let Some(m) = self.cached_manifest(reference) {
             return Ok((reference.to_string(), m));
         }
@@ -196,13 +203,12 @@ impl EcrRegistry {
                 format!("manifest bytes hash to {digest}, not to the digest ECR reports"),
             ));
         }
-        if by_digest && digest != reference {
-            return Err(self.invalid(
-                repository,
-                reference,
-                format!("manifest fetched by digest hashes to {digest}"),
-            ));
+        if let Some(asked) = &asked {
+            asked
+                .verify(&bytes, format!("manifest {repository}@{asked}"))
+                .map_err(|e| self.invalid(repository, reference, e.to_string()))?;
         }
+        let digest = asked.map_or(digest, |d| d.to_string());
         let manifest = Arc::new(Manifest::new(image.image_manifest_media_type(), bytes));
         self.manifests.insert(digest.clone(), manifest.clone());
         Ok((digest, manifest))
