@@ -381,6 +381,100 @@ mod tests {
         }
     }
 
+    /// Manifests by the reference asked for; records every reference.
+    struct Fake {
+        manifests: HashMap<String, Arc<Manifest>>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl ImageSource for Fake {
+        type Error = String;
+
+        async fn manifest(&self, digest: &str) -> Result<Arc<Manifest>, String> {
+            self.asked.lock().expect("log").push(digest.to_string());
+            self.manifests
+                .get(digest)
+                .cloned()
+                .ok_or_else(|| format!("no manifest {digest}"))
+        }
+
+        async fn open_layer(&self, layer: &Descriptor) -> Result<reqwest::Response, String> {
+            Err(format!("layer {} opened", layer.digest))
+        }
+
+        fn invalid(&self, message: String) -> String {
+            format!("invalid: {message}")
+        }
+
+        fn interrupted(&self, message: String) -> String {
+            format!("interrupted: {message}")
+        }
+    }
+
+    fn options() -> ReadOptions {
+        ReadOptions {
+            limits: Limits::default(),
+            max_layers_scanned: MAX_LAYERS_SCANNED,
+            layer_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// An index whose child is a tag or a traversal is never followed; a
+    /// manifest whose bytes are not its digest is never used, even when
+    /// the source (a cache, a registry) hands it over under that digest.
+    #[tokio::test]
+    async fn the_reader_follows_digests_only_and_checks_their_bytes() {
+        let child = |digest: &str| {
+            format!(
+                r#"{{"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{digest}","size":1}}]}}"#
+            )
+            .into_bytes()
+        };
+        let mut manifests = HashMap::new();
+        let mut tops = Vec::new();
+        for bad in ["v9.9.9", "../../../other/repo/manifests/v9.9.9"] {
+            let index = Manifest::new(Some(OCI_INDEX), child(bad));
+            let digest = index.digest();
+            manifests.insert(digest.clone(), Arc::new(index));
+            // What following the child by tag would find.
+            manifests.insert(
+                bad.to_string(),
+                Arc::new(Manifest::new(Some(OCI_MANIFEST), b"{}".to_vec())),
+            );
+            tops.push((digest, bad));
+        }
+        // A manifest served under a digest it does not hash to.
+        let liar = blob::sha256_digest(b"the real bytes");
+        manifests.insert(
+            liar.clone(),
+            Arc::new(Manifest::new(
+                Some(OCI_MANIFEST),
+                br#"{"layers":[]}"#.to_vec(),
+            )),
+        );
+        let source = Fake {
+            manifests,
+            asked: Default::default(),
+        };
+        for (digest, bad) in &tops {
+            let e = package_meta(&source, digest, options())
+                .await
+                .expect_err("a non-digest child");
+            assert!(e.contains("is not a digest") && e.contains("index"), "{e}");
+            let asked = source.asked.lock().expect("log").clone();
+            assert!(!asked.iter().any(|a| a == bad), "{bad} followed: {asked:?}");
+        }
+        let e = package_meta(&source, &liar, options())
+            .await
+            .expect_err("bytes off their digest");
+        assert!(e.contains("does not match its digest"), "{e}");
+        let e = package_meta(&source, "latest", options())
+            .await
+            .expect_err("a tag for a digest");
+        assert!(e.contains("is not a digest"), "{e}");
+    }
+
     #[test]
     fn media_type_comes_from_the_bytes_when_not_sent() {
         let bytes = format!(r#"{{"mediaType":"{OCI_INDEX}","manifests":[]}}"#).into_bytes();
