@@ -39,6 +39,8 @@ enum Lie {
     /// The proxy wants Basic credentials, then redirects blob reads to the
     /// foreign host, which asks for Basic credentials over plain HTTP.
     RedirectToBasic,
+    /// None: a second host serving the same registry (a look-alike).
+    Nothing,
 }
 
 /// What a host received: the request line and the Authorization header.
@@ -256,13 +258,17 @@ async fn proxy(upstream: String, lie: Lie, foreign: String) -> (String, Log) {
 }
 
 fn meta(kind: &str, name: &str) -> Json {
+    meta_depending(kind, name, json!([]))
+}
+
+fn meta_depending(kind: &str, name: &str, depends_on: Json) -> Json {
     let api_version = if kind == "Function" {
         "meta.pkg.crossplane.io/v1beta1"
     } else {
         "meta.pkg.crossplane.io/v1"
     };
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name},
-           "spec": {"dependsOn": []}})
+           "spec": {"dependsOn": depends_on}})
 }
 
 /// A family provider (a plain image) and a function (a two-platform
@@ -515,5 +521,72 @@ async fn a_redirect_to_a_host_asking_for_basic_credentials_gets_none() {
         out.proxy
     );
     assert!(!out.foreign.is_empty(), "the redirect was not followed");
+    s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
+}
+
+/// Dependency confusion: two packages of the closure declare the same
+/// dependency on two hosts that the mirror table sends to one ECR
+/// repository (as the default table does for xpkg.upbound.io and
+/// xpkg.crossplane.io). `mirror` refuses, naming both, instead of reading
+/// it from whichever host sorts first; nothing is written.
+#[tokio::test]
+async fn one_repository_declared_on_two_hosts_is_refused_naming_both() {
+    let ecr = localecr::env();
+    let (foreign, _) = foreign_host().await;
+    let (lookalike, lookalike_log) = proxy(ecr.upstream.clone(), Lie::Nothing, foreign).await;
+    let unique = localecr::unique("confusion");
+    let real = format!("{}/{unique}", ecr.upstream);
+    let fake = format!("{lookalike}/{unique}");
+    let depends =
+        |host: &str| json!([{"provider": format!("{host}/{FAMILY}"), "version": ">=v1.0.0"}]);
+    let images = json!([
+        {"repository": format!("{unique}/{FAMILY}"), "tags": ["v1.0.0"],
+         "package": meta("Provider", "provider-family-aws")},
+        {"repository": format!("{unique}/upbound/provider-aws-s3"), "tags": ["v1.0.0"],
+         "package": meta_depending("Provider", "provider-aws-s3", depends(&real))},
+        {"repository": format!("{unique}/upbound/provider-aws-ec2"), "tags": ["v1.0.0"],
+         "package": meta_depending("Provider", "provider-aws-ec2", depends(&fake))},
+    ]);
+    let seeded = ecr.seed_upstream(&json!({ "images": images }));
+    let target = localecr::unique("adv-confusion");
+    let scratch = localecr::Scratch::new("adversarial");
+    let region = ecr.region.clone();
+    let (real_flag, fake_flag) = (format!("{real}/={target}/"), format!("{fake}/={target}/"));
+    let packages = [
+        format!("{real}/upbound/provider-aws-s3:v1.0.0"),
+        format!("{real}/upbound/provider-aws-ec2:v1.0.0"),
+    ];
+    let scratch_dir = scratch.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .arg("mirror")
+            .args(["--account-id", localecr::ACCOUNT_ID, "--region", &region])
+            .args(["--mirror", &real_flag, "--mirror", &fake_flag])
+            .args(&packages)
+            .env("DOCKER_CONFIG", &scratch_dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mirror")
+    })
+    .await
+    .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("mirror said:\n{stderr}");
+    assert_ne!(out.status.code(), Some(0), "mirror succeeded:\n{stderr}");
+    for path in [format!("{real}/{FAMILY}"), format!("{fake}/{FAMILY}")] {
+        assert!(stderr.contains(&path), "{path} not named:\n{stderr}");
+    }
+    assert!(stderr.contains("two upstreams"), "{stderr}");
+    // Nothing of the family was read from the look-alike, nor written.
+    let lookalike_log = lookalike_log.lock().expect("log").clone();
+    assert!(
+        !lookalike_log.iter().any(|l| l.contains("/blobs/")),
+        "{lookalike_log:#?}"
+    );
+    let s = Seeded {
+        ecr,
+        unique,
+        seeded,
+    };
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
 }
