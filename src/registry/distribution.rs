@@ -287,7 +287,15 @@ impl Distribution {
                 None => None,
             };
             let page: Page = json(response, &url).await?;
-            tags.extend(page.tags.unwrap_or_default());
+            for tag in page.tags.unwrap_or_default() {
+                // A tag becomes a request path later: checked where it
+                // comes in, named by where.
+                reference::Tag::parse(
+                    &tag,
+                    format!("tag {} of the tag list of {}", tags.len(), redact(&url)),
+                )?;
+                tags.push(tag);
+            }
             match next {
                 Some(n) => url = n,
                 None => return Ok(tags),
@@ -1247,6 +1255,53 @@ mod tests {
             .await
             .expect_err("no credentials");
         assert!(matches!(error, Error::Unauthorized { .. }), "{error}");
+    }
+
+    /// A tag list naming a tag off the grammar is refused, naming it and
+    /// where it came from.
+    #[tokio::test]
+    async fn tags_off_the_grammar_are_refused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let body = r#"{"tags":["v1.0.0","../../x/manifests/v9"]}"#;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        let client =
+            Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
+        let error = client.tags("team/pkg").await.expect_err("refused");
+        assert!(
+            matches!(error, Error::Reference(reference::Error::Tag { .. })),
+            "{error}"
+        );
+        let said = error.to_string();
+        assert!(
+            said.contains("tag 1 of the tag list of") && said.contains("../../x/manifests/v9"),
+            "{said}"
+        );
+        // Asked-for values off the grammar never reach a request either.
+        for (repository, reference) in [
+            ("team/../x", "v1"),
+            ("team/pkg", "../x"),
+            ("team/pkg", "a?b"),
+        ] {
+            let error = client
+                .manifest(repository, reference)
+                .await
+                .expect_err("refused");
+            assert!(matches!(error, Error::Reference(_)), "{error}");
+        }
     }
 
     #[tokio::test]
