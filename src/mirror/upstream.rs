@@ -149,7 +149,10 @@ impl Upstream {
             Some(endpoint) => Distribution::with_endpoint(endpoint, auth, self.timeout),
             None => Distribution::new(host, auth, self.timeout),
         };
-        let client = Arc::new(client.map_err(|e| unavailable(host, e))?);
+        let client = client
+            .map_err(|e| unavailable(host, e))?
+            .with_realm_hosts(distribution::realm_hosts_from_docker_config(host));
+        let client = Arc::new(client);
         lock(&self.clients).insert(host.to_string(), client.clone());
         Ok(client)
     }

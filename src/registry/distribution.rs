@@ -94,12 +94,8 @@ impl Auth {
     /// else `~/.docker/config.json`) holds for `host`, anonymous when it
     /// has none. Credential helpers are not run.
     pub fn from_docker_config(host: &str) -> Result<Auth> {
-        let path = match std::env::var_os("DOCKER_CONFIG") {
-            Some(dir) => std::path::PathBuf::from(dir).join("config.json"),
-            None => match std::env::var_os("HOME") {
-                Some(home) => std::path::PathBuf::from(home).join(".docker/config.json"),
-                None => return Ok(Auth::Anonymous),
-            },
+        let Some(path) = docker_config_path() else {
+            return Ok(Auth::Anonymous);
         };
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -118,9 +114,27 @@ impl Auth {
     }
 }
 
-/// The `auth` entry of a Docker config file for `host`. Keys may be a bare
-/// host or a URL (`https://host/v1/`).
-pub fn docker_config_auth(text: &str, host: &str) -> std::result::Result<Auth, String> {
+fn docker_config_path() -> Option<std::path::PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => Some(std::path::PathBuf::from(dir).join("config.json")),
+        None => std::env::var_os("HOME")
+            .map(|home| std::path::PathBuf::from(home).join(".docker/config.json")),
+    }
+}
+
+/// The hosts the Docker config file holds `host`'s own credentials for
+/// too: a token realm on one of them may be sent those credentials. None
+/// when the file cannot be read.
+pub fn realm_hosts_from_docker_config(host: &str) -> Vec<String> {
+    docker_config_path()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map(|text| docker_config_realm_hosts(&text, host))
+        .unwrap_or_default()
+}
+
+/// `(host, auth)` of each `auths` entry of a Docker config file. Keys may
+/// be a bare host or a URL (`https://host/v1/`).
+fn docker_config_entries(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
     #[derive(Deserialize)]
     struct Config {
         #[serde(default)]
@@ -133,19 +147,44 @@ pub fn docker_config_auth(text: &str, host: &str) -> std::result::Result<Auth, S
     }
     let config: Config =
         serde_json::from_str(text).map_err(|e| format!("not a Docker config file: {e}"))?;
-    let entry = config.auths.into_iter().find(|(key, _)| {
-        let key = key
-            .strip_prefix("https://")
-            .or_else(|| key.strip_prefix("http://"))
-            .unwrap_or(key);
-        key.split('/').next() == Some(host)
-    });
-    Ok(
-        match entry.and_then(|(_, e)| e.auth).filter(|a| !a.is_empty()) {
-            Some(auth) => Auth::Basic(auth),
-            None => Auth::Anonymous,
-        },
-    )
+    Ok(config
+        .auths
+        .into_iter()
+        .filter_map(|(key, entry)| {
+            let key = key
+                .strip_prefix("https://")
+                .or_else(|| key.strip_prefix("http://"))
+                .unwrap_or(&key);
+            let host = key.split('/').next().unwrap_or_default().to_string();
+            entry
+                .auth
+                .filter(|a| !a.is_empty())
+                .map(|auth| (host, auth))
+        })
+        .collect())
+}
+
+/// The `auth` entry of a Docker config file for `host`.
+pub fn docker_config_auth(text: &str, host: &str) -> std::result::Result<Auth, String> {
+    Ok(docker_config_entries(text)?
+        .into_iter()
+        .find(|(h, _)| h == host)
+        .map_or(Auth::Anonymous, |(_, auth)| Auth::Basic(auth)))
+}
+
+/// The other hosts a Docker config file holds `host`'s credentials for.
+pub fn docker_config_realm_hosts(text: &str, host: &str) -> Vec<String> {
+    let Ok(entries) = docker_config_entries(text) else {
+        return Vec::new();
+    };
+    let Some((_, auth)) = entries.iter().find(|(h, _)| h == host) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter(|(h, a)| h != host && a == auth)
+        .map(|(h, _)| h.clone())
+        .collect()
 }
 
 /// The checked repository a caller asked for.
@@ -156,6 +195,15 @@ fn repository_arg(repository: &str) -> Result<Repository> {
 /// The checked tag or digest a caller asked for.
 fn reference_arg(value: &str) -> Result<Reference> {
     Ok(Reference::parse(value, "the reference asked for")?)
+}
+
+/// `host[:port]` of a URL, as a Docker config names it.
+fn authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
 }
 
 /// `scheme://host[:port]` of a URL, for messages.
@@ -200,6 +248,9 @@ pub struct Distribution {
     auth: Auth,
     /// Bearer tokens by scope (`repository:<name>:pull`).
     tokens: Mutex<HashMap<String, String>>,
+    /// Other hosts (`host[:port]`) whose token realm may be sent the Basic
+    /// credentials: those the Docker config holds the same ones for.
+    realm_hosts: Vec<String>,
 }
 
 /// What [`Distribution::push_blob`] did.
@@ -238,7 +289,15 @@ impl Distribution {
             base,
             auth,
             tokens: Mutex::new(HashMap::new()),
+            realm_hosts: Vec::new(),
         })
+    }
+
+    /// Lets a token realm on these hosts (`host[:port]`, which the Docker
+    /// config holds the same credentials for) be sent the Basic ones.
+    pub fn with_realm_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.realm_hosts = hosts;
+        self
     }
 
     pub fn endpoint(&self) -> &str {
@@ -841,7 +900,8 @@ impl Distribution {
                 // own host, over HTTPS (or loopback), and nowhere else.
                 let same_host = url.host_str() == self.base.host_str()
                     && url.port_or_known_default() == self.base.port_or_known_default();
-                if basic.is_some() && (!same_host || !may_carry_credentials(&url)) {
+                let named = self.realm_hosts.iter().any(|h| *h == authority(&url));
+                if basic.is_some() && (!(same_host || named) || !may_carry_credentials(&url)) {
                     return Err(Error::OffHost {
                         url: redact(&url),
                         message: format!(
@@ -1403,8 +1463,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn realm_hosts_hold_the_same_credentials() {
+        let config = r#"{"auths": {
+            "registry.example": {"auth": "c2FtZQ=="},
+            "https://auth.example/v1/": {"auth": "c2FtZQ=="},
+            "other.example": {"auth": "b3RoZXI="},
+            "empty.example": {"auth": ""}
+        }}"#;
+        assert_eq!(
+            docker_config_realm_hosts(config, "registry.example"),
+            ["auth.example"]
+        );
+        assert!(docker_config_realm_hosts(config, "nowhere.example").is_empty());
+        assert!(docker_config_realm_hosts("{", "registry.example").is_empty());
+    }
+
     /// A Bearer challenge naming a token realm on another host gets no
-    /// Basic credentials: the realm host receives nothing at all.
+    /// Basic credentials: the realm host receives nothing at all; unless
+    /// the Docker config holds the same credentials for that host.
     #[tokio::test]
     async fn basic_credentials_never_go_to_a_realm_on_another_host() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1430,7 +1507,9 @@ mod tests {
             .await
             .expect("bind");
         let host = registry.local_addr().expect("addr").to_string();
+        let realm_host = foreign_host.clone();
         tokio::spawn(async move {
+            let foreign_host = realm_host;
             while let Ok((mut stream, _)) = registry.accept().await {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
@@ -1449,8 +1528,29 @@ mod tests {
         let error = client.tags("team/pkg").await.expect_err("refused");
         assert!(matches!(error, Error::OffHost { .. }), "{error}");
         assert!(!error.to_string().contains("dXNlcjpwYXNz"), "{error}");
+        assert!(
+            received.lock().expect("log").is_empty(),
+            "the foreign realm got: {:#?}",
+            received.lock().expect("log")
+        );
+
+        // Named by the Docker config with the same credentials: the realm
+        // is asked (over loopback) with them.
+        let named = Distribution::new(
+            &host,
+            Auth::Basic("dXNlcjpwYXNz".into()),
+            Duration::from_secs(5),
+        )
+        .expect("client")
+        .with_realm_hosts(vec![foreign_host.clone()]);
+        let _ = named.tags("team/pkg").await;
         let received = received.lock().expect("log").clone();
-        assert!(received.is_empty(), "the foreign realm got: {received:#?}");
+        assert!(
+            received
+                .iter()
+                .any(|r| r.contains("authorization: Basic dXNlcjpwYXNz")),
+            "{received:#?}"
+        );
     }
 
     #[test]
