@@ -790,7 +790,11 @@ impl Distribution {
                 .http
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
-            if let Some(authorization) = self.authorization(&scope) {
+            // Never a credential over plain HTTP, except to loopback.
+            if let Some(authorization) = self
+                .authorization(&scope)
+                .filter(|_| may_carry_credentials(&url))
+            {
                 request = request.header(header::AUTHORIZATION, authorization);
             }
             if let Some(body) = &body {
