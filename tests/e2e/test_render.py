@@ -291,10 +291,18 @@ IRSA_TRUST = {
         }
     },
 }
+# EKS Pod Identity, bound to the cluster's account and to the service
+# account the claim names (the session tags EKS sets), never to any pod of
+# any association in the account.
 POD_IDENTITY_TRUST = {
     "Effect": "Allow",
     "Action": ["sts:AssumeRole", "sts:TagSession"],
     "Principal": {"Service": "pods.eks.amazonaws.com"},
+    "Condition": {"StringEquals": {
+        "aws:SourceAccount": ACCOUNT_ID,
+        "aws:RequestTag/kubernetes-namespace": "crossplane-system",
+        "aws:RequestTag/kubernetes-service-account": ["provider-aws-s3"],
+    }},
 }
 
 
