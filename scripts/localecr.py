@@ -592,6 +592,22 @@ def serve_proxy(port: int, registry: str, moto: str) -> None:
             except ecr.client.exceptions.RepositoryNotFoundException:
                 return False
 
+    # Write requests (POST, PUT, PATCH, DELETE) by repository, answered or
+    # refused: what GET /_localecr/writes?prefix=P reports, with the
+    # repositories under P in the ECR API, so a test can assert that a run
+    # wrote nothing at all.
+    write_counts: dict[str, int] = {}
+    writes_lock = threading.Lock()
+
+    def written(prefix: str) -> dict:
+        with writes_lock:
+            count = sum(n for name, n in write_counts.items() if name.startswith(prefix))
+        with ecr_lock:
+            pages = ecr.client.get_paginator("describe_repositories").paginate()
+            names = [r["repositoryName"] for page in pages for r in page["repositories"]
+                     if r["repositoryName"].startswith(prefix)]
+        return {"writes": count, "repositories": sorted(names)}
+
     def register(name: str, reference: str, manifest: bytes, media_type: str) -> None:
         tag = None if reference.startswith("sha256:") else reference
         with ecr_lock:
@@ -627,10 +643,23 @@ def serve_proxy(port: int, registry: str, moto: str) -> None:
                 self.wfile.write(body)
 
         def forward(self) -> None:
-            path = urllib.parse.urlsplit(self.path).path
+            url = urllib.parse.urlsplit(self.path)
+            path = url.path
+            if path == "/_localecr/writes" and self.command == "GET":
+                prefix = urllib.parse.parse_qs(url.query).get("prefix", [""])[0]
+                body = json.dumps(written(prefix)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             match = re.match(NAME_RE, path)
             body = self.body()
             writes = self.command in ("POST", "PUT", "PATCH", "DELETE")
+            if match and writes:
+                with writes_lock:
+                    write_counts[match["name"]] = write_counts.get(match["name"], 0) + 1
             if match and writes and not repository_exists(match["name"]):
                 self.answer(404, "NAME_UNKNOWN",
                             f"The repository with name '{match['name']}' does not exist in the registry "

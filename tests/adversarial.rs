@@ -349,6 +349,20 @@ impl Seeded {
             .to_string()
     }
 
+    /// Nothing at all was written to the target: the write counter of the
+    /// ECR stand-in is 0 and no repository was created under it.
+    async fn assert_no_write(&self, target: &str) {
+        let written = self.ecr.written(&format!("{target}/")).await;
+        assert_eq!(
+            written,
+            localecr::Written {
+                writes: 0,
+                repositories: vec![]
+            },
+            "written to {target}/"
+        );
+    }
+
     /// Nothing was written to the target: no tag and no manifest of the
     /// image in its ECR repository.
     async fn assert_nothing_written(&self, target: &str, repository: &str, tag: &str) {
@@ -426,6 +440,7 @@ async fn a_traversal_digest_in_an_index_is_refused() {
         out.proxy
     );
     s.assert_nothing_written(&target, FUNCTION, "v0.1.0").await;
+    s.assert_no_write(&target).await;
 }
 
 #[tokio::test]
@@ -447,6 +462,7 @@ async fn a_tag_posing_as_a_digest_in_an_index_is_refused() {
         out.proxy
     );
     s.assert_nothing_written(&target, FUNCTION, "v0.1.0").await;
+    s.assert_no_write(&target).await;
 }
 
 #[tokio::test]
@@ -459,6 +475,7 @@ async fn a_manifest_that_does_not_match_its_digest_is_refused() {
     out.assert_refused(&["does not match its digest"])
         .assert_no_credential_off_host();
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
+    s.assert_no_write(&target).await;
 }
 
 #[tokio::test]
@@ -490,6 +507,18 @@ async fn a_blob_that_does_not_match_its_digest_is_refused() {
     out.assert_refused(&["does not match its digest", &config])
         .assert_no_credential_off_host();
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
+    // A blob is verified as it streams into its upload, so the repository
+    // was created and one upload opened (the write counted), but the upload
+    // was never completed: no blob under that digest, no manifest, no tag.
+    let repo = format!("{target}/{FAMILY}");
+    let written = s.ecr.written(&format!("{target}/")).await;
+    assert_eq!(written.repositories, [repo.clone()]);
+    assert_eq!(written.writes, 1, "one upload opened, nothing else");
+    let blob = s
+        .ecr
+        .registry_get(&format!("/v2/{repo}/blobs/{config}"), None)
+        .await;
+    assert_eq!(blob.status, 404, "the unverified blob was committed");
 }
 
 #[tokio::test]
@@ -501,6 +530,7 @@ async fn a_link_to_another_host_is_not_followed() {
         .assert_no_credential_off_host();
     assert!(out.foreign.is_empty(), "{:#?}", out.foreign);
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
+    s.assert_no_write(&target).await;
 }
 
 #[tokio::test]
@@ -522,6 +552,7 @@ async fn a_redirect_to_a_host_asking_for_basic_credentials_gets_none() {
     );
     assert!(!out.foreign.is_empty(), "the redirect was not followed");
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
+    s.assert_no_write(&target).await;
 }
 
 /// Dependency confusion: two packages of the closure declare the same
@@ -589,4 +620,5 @@ async fn one_repository_declared_on_two_hosts_is_refused_naming_both() {
         seeded,
     };
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
+    s.assert_no_write(&target).await;
 }

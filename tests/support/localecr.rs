@@ -182,6 +182,13 @@ impl Drop for Scratch {
     }
 }
 
+/// What [`LocalEcr::written`] reports.
+#[derive(Debug, serde::Deserialize, PartialEq, Eq)]
+pub struct Written {
+    pub writes: u64,
+    pub repositories: Vec<String>,
+}
+
 /// An HTTP response, read whole.
 #[derive(Debug)]
 pub struct HttpResponse {
@@ -268,6 +275,18 @@ impl LocalEcr {
             accept,
         )
         .await
+    }
+
+    /// What was written to the ECR stand-in under `prefix` so far: write
+    /// requests to its data plane (POST, PUT, PATCH, DELETE, answered or
+    /// refused) and the repositories the ECR API holds, as the proxy counts
+    /// them.
+    pub async fn written(&self, prefix: &str) -> Written {
+        let response = self
+            .registry_get(&format!("/_localecr/writes?prefix={prefix}"), None)
+            .await;
+        assert_eq!(response.status, 200, "the ECR proxy's write counter");
+        serde_json::from_slice(&response.body).expect("the ECR proxy's write counter")
     }
 
     /// A GET against the upstream registry.
