@@ -19,9 +19,10 @@ use std::io::{self, Write};
 use flate2::write::GzDecoder;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use super::{Dependency, PackageKind, PackageMeta};
+use crate::reference::{self, Verifier};
 use crate::spec::limits::{self, check_len};
 
 mod meta;
@@ -128,8 +129,7 @@ fn invalid<T>(msg: impl Into<String>) -> Res<T> {
 
 /// Reads one layer blob, fed in chunks.
 pub struct LayerReader {
-    expected_hex: String,
-    hasher: Sha256,
+    verifier: Verifier,
     compressed: u64,
     limits: Limits,
     stage: Stage,
@@ -145,15 +145,13 @@ enum Stage {
 }
 
 impl LayerReader {
-    /// A reader for the blob named `digest` (`sha256:<hex>`).
+    /// A reader for the blob named `digest` (`sha256:<hex>` or
+    /// `sha512:<hex>`), verified as it streams.
     pub fn new(digest: &str, compression: Compression, limits: Limits) -> Res<Self> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| Invalid(format!("layer digest {digest:?} is not a sha256 digest")))?;
+        let digest = reference::Digest::parse(digest, "the layer digest")
+            .map_err(|e| Invalid(e.to_string()))?;
         Ok(Self {
-            expected_hex: hex.to_ascii_lowercase(),
-            hasher: Sha256::new(),
+            verifier: digest.verifier(),
             compressed: 0,
             limits,
             stage: Stage::Sniff(Vec::new(), compression),
@@ -180,7 +178,7 @@ impl LayerReader {
                 self.limits.max_compressed_bytes
             ));
         }
-        self.hasher.update(chunk);
+        self.verifier.update(chunk);
         self.parse(chunk)
     }
 
@@ -285,16 +283,13 @@ impl LayerReader {
         }
     }
 
-    fn check_digest(&self) -> Res<()> {
-        let actual = hex(&self.hasher.clone().finalize());
-        if actual != self.expected_hex {
-            return invalid(format!(
-                "layer content does not match its digest: expected sha256:{}, got sha256:{actual} \
-                 ({} bytes read)",
-                self.expected_hex, self.compressed
-            ));
-        }
-        Ok(())
+    fn check_digest(&mut self) -> Res<()> {
+        // The stage is done with the hash; a fresh verifier takes its place.
+        let placeholder = reference::Digest::sha256(&[]).verifier();
+        let verifier = std::mem::replace(&mut self.verifier, placeholder);
+        verifier
+            .finish("layer content")
+            .map_err(|e| Invalid(format!("{e} ({} bytes read)", self.compressed)))
     }
 }
 
@@ -569,7 +564,31 @@ mod tests {
         let e = LayerReader::new("md5:abc", Compression::Gzip, Limits::default())
             .err()
             .unwrap();
-        assert!(e.0.contains("not a sha256 digest"), "{e}");
+        assert!(e.0.contains("is not a digest"), "{e}");
+    }
+
+    /// `sha512:<hex>` of bytes.
+    fn sha512_digest(bytes: &[u8]) -> String {
+        format!("sha512:{}", hex(&sha2::Sha512::digest(bytes)))
+    }
+
+    /// A sha512 layer is verified as a sha256 one is: the right bytes are
+    /// read, wrong bytes are refused naming the digest expected.
+    #[test]
+    fn sha512_layers() {
+        let (blob, _) = layer(&[("package.yaml", META.as_bytes())]);
+        let digest = sha512_digest(&blob);
+        assert_eq!(read(&blob, &digest).unwrap(), Some(expected()));
+
+        let wrong = sha512_digest(b"something else");
+        let e = read(&blob, &wrong).unwrap_err();
+        assert!(e.0.contains("does not match its digest"), "{e}");
+        assert!(e.0.contains(&wrong), "names the digest: {e}");
+        assert!(e.0.contains(&digest), "names what the bytes hash to: {e}");
+
+        // The same bytes named by their sha256 digest under sha512 are refused.
+        let e = read(&blob, &format!("sha512:{}", &digest[7..71])).unwrap_err();
+        assert!(e.0.contains("is not a digest"), "{e}");
     }
 
     #[test]
