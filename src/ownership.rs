@@ -161,21 +161,25 @@ impl Ownership {
                 continue;
             }
             let question = Question::about(&planned);
-            let answer = request.required_resources.get(&question.requirement);
-            ownership.asked.push(question);
-            let Some(answer) = answer else {
-                ownership.pending.insert(planned.name.clone());
-                continue;
-            };
-            let Some(existing) = answer.items.iter().find_map(|i| i.resource.as_ref()) else {
-                composed.push(planned);
-                continue;
-            };
-            match holder(existing, composite.uid) {
-                None => composed.push(planned),
-                Some(Holder::Nobody) if adopt_existing => composed.push(planned),
-                Some(holder) => ownership.shared.push(judge(&planned, existing, holder)),
+            let answer = request
+                .required_resources
+                .get(&question.requirement)
+                .map(|answer| answer.items.iter().find_map(|i| i.resource.as_ref()));
+            match answer {
+                None => {
+                    ownership.pending.insert(planned.name.clone());
+                }
+                Some(None) => composed.push(planned),
+                Some(Some(existing)) => match holder(existing, composite.uid) {
+                    None => composed.push(planned),
+                    Some(Holder::Nobody) if adopt_existing => composed.push(planned),
+                    Some(holder) => {
+                        let shared = judge(&planned, &question, existing, holder);
+                        ownership.shared.push(shared);
+                    }
+                },
             }
+            ownership.asked.push(question);
         }
         (composed, ownership)
     }
@@ -293,38 +297,32 @@ fn holder(object: &Struct, uid: Option<&str>) -> Option<Holder> {
 }
 
 /// Whether the existing object is what `planned` would make it.
-fn judge(planned: &Planned, existing: &Struct, holder: Holder) -> Shared {
-    let question = Question::about(planned);
-    let wanted_spec = planned.object.get("spec").cloned().unwrap_or(Json::Null);
+fn judge(planned: &Planned, question: &Question, existing: &Struct, holder: Holder) -> Shared {
+    let wanted = planned.object.get("spec").cloned().unwrap_or(Json::Null);
     let spec = existing
         .fields
         .get("spec")
         .map(value_to_json)
         .unwrap_or(Json::Null);
-    let describe = |spec: &Json| match spec.get("package").and_then(Json::as_str) {
-        Some(package) => bounded(package),
-        None => "another spec".to_string(),
-    };
-    let verdict = if is_within(&wanted_spec, &spec) {
+    // A package object is told by its reference; anything else by its spec.
+    let package = |spec: &Json| spec.get("package").and_then(Json::as_str).map(bounded);
+    let verdict = if is_within(&wanted, &spec) {
         Verdict::Satisfies {
             ready: Observed::new(Cow::Borrowed(existing)).is_ready(),
         }
     } else {
         Verdict::Conflict {
-            installed: describe(&spec),
+            installed: package(&spec).unwrap_or_else(|| "another spec".to_string()),
         }
     };
     Shared {
         resource: planned.name.clone(),
-        api_version: question.api_version,
-        kind: question.kind,
-        name: question.name,
-        namespace: question.namespace,
+        api_version: question.api_version.clone(),
+        kind: question.kind.clone(),
+        name: question.name.clone(),
+        namespace: question.namespace.clone(),
         holder,
-        wanted: match describe(&wanted_spec).as_str() {
-            "another spec" => "its own spec".to_string(),
-            package => package.to_string(),
-        },
+        wanted: package(&wanted).unwrap_or_else(|| "its own spec".to_string()),
         verdict,
     }
 }

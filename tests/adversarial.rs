@@ -512,7 +512,7 @@ async fn a_blob_that_does_not_match_its_digest_is_refused() {
     // was never completed: no blob under that digest, no manifest, no tag.
     let repo = format!("{target}/{FAMILY}");
     let written = s.ecr.written(&format!("{target}/")).await;
-    assert_eq!(written.repositories, [repo.clone()]);
+    assert_eq!(written.repositories, [repo.as_str()]);
     assert_eq!(written.writes, 1, "one upload opened, nothing else");
     let blob = s
         .ecr
