@@ -1229,6 +1229,32 @@ mod tests {
         );
     }
 
+    /// A server on loopback that answers every request with `answer(head)`
+    /// (the request as far as the first read got), after logging the head;
+    /// returns its `host:port` and the log.
+    async fn serve(
+        answer: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let response = answer(&head);
+                log.lock().expect("log").push(head);
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (host, seen)
+    }
+
     /// A registry on loopback that wants a Bearer token from its own realm,
     /// which hands one out only for the right Basic credentials and scope.
     async fn token_registry() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
@@ -1325,23 +1351,14 @@ mod tests {
     /// where it came from.
     #[tokio::test]
     async fn tags_off_the_grammar_are_refused() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let host = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let body = r#"{"tags":["v1.0.0","../../x/manifests/v9"]}"#;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            }
-        });
+        let (host, _) = serve(|_| {
+            let body = r#"{"tags":["v1.0.0","../../x/manifests/v9"]}"#;
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
         let client =
             Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
         let error = client.tags("team/pkg").await.expect_err("refused");
@@ -1370,24 +1387,15 @@ mod tests {
 
     #[tokio::test]
     async fn presigned_redirects_never_reach_error_messages() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let closed_at = closed.local_addr().expect("addr");
         drop(closed);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let host = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let response = format!(
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{closed_at}/bucket/blob?X-Amz-Signature=secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            }
-        });
+        let (host, _) = serve(move |_| {
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{closed_at}/bucket/blob?X-Amz-Signature=secret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        })
+        .await;
         let client =
             Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
         let Err(error) = client
@@ -1421,28 +1429,18 @@ mod tests {
     /// a message, for a blob read, a manifest read and a tag list.
     #[tokio::test]
     async fn presigned_queries_and_echoed_credentials_never_reach_messages() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let host = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buf = [0u8; 4096];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let response = if head.starts_with("GET /v2/") {
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: /bucket/blob?X-Amz-Signature=s3cr3t&X-Amz-Credential=AKIDSECRET\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
-                } else {
-                    let body = "<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDSECRET</AWSAccessKeyId><StringToSign>X-Amz-Signature=s3cr3t</StringToSign> Authorization: Basic dXNlcjpwYXNz</Error>";
-                    format!(
-                        "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let _ = stream.write_all(response.as_bytes()).await;
-            }
-        });
+        let (host, _) = serve(|head| {
+            if head.starts_with("GET /v2/") {
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: /bucket/blob?X-Amz-Signature=s3cr3t&X-Amz-Credential=AKIDSECRET\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        } else {
+            let body = "<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDSECRET</AWSAccessKeyId><StringToSign>X-Amz-Signature=s3cr3t</StringToSign> Authorization: Basic dXNlcjpwYXNz</Error>";
+            format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        })
+        .await;
         let client =
             Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
         let digest = format!("sha256:{}", "a".repeat(64));
@@ -1488,41 +1486,18 @@ mod tests {
     /// the Docker config holds the same credentials for that host.
     #[tokio::test]
     async fn basic_credentials_never_go_to_a_realm_on_another_host() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let foreign = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let foreign_host = foreign.local_addr().expect("addr").to_string();
-        let received = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
-        let log = received.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = foreign.accept().await {
-                let mut buf = [0u8; 4096];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                log.lock()
-                    .expect("log")
-                    .push(String::from_utf8_lossy(&buf[..n]).to_string());
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"token\":\"t\"}")
-                    .await;
-            }
-        });
-        let registry = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let host = registry.local_addr().expect("addr").to_string();
+        let (foreign_host, received) = serve(|_| {
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"token\":\"t\"}"
+                .to_string()
+        })
+        .await;
         let realm_host = foreign_host.clone();
-        tokio::spawn(async move {
-            let foreign_host = realm_host;
-            while let Ok((mut stream, _)) = registry.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let response = format!(
-                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{foreign_host}/token\",service=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            }
-        });
+        let (host, _) = serve(move |_| {
+            format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{realm_host}/token\",service=\"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        })
+        .await;
         let client = Distribution::new(
             &host,
             Auth::Basic("dXNlcjpwYXNz".into()),
