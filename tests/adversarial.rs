@@ -13,7 +13,7 @@ mod localecr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use localecr::{ACCEPT_MANIFESTS, LocalEcr};
+use localecr::{ACCEPT_MANIFESTS, LocalEcr, package_meta};
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -257,20 +257,6 @@ async fn proxy(upstream: String, lie: Lie, foreign: String) -> (String, Log) {
     (host, log)
 }
 
-fn meta(kind: &str, name: &str) -> Json {
-    meta_depending(kind, name, json!([]))
-}
-
-fn meta_depending(kind: &str, name: &str, depends_on: Json) -> Json {
-    let api_version = if kind == "Function" {
-        "meta.pkg.crossplane.io/v1beta1"
-    } else {
-        "meta.pkg.crossplane.io/v1"
-    };
-    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name},
-           "spec": {"dependsOn": depends_on}})
-}
-
 /// A family provider (a plain image) and a function (a two-platform
 /// index), seeded upstream under a prefix of their own.
 struct Seeded {
@@ -284,10 +270,10 @@ fn seed() -> Seeded {
     let unique = localecr::unique("adversarial");
     let images = json!([
         {"repository": format!("{unique}/{FAMILY}"), "tags": ["v1.0.0"],
-         "runtimeLayers": 1, "package": meta("Provider", "provider-family-aws")},
+         "runtimeLayers": 1, "package": package_meta("Provider", "provider-family-aws", json!([]))},
         {"repository": format!("{unique}/{FUNCTION}"), "tags": ["v0.1.0"], "layout": "index",
          "platforms": ["linux/amd64", "linux/arm64"],
-         "package": meta("Function", "function-x")},
+         "package": package_meta("Function", "function-x", json!([]))},
     ]);
     let seeded = ecr.seed_upstream(&json!({ "images": images }));
     Seeded {
@@ -572,11 +558,11 @@ async fn one_repository_declared_on_two_hosts_is_refused_naming_both() {
         |host: &str| json!([{"provider": format!("{host}/{FAMILY}"), "version": ">=v1.0.0"}]);
     let images = json!([
         {"repository": format!("{unique}/{FAMILY}"), "tags": ["v1.0.0"],
-         "package": meta("Provider", "provider-family-aws")},
+         "package": package_meta("Provider", "provider-family-aws", json!([]))},
         {"repository": format!("{unique}/upbound/provider-aws-s3"), "tags": ["v1.0.0"],
-         "package": meta_depending("Provider", "provider-aws-s3", depends(&real))},
+         "package": package_meta("Provider", "provider-aws-s3", depends(&real))},
         {"repository": format!("{unique}/upbound/provider-aws-ec2"), "tags": ["v1.0.0"],
-         "package": meta_depending("Provider", "provider-aws-ec2", depends(&fake))},
+         "package": package_meta("Provider", "provider-aws-ec2", depends(&fake))},
     ]);
     let seeded = ecr.seed_upstream(&json!({ "images": images }));
     let target = localecr::unique("adv-confusion");

@@ -20,7 +20,7 @@ use function_ecr_packages::function::Function;
 use function_ecr_packages::registry::Registry;
 use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::EcrRegistry;
-use localecr::{ACCEPT_MANIFESTS, LocalEcr};
+use localecr::{ACCEPT_MANIFESTS, LocalEcr, package_meta as meta};
 use serde_json::{Value as Json, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_function-ecr-packages");
@@ -121,16 +121,6 @@ impl Closure {
         .await
         .expect("ECR client")
     }
-}
-
-fn meta(kind: &str, name: &str, depends_on: Json) -> Json {
-    let api_version = if kind == "Function" {
-        "meta.pkg.crossplane.io/v1beta1"
-    } else {
-        "meta.pkg.crossplane.io/v1"
-    };
-    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name},
-           "spec": {"dependsOn": depends_on}})
 }
 
 /// What one run of `mirror` did.

@@ -182,6 +182,19 @@ impl Drop for Scratch {
     }
 }
 
+/// A package's `crossplane.yaml` as the seed spec takes it: `kind`
+/// (`Function` is `meta.pkg.crossplane.io/v1beta1`, the rest `v1`) named
+/// `name`, depending on `depends_on` (a JSON list of `dependsOn` entries).
+pub fn package_meta(kind: &str, name: &str, depends_on: serde_json::Value) -> serde_json::Value {
+    let api_version = if kind == "Function" {
+        "meta.pkg.crossplane.io/v1beta1"
+    } else {
+        "meta.pkg.crossplane.io/v1"
+    };
+    serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name},
+                       "spec": {"dependsOn": depends_on}})
+}
+
 /// What [`LocalEcr::written`] reports.
 #[derive(Debug, serde::Deserialize, PartialEq, Eq)]
 pub struct Written {
