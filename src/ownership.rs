@@ -27,7 +27,7 @@
 //! reconcile of an XR that shares nothing stays one call.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prost_types::Struct;
 use prost_types::value::Kind;
@@ -92,6 +92,17 @@ pub struct Shared {
     /// What this XR asks for, bounded (for packages, `spec.package`).
     pub wanted: String,
     pub verdict: Verdict,
+    /// A package of this XR that needs it, if any: its Usage names that
+    /// package as the user (see [`usage`]).
+    pub needed_by: Option<ObjectRef>,
+}
+
+/// A cluster-scoped object by apiVersion, kind and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
 }
 
 impl Shared {
@@ -154,6 +165,7 @@ impl Ownership {
         if !can_send_required_resources(request) {
             return (plan, ownership);
         }
+        let needed_by = first_dependents(&plan);
         let mut composed = Vec::with_capacity(plan.len());
         for planned in plan {
             if observed.contains_key(&planned.name) {
@@ -174,7 +186,8 @@ impl Ownership {
                     None => composed.push(planned),
                     Some(Holder::Nobody) if adopt_existing => composed.push(planned),
                     Some(holder) => {
-                        let shared = judge(&planned, &question, existing, holder);
+                        let mut shared = judge(&planned, &question, existing, holder);
+                        shared.needed_by = needed_by.get(&planned.name).cloned();
                         ownership.shared.push(shared);
                     }
                 },
@@ -324,7 +337,31 @@ fn judge(planned: &Planned, question: &Question, existing: &Struct, holder: Hold
         holder,
         wanted: package(&wanted).unwrap_or_else(|| "its own spec".to_string()),
         verdict,
+        needed_by: None,
     }
+}
+
+/// For each composition resource name that a planned package object needs,
+/// the first such package (in plan order, so dependencies before
+/// dependents).
+fn first_dependents(plan: &[Planned]) -> BTreeMap<String, ObjectRef> {
+    let mut first = BTreeMap::new();
+    for planned in plan {
+        let question = Question::about(planned);
+        let is_package = question.api_version.starts_with("pkg.crossplane.io/")
+            && question.kind != "ImageConfig";
+        if !is_package {
+            continue;
+        }
+        for need in &planned.needs {
+            first.entry(need.clone()).or_insert_with(|| ObjectRef {
+                api_version: question.api_version.clone(),
+                kind: question.kind.clone(),
+                name: question.name.clone(),
+            });
+        }
+    }
+    first
 }
 
 /// Whether every field of `wanted` has the same value in `actual`: objects
@@ -354,6 +391,14 @@ fn bounded(text: &str) -> String {
 /// refuses to delete an object while a Usage of it exists; with
 /// `replayDeletion` the deletion its owner's garbage collection tried is
 /// carried out once the last Usage is gone.
+///
+/// A cluster-scoped object that a package of this XR needs names that
+/// package as its user (`spec.by`). Crossplane then makes the package an
+/// owner of the Usage too, and the garbage collector deletes an object only
+/// once all its owners are gone: so when this XR is deleted, the Usage of
+/// a dependency outlives its dependent, and dependencies are let go after
+/// what needs them, as Crossplane's resolver requires (deleted together, it
+/// would reinstall the dependency for a dependent still in its Lock).
 fn usage(shared: &Shared, composite: XrRef) -> Planned {
     let tag = hash(&[composite.uid.unwrap_or(composite.name)]);
     let mut metadata = Map::new();
@@ -372,22 +417,34 @@ fn usage(shared: &Shared, composite: XrRef) -> Planned {
         }
         None => "ClusterUsage",
     };
+    let mut spec = json!({
+        "of": {
+            "apiVersion": shared.api_version,
+            "kind": shared.kind,
+            "resourceRef": {"name": shared.name},
+        },
+        "replayDeletion": true,
+    });
+    match (&shared.namespace, &shared.needed_by) {
+        (None, Some(user)) => {
+            spec["by"] = json!({
+                "apiVersion": user.api_version,
+                "kind": user.kind,
+                "resourceRef": {"name": user.name},
+            });
+        }
+        _ => {
+            spec["reason"] = json!(bounded(&format!(
+                "used by {}/{} (function-ecr-packages)",
+                composite.kind, composite.name
+            )));
+        }
+    }
     let object = json!({
         "apiVersion": "protection.crossplane.io/v1beta1",
         "kind": kind,
         "metadata": metadata,
-        "spec": {
-            "of": {
-                "apiVersion": shared.api_version,
-                "kind": shared.kind,
-                "resourceRef": {"name": shared.name},
-            },
-            "reason": bounded(&format!(
-                "used by {}/{} (function-ecr-packages)",
-                composite.kind, composite.name
-            )),
-            "replayDeletion": true,
-        },
+        "spec": spec,
     });
     Planned {
         name: object_name(
@@ -410,7 +467,6 @@ mod tests {
     use crate::proto::v1::{Resource, Resources};
     use crate::sdk::request::request_from;
     use crate::sdk::structs::json_to_struct;
-    use std::collections::BTreeMap;
 
     const XR: XrRef = XrRef {
         kind: "XEcrPackages",
@@ -637,6 +693,45 @@ mod tests {
         };
         let theirs = Json::Object(ownership.usages(other)[0].object.clone());
         assert_ne!(theirs["metadata"]["name"], object["metadata"]["name"]);
+    }
+
+    /// A shared object that a package of this XR needs names that package
+    /// as its user, so the Usage outlives the dependent when the XR goes;
+    /// one nothing needs names this XR in its reason.
+    #[test]
+    fn a_usage_names_the_package_that_needs_the_object() {
+        let wanted = "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0";
+        let mut storage = provider("package-storage", "xpkg.upbound.io/acme/storage:v1");
+        storage
+            .object
+            .insert("kind".to_string(), json!("Configuration"));
+        storage.needs = vec!["package-s3".to_string()];
+        let answer = request(Some(vec![existing(
+            wanted,
+            Some(("team-a", "uid-a")),
+            true,
+        )]));
+        for (plan, by) in [
+            (vec![provider("package-s3", wanted), storage.clone()], true),
+            (vec![provider("package-s3", wanted)], false),
+        ] {
+            let (_, ownership) =
+                Ownership::sort(&answer, plan, &observe(&BTreeMap::new()), XR, false);
+            let usage = Json::Object(ownership.usages(XR)[0].object.clone());
+            if by {
+                assert_eq!(
+                    usage["spec"]["by"],
+                    json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Configuration", "resourceRef": {"name": "storage"}})
+                );
+                assert!(usage["spec"].get("reason").is_none());
+            } else {
+                assert!(usage["spec"].get("by").is_none());
+                assert_eq!(
+                    usage["spec"]["reason"],
+                    "used by XEcrPackages/team-b (function-ecr-packages)"
+                );
+            }
+        }
     }
 
     #[test]
