@@ -71,12 +71,14 @@ def ready(cluster, name: str) -> bool:
     return conditions(cluster.xr(name)).get("Ready") == "True"
 
 
-def delete_all(cluster, *names: str) -> None:
-    """Deletes the XRs and waits until they and every package are gone."""
-    for name in names:
-        cluster.kube.delete(XR_API, "XEcrPackages", name)
-    cluster.wait(f"{', '.join(names)} and their packages to go",
-                 lambda: all(cluster.xr(n) is None for n in names) and not cluster.packages(), 420)
+def leftovers(cluster) -> list[str]:
+    """Package objects, ImageConfigs and Usages still in the cluster (but the
+    platform's own Function)."""
+    out = [f"{p['kind']}/{p['metadata']['name']}" for p in cluster.packages()]
+    for api_version, kind in (("pkg.crossplane.io/v1beta1", "ImageConfig"),
+                              ("protection.crossplane.io/v1beta1", "ClusterUsage")):
+        out += [f"{kind}/{o['metadata']['name']}" for o in cluster.kube.list(api_version, kind)]
+    return out
 
 
 @pytest.fixture
@@ -87,8 +89,8 @@ def tenants(cluster):
     for name in names:
         if cluster.xr(name):
             cluster.kube.delete(XR_API, "XEcrPackages", name)
-    cluster.wait("the tenants' XRs and packages to go",
-                 lambda: all(cluster.xr(n) is None for n in names) and not cluster.packages(), 600)
+    cluster.wait("the tenants' XRs, packages, ImageConfigs and Usages to go",
+                 lambda: all(cluster.xr(n) is None for n in names) and not leftovers(cluster), 600)
 
 
 def create(cluster, tenants: list[str], obj: dict) -> str:
