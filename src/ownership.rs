@@ -165,7 +165,13 @@ impl Ownership {
         if !can_send_required_resources(request) {
             return (plan, ownership);
         }
-        let needed_by = first_dependents(&plan);
+        // Who needs what matters only for objects that may turn out shared:
+        // a steady reconcile, everything observed, skips it.
+        let needed_by = if plan.iter().all(|p| observed.contains_key(&p.name)) {
+            BTreeMap::new()
+        } else {
+            first_dependents(&plan)
+        };
         let mut composed = Vec::with_capacity(plan.len());
         for planned in plan {
             if observed.contains_key(&planned.name) {
