@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use flate2::Compression as Level;
 use flate2::write::GzEncoder;
 use function_ecr_packages::function::Function;
+use function_ecr_packages::oci::blob::{Compression, Limits, extract, sha256_digest};
 use function_ecr_packages::proto::v1::{Resource, RunFunctionRequest, State};
-use function_ecr_packages::registry::blob::{Compression, Limits, extract, sha256_digest};
 use function_ecr_packages::registry::connector::MemoryConnector;
 use function_ecr_packages::registry::memory::blog_registry;
 use function_ecr_packages::sdk::structs::json_to_struct;
@@ -64,7 +64,7 @@ fn rss() -> (u64, u64) {
 /// packages each with a shared dependency: memory stays within the caches'
 /// byte budgets.
 async fn many_distinct_packages() {
-    use function_ecr_packages::registry::PackageKind;
+    use function_ecr_packages::package::PackageKind;
     use function_ecr_packages::registry::memory::{MemoryRegistry, meta};
     let registry = Arc::new(MemoryRegistry::new());
     registry.push("bench/family", "v1.0.0", meta(PackageKind::Provider, &[]));

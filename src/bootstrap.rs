@@ -12,9 +12,9 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::compose::{self, Planned};
 use crate::error::{Error, Result};
-use crate::graph::Graph;
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
+use crate::resolve::graph::Graph;
 use crate::resolve::resolve_within;
 use crate::sdk::request::decode;
 use crate::spec::policy::Origin;

@@ -7,7 +7,7 @@
 
 use thiserror::Error;
 
-use crate::registry::PackageKind;
+use crate::package::PackageKind;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {

@@ -13,7 +13,7 @@
 //! inputs keep distinct names.
 //!
 //! Package objects' own `metadata.name`s are not built here: they follow
-//! Crossplane's `xpkg.ToDNSLabel` byte for byte ([`crate::graph::dns_label`]).
+//! Crossplane's `xpkg.ToDNSLabel` byte for byte ([`crate::resolve::graph::dns_label`]).
 
 use sha2::{Digest, Sha256};
 
@@ -152,6 +152,15 @@ fn clean(text: &str, source: Source) -> (String, bool) {
         out = trimmed.to_string();
     }
     (out, lossy)
+}
+
+/// A digest as registries write it and go-containerregistry's `NewHash`
+/// accepts it: `sha256:`, then exactly 64 lowercase hex digits, nothing
+/// around them.
+pub fn is_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 #[cfg(test)]

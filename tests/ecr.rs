@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 
 use function_ecr_packages::Error;
 use function_ecr_packages::aws::RegistryRef;
-use function_ecr_packages::registry::blob::Limits;
+use function_ecr_packages::oci::blob::Limits;
+use function_ecr_packages::package::{Dependency, PackageKind};
 use function_ecr_packages::registry::cache::{CacheOptions, CachedRegistry};
 use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::credentials::AwsCredentials;
 use function_ecr_packages::registry::ecr::{CallCounts, EcrOptions, EcrRegistry};
-use function_ecr_packages::registry::{Connector, Dependency, PackageKind, Registry};
+use function_ecr_packages::registry::{Connector, Registry};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use cluster::{Cluster, allowing_test_iam};
 use function_ecr_packages::function::Function;
+use function_ecr_packages::package::PackageKind;
 use function_ecr_packages::proto::v1::Severity;
-use function_ecr_packages::registry::PackageKind;
 use function_ecr_packages::registry::connector::MemoryConnector;
 use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry, meta};
 use serde_json::{Value as Json, json};

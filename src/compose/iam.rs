@@ -9,8 +9,8 @@ use serde_json::{Value as Json, json};
 
 use super::Planned;
 use super::packages::into_map;
-use crate::graph::Graph;
 use crate::names::{Source, object_name};
+use crate::resolve::graph::Graph;
 use crate::spec::Settings;
 use crate::spec::input::ManagedResources;
 use crate::spec::settings::{IamSettings, Trust};
@@ -237,8 +237,8 @@ pub fn node_attachment_resource_name(node_role: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{PackageNode, dns_label};
-    use crate::registry::PackageKind;
+    use crate::package::PackageKind;
+    use crate::resolve::graph::{PackageNode, dns_label};
     use crate::sdk::request::decode;
     use crate::spec::policy::Origin;
     use crate::spec::xr::XrRef;

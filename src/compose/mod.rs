@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{DependencyError, Result};
-use crate::graph::Graph;
+use crate::resolve::graph::Graph;
 use crate::spec::Settings;
 
 /// One object the function wants to exist, keyed by its composition
@@ -28,8 +28,13 @@ pub const OWNED_PREFIXES: [&str; 4] = [
     iam::PREFIX,
     packages::IMAGE_CONFIG_PREFIX,
     packages::PACKAGE_PREFIX,
-    crate::ownership::USAGE_PREFIX,
+    USAGE_PREFIX,
 ];
+
+/// The composition resource names of the Usages that protect what this XR
+/// uses of another's objects (composed by `function::ownership`) start with
+/// this.
+pub const USAGE_PREFIX: &str = "usage-";
 
 pub fn is_owned(resource_name: &str) -> bool {
     OWNED_PREFIXES.iter().any(|p| resource_name.starts_with(p))

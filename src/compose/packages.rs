@@ -5,9 +5,9 @@ use serde_json::{Map, Value as Json, json};
 
 use super::Planned;
 use crate::error::{DependencyError, Result};
-use crate::graph::{Graph, PackageNode};
 use crate::names::{Source, object_name};
-use crate::registry::PackageKind;
+use crate::package::PackageKind;
+use crate::resolve::graph::{Graph, PackageNode};
 use crate::spec::Settings;
 use crate::spec::xr::Strategy;
 

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value as Json};
 
 use crate::compose::{Planned, is_owned};
-use crate::lock::Lock;
-use crate::observed::{Observed, ObservedResources};
+use crate::function::observed::{Observed, ObservedResources};
+use crate::function::package_lock::Lock;
 
 /// The desired composed resources of this reconcile and why others wait.
 #[derive(Debug, Default, PartialEq)]
@@ -158,7 +158,7 @@ fn same_package(planned: &Map<String, Json>, observed: &Observed) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::{observe, with_conditions};
+    use crate::function::observed::{observe, with_conditions};
     use serde_json::json;
 
     /// A planned IAM attachment (`iam-*`) or package, by name.

@@ -13,11 +13,11 @@
 use std::collections::BTreeSet;
 
 use crate::compose::packages::package_resource_name;
+use crate::function::report::PackageStatus;
 use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::Response;
 use crate::sdk::request::can_send_required_resources;
 use crate::spec::limits::MAX_LEAVING_LOOKUPS;
-use crate::status::PackageStatus;
 
 const API_VERSION: &str = "pkg.crossplane.io/v1";
 
@@ -89,8 +89,8 @@ impl Lingering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::PackageKind;
     use crate::proto::v1::{Resource, Resources};
-    use crate::registry::PackageKind;
     use crate::sdk::request::request_from;
     use crate::sdk::structs::json_to_struct;
     use serde_json::json;

@@ -18,15 +18,17 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
-use crate::graph::{Graph, PackageNode};
-use crate::observed::ObservedResources;
+use crate::function::observed::ObservedResources;
+use crate::function::report::PackageStatus;
+use crate::names::is_digest;
+use crate::resolve::Installed;
+use crate::resolve::graph::{Graph, PackageNode};
 use crate::spec::limits::{
     MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_REPOSITORY_LEN, MAX_STATUS_PACKAGE_REF_LEN,
     MAX_STATUS_PACKAGES, MAX_VERSION_LEN,
 };
 use crate::spec::xr::{is_dns_label, is_repository_name};
 use crate::spec::{Settings, XrSpec};
-use crate::status::PackageStatus;
 use crate::version::is_tag;
 
 /// Entries read from `status.packages` at most; a status longer than this
@@ -210,8 +212,8 @@ impl Remembered {
     }
 
     /// The remembered packages whose objects exist, as a view.
-    pub fn installed<'a>(&'a self, observed: &'a ObservedResources<'a>) -> Installed<'a> {
-        Installed {
+    pub fn installed<'a>(&'a self, observed: &'a ObservedResources<'a>) -> InstalledView<'a> {
+        InstalledView {
             remembered: self,
             observed,
         }
@@ -221,14 +223,13 @@ impl Remembered {
 /// The remembered packages whose package objects exist: what is installed.
 /// A view, looked up only when a dependency fails to resolve.
 #[derive(Clone, Copy, Debug)]
-pub struct Installed<'a> {
+pub struct InstalledView<'a> {
     remembered: &'a Remembered,
     observed: &'a ObservedResources<'a>,
 }
 
-impl<'a> Installed<'a> {
-    /// The installed package of `repository`, if there is one.
-    pub fn get(&self, repository: &str) -> Option<&'a PackageNode> {
+impl Installed for InstalledView<'_> {
+    fn get(&self, repository: &str) -> Option<&PackageNode> {
         self.remembered.nodes.get(repository).filter(|node| {
             self.observed
                 .contains_key(&package_resource_name(&node.name))
@@ -357,16 +358,6 @@ fn upstream(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<St
             entry.repository
         )),
     }
-}
-
-/// `sha256:` and 64 lowercase hex digits, as registries write digests.
-pub fn is_digest(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 #[cfg(test)]

@@ -8,27 +8,35 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+mod admission;
+mod leaving;
+mod memo;
+mod memory;
+mod observed;
+mod ownership;
+pub mod package_lock;
+mod report;
+
+use self::admission::Admission;
+use self::leaving::Lingering;
+use self::memo::{DEFAULT_MEMO_BYTES, Memo};
+use self::memory::Previous;
+use self::ownership::Ownership;
+use self::package_lock::Lock;
+use self::report::Report;
 use crate::compose;
 use crate::error::{Error, Result};
-use crate::gating::{self, Admission};
-use crate::graph::Graph;
-use crate::lingering::Lingering;
-use crate::lock::{self, Lock};
-use crate::memo::{DEFAULT_MEMO_BYTES, Memo};
-use crate::observed;
-use crate::ownership::Ownership;
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use crate::registry::Connector;
 use crate::registry::cache::{DEFAULT_TAG_TTL, trusted_until};
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
 use crate::registry::seen::SeenRegistries;
-use crate::remembered::{Installed, Previous};
-use crate::resolve::{Resolution, resolve_within};
+use crate::resolve::graph::Graph;
+use crate::resolve::{Installed, Resolution, resolve_within};
 use crate::sdk::{Request, Response};
 use crate::spec::xr::XrRef;
 use crate::spec::{Input, Settings, XrSpec};
-use crate::status::Report;
 
 /// Crossplane gives a reconcile two minutes; resolution gets a quarter of
 /// that so a slow registry still leaves time to apply what we return.
@@ -160,7 +168,8 @@ impl Function {
         // The truth from the registry; if it cannot be had right now, the
         // last resolved set from the XR's status, so nothing is dropped.
         let installed = remembered.installed(&observed);
-        let (resolution, failure) = match self.resolve(request, &settings, &spec, installed).await {
+        let (resolution, failure) = match self.resolve(request, &settings, &spec, &installed).await
+        {
             Ok(resolution) => (resolution, None),
             Err(error) if can_wait_out(&error) => {
                 // Only a registry the platform admitted, by listing it or by
@@ -227,7 +236,7 @@ impl Function {
             held,
             locked,
             removing,
-        } = gating::admit(
+        } = admission::admit(
             plan,
             &observed,
             &ownership.ready(),
@@ -242,7 +251,12 @@ impl Function {
         if (removing || lingering.is_asking()) && lock.can_be_asked() {
             // Asked again on the call that reads them.
             lingering.ask(response);
-            response.require_resource(lock::REQUIREMENT, lock::API_VERSION, lock::KIND, lock::NAME);
+            response.require_resource(
+                package_lock::REQUIREMENT,
+                package_lock::API_VERSION,
+                package_lock::KIND,
+                package_lock::NAME,
+            );
         }
         ownership.ask(response);
         for (name, dependents) in &locked {
@@ -290,7 +304,7 @@ impl Function {
         request: &Request,
         settings: &Settings,
         spec: &XrSpec,
-        installed: Installed<'_>,
+        installed: &dyn Installed,
     ) -> Result<Resolution> {
         let credentials = request
             .credentials(&settings.credentials_name)

@@ -34,8 +34,9 @@ use prost_types::value::Kind;
 use serde_json::{Map, Value as Json, json};
 
 use crate::compose::Planned;
+use crate::compose::USAGE_PREFIX;
+use crate::function::observed::{Observed, ObservedResources};
 use crate::names::{Source, hash, object_name};
-use crate::observed::{Observed, ObservedResources};
 use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::Response;
 use crate::sdk::request::can_send_required_resources;
@@ -44,10 +45,6 @@ use crate::spec::xr::XrRef;
 
 /// Requirement names are the composition resource name with this prefix.
 const REQUIREMENT_PREFIX: &str = "existing-";
-
-/// The composition resource names of the Usages this XR composes start
-/// with this.
-pub const USAGE_PREFIX: &str = "usage-";
 
 /// Characters of a value read from the cluster that a message may quote.
 const MAX_QUOTED: usize = 200;
@@ -469,7 +466,7 @@ fn usage(shared: &Shared, composite: XrRef) -> Planned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::observe;
+    use crate::function::observed::observe;
     use crate::proto::v1::{Resource, Resources};
     use crate::sdk::request::request_from;
     use crate::sdk::structs::json_to_struct;

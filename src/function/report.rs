@@ -13,12 +13,12 @@ use crate::compose::packages::{
     package_name, package_name_among, package_reference, package_resource_name,
 };
 use crate::error::Error;
-use crate::graph::Graph;
-use crate::observed::{Observed, ObservedResources};
-use crate::ownership::{Ownership, Shared};
-use crate::registry::PackageKind;
-use crate::remembered::{Previous, Remembered};
+use crate::function::memory::{Previous, Remembered};
+use crate::function::observed::{Observed, ObservedResources};
+use crate::function::ownership::{Ownership, Shared};
+use crate::package::PackageKind;
 use crate::resolve::Kept;
+use crate::resolve::graph::Graph;
 use crate::sdk::Response;
 use crate::sdk::response::ConditionStatus;
 use crate::sdk::structs::{bool_value, list_value, object_value, string_value};

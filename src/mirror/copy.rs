@@ -18,9 +18,9 @@ use super::Error;
 use super::progress::Progress;
 use super::target::Target;
 use super::upstream::{Source, Upstream};
+use crate::oci::distribution::Pushed;
+use crate::oci::xpkg::{Descriptor, Manifest};
 use crate::reference::Digest;
-use crate::registry::distribution::Pushed;
-use crate::registry::xpkg::{Descriptor, Manifest};
 
 /// Deepest nesting of indexes followed.
 const MAX_DEPTH: usize = 3;
@@ -270,7 +270,7 @@ impl<'a> Copier<'a> {
         let body = move || {
             async move {
                 let client = upstream.client(&source.host).map_err(|e| {
-                    crate::registry::distribution::Error::Config {
+                    crate::oci::distribution::Error::Config {
                         registry: source.host.clone(),
                         message: e.to_string(),
                     }
@@ -366,6 +366,6 @@ pub async fn missing<'i>(
     Ok(missing)
 }
 
-fn target_error(e: crate::registry::distribution::Error) -> Error {
+fn target_error(e: crate::oci::distribution::Error) -> Error {
     Error::Target(Box::new(e))
 }

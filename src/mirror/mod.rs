@@ -32,11 +32,11 @@ use serde_json::{Value as Json, json};
 
 use crate::aws::RegistryRef;
 use crate::bootstrap::{input_from, read_yaml};
-use crate::graph::PackageNode;
+use crate::oci::distribution;
 use crate::registry::Registry;
 use crate::registry::cache::{CacheOptions, CachedRegistry};
-use crate::registry::distribution;
 use crate::resolve::Resolver;
+use crate::resolve::graph::PackageNode;
 use crate::spec::input::Mirror;
 use crate::spec::policy::Origin;
 use crate::spec::{Input, Settings, XrSpec};
@@ -510,7 +510,7 @@ async fn top_version(
     reference: &PackageRef,
 ) -> Result<String, Error> {
     let constraint = match &reference.version {
-        Requested::Version(v) if crate::remembered::is_digest(v) => return Ok(v.clone()),
+        Requested::Version(v) if crate::names::is_digest(v) => return Ok(v.clone()),
         Requested::Version(v) => Some(Constraint::parse(v)?),
         Requested::Tag(_) | Requested::Latest => None,
     };
@@ -547,7 +547,7 @@ async fn read_images(
     stream::iter(nodes)
         .map(|node| async move {
             let source = upstream.inner().source(&node.repository)?;
-            let tags = if crate::remembered::is_digest(&node.version) {
+            let tags = if crate::names::is_digest(&node.version) {
                 Vec::new()
             } else {
                 vec![node.version.clone()]

@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::copy::{Copied, Image};
-use crate::registry::distribution::Pushed;
-use crate::registry::xpkg::Descriptor;
+use crate::oci::distribution::Pushed;
+use crate::oci::xpkg::Descriptor;
 
 pub enum Progress {
     Bar(ProgressBar),

@@ -12,7 +12,7 @@ use aws_sdk_ecr::types::{
 
 use super::Error;
 use crate::aws::RegistryRef;
-use crate::registry::distribution::{self, Auth, Distribution};
+use crate::oci::distribution::{self, Auth, Distribution};
 use crate::registry::ecr::{REGISTRY_ENDPOINT_ENV, registry_endpoint};
 
 /// How repositories `mirror` creates are set up.

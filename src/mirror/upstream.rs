@@ -23,14 +23,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{DependencyError, Error, Result};
+use crate::oci::blob::Limits;
+use crate::oci::distribution::{self, Auth, Distribution};
+use crate::oci::xpkg::{self, Descriptor, ImageSource, MAX_LAYERS_SCANNED, Manifest, ReadOptions};
+use crate::package::PackageMeta;
 use crate::reference::{Reference, Repository};
+use crate::registry::Registry;
 use crate::registry::Tags;
-use crate::registry::blob::Limits;
-use crate::registry::distribution::{self, Auth, Distribution};
-use crate::registry::xpkg::{
-    self, Descriptor, ImageSource, MAX_LAYERS_SCANNED, Manifest, ReadOptions,
-};
-use crate::registry::{PackageMeta, Registry};
 use crate::spec::input::Mirror;
 
 /// Where a package comes from: a registry host and a repository in it.

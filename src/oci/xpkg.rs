@@ -1,7 +1,7 @@
 //! Reading a Crossplane package (xpkg) out of an OCI image, whatever
 //! registry serves it: the manifest types, which manifest of an index is the
 //! package, which layer holds `package.yaml`, and streaming that layer into
-//! a [`LayerReader`]. ECR ([`super::ecr`]) and any OCI distribution registry
+//! a [`LayerReader`]. ECR ([`crate::registry::ecr`]) and any OCI distribution registry
 //! (the `mirror` command's upstreams) answer the same questions through
 //! [`ImageSource`].
 
@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::PackageMeta;
 use super::blob::{self, Compression, LayerReader, Limits};
+use crate::package::PackageMeta;
 use crate::reference::Digest;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -24,8 +24,9 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::future::Cache;
 
-use super::{PackageMeta, Registry, Tags};
+use super::{Registry, Tags};
 use crate::error::Result;
+use crate::package::PackageMeta;
 
 /// Default time a tag list or tag -> digest answer is trusted.
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(5 * 60);

@@ -134,7 +134,7 @@ impl Connector for MemoryConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::PackageMeta;
+    use crate::package::PackageMeta;
 
     #[tokio::test]
     async fn memory_connector_keeps_its_cache_across_connects() {

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use super::blob::sha256_digest;
-use super::{Dependency, PackageKind, PackageMeta, Registry, Tags};
+use super::{Registry, Tags};
 use crate::error::{Error, Result};
+use crate::oci::blob::sha256_digest;
+use crate::package::{Dependency, PackageKind, PackageMeta};
 
 #[derive(Default)]
 pub struct MemoryRegistry {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{DependencyError, Result};
 use crate::names::is_label;
-use crate::registry::PackageKind;
+use crate::package::PackageKind;
 
 /// One package to install, fully resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]

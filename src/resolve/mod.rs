@@ -7,16 +7,21 @@
 //! new dependency or a changed selection starts another round; a stable round
 //! ends it. The registry is behind a cache, so repeated rounds cost nothing.
 
+pub mod graph;
+mod installed;
+
+pub use self::installed::Installed;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{DependencyError, Error, Result};
-use crate::graph::{Graph, PackageNode, dns_label, repository_path};
+use crate::package::{PackageKind, PackageMeta};
 use crate::registry::credentials::AwsCredentials;
-use crate::registry::{Connector, PackageKind, PackageMeta, Registry};
-use crate::remembered::Installed;
+use crate::registry::{Connector, Registry};
+use crate::resolve::graph::{Graph, PackageNode, dns_label, repository_path};
 use crate::spec::limits::MAX_STATUS_PACKAGES;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
@@ -126,7 +131,7 @@ pub async fn resolve_within(
     connector: &dyn Connector,
     settings: &Settings,
     spec: &XrSpec,
-    installed: Option<Installed<'_>>,
+    installed: Option<&dyn Installed>,
     credentials: Option<&AwsCredentials>,
     deadline: Duration,
 ) -> Result<Resolution> {
@@ -150,7 +155,7 @@ pub struct Resolver<'a> {
     settings: &'a Settings,
     spec: &'a XrSpec,
     registry: &'a dyn Registry,
-    installed: Option<Installed<'a>>,
+    installed: Option<&'a dyn Installed>,
 }
 
 impl<'a> Resolver<'a> {
@@ -165,7 +170,7 @@ impl<'a> Resolver<'a> {
 
     /// Installed packages that may stand in for dependencies that no
     /// longer resolve.
-    pub fn keeping(mut self, installed: Option<Installed<'a>>) -> Self {
+    pub fn keeping(mut self, installed: Option<&'a dyn Installed>) -> Self {
         self.installed = installed;
         self
     }

@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 
 use super::limits::{self, *};
 use crate::error::{Error, Result};
-use crate::registry::PackageKind;
+use crate::package::PackageKind;
 use crate::sdk::request::decode;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

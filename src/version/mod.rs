@@ -20,6 +20,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::names::is_digest;
 
 pub use constraint::{Constraint, MAX_ALTERNATIVES};
 pub use tag::{is_tag, parse_tag, select_highest};
@@ -106,14 +107,6 @@ impl fmt::Display for VersionSpec {
             VersionSpec::Constraint(constraint) => constraint.fmt(f),
         }
     }
-}
-
-/// go-containerregistry's `NewHash` accepts exactly one colon, the algorithm
-/// `sha256`, and 64 hex digits in lowercase; no surrounding whitespace.
-fn is_digest(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
 }
 
 /// Masterminds' `Version.Compare`: major, minor, patch, then prerelease (a

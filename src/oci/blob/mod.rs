@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use sha2::{Digest as _, Sha256};
 
-use super::{Dependency, PackageKind, PackageMeta};
+use crate::package::{Dependency, PackageKind, PackageMeta};
 use crate::reference::{self, Verifier};
 use crate::spec::limits::{self, check_len};
 

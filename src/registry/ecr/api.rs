@@ -13,11 +13,9 @@ use super::blobs::registry_endpoint;
 use super::counters::Operation;
 use super::{EcrRegistry, MAX_LIST_PAGES, TOKEN_MARGIN, TOKEN_MIN_LIFE, Token};
 use crate::error::{Error, Result};
+use crate::oci::blob;
+use crate::oci::xpkg::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
-use crate::registry::blob;
-use crate::registry::xpkg::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST,
-};
 
 impl EcrRegistry {
     /// Maps an SDK failure to the project's error.

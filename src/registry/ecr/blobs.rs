@@ -6,9 +6,9 @@ use super::counters::Operation;
 use super::{BLOB_ATTEMPTS, EcrRegistry, MAX_REDIRECTS};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
+use crate::oci::distribution::redact;
+use crate::oci::xpkg;
 use crate::reference::{self, Digest, Repository};
-use crate::registry::distribution::redact;
-use crate::registry::xpkg;
 
 impl EcrRegistry {
     /// Opens a blob: the registry GET (with the token), then redirects

@@ -26,12 +26,13 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use prometheus::IntCounterVec;
 
-use super::blob::Limits;
 use super::credentials::AwsCredentials;
-use super::xpkg::{self, Descriptor, ImageSource, Manifest, ReadOptions};
-use super::{PackageMeta, Registry, Tags};
+use super::{Registry, Tags};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
+use crate::oci::blob::Limits;
+use crate::oci::xpkg::{self, Descriptor, ImageSource, Manifest, ReadOptions};
+use crate::package::PackageMeta;
 
 mod api;
 mod blobs;
@@ -41,7 +42,7 @@ pub use blobs::registry_endpoint;
 pub use counters::CallCounts;
 use counters::Counters;
 
-pub use super::xpkg::{
+pub use crate::oci::xpkg::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_LAYERS_SCANNED, OCI_INDEX, OCI_MANIFEST,
     XPKG_ANNOTATION, XPKG_BASE,
 };
