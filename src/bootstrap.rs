@@ -16,7 +16,7 @@ use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
 use crate::resolve::graph::Graph;
 use crate::resolve::resolve_within;
-use crate::sdk::request::decode;
+use crate::spec::load;
 use crate::spec::policy::Origin;
 use crate::spec::settings::Trust;
 use crate::spec::xr::XrRef;
@@ -28,9 +28,6 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Where Crossplane's own image lives upstream; mapped through the mirrors.
 const CROSSPLANE_IMAGE: &str = "xpkg.crossplane.io/crossplane/crossplane";
-
-/// The function's own name: a Composition step calling it carries the input.
-const FUNCTION_NAME: &str = "function-ecr-packages";
 
 #[derive(Debug, Clone, Args)]
 pub struct BootstrapArgs {
@@ -54,9 +51,9 @@ pub struct BootstrapArgs {
 }
 
 pub async fn run(args: &BootstrapArgs) -> Result<()> {
-    let composite = read_yaml(&args.xr)?;
+    let composite = load::yaml(&args.xr)?;
     let input = match &args.input {
-        Some(path) => input_from(&read_yaml(path)?, path)?,
+        Some(path) => load::input_file(path)?,
         None => Input::default(),
     };
     let spec = XrSpec::from_composite(&composite)?;
@@ -68,7 +65,7 @@ pub async fn run(args: &BootstrapArgs) -> Result<()> {
     // allowlists bound app teams' requests, not this.
     let settings = Settings::with_origin(XrRef::named(name), &spec, &input, Origin::Platform)?;
     let credentials = match &args.credentials_file {
-        Some(path) => Some(AwsCredentials::from_ini(&read(path)?)?),
+        Some(path) => Some(AwsCredentials::from_ini(&load::text(path)?)?),
         None => None,
     };
 
@@ -121,35 +118,6 @@ async fn resolve_with_progress(
         );
     }
     Ok(graph)
-}
-
-/// The function input: an Input document as is, or the input of the
-/// Composition step that calls this function.
-pub fn input_from(document: &Json, path: &Path) -> Result<Input> {
-    let input = if document.get("kind").and_then(Json::as_str) == Some("Composition") {
-        document
-            .pointer("/spec/pipeline")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-            .find(|step| {
-                step.pointer("/functionRef/name").and_then(Json::as_str) == Some(FUNCTION_NAME)
-            })
-            .and_then(|step| step.get("input"))
-            .cloned()
-            .ok_or_else(|| Error::InvalidInput {
-                field: path.display().to_string(),
-                message: format!(
-                    "the Composition has no pipeline step calling {FUNCTION_NAME} with an input"
-                ),
-            })?
-    } else {
-        document.clone()
-    };
-    decode(input).map_err(|e| Error::InvalidInput {
-        field: format!("{}: {}", path.display(), e.path),
-        message: e.message,
-    })
 }
 
 /// Groups the plan into waves: a resource's wave is one past the latest
@@ -231,18 +199,6 @@ fn to_yaml(value: &Json, path: &Path) -> Result<String> {
     })
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| io_error(path, e))
-}
-
-/// A YAML file, as JSON; errors name the path.
-pub fn read_yaml(path: &Path) -> Result<Json> {
-    serde_norway::from_str(&read(path)?).map_err(|e| Error::InvalidInput {
-        field: path.display().to_string(),
-        message: format!("not YAML: {e}"),
-    })
-}
-
 fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|e| io_error(path, e))
 }
@@ -287,31 +243,5 @@ mod tests {
                 vec!["package-s3"]
             ]
         );
-    }
-
-    #[test]
-    fn input_comes_from_the_composition_step() {
-        let composition = json!({"kind": "Composition", "spec": {"pipeline": [
-            {"step": "other", "functionRef": {"name": "function-patch-and-transform"}, "input": {"kind": "Resources"}},
-            {"step": "ecr", "functionRef": {"name": "function-ecr-packages"}, "input": {"apiVersion": "ecr.fn.crossplane.io/v1beta1", "kind": "Input", "pinDigests": true}}
-        ]}});
-        let input = input_from(&composition, Path::new("c.yaml")).expect("input");
-        assert!(input.pin_digests);
-        let err = input_from(
-            &json!({"kind": "Composition", "spec": {"pipeline": []}}),
-            Path::new("c.yaml"),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("no pipeline step calling function-ecr-packages"),
-            "{err}"
-        );
-        let err = input_from(
-            &json!({"kind": "Input", "strategy": 1}),
-            Path::new("i.yaml"),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("i.yaml: strategy"), "{err}");
     }
 }

@@ -31,13 +31,13 @@ use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use crate::aws::RegistryRef;
-use crate::bootstrap::{input_from, read_yaml};
 use crate::oci::distribution;
 use crate::registry::Registry;
 use crate::registry::cache::{CacheOptions, CachedRegistry};
 use crate::resolve::Resolver;
 use crate::resolve::graph::PackageNode;
 use crate::spec::input::Mirror;
+use crate::spec::load;
 use crate::spec::policy::Origin;
 use crate::spec::{Input, Settings, XrSpec};
 use crate::version::{Constraint, select_highest};
@@ -458,12 +458,18 @@ fn read_files(args: &MirrorArgs) -> Result<(Option<Json>, Option<Input>), Error>
             "name packages to mirror, or an XR with --from-xr".into(),
         ));
     }
-    let read = |path: &std::path::Path| read_yaml(path).map_err(Error::Input);
-    let xr = args.from_xr.as_deref().map(read).transpose()?;
-    let input = match &args.input {
-        Some(path) => Some(input_from(&read(path)?, path).map_err(Error::Input)?),
-        None => None,
-    };
+    let xr = args
+        .from_xr
+        .as_deref()
+        .map(load::yaml)
+        .transpose()
+        .map_err(Error::Input)?;
+    let input = args
+        .input
+        .as_deref()
+        .map(load::input_file)
+        .transpose()
+        .map_err(Error::Input)?;
     Ok((xr, input))
 }
 

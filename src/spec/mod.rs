@@ -5,6 +5,7 @@
 pub mod duration;
 pub mod input;
 pub mod limits;
+pub mod load;
 pub mod policy;
 pub mod settings;
 pub mod xr;
