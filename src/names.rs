@@ -170,6 +170,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
+    fn digests() {
+        const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        assert!(is_digest(A));
+        for bad in ["sha256:AA", "sha256:", "sha512:aa", A.trim_end_matches('a')] {
+            assert!(!is_digest(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn valid_short_names_are_kept() {
         let cases = [
             (

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use crate::compose::packages::package_resource_name;
-use crate::function::report::PackageStatus;
+use crate::function::memory::PackageStatus;
 use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::Response;
 use crate::sdk::request::can_send_required_resources;

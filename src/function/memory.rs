@@ -1,5 +1,5 @@
-//! What the XR's status remembers from earlier reconciles, read back as a
-//! hint. The function writes `status.packages`, but it is stored on an
+//! `status.packages`: what an entry holds, and what the XR's status
+//! remembers from earlier reconciles, read back as a hint. The function writes `status.packages`, but it is stored on an
 //! object users may edit, so every entry is checked again as if it were
 //! fresh input before anything reads it: every entry, leaving or not, for
 //! its bounds, name, repository grammar and allowlist as it is read (it may
@@ -14,15 +14,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use prost_types::Value;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
 use crate::function::observed::ObservedResources;
-use crate::function::report::PackageStatus;
 use crate::names::is_digest;
+use crate::package::PackageKind;
 use crate::resolve::Installed;
 use crate::resolve::graph::{Graph, PackageNode};
+use crate::sdk::structs::{bool_value, list_value, object_value, string_value};
 use crate::spec::limits::{
     MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_REPOSITORY_LEN, MAX_STATUS_PACKAGE_REF_LEN,
     MAX_STATUS_PACKAGES, MAX_VERSION_LEN,
@@ -30,6 +32,61 @@ use crate::spec::limits::{
 use crate::spec::xr::{is_dns_label, is_repository_name};
 use crate::spec::{Settings, XrSpec};
 use crate::version::is_tag;
+
+/// One entry of `status.packages`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageStatus {
+    pub name: String,
+    pub kind: PackageKind,
+    pub repository: String,
+    pub version: String,
+    pub digest: String,
+    /// The `spec.package` of the package object.
+    pub package: String,
+    /// Names of the packages this one depends on, including edges still
+    /// held from an earlier release until this one has settled.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub ready: bool,
+    /// No longer wanted, but still installed: kept here (with its edges)
+    /// until it is gone, so its dependencies leave only after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
+    /// Who holds the package object when this XR does not: another XR
+    /// (`Kind/name`), or `no controller`. This XR shares it and never
+    /// changes it (see `ownership`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<String>,
+}
+
+impl PackageStatus {
+    /// This entry as `status.packages` holds it, built straight into
+    /// protobuf: what its serde form says, without JSON in between.
+    pub fn to_value(&self) -> Value {
+        let mut fields = vec![
+            ("name", string_value(&self.name)),
+            ("kind", string_value(self.kind.as_str())),
+            ("repository", string_value(&self.repository)),
+            ("version", string_value(&self.version)),
+            ("digest", string_value(&self.digest)),
+            ("package", string_value(&self.package)),
+            (
+                "dependsOn",
+                list_value(self.depends_on.iter().map(|d| string_value(d)).collect()),
+            ),
+            ("ready", bool_value(self.ready)),
+        ];
+        if self.leaving {
+            fields.push(("leaving", bool_value(true)));
+        }
+        if let Some(holder) = &self.shared_with {
+            fields.push(("sharedWith", string_value(holder)));
+        }
+        object_value(fields)
+    }
+}
 
 /// Entries read from `status.packages` at most; a status longer than this
 /// was not written by this function.
@@ -364,8 +421,41 @@ fn upstream(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<St
 mod tests {
     use super::*;
     use crate::sdk::request::decode;
+    use crate::sdk::structs::json_to_value;
     use crate::spec::Input;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// The protobuf form written to the XR is exactly the serde form it
+        /// is read back through.
+        #[test]
+        fn status_entries_are_written_as_serde_reads_them(
+            name in ".{0,12}",
+            kind in prop_oneof![
+                Just(PackageKind::Provider),
+                Just(PackageKind::Function),
+                Just(PackageKind::Configuration),
+            ],
+            repository in ".{0,12}",
+            version in ".{0,8}",
+            digest in ".{0,8}",
+            package in ".{0,16}",
+            depends_on in proptest::collection::vec(".{0,8}", 0..4),
+            ready in any::<bool>(),
+            leaving in any::<bool>(),
+            shared_with in proptest::option::of(".{0,12}"),
+        ) {
+            let status = PackageStatus {
+                name, kind, repository, version, digest, package, depends_on, ready, leaving,
+                shared_with,
+            };
+            let serde = serde_json::to_value(&status).expect("serializes");
+            prop_assert_eq!(status.to_value(), json_to_value(&serde));
+            let back: PackageStatus = serde_json::from_value(serde).expect("reads back");
+            prop_assert_eq!(back, status);
+        }
+    }
 
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -698,13 +788,5 @@ mod tests {
         assert_eq!(excerpt("héllo", 2), "hé…");
         assert_eq!(excerpt("hé", 2), "hé");
         assert_eq!(quoted("a\"b"), "\"a\\\"b\"");
-    }
-
-    #[test]
-    fn digests() {
-        assert!(is_digest(A));
-        for bad in ["sha256:AA", "sha256:", "sha512:aa", A.trim_end_matches('a')] {
-            assert!(!is_digest(bad), "{bad}");
-        }
     }
 }

@@ -1,83 +1,23 @@
 //! The XR's status: the resolved packages in install order, and the two
 //! conditions that say whether resolution worked and whether the packages
-//! are up. `status.packages` doubles as the function's durable memory (read
-//! back, re-validated, by `remembered`): the last resolved set, and the
-//! dependency edges that order removals.
+//! are up. What `status.packages` holds, and how it is read back as the
+//! function's memory, is `memory`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use prost_types::Value;
-use serde::{Deserialize, Serialize};
 
 use crate::compose::packages::{
     package_name, package_name_among, package_reference, package_resource_name,
 };
 use crate::error::Error;
-use crate::function::memory::{Previous, Remembered};
+use crate::function::memory::{PackageStatus, Previous, Remembered};
 use crate::function::observed::{Observed, ObservedResources};
 use crate::function::ownership::{Ownership, Shared};
-use crate::package::PackageKind;
 use crate::resolve::Kept;
 use crate::resolve::graph::Graph;
 use crate::sdk::Response;
 use crate::sdk::response::ConditionStatus;
-use crate::sdk::structs::{bool_value, list_value, object_value, string_value};
+use crate::sdk::structs::list_value;
 use crate::spec::Settings;
-
-/// One entry of `status.packages`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PackageStatus {
-    pub name: String,
-    pub kind: PackageKind,
-    pub repository: String,
-    pub version: String,
-    pub digest: String,
-    /// The `spec.package` of the package object.
-    pub package: String,
-    /// Names of the packages this one depends on, including edges still
-    /// held from an earlier release until this one has settled.
-    #[serde(default)]
-    pub depends_on: Vec<String>,
-    #[serde(default)]
-    pub ready: bool,
-    /// No longer wanted, but still installed: kept here (with its edges)
-    /// until it is gone, so its dependencies leave only after it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub leaving: bool,
-    /// Who holds the package object when this XR does not: another XR
-    /// (`Kind/name`), or `no controller`. This XR shares it and never
-    /// changes it (see `ownership`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared_with: Option<String>,
-}
-
-impl PackageStatus {
-    /// This entry as `status.packages` holds it, built straight into
-    /// protobuf: what its serde form says, without JSON in between.
-    pub fn to_value(&self) -> Value {
-        let mut fields = vec![
-            ("name", string_value(&self.name)),
-            ("kind", string_value(self.kind.as_str())),
-            ("repository", string_value(&self.repository)),
-            ("version", string_value(&self.version)),
-            ("digest", string_value(&self.digest)),
-            ("package", string_value(&self.package)),
-            (
-                "dependsOn",
-                list_value(self.depends_on.iter().map(|d| string_value(d)).collect()),
-            ),
-            ("ready", bool_value(self.ready)),
-        ];
-        if self.leaving {
-            fields.push(("leaving", bool_value(true)));
-        }
-        if let Some(holder) = &self.shared_with {
-            fields.push(("sharedWith", string_value(holder)));
-        }
-        object_value(fields)
-    }
-}
 
 /// `status.packages` for a graph, in install order, readiness observed;
 /// each with the edges `held` from earlier reconciles (resource names), and
@@ -404,40 +344,7 @@ fn failure_reason(error: &Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdk::structs::json_to_value;
-    use proptest::prelude::*;
     use serde_json::json;
-
-    proptest! {
-        /// The protobuf form written to the XR is exactly the serde form it
-        /// is read back through.
-        #[test]
-        fn status_entries_are_written_as_serde_reads_them(
-            name in ".{0,12}",
-            kind in prop_oneof![
-                Just(PackageKind::Provider),
-                Just(PackageKind::Function),
-                Just(PackageKind::Configuration),
-            ],
-            repository in ".{0,12}",
-            version in ".{0,8}",
-            digest in ".{0,8}",
-            package in ".{0,16}",
-            depends_on in proptest::collection::vec(".{0,8}", 0..4),
-            ready in any::<bool>(),
-            leaving in any::<bool>(),
-            shared_with in proptest::option::of(".{0,12}"),
-        ) {
-            let status = PackageStatus {
-                name, kind, repository, version, digest, package, depends_on, ready, leaving,
-                shared_with,
-            };
-            let serde = serde_json::to_value(&status).expect("serializes");
-            prop_assert_eq!(status.to_value(), json_to_value(&serde));
-            let back: PackageStatus = serde_json::from_value(serde).expect("reads back");
-            prop_assert_eq!(back, status);
-        }
-    }
 
     #[test]
     fn not_ready_descriptions_say_what_is_missing() {
