@@ -410,6 +410,40 @@ mod tests {
         }
     }
 
+    /// The crate's errors reach users by `Display` alone (a Fatal result or
+    /// a Warning on the XR), so a wrapped cause is in the text and never a
+    /// `source()` too, which `error_chain` would print a second time.
+    #[test]
+    fn causes_are_printed_once() {
+        let cause = || Box::new(Error::DeadlineExceeded { seconds: 30 });
+        let errors = [
+            Error::NotRecomposed {
+                registry: "r".into(),
+                cause: cause(),
+            },
+            Error::Dependency(DependencyError::RequiredBy {
+                missing: cause(),
+                parents: "p".into(),
+            }),
+            Error::Dependency(DependencyError::InvalidVersion {
+                dependent: "a".into(),
+                dependency: "b".into(),
+                reason: cause(),
+            }),
+        ];
+        for error in errors {
+            let shown = error.to_string();
+            assert!(shown.contains("within 30s"), "{shown}");
+            assert!(std::error::Error::source(&error).is_none(), "{shown}");
+            assert_eq!(error_chain(&error), shown);
+        }
+        let serve = ServeError::ReadFile {
+            path: "/tls/tls.crt".into(),
+            source: std::io::Error::other("gone"),
+        };
+        assert_eq!(error_chain(&serve), "reading /tls/tls.crt: gone");
+    }
+
     /// A lookup error wrapped as hyper's connector wraps it.
     #[derive(Debug, thiserror::Error)]
     #[error("dns error")]

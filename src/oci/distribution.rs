@@ -32,13 +32,14 @@ const MAX_ERROR_BODY: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A transport failure. `message` is the whole cause chain, shown
+    /// here because callers turn this error into text; so it has no
+    /// `source()`, which would print the cause a second time.
     #[error("{method} {url}: {message}")]
     Http {
         method: Method,
         url: String,
         message: String,
-        #[source]
-        source: reqwest::Error,
     },
     #[error("{method} {url}: HTTP {status}{detail}")]
     Status {
@@ -1124,12 +1125,10 @@ pub fn redact_text(text: &str) -> String {
 /// redirect's presigned URL carries credentials in its query, and only the
 /// redacted `url` may reach a message.
 fn http_error(method: Method, url: String, source: reqwest::Error) -> Error {
-    let source = source.without_url();
     Error::Http {
         method,
         url,
-        message: error_chain(&source),
-        source,
+        message: error_chain(&source.without_url()),
     }
 }
 
@@ -1411,6 +1410,21 @@ mod tests {
             assert!(!s.to_string().contains("secret"), "{s}");
             source = s.source();
         }
+    }
+
+    /// A transport failure shows its cause in its message and nowhere
+    /// else, so the message and the whole chain are the same text.
+    #[tokio::test]
+    async fn transport_failures_say_their_cause_once() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = closed.local_addr().expect("addr").to_string();
+        drop(closed);
+        let client =
+            Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
+        let error = client.tags("team/pkg").await.expect_err("closed");
+        assert!(matches!(error, Error::Http { .. }), "{error}");
+        assert!(std::error::Error::source(&error).is_none(), "{error}");
+        assert_eq!(error_chain(&error), error.to_string());
     }
 
     /// Every message and source of `error`, joined.
