@@ -37,7 +37,8 @@ use std::str::FromStr;
 
 use semver::Version;
 
-use super::{MAX_VERSION_LEN, compare_prerelease, numeric, precedence, too_long};
+use super::length::{MAX_VERSION_LEN, too_long};
+use super::precedence::{compare_prerelease, numeric, precedence};
 use crate::error::{Error, Result};
 
 /// The most `||` alternatives a constraint may have, as Masterminds v3.5.0

@@ -11,11 +11,14 @@
 //!   set of constraints picks (`tag.rs`).
 //! - [`VersionSpec`]: a `dependsOn` version, which is a digest or a
 //!   constraint.
+//! - Masterminds' order of versions (`precedence.rs`) and the one length
+//!   limit every version string passes first (`length.rs`).
 
 mod constraint;
+mod length;
+mod precedence;
 mod tag;
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
@@ -23,34 +26,9 @@ use crate::error::{Error, Result};
 use crate::names::is_digest;
 
 pub use constraint::{Constraint, MAX_ALTERNATIVES};
+pub use length::MAX_VERSION_LEN;
+use length::too_long;
 pub use tag::{is_tag, parse_tag, select_highest};
-
-/// The longest version or constraint string accepted, in bytes, wherever it
-/// comes from: an XR's `spec.packages[].version`, a package.yaml
-/// `dependsOn[].version`, or the command line. It is checked before
-/// anything else, so a longer string costs one length comparison and is
-/// refused with [`Error::InvalidConstraint`] naming this limit. 256 is
-/// Masterminds' own `MaxVersionLen` and half its `MaxConstraintLen` (512):
-/// real constraints are a few dozen bytes, and a constraint between 257 and
-/// 512 bytes that Masterminds would accept is refused here on purpose.
-pub const MAX_VERSION_LEN: usize = 256;
-
-/// The error for a string over [`MAX_VERSION_LEN`]; the string itself is
-/// shown cut short, so the error stays small whatever was sent.
-pub(crate) fn too_long(text: &str) -> Error {
-    let mut end = 32.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Error::InvalidConstraint {
-        constraint: format!("{}...", &text[..end]),
-        message: format!(
-            "{} bytes is too long: a version or constraint may be at most {MAX_VERSION_LEN} bytes \
-             (MAX_VERSION_LEN)",
-            text.len()
-        ),
-    }
-}
 
 /// What a `dependsOn[].version` (or any version field with the same meaning)
 /// asks for.
@@ -107,62 +85,6 @@ impl fmt::Display for VersionSpec {
             VersionSpec::Constraint(constraint) => constraint.fmt(f),
         }
     }
-}
-
-/// Masterminds' `Version.Compare`: major, minor, patch, then prerelease (a
-/// release sorts above its prereleases); build metadata never counts.
-fn precedence(a: [u64; 3], a_pre: &str, b: [u64; 3], b_pre: &str) -> Ordering {
-    a.cmp(&b)
-        .then_with(|| match (a_pre.is_empty(), b_pre.is_empty()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) => compare_prerelease(a_pre, b_pre),
-        })
-}
-
-/// Identifier by identifier; when one list runs out first it is the lower.
-fn compare_prerelease(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a.split('.'), b.split('.'));
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => match compare_identifier(x, y) {
-                Ordering::Equal => continue,
-                unequal => return unequal,
-            },
-        }
-    }
-}
-
-/// Numbers compare as numbers and below words; words compare bytewise. A
-/// number too large for u64 is a word, as Go's `ParseUint` makes it there.
-fn compare_identifier(a: &str, b: &str) -> Ordering {
-    if a == b {
-        return Ordering::Equal;
-    }
-    if a.is_empty() {
-        return Ordering::Less;
-    }
-    if b.is_empty() {
-        return Ordering::Greater;
-    }
-    match (numeric(a), numeric(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
-}
-
-/// Digits only (no sign, unlike `u64::from_str`), within u64.
-fn numeric(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -269,31 +191,5 @@ mod tests {
         // Cut on a character boundary.
         let text = "é".repeat(MAX_VERSION_LEN);
         assert!(VersionSpec::parse(&text).is_err());
-    }
-
-    #[test]
-    fn precedence_matches_masterminds() {
-        use Ordering::*;
-        let cases = [
-            ([1, 0, 0], "", [1, 0, 0], "", Equal),
-            ([1, 0, 0], "", [1, 0, 0], "alpha", Greater),
-            ([1, 0, 0], "alpha", [1, 0, 0], "alpha.1", Less),
-            ([1, 0, 0], "alpha.1", [1, 0, 0], "alpha.beta", Less),
-            ([1, 0, 0], "alpha.beta", [1, 0, 0], "beta", Less),
-            ([1, 0, 0], "beta.2", [1, 0, 0], "beta.11", Less),
-            ([1, 0, 0], "beta.11", [1, 0, 0], "rc.1", Less),
-            ([1, 0, 0], "1", [1, 0, 0], "a", Less),
-            ([1, 0, 0], "99999999999999999999", [1, 0, 0], "a", Less),
-            ([1, 2, 3], "", [1, 10, 0], "", Less),
-            ([2, 0, 0], "alpha", [1, 9, 9], "", Greater),
-        ];
-        for (a, ap, b, bp, want) in cases {
-            assert_eq!(precedence(a, ap, b, bp), want, "{a:?}-{ap} vs {b:?}-{bp}");
-            assert_eq!(
-                precedence(b, bp, a, ap),
-                want.reverse(),
-                "{b:?}-{bp} vs {a:?}-{ap}"
-            );
-        }
     }
 }

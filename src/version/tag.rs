@@ -10,7 +10,8 @@
 
 use semver::Version;
 
-use super::{Constraint, precedence};
+use super::constraint::Constraint;
+use super::precedence::precedence;
 
 /// The version a tag stands for, if Crossplane would consider the tag at all:
 /// a complete `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]` in strict SemVer 2.0

@@ -1,0 +1,91 @@
+//! Masterminds' order of versions: what `Version.Compare` says, shared by
+//! constraints (`constraint.rs`) and tag selection (`tag.rs`).
+
+use std::cmp::Ordering;
+
+/// Masterminds' `Version.Compare`: major, minor, patch, then prerelease (a
+/// release sorts above its prereleases); build metadata never counts.
+pub(super) fn precedence(a: [u64; 3], a_pre: &str, b: [u64; 3], b_pre: &str) -> Ordering {
+    a.cmp(&b)
+        .then_with(|| match (a_pre.is_empty(), b_pre.is_empty()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => compare_prerelease(a_pre, b_pre),
+        })
+}
+
+/// Identifier by identifier; when one list runs out first it is the lower.
+pub(super) fn compare_prerelease(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => match compare_identifier(x, y) {
+                Ordering::Equal => continue,
+                unequal => return unequal,
+            },
+        }
+    }
+}
+
+/// Numbers compare as numbers and below words; words compare bytewise. A
+/// number too large for u64 is a word, as Go's `ParseUint` makes it there.
+fn compare_identifier(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    if a.is_empty() {
+        return Ordering::Less;
+    }
+    if b.is_empty() {
+        return Ordering::Greater;
+    }
+    match (numeric(a), numeric(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// Digits only (no sign, unlike `u64::from_str`), within u64.
+pub(super) fn numeric(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_matches_masterminds() {
+        use Ordering::*;
+        let cases = [
+            ([1, 0, 0], "", [1, 0, 0], "", Equal),
+            ([1, 0, 0], "", [1, 0, 0], "alpha", Greater),
+            ([1, 0, 0], "alpha", [1, 0, 0], "alpha.1", Less),
+            ([1, 0, 0], "alpha.1", [1, 0, 0], "alpha.beta", Less),
+            ([1, 0, 0], "alpha.beta", [1, 0, 0], "beta", Less),
+            ([1, 0, 0], "beta.2", [1, 0, 0], "beta.11", Less),
+            ([1, 0, 0], "beta.11", [1, 0, 0], "rc.1", Less),
+            ([1, 0, 0], "1", [1, 0, 0], "a", Less),
+            ([1, 0, 0], "99999999999999999999", [1, 0, 0], "a", Less),
+            ([1, 2, 3], "", [1, 10, 0], "", Less),
+            ([2, 0, 0], "alpha", [1, 9, 9], "", Greater),
+        ];
+        for (a, ap, b, bp, want) in cases {
+            assert_eq!(precedence(a, ap, b, bp), want, "{a:?}-{ap} vs {b:?}-{bp}");
+            assert_eq!(
+                precedence(b, bp, a, ap),
+                want.reverse(),
+                "{b:?}-{bp} vs {a:?}-{ap}"
+            );
+        }
+    }
+}
