@@ -5,10 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand, builder::BoolishValueParser};
 
-use crate::{
-    error::ServeError,
-    server::{Config, Limits, Security},
-};
+use crate::server::{Config, Limits, Security, ServeError};
 
 const MIB: usize = 1024 * 1024;
 

@@ -146,78 +146,9 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why the function cannot serve: its TLS material, its listeners, its
-/// logger or metrics. Each names the file, address or setting involved;
-/// the cause is the source.
-#[derive(Debug, Error)]
-pub enum ServeError {
-    #[error(
-        "no TLS certificates: set --tls-certs-dir (or TLS_SERVER_CERTS_DIR) to a folder with tls.crt, tls.key and ca.crt, or pass --insecure"
-    )]
-    NoTls,
-    #[error("reading {path}")]
-    ReadFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("reading the certificates in {path}")]
-    Certificates {
-        path: String,
-        #[source]
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("no PEM certificate in {path}")]
-    NoCertificate { path: String },
-    #[error("reading the private key in {path}")]
-    PrivateKey {
-        path: String,
-        #[source]
-        source: rustls::pki_types::pem::Error,
-    },
-    #[error("the private key in {key} cannot serve the certificate in {certificate}")]
-    KeyMismatch {
-        key: String,
-        certificate: String,
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("configuring TLS")]
-    Tls(#[source] tonic::transport::Error),
-    #[error("binding the {what} address {address}")]
-    Bind {
-        what: &'static str,
-        address: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("reading the gRPC listener's address")]
-    ListenerAddress(#[source] std::io::Error),
-    #[error("serving gRPC on {address}")]
-    Serve {
-        address: std::net::SocketAddr,
-        #[source]
-        source: tonic::transport::Error,
-    },
-    #[error("installing the {name} handler")]
-    Signal {
-        name: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("building gRPC reflection")]
-    Reflection(#[source] tonic_reflection::server::Error),
-    #[error("invalid RUST_LOG {directives:?}")]
-    LogFilter {
-        directives: String,
-        #[source]
-        source: tracing_subscriber::filter::ParseError,
-    },
-    #[error("installing the logger: {0}")]
-    Logger(String),
-    #[error("creating metrics")]
-    Metrics(#[source] prometheus::Error),
-}
+/// The server's error, named here too because the test suites and the
+/// binary have always found it here.
+pub use crate::server::ServeError;
 
 /// An error and its sources on one line: what `main` prints.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -4,11 +4,12 @@ use clap::Parser;
 use function_ecr_packages::{
     bootstrap,
     cli::{Cli, Command, ServeArgs},
-    error::{ServeError, error_chain},
+    error::error_chain,
     function::Function,
     mirror::MirrorArgs,
     registry::{connector::EcrConnector, ecr::EcrOptions},
-    server, telemetry,
+    server::{self, ServeError},
+    telemetry,
 };
 use tokio::net::TcpListener;
 

@@ -1,7 +1,9 @@
 //! The gRPC server Crossplane calls: RunFunction in both protocol versions,
 //! plus health and reflection for the humans and probes around it.
 
+mod error;
 mod limits;
+mod metrics;
 
 use std::{fs, future::Future, path::Path, sync::Arc, time::Duration};
 
@@ -21,14 +23,14 @@ use tonic::{
 };
 use tower::util::MapResponseLayer;
 
+pub use self::error::ServeError;
 pub use self::limits::Limits;
 use self::limits::{CallLimitLayer, limit_connections};
+pub use self::metrics::{GrpcMetrics, GrpcMetricsLayer, GrpcMetricsService, MeteredBody};
 
 use crate::{
-    error::ServeError,
     function::Function,
     proto::{self, v1, v1beta1},
-    telemetry::GrpcMetrics,
 };
 
 type RunnerV1 = v1::function_runner_service_server::FunctionRunnerServiceServer<Runner>;
