@@ -1,25 +1,29 @@
 //! The gRPC server Crossplane calls: RunFunction in both protocol versions,
 //! plus health and reflection for the humans and probes around it.
+//!
+//! * `runner`: the RunFunction handlers.
+//! * `tls`: the mutual TLS Crossplane speaks ([`Security`]).
+//! * `limits`: how much callers can make the server hold ([`Limits`]).
+//! * `metrics`: the go-grpc-prometheus request metrics ([`GrpcMetrics`]).
+//! * `error`: why it cannot serve ([`ServeError`]).
 
 mod error;
 mod limits;
 mod metrics;
+mod runner;
+mod tls;
 
-use std::{fs, future::Future, path::Path, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
-use rustls::{
-    crypto::aws_lc_rs,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    sign::CertifiedKey,
-};
+use rustls::crypto::aws_lc_rs;
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
 };
 use tonic::{
-    Code, Request, Response, Status,
+    Code, Status,
     server::NamedService,
-    transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming},
+    transport::{Server, server::TcpIncoming},
 };
 use tower::util::MapResponseLayer;
 
@@ -27,86 +31,10 @@ pub use self::error::ServeError;
 pub use self::limits::Limits;
 use self::limits::{CallLimitLayer, limit_connections};
 pub use self::metrics::{GrpcMetrics, GrpcMetricsLayer, GrpcMetricsService, MeteredBody};
+use self::runner::{Runner, RunnerV1, RunnerV1beta1};
+pub use self::tls::Security;
 
-use crate::{
-    function::Function,
-    proto::{self, v1, v1beta1},
-};
-
-type RunnerV1 = v1::function_runner_service_server::FunctionRunnerServiceServer<Runner>;
-type RunnerV1beta1 = v1beta1::function_runner_service_server::FunctionRunnerServiceServer<Runner>;
-
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How the server talks to its callers.
-#[derive(Debug, Clone)]
-pub enum Security {
-    /// Plain HTTP/2, for local development with `crossplane render`.
-    Insecure,
-    /// TLS, and callers must present a certificate signed by the given CA,
-    /// as Crossplane does.
-    MutualTls(ServerTlsConfig),
-}
-
-impl Security {
-    /// Loads `tls.crt`, `tls.key` and `ca.crt` from `dir`, the layout
-    /// Crossplane mounts into function pods. Problems surface here, naming
-    /// the file, rather than as a handshake failure at the first call.
-    pub fn mutual_tls(dir: &Path) -> Result<Self, ServeError> {
-        let read = |name: &str| {
-            let path = dir.join(name).display().to_string();
-            match fs::read(&path) {
-                Ok(pem) => Ok((path, pem)),
-                Err(source) => Err(ServeError::ReadFile { path, source }),
-            }
-        };
-        let (cert_path, cert) = read("tls.crt")?;
-        let (key_path, key) = read("tls.key")?;
-        let (ca_path, ca) = read("ca.crt")?;
-
-        let chain = certificates(&cert_path, &cert)?;
-        certificates(&ca_path, &ca)?;
-        // Accepts PKCS#1 (`RSA PRIVATE KEY`, what Crossplane writes), PKCS#8
-        // and SEC1, and proves aws-lc can sign with the key for this chain.
-        let parsed =
-            PrivateKeyDer::from_pem_slice(&key).map_err(|source| ServeError::PrivateKey {
-                path: key_path.clone(),
-                source,
-            })?;
-        CertifiedKey::from_der(chain, parsed, &aws_lc_rs::default_provider()).map_err(
-            |source| ServeError::KeyMismatch {
-                key: key_path,
-                certificate: cert_path,
-                source,
-            },
-        )?;
-
-        Ok(Self::MutualTls(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(cert, key))
-                .client_ca_root(Certificate::from_pem(ca))
-                .client_auth_optional(false)
-                // A peer that opens a connection and never finishes the
-                // handshake must not hold it forever.
-                .timeout(TLS_HANDSHAKE_TIMEOUT),
-        ))
-    }
-}
-
-fn certificates(path: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ServeError> {
-    let chain = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| ServeError::Certificates {
-            path: path.to_string(),
-            source,
-        })?;
-    if chain.is_empty() {
-        return Err(ServeError::NoCertificate {
-            path: path.to_string(),
-        });
-    }
-    Ok(chain)
-}
+use crate::{function::Function, proto};
 
 /// Everything the server needs besides its listener and the function.
 #[derive(Debug, Clone)]
@@ -168,43 +96,8 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
 
-    // Every RPC served, and so every label value the request metrics can
-    // take besides "unknown".
-    let methods: [(&'static str, &'static [&'static str]); 5] = [
-        (RunnerV1::NAME, &["RunFunction"]),
-        (RunnerV1beta1::NAME, &["RunFunction"]),
-        (
-            tonic_health::pb::health_server::SERVICE_NAME,
-            &["Check", "Watch"],
-        ),
-        (
-            tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
-            &["ServerReflectionInfo"],
-        ),
-        (
-            tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
-            &["ServerReflectionInfo"],
-        ),
-    ];
-
     let limits = config.limits;
-    let mut server = Server::builder()
-        .max_concurrent_streams(limits.max_streams_per_connection)
-        .initial_stream_window_size(Limits::STREAM_WINDOW)
-        .initial_connection_window_size(limits.connection_window())
-        .http2_keepalive_interval(limits.http2_keepalive_interval)
-        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
-    let tls = match config.security {
-        Security::Insecure => false,
-        Security::MutualTls(tls) => {
-            // Other dependencies may enable other rustls providers; without
-            // a process default rustls would refuse to pick one. An error
-            // only means a default is already installed.
-            let _ = aws_lc_rs::default_provider().install_default();
-            server = server.tls_config(tls).map_err(ServeError::Tls)?;
-            true
-        }
-    };
+    let (server, tls) = transport(&limits, config.security)?;
 
     // Keepalive on the listener: tonic ignores its own TCP settings for an
     // incoming stream it did not bind.
@@ -232,7 +125,7 @@ pub async fn serve(
     // Metrics wrap the rewrite and the call limit below, so they count the
     // code callers see, refusals included.
     server
-        .layer(metrics.layer(&methods))
+        .layer(metrics.layer(&SERVED))
         .layer(MapResponseLayer::new(oversized_is_resource_exhausted))
         .layer(CallLimitLayer::new(
             &limits,
@@ -248,6 +141,46 @@ pub async fn serve(
         .map_err(|source| ServeError::Serve { address, source })?;
     tracing::info!(address = %address, "stopped serving");
     Ok(())
+}
+
+/// Every RPC served, and so every label value the request metrics can
+/// take besides "unknown".
+const SERVED: [(&str, &[&str]); 5] = [
+    (RunnerV1::NAME, &["RunFunction"]),
+    (RunnerV1beta1::NAME, &["RunFunction"]),
+    (
+        tonic_health::pb::health_server::SERVICE_NAME,
+        &["Check", "Watch"],
+    ),
+    (
+        tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+        &["ServerReflectionInfo"],
+    ),
+    (
+        tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
+        &["ServerReflectionInfo"],
+    ),
+];
+
+/// The HTTP/2 server `limits` ask for, with TLS when `security` asks for
+/// it; the flag says which.
+fn transport(limits: &Limits, security: Security) -> Result<(Server, bool), ServeError> {
+    let server = Server::builder()
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .initial_stream_window_size(Limits::STREAM_WINDOW)
+        .initial_connection_window_size(limits.connection_window())
+        .http2_keepalive_interval(limits.http2_keepalive_interval)
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));
+    match security {
+        Security::Insecure => Ok((server, false)),
+        Security::MutualTls(tls) => {
+            // Other dependencies may enable other rustls providers; without
+            // a process default rustls would refuse to pick one. An error
+            // only means a default is already installed.
+            let _ = aws_lc_rs::default_provider().install_default();
+            Ok((server.tls_config(tls).map_err(ServeError::Tls)?, true))
+        }
+    }
 }
 
 /// tonic answers a request over `max_decoding_message_size` with
@@ -270,43 +203,3 @@ fn oversized_is_resource_exhausted<B: Default>(response: http::Response<B>) -> h
 /// How tonic's decoder words the refusal; the end-to-end tests notice if a
 /// tonic upgrade changes it.
 const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
-
-/// Both protocol versions' handlers, around one shared function.
-struct Runner {
-    function: Arc<Function>,
-}
-
-#[tonic::async_trait]
-impl v1::function_runner_service_server::FunctionRunnerService for Runner {
-    async fn run_function(
-        &self,
-        request: Request<v1::RunFunctionRequest>,
-    ) -> Result<Response<v1::RunFunctionResponse>, Status> {
-        Ok(Response::new(
-            self.function.compose(request.into_inner()).await,
-        ))
-    }
-}
-
-#[tonic::async_trait]
-impl v1beta1::function_runner_service_server::FunctionRunnerService for Runner {
-    async fn run_function(
-        &self,
-        request: Request<v1beta1::RunFunctionRequest>,
-    ) -> Result<Response<v1beta1::RunFunctionResponse>, Status> {
-        let request = recode(&request.into_inner(), "v1beta1 request as v1")?;
-        let response = self.function.compose(request).await;
-        Ok(Response::new(recode(&response, "v1 response as v1beta1")?))
-    }
-}
-
-/// v1beta1 and v1 differ only in their package name, so one's encoding is
-/// the other's; going through bytes keeps fields added to the protocol
-/// later from being dropped by a hand-written copy.
-fn recode<T: prost::Message + Default>(
-    message: &impl prost::Message,
-    what: &str,
-) -> Result<T, Status> {
-    T::decode(message.encode_to_vec().as_slice())
-        .map_err(|e| Status::internal(format!("re-encoding the {what}: {e}")))
-}
