@@ -7,16 +7,23 @@
 //! error, write no manifest or tag into the ECR stand-in, and send no
 //! credential to the other host (which records everything it receives).
 
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use localecr::{ACCEPT_MANIFESTS, LocalEcr, package_meta};
 use serde_json::{Value as Json, json};
+use support::localecr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 const BINARY: &str = env!("CARGO_BIN_EXE_function-ecr-packages");
 const FAMILY: &str = "upbound/provider-family-aws";

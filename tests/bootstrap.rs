@@ -1,10 +1,7 @@
 //! `function-ecr-packages bootstrap` against the local ECR: the real binary,
 //! real registry answers, output checked against the CRDs.
 
-#[path = "support/cluster.rs"]
-mod cluster;
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,6 +9,14 @@ use std::process::{Command, Output};
 use function_ecr_packages::spec::settings::default_role_name;
 use function_ecr_packages::spec::xr::XrRef;
 use serde_json::{Value as Json, json};
+use support::{cluster, localecr};
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 fn family_catalog(ns: &str) -> Json {
     let meta = |name: &str, deps: Json| json!({"apiVersion": "meta.pkg.crossplane.io/v1", "kind": "Provider", "metadata": {"name": name}, "spec": {"dependsOn": deps}});

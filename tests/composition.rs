@@ -2,8 +2,7 @@
 //! simulated cluster: waves, exact objects, idempotence, no-drop under
 //! failures, removal order, CRD validity.
 
-#[path = "support/cluster.rs"]
-mod cluster;
+mod support;
 
 use std::sync::Arc;
 
@@ -18,6 +17,7 @@ use serde_json::{Value as Json, json};
 
 const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
 const HOST: &str = "123456789012.dkr.ecr.eu-west-2.amazonaws.com";
+use support::cluster;
 
 /// The blog case's packages, with the family in three tags.
 fn registry() -> Arc<MemoryRegistry> {

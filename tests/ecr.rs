@@ -3,8 +3,7 @@
 //! starts, and small loopback HTTP servers started here for what the
 //! stand-in cannot do (throttling, pagination, slowness, S3 redirects).
 
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,8 +20,16 @@ use function_ecr_packages::registry::credentials::AwsCredentials;
 use function_ecr_packages::registry::ecr::{CallCounts, EcrOptions, EcrRegistry};
 use function_ecr_packages::registry::{Connector, Registry};
 use serde_json::{Value, json};
+use support::localecr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 fn registry_ref() -> RegistryRef {
     let env = localecr::env();

@@ -1,10 +1,17 @@
 //! Proves the local ECR plumbing: an image seeded through scripts/localecr.py
 //! is served by the OCI registry with the digest `seed` reported.
 
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use serde_json::json;
+use support::localecr;
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 #[tokio::test]
 async fn seeded_image_is_served_by_the_registry() {

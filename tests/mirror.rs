@@ -4,10 +4,7 @@
 //! local ECR stand-in (moto for the API, docker-registry behind the ECR
 //! proxy for images), and the function then installs what was mirrored.
 
-#[path = "support/cluster.rs"]
-mod cluster;
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -22,6 +19,14 @@ use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::EcrRegistry;
 use localecr::{ACCEPT_MANIFESTS, LocalEcr, package_meta as meta};
 use serde_json::{Value as Json, json};
+use support::{cluster, localecr};
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 const BINARY: &str = env!("CARGO_BIN_EXE_function-ecr-packages");
 

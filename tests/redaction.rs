@@ -9,10 +9,7 @@
 //!
 //! Its own test binary: the log capture is the process-wide subscriber.
 
-#[path = "support/cluster.rs"]
-mod cluster;
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -24,8 +21,16 @@ use function_ecr_packages::registry::cache::CacheOptions;
 use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::EcrOptions;
 use serde_json::{Value as Json, json};
+use support::{cluster, localecr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 /// The signature and access key of the presigned URL; S3's body echoes them.
 const SIGNATURE: &str = "s3cr3tSIGNATURE";

@@ -7,10 +7,7 @@
 //!
 //! Every object any round composes is validated against the real CRDs.
 
-#[path = "support/cluster.rs"]
-mod cluster;
-#[path = "support/localecr.rs"]
-mod localecr;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -23,7 +20,15 @@ use function_ecr_packages::registry::cache::CacheOptions;
 use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::{CallCounts, EcrOptions};
 use serde_json::{Value as Json, json};
+use support::{cluster, localecr};
 use tokio::net::TcpListener;
+
+/// The local ECR, started before `main` unless the environment names one.
+#[ctor::ctor(unsafe)]
+fn start_local_ecr() {
+    // SAFETY: before main, while the process has one thread.
+    unsafe { localecr::start_unless_running() }
+}
 
 /// The ECR host of the local ECR's account and region, as composed objects
 /// name it.

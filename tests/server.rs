@@ -18,6 +18,7 @@ use function_ecr_packages::{
 use nix::{sys::signal::Signal, unistd::Pid};
 use prost::Message;
 use prost_types::{Struct, Value, value::Kind};
+use support::policy;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
@@ -28,8 +29,7 @@ use tokio::{
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
-#[path = "support/policy.rs"]
-mod policy;
+mod support;
 
 const MIB: usize = 1024 * 1024;
 const V1_SERVICE: &str = "apiextensions.fn.proto.v1.FunctionRunnerService";

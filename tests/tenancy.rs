@@ -2,8 +2,7 @@
 //! objects, ImageConfigs and IAM objects are singletons, so an XR shares
 //! what another XR (or a person) holds and never takes it over.
 
-#[path = "support/cluster.rs"]
-mod cluster;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use serde_json::{Value as Json, json};
 const S3: &str = "package-upbound-provider-aws-s3";
 const FAMILY: &str = "package-upbound-provider-family-aws";
 const IMAGE_CONFIG: &str = "image-config-xpkg-upbound-io";
+use support::cluster;
 
 /// The blog registry, plus a Configuration that needs provider-aws-s3
 /// v2.2.0 or later.

@@ -3,10 +3,7 @@
 //! hint. Refusals happen before any registry call; and whatever an XR and
 //! its status say, everything composed stays inside the input's bounds.
 
-#[path = "support/cluster.rs"]
-mod cluster;
-#[path = "support/policy.rs"]
-mod policy;
+mod support;
 
 use std::sync::Arc;
 
@@ -28,6 +25,7 @@ use function_ecr_packages::spec::xr::{Identity, XrRef, is_repository_name};
 use policy::{ACCOUNT, listed_policy, refusals, xr};
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
+use support::{cluster, policy};
 
 /// The blog case, plus a package outside every allowlist.
 fn registry() -> Arc<MemoryRegistry> {

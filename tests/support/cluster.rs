@@ -4,9 +4,6 @@
 //! XR's status and conditions; composed resources created, updated, and
 //! deleted when no longer desired), and advances the status of everything
 //! that existed before the round as its controller would.
-//!
-//! Include with `#[path = "support/cluster.rs"] mod cluster;`.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -1,16 +1,21 @@
 //! Reach the local ECR stand-in (moto for the ECR API, Debian's
 //! docker-registry for OCI blobs) that `scripts/test` starts.
 //!
-//! Include it from an integration test with
-//! `#[path = "support/localecr.rs"] mod localecr;`.
-//!
 //! The servers are described by environment variables written by
 //! `scripts/localecr.py up` (the file `$LOCALECR_STATE/env`); `scripts/test`
 //! starts them once and exports them before running `cargo test`. A test
 //! binary run on its own (`cargo test`) starts its own servers before its
 //! tests run, and they stop when it exits; on a machine without the tools
-//! (`scripts/setup` installs them) the binary says so and runs no test.
-#![allow(dead_code)]
+//! (`scripts/setup` installs them) the binary says so and runs no test. A
+//! binary that uses the local ECR asks for that with
+//!
+//! ```ignore
+//! #[ctor::ctor(unsafe)]
+//! fn start_local_ecr() {
+//!     // SAFETY: before main, while the process has one thread.
+//!     unsafe { localecr::start_unless_running() }
+//! }
+//! ```
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -55,10 +60,14 @@ pub struct LocalEcr {
 }
 
 /// Starts the local ECR for this test binary when the environment names
-/// none. It runs before `main`, while the process has one thread, which is
-/// what makes setting the environment sound.
-#[ctor::ctor(unsafe)]
-fn start_local_ecr_unless_running() {
+/// none, and exports its environment; without the tools it exits 0 (every
+/// test skipped), and it exits 1 when the servers do not start.
+///
+/// # Safety
+///
+/// It sets environment variables: call it before `main` (from a
+/// `#[ctor]`), while the process has one thread.
+pub unsafe fn start_unless_running() {
     if std::env::var_os("LOCALECR_STATE").is_some() {
         return;
     }
@@ -104,7 +113,8 @@ fn start_local_ecr_unless_running() {
     };
     let text = std::fs::read_to_string(&env_file).unwrap_or_default();
     for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
-        // SAFETY: before main, on the only thread of the process.
+        // SAFETY: the caller runs this before main, on the only thread of
+        // the process.
         unsafe { std::env::set_var(key.trim(), value.trim()) };
     }
 }

@@ -1,7 +1,4 @@
 //! The platform policy the trust tests use, and the requests it refuses.
-//!
-//! Include with `#[path = "support/policy.rs"] mod policy;`.
-#![allow(dead_code)]
 
 use serde_json::{Value as Json, json};
 
