@@ -1,160 +1,31 @@
 //! Copying images from an upstream registry into ECR, byte for byte.
 //!
-//! An [`Image`] is a manifest tree (an index, its manifests, their config
-//! and layer blobs) read from upstream. Its content goes first: each blob
-//! the target lacks is mounted from another ECR repository that holds it or
-//! uploaded as it streams in, then each manifest is stored under its digest,
-//! children before the index. Tags come last and only for images whose
-//! content is complete, so no tag ever names a half-written image. What the
-//! target already holds (HEAD by digest) is not sent again, which makes a
-//! second run upload nothing and an interrupted run resume where it stopped.
+//! An [`Image`]'s content goes first: each blob the target lacks is mounted
+//! from another ECR repository that holds it or uploaded as it streams in,
+//! then each manifest is stored under its digest, children before the
+//! index. Tags come last and only for images whose content is complete
+//! (when, is [`super::tag`]'s to say), so no tag ever names a half-written
+//! image. What the target already holds (HEAD by digest) is not sent again,
+//! which makes a second run upload nothing and an interrupted run resume
+//! where it stopped.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use futures::FutureExt;
+use futures::stream::{self, StreamExt};
 
-use super::Error;
+use super::copied::Copied;
+use super::error::Error;
+use super::image::{Image, Package, TreeManifest};
 use super::progress::Progress;
 use super::target::Target;
-use super::upstream::{Source, Upstream};
+use super::upstream::Upstream;
 use crate::oci::distribution::Pushed;
-use crate::oci::xpkg::{Descriptor, Manifest};
-use crate::reference::Digest;
+use crate::oci::xpkg::Descriptor;
 
-/// Deepest nesting of indexes followed.
-const MAX_DEPTH: usize = 3;
-/// Most manifests in one image tree.
-const MAX_MANIFESTS: usize = 256;
-
-/// What an image is to its package.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Package,
-    /// A cosign signature, attestation or referrers-index tag, or an OCI
-    /// referrer, of the package image.
-    Signature,
-}
-
-/// One image to copy.
-#[derive(Clone, Debug)]
-pub struct Image {
-    pub source: Source,
-    /// The ECR repository it goes to.
-    pub repository: String,
-    pub digest: String,
-    pub tags: Vec<String>,
-    pub role: Role,
-    /// Every manifest of the tree, each after the manifests it lists.
-    pub manifests: Vec<(String, Arc<Manifest>)>,
-    /// Every blob of the tree, once each.
-    pub blobs: Vec<Descriptor>,
-}
-
-impl Image {
-    /// Reads the manifest tree at `digest`.
-    pub async fn read(
-        upstream: &Upstream,
-        source: Source,
-        repository: String,
-        digest: String,
-        tags: Vec<String>,
-        role: Role,
-    ) -> Result<Image, Error> {
-        let mut image = Image {
-            source,
-            repository,
-            digest: digest.clone(),
-            tags,
-            role,
-            manifests: Vec::new(),
-            blobs: Vec::new(),
-        };
-        let mut seen = BTreeSet::new();
-        image.walk(upstream, &digest, 0, &mut seen).await?;
-        Ok(image)
-    }
-
-    async fn walk(
-        &mut self,
-        upstream: &Upstream,
-        digest: &str,
-        depth: usize,
-        seen: &mut BTreeSet<String>,
-    ) -> Result<(), Error> {
-        if !seen.insert(digest.to_string()) {
-            return Ok(());
-        }
-        if depth > MAX_DEPTH || seen.len() > MAX_MANIFESTS {
-            return Err(Error::Image {
-                image: format!("{}@{}", self.source, self.digest),
-                message: format!(
-                    "more than {MAX_MANIFESTS} manifests or {MAX_DEPTH} levels of indexes"
-                ),
-            });
-        }
-        let manifest = upstream
-            .manifest(&self.source, digest)
-            .await
-            .map_err(Error::Resolve)?;
-        let parsed = manifest.parse().map_err(|message| Error::Image {
-            image: format!("{}@{digest}", self.source),
-            message,
-        })?;
-        let invalid = |e: crate::reference::Error| Error::Image {
-            image: format!("{}@{digest}", self.source),
-            message: e.to_string(),
-        };
-        // Every digest the manifest names is checked before it is followed
-        // or copied: a child "digest" of `../other/manifests/v9` or of a
-        // tag would otherwise become a request path.
-        let children: Vec<&Descriptor> = if manifest.is_index(&parsed) {
-            parsed.manifests.iter().flatten().collect()
-        } else {
-            Vec::new()
-        };
-        for (i, child) in children.iter().enumerate() {
-            Digest::parse(
-                &child.digest,
-                format!("manifests[{i}] of index {}@{digest}", self.source),
-            )
-            .map_err(invalid)?;
-        }
-        for (i, blob) in parsed.blobs().enumerate() {
-            Digest::parse(
-                &blob.digest,
-                format!("blob {i} of manifest {}@{digest}", self.source),
-            )
-            .map_err(invalid)?;
-        }
-        for child in children {
-            Box::pin(self.walk(upstream, &child.digest, depth + 1, seen)).await?;
-        }
-        for blob in parsed.blobs() {
-            if !self.blobs.iter().any(|b| b.digest == blob.digest) {
-                self.blobs.push(blob.clone());
-            }
-        }
-        self.manifests.push((digest.to_string(), manifest));
-        Ok(())
-    }
-
-    pub fn name(&self) -> String {
-        format!("{}@{}", self.repository, self.digest)
-    }
-}
-
-/// What copying one image's content did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Copied {
-    pub bytes_uploaded: u64,
-    pub blobs_uploaded: usize,
-    pub blobs_mounted: usize,
-    pub manifests_pushed: usize,
-    /// Whether the image was already complete in the target.
-    pub present: bool,
-}
-
+/// Copies images into the target, remembering which repository holds
+/// which blob so later images mount it instead of uploading it again.
 pub struct Copier<'a> {
     upstream: &'a Upstream,
     target: &'a Target,
@@ -191,7 +62,7 @@ impl<'a> Copier<'a> {
         if data
             .manifest_digest(&image.repository, &image.digest)
             .await
-            .map_err(target_error)?
+            .map_err(Error::target)?
             .is_some()
         {
             copied.present = true;
@@ -208,16 +79,16 @@ impl<'a> Copier<'a> {
                 }
             }
         }
-        for (digest, manifest) in &image.manifests {
+        for TreeManifest { digest, manifest } in &image.manifests {
             let exists = data
                 .manifest_digest(&image.repository, digest)
                 .await
-                .map_err(target_error)?
+                .map_err(Error::target)?
                 .is_some();
             if !exists {
                 data.put_manifest(&image.repository, digest, manifest)
                     .await
-                    .map_err(target_error)?;
+                    .map_err(Error::target)?;
                 copied.manifests_pushed += 1;
             }
         }
@@ -229,7 +100,7 @@ impl<'a> Copier<'a> {
     /// tag already naming the image is left alone).
     pub async fn tag(&self, image: &Image) -> Result<usize, Error> {
         let data = self.target.data();
-        let Some((_, manifest)) = image.manifests.last() else {
+        let Some(TreeManifest { manifest, .. }) = image.manifests.last() else {
             return Ok(0);
         };
         let mut pushed = 0;
@@ -237,13 +108,13 @@ impl<'a> Copier<'a> {
             let current = data
                 .manifest_digest(&image.repository, tag)
                 .await
-                .map_err(target_error)?;
+                .map_err(Error::target)?;
             if current.as_deref() == Some(image.digest.as_str()) {
                 continue;
             }
             data.put_manifest(&image.repository, tag, manifest)
                 .await
-                .map_err(target_error)?;
+                .map_err(Error::target)?;
             self.progress.tagged(image, tag);
             pushed += 1;
         }
@@ -257,7 +128,7 @@ impl<'a> Copier<'a> {
         if data
             .has_blob(repository, &blob.digest)
             .await
-            .map_err(target_error)?
+            .map_err(Error::target)?
         {
             self.place(&blob.digest, repository);
             return Ok(None);
@@ -317,7 +188,7 @@ impl<'a> Copier<'a> {
                 .data()
                 .has_blob(other, digest)
                 .await
-                .map_err(target_error)?
+                .map_err(Error::target)?
             {
                 self.place(digest, other);
                 return Ok(Some(other.clone()));
@@ -335,37 +206,22 @@ impl<'a> Copier<'a> {
     }
 }
 
-/// The blobs of `image` the target lacks (all when its repository does not
-/// exist yet), or none when the image is already there.
-pub async fn missing<'i>(
-    target: &Target,
-    image: &'i Image,
-    repository_exists: bool,
-) -> Result<Vec<&'i Descriptor>, Error> {
-    if !repository_exists {
-        return Ok(image.blobs.iter().collect());
-    }
-    let data = target.data();
-    let present = data
-        .manifest_digest(&image.repository, &image.digest)
+/// Copies the content of every package's images, `concurrency` packages
+/// at once; one result per package, in the order given.
+pub async fn packages(
+    copier: &Copier<'_>,
+    packages: &[Package],
+    concurrency: usize,
+) -> Vec<Result<Copied, Error>> {
+    stream::iter(packages)
+        .map(|package| async {
+            let mut total = Copied::none();
+            for image in &package.images {
+                total.add(&copier.content(image).await?);
+            }
+            Ok(total)
+        })
+        .buffered(concurrency)
+        .collect()
         .await
-        .map_err(target_error)?;
-    if present.is_some() {
-        return Ok(Vec::new());
-    }
-    let mut missing = Vec::new();
-    for blob in &image.blobs {
-        if !data
-            .has_blob(&image.repository, &blob.digest)
-            .await
-            .map_err(target_error)?
-        {
-            missing.push(blob);
-        }
-    }
-    Ok(missing)
-}
-
-fn target_error(e: crate::oci::distribution::Error) -> Error {
-    Error::Target(Box::new(e))
 }

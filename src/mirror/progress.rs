@@ -5,10 +5,12 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::copy::{Copied, Image};
+use super::copied::Copied;
+use super::image::Image;
 use crate::oci::distribution::Pushed;
 use crate::oci::xpkg::Descriptor;
 
+/// How a run shows its progress.
 pub enum Progress {
     Bar(ProgressBar),
     Log,

@@ -1,12 +1,17 @@
 //! What `mirror` is asked to copy: package references from the command
 //! line, or the packages of an XR, with the mirror table that maps upstream
-//! paths into ECR.
+//! paths into ECR and the function input the run resolves with.
 
 use serde_json::{Value as Json, json};
 
-use super::Error;
+use super::args::MirrorArgs;
+use super::error::Error;
+use super::upstream::{Reader, Source};
+use crate::registry::Registry;
 use crate::spec::input::{Mirror, default_mirrors};
+use crate::spec::load;
 use crate::spec::{Input, XrSpec};
+use crate::version::{Constraint, select_highest};
 
 /// Longest package reference accepted on the command line.
 const MAX_REFERENCE: usize = 1024;
@@ -67,7 +72,7 @@ impl PackageRef {
         if let Err(e) = crate::reference::Repository::parse(rest, "the repository") {
             return Err(bad(&e.to_string()));
         }
-        if super::upstream::Source::parse(path).is_none() {
+        if Source::parse(path).is_none() {
             return Err(bad("the registry host is not name[:port]"));
         }
         if let Requested::Version(v) = &version
@@ -83,37 +88,68 @@ impl PackageRef {
     }
 }
 
-/// `--upstream-endpoint HOST=URL`.
-pub fn parse_endpoint(text: &str) -> Result<(String, String), String> {
-    let (host, url) = text.split_once('=').ok_or_else(|| {
-        format!("{text:?}: expected HOST=URL, e.g. xpkg.upbound.io=https://proxy.example.com")
-    })?;
-    if host.is_empty() || host.contains('/') {
-        return Err(format!("{text:?}: {host:?} is not a registry host"));
-    }
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("{text:?}: {url:?} is not an http(s) URL"));
-    }
-    Ok((host.to_string(), url.trim_end_matches('/').to_string()))
+/// The files a run reads: the XR to mirror and the function input.
+pub struct Request {
+    /// The XR (or claim) of `--from-xr`.
+    pub xr: Option<Json>,
+    /// The function input of `--input`.
+    pub input: Option<Input>,
 }
 
-/// `--mirror UPSTREAM=PREFIX`.
-pub fn parse_mirror(text: &str) -> Result<Mirror, String> {
-    let (upstream, prefix) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?}: expected UPSTREAM=PREFIX, e.g. xpkg.upbound.io/="))?;
-    if upstream.is_empty() {
-        return Err(format!("{text:?}: the upstream prefix is empty"));
+impl Request {
+    /// Reads the XR file and the input file, when given.
+    pub fn read(args: &MirrorArgs) -> Result<Self, Error> {
+        if args.from_xr.is_none() && args.packages.is_empty() {
+            return Err(Error::Usage(
+                "name packages to mirror, or an XR with --from-xr".into(),
+            ));
+        }
+        let xr = args
+            .from_xr
+            .as_deref()
+            .map(load::yaml)
+            .transpose()
+            .map_err(Error::Input)?;
+        let input = args
+            .input
+            .as_deref()
+            .map(load::input_file)
+            .transpose()
+            .map_err(Error::Input)?;
+        Ok(Self { xr, input })
     }
-    Ok(Mirror {
-        upstream: upstream.to_string(),
-        repository_prefix: prefix.to_string(),
-    })
+
+    /// The mirror table of the run.
+    pub fn mirrors(&self, args: &MirrorArgs) -> Vec<Mirror> {
+        mirrors(
+            &args.mirror,
+            self.input.as_ref(),
+            args.repository_prefix.as_deref(),
+        )
+    }
+
+    /// The function input the run resolves with: the input file's (or the
+    /// defaults) with the run's mirror table.
+    pub fn input(&self, mirrors: Vec<Mirror>) -> Input {
+        Input {
+            mirrors,
+            ..self.input.clone().unwrap_or_default()
+        }
+    }
+
+    /// What to mirror, as an XR's spec: the XR's, or the command line's
+    /// packages.
+    pub async fn spec(&self, args: &MirrorArgs, upstream: &Reader) -> Result<XrSpec, Error> {
+        match &self.xr {
+            Some(xr) => Ok(XrSpec::from_composite(xr)?),
+            None => listed_spec(args, upstream).await,
+        }
+    }
 }
 
 /// The mirror table: `--mirror` entries, else the input file's, else the
 /// default table with `--repository-prefix` in front of every repository.
-pub fn mirrors(
+fn mirrors(
     flags: &[Mirror],
     input: Option<&Input>,
     repository_prefix: Option<&str>,
@@ -131,9 +167,80 @@ pub fn mirrors(
     table
 }
 
+/// The command line's packages as an XR spec: each mapped into ECR, its
+/// version chosen and its kind read from its `package.yaml`.
+async fn listed_spec(args: &MirrorArgs, upstream: &Reader) -> Result<XrSpec, Error> {
+    let (Some(account_id), Some(region)) = (&args.account_id, &args.region) else {
+        return Err(Error::Usage(
+            "--account-id and --region are required without --from-xr".into(),
+        ));
+    };
+    let mut packages = Vec::new();
+    for text in &args.packages {
+        let reference = PackageRef::parse(text)?;
+        let repository = upstream
+            .inner()
+            .repository_for(&reference.path)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "package {text:?} is under no mirror's upstream; add --mirror {}=PREFIX",
+                    reference.path.split('/').next().unwrap_or_default()
+                ))
+            })?;
+        upstream.inner().list(&repository, &reference.path);
+        let version = top_version(upstream, &repository, &reference).await?;
+        let digest = upstream.resolve_digest(&repository, &version).await?;
+        let kind = upstream
+            .package_meta(&repository, &digest)
+            .await?
+            .kind
+            .ok_or_else(|| Error::Image {
+                image: format!("{}@{digest}", reference.path),
+                message: "its package.yaml is not a Provider, Function or Configuration".into(),
+            })?;
+        packages.push(json!({"kind": kind, "repository": repository, "version": version}));
+    }
+    composite_spec(account_id, region, packages)
+}
+
+/// The tag or digest a command-line reference names.
+async fn top_version(
+    upstream: &Reader,
+    repository: &str,
+    reference: &PackageRef,
+) -> Result<String, Error> {
+    let constraint = match &reference.version {
+        Requested::Version(v) if crate::names::is_digest(v) => return Ok(v.clone()),
+        Requested::Version(v) => Some(Constraint::parse(v)?),
+        Requested::Tag(_) | Requested::Latest => None,
+    };
+    let tags = upstream.list_tags(repository).await?;
+    let chosen = match (&reference.version, &constraint) {
+        (Requested::Tag(tag), _) => tags.iter().find(|t| *t == tag).map(String::as_str),
+        (_, Some(c)) => select_highest(&[c], tags.iter().map(String::as_str)),
+        // The highest release: Masterminds' >=0.0.0 admits no prerelease.
+        _ => {
+            let releases = Constraint::parse(">=0.0.0")?;
+            select_highest(&[&releases], tags.iter().map(String::as_str))
+        }
+    };
+    chosen.map(str::to_string).ok_or_else(|| {
+        let wanted = match &reference.version {
+            Requested::Tag(tag) => format!("tag {tag}"),
+            Requested::Version(v) => format!("a tag satisfying {v:?}"),
+            Requested::Latest => "a release tag".to_string(),
+        };
+        Error::NoVersion {
+            package: reference.path.clone(),
+            wanted,
+            tags: tags.len(),
+        }
+    })
+}
+
 /// An XR with the given registry and packages, validated as the function
 /// validates an XR's spec.
-pub fn spec(account_id: &str, region: &str, packages: Vec<Json>) -> Result<XrSpec, Error> {
+fn composite_spec(account_id: &str, region: &str, packages: Vec<Json>) -> Result<XrSpec, Error> {
     let composite = json!({
         "spec": {
             "registry": {"accountId": account_id, "region": region},
@@ -146,6 +253,7 @@ pub fn spec(account_id: &str, region: &str, packages: Vec<Json>) -> Result<XrSpe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mirror::args::parse_mirror;
     use proptest::prelude::*;
 
     #[test]
@@ -207,39 +315,6 @@ mod tests {
         ] {
             let error = PackageRef::parse(bad).expect_err(bad).to_string();
             assert!(error.contains(bad), "{error}");
-        }
-    }
-
-    #[test]
-    fn mirror_flags() {
-        assert_eq!(
-            parse_mirror("xpkg.upbound.io/=mirror/").expect("parses"),
-            Mirror {
-                upstream: "xpkg.upbound.io/".into(),
-                repository_prefix: "mirror/".into()
-            }
-        );
-        assert_eq!(
-            parse_mirror("127.0.0.1:5000/=")
-                .expect("parses")
-                .repository_prefix,
-            ""
-        );
-        assert!(parse_mirror("xpkg.upbound.io/").is_err());
-        assert!(parse_mirror("=x").is_err());
-    }
-
-    #[test]
-    fn endpoint_flags() {
-        assert_eq!(
-            parse_endpoint("xpkg.upbound.io=http://127.0.0.1:5000/").expect("parses"),
-            (
-                "xpkg.upbound.io".to_string(),
-                "http://127.0.0.1:5000".to_string()
-            )
-        );
-        for bad in ["xpkg.upbound.io", "=http://x", "a/b=http://x", "x=ftp://y"] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
         }
     }
 

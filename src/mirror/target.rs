@@ -10,7 +10,7 @@ use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
 };
 
-use super::Error;
+use super::error::Error;
 use crate::aws::RegistryRef;
 use crate::oci::distribution::{self, Auth, Distribution};
 use crate::registry::ecr::{REGISTRY_ENDPOINT_ENV, registry_endpoint};
@@ -24,8 +24,9 @@ pub struct RepositoryOptions {
     pub kms_key: Option<String>,
 }
 
+/// The ECR registry of a run: its API and its data plane.
 pub struct Target {
-    pub registry: RegistryRef,
+    registry: RegistryRef,
     client: aws_sdk_ecr::Client,
     data: Distribution,
 }
@@ -51,15 +52,12 @@ impl Target {
             .await
             .map_err(|e| Error::Ecr {
                 operation: "GetAuthorizationToken",
-                message: crate::error::error_chain(&e).to_string(),
+                source: Box::new(e),
             })?;
         let data = out.authorization_data().first();
         let token = data
             .and_then(|d| d.authorization_token())
-            .ok_or_else(|| Error::Ecr {
-                operation: "GetAuthorizationToken",
-                message: "no authorization token in the answer".into(),
-            })?;
+            .ok_or(Error::NoToken)?;
         let endpoint = match (registry_host, std::env::var(REGISTRY_ENDPOINT_ENV).ok()) {
             (Some(host), _) => {
                 let scheme = if distribution::is_plain_http(host) {
@@ -76,7 +74,7 @@ impl Target {
         };
         let data =
             Distribution::with_endpoint(&endpoint, Auth::Header(format!("Basic {token}")), timeout)
-                .map_err(|e| Error::Target(Box::new(e)))?;
+                .map_err(Error::target)?;
         Ok(Self {
             registry,
             client,
@@ -101,9 +99,10 @@ impl Target {
         match described {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("RepositoryNotFoundException") => Ok(false),
-            Err(e) => Err(Error::Ecr {
+            Err(e) => Err(Error::Repository {
                 operation: "DescribeRepositories",
-                message: format!("{name}: {}", crate::error::error_chain(&e)),
+                repository: name.to_string(),
+                source: Box::new(e),
             }),
         }
     }
@@ -134,19 +133,37 @@ impl Target {
                 .encryption_type(EncryptionType::Kms)
                 .kms_key(key)
                 .build()
-                .map_err(|e| Error::Ecr {
+                .map_err(|e| Error::Repository {
                     operation: "CreateRepository",
-                    message: format!("{name}: {e}"),
+                    repository: name.to_string(),
+                    source: Box::new(e),
                 })?;
             request = request.encryption_configuration(encryption);
         }
         match request.send().await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("RepositoryAlreadyExistsException") => Ok(()),
-            Err(e) => Err(Error::Ecr {
+            Err(e) => Err(Error::Repository {
                 operation: "CreateRepository",
-                message: format!("{name}: {}", crate::error::error_chain(&e)),
+                repository: name.to_string(),
+                source: Box::new(e),
             }),
         }
+    }
+
+    /// Creates each repository, in order, saying so on stderr; returns
+    /// those created.
+    pub async fn create_repositories(
+        &self,
+        names: &[String],
+        options: &RepositoryOptions,
+    ) -> Result<Vec<String>, Error> {
+        let mut created = Vec::new();
+        for repository in names {
+            self.create_repository(repository, options).await?;
+            eprintln!("created repository {repository}");
+            created.push(repository.clone());
+        }
+        Ok(created)
     }
 }

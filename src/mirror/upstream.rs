@@ -30,6 +30,7 @@ use crate::package::PackageMeta;
 use crate::reference::{Reference, Repository};
 use crate::registry::Registry;
 use crate::registry::Tags;
+use crate::registry::cache::{CacheOptions, CachedRegistry};
 use crate::spec::input::Mirror;
 
 /// Where a package comes from: a registry host and a repository in it.
@@ -62,6 +63,11 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// The upstream registries behind the function's caches, so each tag list,
+/// digest and `package.yaml` is read once per run whoever asks: the
+/// command line's packages, the resolver's rounds, the signature lookup.
+pub type Reader = CachedRegistry<Upstream>;
+
 pub struct Upstream {
     mirrors: Vec<Mirror>,
     /// Registry host -> the endpoint it is read from instead (a
@@ -92,6 +98,18 @@ impl Upstream {
             clients: Mutex::default(),
             manifests: Mutex::default(),
         }
+    }
+
+    /// These registries behind the function's caches. One run: answers stay
+    /// trusted for its whole length.
+    pub fn cached(self) -> Reader {
+        Reader::new(
+            Arc::new(self),
+            CacheOptions {
+                tag_ttl: Duration::from_secs(24 * 3600),
+                ..CacheOptions::forgetting_failures()
+            },
+        )
     }
 
     /// The ECR repository `path` is mirrored to.
