@@ -21,13 +21,58 @@ use crate::compose::{Planned, is_owned};
 use crate::function::observed::{Observed, ObservedResources};
 use crate::function::package_lock::Lock;
 
+/// A composed resource this reconcile returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// The composition resource name.
+    pub name: String,
+    pub object: Map<String, Json>,
+    /// Whether it is observed ready (by the rule for its kind) or, when
+    /// another XR holds it, ready for this XR's dependents.
+    pub ready: bool,
+}
+
+/// A planned resource held back, and the resources it still waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// The composition resource name.
+    pub name: String,
+    pub needs: Vec<String>,
+}
+
+/// Whether the plan holds everything the XR needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanScope {
+    /// Resolved from the registry: an observed resource of ours that the
+    /// plan lacks is leaving.
+    Complete,
+    /// The registry failed and the plan may be incomplete: every observed
+    /// resource of ours stays.
+    Partial,
+}
+
+/// What the gate knows besides the plan.
+pub struct Gate<'a> {
+    pub observed: &'a ObservedResources<'a>,
+    /// The resources another XR (or nobody) holds that are ready for this
+    /// XR's dependents (see `ownership`).
+    pub shared: &'a BTreeSet<String>,
+    /// Composition resource name -> the names it depended on when it was
+    /// composed (from the XR's status).
+    pub dependencies: &'a BTreeMap<String, Vec<String>>,
+    /// Those no longer composed whose objects still exist (see `leaving`).
+    pub lingering: &'a BTreeSet<String>,
+    /// What this call knows of Crossplane's package Lock.
+    pub lock: &'a Lock,
+    pub scope: PlanScope,
+}
+
 /// The desired composed resources of this reconcile and why others wait.
 #[derive(Debug, Default, PartialEq)]
 pub struct Admission {
-    /// Composition resource name, object, observed-ready.
-    pub desired: Vec<(String, Map<String, Json>, bool)>,
+    pub desired: Vec<Desired>,
     /// Planned resources held back, with what each still waits for.
-    pub waiting: Vec<(String, Vec<String>)>,
+    pub waiting: Vec<Waiting>,
     /// Remembered edges still in force, dependent -> dependencies (resource
     /// names), for the status to carry into the next reconcile.
     pub held: BTreeMap<String, BTreeSet<String>>,
@@ -39,113 +84,131 @@ pub struct Admission {
     pub removing: bool,
 }
 
-/// Applies the gating rule to `plan`.
-///
-/// `dependencies` maps a composition resource name to the names it depended
-/// on when it was composed (from the XR's status); `lingering` names those
-/// no longer composed whose objects still exist (see `lingering`); `lock`
-/// is what this call knows of Crossplane's package Lock; `shared` names the
-/// resources another XR (or nobody) holds that are ready for this XR's
-/// dependents (see `ownership`). With `keep_everything`, as when the
-/// registry failed and the plan may be incomplete, every observed resource
-/// of ours stays.
-pub fn admit(
-    plan: Vec<Planned>,
-    observed: &ObservedResources,
-    shared: &BTreeSet<String>,
-    dependencies: &BTreeMap<String, Vec<String>>,
-    lingering: &BTreeSet<String>,
-    lock: &Lock,
-    keep_everything: bool,
-) -> Admission {
-    let ready =
-        |name: &str| observed.get(name).is_some_and(Observed::is_ready) || shared.contains(name);
-    let mut admission = Admission::default();
-    let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
-    for planned in &plan {
-        let missing: Vec<String> = planned
-            .needs
-            .iter()
-            .filter(|n| !ready(n))
-            .cloned()
-            .collect();
-        let admit = observed.contains_key(&planned.name) || missing.is_empty();
-        if !admit {
-            admission.waiting.push((planned.name.clone(), missing));
+impl Gate<'_> {
+    /// Applies the gating rule to `plan` (see the module's documentation).
+    pub fn admit(&self, plan: Vec<Planned>) -> Admission {
+        let mut admission = Admission::default();
+        let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
+        for planned in &plan {
+            let missing: Vec<String> = planned
+                .needs
+                .iter()
+                .filter(|n| !self.is_ready(n))
+                .cloned()
+                .collect();
+            let admit = self.observed.contains_key(&planned.name) || missing.is_empty();
+            if !admit {
+                admission.waiting.push(Waiting {
+                    name: planned.name.clone(),
+                    needs: missing,
+                });
+            }
+            admitted.push(admit);
         }
-        admitted.push(admit);
-    }
-    let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+        admission.held = self.held(&plan);
+        let retained = self.retain(&plan, &mut admission);
 
-    // A dependent has settled once it is planned, observed with the package
-    // reference the plan wants, and ready.
-    let settled = |name: &str| {
-        planned.get(name).is_some_and(|p| {
-            ready(name)
-                && observed
-                    .get(name)
-                    .is_some_and(|o| same_package(&p.object, o))
-        })
-    };
-    for (dependent, needs) in dependencies {
-        let exists = observed.contains_key(dependent) || lingering.contains(dependent);
-        if !exists || settled(dependent) {
-            continue;
-        }
-        let present: BTreeSet<String> = needs
-            .iter()
-            .filter(|n| *n != dependent && observed.contains_key(*n))
-            .cloned()
+        // The admitted objects move out of the plan, in its order, before
+        // what is only retained.
+        admission.desired = plan
+            .into_iter()
+            .zip(admitted)
+            .filter(|(_, admit)| *admit)
+            .map(|(p, _)| {
+                let ready = self.is_ready(&p.name);
+                Desired {
+                    name: p.name,
+                    object: p.object,
+                    ready,
+                }
+            })
+            .chain(retained)
             .collect();
-        if !present.is_empty() {
-            admission.held.insert(dependent.clone(), present);
-        }
+        admission
     }
 
-    let unplanned: Vec<&String> = observed
-        .keys()
-        .filter(|name| is_owned(name) && !planned.contains_key(name.as_str()))
-        .collect();
-    let mut retained = Vec::new();
-    for name in unplanned {
-        let object = &observed[name];
-        let is_package = object.is_package();
-        admission.removing |= is_package;
-        let declared_by = if is_package {
-            object
-                .package()
-                .map(|package| lock.dependents_of(package))
-                .unwrap_or_default()
-        } else {
-            Vec::new()
+    /// Observed ready by the rule for its kind, or held by another XR and
+    /// ready for this XR's dependents.
+    fn is_ready(&self, name: &str) -> bool {
+        self.observed.get(name).is_some_and(Observed::is_ready) || self.shared.contains(name)
+    }
+
+    /// The remembered edges still in force: a dependent that exists and has
+    /// not settled on what the plan wants for it (planned, observed with
+    /// the package reference the plan wants, and ready) holds the
+    /// dependencies it had that are still present.
+    fn held(&self, plan: &[Planned]) -> BTreeMap<String, BTreeSet<String>> {
+        let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+        let settled = |name: &str| {
+            planned.get(name).is_some_and(|p| {
+                self.is_ready(name)
+                    && self
+                        .observed
+                        .get(name)
+                        .is_some_and(|o| same_package(&p.object, o))
+            })
         };
-        // Another XR protects it with a Usage while it uses it: deleting it
-        // would be refused, so it stays ours until that XR lets it go.
-        let needed_by_someone = admission.held.values().any(|needs| needs.contains(name))
-            || plan.iter().any(|p| p.needs.contains(name))
-            || !declared_by.is_empty()
-            || object.is_in_use();
-        if !declared_by.is_empty() {
-            admission.locked.insert(name.clone(), declared_by);
+        let mut held = BTreeMap::new();
+        for (dependent, needs) in self.dependencies {
+            let exists =
+                self.observed.contains_key(dependent) || self.lingering.contains(dependent);
+            if !exists || settled(dependent) {
+                continue;
+            }
+            let present: BTreeSet<String> = needs
+                .iter()
+                .filter(|n| *n != dependent && self.observed.contains_key(*n))
+                .cloned()
+                .collect();
+            if !present.is_empty() {
+                held.insert(dependent.clone(), present);
+            }
         }
-        if keep_everything || needed_by_someone {
-            retained.push((name.clone(), object.carry_over(), object.is_ready()));
-        }
+        held
     }
 
-    // The admitted objects move out of the plan, in its order, before what
-    // is only retained.
-    admission.desired = plan
-        .into_iter()
-        .zip(admitted)
-        .filter(|(_, admit)| *admit)
-        .map(|(p, _)| {
-            let ready = ready(&p.name);
-            (p.name, p.object, ready)
-        })
-        .chain(retained)
-        .collect();
-    admission
+    /// The observed resources of ours that the plan lacks and that stay:
+    /// needed by something still present (a held edge, a planned resource,
+    /// a package in Crossplane's Lock, another XR's Usage), or everything
+    /// when the plan may be incomplete. Notes in `admission` what leaves
+    /// and what the Lock keeps.
+    fn retain(&self, plan: &[Planned], admission: &mut Admission) -> Vec<Desired> {
+        let planned: BTreeSet<&str> = plan.iter().map(|p| p.name.as_str()).collect();
+        let unplanned = self
+            .observed
+            .iter()
+            .filter(|(name, _)| is_owned(name) && !planned.contains(name.as_str()));
+        let mut retained = Vec::new();
+        for (name, object) in unplanned {
+            let is_package = object.is_package();
+            admission.removing |= is_package;
+            let declared_by = if is_package {
+                object
+                    .package()
+                    .map(|package| self.lock.dependents_of(package))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            // Another XR protects it with a Usage while it uses it: deleting
+            // it would be refused, so it stays ours until that XR lets it go.
+            let needed_by_someone = admission.held.values().any(|needs| needs.contains(name))
+                || plan.iter().any(|p| p.needs.contains(name))
+                || !declared_by.is_empty()
+                || object.is_in_use();
+            if !declared_by.is_empty() {
+                admission.locked.insert(name.clone(), declared_by);
+            }
+            if self.scope == PlanScope::Partial || needed_by_someone {
+                retained.push(Desired {
+                    name: name.clone(),
+                    object: object.carry_over(),
+                    ready: object.is_ready(),
+                });
+            }
+        }
+        retained
+    }
 }
 
 /// Whether an observed object carries the package reference `planned` asks
@@ -176,6 +239,32 @@ mod tests {
     }
 
     /// `admit` with nothing lingering and no Lock known.
+    /// The gate with every input spelled out, as the tests vary them.
+    fn admit(
+        plan: Vec<Planned>,
+        observed: &ObservedResources,
+        shared: &BTreeSet<String>,
+        dependencies: &BTreeMap<String, Vec<String>>,
+        lingering: &BTreeSet<String>,
+        lock: &Lock,
+        keep_everything: bool,
+    ) -> Admission {
+        let scope = if keep_everything {
+            PlanScope::Partial
+        } else {
+            PlanScope::Complete
+        };
+        Gate {
+            observed,
+            shared,
+            dependencies,
+            lingering,
+            lock,
+            scope,
+        }
+        .admit(plan)
+    }
+
     fn admit_by_status(
         plan: &[Planned],
         observed: &BTreeMap<String, Json>,
@@ -199,7 +288,7 @@ mod tests {
         admission
             .desired
             .iter()
-            .map(|d| d.0.as_str())
+            .map(|d| d.name.as_str())
             .filter(|name| !plan.iter().any(|p| p.name == *name))
             .collect()
     }
@@ -222,15 +311,18 @@ mod tests {
         let none = BTreeMap::new();
         let a = admit_by_status(&plan, &BTreeMap::new(), &none, false);
         assert_eq!(
-            a.desired.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+            a.desired
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>(),
             ["iam-attachment"]
         );
         assert_eq!(
             a.waiting[0],
-            (
-                "package-family".to_string(),
-                vec!["iam-attachment".to_string()]
-            )
+            Waiting {
+                name: "package-family".to_string(),
+                needs: vec!["iam-attachment".to_string()]
+            }
         );
 
         let observed =
@@ -239,7 +331,7 @@ mod tests {
         assert_eq!(
             a.desired
                 .iter()
-                .map(|d| (d.0.as_str(), d.2))
+                .map(|d| (d.name.as_str(), d.ready))
                 .collect::<Vec<_>>(),
             [("iam-attachment", true), ("package-family", false)]
         );
@@ -291,10 +383,10 @@ mod tests {
         let kept = a
             .desired
             .iter()
-            .find(|d| d.0 == "package-family")
+            .find(|d| d.name == "package-family")
             .expect("kept");
         assert_eq!(
-            Json::Object(kept.1.clone()),
+            Json::Object(kept.object.clone()),
             json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider", "metadata": {"name": "p"}, "spec": {"package": "x"}})
         );
 

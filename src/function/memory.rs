@@ -105,8 +105,16 @@ pub struct Previous {
     pub packages: Vec<PackageStatus>,
     /// Why entries that did not parse were skipped.
     pub unreadable: Vec<String>,
-    /// `(status, reason, message)` of each condition type.
-    pub conditions: BTreeMap<String, (String, String, String)>,
+    /// Each condition, by type.
+    pub conditions: BTreeMap<String, Condition>,
+}
+
+/// One of the XR's conditions as it was observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Condition {
+    pub status: String,
+    pub reason: String,
+    pub message: String,
 }
 
 /// The remembered packages that passed every check, as install-graph nodes.
@@ -168,7 +176,12 @@ impl Previous {
                                 .to_string()
                         };
                         let kind = c.get("type")?.as_str()?.to_string();
-                        Some((kind, (text("status"), text("reason"), text("message"))))
+                        let condition = Condition {
+                            status: text("status"),
+                            reason: text("reason"),
+                            message: text("message"),
+                        };
+                        Some((kind, condition))
                     })
                     .collect()
             })
@@ -257,7 +270,7 @@ impl Previous {
             .collect()
     }
 
-    pub fn condition(&self, kind: &str) -> Option<&(String, String, String)> {
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
         self.conditions.get(kind)
     }
 }
@@ -530,7 +543,7 @@ mod tests {
             let (settings, spec) = settings(strategy, json!({}));
             let previous = Previous::read(&status(vec![family(package), s3()]), &settings);
             assert_eq!(
-                previous.condition("Resolved").map(|c| c.1.as_str()),
+                previous.condition("Resolved").map(|c| c.reason.as_str()),
                 Some("Resolved")
             );
             let remembered = previous.remembered(&settings, &spec);

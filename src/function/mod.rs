@@ -17,10 +17,11 @@ mod ownership;
 pub mod package_lock;
 mod report;
 
-use self::admission::Admission;
+use self::admission::{Admission, Desired, Gate, PlanScope};
 use self::leaving::Lingering;
 use self::memo::{DEFAULT_MEMO_BYTES, Memo};
-use self::memory::Previous;
+use self::memory::{Previous, Remembered};
+use self::observed::ObservedResources;
 use self::ownership::Ownership;
 use self::package_lock::Lock;
 use self::report::Report;
@@ -42,7 +43,7 @@ use crate::spec::{Input, Settings, XrSpec};
 /// that so a slow registry still leaves time to apply what we return.
 pub const RESOLVE_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Until the input is read, responses are cached this long.
+/// A Fatal answer (nothing composed) is cached this long.
 const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
 /// While packages wait for their dependencies or the registry is being
@@ -116,28 +117,28 @@ impl Function {
         }
         let request = Request::new(request);
         let mut response = Response::to(request.proto());
-        response.set_ttl(DEFAULT_TTL);
         // A panic is a bug, never the caller's fault; it still owes Crossplane
         // an answer, and a Fatal one applies nothing, so nothing is lost.
         let (outcome, trusted) =
             trusted_until(AssertUnwindSafe(self.reconcile(&request, &mut response)).catch_unwind())
                 .await;
-        let settled = match outcome {
-            Ok(Ok(settled)) => settled,
+        let outcome = match outcome {
+            Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "composition failed");
                 response.fatal(error.to_string());
-                false
+                Outcome::FAILED
             }
             Err(_) => {
                 tracing::error!("composition panicked");
                 response.fatal("internal error in function-ecr-packages (a bug; see its logs)");
-                false
+                Outcome::FAILED
             }
         };
+        response.set_ttl(outcome.ttl);
         let response = response.finish();
         if let Some(asked) = asked {
-            if settled {
+            if outcome.reusable {
                 let valid_for = trusted.map_or(DEFAULT_TAG_TTL, |until| {
                     until.saturating_duration_since(std::time::Instant::now())
                 });
@@ -149,9 +150,8 @@ impl Function {
         response
     }
 
-    /// Composes the response; says whether it was built without a registry
-    /// failure (and so may be given again while nothing changes).
-    async fn reconcile(&self, request: &Request, response: &mut Response) -> Result<bool> {
+    /// Composes the response.
+    async fn reconcile(&self, request: &Request, response: &mut Response) -> Result<Outcome> {
         // What the platform team allows (input) and what the requester asks
         // for (XR), checked against it before anything is read from AWS.
         let composite = request.observed_composite()?;
@@ -159,7 +159,6 @@ impl Function {
         let spec = XrSpec::from_composite(&composite)?;
         let xr = XrRef::of(&composite);
         let settings = Settings::new(xr, &spec, &input)?;
-        response.set_ttl(settings.ttl);
         let observed = observed::read(request.observed_resources());
         // What earlier reconciles left in the status: a hint, re-validated.
         let previous = Previous::read(&composite, &settings);
@@ -172,27 +171,7 @@ impl Function {
         {
             Ok(resolution) => (resolution, None),
             Err(error) if can_wait_out(&error) => {
-                // Only a registry the platform admitted, by listing it or by
-                // this process having read it, may be stood in for; else
-                // nothing new is composed and what is observed stays.
-                let refused = self
-                    .unadmitted(&settings, &input)
-                    .filter(|_| !remembered.nodes.is_empty());
-                let (graph, error) = match refused {
-                    None => {
-                        tracing::warn!(%error, "registry unreadable; composing the last resolved set");
-                        let graph = remembered.graph().unwrap_or_else(|unusable| {
-                            tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
-                            Graph::default()
-                        });
-                        (graph, error)
-                    }
-                    Some(registry) => {
-                        tracing::warn!(%error, %registry, "registry unreadable and never read; keeping what is observed");
-                        let cause = Box::new(error);
-                        (Graph::default(), Error::NotRecomposed { registry, cause })
-                    }
-                };
+                let (graph, error) = self.recall(&settings, &input, &remembered, error);
                 let resolution = Resolution {
                     graph,
                     ..Resolution::default()
@@ -203,83 +182,37 @@ impl Function {
         };
         let graph = &resolution.graph;
 
-        // Compose everything; leave to others what another XR (or nobody)
-        // holds, protecting with a Usage what this XR uses of it; then admit
-        // only what may exist yet.
-        let plan = if graph.is_empty() {
-            Vec::new()
-        } else {
-            compose::plan(&settings, graph)?
+        // Compose everything, and admit only what may exist yet.
+        let scope = match failure {
+            None => PlanScope::Complete,
+            Some(_) => PlanScope::Partial,
         };
-        let (mut plan, ownership) = Ownership::sort(
-            request.proto(),
-            plan,
-            &observed,
-            xr,
-            settings.adopt_existing,
-        );
-        plan.extend(ownership.usages(xr));
-        // Removal asks Crossplane what the XR cannot show: whether leaving
-        // package objects are really gone, and what its Lock still needs.
-        let planned: BTreeSet<&str> = graph.nodes().map(|n| n.name.as_str()).collect();
-        let lingering = Lingering::read(
-            request.proto(),
-            previous
-                .packages
-                .iter()
-                .filter(|p| !planned.contains(p.name.as_str())),
-        );
-        let lock = Lock::read(request.proto());
-        let Admission {
-            desired,
-            waiting,
-            held,
-            locked,
-            removing,
-        } = admission::admit(
-            plan,
-            &observed,
-            &ownership.ready(),
-            &previous.dependencies(),
-            lingering.resources(),
-            &lock,
-            failure.is_some(),
-        );
-        // Whether to ask depends only on what every call of this reconcile
-        // sees alike (the plan, the observed state, the XR's status), never
-        // on the answers, so Crossplane's requirements settle.
-        if (removing || lingering.is_asking()) && lock.can_be_asked() {
-            // Asked again on the call that reads them.
-            lingering.ask(response);
-            response.require_resource(
-                package_lock::REQUIREMENT,
-                package_lock::API_VERSION,
-                package_lock::KIND,
-                package_lock::NAME,
-            );
-        }
-        ownership.ask(response);
+        let Composition {
+            admission:
+                Admission {
+                    desired,
+                    waiting,
+                    held,
+                    locked,
+                    removing,
+                },
+            ownership,
+            lingering,
+            lock,
+        } = Composition::of(request, &settings, xr, graph, &observed, &previous, scope)?;
+        ask(response, removing, &lingering, &lock, &ownership);
         for (name, dependents) in &locked {
             tracing::info!(resource = %name, ?dependents, "kept: Crossplane's Lock lists packages that depend on it");
         }
         // A shared object that does not serve this XR yet (a conflict, not
         // ready, or not known yet) holds the XR back like a waiting one.
-        let mut all_ready = waiting.is_empty() && ownership.is_settled();
-        for (name, object, ready) in desired {
-            all_ready &= ready;
-            response.set_desired_resource(&name, object, ready);
-        }
+        let all_ready =
+            set_desired(response, desired) && waiting.is_empty() && ownership.is_settled();
         let converging = !all_ready || failure.is_some();
         if converging {
             // Crossplane would otherwise call the XR ready as soon as what is
             // composed so far is ready, while packages still wait their turn.
             response.set_composite_ready(false);
-        }
-        // The next wave or the retry should not wait a full TTL; nor should
-        // a removal held by the Lock or by deleted objects, which are not
-        // watched.
-        if converging || !locked.is_empty() || !lingering.resources().is_empty() {
-            response.set_ttl(settings.ttl.min(CONVERGING_TTL));
         }
 
         Report {
@@ -296,7 +229,50 @@ impl Function {
             ownership: &ownership,
         }
         .write(response);
-        Ok(failure.is_none())
+        // The next wave or the retry should not wait a full TTL; nor should
+        // a removal held by the Lock or by deleted objects, which are not
+        // watched.
+        let hurried = converging || !locked.is_empty() || !lingering.resources().is_empty();
+        Ok(Outcome {
+            ttl: if hurried {
+                settings.ttl.min(CONVERGING_TTL)
+            } else {
+                settings.ttl
+            },
+            reusable: failure.is_none(),
+        })
+    }
+
+    /// What stands in for a registry that cannot be read right now: the last
+    /// resolved set from the XR's status, and the error to report with it.
+    /// Only a registry the platform admitted, by listing it or by this
+    /// process having read it, may be stood in for; else nothing new is
+    /// composed and what is observed stays.
+    fn recall(
+        &self,
+        settings: &Settings,
+        input: &Input,
+        remembered: &Remembered,
+        error: Error,
+    ) -> (Graph, Error) {
+        let refused = self
+            .unadmitted(settings, input)
+            .filter(|_| !remembered.nodes.is_empty());
+        match refused {
+            None => {
+                tracing::warn!(%error, "registry unreadable; composing the last resolved set");
+                let graph = remembered.graph().unwrap_or_else(|unusable| {
+                    tracing::warn!(%unusable, "status.packages cannot be recomposed; keeping what is observed");
+                    Graph::default()
+                });
+                (graph, error)
+            }
+            Some(registry) => {
+                tracing::warn!(%error, %registry, "registry unreadable and never read; keeping what is observed");
+                let cause = Box::new(error);
+                (Graph::default(), Error::NotRecomposed { registry, cause })
+            }
+        }
     }
 
     async fn resolve(
@@ -337,6 +313,120 @@ impl Function {
                 .has_read(&settings.registry, &settings.registry_host);
         (!admitted).then(|| settings.registry.to_string())
     }
+}
+
+/// What a call composes, and what it learnt on the way that the response
+/// and the report need.
+struct Composition {
+    admission: Admission,
+    ownership: Ownership,
+    lingering: Lingering,
+    lock: Lock,
+}
+
+impl Composition {
+    /// Composes `graph`; leaves to others what another XR (or nobody)
+    /// holds, protecting with a Usage what this XR uses of it; then admits
+    /// only what may exist yet.
+    fn of(
+        request: &Request,
+        settings: &Settings,
+        xr: XrRef<'_>,
+        graph: &Graph,
+        observed: &ObservedResources,
+        previous: &Previous,
+        scope: PlanScope,
+    ) -> Result<Self> {
+        let plan = if graph.is_empty() {
+            Vec::new()
+        } else {
+            compose::plan(settings, graph)?
+        };
+        let (mut plan, ownership) =
+            Ownership::sort(request.proto(), plan, observed, xr, settings.adopt_existing);
+        plan.extend(ownership.usages(xr));
+        // Removal asks Crossplane what the XR cannot show: whether leaving
+        // package objects are really gone, and what its Lock still needs.
+        let planned: BTreeSet<&str> = graph.nodes().map(|n| n.name.as_str()).collect();
+        let leaving = previous
+            .packages
+            .iter()
+            .filter(|p| !planned.contains(p.name.as_str()));
+        let lingering = Lingering::read(request.proto(), leaving);
+        let lock = Lock::read(request.proto());
+        let admission = Gate {
+            observed,
+            shared: &ownership.ready(),
+            dependencies: &previous.dependencies(),
+            lingering: lingering.resources(),
+            lock: &lock,
+            scope,
+        }
+        .admit(plan);
+        Ok(Self {
+            admission,
+            ownership,
+            lingering,
+            lock,
+        })
+    }
+}
+
+/// How a reconcile ended, for the response and the memo.
+struct Outcome {
+    /// How long Crossplane may keep the answer before calling again.
+    ttl: Duration,
+    /// Built without a registry failure, so it may be given again while
+    /// nothing changes.
+    reusable: bool,
+}
+
+impl Outcome {
+    /// A Fatal answer: Crossplane requeues with its own backoff, and the
+    /// answer is never given again.
+    const FAILED: Outcome = Outcome {
+        ttl: DEFAULT_TTL,
+        reusable: false,
+    };
+}
+
+/// Asks Crossplane for what the next call needs to see. Whether to ask
+/// depends only on what every call of this reconcile sees alike (the plan,
+/// the observed state, the XR's status), never on the answers, so
+/// Crossplane's requirements settle.
+fn ask(
+    response: &mut Response,
+    removing: bool,
+    lingering: &Lingering,
+    lock: &Lock,
+    ownership: &Ownership,
+) {
+    if (removing || lingering.is_asking()) && lock.can_be_asked() {
+        // Asked again on the call that reads them.
+        lingering.ask(response);
+        response.require_resource(
+            package_lock::REQUIREMENT,
+            package_lock::API_VERSION,
+            package_lock::KIND,
+            package_lock::NAME,
+        );
+    }
+    ownership.ask(response);
+}
+
+/// Puts the admitted resources in the response; says whether all are ready.
+fn set_desired(response: &mut Response, desired: Vec<Desired>) -> bool {
+    let mut all_ready = true;
+    for Desired {
+        name,
+        object,
+        ready,
+    } in desired
+    {
+        all_ready &= ready;
+        response.set_desired_resource(&name, object, ready);
+    }
+    all_ready
 }
 
 /// Failures that a later call may not see: composing the last resolved set

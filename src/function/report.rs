@@ -9,6 +9,7 @@ use crate::compose::packages::{
     package_name, package_name_among, package_reference, package_resource_name,
 };
 use crate::error::Error;
+use crate::function::admission::Waiting;
 use crate::function::memory::{PackageStatus, Previous, Remembered};
 use crate::function::observed::{Observed, ObservedResources};
 use crate::function::ownership::{Ownership, Shared};
@@ -120,7 +121,7 @@ pub struct Report<'a> {
     pub settings: &'a Settings,
     pub graph: &'a Graph,
     pub observed: &'a ObservedResources<'a>,
-    pub waiting: &'a [(String, Vec<String>)],
+    pub waiting: &'a [Waiting],
     pub held: &'a BTreeMap<String, BTreeSet<String>>,
     /// Leaving packages whose objects are deleted but not gone.
     pub lingering: &'a BTreeSet<String>,
@@ -257,7 +258,7 @@ impl Report<'_> {
         let seen = self
             .previous
             .condition(RESOLVED)
-            .is_some_and(|(status, r, m)| status == "False" && r == reason && m == message);
+            .is_some_and(|c| c.status == "False" && c.reason == reason && c.message == message);
         if !seen {
             for warning in warnings {
                 response.warning(reason, warning.clone());
@@ -278,7 +279,7 @@ impl Report<'_> {
         let waiting: BTreeMap<&str, &[String]> = self
             .waiting
             .iter()
-            .map(|(name, needs)| (name.as_str(), needs.as_slice()))
+            .map(|w| (w.name.as_str(), w.needs.as_slice()))
             .collect();
         let mut unhealthy = false;
         let not_ready: Vec<String> = packages
