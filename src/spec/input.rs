@@ -619,6 +619,18 @@ mod tests {
                 "iam.oidcProvider",
                 "at most 512 characters",
             ),
+        ];
+        check_bounds(&cases);
+        let at_limit: Input = decode(json!({"ttl": "24h", "tagCacheTTL": "0", "mirrors": vec![json!({"upstream": "x/"}); 32]}))
+            .expect("at the limits");
+        assert_eq!(at_limit.ttl, MAX_DURATION);
+    }
+
+    /// The same, for the other half of the input's fields.
+    #[test]
+    fn more_bounds_name_the_field() {
+        let long = |n: usize| "x".repeat(n);
+        let cases = [
             (
                 json!({"iam": {"roleNamePrefix": long(54)}}),
                 "iam.roleNamePrefix",
@@ -705,14 +717,17 @@ mod tests {
                 "at most 253 characters",
             ),
         ];
+        check_bounds(&cases);
+    }
+
+    /// Each case: an input, the field its error must name, and text the
+    /// message must contain.
+    fn check_bounds(cases: &[(Json, &str, &str)]) {
         for (input, field, message) in cases {
             let err = decode::<Input>(input.clone()).unwrap_err();
-            assert_eq!(err.path, field, "{}", err.message);
+            assert_eq!(err.path, *field, "{}", err.message);
             assert!(err.message.contains(message), "{field}: {}", err.message);
         }
-        let at_limit: Input = decode(json!({"ttl": "24h", "tagCacheTTL": "0", "mirrors": vec![json!({"upstream": "x/"}); 32]}))
-            .expect("at the limits");
-        assert_eq!(at_limit.ttl, MAX_DURATION);
     }
 
     /// The CRD declares a bound on every string and list, the same as the

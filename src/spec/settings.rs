@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use super::input::{Input, ManagedResources, Mirror};
+use super::input::{IamDefaults, Input, ManagedResources, Mirror};
 use super::policy::{Origin, Policy, matches_any};
-use super::xr::{Identity, ServiceAccount, Strategy, XrRef, XrSpec};
+use super::xr::{IamSpec, Identity, ServiceAccount, Strategy, XrRef, XrSpec};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
 
@@ -148,68 +148,9 @@ fn iam_settings(
         return Ok(None);
     }
 
-    let xr_oidc = xr_iam.oidc_provider.as_deref().and_then(issuer);
-    if let Some(provider) = &xr_oidc {
-        policy.check(
-            "spec.iam.oidcProvider",
-            provider,
-            "iam.allowedOidcProviders",
-            &platform.allowed_oidc_providers,
-        )?;
-    }
-    let oidc_provider = xr_oidc.or_else(|| platform.oidc_provider.as_deref().and_then(issuer));
-    // The input's identity; with none, an OIDC provider means IRSA and
-    // otherwise Pod Identity, which needs nothing else. The XR may choose
-    // only what `allowedIdentities` lists (by default, just this one).
-    let default = platform.identity.unwrap_or(if oidc_provider.is_some() {
-        Identity::Irsa
-    } else {
-        Identity::PodIdentity
-    });
-    let identity = match xr_iam.identity {
-        Some(asked) => {
-            policy.check_identity(asked, default)?;
-            asked
-        }
-        None => default,
-    };
-    let trust = match identity {
-        Identity::Irsa => Trust::Irsa {
-            oidc_provider: oidc_provider.ok_or_else(|| Error::InvalidSpec {
-                    field: "spec.iam.oidcProvider".to_string(),
-                    message: "IRSA needs the cluster's OIDC provider, e.g. oidc.eks.eu-west-2.amazonaws.com/id/ABC (in the XR, or in the Composition input's iam.oidcProvider)".to_string(),
-                })?,
-        },
-        Identity::PodIdentity => Trust::PodIdentity {
-            source_account: platform
-                .cluster_arn
-                .as_ref()
-                .map_or(spec.registry.account_id.as_str(), |arn| arn.account_id())
-                .to_string(),
-            cluster_arn: platform.cluster_arn.as_ref().map(|arn| arn.as_str().to_string()),
-        },
-    };
+    let trust = trust(spec, &xr_iam, platform, policy)?;
 
-    // The role name, and whether the requester chose it: set in the XR, or
-    // the default that follows the XR (bounded once the platform lists role
-    // names). The input's own name is the platform's choice.
-    let (role_name, requested) = match (xr_iam.role_name, &platform.role_name) {
-        (Some(name), _) => (name, true),
-        (None, Some(name)) => (name.clone(), false),
-        (None, None) => (
-            default_role_name(xr, platform.role_name_prefix.as_deref()),
-            !platform.allowed_role_names.is_empty(),
-        ),
-    };
-    if requested {
-        policy.check(
-            "spec.iam.roleName",
-            &role_name,
-            "iam.allowedRoleNames",
-            &platform.allowed_role_names,
-        )?;
-    }
-    check_role_name(&role_name)?;
+    let role_name = role_name(xr, xr_iam.role_name, platform, policy)?;
 
     let service_accounts = match xr_iam.service_accounts.filter(|s| !s.is_empty()) {
         Some(accounts) => {
@@ -249,6 +190,87 @@ fn iam_settings(
             .clone()
             .unwrap_or_else(|| "crossplane-system".to_string()),
     }))
+}
+
+/// Who may assume the role: IRSA through the cluster's OIDC provider, or
+/// EKS Pod Identity; the XR chooses only within the input's allowlists.
+fn trust(
+    spec: &XrSpec,
+    xr_iam: &IamSpec,
+    platform: &IamDefaults,
+    policy: &Policy,
+) -> Result<Trust> {
+    let xr_oidc = xr_iam.oidc_provider.as_deref().and_then(issuer);
+    if let Some(provider) = &xr_oidc {
+        policy.check(
+            "spec.iam.oidcProvider",
+            provider,
+            "iam.allowedOidcProviders",
+            &platform.allowed_oidc_providers,
+        )?;
+    }
+    let oidc_provider = xr_oidc.or_else(|| platform.oidc_provider.as_deref().and_then(issuer));
+    // The input's identity; with none, an OIDC provider means IRSA and
+    // otherwise Pod Identity, which needs nothing else. The XR may choose
+    // only what `allowedIdentities` lists (by default, just this one).
+    let default = platform.identity.unwrap_or(if oidc_provider.is_some() {
+        Identity::Irsa
+    } else {
+        Identity::PodIdentity
+    });
+    let identity = match xr_iam.identity {
+        Some(asked) => {
+            policy.check_identity(asked, default)?;
+            asked
+        }
+        None => default,
+    };
+    Ok(match identity {
+        Identity::Irsa => Trust::Irsa {
+            oidc_provider: oidc_provider.ok_or_else(|| Error::InvalidSpec {
+                    field: "spec.iam.oidcProvider".to_string(),
+                    message: "IRSA needs the cluster's OIDC provider, e.g. oidc.eks.eu-west-2.amazonaws.com/id/ABC (in the XR, or in the Composition input's iam.oidcProvider)".to_string(),
+                })?,
+        },
+        Identity::PodIdentity => Trust::PodIdentity {
+            source_account: platform
+                .cluster_arn
+                .as_ref()
+                .map_or(spec.registry.account_id.as_str(), |arn| arn.account_id())
+                .to_string(),
+            cluster_arn: platform.cluster_arn.as_ref().map(|arn| arn.as_str().to_string()),
+        },
+    })
+}
+
+/// The role's name. The requester chose it when the XR sets it, or when it
+/// is the default that follows the XR and the platform lists role names;
+/// then it must be on that list. The input's own name is the platform's
+/// choice.
+fn role_name(
+    xr: XrRef<'_>,
+    asked: Option<String>,
+    platform: &IamDefaults,
+    policy: &Policy,
+) -> Result<String> {
+    let (role_name, requested) = match (asked, &platform.role_name) {
+        (Some(name), _) => (name, true),
+        (None, Some(name)) => (name.clone(), false),
+        (None, None) => (
+            default_role_name(xr, platform.role_name_prefix.as_deref()),
+            !platform.allowed_role_names.is_empty(),
+        ),
+    };
+    if requested {
+        policy.check(
+            "spec.iam.roleName",
+            &role_name,
+            "iam.allowedRoleNames",
+            &platform.allowed_role_names,
+        )?;
+    }
+    check_role_name(&role_name)?;
+    Ok(role_name)
 }
 
 /// An OIDC issuer as IAM names it (no scheme, no surrounding space); none

@@ -345,168 +345,167 @@ mod tests {
         assert_eq!(iam.node_role_names, vec!["nodes".to_string()]);
     }
 
+    type Mutation = fn(&mut Json);
+
+    /// Each case: what is changed in a valid spec, the field the error
+    /// must name, and text its message must contain.
+    const BAD_SPECS: &[(Mutation, &str, &str)] = &[
+        (
+            |s| s["registry"]["accountId"] = json!("12345"),
+            "spec.registry.accountId",
+            "12-digit",
+        ),
+        (
+            |s| s["registry"]["accountId"] = json!(123456789012_u64),
+            "spec.registry.accountId",
+            "invalid type",
+        ),
+        (
+            |s| s["registry"]["region"] = json!("Europe"),
+            "spec.registry.region",
+            "region",
+        ),
+        (
+            |s| {
+                s["registry"]
+                    .as_object_mut()
+                    .map(|o| o.remove("region"))
+                    .map(|_| ())
+                    .unwrap_or(())
+            },
+            "spec.registry",
+            "missing field `region`",
+        ),
+        (
+            |s| s["packages"] = json!([]),
+            "spec.packages",
+            "at least one",
+        ),
+        (
+            |s| s["packages"][0]["kind"] = json!("Composition"),
+            "spec.packages[0].kind",
+            "unknown variant",
+        ),
+        (
+            |s| s["packages"][1]["repository"] = json!("Upbound/Bad"),
+            "spec.packages[1].repository",
+            "ECR repository name",
+        ),
+        (
+            |s| s["packages"][1]["version"] = json!(" "),
+            "spec.packages[1].version",
+            "required",
+        ),
+        (
+            |s| s["packages"][1]["name"] = json!("Not_A_Label"),
+            "spec.packages[1].name",
+            "DNS label",
+        ),
+        (
+            |s| s["packages"][1]["repository"] = json!("upbound/provider-aws-s3"),
+            "spec.packages[1].repository",
+            "already listed at spec.packages[0]",
+        ),
+        (
+            |s| s["packages"][0]["versoin"] = json!("1"),
+            "spec.packages[0].versoin",
+            "unknown field",
+        ),
+        (
+            |s| s["strategy"] = json!("Mirror"),
+            "spec.strategy",
+            "unknown variant",
+        ),
+        (
+            |s| s["iam"]["identity"] = json!("Irsa"),
+            "spec.iam.identity",
+            "unknown variant",
+        ),
+        (
+            |s| s["registry"]["region"] = json!("eu-west-+2"),
+            "spec.registry.region",
+            "not an AWS region",
+        ),
+        // Bounds: checked as the value is decoded, before anything else.
+        (
+            |s| s["registry"]["accountId"] = json!("1234567890123"),
+            "spec.registry.accountId",
+            "at most 12 characters, got 13",
+        ),
+        (
+            |s| s["registry"]["region"] = json!("eu-".repeat(400_000)),
+            "spec.registry.region",
+            "at most 32 characters, got 1200000",
+        ),
+        (
+            |s| s["packages"] = json!(many_packages(MAX_PACKAGES + 1)),
+            "spec.packages",
+            "at most 500 items, got 501",
+        ),
+        (
+            |s| s["packages"][1]["repository"] = json!("a/".repeat(129)),
+            "spec.packages[1].repository",
+            "at most 256 characters, got 258",
+        ),
+        (
+            |s| s["packages"][1]["version"] = json!(">=".repeat(1 << 19)),
+            "spec.packages[1].version",
+            "at most 256 characters, got 1048576",
+        ),
+        (
+            |s| s["packages"][0]["name"] = json!("n".repeat(64)),
+            "spec.packages[0].name",
+            "at most 63 characters",
+        ),
+        (
+            |s| s["packages"][1]["runtimeConfigName"] = json!("r".repeat(254)),
+            "spec.packages[1].runtimeConfigName",
+            "at most 253 characters",
+        ),
+        (
+            |s| s["iam"]["roleName"] = json!("r".repeat(65)),
+            "spec.iam.roleName",
+            "at most 64 characters",
+        ),
+        (
+            |s| s["iam"]["oidcProvider"] = json!("o".repeat(513)),
+            "spec.iam.oidcProvider",
+            "at most 512 characters",
+        ),
+        (
+            |s| {
+                s["iam"]["serviceAccounts"] =
+                    json!(vec![json!({"namespace": "n", "name": "a"}); 33])
+            },
+            "spec.iam.serviceAccounts",
+            "at most 32 items",
+        ),
+        (
+            |s| s["iam"]["serviceAccounts"] = json!([{"namespace": "n".repeat(64), "name": "a"}]),
+            "spec.iam.serviceAccounts[0].namespace",
+            "at most 63 characters",
+        ),
+        (
+            |s| s["iam"]["serviceAccounts"] = json!([{"namespace": "n", "name": "a".repeat(254)}]),
+            "spec.iam.serviceAccounts[0].name",
+            "at most 253 characters",
+        ),
+        (
+            |s| s["iam"]["nodeRoleNames"] = json!(vec!["r"; 33]),
+            "spec.iam.nodeRoleNames",
+            "at most 32 items",
+        ),
+        (
+            |s| s["iam"]["nodeRoleNames"] = json!(["a", "b", "r".repeat(65)]),
+            "spec.iam.nodeRoleNames[2]",
+            "at most 64 characters",
+        ),
+    ];
+
     #[test]
     fn bad_specs_name_the_field() {
-        type Mutation = Box<dyn Fn(&mut Json)>;
-        let cases: Vec<(Mutation, &str, &str)> = vec![
-            (
-                Box::new(|s| s["registry"]["accountId"] = json!("12345")),
-                "spec.registry.accountId",
-                "12-digit",
-            ),
-            (
-                Box::new(|s| s["registry"]["accountId"] = json!(123456789012_u64)),
-                "spec.registry.accountId",
-                "invalid type",
-            ),
-            (
-                Box::new(|s| s["registry"]["region"] = json!("Europe")),
-                "spec.registry.region",
-                "region",
-            ),
-            (
-                Box::new(|s| {
-                    s["registry"]
-                        .as_object_mut()
-                        .map(|o| o.remove("region"))
-                        .map(|_| ())
-                        .unwrap_or(())
-                }),
-                "spec.registry",
-                "missing field `region`",
-            ),
-            (
-                Box::new(|s| s["packages"] = json!([])),
-                "spec.packages",
-                "at least one",
-            ),
-            (
-                Box::new(|s| s["packages"][0]["kind"] = json!("Composition")),
-                "spec.packages[0].kind",
-                "unknown variant",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["repository"] = json!("Upbound/Bad")),
-                "spec.packages[1].repository",
-                "ECR repository name",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["version"] = json!(" ")),
-                "spec.packages[1].version",
-                "required",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["name"] = json!("Not_A_Label")),
-                "spec.packages[1].name",
-                "DNS label",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["repository"] = json!("upbound/provider-aws-s3")),
-                "spec.packages[1].repository",
-                "already listed at spec.packages[0]",
-            ),
-            (
-                Box::new(|s| s["packages"][0]["versoin"] = json!("1")),
-                "spec.packages[0].versoin",
-                "unknown field",
-            ),
-            (
-                Box::new(|s| s["strategy"] = json!("Mirror")),
-                "spec.strategy",
-                "unknown variant",
-            ),
-            (
-                Box::new(|s| s["iam"]["identity"] = json!("Irsa")),
-                "spec.iam.identity",
-                "unknown variant",
-            ),
-            (
-                Box::new(|s| s["registry"]["region"] = json!("eu-west-+2")),
-                "spec.registry.region",
-                "not an AWS region",
-            ),
-            // Bounds: checked as the value is decoded, before anything else.
-            (
-                Box::new(|s| s["registry"]["accountId"] = json!("1234567890123")),
-                "spec.registry.accountId",
-                "at most 12 characters, got 13",
-            ),
-            (
-                Box::new(|s| s["registry"]["region"] = json!("eu-".repeat(400_000))),
-                "spec.registry.region",
-                "at most 32 characters, got 1200000",
-            ),
-            (
-                Box::new(|s| s["packages"] = json!(many_packages(MAX_PACKAGES + 1))),
-                "spec.packages",
-                "at most 500 items, got 501",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["repository"] = json!("a/".repeat(129))),
-                "spec.packages[1].repository",
-                "at most 256 characters, got 258",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["version"] = json!(">=".repeat(1 << 19))),
-                "spec.packages[1].version",
-                "at most 256 characters, got 1048576",
-            ),
-            (
-                Box::new(|s| s["packages"][0]["name"] = json!("n".repeat(64))),
-                "spec.packages[0].name",
-                "at most 63 characters",
-            ),
-            (
-                Box::new(|s| s["packages"][1]["runtimeConfigName"] = json!("r".repeat(254))),
-                "spec.packages[1].runtimeConfigName",
-                "at most 253 characters",
-            ),
-            (
-                Box::new(|s| s["iam"]["roleName"] = json!("r".repeat(65))),
-                "spec.iam.roleName",
-                "at most 64 characters",
-            ),
-            (
-                Box::new(|s| s["iam"]["oidcProvider"] = json!("o".repeat(513))),
-                "spec.iam.oidcProvider",
-                "at most 512 characters",
-            ),
-            (
-                Box::new(|s| {
-                    s["iam"]["serviceAccounts"] =
-                        json!(vec![json!({"namespace": "n", "name": "a"}); 33])
-                }),
-                "spec.iam.serviceAccounts",
-                "at most 32 items",
-            ),
-            (
-                Box::new(|s| {
-                    s["iam"]["serviceAccounts"] =
-                        json!([{"namespace": "n".repeat(64), "name": "a"}])
-                }),
-                "spec.iam.serviceAccounts[0].namespace",
-                "at most 63 characters",
-            ),
-            (
-                Box::new(|s| {
-                    s["iam"]["serviceAccounts"] =
-                        json!([{"namespace": "n", "name": "a".repeat(254)}])
-                }),
-                "spec.iam.serviceAccounts[0].name",
-                "at most 253 characters",
-            ),
-            (
-                Box::new(|s| s["iam"]["nodeRoleNames"] = json!(vec!["r"; 33])),
-                "spec.iam.nodeRoleNames",
-                "at most 32 items",
-            ),
-            (
-                Box::new(|s| s["iam"]["nodeRoleNames"] = json!(["a", "b", "r".repeat(65)])),
-                "spec.iam.nodeRoleNames[2]",
-                "at most 64 characters",
-            ),
-        ];
-        for (mutate, field, message) in cases {
+        let cases = BAD_SPECS;
+        for &(mutate, field, message) in cases {
             let mut spec = valid_spec();
             mutate(&mut spec);
             match XrSpec::from_composite(&composite(spec.clone())) {
