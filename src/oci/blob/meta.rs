@@ -2,7 +2,16 @@
 //! `meta.pkg.crossplane.io` one kept, bounded in depth and size, and read
 //! into [`PackageMeta`].
 
-use super::*;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::package::{Dependency, PackageKind, PackageMeta};
+use crate::spec::limits::{self, check_len};
+
+use super::invalid::{Invalid, Res, invalid};
+use super::limits::{Limits, META_GROUP, PACKAGE_FILE, SKIP_LINE_KEEP};
 
 #[derive(PartialEq, Eq)]
 pub(super) enum DocState {

@@ -13,69 +13,26 @@
 //! into `Error::InvalidPackage`), never in unbounded memory or a panic. The
 //! bounds are in [`Limits`]; the defaults are the `MAX_*` constants.
 
-use std::fmt;
-use std::io::{self, Write};
+use std::io::Write;
 
 use flate2::write::GzDecoder;
-use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use sha2::{Digest as _, Sha256};
 
-use crate::package::{Dependency, PackageKind, PackageMeta};
+use crate::package::PackageMeta;
 use crate::reference::{self, Verifier};
-use crate::spec::limits::{self, check_len};
 
+mod invalid;
+mod limits;
 mod meta;
 mod tar;
 
-use meta::*;
-use tar::*;
-
-/// Largest compressed layer read (and hashed), in bytes.
-pub const MAX_COMPRESSED_BYTES: u64 = 256 * 1024 * 1024;
-/// Largest amount of uncompressed tar data walked before the meta document is
-/// found, in bytes.
-pub const MAX_UNCOMPRESSED_BYTES: u64 = 1024 * 1024 * 1024;
-/// Most tar headers (files, directories, long-name and pax records) walked.
-pub const MAX_TAR_ENTRIES: usize = 10_000;
-/// Largest meta document (the `meta.pkg.crossplane.io` YAML document), in bytes.
-/// Real ones are a few kilobytes.
-pub const MAX_META_DOCUMENT_BYTES: usize = 1024 * 1024;
-/// Deepest nesting of mappings and sequences accepted in the meta document.
-pub const MAX_YAML_DEPTH: usize = 32;
-/// Longest file name taken from a GNU long-name entry or a pax `path` record.
-const MAX_NAME_BYTES: u64 = 4096;
-/// Largest pax extended header read.
-const MAX_PAX_BYTES: u64 = 64 * 1024;
-/// Bytes of a line kept while skipping a document: enough to see `---`.
-const SKIP_LINE_KEEP: usize = 64;
-
-/// The file of an xpkg that holds the package's YAML stream.
-pub const PACKAGE_FILE: &str = "package.yaml";
-/// The apiVersion group of meta documents.
-pub const META_GROUP: &str = "meta.pkg.crossplane.io/";
-
-/// Bounds on what one layer may cost.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_compressed_bytes: u64,
-    pub max_uncompressed_bytes: u64,
-    pub max_tar_entries: usize,
-    pub max_meta_document_bytes: usize,
-    pub max_yaml_depth: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_compressed_bytes: MAX_COMPRESSED_BYTES,
-            max_uncompressed_bytes: MAX_UNCOMPRESSED_BYTES,
-            max_tar_entries: MAX_TAR_ENTRIES,
-            max_meta_document_bytes: MAX_META_DOCUMENT_BYTES,
-            max_yaml_depth: MAX_YAML_DEPTH,
-        }
-    }
-}
+pub use invalid::Invalid;
+use invalid::{Res, invalid};
+pub use limits::{
+    Limits, MAX_COMPRESSED_BYTES, MAX_META_DOCUMENT_BYTES, MAX_TAR_ENTRIES, MAX_UNCOMPRESSED_BYTES,
+    MAX_YAML_DEPTH, META_GROUP, PACKAGE_FILE,
+};
+use tar::TarSink;
 
 /// How a layer is compressed, from its descriptor's media type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,28 +60,6 @@ impl Compression {
             Ok(Compression::Sniff)
         }
     }
-}
-
-/// A layer problem, as a message for `Error::InvalidPackage`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invalid(pub String);
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<String> for Invalid {
-    fn from(s: String) -> Self {
-        Invalid(s)
-    }
-}
-
-type Res<T> = Result<T, Invalid>;
-
-fn invalid<T>(msg: impl Into<String>) -> Res<T> {
-    Err(Invalid(msg.into()))
 }
 
 /// Reads one layer blob, fed in chunks.
@@ -327,6 +262,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::{Dependency, PackageKind};
     use flate2::Compression as Level;
     use flate2::write::GzEncoder;
 

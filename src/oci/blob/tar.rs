@@ -1,7 +1,13 @@
 //! The tar stream of a layer, walked header by header as it is
 //! decompressed: only `package.yaml` is passed on, to the meta scanner.
 
-use super::*;
+use std::io::{self, Write};
+
+use crate::package::PackageMeta;
+
+use super::invalid::{Invalid, Res, invalid};
+use super::limits::{Limits, MAX_NAME_BYTES, MAX_PAX_BYTES, PACKAGE_FILE};
+use super::meta::MetaScanner;
 
 pub(super) enum Data {
     Skip,
