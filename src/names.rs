@@ -12,8 +12,13 @@
 //! [`HASH_LEN`] hex digits of the SHA-256 of the full input, so distinct
 //! inputs keep distinct names.
 //!
-//! Package objects' own `metadata.name`s are not built here: they follow
-//! Crossplane's `xpkg.ToDNSLabel` byte for byte ([`crate::resolve::graph::dns_label`]).
+//! Package objects' own `metadata.name`s follow Crossplane's
+//! `xpkg.ToDNSLabel` byte for byte instead ([`dns_label`]).
+//!
+//! The grammar checks for names that come from users live here too:
+//! [`is_label`], [`is_repository_name`], [`is_digest`],
+//! [`is_role_name_char`]. Composition resource names are built beside what
+//! they name, from their prefixes (`crate::compose`).
 
 use sha2::{Digest, Sha256};
 
@@ -161,6 +166,67 @@ pub fn is_digest(text: &str) -> bool {
     text.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })
+}
+
+/// ECR's repository name grammar: lowercase path components of alphanumerics
+/// separated by `.`, `_` or `-`, joined with `/`, 2 to 256 characters.
+pub fn is_repository_name(name: &str) -> bool {
+    (2..=256).contains(&name.len())
+        && name.split('/').all(|component| {
+            !component.is_empty()
+                && component.split(['.', '_', '-']).all(|run| {
+                    !run.is_empty()
+                        && run
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+        })
+}
+
+/// The name Crossplane's package manager gives a dependency it installs
+/// (`xpkg.ToDNSLabel` of the repository path, in crossplane/crossplane
+/// `internal/xpkg/name.go`): lowercase letters and digits kept, `.`, `/`,
+/// `:` and `-` turned into `-` except at the very start, end or 63rd byte,
+/// reading stops at byte 62, dashes trimmed. Using the same name means
+/// Crossplane's own resolver finds our package instead of installing a
+/// duplicate, so this must stay byte-identical to Crossplane's, quirks
+/// included: Go's `for i := range s` visits the byte offsets where
+/// characters start, so a multi-byte character can step over offset 62 and
+/// the result can then exceed 63 bytes. Such a name is not a DNS label and
+/// [`crate::resolve::graph::Graph::new`] refuses it; names for anything else come from
+/// [`object_name`].
+pub fn dns_label(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(bytes.len().min(63));
+    for (i, _) in path.char_indices() {
+        let b = bytes[i];
+        if b.is_ascii_lowercase() || b.is_ascii_digit() {
+            out.push(char::from(b));
+        }
+        if matches!(b, b'.' | b'/' | b':' | b'-') && i != 0 && i != 62 && i != bytes.len() - 1 {
+            out.push('-');
+        }
+        if i == 62 {
+            break;
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// The repository part of an upstream path: everything after the registry
+/// host, as go-containerregistry's `RepositoryStr` gives it.
+pub fn repository_path(upstream: &str) -> &str {
+    match upstream.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            rest
+        }
+        _ => upstream,
+    }
+}
+
+/// A character IAM allows in a role name.
+pub fn is_role_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
 }
 
 #[cfg(test)]
@@ -349,5 +415,62 @@ mod tests {
             let b = join(&|i| if seps[i] == '-' { '.' } else { '-' });
             prop_assert_ne!(object_name("image-config", &a, source), object_name("image-config", &b, source));
         }
+    }
+
+    #[test]
+    fn dns_labels_match_crossplane() {
+        let a64 = "a".repeat(64);
+        let a63 = "a".repeat(63);
+        let a62 = "a".repeat(62);
+        let a61 = "a".repeat(61);
+        let tail = "b".repeat(20);
+        let cases: Vec<(String, String)> = [
+            ("upbound/provider-family-aws", "upbound-provider-family-aws"),
+            ("upbound/provider-aws-s3", "upbound-provider-aws-s3"),
+            (
+                "crossplane-contrib/function-patch-and-transform",
+                "crossplane-contrib-function-patch-and-transform",
+            ),
+            ("Upbound/Provider", "pbound-rovider"),
+            ("/leading/slash/", "leading-slash"),
+            ("a.b:c_d", "a-b-cd"),
+            (
+                "crossplane-contrib/provider-upjet-aws-with-a-very-long-name-that-goes-past-the-limit",
+                "crossplane-contrib-provider-upjet-aws-with-a-very-long-name-tha",
+            ),
+            ("", ""),
+            ("é/provider-aws", "provider-aws"),
+            ("a//b", "a--b"),
+            ("a-", "a"),
+            ("-", ""),
+            ("a/-/b", "a---b"),
+            ("mirror/upbound/provider_x.y", "mirror-upbound-providerx-y"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .chain([
+            (format!("{a64}/b"), a63.clone()),
+            (format!("{a62}/bc"), a62.clone()),
+            (format!("{a61}/bcd"), format!("{a61}-b")),
+            // A two-byte character over offset 62: Go reads on.
+            (format!("{a61}é{tail}"), format!("{a61}{tail}")),
+        ])
+        .collect();
+        for (path, label) in cases {
+            assert_eq!(dns_label(&path), label, "{path}");
+        }
+    }
+
+    #[test]
+    fn repository_paths_drop_the_host() {
+        assert_eq!(
+            repository_path("xpkg.upbound.io/upbound/provider-family-aws"),
+            "upbound/provider-family-aws"
+        );
+        assert_eq!(repository_path("localhost:5000/a/b"), "a/b");
+        assert_eq!(
+            repository_path("upbound/provider-family-aws"),
+            "upbound/provider-family-aws"
+        );
     }
 }

@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use function_ecr_packages::error::Error;
 use function_ecr_packages::function::package_lock::{self as lock, Lock};
+use function_ecr_packages::names::dns_label;
 use function_ecr_packages::oci::blob::{self, Compression, LayerReader, Limits};
 use function_ecr_packages::oci::xpkg::{Manifest, package_manifest};
 use function_ecr_packages::proto::v1::{
     Capability, RequestMeta, Resource, Resources, RunFunctionRequest,
 };
-use function_ecr_packages::resolve::graph::dns_label;
 use function_ecr_packages::sdk::Request;
 use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
 use function_ecr_packages::spec::policy::{glob_match, path_match};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use cluster::Cluster;
 use function_ecr_packages::function::Function;
-use function_ecr_packages::names::is_label;
+use function_ecr_packages::names::{is_label, is_repository_name};
 use function_ecr_packages::package::PackageKind;
 use function_ecr_packages::proto::v1::resource_selector::Match;
 use function_ecr_packages::proto::v1::{self, Severity};
@@ -21,7 +21,7 @@ use function_ecr_packages::spec::Input;
 use function_ecr_packages::spec::limits::MAX_LEAVING_LOOKUPS;
 use function_ecr_packages::spec::policy::glob_match;
 use function_ecr_packages::spec::settings::default_role_name;
-use function_ecr_packages::spec::xr::{Identity, XrRef, is_repository_name};
+use function_ecr_packages::spec::xr::{Identity, XrRef};
 use policy::{ACCOUNT, listed_policy, refusals, xr};
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};

@@ -237,8 +237,9 @@ pub fn node_attachment_resource_name(node_role: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::dns_label;
     use crate::package::PackageKind;
-    use crate::resolve::graph::{PackageNode, dns_label};
+    use crate::resolve::graph::PackageNode;
     use crate::sdk::request::decode;
     use crate::spec::policy::Origin;
     use crate::spec::xr::XrRef;

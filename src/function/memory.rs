@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
 use crate::function::observed::ObservedResources;
-use crate::names::is_digest;
+use crate::names::{is_digest, is_label, is_repository_name};
 use crate::package::PackageKind;
 use crate::resolve::Installed;
 use crate::resolve::graph::{Graph, PackageNode};
@@ -29,7 +29,6 @@ use crate::spec::limits::{
     MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_REPOSITORY_LEN, MAX_STATUS_PACKAGE_REF_LEN,
     MAX_STATUS_PACKAGES, MAX_VERSION_LEN,
 };
-use crate::spec::xr::{is_dns_label, is_repository_name};
 use crate::spec::{Settings, XrSpec};
 use crate::version::is_tag;
 
@@ -334,7 +333,7 @@ fn check_entry(settings: &Settings, entry: &PackageStatus) -> Result<(), String>
             crate::spec::limits::too_many(MAX_STATUS_PACKAGES, entry.depends_on.len())
         ));
     }
-    if !is_dns_label(&entry.name) {
+    if !is_label(&entry.name) {
         return Err(format!("name {} is not a DNS label", quoted(&entry.name)));
     }
     if !is_repository_name(&entry.repository) {
@@ -350,7 +349,7 @@ fn check_entry(settings: &Settings, entry: &PackageStatus) -> Result<(), String>
         ));
     }
     for dependency in &entry.depends_on {
-        if !is_dns_label(dependency) {
+        if !is_label(dependency) {
             return Err(format!(
                 "dependsOn {} is not a DNS label",
                 quoted(dependency)

@@ -163,47 +163,6 @@ impl Graph {
     }
 }
 
-/// The name Crossplane's package manager gives a dependency it installs
-/// (`xpkg.ToDNSLabel` of the repository path, in crossplane/crossplane
-/// `internal/xpkg/name.go`): lowercase letters and digits kept, `.`, `/`,
-/// `:` and `-` turned into `-` except at the very start, end or 63rd byte,
-/// reading stops at byte 62, dashes trimmed. Using the same name means
-/// Crossplane's own resolver finds our package instead of installing a
-/// duplicate, so this must stay byte-identical to Crossplane's, quirks
-/// included: Go's `for i := range s` visits the byte offsets where
-/// characters start, so a multi-byte character can step over offset 62 and
-/// the result can then exceed 63 bytes. Such a name is not a DNS label and
-/// [`Graph::new`] refuses it; names for anything else come from
-/// [`crate::names::object_name`].
-pub fn dns_label(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = String::with_capacity(bytes.len().min(63));
-    for (i, _) in path.char_indices() {
-        let b = bytes[i];
-        if b.is_ascii_lowercase() || b.is_ascii_digit() {
-            out.push(char::from(b));
-        }
-        if matches!(b, b'.' | b'/' | b':' | b'-') && i != 0 && i != 62 && i != bytes.len() - 1 {
-            out.push('-');
-        }
-        if i == 62 {
-            break;
-        }
-    }
-    out.trim_matches('-').to_string()
-}
-
-/// The repository part of an upstream path: everything after the registry
-/// host, as go-containerregistry's `RepositoryStr` gives it.
-pub fn repository_path(upstream: &str) -> &str {
-    match upstream.split_once('/') {
-        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
-            rest
-        }
-        _ => upstream,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +172,7 @@ mod tests {
             repository: repo.to_string(),
             kind: PackageKind::Provider,
             upstream: format!("xpkg.upbound.io/{repo}"),
-            name: dns_label(repo),
+            name: crate::names::dns_label(repo),
             version: "v1.0.0".to_string(),
             digest: String::new(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
@@ -223,49 +182,6 @@ mod tests {
 
     /// Expected values from Crossplane's `xpkg.ToDNSLabel` (v2.2,
     /// `internal/xpkg/name.go`), run with Go 1.26.
-    #[test]
-    fn dns_labels_match_crossplane() {
-        let a64 = "a".repeat(64);
-        let a63 = "a".repeat(63);
-        let a62 = "a".repeat(62);
-        let a61 = "a".repeat(61);
-        let tail = "b".repeat(20);
-        let cases: Vec<(String, String)> = [
-            ("upbound/provider-family-aws", "upbound-provider-family-aws"),
-            ("upbound/provider-aws-s3", "upbound-provider-aws-s3"),
-            (
-                "crossplane-contrib/function-patch-and-transform",
-                "crossplane-contrib-function-patch-and-transform",
-            ),
-            ("Upbound/Provider", "pbound-rovider"),
-            ("/leading/slash/", "leading-slash"),
-            ("a.b:c_d", "a-b-cd"),
-            (
-                "crossplane-contrib/provider-upjet-aws-with-a-very-long-name-that-goes-past-the-limit",
-                "crossplane-contrib-provider-upjet-aws-with-a-very-long-name-tha",
-            ),
-            ("", ""),
-            ("é/provider-aws", "provider-aws"),
-            ("a//b", "a--b"),
-            ("a-", "a"),
-            ("-", ""),
-            ("a/-/b", "a---b"),
-            ("mirror/upbound/provider_x.y", "mirror-upbound-providerx-y"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .chain([
-            (format!("{a64}/b"), a63.clone()),
-            (format!("{a62}/bc"), a62.clone()),
-            (format!("{a61}/bcd"), format!("{a61}-b")),
-            // A two-byte character over offset 62: Go reads on.
-            (format!("{a61}é{tail}"), format!("{a61}{tail}")),
-        ])
-        .collect();
-        for (path, label) in cases {
-            assert_eq!(dns_label(&path), label, "{path}");
-        }
-    }
 
     #[test]
     fn names_that_are_not_labels_are_refused() {
@@ -279,19 +195,6 @@ mod tests {
             );
             assert!(err.to_string().contains("spec.packages[].name"), "{err}");
         }
-    }
-
-    #[test]
-    fn repository_paths_drop_the_host() {
-        assert_eq!(
-            repository_path("xpkg.upbound.io/upbound/provider-family-aws"),
-            "upbound/provider-family-aws"
-        );
-        assert_eq!(repository_path("localhost:5000/a/b"), "a/b");
-        assert_eq!(
-            repository_path("upbound/provider-family-aws"),
-            "upbound/provider-family-aws"
-        );
     }
 
     #[test]

@@ -18,10 +18,11 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{DependencyError, Error, Result};
+use crate::names::{dns_label, repository_path};
 use crate::package::{PackageKind, PackageMeta};
 use crate::registry::credentials::AwsCredentials;
 use crate::registry::{Connector, Registry};
-use crate::resolve::graph::{Graph, PackageNode, dns_label, repository_path};
+use crate::resolve::graph::{Graph, PackageNode};
 use crate::spec::limits::MAX_STATUS_PACKAGES;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};

@@ -28,7 +28,9 @@ use super::limits::{MAX_DURATION, MAX_DURATION_TEXT_LEN, check_len};
 const GO_MAX_NANOS: u64 = i64::MAX as u64;
 const OVERFLOW_BOUND: u64 = 1 << 63;
 
-/// Parses a Go duration (see the module documentation for the syntax).
+/// Parses a Go duration (see the module documentation for the syntax): a
+/// port of Go's `time.ParseDuration`, kept in one piece as Go's is so the
+/// two read side by side.
 pub fn parse(text: &str) -> Result<Duration, String> {
     check_len(text, MAX_DURATION_TEXT_LEN).map_err(|e| format!("duration {e}"))?;
     let trimmed = text.trim_ascii();

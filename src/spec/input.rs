@@ -440,18 +440,13 @@ fn role_name_prefix<'de, D: serde::Deserializer<'de>>(
 ) -> std::result::Result<Option<String>, D::Error> {
     let prefix = limits::option_string::<MAX_ROLE_NAME_PREFIX_LEN, D>(d)?;
     if let Some(prefix) = &prefix
-        && (prefix.is_empty() || !prefix.chars().all(is_role_name_char))
+        && (prefix.is_empty() || !prefix.chars().all(crate::names::is_role_name_char))
     {
         return Err(serde::de::Error::custom(
             "must be 1 or more of letters, digits and +=,.@_- (IAM role name characters)",
         ));
     }
     Ok(prefix)
-}
-
-/// A character IAM allows in a role name.
-pub fn is_role_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)
 }
 
 fn yes() -> bool {

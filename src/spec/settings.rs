@@ -283,7 +283,7 @@ fn issuer(provider: &str) -> Option<String> {
 fn check_role_name(role_name: &str) -> Result<()> {
     if role_name.is_empty()
         || role_name.len() > MAX_ROLE_NAME
-        || !role_name.chars().all(super::input::is_role_name_char)
+        || !role_name.chars().all(crate::names::is_role_name_char)
     {
         return Err(Error::InvalidSpec {
             field: "spec.iam.roleName".to_string(),

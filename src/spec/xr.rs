@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 
 use super::limits::{self, *};
 use crate::error::{Error, Result};
+use crate::names::{is_label, is_repository_name};
 use crate::package::PackageKind;
 use crate::sdk::request::decode;
 
@@ -221,7 +222,7 @@ impl XrSpec {
                 ));
             }
             if let Some(name) = &package.name
-                && !is_dns_label(name)
+                && !is_label(name)
             {
                 return Err(invalid(
                     &at("name"),
@@ -289,26 +290,6 @@ pub fn is_region(region: &str) -> bool {
         && (1..=2).contains(&digits.len())
         && digits.iter().all(u8::is_ascii_digit)
         && digits[0] != b'0'
-}
-
-/// ECR's repository name grammar: lowercase path components of alphanumerics
-/// separated by `.`, `_` or `-`, joined with `/`, 2 to 256 characters.
-pub fn is_repository_name(name: &str) -> bool {
-    (2..=256).contains(&name.len())
-        && name.split('/').all(|component| {
-            !component.is_empty()
-                && component.split(['.', '_', '-']).all(|run| {
-                    !run.is_empty()
-                        && run
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                })
-        })
-}
-
-/// RFC 1123 label, as Kubernetes requires for package names.
-pub fn is_dns_label(name: &str) -> bool {
-    crate::names::is_label(name)
 }
 
 #[cfg(test)]
