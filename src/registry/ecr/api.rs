@@ -10,8 +10,9 @@ use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ListImagesFilter, TagStatus};
 
 use super::blobs::registry_endpoint;
+use super::client::{EcrRegistry, Token};
 use super::counters::Operation;
-use super::{EcrRegistry, MAX_LIST_PAGES, TOKEN_MARGIN, TOKEN_MIN_LIFE, Token};
+use super::options::{MAX_LIST_PAGES, TOKEN_MARGIN, TOKEN_MIN_LIFE};
 use crate::error::{Error, Result};
 use crate::oci::blob;
 use crate::oci::xpkg::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST};

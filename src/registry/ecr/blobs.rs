@@ -2,8 +2,9 @@
 //! endpoint with the `GetAuthorizationToken` token, ECR's redirects to S3
 //! followed without it, and presigned URLs kept out of every message.
 
+use super::client::EcrRegistry;
 use super::counters::Operation;
-use super::{BLOB_ATTEMPTS, EcrRegistry, MAX_REDIRECTS};
+use super::options::{BLOB_ATTEMPTS, MAX_REDIRECTS};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
 use crate::oci::distribution::redact;
