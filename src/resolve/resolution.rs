@@ -1,0 +1,33 @@
+//! What a resolution gives: the install graph, and the installed
+//! dependencies it keeps as they are.
+
+use super::graph::Graph;
+use crate::error::Error;
+
+/// The outcome of a resolution: the install graph, and the installed
+/// dependencies it keeps at their last known version because they no
+/// longer resolve.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub graph: Graph,
+    pub kept: Vec<Kept>,
+}
+
+/// An installed dependency kept at its last known version.
+#[derive(Debug)]
+pub struct Kept {
+    pub name: String,
+    pub version: String,
+    /// Why it no longer resolves.
+    pub reason: Error,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "keeping installed dependency {} at {}: {}",
+            self.name, self.version, self.reason
+        )
+    }
+}

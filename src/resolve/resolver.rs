@@ -1,0 +1,567 @@
+//! The resolver: rounds to a fixed point over the registry (see the
+//! module documentation of `resolve`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::graph::{Graph, PackageNode};
+use super::installed::Installed;
+use super::resolution::{Kept, Resolution};
+use crate::error::{DependencyError, Error, Result};
+use crate::names::{dns_label, repository_path};
+use crate::package::{PackageKind, PackageMeta};
+use crate::registry::Registry;
+use crate::spec::limits::MAX_STATUS_PACKAGES;
+use crate::spec::{Settings, XrSpec};
+use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
+/// Enough for any real dependency chain; a graph still changing after this
+/// many rounds is oscillating between constraint sets.
+const MAX_ROUNDS: usize = 32;
+
+/// Independent registry lookups in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// A version requirement and who placed it, for error messages.
+#[derive(Clone, Debug, PartialEq)]
+struct Requirement {
+    spec: VersionSpec,
+    source: String,
+}
+
+/// What the XR's `version` field asks for. Unlike `dependsOn`, a top-level
+/// version may name any existing tag (a package object's `spec.package`
+/// takes a tag as is), so a tag that exists is used verbatim before the
+/// string is read as a constraint.
+#[derive(Clone, Debug)]
+enum Requested {
+    Tag(String),
+    Spec(VersionSpec),
+}
+
+/// A package that is wanted this round.
+#[derive(Clone, Debug, PartialEq)]
+struct Wanted {
+    kind: PackageKind,
+    /// The reverse mirror mapping of a listed repository; `None` for a
+    /// package only its dependents name.
+    mirrored: Option<String>,
+    /// The upstream paths its dependents declare for it.
+    declared: BTreeSet<String>,
+    /// Index into `spec.packages` when the user listed it.
+    listed: Option<usize>,
+    /// Constraints placed by the packages that depend on it.
+    requirements: Vec<Requirement>,
+}
+
+impl Wanted {
+    /// The path the package is referenced by. A declared path wins, since
+    /// it is the one Crossplane's Lock looks for; of several, the least, so
+    /// neither the dependents' order nor their names matter.
+    fn upstream(&self) -> &str {
+        self.declared
+            .first()
+            .or(self.mirrored.as_ref())
+            .map_or("", String::as_str)
+    }
+}
+
+/// The version chosen for a repository and the image it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Selection {
+    version: String,
+    digest: String,
+}
+
+/// A dependency edge read from a package's metadata.
+#[derive(Clone, Debug)]
+struct Edge {
+    repository: String,
+    kind: PackageKind,
+    upstream: String,
+    requirement: Requirement,
+}
+
+pub struct Resolver<'a> {
+    settings: &'a Settings,
+    spec: &'a XrSpec,
+    registry: &'a dyn Registry,
+    installed: Option<&'a dyn Installed>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(settings: &'a Settings, spec: &'a XrSpec, registry: &'a dyn Registry) -> Self {
+        Self {
+            settings,
+            spec,
+            registry,
+            installed: None,
+        }
+    }
+
+    /// Installed packages that may stand in for dependencies that no
+    /// longer resolve.
+    pub fn keeping(mut self, installed: Option<&'a dyn Installed>) -> Self {
+        self.installed = installed;
+        self
+    }
+
+    pub async fn resolve(&self) -> Result<Resolution> {
+        let mut selected: BTreeMap<String, Selection> = BTreeMap::new();
+        // Metadata by digest; a digest's dependencies never change.
+        let mut edges: HashMap<String, Vec<Edge>> = HashMap::new();
+        // Each repository's selection, and what it was selected for: a
+        // repository wanted exactly as in the round before is not asked
+        // about again (most are, in every round after the first).
+        let mut chosen: HashMap<String, (Wanted, Selection, Option<Error>)> = HashMap::new();
+        for _ in 0..MAX_ROUNDS {
+            let wanted = self.wanted(&selected, &edges)?;
+            // Owned items: futures borrowing from the iterator would not be
+            // Send across the gRPC handler's await points.
+            let changed: Vec<(String, Wanted)> = wanted
+                .iter()
+                .filter(|(r, w)| chosen.get(*r).is_none_or(|(before, ..)| before != *w))
+                .map(|(r, w)| (r.clone(), w.clone()))
+                .collect();
+            let fresh: Vec<(String, Wanted, Selection, Option<Error>)> = stream::iter(changed)
+                .map(|(repository, w)| async move {
+                    match self.select(&repository, &w).await {
+                        Ok(selection) => Ok((repository, w, selection, None)),
+                        Err(error) => match self.kept(&repository, &w, &error) {
+                            Some(selection) => Ok((repository, w, selection, Some(error))),
+                            None => Err(required_by(&w, error)),
+                        },
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (repository, w, selection, failure) in fresh {
+                chosen.insert(repository, (w, selection, failure));
+            }
+            let outcomes = wanted.keys().filter_map(|repository| {
+                let (_, selection, failure) = chosen.get(repository)?;
+                Some((repository.clone(), selection.clone(), failure.clone()))
+            });
+            let mut kept: BTreeMap<String, Error> = BTreeMap::new();
+            let mut picks: BTreeMap<String, Selection> = BTreeMap::new();
+            for (repository, selection, failure) in outcomes {
+                if let Some(error) = failure {
+                    // Its metadata cannot be read; what it depended on when
+                    // it was installed stays pinned at what is installed.
+                    edges
+                        .entry(selection.digest.clone())
+                        .or_insert_with(|| self.remembered_edges(&repository));
+                    kept.insert(repository.clone(), error);
+                }
+                picks.insert(repository, selection);
+            }
+            let unread: Vec<(String, PackageKind, Selection)> = picks
+                .iter()
+                .filter(|(_, s)| {
+                    self.settings.resolve_dependencies && !edges.contains_key(&s.digest)
+                })
+                .map(|(r, s)| (r.clone(), wanted[r].kind, s.clone()))
+                .collect();
+            let read: Vec<(String, Vec<Edge>)> = stream::iter(unread)
+                .map(|(repository, kind, selection)| async move {
+                    let meta = self
+                        .registry
+                        .package_meta(&repository, &selection.digest)
+                        .await?;
+                    let edges = self.edges(&repository, kind, &selection, &meta)?;
+                    Ok::<_, Error>((selection.digest, edges))
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect()
+                .await?;
+            let stable = picks == selected && read.is_empty();
+            edges.extend(read);
+            selected = picks;
+            if stable {
+                let graph = self.graph(&wanted, &selected, &edges)?;
+                let kept = kept
+                    .into_iter()
+                    .filter_map(|(repository, reason)| {
+                        let node = graph.get(&repository)?;
+                        Some(Kept {
+                            name: node.name.clone(),
+                            version: node.version.clone(),
+                            reason,
+                        })
+                    })
+                    .collect();
+                return Ok(Resolution { graph, kept });
+            }
+        }
+        Err(DependencyError::Unsettled { rounds: MAX_ROUNDS }.into())
+    }
+
+    /// The XR's packages plus everything the current selections depend on.
+    fn wanted(
+        &self,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+    ) -> Result<BTreeMap<String, Wanted>> {
+        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
+        let mut queue: Vec<String> = Vec::new();
+        for (i, package) in self.spec.packages.iter().enumerate() {
+            let upstream = self
+                .settings
+                .upstream_for(&package.repository)
+                .map(|(u, _)| u)
+                .ok_or_else(|| DependencyError::NoMirrorPrefix {
+                    field: format!("spec.packages[{i}]"),
+                    repository: package.repository.clone(),
+                    prefixes: self.mirror_prefixes(),
+                })?;
+            self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
+            wanted.insert(
+                package.repository.clone(),
+                Wanted {
+                    kind: package.kind,
+                    mirrored: Some(upstream),
+                    declared: BTreeSet::new(),
+                    listed: Some(i),
+                    requirements: Vec::new(),
+                },
+            );
+            queue.push(package.repository.clone());
+        }
+        let mut visited: BTreeSet<String> = BTreeSet::new();
+        while let Some(repository) = queue.pop() {
+            if !visited.insert(repository.clone()) {
+                continue;
+            }
+            let Some(out) = selected.get(&repository).and_then(|s| edges.get(&s.digest)) else {
+                continue;
+            };
+            for edge in out {
+                let entry = wanted
+                    .entry(edge.repository.clone())
+                    .or_insert_with(|| Wanted {
+                        kind: edge.kind,
+                        mirrored: None,
+                        declared: BTreeSet::new(),
+                        listed: None,
+                        requirements: Vec::new(),
+                    });
+                if entry.kind != edge.kind {
+                    return Err(DependencyError::KindConflict {
+                        dependent: edge.requirement.source.clone(),
+                        repository: edge.repository.clone(),
+                        declared: edge.kind,
+                        wanted: entry.kind,
+                    }
+                    .into());
+                }
+                // The path a dependency declares is the one Crossplane's Lock
+                // will look for, so it wins over our reverse mirror mapping.
+                entry.declared.insert(edge.upstream.clone());
+                entry.requirements.push(edge.requirement.clone());
+                queue.push(edge.repository.clone());
+            }
+            if wanted.len() > MAX_STATUS_PACKAGES {
+                return Err(DependencyError::TooMany {
+                    max: MAX_STATUS_PACKAGES,
+                }
+                .into());
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Chooses the version of one wanted package.
+    async fn select(&self, repository: &str, wanted: &Wanted) -> Result<Selection> {
+        let requested = match wanted.listed {
+            Some(i) => Some(self.requested(repository, i).await?),
+            None => None,
+        };
+        let digest_pins: BTreeSet<&str> = wanted
+            .requirements
+            .iter()
+            .filter_map(|r| match &r.spec {
+                VersionSpec::Digest(d) => Some(d.as_str()),
+                VersionSpec::Constraint(_) => None,
+            })
+            .collect();
+        let constraints: Vec<&Constraint> = wanted
+            .requirements
+            .iter()
+            .filter_map(|r| match &r.spec {
+                VersionSpec::Constraint(c) => Some(c),
+                VersionSpec::Digest(_) => None,
+            })
+            .collect();
+
+        let version = match requested {
+            Some(Requested::Spec(VersionSpec::Digest(digest))) => digest,
+            Some(Requested::Tag(tag)) => {
+                let satisfies =
+                    parse_tag(&tag).is_some_and(|v| constraints.iter().all(|c| c.matches(&v)));
+                if !constraints.is_empty() && !satisfies {
+                    return Err(self.unsatisfiable(repository, wanted, Some(&tag)));
+                }
+                tag
+            }
+            Some(Requested::Spec(VersionSpec::Constraint(own))) => {
+                let mut all = constraints.clone();
+                all.push(&own);
+                self.highest(repository, &all)
+                    .await?
+                    .ok_or_else(|| self.unsatisfiable(repository, wanted, Some(own.as_str())))?
+            }
+            None if digest_pins.len() > 1 => {
+                return Err(self.unsatisfiable(repository, wanted, None));
+            }
+            None => match digest_pins.first() {
+                Some(digest) => digest.to_string(),
+                None => self
+                    .highest(repository, &constraints)
+                    .await?
+                    .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
+            },
+        };
+        let digest = self.registry.resolve_digest(repository, &version).await?;
+        Ok(Selection { version, digest })
+    }
+
+    /// The installed selection that stands in for a dependency that failed
+    /// to resolve, if it may: only dependencies (what the XR lists is the
+    /// user's to fix), only installed ones, and only for failures that say
+    /// the package is gone or unreadable, not that AWS is down (then the
+    /// whole last resolved set is kept instead).
+    fn kept(&self, repository: &str, wanted: &Wanted, error: &Error) -> Option<Selection> {
+        let gone = matches!(
+            error,
+            Error::RepositoryNotFound { .. }
+                | Error::EmptyRepository { .. }
+                | Error::ImageNotFound { .. }
+                | Error::InvalidPackage { .. }
+                | Error::Credentials(_)
+                | Error::AccessDenied { .. }
+        );
+        if wanted.listed.is_some() || !gone {
+            return None;
+        }
+        let node = self.installed?.get(repository)?;
+        (node.kind == wanted.kind).then(|| Selection {
+            version: node.version.clone(),
+            digest: node.digest.clone(),
+        })
+    }
+
+    /// The dependencies of a kept package as it was installed, each pinned
+    /// to the digest that is installed.
+    fn remembered_edges(&self, repository: &str) -> Vec<Edge> {
+        let Some(installed) = self.installed else {
+            return Vec::new();
+        };
+        let Some(node) = installed.get(repository) else {
+            return Vec::new();
+        };
+        node.depends_on
+            .iter()
+            .filter_map(|dependency| installed.get(dependency))
+            .map(|dependency| Edge {
+                repository: dependency.repository.clone(),
+                kind: dependency.kind,
+                upstream: dependency.upstream.clone(),
+                requirement: Requirement {
+                    spec: VersionSpec::Digest(dependency.digest.clone()),
+                    source: format!("{repository}:{} (kept as installed)", node.version),
+                },
+            })
+            .collect()
+    }
+
+    async fn requested(&self, repository: &str, index: usize) -> Result<Requested> {
+        let text = self.spec.packages[index].version.trim();
+        let parsed = VersionSpec::parse(text);
+        if let Ok(VersionSpec::Digest(_)) = parsed {
+            return parsed.map(Requested::Spec);
+        }
+        let tags = self.registry.list_tags(repository).await?;
+        if tags.iter().any(|t| t == text) {
+            return Ok(Requested::Tag(text.to_string()));
+        }
+        parsed.map(Requested::Spec).map_err(|e| match e {
+            Error::InvalidConstraint { message, .. } => Error::InvalidSpec {
+                field: format!("spec.packages[{index}].version"),
+                message: format!(
+                    "{text:?} is neither a tag of {repository} nor a valid constraint: {message}"
+                ),
+            },
+            other => other,
+        })
+    }
+
+    async fn highest(
+        &self,
+        repository: &str,
+        constraints: &[&Constraint],
+    ) -> Result<Option<String>> {
+        let tags = self.registry.list_tags(repository).await?;
+        if tags.is_empty() {
+            return Err(Error::EmptyRepository {
+                registry: self.settings.registry.to_string(),
+                repository: repository.to_string(),
+            });
+        }
+        Ok(select_highest(constraints, tags.iter().map(String::as_str)).map(str::to_string))
+    }
+
+    fn unsatisfiable(&self, repository: &str, wanted: &Wanted, own: Option<&str>) -> Error {
+        let mut parts: Vec<String> = Vec::new();
+        if let (Some(i), Some(own)) = (wanted.listed, own) {
+            parts.push(format!("{own:?} (spec.packages[{i}])"));
+        }
+        parts.extend(
+            wanted
+                .requirements
+                .iter()
+                .map(|r| format!("{:?} (required by {})", r.spec.to_string(), r.source)),
+        );
+        Error::Unsatisfiable {
+            repository: repository.to_string(),
+            constraints: parts.join(" and "),
+        }
+    }
+
+    /// Reads one package's dependencies, mapped into ECR through the mirrors.
+    fn edges(
+        &self,
+        repository: &str,
+        kind: PackageKind,
+        selection: &Selection,
+        meta: &PackageMeta,
+    ) -> Result<Vec<Edge>> {
+        let source = format!("{repository}:{}", selection.version);
+        if let Some(actual) = meta.kind
+            && actual != kind
+        {
+            return Err(DependencyError::WrongKind {
+                package: source,
+                actual,
+                wanted: kind,
+            }
+            .into());
+        }
+        meta.depends_on
+            .iter()
+            .map(|dependency| {
+                let (dep_repository, _) = self
+                    .settings
+                    .repository_for(&dependency.package)
+                    .ok_or_else(|| DependencyError::OutsideMirrors {
+                        dependency: dependency.package.clone(),
+                        dependent: source.clone(),
+                        upstreams: self.mirror_upstreams(),
+                    })?;
+                self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
+                // As in Crossplane, an empty version is no constraint at all
+                // but an error: the package author must say what they need.
+                let spec = VersionSpec::parse(dependency.version.trim()).map_err(|e| {
+                    DependencyError::InvalidVersion {
+                        dependent: source.clone(),
+                        dependency: dependency.package.clone(),
+                        reason: Box::new(e),
+                    }
+                })?;
+                Ok(Edge {
+                    repository: dep_repository,
+                    kind: dependency.kind,
+                    upstream: dependency.package.clone(),
+                    requirement: Requirement {
+                        spec,
+                        source: source.clone(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn check_allowed(&self, repository: &str, source: &str) -> Result<()> {
+        if self.settings.is_allowed(repository) {
+            return Ok(());
+        }
+        Err(DependencyError::NotAllowed {
+            repository: repository.to_string(),
+            wanted_by: source.to_string(),
+            allowed: self.settings.allowed_repositories.join(", "),
+        }
+        .into())
+    }
+
+    fn mirror_prefixes(&self) -> String {
+        let prefixes: Vec<String> = self
+            .settings
+            .mirrors
+            .iter()
+            .map(|m| format!("{:?}", m.repository_prefix))
+            .collect();
+        prefixes.join(", ")
+    }
+
+    fn mirror_upstreams(&self) -> String {
+        let upstreams: Vec<&str> = self
+            .settings
+            .mirrors
+            .iter()
+            .map(|m| m.upstream.as_str())
+            .collect();
+        upstreams.join(", ")
+    }
+
+    fn graph(
+        &self,
+        wanted: &BTreeMap<String, Wanted>,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+    ) -> Result<Graph> {
+        let nodes = wanted.iter().filter_map(|(repository, w)| {
+            let selection = selected.get(repository)?;
+            let listed = w.listed.map(|i| &self.spec.packages[i]);
+            Some(PackageNode {
+                repository: repository.clone(),
+                kind: w.kind,
+                upstream: w.upstream().to_string(),
+                name: listed
+                    .and_then(|p| p.name.clone())
+                    .unwrap_or_else(|| dns_label(repository_path(w.upstream()))),
+                version: selection.version.clone(),
+                digest: selection.digest.clone(),
+                depends_on: edges
+                    .get(&selection.digest)
+                    .map(|out| out.iter().map(|e| e.repository.clone()).collect())
+                    .unwrap_or_default(),
+                runtime_config_name: listed.and_then(|p| p.runtime_config_name.clone()),
+            })
+        });
+        Graph::new(nodes)
+    }
+}
+
+/// A dependency that is not in the registry is named with the packages that
+/// asked for it: the repository alone does not say which package to fix.
+fn required_by(wanted: &Wanted, error: Error) -> Error {
+    match error {
+        Error::RepositoryNotFound { .. }
+        | Error::EmptyRepository { .. }
+        | Error::ImageNotFound { .. }
+            if wanted.listed.is_none() && !wanted.requirements.is_empty() =>
+        {
+            let parents: Vec<&str> = wanted
+                .requirements
+                .iter()
+                .map(|r| r.source.as_str())
+                .collect();
+            DependencyError::RequiredBy {
+                missing: Box::new(error),
+                parents: parents.join(", "),
+            }
+            .into()
+        }
+        other => other,
+    }
+}

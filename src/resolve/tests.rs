@@ -1,0 +1,581 @@
+//! The resolver against an in-memory registry: Crossplane's choices, case
+//! by case.
+
+use super::*;
+use crate::package::{PackageKind, PackageMeta};
+use crate::registry::memory::{MemoryRegistry, meta};
+use crate::resolve::graph::Graph;
+use crate::sdk::request::decode;
+use crate::spec::Input;
+use crate::spec::limits::MAX_STATUS_PACKAGES;
+use serde_json::{Value as Json, json};
+
+const FAMILY: &str = "xpkg.upbound.io/upbound/provider-family-aws";
+const PAT: &str = "crossplane-contrib/function-patch-and-transform";
+
+/// The blog case: provider-aws-s3 depends on the family provider.
+fn blog_registry() -> MemoryRegistry {
+    let registry = MemoryRegistry::new();
+    for tag in ["v2.1.0", "v2.2.0", "v2.3.0-rc.1", "v2", "latest"] {
+        registry.push(
+            "upbound/provider-family-aws",
+            tag,
+            meta(PackageKind::Provider, &[]),
+        );
+    }
+    for tag in ["v2.1.0", "v2.2.0"] {
+        registry.push("upbound/provider-aws-s3", tag, needs_family(">= 0.0.0"));
+    }
+    for tag in ["v0.8.1", "v0.8.2"] {
+        registry.push(PAT, tag, meta(PackageKind::Function, &[]));
+    }
+    registry
+}
+
+/// A Provider that depends on the family provider at `constraint`.
+fn needs_family(constraint: &str) -> PackageMeta {
+    meta(
+        PackageKind::Provider,
+        &[(FAMILY, PackageKind::Provider, constraint)],
+    )
+}
+
+/// An entry of `spec.packages`.
+fn package(kind: &str, repository: &str, version: &str) -> Json {
+    json!({"kind": kind, "repository": repository, "version": version})
+}
+
+async fn resolve(registry: &MemoryRegistry, packages: Json, input: Json) -> Result<Graph> {
+    let spec: XrSpec = decode(json!({
+        "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+        "packages": packages,
+    }))
+    .expect("spec");
+    let input: Input = decode(input).expect("input");
+    let settings =
+        Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
+    Resolver::new(&settings, &spec, registry)
+        .resolve()
+        .await
+        .map(|r| r.graph)
+}
+
+/// [`resolve`] with the default input, which must succeed.
+async fn resolved(registry: &MemoryRegistry, packages: Json) -> Graph {
+    resolve(registry, packages, json!({}))
+        .await
+        .expect("resolves")
+}
+
+/// The version resolved for `repository`, if it is in the graph.
+fn version_of<'g>(graph: &'g Graph, repository: &str) -> Option<&'g str> {
+    graph.get(repository).map(|n| n.version.as_str())
+}
+
+fn versions(graph: &Graph) -> Vec<(String, String, Vec<String>)> {
+    graph
+        .install_order()
+        .into_iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.version.clone(),
+                n.depends_on.iter().cloned().collect(),
+            )
+        })
+        .collect()
+}
+
+fn row(name: &str, version: &str, deps: &[&str]) -> (String, String, Vec<String>) {
+    (
+        name.to_string(),
+        version.to_string(),
+        deps.iter().map(|d| d.to_string()).collect(),
+    )
+}
+
+/// A package wanted exactly as in the round before is not asked about
+/// again: a chain four deep takes five rounds, and each package is
+/// still read once (its tags, its digest, its metadata; the listed one's
+/// tags twice, to see whether its version names a tag and to select).
+#[tokio::test]
+async fn each_package_is_read_once_however_many_rounds() {
+    let registry = MemoryRegistry::new();
+    let chain = ["chain/a", "chain/b", "chain/c", "chain/d"];
+    for pair in chain.windows(2) {
+        let next = format!("xpkg.upbound.io/{}", pair[1]);
+        let declares = [(next.as_str(), PackageKind::Provider, ">=v1.0.0")];
+        registry.push(pair[0], "v1.0.0", meta(PackageKind::Provider, &declares));
+    }
+    registry.push("chain/d", "v1.0.0", meta(PackageKind::Provider, &[]));
+    let graph = resolved(
+        &registry,
+        json!([package("Provider", "chain/a", ">=v1.0.0")]),
+    )
+    .await;
+    assert_eq!(graph.nodes().count(), 4);
+    assert_eq!(registry.calls(), 3 * chain.len() + 1);
+}
+
+#[tokio::test]
+async fn a_closure_larger_than_a_status_can_hold_is_refused() {
+    let registry = MemoryRegistry::new();
+    let deps: Vec<String> = (0..=MAX_STATUS_PACKAGES)
+        .map(|i| format!("xpkg.upbound.io/many/dep-{i}"))
+        .collect();
+    for i in 0..=MAX_STATUS_PACKAGES {
+        registry.push(
+            &format!("many/dep-{i}"),
+            "v1.0.0",
+            meta(PackageKind::Provider, &[]),
+        );
+    }
+    let edges: Vec<(&str, PackageKind, &str)> = deps
+        .iter()
+        .map(|d| (d.as_str(), PackageKind::Provider, ">=v1.0.0"))
+        .collect();
+    registry.push(
+        "many/root",
+        "v1.0.0",
+        meta(PackageKind::Configuration, &edges),
+    );
+    let error = resolve(
+        &registry,
+        json!([package("Configuration", "many/root", "v1.0.0")]),
+        json!({}),
+    )
+    .await
+    .expect_err("too many");
+    assert!(error.to_string().contains("more than 2048"), "{error}");
+}
+
+#[tokio::test]
+async fn blog_case_with_implicit_family_version() {
+    let registry = blog_registry();
+    let graph = resolved(
+        &registry,
+        json!([
+            package("Provider", "upbound/provider-aws-s3", ">=v2.0.0"),
+            package("Function", PAT, "v0.8.2")
+        ]),
+    )
+    .await;
+    assert_eq!(
+        versions(&graph),
+        vec![
+            row(
+                "crossplane-contrib-function-patch-and-transform",
+                "v0.8.2",
+                &[]
+            ),
+            row("upbound-provider-family-aws", "v2.2.0", &[]),
+            row(
+                "upbound-provider-aws-s3",
+                "v2.2.0",
+                &["upbound/provider-family-aws"]
+            ),
+        ]
+    );
+    let family = graph.get("upbound/provider-family-aws").expect("family");
+    assert_eq!(family.upstream, FAMILY);
+    assert_eq!(family.kind, PackageKind::Provider);
+    assert!(family.digest.starts_with("sha256:"));
+}
+
+#[tokio::test]
+async fn an_explicit_version_wins_when_it_satisfies() {
+    let registry = blog_registry();
+    let graph = resolved(
+        &registry,
+        json!([
+            package("Provider", "upbound/provider-family-aws", "v2.1.0"),
+            package("Provider", "upbound/provider-aws-s3", "v2.2.0")
+        ]),
+    )
+    .await;
+    assert_eq!(
+        version_of(&graph, "upbound/provider-family-aws"),
+        Some("v2.1.0")
+    );
+}
+
+#[tokio::test]
+async fn exact_tags_need_not_be_semver() {
+    let registry = blog_registry();
+    let graph = resolved(
+        &registry,
+        json!([package("Provider", "upbound/provider-family-aws", "latest")]),
+    )
+    .await;
+    assert_eq!(
+        version_of(&graph, "upbound/provider-family-aws"),
+        Some("latest")
+    );
+}
+
+#[tokio::test]
+async fn prereleases_only_when_admitted() {
+    let registry = blog_registry();
+    for (constraint, expected) in [
+        (">=v2.0.0", "v2.2.0"),
+        (">= 0.0.0-0", "v2.3.0-rc.1"),
+        ("~2.1", "v2.1.0"),
+    ] {
+        let graph = resolved(
+            &registry,
+            json!([package(
+                "Provider",
+                "upbound/provider-family-aws",
+                constraint
+            )]),
+        )
+        .await;
+        assert_eq!(
+            version_of(&graph, "upbound/provider-family-aws"),
+            Some(expected),
+            "{constraint}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn digests_pin() {
+    let registry = blog_registry();
+    let digest = registry.push(
+        "upbound/provider-family-aws",
+        "v9.9.9",
+        meta(PackageKind::Provider, &[]),
+    );
+    let graph = resolved(
+        &registry,
+        json!([package("Provider", "upbound/provider-family-aws", &digest)]),
+    )
+    .await;
+    let node = graph.get("upbound/provider-family-aws").expect("node");
+    assert_eq!(
+        (node.version.as_str(), node.digest.as_str()),
+        (digest.as_str(), digest.as_str())
+    );
+}
+
+#[tokio::test]
+async fn transitive_chains_resolve_in_order() {
+    let registry = blog_registry();
+    registry.push(
+        "acme/configuration-platform",
+        "v1.0.0",
+        meta(
+            PackageKind::Configuration,
+            &[
+                (
+                    "xpkg.upbound.io/upbound/provider-aws-s3",
+                    PackageKind::Provider,
+                    ">=v2.1.0",
+                ),
+                (
+                    "xpkg.crossplane.io/crossplane-contrib/function-patch-and-transform",
+                    PackageKind::Function,
+                    "<v0.8.2",
+                ),
+            ],
+        ),
+    );
+    let graph = resolved(
+        &registry,
+        json!([package(
+            "Configuration",
+            "acme/configuration-platform",
+            "v1.0.0"
+        )]),
+    )
+    .await;
+    assert_eq!(
+        versions(&graph),
+        vec![
+            row(
+                "crossplane-contrib-function-patch-and-transform",
+                "v0.8.1",
+                &[]
+            ),
+            row("upbound-provider-family-aws", "v2.2.0", &[]),
+            row(
+                "upbound-provider-aws-s3",
+                "v2.2.0",
+                &["upbound/provider-family-aws"]
+            ),
+            row(
+                "acme-configuration-platform",
+                "v1.0.0",
+                &[
+                    "crossplane-contrib/function-patch-and-transform",
+                    "upbound/provider-aws-s3"
+                ]
+            ),
+        ]
+    );
+    // A dependency keeps the upstream path its parent declared.
+    assert_eq!(
+        graph.get(PAT).map(|n| n.upstream.as_str()),
+        Some("xpkg.crossplane.io/crossplane-contrib/function-patch-and-transform")
+    );
+}
+
+#[tokio::test]
+async fn constraints_from_several_parents_must_all_hold() {
+    let registry = blog_registry();
+    registry.push("acme/provider-a", "v1.0.0", needs_family("<v2.2.0"));
+    registry.push("acme/provider-b", "v1.0.0", needs_family(">=v2.0.0"));
+    registry.push("acme/provider-c", "v1.0.0", needs_family(">=v2.2.0"));
+    let graph = resolved(
+        &registry,
+        json!([
+            package("Provider", "acme/provider-a", "v1.0.0"),
+            package("Provider", "acme/provider-b", "v1.0.0")
+        ]),
+    )
+    .await;
+    assert_eq!(
+        version_of(&graph, "upbound/provider-family-aws"),
+        Some("v2.1.0")
+    );
+
+    let err = resolve(
+        &registry,
+        json!([
+            package("Provider", "acme/provider-a", "v1.0.0"),
+            package("Provider", "acme/provider-c", "v1.0.0")
+        ]),
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::Unsatisfiable { .. }), "{message}");
+    for part in [
+        "upbound/provider-family-aws",
+        "\"<v2.2.0\" (required by acme/provider-a:v1.0.0)",
+        "\">=v2.2.0\" (required by acme/provider-c:v1.0.0)",
+    ] {
+        assert!(message.contains(part), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn an_explicit_version_that_breaks_a_parent_constraint_is_refused() {
+    let registry = blog_registry();
+    registry.push("acme/provider-c", "v1.0.0", needs_family(">=v2.2.0"));
+    let err = resolve(
+        &registry,
+        json!([
+            package("Provider", "upbound/provider-family-aws", "v2.1.0"),
+            package("Provider", "acme/provider-c", "v1.0.0")
+        ]),
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains(">=v2.2.0\" (required by acme/provider-c:v1.0.0)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn cycles_are_fatal_and_named() {
+    let registry = MemoryRegistry::new();
+    registry.push(
+        "acme/a",
+        "v1.0.0",
+        meta(
+            PackageKind::Provider,
+            &[("xpkg.upbound.io/acme/b", PackageKind::Provider, ">=1.0.0")],
+        ),
+    );
+    registry.push(
+        "acme/b",
+        "v1.0.0",
+        meta(
+            PackageKind::Provider,
+            &[("xpkg.upbound.io/acme/a", PackageKind::Provider, ">=1.0.0")],
+        ),
+    );
+    let err = resolve(
+        &registry,
+        json!([package("Provider", "acme/a", "v1.0.0")]),
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "dependency cycle: acme/a (v1.0.0) -> acme/b (v1.0.0) -> acme/a (v1.0.0)"
+    );
+}
+
+#[tokio::test]
+async fn bad_dependencies_are_named_with_their_parent() {
+    let registry = MemoryRegistry::new();
+    registry.push(
+        "acme/outside",
+        "v1.0.0",
+        meta(
+            PackageKind::Provider,
+            &[(
+                "ghcr.io/someone/provider-x",
+                PackageKind::Provider,
+                ">=1.0.0",
+            )],
+        ),
+    );
+    registry.push(
+        "acme/empty",
+        "v1.0.0",
+        meta(
+            PackageKind::Provider,
+            &[("xpkg.upbound.io/acme/x", PackageKind::Provider, "")],
+        ),
+    );
+    registry.push("acme/kind", "v1.0.0", meta(PackageKind::Function, &[]));
+    let cases = [
+        (
+            "acme/outside",
+            "Provider",
+            json!({}),
+            "ghcr.io/someone/provider-x (a dependency of acme/outside:v1.0.0) is outside every mirror",
+        ),
+        (
+            "acme/empty",
+            "Provider",
+            json!({}),
+            "acme/empty:v1.0.0 declares an invalid version for xpkg.upbound.io/acme/x",
+        ),
+        (
+            "acme/kind",
+            "Provider",
+            json!({}),
+            "acme/kind:v1.0.0 is a Function package, but it is wanted as a Provider",
+        ),
+        (
+            "acme/kind",
+            "Function",
+            json!({"allowedRepositories": ["upbound/*"]}),
+            "repository acme/kind (spec.packages[0]) is not in the input's allowedRepositories (upbound/*)",
+        ),
+        (
+            "acme/missing",
+            "Provider",
+            json!({}),
+            "repository \"acme/missing\" not found",
+        ),
+    ];
+    for (repository, kind, input, message) in cases {
+        let err = resolve(
+            &registry,
+            json!([package(kind, repository, ">=1.0.0")]),
+            input,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains(message), "{repository}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_versions_are_named() {
+    let registry = blog_registry();
+    let err = resolve(
+        &registry,
+        json!([package("Provider", "upbound/provider-family-aws", ">=v9")]),
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "no version of upbound/provider-family-aws satisfies \">=v9\" (spec.packages[0])"
+        ),
+        "{err}"
+    );
+    let err = resolve(
+        &registry,
+        json!([package(
+            "Provider",
+            "upbound/provider-family-aws",
+            "not a version!"
+        )]),
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidSpec { field, .. } if field == "spec.packages[0].version"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dependency_resolution_can_be_turned_off() {
+    let registry = blog_registry();
+    let graph = resolve(
+        &registry,
+        json!([package("Provider", "upbound/provider-aws-s3", "v2.2.0")]),
+        json!({"resolveDependencies": false}),
+    )
+    .await
+    .expect("resolves");
+    assert_eq!(
+        versions(&graph),
+        vec![row("upbound-provider-aws-s3", "v2.2.0", &[])]
+    );
+}
+
+/// Two parents declare the family under different upstream hosts that
+/// both mirror to one repository: whichever order or names they come
+/// in, the family is referenced (and named) the same way.
+#[tokio::test]
+async fn a_dependency_does_not_depend_on_which_parent_pulled_it_in() {
+    let registry = blog_registry();
+    let declared = [
+        FAMILY.to_string(),
+        FAMILY.replace("xpkg.upbound.io", "xpkg.crossplane.io"),
+    ];
+    for (i, path) in declared.iter().enumerate() {
+        registry.push(
+            &format!("acme/provider-{i}"),
+            "v1.0.0",
+            meta(
+                PackageKind::Provider,
+                &[(path.as_str(), PackageKind::Provider, ">=v2.0.0")],
+            ),
+        );
+    }
+    let mut seen = Vec::new();
+    for (first, second, name) in [
+        ("acme/provider-0", "acme/provider-1", None),
+        ("acme/provider-1", "acme/provider-0", None),
+        ("acme/provider-1", "acme/provider-0", Some("renamed-parent")),
+    ] {
+        let mut packages = json!([
+            package("Provider", first, "v1.0.0"),
+            package("Provider", second, "v1.0.0")
+        ]);
+        if let Some(name) = name {
+            packages[0]["name"] = json!(name);
+        }
+        let graph = resolved(&registry, packages).await;
+        let family = graph
+            .get("upbound/provider-family-aws")
+            .expect("family")
+            .clone();
+        seen.push((family.name, family.upstream));
+    }
+    assert_eq!(
+        seen[0],
+        (
+            "upbound-provider-family-aws".to_string(),
+            "xpkg.crossplane.io/upbound/provider-family-aws".to_string()
+        )
+    );
+    assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+}
