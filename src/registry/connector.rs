@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use super::cache::{CacheOptions, CachedRegistry};
 use super::credentials::AwsCredentials;
 use super::ecr::{CallCounts, EcrOptions, EcrRegistry};
+#[cfg(any(test, feature = "test-support"))]
 use super::memory::MemoryRegistry;
 use super::{Connector, Registry};
 use crate::aws::RegistryRef;
@@ -99,11 +100,14 @@ impl Connector for EcrConnector {
 }
 
 /// Connects every registry to one in-memory registry, behind a cache that
-/// lives as long as the connector (as the ECR one does).
+/// lives as long as the connector (as the ECR one does). A test double: only
+/// in unit tests and with the `test-support` feature.
+#[cfg(any(test, feature = "test-support"))]
 pub struct MemoryConnector {
     registry: CachedRegistry<MemoryRegistry>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl MemoryConnector {
     pub fn new(memory: Arc<MemoryRegistry>) -> Self {
         Self {
@@ -118,6 +122,7 @@ impl MemoryConnector {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 #[async_trait]
 impl Connector for MemoryConnector {
     async fn connect(

@@ -1,6 +1,10 @@
 //! A registry held in memory, for tests and for the simulator: the same
 //! answers ECR would give, with call counting and an outage switch so tests can
 //! prove the no-drop invariant.
+//!
+//! A test double, compiled only for unit tests and with the `test-support`
+//! feature (which the integration tests and benches turn on through a
+//! dev-dependency on this crate); the function never uses it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod connector;
 pub mod credentials;
 pub mod ecr;
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod seen;
 
