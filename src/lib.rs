@@ -1,5 +1,51 @@
 //! function-ecr-packages: a Crossplane composition function that installs
 //! Crossplane packages from a private AWS ECR registry.
+//!
+//! # Layout
+//!
+//! Start at [`function`]: its `mod.rs` is the story of one RunFunction call,
+//! and every other module is a chapter of it or a tool it uses.
+//!
+//! The call, in the order it happens:
+//! - `function/`: one RunFunction call. `mod.rs` tells it; the files beside
+//!   it exist only for it: `observed` (the composed objects Crossplane sent,
+//!   read once), `memory` (`status.packages`: its schema, and the last
+//!   resolved set read back and re-validated), `ownership` (who holds each
+//!   object in a cluster shared by many XRs), `admission` (the one gating
+//!   rule), `leaving` and `package_lock` (removal order, with Crossplane's
+//!   package Lock), `report` (conditions and events), `memo` (the last
+//!   answer per XR).
+//! - `spec/`: what is asked. The XR's spec (untrusted), the Composition's
+//!   input (the platform's policy), the settings they resolve to, their
+//!   bounds, and `load` for reading them from files.
+//! - `resolve/`: from the packages asked for to the dependency-closed
+//!   install graph, read from the registry the way Crossplane resolves.
+//! - `version/`: Masterminds/semver constraints and Crossplane's tag rules.
+//! - `compose/`: the objects to create: package objects and ImageConfigs,
+//!   the IAM role, policy and attachments.
+//!
+//! The tools it uses:
+//! - `registry/`: the [`registry::Registry`] trait, the ECR client, the
+//!   cache that makes a warm reconcile free, credentials, connectors.
+//! - `oci/`: the OCI wire plumbing shared by ECR and `mirror`: the
+//!   distribution API client, reading a package out of an image, streaming
+//!   a layer through its digest check.
+//! - [`reference`]: the OCI reference grammar and digest verification;
+//!   [`names`]: every name check and builder; [`package`]: what a package
+//!   is to the resolver; [`aws`]: account, region and registry host.
+//! - `sdk/` and [`proto`]: the function protocol, typed.
+//!
+//! Around the call:
+//! - `main.rs`, [`cli`]: the entry point and its flags.
+//! - `server/`: gRPC with mutual TLS, health, reflection, call and read
+//!   limits, gRPC metrics; [`telemetry`]: logging and `/metrics`.
+//! - [`bootstrap`]: the same engine, once, from the command line, for a
+//!   fresh cluster.
+//! - `mirror/`: copying packages and their dependency closure into ECR.
+//! - [`error`]: the crate's error and `error_chain`.
+//!
+//! `scripts/cycles` checks that no file of `src/` imports, directly or
+//! not, one that imports it back.
 
 /// Every binary built on this library (the server, the benchmarks and the
 /// no-op floor they compare against) allocates through mimalloc: a compose
@@ -8,24 +54,30 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub mod aws;
-pub mod bootstrap;
-pub mod cli;
-pub mod compose;
-pub mod error;
+// The call and what it is made of.
+mod compose;
 pub mod function;
-pub mod mirror;
+mod resolve;
+pub mod spec;
+pub mod version;
+
+// The tools it uses.
+pub mod aws;
 pub mod names;
 pub mod oci;
 pub mod package;
 pub mod proto;
 pub mod reference;
 pub mod registry;
-pub mod resolve;
 pub mod sdk;
+
+// Around the call.
+pub mod bootstrap;
+pub mod cli;
+pub mod error;
+pub mod mirror;
 pub mod server;
-pub mod spec;
 pub mod telemetry;
-pub mod version;
 
 pub use error::{Error, Result};
+pub use function::Function;
