@@ -30,7 +30,7 @@
 //! - `oci/`: the OCI wire plumbing shared by ECR and `mirror`: the
 //!   distribution API client, reading a package out of an image, streaming
 //!   a layer through its digest check.
-//! - [`reference`]: the OCI reference grammar and digest verification;
+//! - [`reference`](mod@reference): the OCI reference grammar and digest verification;
 //!   [`names`]: every name check and builder; [`package`]: what a package
 //!   is to the resolver; [`aws`]: account, region and registry host.
 //! - `sdk/` and [`proto`]: the function protocol, typed.

@@ -193,7 +193,7 @@ pub fn is_repository_name(name: &str) -> bool {
 /// included: Go's `for i := range s` visits the byte offsets where
 /// characters start, so a multi-byte character can step over offset 62 and
 /// the result can then exceed 63 bytes. Such a name is not a DNS label and
-/// [`crate::resolve::graph::Graph::new`] refuses it; names for anything else come from
+/// the install graph refuses it; names for anything else come from
 /// [`object_name`].
 pub fn dns_label(path: &str) -> String {
     let bytes = path.as_bytes();
