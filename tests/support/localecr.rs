@@ -67,6 +67,10 @@ pub struct LocalEcr {
 ///
 /// It sets environment variables: call it before `main` (from a
 /// `#[ctor]`), while the process has one thread.
+#[allow(
+    unsafe_code,
+    reason = "sets the environment before main, on one thread"
+)]
 pub unsafe fn start_unless_running() {
     if std::env::var_os("LOCALECR_STATE").is_some() {
         return;
