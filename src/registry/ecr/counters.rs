@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::IntCounterVec;
 
-/// Calls made by one [`EcrRegistry`], by operation.
+/// Calls made by one [`EcrRegistry`](super::EcrRegistry), by operation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallCounts {
     pub list_images: u64,

@@ -10,7 +10,7 @@
 //!   `linux/amd64` manifest), then the layer annotated `io.crossplane.xpkg:
 //!   base`, fetched from the registry data plane (`GET /v2/<repo>/blobs/<digest>`
 //!   with the `GetAuthorizationToken` token, following ECR's redirect to S3
-//!   without the token) and read as a stream by [`super::blob`].
+//!   without the token) and read as a stream by [`crate::oci::blob`].
 //!
 //! The AWS API client uses the SDK's own endpoint resolution (so
 //! `AWS_ENDPOINT_URL_ECR`, `AWS_ENDPOINT_URL`, FIPS and dual-stack settings

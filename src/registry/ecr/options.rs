@@ -25,7 +25,7 @@ pub(super) const TOKEN_MIN_LIFE: Duration = Duration::from_secs(60);
 /// Attempts for one blob GET (connection failures, 429, 5xx).
 pub(super) const BLOB_ATTEMPTS: u32 = 3;
 
-/// Tunables of an [`EcrRegistry`].
+/// Tunables of an [`EcrRegistry`](super::EcrRegistry).
 #[derive(Clone, Debug)]
 pub struct EcrOptions {
     /// Attempts per AWS API operation, first one included.
