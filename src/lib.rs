@@ -47,6 +47,8 @@
 //! `scripts/cycles` checks that no file of `src/` imports, directly or
 //! not, one that imports it back.
 
+#![forbid(unsafe_code)]
+
 /// Every binary built on this library (the server, the benchmarks and the
 /// no-op floor they compare against) allocates through mimalloc: a compose
 /// builds and drops thousands of small strings and maps, and glibc's malloc

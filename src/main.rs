@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use std::{io::IsTerminal, process::ExitCode, sync::Arc};
 
 use clap::Parser;

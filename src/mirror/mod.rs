@@ -2,23 +2,23 @@
 //! upstream registries into ECR, digests intact.
 //!
 //! The story of a run, as [`run`] tells it:
-//! 1. Read what to mirror ([`request`]): package references, or an XR's
+//! 1. Read what to mirror (`request`): package references, or an XR's
 //!    packages; the mirror table maps each upstream path to an ECR
 //!    repository.
-//! 2. Resolve the closure with the function's own resolver ([`closure`]),
-//!    reading tags and `package.yaml` from upstream ([`upstream`]).
+//! 2. Resolve the closure with the function's own resolver (`closure`),
+//!    reading tags and `package.yaml` from upstream (`upstream`).
 //! 3. Read each resolved image's manifest tree and, asked to, its
-//!    signatures ([`image`]); ask ECR ([`target`]) what it already holds
-//!    ([`plan`]).
+//!    signatures (`image`); ask ECR (`target`) what it already holds
+//!    (`plan`).
 //! 4. `--dry-run` prints that plan and stops. Otherwise: create missing
-//!    repositories, copy content ([`copy`], shown by [`progress`]), then
+//!    repositories, copy content (`copy`, shown by `progress`), then
 //!    tag in install order, a package only when it and everything it
-//!    depends on is complete ([`tag`]).
-//! 5. Print a per-package summary, JSON on stdout ([`report`]);
+//!    depends on is complete (`tag`).
+//! 5. Print a per-package summary, JSON on stdout (`report`);
 //!    `--emit-xr` writes the XR that installs what was mirrored, pinned to
-//!    its digests ([`xr`]).
+//!    its digests (`xr`).
 //!
-//! The command line is [`args`]; what can go wrong, [`error`].
+//! The command line is `args`; what can go wrong, `error`.
 
 mod args;
 mod closure;
