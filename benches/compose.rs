@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use flate2::Compression as Level;
 use flate2::write::GzEncoder;
 use function_ecr_packages::function::Function;
-use function_ecr_packages::oci::blob::{Compression, Limits, extract, sha256_digest};
+use function_ecr_packages::oci::blob::{Compression, LayerLimits, extract, sha256_digest};
 use function_ecr_packages::proto::v1::{Resource, RunFunctionRequest, State};
 use function_ecr_packages::registry::connector::MemoryConnector;
 use function_ecr_packages::registry::memory::blog_registry;
@@ -150,8 +150,8 @@ fn large_layer() {
     let mut best = Duration::MAX;
     for _ in 0..rounds {
         let started = Instant::now();
-        let meta =
-            extract(&blob, &digest, Compression::Gzip, Limits::default()).expect("valid layer");
+        let meta = extract(&blob, &digest, Compression::Gzip, LayerLimits::default())
+            .expect("valid layer");
         best = best.min(started.elapsed());
         assert!(meta.is_some());
     }

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand, builder::BoolishValueParser};
 
-use crate::server::{Config, Limits, Security, ServeError};
+use crate::server::{Config, Security, ServeError, ServerLimits};
 
 const MIB: usize = 1024 * 1024;
 
@@ -77,7 +77,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "MAX_CONCURRENT_CALLS",
-        default_value_t = Limits::DEFAULT_MAX_CONCURRENT_CALLS as u32,
+        default_value_t = ServerLimits::DEFAULT_MAX_CONCURRENT_CALLS as u32,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub max_concurrent_calls: u32,
@@ -89,7 +89,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "MAX_CONCURRENT_READS",
-        default_value_t = Limits::DEFAULT_MAX_CONCURRENT_READS as u32,
+        default_value_t = ServerLimits::DEFAULT_MAX_CONCURRENT_READS as u32,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub max_concurrent_reads: u32,
@@ -102,7 +102,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "MAX_STREAMS_PER_CONNECTION",
-        default_value_t = Limits::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+        default_value_t = ServerLimits::DEFAULT_MAX_STREAMS_PER_CONNECTION,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub max_streams_per_connection: u32,
@@ -112,7 +112,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "MAX_CONNECTIONS",
-        default_value_t = Limits::DEFAULT_MAX_CONNECTIONS as u32,
+        default_value_t = ServerLimits::DEFAULT_MAX_CONNECTIONS as u32,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub max_connections: u32,
@@ -228,10 +228,10 @@ impl ServeArgs {
         Ok(Config {
             security,
             max_recv_message_bytes: usize::from(self.max_recv_message_size) * MIB,
-            limits: Limits {
+            limits: ServerLimits {
                 max_concurrent_calls: count(self.max_concurrent_calls),
                 max_concurrent_reads: count(self.max_concurrent_reads),
-                read_slot_hold: Limits::DEFAULT_READ_SLOT_HOLD,
+                read_slot_hold: ServerLimits::DEFAULT_READ_SLOT_HOLD,
                 max_streams_per_connection: self.max_streams_per_connection,
                 max_connections: count(self.max_connections),
                 http2_keepalive_interval: enabled(self.http2_keepalive_interval),
@@ -264,7 +264,7 @@ mod tests {
         let config = args.server_config().expect("insecure needs no files");
         assert_eq!(config.max_recv_message_bytes, 4 * MIB);
         assert!(matches!(config.security, Security::Insecure));
-        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.limits, ServerLimits::default());
         assert_eq!(
             args.cache_options(),
             crate::registry::cache::CacheOptions::default()
@@ -325,10 +325,10 @@ mod tests {
         let limits = args.server_config().expect("config").limits;
         assert_eq!(
             limits,
-            Limits {
+            ServerLimits {
                 max_concurrent_calls: 8,
                 max_concurrent_reads: 3,
-                read_slot_hold: Limits::DEFAULT_READ_SLOT_HOLD,
+                read_slot_hold: ServerLimits::DEFAULT_READ_SLOT_HOLD,
                 max_streams_per_connection: 4,
                 max_connections: 2,
                 http2_keepalive_interval: Some(Duration::from_secs(90)),

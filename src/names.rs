@@ -30,7 +30,7 @@ pub const HASH_LEN: usize = 10;
 /// What kind of text a name is built from, which decides what may change on
 /// the way to a label without a hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub enum Grammar {
     /// Already a Kubernetes name: `[a-z0-9-]` is kept; anything else
     /// (upper case, `.`, `_`) is folded and the name gets a hash.
     Label,
@@ -48,8 +48,8 @@ pub enum Source {
 /// `<prefix>-<part>` as a DNS label (see the module documentation). An
 /// empty `prefix` gives the part alone; an empty or all-punctuation part
 /// gives `<prefix>-<hash>`. `prefix` should itself be a label.
-pub fn object_name(prefix: &str, part: &str, source: Source) -> String {
-    let (clean_prefix, prefix_lossy) = clean(prefix, Source::Label);
+pub fn object_name(prefix: &str, part: &str, source: Grammar) -> String {
+    let (clean_prefix, prefix_lossy) = clean(prefix, Grammar::Label);
     let (clean_part, part_lossy) = clean(part, source);
     let mut name = clean_prefix;
     if !name.is_empty() && !clean_part.is_empty() {
@@ -119,25 +119,25 @@ pub fn hash(parts: &[&str]) -> String {
 
 /// The label characters of `text` under `source`'s rules, without leading
 /// or trailing `-`, and whether anything was dropped or folded.
-fn clean(text: &str, source: Source) -> (String, bool) {
+fn clean(text: &str, source: Grammar) -> (String, bool) {
     let mut lossy = false;
     let body = match source {
-        Source::PathPrefix => match text.strip_suffix('/') {
+        Grammar::PathPrefix => match text.strip_suffix('/') {
             Some(body) => body,
             None => {
                 lossy = true;
                 text
             }
         },
-        Source::Label | Source::Iam => text,
+        Grammar::Label | Grammar::Iam => text,
     };
     let mut out = String::with_capacity(body.len().min(4 * MAX_LABEL_LEN));
     for c in body.chars() {
         let mapped = match c {
             'a'..='z' | '0'..='9' => c,
-            'A'..='Z' if source == Source::Iam => c.to_ascii_lowercase(),
-            '-' if source != Source::PathPrefix => '-',
-            '.' if source == Source::PathPrefix => '-',
+            'A'..='Z' if source == Grammar::Iam => c.to_ascii_lowercase(),
+            '-' if source != Grammar::PathPrefix => '-',
+            '.' if source == Grammar::PathPrefix => '-',
             _ => {
                 lossy = true;
                 if c.is_ascii_punctuation() || c == ' ' {
@@ -250,35 +250,35 @@ mod tests {
             (
                 "iam-attachment-node",
                 "eks-nodes",
-                Source::Iam,
+                Grammar::Iam,
                 "iam-attachment-node-eks-nodes",
             ),
             (
                 "iam-attachment-node",
                 "EKS-Nodes",
-                Source::Iam,
+                Grammar::Iam,
                 "iam-attachment-node-eks-nodes",
             ),
             (
                 "image-config",
                 "xpkg.upbound.io/",
-                Source::PathPrefix,
+                Grammar::PathPrefix,
                 "image-config-xpkg-upbound-io",
             ),
             (
                 "ecr-mirror",
                 "xpkg.crossplane.io/",
-                Source::PathPrefix,
+                Grammar::PathPrefix,
                 "ecr-mirror-xpkg-crossplane-io",
             ),
             (
                 "package",
                 "upbound-provider-family-aws",
-                Source::Label,
+                Grammar::Label,
                 "package-upbound-provider-family-aws",
             ),
-            ("", "demo-ecr-pull", Source::Iam, "demo-ecr-pull"),
-            ("", "Team.Pull", Source::Label, "team-pull-"),
+            ("", "demo-ecr-pull", Grammar::Iam, "demo-ecr-pull"),
+            ("", "Team.Pull", Grammar::Label, "team-pull-"),
         ];
         for (prefix, part, source, name) in cases {
             let got = object_name(prefix, part, source);
@@ -297,25 +297,25 @@ mod tests {
     #[test]
     fn lossy_or_long_names_get_a_hash() {
         let cases = [
-            ("image-config", "xpkg.upbound.io", Source::PathPrefix),
+            ("image-config", "xpkg.upbound.io", Grammar::PathPrefix),
             (
                 "image-config",
                 "xpkg.upbound.io/upbound/",
-                Source::PathPrefix,
+                Grammar::PathPrefix,
             ),
             (
                 "image-config",
                 "registry.example-corp.com/",
-                Source::PathPrefix,
+                Grammar::PathPrefix,
             ),
-            ("image-config", "localhost:5000/", Source::PathPrefix),
-            ("iam-attachment-node", "eks.nodes", Source::Iam),
-            ("iam-attachment-node", "eks_nodes", Source::Iam),
-            ("iam-attachment-node", "", Source::Iam),
-            ("iam-attachment-node", "+=,", Source::Iam),
-            ("package", &"a".repeat(56), Source::Label),
-            ("", &"a".repeat(64), Source::Iam),
-            ("", "---", Source::Iam),
+            ("image-config", "localhost:5000/", Grammar::PathPrefix),
+            ("iam-attachment-node", "eks.nodes", Grammar::Iam),
+            ("iam-attachment-node", "eks_nodes", Grammar::Iam),
+            ("iam-attachment-node", "", Grammar::Iam),
+            ("iam-attachment-node", "+=,", Grammar::Iam),
+            ("package", &"a".repeat(56), Grammar::Label),
+            ("", &"a".repeat(64), Grammar::Iam),
+            ("", "---", Grammar::Iam),
         ];
         for (prefix, part, source) in cases {
             let got = object_name(prefix, part, source);
@@ -326,19 +326,19 @@ mod tests {
         }
         // The names that differ only where a hash was added stay apart.
         assert_ne!(
-            object_name("image-config", "xpkg.upbound.io", Source::PathPrefix),
-            object_name("image-config", "xpkg.upbound.io/", Source::PathPrefix)
+            object_name("image-config", "xpkg.upbound.io", Grammar::PathPrefix),
+            object_name("image-config", "xpkg.upbound.io/", Grammar::PathPrefix)
         );
         assert_ne!(
-            object_name("iam-attachment-node", "eks.nodes", Source::Iam),
-            object_name("iam-attachment-node", "eks-nodes", Source::Iam)
+            object_name("iam-attachment-node", "eks.nodes", Grammar::Iam),
+            object_name("iam-attachment-node", "eks-nodes", Grammar::Iam)
         );
         assert_eq!(
-            object_name("package", &"a".repeat(55), Source::Label).len(),
+            object_name("package", &"a".repeat(55), Grammar::Label).len(),
             63
         );
         assert_eq!(
-            object_name("package", &"a".repeat(56), Source::Label).len(),
+            object_name("package", &"a".repeat(56), Grammar::Label).len(),
             63
         );
     }
@@ -358,11 +358,11 @@ mod tests {
         assert!(shorten(&"é".repeat(40), 20).len() <= 20);
     }
 
-    fn sources() -> impl Strategy<Value = Source> {
+    fn sources() -> impl Strategy<Value = Grammar> {
         prop_oneof![
-            Just(Source::Label),
-            Just(Source::Iam),
-            Just(Source::PathPrefix)
+            Just(Grammar::Label),
+            Just(Grammar::Iam),
+            Just(Grammar::PathPrefix)
         ]
     }
 
@@ -389,7 +389,7 @@ mod tests {
                 let name = object_name("package", &part, source);
                 if let Some(other) = seen.insert(name.clone(), part.clone()) {
                     // IAM names differ only in case when they are one role.
-                    let same = source == Source::Iam && other.eq_ignore_ascii_case(&part);
+                    let same = source == Grammar::Iam && other.eq_ignore_ascii_case(&part);
                     prop_assert!(other == part || same, "{:?} and {:?} -> {:?}", other, part, name);
                 }
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use function_ecr_packages::Error;
 use function_ecr_packages::aws::RegistryRef;
-use function_ecr_packages::oci::blob::Limits;
+use function_ecr_packages::oci::blob::LayerLimits;
 use function_ecr_packages::package::{Dependency, PackageKind};
 use function_ecr_packages::registry::cache::{CacheOptions, CachedRegistry};
 use function_ecr_packages::registry::connector::EcrConnector;
@@ -282,9 +282,9 @@ async fn oversized_and_corrupt_layers_are_invalid_packages() {
     // A compressed-size bound refuses the layer from its descriptor, before
     // any blob is fetched.
     let small = ecr_with(EcrOptions {
-        limits: Limits {
+        limits: LayerLimits {
             max_compressed_bytes: 1024,
-            ..Limits::default()
+            ..LayerLimits::default()
         },
         ..options()
     })
@@ -320,10 +320,10 @@ async fn large_layers_are_read_with_bounded_memory() {
     // 256 KiB of the (over 8 MiB) package.yaml may be decompressed. Passing
     // proves the CRDs after the meta document are never decompressed nor held.
     let ecr = ecr_with(EcrOptions {
-        limits: Limits {
+        limits: LayerLimits {
             max_uncompressed_bytes: 256 * 1024,
             max_meta_document_bytes: 64 * 1024,
-            ..Limits::default()
+            ..LayerLimits::default()
         },
         ..options()
     })

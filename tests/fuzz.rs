@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use function_ecr_packages::error::Error;
 use function_ecr_packages::function::package_lock::{self as lock, Lock};
 use function_ecr_packages::names::dns_label;
-use function_ecr_packages::oci::blob::{self, Compression, LayerReader, Limits};
+use function_ecr_packages::oci::blob::{self, Compression, LayerLimits, LayerReader};
 use function_ecr_packages::oci::xpkg::{Manifest, package_manifest};
 use function_ecr_packages::proto::v1::{
     Capability, RequestMeta, Resource, Resources, RunFunctionRequest,
@@ -1029,7 +1029,7 @@ fn layer() -> impl Strategy<Value = (Vec<u8>, Compression, Vec<usize>, bool)> {
 
 #[test]
 fn layers_never_panic_and_stay_bounded() {
-    let limits = Limits {
+    let limits = LayerLimits {
         max_compressed_bytes: 64 * 1024,
         max_uncompressed_bytes: 256 * 1024,
         max_tar_entries: 16,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use function_ecr_packages::{
     function::Function,
     proto::{v1, v1beta1},
-    server::{self, Config, Limits, Security},
+    server::{self, Config, Security, ServerLimits},
     telemetry::{self, GrpcMetrics},
 };
 use nix::{sys::signal::Signal, unistd::Pid};
@@ -56,14 +56,14 @@ impl Harness {
             Config {
                 security: Security::Insecure,
                 max_recv_message_bytes,
-                limits: Limits::default(),
+                limits: ServerLimits::default(),
             },
         )
         .await
     }
 
     /// A server with the default function and `limits`.
-    async fn limited(limits: Limits) -> Self {
+    async fn limited(limits: ServerLimits) -> Self {
         Self::configured(
             Arc::new(Function::new()),
             Config {
@@ -784,9 +784,9 @@ async fn busy_slots_shed_run_function_while_health_and_reflection_answer() {
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest,
     };
-    let harness = Harness::limited(Limits {
+    let harness = Harness::limited(ServerLimits {
         max_concurrent_calls: 2,
-        ..Limits::default()
+        ..ServerLimits::default()
     })
     .await;
     let first = HeldCall::open(harness.grpc, V1_SERVICE, "held-v1").await;
@@ -860,17 +860,20 @@ async fn busy_slots_shed_run_function_while_health_and_reflection_answer() {
 /// this test rather than be broken by the hold.
 #[tokio::test(flavor = "multi_thread")]
 async fn large_requests_waiting_for_one_read_slot_are_all_answered() {
-    let harness = Harness::limited(Limits {
+    let harness = Harness::limited(ServerLimits {
         max_concurrent_reads: 1,
         read_slot_hold: Duration::from_secs(3600),
-        ..Limits::default()
+        ..ServerLimits::default()
     })
     .await;
     let client = harness.v1().await;
     // Each body is several stream windows long.
     let calls = (0..64).map(|i| {
         let mut client = client.clone();
-        let sent = request_of_size(&format!("large-{i}"), 4 * Limits::STREAM_WINDOW as usize);
+        let sent = request_of_size(
+            &format!("large-{i}"),
+            4 * ServerLimits::STREAM_WINDOW as usize,
+        );
         async move {
             let answer = client.run_function(sent.clone()).await;
             (sent, answer)
@@ -890,10 +893,10 @@ async fn large_requests_waiting_for_one_read_slot_are_all_answered() {
 /// stalled call is still answered once its client sends the rest.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_request_gives_up_its_read_slot() {
-    let harness = Harness::limited(Limits {
+    let harness = Harness::limited(ServerLimits {
         max_concurrent_reads: 1,
         read_slot_hold: Duration::from_millis(200),
-        ..Limits::default()
+        ..ServerLimits::default()
     })
     .await;
     let stalled = HeldCall::open(harness.grpc, V1_SERVICE, "stalled").await;
@@ -917,9 +920,9 @@ async fn a_stalled_request_gives_up_its_read_slot() {
 /// the ones open keep working, and closing one lets a new one in.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_beyond_the_maximum_are_closed_until_one_ends() {
-    let harness = Harness::limited(Limits {
+    let harness = Harness::limited(ServerLimits {
         max_connections: 2,
-        ..Limits::default()
+        ..ServerLimits::default()
     })
     .await;
     let one = harness.channel().await;
@@ -988,9 +991,9 @@ async fn connections_beyond_the_maximum_are_closed_until_one_ends() {
 /// frame advertises.
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_per_connection_is_advertised_in_http2_settings() {
-    let harness = Harness::limited(Limits {
+    let harness = Harness::limited(ServerLimits {
         max_streams_per_connection: 3,
-        ..Limits::default()
+        ..ServerLimits::default()
     })
     .await;
     let tcp = TcpStream::connect(harness.grpc).await.expect("connect");

@@ -718,7 +718,7 @@ struct Grpc {
 
 impl Grpc {
     async fn start(function: Function) -> Self {
-        use function_ecr_packages::server::{self, Config, Limits, Security};
+        use function_ecr_packages::server::{self, Config, Security, ServerLimits};
         use function_ecr_packages::telemetry::GrpcMetrics;
         let metrics = GrpcMetrics::register(&prometheus::Registry::new()).expect("metrics");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -729,7 +729,7 @@ impl Grpc {
         let config = Config {
             security: Security::Insecure,
             max_recv_message_bytes: 16 * 1024 * 1024,
-            limits: Limits::default(),
+            limits: ServerLimits::default(),
         };
         let served = tokio::spawn(server::serve(
             config,

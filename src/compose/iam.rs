@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 
 use super::Planned;
 use super::packages::into_map;
-use crate::names::{Source, object_name};
+use crate::names::{Grammar, object_name};
 use crate::resolve::graph::Graph;
 use crate::spec::Settings;
 use crate::spec::input::ManagedResources;
@@ -75,7 +75,7 @@ pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
             iam,
             &node_attachment_resource_name(node_role),
             "RolePolicyAttachment",
-            &object_name(&format!("{role_object}-node"), node_role, Source::Iam),
+            &object_name(&format!("{role_object}-node"), node_role, Grammar::Iam),
             None,
             json!({
                 "role": node_role,
@@ -224,14 +224,14 @@ pub fn pull_policy(settings: &Settings, graph: &Graph) -> Json {
 /// characters; a role name that is not already a label up to case gets a
 /// hash ([`object_name`]).
 pub fn role_object_name(role_name: &str) -> String {
-    object_name("", role_name, Source::Iam)
+    object_name("", role_name, Grammar::Iam)
 }
 
 /// The composition resource name of a node role's attachment:
 /// `iam-attachment-node-<role>` (`eks-nodes` ->
 /// `iam-attachment-node-eks-nodes`).
 pub fn node_attachment_resource_name(node_role: &str) -> String {
-    object_name(&format!("{ATTACHMENT}-node"), node_role, Source::Iam)
+    object_name(&format!("{ATTACHMENT}-node"), node_role, Grammar::Iam)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::Planned;
 use crate::error::{DependencyError, Result};
-use crate::names::{Source, object_name};
+use crate::names::{Grammar, object_name};
 use crate::package::PackageKind;
 use crate::resolve::graph::{Graph, PackageNode};
 use crate::spec::Settings;
@@ -21,7 +21,7 @@ pub fn package_resource_name(package_name: &str) -> String {
     object_name(
         PACKAGE_PREFIX.trim_end_matches('-'),
         package_name,
-        Source::Label,
+        Grammar::Label,
     )
 }
 
@@ -50,7 +50,7 @@ pub fn package_name_among<'a>(
 /// The ImageConfig's `metadata.name` for a mirror: `ecr-mirror-<upstream>`
 /// (`xpkg.upbound.io/` -> `ecr-mirror-xpkg-upbound-io`).
 pub fn image_config_name(upstream: &str) -> String {
-    object_name("ecr-mirror", upstream, Source::PathPrefix)
+    object_name("ecr-mirror", upstream, Grammar::PathPrefix)
 }
 
 /// The ImageConfig's composition resource name for a mirror:
@@ -59,7 +59,7 @@ pub fn image_config_resource_name(upstream: &str) -> String {
     object_name(
         IMAGE_CONFIG_PREFIX.trim_end_matches('-'),
         upstream,
-        Source::PathPrefix,
+        Grammar::PathPrefix,
     )
 }
 

@@ -35,14 +35,14 @@ pub struct Asked {
 }
 
 #[derive(Debug)]
-struct Kept {
+struct KeptAnswer {
     fingerprint: [u8; 32],
     response: RunFunctionResponse,
     until: Instant,
 }
 
 pub struct Memo {
-    answers: moka::sync::Cache<String, Arc<Kept>>,
+    answers: moka::sync::Cache<String, Arc<KeptAnswer>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -52,7 +52,7 @@ impl Memo {
         Self {
             answers: moka::sync::Cache::builder()
                 .max_capacity(budget_bytes)
-                .weigher(|xr: &String, kept: &Arc<Kept>| {
+                .weigher(|xr: &String, kept: &Arc<KeptAnswer>| {
                     u32::try_from(xr.len() + kept.response.encoded_len() + 96).unwrap_or(u32::MAX)
                 })
                 .build(),
@@ -127,7 +127,7 @@ impl Memo {
         };
         self.answers.insert(
             asked.xr,
-            Arc::new(Kept {
+            Arc::new(KeptAnswer {
                 fingerprint: asked.fingerprint,
                 response: response.clone(),
                 until,

@@ -36,7 +36,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::compose::Planned;
 use crate::compose::USAGE_PREFIX;
 use crate::function::observed::{Observed, ObservedResources};
-use crate::names::{Source, hash, object_name};
+use crate::names::{Grammar, hash, object_name};
 use crate::proto::v1::RunFunctionRequest;
 use crate::sdk::Response;
 use crate::sdk::request::can_send_required_resources;
@@ -410,7 +410,7 @@ fn usage(shared: &Shared, composite: XrRef) -> Planned {
         json!(object_name(
             "usage",
             &format!("{}-{tag}", shared.name),
-            Source::Label
+            Grammar::Label
         )),
     );
     let kind = match &shared.namespace {
@@ -453,7 +453,7 @@ fn usage(shared: &Shared, composite: XrRef) -> Planned {
         name: object_name(
             USAGE_PREFIX.trim_end_matches('-'),
             &shared.resource,
-            Source::Label,
+            Grammar::Label,
         ),
         object: match object {
             Json::Object(map) => map,

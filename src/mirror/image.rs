@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 
 use super::error::Error;
-use super::upstream::{Reader, Source, Upstream};
+use super::upstream::{Location, Reader, Upstream};
 use crate::oci::xpkg::{Descriptor, Manifest};
 use crate::reference::Digest;
 use crate::registry::Registry;
@@ -40,7 +40,7 @@ pub struct TreeManifest {
 /// One image to copy.
 #[derive(Clone, Debug)]
 pub struct Image {
-    pub source: Source,
+    pub source: Location,
     /// The ECR repository it goes to.
     pub repository: String,
     pub digest: String,
@@ -56,7 +56,7 @@ impl Image {
     /// Reads the manifest tree at `digest`.
     pub async fn read(
         upstream: &Upstream,
-        source: Source,
+        source: Location,
         repository: String,
         digest: String,
         tags: Vec<String>,
@@ -151,7 +151,7 @@ impl Image {
 /// One resolved package and the images that carry it.
 pub struct Package {
     pub node: PackageNode,
-    pub source: Source,
+    pub source: Location,
     /// The package image first, then its signatures.
     pub images: Vec<Image>,
 }
@@ -209,7 +209,7 @@ pub async fn read_packages(
 /// referrers-tag index, and what the referrers API lists for it.
 async fn signatures(
     upstream: &Reader,
-    source: &Source,
+    source: &Location,
     node: &PackageNode,
 ) -> Result<Vec<Image>, Error> {
     let hex = node.digest.trim_start_matches("sha256:");

@@ -42,14 +42,14 @@ use copy::Copier;
 use image::Reading;
 use plan::Plan;
 use progress::Progress;
-use request::Request;
+use request::MirrorRequest;
 use target::Target;
 use upstream::Upstream;
 
 /// Runs `mirror` with the command line's arguments.
 pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
     // 1. What to mirror, and where each upstream path goes in ECR.
-    let request = Request::read(args)?;
+    let request = MirrorRequest::read(args)?;
     let mirrors = request.mirrors(args);
     let upstream = Upstream::new(mirrors.clone(), args.endpoints(), args.timeout()).cached();
     let spec = request.spec(args, &upstream).await?;

@@ -14,7 +14,7 @@ use crate::oci::xpkg::Descriptor;
 /// What the dry run prints for one package.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Planned {
+pub struct PackagePlan {
     pub source: String,
     pub repository: String,
     pub kind: String,
@@ -29,7 +29,7 @@ pub struct Planned {
 
 /// What a run would copy.
 pub struct Plan {
-    pub packages: Vec<Planned>,
+    pub packages: Vec<PackagePlan>,
     /// Every repository the run writes into, existing or not.
     pub repositories: Vec<String>,
     pub repositories_to_create: Vec<String>,
@@ -71,11 +71,11 @@ impl Plan {
                     to_copy.insert(blob.digest.clone(), size);
                 }
             }
-            planned.push(Planned {
+            planned.push(PackagePlan {
                 repository_exists: exists,
                 blobs_to_copy: blobs,
                 bytes_to_copy: bytes,
-                ..Planned::of(package)
+                ..PackagePlan::of(package)
             });
         }
         let repositories_to_create = planned
@@ -94,11 +94,11 @@ impl Plan {
     }
 }
 
-impl Planned {
+impl PackagePlan {
     /// A package, before the target is asked about it.
     fn of(package: &Package) -> Self {
         let node = &package.node;
-        Planned {
+        PackagePlan {
             source: package.source.to_string(),
             repository: node.repository.clone(),
             kind: node.kind.to_string(),

@@ -38,7 +38,7 @@ impl std::fmt::Display for Status {
 /// What a run did for one package.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Outcome {
+pub struct PackageReport {
     source: String,
     repository: String,
     kind: String,
@@ -54,7 +54,7 @@ pub struct Outcome {
     tags_pushed: usize,
 }
 
-impl Outcome {
+impl PackageReport {
     /// A package whose copy failed.
     pub fn failed(package: &Package, error: &Error) -> Self {
         Self::of(package, &Copied::default(), Status::Failed, Some(error))
@@ -92,7 +92,7 @@ impl Outcome {
 
     fn of(package: &Package, copied: &Copied, status: Status, error: Option<&Error>) -> Self {
         let node = &package.node;
-        Outcome {
+        PackageReport {
             source: package.source.to_string(),
             repository: node.repository.clone(),
             kind: node.kind.to_string(),
@@ -114,7 +114,7 @@ impl Outcome {
 pub fn summary(
     registry: &RegistryRef,
     created: &[String],
-    outcomes: &[Outcome],
+    outcomes: &[PackageReport],
 ) -> Result<(), Error> {
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let total_bytes: u64 = outcomes.iter().map(|o| o.bytes_uploaded).sum();

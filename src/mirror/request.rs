@@ -6,7 +6,7 @@ use serde_json::{Value as Json, json};
 
 use super::args::MirrorArgs;
 use super::error::Error;
-use super::upstream::{Reader, Source};
+use super::upstream::{Location, Reader};
 use crate::registry::Registry;
 use crate::spec::input::{Mirror, default_mirrors};
 use crate::spec::load;
@@ -21,12 +21,12 @@ const MAX_REFERENCE: usize = 1024;
 pub struct PackageRef {
     /// `host[:port]/path`, without tag.
     pub path: String,
-    pub version: Requested,
+    pub version: VersionRequest,
 }
 
 /// Which version of a package the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Requested {
+pub enum VersionRequest {
     /// The highest release tag (no prereleases).
     Latest,
     /// This tag, which must exist.
@@ -43,7 +43,7 @@ impl PackageRef {
         }
         let (path, version) = match text.split_once('@') {
             Some((path, version)) if !version.trim().is_empty() => {
-                (path, Requested::Version(version.trim().to_string()))
+                (path, VersionRequest::Version(version.trim().to_string()))
             }
             Some(_) => return Err(bad("nothing after '@'")),
             None => match text.rsplit_once(':') {
@@ -53,9 +53,9 @@ impl PackageRef {
                     if !crate::version::is_tag(tag) {
                         return Err(bad(&format!("{tag:?} is not a valid tag")));
                     }
-                    (path, Requested::Tag(tag.to_string()))
+                    (path, VersionRequest::Tag(tag.to_string()))
                 }
-                _ => (text, Requested::Latest),
+                _ => (text, VersionRequest::Latest),
             },
         };
         let Some((host, rest)) = path.split_once('/') else {
@@ -72,10 +72,10 @@ impl PackageRef {
         if let Err(e) = crate::reference::Repository::parse(rest, "the repository") {
             return Err(bad(&e.to_string()));
         }
-        if Source::parse(path).is_none() {
+        if Location::parse(path).is_none() {
             return Err(bad("the registry host is not name[:port]"));
         }
-        if let Requested::Version(v) = &version
+        if let VersionRequest::Version(v) = &version
             && v.contains(':')
             && let Err(e) = crate::reference::Digest::parse(v, "the digest")
         {
@@ -89,14 +89,14 @@ impl PackageRef {
 }
 
 /// The files a run reads: the XR to mirror and the function input.
-pub struct Request {
+pub struct MirrorRequest {
     /// The XR (or claim) of `--from-xr`.
     pub xr: Option<Json>,
     /// The function input of `--input`.
     pub input: Option<Input>,
 }
 
-impl Request {
+impl MirrorRequest {
     /// Reads the XR file and the input file, when given.
     pub fn read(args: &MirrorArgs) -> Result<Self, Error> {
         if args.from_xr.is_none() && args.packages.is_empty() {
@@ -210,13 +210,13 @@ async fn top_version(
     reference: &PackageRef,
 ) -> Result<String, Error> {
     let constraint = match &reference.version {
-        Requested::Version(v) if crate::names::is_digest(v) => return Ok(v.clone()),
-        Requested::Version(v) => Some(Constraint::parse(v)?),
-        Requested::Tag(_) | Requested::Latest => None,
+        VersionRequest::Version(v) if crate::names::is_digest(v) => return Ok(v.clone()),
+        VersionRequest::Version(v) => Some(Constraint::parse(v)?),
+        VersionRequest::Tag(_) | VersionRequest::Latest => None,
     };
     let tags = upstream.list_tags(repository).await?;
     let chosen = match (&reference.version, &constraint) {
-        (Requested::Tag(tag), _) => tags.iter().find(|t| *t == tag).map(String::as_str),
+        (VersionRequest::Tag(tag), _) => tags.iter().find(|t| *t == tag).map(String::as_str),
         (_, Some(c)) => select_highest(&[c], tags.iter().map(String::as_str)),
         // The highest release: Masterminds' >=0.0.0 admits no prerelease.
         _ => {
@@ -226,9 +226,9 @@ async fn top_version(
     };
     chosen.map(str::to_string).ok_or_else(|| {
         let wanted = match &reference.version {
-            Requested::Tag(tag) => format!("tag {tag}"),
-            Requested::Version(v) => format!("a tag satisfying {v:?}"),
-            Requested::Latest => "a release tag".to_string(),
+            VersionRequest::Tag(tag) => format!("tag {tag}"),
+            VersionRequest::Version(v) => format!("a tag satisfying {v:?}"),
+            VersionRequest::Latest => "a release tag".to_string(),
         };
         Error::NoVersion {
             package: reference.path.clone(),
@@ -258,36 +258,36 @@ mod tests {
 
     #[test]
     fn package_references() {
-        let ok: &[(&str, &str, Requested)] = &[
+        let ok: &[(&str, &str, VersionRequest)] = &[
             (
                 "xpkg.upbound.io/upbound/provider-aws-s3",
                 "xpkg.upbound.io/upbound/provider-aws-s3",
-                Requested::Latest,
+                VersionRequest::Latest,
             ),
             (
                 "xpkg.upbound.io/upbound/provider-aws-s3:v1.2.0",
                 "xpkg.upbound.io/upbound/provider-aws-s3",
-                Requested::Tag("v1.2.0".into()),
+                VersionRequest::Tag("v1.2.0".into()),
             ),
             (
                 "127.0.0.1:5000/upbound/provider-family-aws",
                 "127.0.0.1:5000/upbound/provider-family-aws",
-                Requested::Latest,
+                VersionRequest::Latest,
             ),
             (
                 "127.0.0.1:5000/upbound/provider-family-aws:v2",
                 "127.0.0.1:5000/upbound/provider-family-aws",
-                Requested::Tag("v2".into()),
+                VersionRequest::Tag("v2".into()),
             ),
             (
                 "xpkg.upbound.io/upbound/provider-aws-s3@>=v1.0.0, <v2",
                 "xpkg.upbound.io/upbound/provider-aws-s3",
-                Requested::Version(">=v1.0.0, <v2".into()),
+                VersionRequest::Version(">=v1.0.0, <v2".into()),
             ),
             (
                 "localhost/a/b@sha256:0000000000000000000000000000000000000000000000000000000000000000",
                 "localhost/a/b",
-                Requested::Version(
+                VersionRequest::Version(
                     "sha256:0000000000000000000000000000000000000000000000000000000000000000"
                         .into(),
                 ),

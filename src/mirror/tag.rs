@@ -8,7 +8,7 @@ use super::copied::Copied;
 use super::copy::Copier;
 use super::error::Error;
 use super::image::Package;
-use super::report::Outcome;
+use super::report::PackageReport;
 
 /// Tags each package whose copy (`contents`, one per package) and
 /// dependencies are complete; says what happened to each.
@@ -16,7 +16,7 @@ pub async fn in_install_order(
     copier: &Copier<'_>,
     packages: &[Package],
     contents: Vec<Result<Copied, Error>>,
-) -> Vec<Outcome> {
+) -> Vec<PackageReport> {
     let mut outcomes = Vec::new();
     let mut complete: HashMap<&str, bool> = HashMap::new();
     for (package, content) in packages.iter().zip(contents) {
@@ -28,9 +28,9 @@ pub async fn in_install_order(
             .map(String::as_str)
             .collect();
         let outcome = match content {
-            Err(e) => Outcome::failed(package, &e),
-            Ok(copied) if !broken.is_empty() => Outcome::untagged(package, &copied, &broken),
-            Ok(copied) => Outcome::tagged(package, &copied, tag(copier, package).await),
+            Err(e) => PackageReport::failed(package, &e),
+            Ok(copied) if !broken.is_empty() => PackageReport::untagged(package, &copied, &broken),
+            Ok(copied) => PackageReport::tagged(package, &copied, tag(copier, package).await),
         };
         complete.insert(&package.node.repository, outcome.is_complete());
         outcomes.push(outcome);

@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::{DependencyError, Error, Result};
-use crate::oci::blob::Limits;
+use crate::oci::blob::LayerLimits;
 use crate::oci::distribution::{self, Auth, Distribution};
 use crate::oci::xpkg::{self, Descriptor, ImageSource, MAX_LAYERS_SCANNED, Manifest, ReadOptions};
 use crate::package::PackageMeta;
@@ -35,29 +35,29 @@ use crate::spec::input::Mirror;
 
 /// Where a package comes from: a registry host and a repository in it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Source {
+pub struct Location {
     pub host: String,
     pub repository: String,
 }
 
-impl Source {
+impl Location {
     /// Splits `host/path`; `None` unless the host is `name[:port]` and the
     /// path a repository name of the distribution grammar.
-    pub fn parse(path: &str) -> Option<Source> {
+    pub fn parse(path: &str) -> Option<Location> {
         let (host, repository) = path.split_once('/')?;
         let host_ok = !host.is_empty()
             && host.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
             });
         let repository = Repository::parse(repository, path).ok()?;
-        host_ok.then(|| Source {
+        host_ok.then(|| Location {
             host: host.to_string(),
             repository: repository.to_string(),
         })
     }
 }
 
-impl std::fmt::Display for Source {
+impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.host, self.repository)
     }
@@ -123,7 +123,7 @@ impl Upstream {
     }
 
     /// Where the packages of an ECR repository are read from.
-    pub fn source(&self, repository: &str) -> Result<Source> {
+    pub fn source(&self, repository: &str) -> Result<Location> {
         let declared = lock(&self.declared)
             .get(repository)
             .cloned()
@@ -149,7 +149,7 @@ impl Upstream {
                     "{repository} is under no mirror's repository prefix; say where it comes from with --mirror"
                 ))
             })?;
-        Source::parse(&path).ok_or_else(|| {
+        Location::parse(&path).ok_or_else(|| {
             Error::from(DependencyError::UnknownSource(format!(
                 "{path:?} (the upstream of {repository}) is not a registry host and a repository name"
             )))
@@ -175,7 +175,7 @@ impl Upstream {
     }
 
     /// A manifest by digest, read once.
-    pub async fn manifest(&self, source: &Source, digest: &str) -> Result<Arc<Manifest>> {
+    pub async fn manifest(&self, source: &Location, digest: &str) -> Result<Arc<Manifest>> {
         if let Some(m) = lock(&self.manifests).get(digest) {
             return Ok(m.clone());
         }
@@ -185,7 +185,7 @@ impl Upstream {
         Ok(manifest)
     }
 
-    async fn fetch(&self, source: &Source, reference: &str) -> Result<(String, Manifest)> {
+    async fn fetch(&self, source: &Location, reference: &str) -> Result<(String, Manifest)> {
         let client = self.client(&source.host)?;
         client
             .manifest(&source.repository, reference)
@@ -238,7 +238,7 @@ impl Registry for Upstream {
             digest,
         };
         let options = ReadOptions {
-            limits: Limits::default(),
+            limits: LayerLimits::default(),
             max_layers_scanned: MAX_LAYERS_SCANNED,
             layer_timeout: self.timeout,
         };
@@ -258,7 +258,7 @@ impl Registry for Upstream {
 
 struct UpstreamImage<'a> {
     upstream: &'a Upstream,
-    source: &'a Source,
+    source: &'a Location,
     digest: &'a str,
 }
 
@@ -304,7 +304,7 @@ fn unavailable(host: &str, e: impl std::fmt::Display) -> Error {
 
 /// The resolver's error for a registry failure: a 404 is a missing
 /// repository or image, refused credentials are credentials.
-fn from_distribution(source: &Source, e: distribution::Error) -> Error {
+fn from_distribution(source: &Location, e: distribution::Error) -> Error {
     match &e {
         e if e.is_not_found() => Error::RepositoryNotFound {
             registry: source.host.clone(),
@@ -341,7 +341,7 @@ mod tests {
             path in "[a-z0-9]{1,5}([._-][a-z0-9]{1,5})?(/[a-z0-9]{1,5}(__[a-z0-9]{1,3})?){0,3}",
         ) {
             let text = format!("{host}/{path}");
-            let source = Source::parse(&text).expect("parses");
+            let source = Location::parse(&text).expect("parses");
             prop_assert_eq!(&source.host, &host);
             prop_assert_eq!(&source.repository, &path);
             prop_assert_eq!(source.to_string(), text);
@@ -349,7 +349,7 @@ mod tests {
 
         #[test]
         fn source_parsing_never_panics(text in ".{0,100}") {
-            let _ = Source::parse(&text);
+            let _ = Location::parse(&text);
         }
     }
 
@@ -454,7 +454,7 @@ mod tests {
             "host/",
             "/a",
         ] {
-            assert_eq!(Source::parse(bad), None, "{bad}");
+            assert_eq!(Location::parse(bad), None, "{bad}");
         }
     }
 }

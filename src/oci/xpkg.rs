@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::blob::{self, Compression, LayerReader, Limits};
+use super::blob::{self, Compression, LayerLimits, LayerReader};
 use crate::package::PackageMeta;
 use crate::reference::Digest;
 
@@ -42,7 +42,7 @@ const LAYER_CHANNEL_CHUNKS: usize = 4;
 /// Bounds on reading one package.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOptions {
-    pub limits: Limits,
+    pub limits: LayerLimits,
     /// Layers of an unannotated image searched for `package.yaml`, top down.
     pub max_layers_scanned: usize,
     /// Bound on reading one layer, from the request to its last byte.
@@ -414,7 +414,7 @@ mod tests {
 
     fn options() -> ReadOptions {
         ReadOptions {
-            limits: Limits::default(),
+            limits: LayerLimits::default(),
             max_layers_scanned: MAX_LAYERS_SCANNED,
             layer_timeout: Duration::from_secs(1),
         }

@@ -32,7 +32,7 @@ use tower_service::Service;
 /// at once (RESOURCE_EXHAUSTED, a refused stream or a closed connection),
 /// never queued without bound inside the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct ServerLimits {
     /// RunFunction calls (both protocol versions) in flight across all
     /// connections. A call beyond it is answered RESOURCE_EXHAUSTED before
     /// its request is read. Health and reflection do not count and are
@@ -43,7 +43,7 @@ pub struct Limits {
     /// once the body has ended, so bodies in memory at once are bounded by
     /// this, not by `max_concurrent_calls`; the rest of a waiting call's body
     /// stays with the client, held back by HTTP/2 flow control
-    /// ([`Limits::STREAM_WINDOW`] bytes at most reach the server).
+    /// ([`ServerLimits::STREAM_WINDOW`] bytes at most reach the server).
     pub max_concurrent_reads: usize,
     /// How long a call may hold a read slot. A client that stops sending
     /// halfway through its body gives the slot up after this, so a few
@@ -68,7 +68,7 @@ pub struct Limits {
     pub tcp_keepalive: Option<Duration>,
 }
 
-impl Limits {
+impl ServerLimits {
     pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 64;
     pub const DEFAULT_MAX_CONCURRENT_READS: usize = 4;
     pub const DEFAULT_READ_SLOT_HOLD: Duration = Duration::from_secs(1);
@@ -97,7 +97,7 @@ impl Limits {
 
 const MAX_WINDOW: u32 = (1 << 31) - 1;
 
-impl Default for Limits {
+impl Default for ServerLimits {
     fn default() -> Self {
         Self {
             max_concurrent_calls: Self::DEFAULT_MAX_CONCURRENT_CALLS,
@@ -129,7 +129,7 @@ pub(super) struct CallLimitLayer {
 }
 
 impl CallLimitLayer {
-    pub(super) fn new(limits: &Limits, services: &[&'static str]) -> Self {
+    pub(super) fn new(limits: &ServerLimits, services: &[&'static str]) -> Self {
         Self {
             calls: Arc::new(Semaphore::new(limits.max_concurrent_calls)),
             limit: limits.max_concurrent_calls,
@@ -489,9 +489,9 @@ mod tests {
             (1_000_000, MAX_WINDOW),
             (u32::MAX, MAX_WINDOW),
         ] {
-            let limits = Limits {
+            let limits = ServerLimits {
                 max_streams_per_connection: streams,
-                ..Limits::default()
+                ..ServerLimits::default()
             };
             assert_eq!(limits.connection_window(), window, "{streams} streams");
         }

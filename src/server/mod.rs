@@ -3,7 +3,7 @@
 //!
 //! * `runner`: the RunFunction handlers.
 //! * `tls`: the mutual TLS Crossplane speaks ([`Security`]).
-//! * `limits`: how much callers can make the server hold ([`Limits`]).
+//! * `limits`: how much callers can make the server hold ([`ServerLimits`]).
 //! * `metrics`: the go-grpc-prometheus request metrics ([`GrpcMetrics`]).
 //! * `error`: why it cannot serve ([`ServeError`]).
 
@@ -28,7 +28,7 @@ use tonic::{
 use tower::util::MapResponseLayer;
 
 pub use self::error::ServeError;
-pub use self::limits::Limits;
+pub use self::limits::ServerLimits;
 use self::limits::{CallLimitLayer, limit_connections};
 pub use self::metrics::{GrpcMetrics, GrpcMetricsLayer, GrpcMetricsService, MeteredBody};
 use self::runner::{Runner, RunnerV1, RunnerV1beta1};
@@ -44,7 +44,7 @@ pub struct Config {
     /// RESOURCE_EXHAUSTED.
     pub max_recv_message_bytes: usize,
     /// How much the server takes on at once.
-    pub limits: Limits,
+    pub limits: ServerLimits,
 }
 
 /// Resolves once the process receives SIGTERM or SIGINT. Installing the
@@ -164,10 +164,10 @@ const SERVED: [(&str, &[&str]); 5] = [
 
 /// The HTTP/2 server `limits` ask for, with TLS when `security` asks for
 /// it; the flag says which.
-fn transport(limits: &Limits, security: Security) -> Result<(Server, bool), ServeError> {
+fn transport(limits: &ServerLimits, security: Security) -> Result<(Server, bool), ServeError> {
     let server = Server::builder()
         .max_concurrent_streams(limits.max_streams_per_connection)
-        .initial_stream_window_size(Limits::STREAM_WINDOW)
+        .initial_stream_window_size(ServerLimits::STREAM_WINDOW)
         .initial_connection_window_size(limits.connection_window())
         .http2_keepalive_interval(limits.http2_keepalive_interval)
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout));

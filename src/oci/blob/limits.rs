@@ -1,4 +1,4 @@
-//! What one layer may cost: the bounds a [`Limits`] holds, their defaults,
+//! What one layer may cost: the bounds a [`LayerLimits`] holds, their defaults,
 //! and the fixed bounds and names of the format.
 
 /// Largest compressed layer read (and hashed), in bytes.
@@ -27,7 +27,7 @@ pub const META_GROUP: &str = "meta.pkg.crossplane.io/";
 
 /// Bounds on what one layer may cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub struct LayerLimits {
     pub max_compressed_bytes: u64,
     pub max_uncompressed_bytes: u64,
     pub max_tar_entries: usize,
@@ -35,7 +35,7 @@ pub struct Limits {
     pub max_yaml_depth: usize,
 }
 
-impl Default for Limits {
+impl Default for LayerLimits {
     fn default() -> Self {
         Self {
             max_compressed_bytes: MAX_COMPRESSED_BYTES,

@@ -11,7 +11,7 @@ use crate::package::{Dependency, PackageKind, PackageMeta};
 use crate::spec::limits::{self, check_len};
 
 use super::invalid::{Invalid, Res, invalid};
-use super::limits::{Limits, META_GROUP, PACKAGE_FILE, SKIP_LINE_KEEP};
+use super::limits::{LayerLimits, META_GROUP, PACKAGE_FILE, SKIP_LINE_KEEP};
 
 #[derive(PartialEq, Eq)]
 pub(super) enum DocState {
@@ -26,7 +26,7 @@ pub(super) enum DocState {
 /// Splits package.yaml into documents as it streams and parses the first meta
 /// document.
 pub(super) struct MetaScanner {
-    pub(super) limits: Limits,
+    pub(super) limits: LayerLimits,
     pub(super) line: Vec<u8>,
     pub(super) line_len: usize,
     pub(super) doc: Vec<u8>,
@@ -36,7 +36,7 @@ pub(super) struct MetaScanner {
 }
 
 impl MetaScanner {
-    pub(super) fn new(limits: Limits) -> Self {
+    pub(super) fn new(limits: LayerLimits) -> Self {
         Self {
             limits,
             line: Vec::new(),

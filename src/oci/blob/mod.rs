@@ -11,7 +11,7 @@
 //!
 //! A hostile or broken layer ends in a clear error message (the caller turns it
 //! into `Error::InvalidPackage`), never in unbounded memory or a panic. The
-//! bounds are in [`Limits`]; the defaults are the `MAX_*` constants.
+//! bounds are in [`LayerLimits`]; the defaults are the `MAX_*` constants.
 
 use std::io::Write;
 
@@ -29,8 +29,8 @@ mod tar;
 pub use invalid::Invalid;
 use invalid::{Res, invalid};
 pub use limits::{
-    Limits, MAX_COMPRESSED_BYTES, MAX_META_DOCUMENT_BYTES, MAX_TAR_ENTRIES, MAX_UNCOMPRESSED_BYTES,
-    MAX_YAML_DEPTH, META_GROUP, PACKAGE_FILE,
+    LayerLimits, MAX_COMPRESSED_BYTES, MAX_META_DOCUMENT_BYTES, MAX_TAR_ENTRIES,
+    MAX_UNCOMPRESSED_BYTES, MAX_YAML_DEPTH, META_GROUP, PACKAGE_FILE,
 };
 use tar::TarSink;
 
@@ -66,7 +66,7 @@ impl Compression {
 pub struct LayerReader {
     verifier: Verifier,
     compressed: u64,
-    limits: Limits,
+    limits: LayerLimits,
     stage: Stage,
 }
 
@@ -82,7 +82,7 @@ enum Stage {
 impl LayerReader {
     /// A reader for the blob named `digest` (`sha256:<hex>` or
     /// `sha512:<hex>`), verified as it streams.
-    pub fn new(digest: &str, compression: Compression, limits: Limits) -> Res<Self> {
+    pub fn new(digest: &str, compression: Compression, limits: LayerLimits) -> Res<Self> {
         let digest = reference::Digest::parse(digest, "the layer digest")
             .map_err(|e| Invalid(e.to_string()))?;
         Ok(Self {
@@ -234,7 +234,7 @@ pub fn extract(
     blob: &[u8],
     digest: &str,
     compression: Compression,
-    limits: Limits,
+    limits: LayerLimits,
 ) -> Res<Option<PackageMeta>> {
     let mut reader = LayerReader::new(digest, compression, limits)?;
     for chunk in blob.chunks(8192) {
@@ -323,7 +323,7 @@ mod tests {
     }
 
     fn read(blob: &[u8], digest: &str) -> Res<Option<PackageMeta>> {
-        extract(blob, digest, Compression::Gzip, Limits::default())
+        extract(blob, digest, Compression::Gzip, LayerLimits::default())
     }
 
     const META: &str = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Configuration\nmetadata:\n  name: platform\nspec:\n  dependsOn:\n  - apiVersion: pkg.crossplane.io/v1\n    kind: Provider\n    package: xpkg.upbound.io/upbound/provider-aws-s3\n    version: '>=v1.0.0'\n  - function: xpkg.upbound.io/crossplane-contrib/function-patch-and-transform\n    version: v0.8.0\n  - provider: xpkg.upbound.io/upbound/provider-family-aws\n  - configuration: example.com/base\n    version: \">=1.2\"\n";
@@ -434,13 +434,13 @@ mod tests {
         let yaml = "{\"apiVersion\": \"meta.pkg.crossplane.io/v1\", \"kind\": \"Provider\", \"metadata\": {\"name\": \"p\"}}\n";
         let blob = tar(&[("package.yaml", yaml.as_bytes())]);
         let digest = sha256_digest(&blob);
-        let meta = extract(&blob, &digest, Compression::None, Limits::default())
+        let meta = extract(&blob, &digest, Compression::None, LayerLimits::default())
             .unwrap()
             .unwrap();
         assert_eq!(meta.kind, Some(PackageKind::Provider));
         assert_eq!(meta.name, "p");
         // Sniffing sees it is not gzip.
-        let meta = extract(&blob, &digest, Compression::Sniff, Limits::default()).unwrap();
+        let meta = extract(&blob, &digest, Compression::Sniff, LayerLimits::default()).unwrap();
         assert!(meta.is_some());
     }
 
@@ -475,7 +475,8 @@ mod tests {
             yaml.push_str(&format!("---\n{}", crd(i)));
         }
         let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
-        let mut reader = LayerReader::new(&digest, Compression::Gzip, Limits::default()).unwrap();
+        let mut reader =
+            LayerReader::new(&digest, Compression::Gzip, LayerLimits::default()).unwrap();
         let mut done_at = None;
         for chunk in blob.chunks(4096) {
             reader.feed(chunk).unwrap();
@@ -497,7 +498,7 @@ mod tests {
         let wrong = sha256_digest(b"something else");
         let e = read(&blob, &wrong).unwrap_err();
         assert!(e.0.contains("does not match its digest"), "{e}");
-        let e = LayerReader::new("md5:abc", Compression::Gzip, Limits::default())
+        let e = LayerReader::new("md5:abc", Compression::Gzip, LayerLimits::default())
             .err()
             .unwrap();
         assert!(e.0.contains("is not a digest"), "{e}");
@@ -550,7 +551,7 @@ mod tests {
             &garbage,
             &sha256_digest(&garbage),
             Compression::None,
-            Limits::default(),
+            LayerLimits::default(),
         )
         .unwrap_err();
         assert!(e.0.contains("not a tar archive"), "{e}");
@@ -565,15 +566,15 @@ mod tests {
         yaml.push_str("---\n");
         yaml.push_str(META);
         let (blob, digest) = layer(&[("package.yaml", yaml.as_bytes())]);
-        let small = Limits {
+        let small = LayerLimits {
             max_compressed_bytes: 1024,
-            ..Limits::default()
+            ..LayerLimits::default()
         };
         let e = extract(&blob, &digest, Compression::Gzip, small).unwrap_err();
         assert!(e.0.contains("compressed"), "{e}");
-        let small = Limits {
+        let small = LayerLimits {
             max_uncompressed_bytes: 64 * 1024,
-            ..Limits::default()
+            ..LayerLimits::default()
         };
         let e = extract(&blob, &digest, Compression::Gzip, small).unwrap_err();
         assert!(e.0.contains("uncompressed"), "{e}");
@@ -603,9 +604,9 @@ mod tests {
         let mut files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
         files.push(("package.yaml", META.as_bytes()));
         let (blob, digest) = layer(&files);
-        let small = Limits {
+        let small = LayerLimits {
             max_tar_entries: 10,
-            ..Limits::default()
+            ..LayerLimits::default()
         };
         let e = extract(&blob, &digest, Compression::Gzip, small).unwrap_err();
         assert!(e.0.contains("more than 10 entries"), "{e}");

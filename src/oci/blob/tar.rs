@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use crate::package::PackageMeta;
 
 use super::invalid::{Invalid, Res, invalid};
-use super::limits::{Limits, MAX_NAME_BYTES, MAX_PAX_BYTES, PACKAGE_FILE};
+use super::limits::{LayerLimits, MAX_NAME_BYTES, MAX_PAX_BYTES, PACKAGE_FILE};
 use super::meta::MetaScanner;
 
 pub(super) enum Data {
@@ -30,7 +30,7 @@ pub(super) enum TarState {
 /// The receiving end of the decompressor: walks tar headers and hands
 /// `package.yaml` to the YAML scanner.
 pub(super) struct TarSink {
-    pub(super) limits: Limits,
+    pub(super) limits: LayerLimits,
     pub(super) uncompressed: u64,
     pub(super) entries: usize,
     pub(super) header: Vec<u8>,
@@ -64,7 +64,7 @@ impl Write for TarSink {
 }
 
 impl TarSink {
-    pub(super) fn new(limits: Limits) -> Self {
+    pub(super) fn new(limits: LayerLimits) -> Self {
         Self {
             limits,
             uncompressed: 0,

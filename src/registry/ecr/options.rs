@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prometheus::IntCounterVec;
 
-use crate::oci::blob::Limits;
+use crate::oci::blob::LayerLimits;
 use crate::oci::xpkg::MAX_LAYERS_SCANNED;
 
 /// Environment variable overriding the registry data-plane endpoint (tests,
@@ -44,7 +44,7 @@ pub struct EcrOptions {
     pub api_endpoint: Option<String>,
     /// Registry data-plane endpoint; `None` uses the token's `proxyEndpoint`.
     pub registry_endpoint: Option<String>,
-    pub limits: Limits,
+    pub limits: LayerLimits,
     pub max_layers_scanned: usize,
     /// Byte budget of the manifests kept by digest.
     pub manifest_cache_bytes: u64,
@@ -65,7 +65,7 @@ impl Default for EcrOptions {
             blob_timeout: Duration::from_secs(120),
             api_endpoint: None,
             registry_endpoint: None,
-            limits: Limits::default(),
+            limits: LayerLimits::default(),
             max_layers_scanned: MAX_LAYERS_SCANNED,
             manifest_cache_bytes: 8 * 1024 * 1024,
             calls_metric: None,
