@@ -141,12 +141,21 @@ impl Memo {
     }
 
     /// Calls answered from memory, and calls composed, so far.
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
+    pub fn counts(&self) -> MemoCounts {
+        MemoCounts {
+            answered: self.hits.load(Ordering::Relaxed),
+            composed: self.misses.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// How the calls so far were served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoCounts {
+    /// Answered from the last answer for their XR.
+    pub answered: u64,
+    /// Composed afresh.
+    pub composed: u64,
 }
 
 #[cfg(test)]
@@ -190,7 +199,13 @@ mod tests {
         assert!(memo.answer(&changed).is_none(), "the spec changed");
         let other = Memo::asked(&mut request("b", "v1", "t4")).expect("an XR");
         assert!(memo.answer(&other).is_none(), "another XR");
-        assert_eq!(memo.counts(), (1, 2));
+        assert_eq!(
+            memo.counts(),
+            MemoCounts {
+                answered: 1,
+                composed: 2
+            }
+        );
     }
 
     /// What the caller can send changes what is asked of it (the Lock and

@@ -19,6 +19,7 @@ mod report;
 
 use self::admission::{Admission, Desired, Gate, PlanScope};
 use self::leaving::Lingering;
+pub use self::memo::MemoCounts;
 use self::memo::{DEFAULT_MEMO_BYTES, Memo};
 use self::memory::{Previous, Remembered};
 use self::observed::ObservedResources;
@@ -90,7 +91,7 @@ impl Function {
     }
 
     /// Calls answered from the last answer for their XR, and calls composed.
-    pub fn memo_counts(&self) -> (u64, u64) {
+    pub fn memo_counts(&self) -> MemoCounts {
         self.memo.counts()
     }
 
