@@ -23,7 +23,7 @@ pub use self::memo::MemoCounts;
 use self::memo::{DEFAULT_MEMO_BYTES, Memo};
 use self::memory::{Previous, Remembered};
 use self::observed::ObservedResources;
-use self::ownership::Ownership;
+use self::ownership::{Adoption, Ownership};
 use self::package_lock::Lock;
 use self::report::Report;
 use crate::compose;
@@ -343,8 +343,9 @@ impl Composition {
         } else {
             compose::plan(settings, graph)?
         };
-        let (mut plan, ownership) =
-            Ownership::sort(request.proto(), plan, observed, xr, settings.adopt_existing);
+        let mut plan = plan;
+        let adoption = Adoption::allowed(settings.adopt_existing);
+        let ownership = Ownership::sort(request.proto(), &mut plan, observed, xr, adoption);
         plan.extend(ownership.usages(xr));
         // Removal asks Crossplane what the XR cannot show: whether leaving
         // package objects are really gone, and what its Lock still needs.

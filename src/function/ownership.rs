@@ -146,31 +146,52 @@ struct Question {
     namespace: Option<String>,
 }
 
+/// Whether an existing object that no controller holds may be taken over
+/// (input `adoptExisting`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adoption {
+    /// Shared read-only, as another XR's would be.
+    Never,
+    /// Composed, so this XR becomes its controller.
+    Unowned,
+}
+
+impl Adoption {
+    pub fn allowed(adopt_existing: bool) -> Self {
+        if adopt_existing {
+            Adoption::Unowned
+        } else {
+            Adoption::Never
+        }
+    }
+}
+
 impl Ownership {
-    /// Splits `plan` into what this XR composes and what it must leave to
-    /// others. A caller that cannot send required resources is not asked,
-    /// and everything planned is composed (Crossplane itself refuses to
-    /// apply over another controller).
+    /// Leaves in `plan` what this XR composes, and takes out what it must
+    /// leave to others. A caller that cannot send required resources is not
+    /// asked, and everything planned is composed (Crossplane itself refuses
+    /// to apply over another controller).
     pub fn sort(
         request: &RunFunctionRequest,
-        plan: Vec<Planned>,
+        plan: &mut Vec<Planned>,
         observed: &ObservedResources,
         composite: XrRef,
-        adopt_existing: bool,
-    ) -> (Vec<Planned>, Ownership) {
+        adoption: Adoption,
+    ) -> Ownership {
         let mut ownership = Ownership::default();
         if !can_send_required_resources(request) {
-            return (plan, ownership);
+            return ownership;
         }
+        let all = std::mem::take(plan);
         // Who needs what matters only for objects that may turn out shared:
         // a steady reconcile, everything observed, skips it.
-        let needed_by = if plan.iter().all(|p| observed.contains_key(&p.name)) {
+        let needed_by = if all.iter().all(|p| observed.contains_key(&p.name)) {
             BTreeMap::new()
         } else {
-            first_dependents(&plan)
+            first_dependents(&all)
         };
-        let mut composed = Vec::with_capacity(plan.len());
-        for planned in plan {
+        let mut composed = Vec::with_capacity(all.len());
+        for planned in all {
             if observed.contains_key(&planned.name) {
                 composed.push(planned);
                 continue;
@@ -187,7 +208,7 @@ impl Ownership {
                 Some(None) => composed.push(planned),
                 Some(Some(existing)) => match holder(existing, composite.uid) {
                     None => composed.push(planned),
-                    Some(Holder::Nobody) if adopt_existing => composed.push(planned),
+                    Some(Holder::Nobody) if adoption == Adoption::Unowned => composed.push(planned),
                     Some(holder) => {
                         let mut shared = judge(&planned, &question, existing, holder);
                         shared.needed_by = needed_by.get(&planned.name).cloned();
@@ -197,7 +218,8 @@ impl Ownership {
             }
             ownership.asked.push(question);
         }
-        (composed, ownership)
+        *plan = composed;
+        ownership
     }
 
     /// Asks Crossplane for every planned object not observed (again on the
@@ -466,6 +488,19 @@ fn usage(shared: &Shared, composite: XrRef) -> Planned {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Ownership::sort` over a plan it owns, as the tests spell it.
+    fn sort(
+        request: &RunFunctionRequest,
+        mut plan: Vec<Planned>,
+        observed: &ObservedResources,
+        composite: XrRef,
+        adopt_existing: bool,
+    ) -> (Vec<Planned>, Ownership) {
+        let adoption = Adoption::allowed(adopt_existing);
+        let ownership = Ownership::sort(request, &mut plan, observed, composite, adoption);
+        (plan, ownership)
+    }
     use crate::function::observed::observe;
     use crate::proto::v1::{Resource, Resources};
     use crate::sdk::request::request_from;
@@ -593,7 +628,7 @@ mod tests {
         ];
         for (case, answer, adopt, composed, verdict) in cases {
             let pending = answer.is_none();
-            let (plan, ownership) = Ownership::sort(
+            let (plan, ownership) = sort(
                 &request(answer),
                 vec![provider("package-s3", wanted)],
                 &observe(&BTreeMap::new()),
@@ -618,10 +653,10 @@ mod tests {
         let plan = vec![provider("package-s3", "x:v1")];
         let observed = BTreeMap::from([("package-s3".to_string(), existing("x:v1", None, true))]);
         let (composed, ownership) =
-            Ownership::sort(&request(None), plan.clone(), &observe(&observed), XR, false);
+            sort(&request(None), plan.clone(), &observe(&observed), XR, false);
         assert_eq!(composed, plan);
         assert!(ownership.asked.is_empty());
-        let (composed, ownership) = Ownership::sort(
+        let (composed, ownership) = sort(
             &request_from(false),
             plan.clone(),
             &observe(&BTreeMap::new()),
@@ -634,7 +669,7 @@ mod tests {
 
     #[test]
     fn conflicts_name_the_object_its_holder_and_both_versions() {
-        let (_, ownership) = Ownership::sort(
+        let (_, ownership) = sort(
             &request(Some(vec![existing(
                 "xpkg.upbound.io/upbound/provider-aws-s3:v2.1.0",
                 Some(("team-a", "uid-a")),
@@ -666,7 +701,7 @@ mod tests {
             Some(("team-a", "uid-a")),
             true,
         )]));
-        let (_, ownership) = Ownership::sort(
+        let (_, ownership) = sort(
             &answer,
             vec![provider("package-s3", wanted)],
             &observe(&BTreeMap::new()),
@@ -718,8 +753,7 @@ mod tests {
             (vec![provider("package-s3", wanted), storage.clone()], true),
             (vec![provider("package-s3", wanted)], false),
         ] {
-            let (_, ownership) =
-                Ownership::sort(&answer, plan, &observe(&BTreeMap::new()), XR, false);
+            let (_, ownership) = sort(&answer, plan, &observe(&BTreeMap::new()), XR, false);
             let usage = Json::Object(ownership.usages(XR)[0].object.clone());
             if by {
                 assert_eq!(
@@ -755,7 +789,7 @@ mod tests {
     fn quoted_values_are_bounded() {
         let long = "x".repeat(10_000);
         let object = existing(&long, Some((&long, "uid-a")), true);
-        let (_, ownership) = Ownership::sort(
+        let (_, ownership) = sort(
             &request(Some(vec![object])),
             vec![provider("package-s3", "x:v1")],
             &observe(&BTreeMap::new()),
