@@ -146,10 +146,6 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The server's error, named here too because the test suites and the
-/// binary have always found it here.
-pub use crate::server::ServeError;
-
 /// An error and its sources on one line: what `main` prints.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = e.to_string();
@@ -298,6 +294,7 @@ pub enum DependencyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::ServeError;
 
     #[test]
     fn denials_and_unknown_hosts_are_not_outages() {

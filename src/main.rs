@@ -58,7 +58,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = server::shutdown_signal()?;
 
     let registry = prometheus::Registry::new();
-    let metrics = telemetry::GrpcMetrics::register(&registry)?;
+    let metrics = server::GrpcMetrics::register(&registry)?;
     let ecr = EcrOptions {
         calls_metric: Some(telemetry::registry_calls(&registry)?),
         manifest_cache_bytes: args.manifest_cache_bytes(),

@@ -1,7 +1,7 @@
 //! What an operator sees of the function besides its results: JSON logs,
 //! the registry call counter and the HTTP `/metrics` endpoint Prometheus
 //! scrapes. The gRPC request metrics are the server's
-//! ([`crate::server::GrpcMetrics`], re-exported here).
+//! ([`crate::server::GrpcMetrics`]).
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -15,7 +15,6 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::server::ServeError;
-pub use crate::server::{GrpcMetrics, GrpcMetricsLayer, GrpcMetricsService, MeteredBody};
 
 type Result<T, E = ServeError> = std::result::Result<T, E>;
 

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use function_ecr_packages::{
     function::Function,
     proto::{v1, v1beta1},
-    server::{self, Config, Security, ServerLimits},
-    telemetry::{self, GrpcMetrics},
+    server::{self, Config, GrpcMetrics, Security, ServerLimits},
+    telemetry,
 };
 use nix::{sys::signal::Signal, unistd::Pid};
 use prost::Message;
@@ -41,7 +41,7 @@ struct Harness {
     grpc: SocketAddr,
     metrics: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    served: JoinHandle<Result<(), function_ecr_packages::error::ServeError>>,
+    served: JoinHandle<Result<(), function_ecr_packages::server::ServeError>>,
 }
 
 impl Harness {

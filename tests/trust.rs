@@ -713,13 +713,13 @@ struct Grpc {
     client:
         v1::function_runner_service_client::FunctionRunnerServiceClient<tonic::transport::Channel>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<Result<(), function_ecr_packages::error::ServeError>>,
+    served: tokio::task::JoinHandle<Result<(), function_ecr_packages::server::ServeError>>,
 }
 
 impl Grpc {
     async fn start(function: Function) -> Self {
+        use function_ecr_packages::server::GrpcMetrics;
         use function_ecr_packages::server::{self, Config, Security, ServerLimits};
-        use function_ecr_packages::telemetry::GrpcMetrics;
         let metrics = GrpcMetrics::register(&prometheus::Registry::new()).expect("metrics");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
