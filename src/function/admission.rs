@@ -105,8 +105,9 @@ impl Gate<'_> {
             }
             admitted.push(admit);
         }
-        admission.held = self.held(&plan);
-        let retained = self.retain(&plan, &mut admission);
+        let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+        admission.held = self.held(&planned);
+        let retained = self.retain(&plan, &planned, &mut admission);
 
         // The admitted objects move out of the plan, in its order, before
         // what is only retained.
@@ -137,8 +138,7 @@ impl Gate<'_> {
     /// not settled on what the plan wants for it (planned, observed with
     /// the package reference the plan wants, and ready) holds the
     /// dependencies it had that are still present.
-    fn held(&self, plan: &[Planned]) -> BTreeMap<String, BTreeSet<String>> {
-        let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+    fn held(&self, planned: &BTreeMap<&str, &Planned>) -> BTreeMap<String, BTreeSet<String>> {
         let settled = |name: &str| {
             planned.get(name).is_some_and(|p| {
                 self.is_ready(name)
@@ -172,12 +172,16 @@ impl Gate<'_> {
     /// a package in Crossplane's Lock, another XR's Usage), or everything
     /// when the plan may be incomplete. Notes in `admission` what leaves
     /// and what the Lock keeps.
-    fn retain(&self, plan: &[Planned], admission: &mut Admission) -> Vec<Desired> {
-        let planned: BTreeSet<&str> = plan.iter().map(|p| p.name.as_str()).collect();
+    fn retain(
+        &self,
+        plan: &[Planned],
+        planned: &BTreeMap<&str, &Planned>,
+        admission: &mut Admission,
+    ) -> Vec<Desired> {
         let unplanned = self
             .observed
             .iter()
-            .filter(|(name, _)| is_owned(name) && !planned.contains(name.as_str()));
+            .filter(|(name, _)| is_owned(name) && !planned.contains_key(name.as_str()));
         let mut retained = Vec::new();
         for (name, object) in unplanned {
             let is_package = object.is_package();
