@@ -10,7 +10,7 @@
 //! (the same package reference, installed and healthy). So a leaving
 //! package keeps its dependencies until it is gone, and a dependency that a
 //! newer release dropped stays until that release is up. It also includes
-//! what Crossplane's package Lock says (see `lock`): a leaving package stays
+//! what Crossplane's package Lock says (see `package_lock`): a leaving package stays
 //! while any package in the Lock still declares it as a dependency.
 
 use std::collections::{BTreeMap, BTreeSet};

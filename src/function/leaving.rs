@@ -24,15 +24,15 @@ const API_VERSION: &str = "pkg.crossplane.io/v1";
 /// The leaving package objects this call asks about, and which of them
 /// still exist (as composition resource names).
 #[derive(Debug, Default)]
-pub struct Lingering {
+pub struct Leaving {
     /// Requirement name (the composition resource name), kind, object name.
     asked: Vec<(String, &'static str, String)>,
     present: BTreeSet<String>,
 }
 
-impl Lingering {
+impl Leaving {
     /// `leaving`: the remembered packages the plan no longer has (checked
-    /// as they were read, see `remembered`). Each is present if Crossplane
+    /// as they were read, see `memory`). Each is present if Crossplane
     /// sent it back; while the answer is still to come (the first call of a
     /// reconcile) it counts as present. At most [`MAX_LEAVING_LOOKUPS`] are
     /// asked about in one call; the rest count as present, unasked, until
@@ -42,7 +42,7 @@ impl Lingering {
         request: &RunFunctionRequest,
         leaving: impl IntoIterator<Item = &'a PackageStatus>,
     ) -> Self {
-        let mut lingering = Lingering::default();
+        let mut lingering = Leaving::default();
         if !can_send_required_resources(request) {
             return lingering;
         }
@@ -153,7 +153,7 @@ mod tests {
                 true,
             ),
         ] {
-            let lingering = Lingering::read(&request, [&s3]);
+            let lingering = Leaving::read(&request, [&s3]);
             assert_eq!(lingering.resources().contains(&resource), present, "{case}");
             assert_eq!(lingering.is_asking(), asked, "{case}");
         }
@@ -167,7 +167,7 @@ mod tests {
         let entries: Vec<PackageStatus> = (0..MAX_LEAVING_LOOKUPS + 50)
             .map(|i| entry(&format!("provider-{i}")))
             .collect();
-        let lingering = Lingering::read(&request(true, &[]), &entries);
+        let lingering = Leaving::read(&request(true, &[]), &entries);
         let mut response = Response::to(&RunFunctionRequest::default());
         lingering.ask(&mut response);
         let requirements = response.finish().requirements.unwrap_or_default();
@@ -179,7 +179,7 @@ mod tests {
             .map(|e| (package_resource_name(&e.name), false))
             .collect();
         let gone: Vec<(&str, bool)> = gone.iter().map(|(r, e)| (r.as_str(), *e)).collect();
-        let lingering = Lingering::read(&request(true, &gone), &entries[MAX_LEAVING_LOOKUPS..]);
+        let lingering = Leaving::read(&request(true, &gone), &entries[MAX_LEAVING_LOOKUPS..]);
         assert_eq!(lingering.resources().len(), 50);
         assert!(lingering.is_asking());
     }
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn each_leaving_package_is_asked_for_by_kind_and_name() {
         let s3 = entry("provider-aws-s3");
-        let lingering = Lingering::read(&request(true, &[]), [&s3]);
+        let lingering = Leaving::read(&request(true, &[]), [&s3]);
         let mut response = Response::to(&RunFunctionRequest::default());
         lingering.ask(&mut response);
         let requirements = response.finish().requirements.unwrap_or_default();

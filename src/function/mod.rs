@@ -18,7 +18,7 @@ pub mod package_lock;
 mod report;
 
 use self::admission::{Admission, Desired, Gate, PlanScope};
-use self::leaving::Lingering;
+use self::leaving::Leaving;
 pub use self::memo::MemoCounts;
 use self::memo::{DEFAULT_MEMO_BYTES, Memo};
 use self::memory::{Previous, Remembered};
@@ -321,7 +321,7 @@ impl Function {
 struct Composition {
     admission: Admission,
     ownership: Ownership,
-    lingering: Lingering,
+    lingering: Leaving,
     lock: Lock,
 }
 
@@ -354,7 +354,7 @@ impl Composition {
             .packages
             .iter()
             .filter(|p| !planned.contains(p.name.as_str()));
-        let lingering = Lingering::read(request.proto(), leaving);
+        let lingering = Leaving::read(request.proto(), leaving);
         let lock = Lock::read(request.proto());
         let admission = Gate {
             observed,
@@ -399,7 +399,7 @@ impl Outcome {
 fn ask(
     response: &mut Response,
     removing: bool,
-    lingering: &Lingering,
+    lingering: &Leaving,
     lock: &Lock,
     ownership: &Ownership,
 ) {

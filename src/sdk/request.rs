@@ -93,7 +93,7 @@ impl Request {
     }
 
     /// Observed composed resources by their composition resource name, as
-    /// the request holds them (see `observed` for what is read of them).
+    /// the request holds them (see `function::observed` for what is read of them).
     pub fn observed_resources(&self) -> impl Iterator<Item = (&str, &Struct)> {
         self.inner
             .observed
