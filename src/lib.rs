@@ -9,7 +9,8 @@
 //! The call, in the order it happens:
 //! - `function/`: one RunFunction call. `mod.rs` tells it; the files beside
 //!   it exist only for it: `observed` (the composed objects Crossplane sent,
-//!   read once), `memory` (`status.packages`: its schema, and the last
+//!   read once, each ready or not by its kind's rule: a package only once on
+//!   its `spec.package`), `memory` (`status.packages`: its schema, and the last
 //!   resolved set read back and re-validated), `ownership` (who holds each
 //!   object in a cluster shared by many XRs), `admission` (the one gating
 //!   rule), `leaving` and `package_lock` (removal order, with Crossplane's

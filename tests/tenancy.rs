@@ -227,7 +227,8 @@ async fn an_object_with_no_controller_is_adopted_only_when_the_input_says_so() {
         "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
         "metadata": {"name": "upbound-provider-aws-s3", "uid": "by-hand"},
         "spec": {"package": "registry.example.org/someone/else:v9.9.9"},
-        "status": {"conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "True"}]}
+        "status": {"currentIdentifier": "registry.example.org/someone/else:v9.9.9",
+                   "conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "True"}]}
     });
     let mut b = tenant(&registry, "team-b", s3("v2.2.0"), json!({}));
     b.existing = vec![hand_installed.clone()];

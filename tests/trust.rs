@@ -1062,7 +1062,8 @@ fn observed_provider(name: &str, package: &str) -> Json {
     json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
            "metadata": {"name": name, "annotations": {"crossplane.io/composition-resource-name": format!("package-{name}")}},
            "spec": {"package": package},
-           "status": {"conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "True"}]}})
+           "status": {"currentIdentifier": package,
+                      "conditions": [{"type": "Installed", "status": "True"}, {"type": "Healthy", "status": "True"}]}})
 }
 
 /// With no `allowedRegistries`, the XR's status never stands in for a

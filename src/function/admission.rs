@@ -439,6 +439,7 @@ mod tests {
         let observed_s3 = |package: &str, conditions: &[(&str, &str)]| {
             let mut object = with_conditions(conditions);
             object["spec"]["package"] = json!(package);
+            object["status"]["currentIdentifier"] = json!(package);
             object
         };
         let cases = [

@@ -26,8 +26,11 @@ pub enum Readiness {
     Exists,
     /// A managed resource: condition `Ready=True`.
     ReadyCondition,
-    /// A package: conditions `Installed=True` and `Healthy=True`.
-    InstalledAndHealthy,
+    /// A package: *on* its `spec.package` (see [`StatusFor`]), Installed
+    /// and Healthy. Conditions alone are not enough: right after
+    /// `spec.package` changes they still describe the revision being
+    /// replaced, so a dependent would move before what it needs.
+    OnItsPackage,
 }
 
 impl Readiness {
@@ -35,7 +38,7 @@ impl Readiness {
     pub fn of(api_version: &str, kind: &str) -> Self {
         match (api_version.starts_with("pkg.crossplane.io/"), kind) {
             (true, "ImageConfig") => Readiness::Exists,
-            (true, _) => Readiness::InstalledAndHealthy,
+            (true, _) => Readiness::OnItsPackage,
             (false, _) => Readiness::ReadyCondition,
         }
     }
@@ -45,7 +48,57 @@ impl Readiness {
         match self {
             Readiness::Exists => true,
             Readiness::ReadyCondition => is_true("Ready"),
-            Readiness::InstalledAndHealthy => is_true("Installed") && is_true("Healthy"),
+            Readiness::OnItsPackage => {
+                StatusFor::of(object) == StatusFor::Spec
+                    && is_true("Installed")
+                    && is_true("Healthy")
+            }
+        }
+    }
+}
+
+/// What a package object's status describes, as Crossplane v2.2 to v2.4
+/// write it: once a revision of `spec.package` is active, the package
+/// manager sets `status.currentIdentifier` to `spec.package` exactly (the
+/// reference as written, before any ImageConfig rewrite), and every
+/// condition it writes carries `observedGeneration`, the
+/// `metadata.generation` it acted on. Both are needed: the identifier says
+/// which reference the revision is for, the generation that the
+/// `Installed` and `Healthy` beside it were written after the last change
+/// of the spec (`Healthy` of the old revision survives a change of
+/// `spec.package` until the manager reconciles again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFor {
+    /// The current spec: `currentIdentifier` is `spec.package`, and no
+    /// `Installed` or `Healthy` condition names another generation.
+    Spec,
+    /// Another reference, or none yet: `currentIdentifier` is missing (no
+    /// revision installed yet; Crossplane v2.2 writes it with the first
+    /// active revision) or differs from `spec.package` (the revision of
+    /// the reference before; the new one is still being fetched or failed
+    /// to be).
+    OtherPackage,
+    /// The right reference, but conditions written for an older (or
+    /// unknown) generation of the spec.
+    OlderGeneration,
+}
+
+impl StatusFor {
+    fn of(object: &Struct) -> Self {
+        let package = str_at(object, &["spec", "package"]);
+        let current = str_at(object, &["status", "currentIdentifier"]);
+        if package.is_none() || current != package {
+            return StatusFor::OtherPackage;
+        }
+        let generation = number_at(object, &["metadata", "generation"]);
+        let stale = ["Installed", "Healthy"].into_iter().any(|kind| {
+            condition_field(object, kind, "observedGeneration")
+                .is_some_and(|observed| Some(observed) != generation)
+        });
+        if stale {
+            StatusFor::OlderGeneration
+        } else {
+            StatusFor::Spec
         }
     }
 }
@@ -85,7 +138,12 @@ impl<'a> Observed<'a> {
 
     /// Whether it is a package object (Provider, Function, Configuration).
     pub fn is_package(&self) -> bool {
-        self.readiness == Readiness::InstalledAndHealthy
+        self.readiness == Readiness::OnItsPackage
+    }
+
+    /// What its status describes; meaningful for package objects only.
+    pub fn status_for(&self) -> StatusFor {
+        StatusFor::of(&self.resource)
     }
 
     /// Its `spec.package`.
@@ -134,13 +192,22 @@ impl<'a> Observed<'a> {
 }
 
 /// A Provider observed with these (type, status) conditions; for tests.
+/// The rest of its status is what Crossplane writes once a revision of its
+/// `spec.package` is active: `currentIdentifier` is `spec.package`, and
+/// every condition carries the generation it was written for. A test that
+/// changes `spec.package` sets `status.currentIdentifier` with it, or the
+/// object is not on it.
 #[cfg(test)]
 pub fn with_conditions(conditions: &[(&str, &str)]) -> Json {
     serde_json::json!({
         "apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
-        "metadata": {"name": "p", "uid": "u", "resourceVersion": "7"},
+        "metadata": {"name": "p", "uid": "u", "resourceVersion": "7", "generation": 1},
         "spec": {"package": "x"},
-        "status": {"conditions": conditions.iter().map(|(t, s)| serde_json::json!({"type": t, "status": s, "reason": "R"})).collect::<Vec<_>>()}
+        "status": {
+            "currentIdentifier": "x",
+            "currentRevision": "p-0123456789ab",
+            "conditions": conditions.iter().map(|(t, s)| serde_json::json!({"type": t, "status": s, "reason": "R", "observedGeneration": 1})).collect::<Vec<_>>()
+        }
     })
 }
 
@@ -163,24 +230,52 @@ pub fn observe(objects: &BTreeMap<String, Json>) -> ObservedResources<'static> {
 /// The `status` ("Unknown" when unset) and `reason` of the first condition
 /// of type `kind` in `status.conditions`.
 fn condition<'a>(object: &'a Struct, kind: &str) -> Option<(&'a str, &'a str)> {
+    let found = find_condition(object, kind)?;
+    let text = |key| found.fields.get(key).and_then(as_str);
+    Some((
+        text("status").unwrap_or("Unknown"),
+        text("reason").unwrap_or(""),
+    ))
+}
+
+/// The number `field` of the first condition of type `kind`, if it has one.
+fn condition_field(object: &Struct, kind: &str, field: &str) -> Option<f64> {
+    match find_condition(object, kind)?.fields.get(field)?.kind {
+        Some(Kind::NumberValue(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// The first condition of type `kind` in `status.conditions`.
+fn find_condition<'a>(object: &'a Struct, kind: &str) -> Option<&'a Struct> {
     let Some(Kind::StructValue(status)) = &object.fields.get("status")?.kind else {
         return None;
     };
     let Some(Kind::ListValue(conditions)) = &status.fields.get("conditions")?.kind else {
         return None;
     };
-    conditions.values.iter().find_map(|c| {
-        let Some(Kind::StructValue(c)) = &c.kind else {
+    conditions.values.iter().find_map(|c| match &c.kind {
+        Some(Kind::StructValue(c)) if c.fields.get("type").and_then(as_str) == Some(kind) => {
+            Some(c)
+        }
+        _ => None,
+    })
+}
+
+/// The number at `path`, if it is one.
+fn number_at(object: &Struct, path: &[&str]) -> Option<f64> {
+    let (last, parents) = path.split_last()?;
+    let mut here = object;
+    for key in parents {
+        let Some(Kind::StructValue(next)) = &here.fields.get(*key)?.kind else {
             return None;
         };
-        let text = |key| c.fields.get(key).and_then(as_str);
-        (text("type") == Some(kind)).then(|| {
-            (
-                text("status").unwrap_or("Unknown"),
-                text("reason").unwrap_or(""),
-            )
-        })
-    })
+        here = next;
+    }
+    match here.fields.get(*last)?.kind {
+        Some(Kind::NumberValue(n)) => Some(n),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -227,23 +322,125 @@ mod tests {
         }
     }
 
+    /// A package is ready only when its status is about its current
+    /// `spec.package` and generation, as Crossplane writes it.
+    #[test]
+    fn a_package_is_ready_only_on_its_package() {
+        let healthy = [("Installed", "True"), ("Healthy", "True")];
+        type Change = fn(&mut Json);
+        let cases: [(&str, Change, StatusFor, bool); 12] = [
+            ("healthy and current", |_| {}, StatusFor::Spec, true),
+            (
+                "spec.package changed, status still for the old one",
+                |o| o["spec"]["package"] = json!("x:v2"),
+                StatusFor::OtherPackage,
+                false,
+            ),
+            (
+                "spec.package changed and picked up",
+                |o| {
+                    o["spec"]["package"] = json!("x:v2");
+                    o["status"]["currentIdentifier"] = json!("x:v2");
+                },
+                StatusFor::Spec,
+                true,
+            ),
+            (
+                "no currentIdentifier (no active revision yet)",
+                |o| {
+                    o["status"]
+                        .as_object_mut()
+                        .expect("status")
+                        .remove("currentIdentifier");
+                },
+                StatusFor::OtherPackage,
+                false,
+            ),
+            (
+                "currentIdentifier not a string",
+                |o| o["status"]["currentIdentifier"] = json!(7),
+                StatusFor::OtherPackage,
+                false,
+            ),
+            (
+                "no spec.package",
+                |o| o["spec"] = json!({}),
+                StatusFor::OtherPackage,
+                false,
+            ),
+            (
+                "generation bumped, conditions not yet written for it",
+                |o| o["metadata"]["generation"] = json!(2),
+                StatusFor::OlderGeneration,
+                false,
+            ),
+            (
+                "Healthy alone written for an older generation",
+                |o| o["status"]["conditions"][1]["observedGeneration"] = json!(0),
+                StatusFor::OlderGeneration,
+                false,
+            ),
+            (
+                "observedGeneration but no metadata.generation",
+                |o| {
+                    o["metadata"]
+                        .as_object_mut()
+                        .expect("metadata")
+                        .remove("generation");
+                },
+                StatusFor::OlderGeneration,
+                false,
+            ),
+            (
+                "no observedGeneration (older writers): the identifier decides",
+                |o| {
+                    for c in o["status"]["conditions"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                    {
+                        c.as_object_mut()
+                            .expect("condition")
+                            .remove("observedGeneration");
+                    }
+                },
+                StatusFor::Spec,
+                true,
+            ),
+            (
+                "current, but Healthy=False",
+                |o| o["status"]["conditions"][1]["status"] = json!("False"),
+                StatusFor::Spec,
+                false,
+            ),
+            (
+                "current, but Installed missing",
+                |o| {
+                    o["status"]["conditions"] =
+                        json!([{"type": "Healthy", "status": "True", "observedGeneration": 1}])
+                },
+                StatusFor::Spec,
+                false,
+            ),
+        ];
+        for (what, change, status_for, ready) in cases {
+            let mut object = with_conditions(&healthy);
+            change(&mut object);
+            let observed = Observed::from_json(&object);
+            assert_eq!(observed.status_for(), status_for, "{what}");
+            assert_eq!(observed.is_ready(), ready, "{what}");
+        }
+    }
+
     #[test]
     fn the_rule_follows_the_kind() {
         let cases = [
-            (
-                "pkg.crossplane.io/v1",
-                "Provider",
-                Readiness::InstalledAndHealthy,
-            ),
-            (
-                "pkg.crossplane.io/v1",
-                "Function",
-                Readiness::InstalledAndHealthy,
-            ),
+            ("pkg.crossplane.io/v1", "Provider", Readiness::OnItsPackage),
+            ("pkg.crossplane.io/v1", "Function", Readiness::OnItsPackage),
             (
                 "pkg.crossplane.io/v1",
                 "Configuration",
-                Readiness::InstalledAndHealthy,
+                Readiness::OnItsPackage,
             ),
             (
                 "pkg.crossplane.io/v1beta1",

@@ -530,7 +530,7 @@ mod tests {
         let mut object = json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
             "metadata": {"name": "s3"},
             "spec": {"package": package, "revisionHistoryLimit": 1},
-            "status": {"conditions": [
+            "status": {"currentIdentifier": package, "conditions": [
                 {"type": "Installed", "status": "True"},
                 {"type": "Healthy", "status": if healthy { "True" } else { "False" }}]}});
         if let Some((name, uid)) = controller {

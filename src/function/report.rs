@@ -11,7 +11,7 @@ use crate::compose::packages::{
 use crate::error::Error;
 use crate::function::admission::Waiting;
 use crate::function::memory::{PackageStatus, Previous, Remembered};
-use crate::function::observed::{Observed, ObservedResources};
+use crate::function::observed::{Observed, ObservedResources, StatusFor};
 use crate::function::ownership::{Ownership, Shared};
 use crate::resolve::Kept;
 use crate::resolve::graph::Graph;
@@ -109,7 +109,23 @@ pub fn describe_not_ready(
                 Some((status, reason)) => format!("{kind}={status} ({reason})"),
                 None => format!("{kind} unknown"),
             };
-            format!("{name} ({}, {})", state("Installed"), state("Healthy"))
+            // Installed and Healthy that still describe the revision being
+            // replaced (or an older spec) say so, or the message would read
+            // healthy.
+            let both_true = ["Installed", "Healthy"]
+                .iter()
+                .all(|kind| object.condition(kind).is_some_and(|(s, _)| s == "True"));
+            let behind = match object.status_for() {
+                _ if !both_true => "",
+                StatusFor::Spec => "",
+                StatusFor::OtherPackage => ", not yet on its spec.package",
+                StatusFor::OlderGeneration => ", status not yet for its latest spec",
+            };
+            format!(
+                "{name} ({}, {}{behind})",
+                state("Installed"),
+                state("Healthy")
+            )
         }
     }
 }
@@ -361,6 +377,21 @@ mod tests {
         assert_eq!(
             describe_not_ready("p", Some(&Observed::from_json(&json!({}))), None),
             "p (Installed unknown, Healthy unknown)"
+        );
+        let mut moved = crate::function::observed::with_conditions(&[
+            ("Installed", "True"),
+            ("Healthy", "True"),
+        ]);
+        moved["spec"]["package"] = json!("x:v2");
+        assert_eq!(
+            describe_not_ready("p", Some(&Observed::from_json(&moved)), None),
+            "p (Installed=True (R), Healthy=True (R), not yet on its spec.package)"
+        );
+        moved["status"]["currentIdentifier"] = json!("x:v2");
+        moved["metadata"]["generation"] = json!(2);
+        assert_eq!(
+            describe_not_ready("p", Some(&Observed::from_json(&moved)), None),
+            "p (Installed=True (R), Healthy=True (R), status not yet for its latest spec)"
         );
     }
 }

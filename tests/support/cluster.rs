@@ -4,6 +4,15 @@
 //! XR's status and conditions; composed resources created, updated, and
 //! deleted when no longer desired), and advances the status of everything
 //! that existed before the round as its controller would.
+//!
+//! Package objects advance the way Crossplane v2.2's package manager moves
+//! them (`internal/controller/pkg/manager/reconciler.go`): the first pass
+//! after `spec.package` changes activates a revision of the new reference
+//! (`currentIdentifier`, `currentRevision`, `Installed=True`) whose health
+//! is not known yet (`Healthy=False`, `Package revision health is
+//! "Unknown"`); the next reports it healthy, unless it is broken. Every
+//! condition carries the `metadata.generation` it was written for, which
+//! the API server bumps when `spec` changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -11,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use function_ecr_packages::function::Function;
+use function_ecr_packages::names::dns_label;
+use function_ecr_packages::oci::blob::sha256_digest;
 use function_ecr_packages::proto::v1::{
     Capability, Ready, RequestMeta, Resource, Resources, RunFunctionRequest, RunFunctionResponse,
     Severity, State, resource_selector::Match,
@@ -26,6 +37,13 @@ pub struct Cluster {
     pub observed: BTreeMap<String, Json>,
     /// `metadata.name`s whose controllers never report healthy.
     pub broken: BTreeSet<String>,
+    /// Package references (`spec.package`) that never become healthy: a
+    /// release whose runtime never reports healthy, wherever it is used.
+    pub broken_packages: BTreeSet<String>,
+    /// `metadata.name`s whose controllers have not acted yet: the API
+    /// server still bumps their generation when `spec` changes, and their
+    /// status stays as it was, describing the spec before.
+    pub stalled: BTreeSet<String>,
     /// Crossplane's package Lock, sent when the function asks for it. With
     /// `None` the simulated Crossplane does not advertise required
     /// resources, and so is never asked.
@@ -129,6 +147,34 @@ fn str_at<'a>(object: &'a Json, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// The generation the API server gives `object` replacing `previous`:
+/// bumped when `spec` changes.
+fn next_generation(previous: &Json, object: &Json) -> u64 {
+    let generation = previous
+        .pointer("/metadata/generation")
+        .and_then(Json::as_u64)
+        .unwrap_or(1);
+    if previous.get("spec") == object.get("spec") {
+        generation
+    } else {
+        generation + 1
+    }
+}
+
+/// The package revision Crossplane v2.2 creates for `package` of the
+/// package object `name`: `xpkg.FriendlyID(name, digest hex)`, the DNS
+/// label of `<name cut to 50>-<first 12 hex of the digest>`. A tag's digest
+/// is not known here, so a hash of the reference stands in for it.
+pub fn revision_name(name: &str, package: &str) -> String {
+    let digest = match package.split_once("@sha256:") {
+        Some((_, hex)) => hex.to_string(),
+        None => sha256_digest(package.as_bytes())["sha256:".len()..].to_string(),
+    };
+    let name: String = name.chars().take(50).collect();
+    let hex: String = digest.chars().take(12).collect();
+    dns_label(&format!("{name}-{hex}"))
+}
+
 pub fn desired_of(response: &RunFunctionResponse) -> BTreeMap<String, Json> {
     response
         .desired
@@ -150,6 +196,8 @@ impl Cluster {
             input,
             observed: BTreeMap::new(),
             broken: BTreeSet::new(),
+            broken_packages: BTreeSet::new(),
+            stalled: BTreeSet::new(),
             lock: None,
             lingering: Vec::new(),
             existing: Vec::new(),
@@ -267,11 +315,19 @@ impl Cluster {
             .cloned()
             .collect();
         let mut next = BTreeMap::new();
-        for (name, object) in desired {
-            let existed = before.contains(&name);
-            let mut object = object;
-            if existed {
-                object["status"] = self.settled_status(&object);
+        for (name, mut object) in desired {
+            match self.observed.get(&name) {
+                Some(previous) => {
+                    object["metadata"]["generation"] = json!(next_generation(previous, &object));
+                    let stalled = self.stalled.contains(str_at(&object, "/metadata/name"));
+                    object["status"] = match previous.get("status") {
+                        Some(status) if stalled => status.clone(),
+                        _ if stalled => json!({}),
+                        _ => self.settled_status(previous, &object),
+                    };
+                }
+                // Created: the API server's first generation, no status yet.
+                None => object["metadata"]["generation"] = json!(1),
             }
             next.insert(name, object);
         }
@@ -298,22 +354,21 @@ impl Cluster {
         rounds
     }
 
-    /// The status a controller reports once it has acted on `object`.
-    fn settled_status(&self, object: &Json) -> Json {
+    /// The status a controller reports once it has acted on `object`,
+    /// whose status was `previous`'s.
+    fn settled_status(&self, previous: &Json, object: &Json) -> Json {
         let name = str_at(object, "/metadata/name");
+        let group = str_at(object, "/apiVersion");
+        let kind = str_at(object, "/kind");
+        if group.starts_with("pkg.crossplane.io/") && kind != "ImageConfig" {
+            return self.package_status(previous, object);
+        }
         let ok = if self.broken.contains(name) {
             "False"
         } else {
             "True"
         };
-        let group = str_at(object, "/apiVersion");
-        let kind = str_at(object, "/kind");
-        if group.starts_with("pkg.crossplane.io/") && kind != "ImageConfig" {
-            json!({"conditions": [
-                {"type": "Installed", "status": "True", "reason": "ActivePackageRevision"},
-                {"type": "Healthy", "status": ok, "reason": if ok == "True" { "HealthyPackageRevision" } else { "UnhealthyPackageRevision" }}
-            ]})
-        } else if group.contains("aws.") || group.starts_with("protection.crossplane.io/") {
+        if group.contains("aws.") || group.starts_with("protection.crossplane.io/") {
             json!({"conditions": [
                 {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},
                 {"type": "Ready", "status": ok, "reason": if ok == "True" { "Available" } else { "Creating" }}
@@ -321,6 +376,67 @@ impl Cluster {
         } else {
             json!({})
         }
+    }
+
+    /// One pass of Crossplane v2.2's package manager over a package object:
+    /// a new `spec.package` gets an active revision of unknown health; a
+    /// revision already current reports its health.
+    fn package_status(&self, previous: &Json, object: &Json) -> Json {
+        let name = str_at(object, "/metadata/name");
+        let package = str_at(object, "/spec/package");
+        let generation = object["metadata"]["generation"].clone();
+        let condition = |kind: &str, status: &str, reason: &str, message: Option<&str>| {
+            let mut c = json!({"type": kind, "status": status, "reason": reason,
+                               "observedGeneration": generation});
+            if let Some(message) = message {
+                c["message"] = json!(message);
+            }
+            c
+        };
+        let installed = condition("Installed", "True", "ActivePackageRevision", None);
+        let healthy = if str_at(previous, "/status/currentIdentifier") != package {
+            // reconciler.go: the revision was just created and activated;
+            // its own controller has not reported on it yet.
+            condition(
+                "Healthy",
+                "False",
+                "UnhealthyPackageRevision",
+                Some("Package revision health is \"Unknown\""),
+            )
+        } else if self.broken.contains(name) || self.broken_packages.contains(package) {
+            condition(
+                "Healthy",
+                "False",
+                "UnhealthyPackageRevision",
+                Some("Package runtime health is \"False\""),
+            )
+        } else {
+            condition("Healthy", "True", "HealthyPackageRevision", None)
+        };
+        json!({
+            "currentIdentifier": package,
+            "currentRevision": revision_name(name, package),
+            "resolvedPackage": self.resolved(package),
+            "conditions": [installed, healthy],
+        })
+    }
+
+    /// `spec.package` as Crossplane pulls it: rewritten by the observed
+    /// ImageConfig with the longest matching prefix, if any.
+    fn resolved(&self, package: &str) -> String {
+        self.observed
+            .values()
+            .filter(|o| str_at(o, "/kind") == "ImageConfig")
+            .filter_map(|o| {
+                let prefix = str_at(o, "/spec/matchImages/0/prefix");
+                let rewrite = o.pointer("/spec/rewriteImage/prefix")?.as_str()?;
+                package
+                    .strip_prefix(prefix)
+                    .filter(|_| !prefix.is_empty())
+                    .map(|rest| (prefix.len(), format!("{rewrite}{rest}")))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map_or_else(|| package.to_string(), |(_, resolved)| resolved)
     }
 
     /// Crossplane applies the desired composite's status and the function's
