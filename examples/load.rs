@@ -533,6 +533,7 @@ impl Xr {
                 continue;
             };
             let mut object = struct_to_json(object);
+            object["metadata"]["generation"] = json!(1);
             object["status"] = settled(&object);
             observed.insert(name.clone(), object);
         }
@@ -544,15 +545,22 @@ impl Xr {
     }
 }
 
-/// The status a controller reports once it has acted on `object`.
+/// The status a controller reports once it has acted on `object`. A
+/// package gets what Crossplane v2.2 writes once a revision of its
+/// `spec.package` is active and healthy (`currentIdentifier`, conditions
+/// with `observedGeneration`), in one step rather than Crossplane's two.
 fn settled(object: &Json) -> Json {
     let api = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     if api.starts_with("pkg.crossplane.io/") && kind != "ImageConfig" {
-        json!({"conditions": [
-            {"type": "Installed", "status": "True", "reason": "ActivePackageRevision"},
-            {"type": "Healthy", "status": "True", "reason": "HealthyPackageRevision"},
-        ]})
+        let generation = object["metadata"]["generation"].clone();
+        json!({
+            "currentIdentifier": object["spec"]["package"],
+            "conditions": [
+                {"type": "Installed", "status": "True", "reason": "ActivePackageRevision", "observedGeneration": generation},
+                {"type": "Healthy", "status": "True", "reason": "HealthyPackageRevision", "observedGeneration": generation},
+            ]
+        })
     } else if api.contains("aws.") {
         json!({"conditions": [
             {"type": "Synced", "status": "True", "reason": "ReconcileSuccess"},

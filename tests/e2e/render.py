@@ -11,7 +11,11 @@ Crossplane's controllers between renders:
 * every composed resource of the last render is "created" and its status is
   advanced as its controller would: managed resources (provider-aws) get
   ``Synced=True`` and ``Ready=True``; Provider/Function/Configuration packages
-  get ``Installed=True`` and ``Healthy=True``; an ImageConfig has no
+  get what Crossplane v2.2 writes once a revision of ``spec.package`` is
+  active and healthy (``currentIdentifier`` = ``spec.package``,
+  ``currentRevision``, ``Installed=True`` and ``Healthy=True`` with
+  ``observedGeneration``), in one step rather than Crossplane's two (the
+  revision's health is unknown for one pass first); an ImageConfig has no
   controller-set status to wait for;
 * those objects are passed to the next render with ``--observed-resources``;
 * the XR of the next render is the input XR (metadata, spec) carrying the
@@ -52,6 +56,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import hashlib
 import os
 import shutil
 import subprocess
@@ -106,8 +111,32 @@ def is_package(obj: dict) -> bool:
 # ------------------------------------------------------------------ the "controllers"
 
 
-def _condition(kind: str, reason: str) -> dict:
-    return {"type": kind, "status": "True", "reason": reason, "lastTransitionTime": CONDITION_TIME}
+def _condition(kind: str, reason: str, generation: int | None = None) -> dict:
+    c = {"type": kind, "status": "True", "reason": reason, "lastTransitionTime": CONDITION_TIME}
+    if generation is not None:
+        c["observedGeneration"] = generation
+    return c
+
+
+def revision_name(name: str, package: str) -> str:
+    """Crossplane's ``xpkg.FriendlyID(name, digest hex)`` for the revision of
+    ``package``; a tag's digest is not known here, so a hash of the reference
+    stands in for it."""
+    digest = package.split("@sha256:", 1)[1] if "@sha256:" in package else hashlib.sha256(package.encode()).hexdigest()
+    return to_dns_label(f"{name[:50]}-{digest[:12]}")
+
+
+def to_dns_label(s: str) -> str:
+    """Crossplane's ``xpkg.ToDNSLabel`` for ASCII input."""
+    out = []
+    for i, ch in enumerate(s):
+        if ch.islower() and ch.isascii() or ch.isdigit() and ch.isascii():
+            out.append(ch)
+        if ch in "./:-" and i not in (0, 62, len(s) - 1):
+            out.append("-")
+        if i == 62:
+            break
+    return "".join(out).strip("-")
 
 
 def advance(obj: dict) -> dict:
@@ -121,11 +150,17 @@ def advance(obj: dict) -> dict:
     meta.setdefault("uid", f"uid-{resource_name(out) or meta.get('name', '')}")
     status = out.setdefault("status", {})
     if is_package(out):
+        # The API server's generation; the function reads a status as
+        # current only when its conditions were written for it and
+        # currentIdentifier is spec.package.
+        generation = meta.setdefault("generation", 1)
         status["conditions"] = [
-            _condition("Installed", "ActivePackageRevision"),
-            _condition("Healthy", "HealthyPackageRevision"),
+            _condition("Installed", "ActivePackageRevision", generation),
+            _condition("Healthy", "HealthyPackageRevision", generation),
         ]
         pkg = (out.get("spec") or {}).get("package", "")
+        status["currentIdentifier"] = pkg
+        status["currentRevision"] = revision_name(meta.get("name", ""), pkg)
         status.setdefault("resolvedPackage", pkg)
     elif group_of(out) == PACKAGE_GROUP:
         # ImageConfig, DeploymentRuntimeConfig: no conditions to wait for.

@@ -248,14 +248,26 @@ func request(xr obj, observed map[string]obj, input obj, tag string) (*fnv1.RunF
 }
 
 // settled is the status a controller reports once it has acted on o
-// (examples/load.rs's settled).
+// (examples/load.rs's settled). A package gets what Crossplane v2.2 writes
+// once a revision of its spec.package is active and healthy
+// (currentIdentifier, conditions with observedGeneration), in one step
+// rather than Crossplane's two; o gets the API server's first generation.
 func settled(o obj) obj {
 	api, _ := o["apiVersion"].(string)
 	kind, _ := o["kind"].(string)
 	cond := func(t, reason string) obj { return obj{"type": t, "status": "True", "reason": reason} }
 	switch {
 	case strings.HasPrefix(api, "pkg.crossplane.io/") && kind != "ImageConfig":
-		return obj{"conditions": []any{cond("Installed", "ActivePackageRevision"), cond("Healthy", "HealthyPackageRevision")}}
+		meta, _ := o["metadata"].(obj)
+		if meta == nil {
+			meta = obj{}
+			o["metadata"] = meta
+		}
+		meta["generation"] = 1
+		spec, _ := o["spec"].(obj)
+		installed, healthy := cond("Installed", "ActivePackageRevision"), cond("Healthy", "HealthyPackageRevision")
+		installed["observedGeneration"], healthy["observedGeneration"] = 1, 1
+		return obj{"currentIdentifier": spec["package"], "conditions": []any{installed, healthy}}
 	case strings.Contains(api, "aws."):
 		return obj{"conditions": []any{cond("Synced", "ReconcileSuccess"), cond("Ready", "Available")}}
 	}
