@@ -110,11 +110,11 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
         desired["package-upbound-provider-family-aws"],
         json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
                "metadata": {"name": "upbound-provider-family-aws"},
-               "spec": {"package": "xpkg.upbound.io/upbound/provider-family-aws:v2.2.0"}})
+               "spec": {"package": "xpkg.upbound.io/upbound/provider-family-aws:v2.2.0", "revisionHistoryLimit": 1}})
     );
     assert_eq!(
         desired["package-upbound-provider-aws-s3"]["spec"],
-        json!({"package": "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0"})
+        json!({"package": "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0", "revisionHistoryLimit": 1})
     );
     assert_eq!(
         desired["package-crossplane-contrib-function-patch-and-transform"]["kind"],

@@ -713,11 +713,11 @@ async fn digests_pin_and_pin_digests_references_every_package_by_digest() {
     assert!(!desired.keys().any(|k| k.starts_with("image-config-")));
     assert_eq!(
         desired[&resource(&family)]["spec"],
-        json!({"package": format!("{HOST}/{family}@{family_digest}"), "skipDependencyResolution": true})
+        json!({"package": format!("{HOST}/{family}@{family_digest}"), "skipDependencyResolution": true, "revisionHistoryLimit": 1})
     );
     assert_eq!(
         desired[&resource(&s3)]["spec"],
-        json!({"package": format!("{HOST}/{s3}@{s3_digest}"), "skipDependencyResolution": true})
+        json!({"package": format!("{HOST}/{s3}@{s3_digest}"), "skipDependencyResolution": true, "revisionHistoryLimit": 1})
     );
 }
 

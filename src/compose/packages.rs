@@ -144,6 +144,12 @@ pub fn compose_packages(
                 // resolver would fetch them from upstream instead.
                 spec.insert("skipDependencyResolution".to_string(), json!(true));
             }
+            // Set, not left to Crossplane's default, so that a change of
+            // the default cannot take away the revision to roll back to.
+            spec.insert(
+                "revisionHistoryLimit".to_string(),
+                json!(settings.revision_history_limit.get()),
+            );
             if let Some(runtime) = &node.runtime_config_name
                 && node.kind != PackageKind::Configuration
             {

@@ -84,6 +84,49 @@ pub struct Input {
     /// replaced by the XR's registry.
     #[serde(default)]
     pub registry_host: Option<RegistryHost>,
+    /// `spec.revisionHistoryLimit` of every package object composed.
+    #[serde(default)]
+    pub revision_history_limit: RevisionHistoryLimit,
+}
+
+/// `revisionHistoryLimit`: how many inactive revisions Crossplane keeps for
+/// each package object, from 1 to [`MAX_REVISION_HISTORY_LIMIT`] (default
+/// one, Crossplane's own). At least one, so that the revision a package was
+/// on before an upgrade is still there to go back to (Crossplane reactivates a kept
+/// revision instead of unpacking the package again). Crossplane's 0 (never
+/// collect) is refused: every weekly upgrade would leave one more revision,
+/// with its CRDs, in the cluster for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevisionHistoryLimit(u32);
+
+impl RevisionHistoryLimit {
+    /// Checks a limit; the error says what is allowed.
+    pub fn new(limit: u64) -> std::result::Result<Self, String> {
+        match u32::try_from(limit) {
+            Ok(limit @ 1..=MAX_REVISION_HISTORY_LIMIT) => Ok(Self(limit)),
+            _ => Err(format!(
+                "must be an integer from 1 to {MAX_REVISION_HISTORY_LIMIT}, got {limit}"
+            )),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for RevisionHistoryLimit {
+    /// Crossplane's own default: the revision before the current one.
+    fn default() -> Self {
+        Self(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for RevisionHistoryLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let limit = u64::deserialize(d)?;
+        RevisionHistoryLimit::new(limit).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `registryHost`: `host[:port]`, lowercase, optionally with `{accountId}`
@@ -160,6 +203,7 @@ impl Default for Input {
             tag_cache_ttl: default_tag_cache_ttl(),
             credentials_name: default_credentials_name(),
             registry_host: None,
+            revision_history_limit: RevisionHistoryLimit::default(),
         }
     }
 }
@@ -494,6 +538,7 @@ mod tests {
         assert_eq!(input.iam.provider_config_name, "default");
         assert_eq!(input.ttl, Duration::from_secs(60));
         assert_eq!(input.credentials_name, "aws-credentials");
+        assert_eq!(input.revision_history_limit.get(), 1);
     }
 
     #[test]
@@ -507,13 +552,15 @@ mod tests {
             "iam": {"enabled": false, "roleName": "r", "identity": "PodIdentity", "managedResources": "Namespaced", "providerConfigName": "aws", "namespace": "infra"},
             "ttl": "2m",
             "tagCacheTTL": "30s",
-            "credentialsName": "creds"
+            "credentialsName": "creds",
+            "revisionHistoryLimit": 3
         }))
         .expect("valid");
         assert_eq!(input.strategy, Some(Strategy::Skip));
         assert_eq!(input.mirrors[0].repository_prefix, "mirror/");
         assert!(!input.resolve_dependencies && input.pin_digests);
         assert_eq!(input.iam.managed_resources, ManagedResources::Namespaced);
+        assert_eq!(input.revision_history_limit.get(), 3);
         assert_eq!(input.iam.identity, Some(Identity::PodIdentity));
         assert_eq!(input.ttl, Duration::from_secs(120));
         assert_eq!(input.tag_cache_ttl, Duration::from_secs(30));
@@ -578,6 +625,26 @@ mod tests {
                 json!({"allowedRepositories": vec!["x"; 129]}),
                 "allowedRepositories",
                 "at most 128 items",
+            ),
+            (
+                json!({"revisionHistoryLimit": 0}),
+                "revisionHistoryLimit",
+                "an integer from 1 to 10, got 0",
+            ),
+            (
+                json!({"revisionHistoryLimit": 11}),
+                "revisionHistoryLimit",
+                "an integer from 1 to 10, got 11",
+            ),
+            (
+                json!({"revisionHistoryLimit": -1}),
+                "revisionHistoryLimit",
+                "invalid value",
+            ),
+            (
+                json!({"revisionHistoryLimit": 1.5}),
+                "revisionHistoryLimit",
+                "invalid type",
             ),
             (
                 json!({"allowedRepositories": ["x", long(513)]}),
@@ -899,7 +966,8 @@ mod tests {
                     "allowedOidcProviders": ["oidc.eks.*.amazonaws.com/id/*"],
                     "allowedServiceAccounts": [{"namespace": "crossplane-system", "name": "provider-*"}]},
             "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c",
-            "registryHost": "{accountId}.dkr-ecr.{region}.on.aws"
+            "registryHost": "{accountId}.dkr-ecr.{region}.on.aws",
+            "revisionHistoryLimit": 2
         });
         decode::<Input>(full.clone()).expect("the function reads every field");
         assert_eq!(keys(&schema["properties"]), keys(&full));

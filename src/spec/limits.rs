@@ -88,6 +88,9 @@ pub const MAX_ROLE_NAME_PREFIX_LEN: usize = MAX_ROLE_NAME_LEN - 1 - crate::names
 pub const MAX_REGISTRY_HOST_LEN: usize = 300;
 /// `credentialsName`, `iam.providerConfigName`: Kubernetes object names.
 pub const MAX_OBJECT_NAME_LEN: usize = 253;
+/// `revisionHistoryLimit`: inactive package revisions Crossplane keeps per
+/// package (each with its CRDs); enough for any rollback worth making.
+pub const MAX_REVISION_HISTORY_LIMIT: u32 = 10;
 /// `apiVersion` of the input.
 pub const MAX_API_VERSION_LEN: usize = 253;
 /// `kind` of the input.

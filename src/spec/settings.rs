@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::input::{IamDefaults, Input, ManagedResources, Mirror};
+use super::input::{IamDefaults, Input, ManagedResources, Mirror, RevisionHistoryLimit};
 use super::policy::{Origin, Policy, matches_any};
 use super::xr::{IamSpec, Identity, ServiceAccount, Strategy, XrRef, XrSpec};
 use crate::aws::RegistryRef;
@@ -27,6 +27,8 @@ pub struct Settings {
     pub ttl: Duration,
     pub tag_cache_ttl: Duration,
     pub credentials_name: String,
+    /// `spec.revisionHistoryLimit` of every package object.
+    pub revision_history_limit: RevisionHistoryLimit,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -111,6 +113,7 @@ impl Settings {
             ttl: input.ttl,
             tag_cache_ttl: input.tag_cache_ttl,
             credentials_name: input.credentials_name.clone(),
+            revision_history_limit: input.revision_history_limit,
         })
     }
 

@@ -216,7 +216,7 @@ def check_packages(r: Round, xr: dict, package_of, skip: bool) -> None:
         o = objects[name]
         assert (o["apiVersion"], o["kind"]) == ("pkg.crossplane.io/v1", kind)
         assert o["metadata"]["name"] == name.removeprefix("package-")
-        want = {"package": package_of(repo, version)}
+        want = {"package": package_of(repo, version), "revisionHistoryLimit": 1}
         if skip:
             want["skipDependencyResolution"] = True
         assert o["spec"] == want
