@@ -92,8 +92,10 @@ pub struct Input {
 /// `revisionHistoryLimit`: how many inactive revisions Crossplane keeps for
 /// each package object, from 1 to [`MAX_REVISION_HISTORY_LIMIT`] (default
 /// one, Crossplane's own). At least one, so that the revision a package was
-/// on before an upgrade is still there to go back to (Crossplane reactivates a kept
-/// revision instead of unpacking the package again). Crossplane's 0 (never
+/// on before an upgrade is still there to go back to (Crossplane v2.2 and
+/// v2.3 reactivate the kept revision; v2.4 names revisions by digest and
+/// generation, so it makes a new one, from the package it has cached).
+/// Crossplane's 0 (never
 /// collect) is refused: every weekly upgrade would leave one more revision,
 /// with its CRDs, in the cluster for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
