@@ -279,13 +279,18 @@ fn status(name: &str, version: &str, digest: &str) -> (String, String, String, b
 fn provider(repository: &str, reference: &str) -> Json {
     json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider",
            "metadata": {"name": label(repository)},
-           "spec": {"package": reference}})
+           "spec": {"package": reference, "revisionHistoryLimit": 1}})
 }
 
+/// An observed object as the function composed it: without its status and
+/// the `metadata.generation` the API server keeps.
 fn without_status(object: &Json) -> Json {
     let mut object = object.clone();
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
+    }
+    if let Some(metadata) = object.get_mut("metadata").and_then(Json::as_object_mut) {
+        metadata.remove("generation");
     }
     object
 }
@@ -596,14 +601,14 @@ async fn a_configuration_pulls_in_providers_a_function_and_their_dependencies() 
         desired[&resource(&pat)],
         json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Function",
                "metadata": {"name": label(&pat)},
-               "spec": {"package": format!("{pat_upstream}:v0.8.1")}}),
+               "spec": {"package": format!("{pat_upstream}:v0.8.1"), "revisionHistoryLimit": 1}}),
         "a dependency keeps the upstream its parent declared"
     );
     assert_eq!(
         desired[&resource(&platform)],
         json!({"apiVersion": "pkg.crossplane.io/v1", "kind": "Configuration",
                "metadata": {"name": label(&platform)},
-               "spec": {"package": tagged(&platform, "v1.0.0")}})
+               "spec": {"package": tagged(&platform, "v1.0.0"), "revisionHistoryLimit": 1}})
     );
     assert_eq!(
         desired["image-config-xpkg-crossplane-io"]["spec"],
