@@ -338,12 +338,11 @@ impl Composition {
         previous: &Previous,
         scope: PlanScope,
     ) -> Result<Self> {
-        let plan = if graph.is_empty() {
+        let mut plan = if graph.is_empty() {
             Vec::new()
         } else {
             compose::plan(settings, graph)?
         };
-        let mut plan = plan;
         let adoption = Adoption::allowed(settings.adopt_existing);
         let ownership = Ownership::sort(request.proto(), &mut plan, observed, xr, adoption);
         plan.extend(ownership.usages(xr));
