@@ -1032,6 +1032,18 @@ def converged(kube: Kube, xr_name: str) -> bool:
                for p in packages(kube))
 
 
+def settled(doc: dict) -> bool:
+    """converged(), read from one summary(): what e2e prints is the state it
+    judged, not a second read that a package's health may have moved in
+    between (the stand-in and Crossplane take turns on a revision's
+    RuntimeHealthy)."""
+    xr = doc["xr"]["conditions"]
+    if xr.get("Ready") != "True" or xr.get("Synced") != "True":
+        return False
+    return all(o["conditions"].get("Installed") == "True" and o["conditions"].get("Healthy") == "True"
+               for o in doc["objects"] if o["kind"] in PACKAGE_KINDS)
+
+
 def cmd_e2e(args) -> int:
     state = Path(args.state_dir).resolve()
     if status(state, quiet=True) != 0:
@@ -1044,16 +1056,18 @@ def cmd_e2e(args) -> int:
     name = xr["metadata"]["name"]
     deadline = time.time() + args.timeout
     poked = time.time()
-    while time.time() < deadline and not converged(kube, name):
+    doc = summary(kube, name)
+    while time.time() < deadline and not settled(doc):
         if time.time() - poked > 20:
             # Crossplane's circuit breaker drops an XR's events for a while
             # after a burst of them, a new XR's included: edit it again.
             poke(kube, name)
             poked = time.time()
         time.sleep(2)
-    ok = converged(kube, name)
+        doc = summary(kube, name)
+    ok = settled(doc)
     log(f"{name} {'converged' if ok else f'did not converge in {args.timeout:.0f}s'}")
-    json.dump(summary(kube, name), sys.stdout, indent=2)
+    json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if ok else 1
 

@@ -304,18 +304,22 @@ def test_cluster_e2e_prints_the_summary(cluster):
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "cluster.py"), "e2e",
-                          str(REPO_ROOT / "examples" / "xr.yaml"), "--state-dir", str(cluster.state)],
-                         check=True, stdout=subprocess.PIPE, text=True, timeout=900).stdout
-    doc = json.loads(out)
-    assert doc["xr"]["conditions"]["Ready"] == "True"
-    assert set(doc["packageCounts"].values()) == {1}
-    assert {o["kind"] for o in doc["objects"]} >= IAM_KINDS | {"Provider", "Function", "ImageConfig"}
-    created = [o["created"] for o in doc["objects"]]
-    assert created == sorted(created)
-    cluster.kube.delete(XR_API, "XEcrPackages", XR)
-    cluster.wait("the XR to go", lambda: cluster.xr(XR) is None
-                 and not cluster.packages(), 300)
+    try:
+        out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "cluster.py"), "e2e",
+                              str(REPO_ROOT / "examples" / "xr.yaml"), "--state-dir", str(cluster.state)],
+                             check=True, stdout=subprocess.PIPE, text=True, timeout=900).stdout
+        doc = json.loads(out)
+        assert doc["xr"]["conditions"]["Ready"] == "True", doc
+        assert set(doc["packageCounts"].values()) == {1}
+        assert {o["kind"] for o in doc["objects"]} >= IAM_KINDS | {"Provider", "Function", "ImageConfig"}
+        created = [o["created"] for o in doc["objects"]]
+        assert created == sorted(created)
+    finally:
+        # The next file's tests start from a cluster with no XR, pass or fail.
+        if cluster.xr(XR):
+            cluster.kube.delete(XR_API, "XEcrPackages", XR)
+        cluster.wait("the XR to go", lambda: cluster.xr(XR) is None
+                     and not cluster.packages(), 300)
 
 
 assert Path(__file__).parent.name == "cluster"

@@ -83,7 +83,14 @@ def leftovers(cluster) -> list[str]:
 
 @pytest.fixture
 def tenants(cluster):
-    """XR names a test creates; deleted (with their packages) afterwards."""
+    """XR names a test creates; deleted (with their packages) afterwards.
+    An XR a failed test elsewhere left behind is deleted first, so one
+    failure is reported once instead of as every test after it."""
+    stale = [o["metadata"]["name"] for o in cluster.kube.list(XR_API, "XEcrPackages")]
+    for name in stale:
+        cluster.kube.delete(XR_API, "XEcrPackages", name)
+    cluster.wait("the XRs an earlier test left to go",
+                 lambda: not cluster.kube.list(XR_API, "XEcrPackages") and not leftovers(cluster), 600)
     names: list[str] = []
     yield names
     for name in names:
