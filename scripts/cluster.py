@@ -6,6 +6,7 @@
     scripts/cluster down [--state-dir DIR]
     scripts/cluster function stop|start [--state-dir DIR]
     scripts/cluster registry stop|start [--state-dir DIR]   (an ECR outage)
+    scripts/cluster publish REPOSITORY VERSION [--unhealthy] [--state-dir DIR]
 
 `up` starts, each as a local process with its own log under DIR/logs:
 
@@ -35,10 +36,17 @@
     writes what the Deployment runtime writes: the webhook TLS Secret and
     status.tlsServerSecretName, the RuntimeHealthy condition, and for this
     function's FunctionRevision status.endpoint (dns:///127.0.0.1:PORT);
+    RuntimeHealthy is True, but False (an unavailable Deployment) for the
+    releases DIR/standin-unhealthy.json lists, which `publish --unhealthy`
+    adds to;
   * the IAM CRDs of provider-aws (the release scripts/crds fetches) are applied
     as if provider-aws-iam were installed; its controllers do not run, so the
     stand-in marks Roles, Policies and RolePolicyAttachments Synced and Ready
     with an ARN, as provider-aws would once AWS answered.
+
+`publish` pushes a new release (VERSION, a tag) of a package the catalog seeds
+to the local ECR, built like the catalog's, prints its digest and records it
+in DIR/seeded.json; with --unhealthy its runtime never reports healthy.
 
 DIR defaults to $CLUSTER_STATE, else .cache/cluster in the checkout. `up`
 writes DIR/env (KUBECONFIG for an admin, LOCALECR_*, FUNCTION_ADDRESS, ...).
@@ -401,12 +409,58 @@ def up_ecr(state: Path) -> dict[str, str]:
     subprocess.run([py, str(ROOT / "scripts" / "localecr.py"), "up", "--tls",
                     "--state-dir", str(ecr_state)], check=True)
     ecr = read_env(ecr_state)
-    catalog = os.environ.get("CLUSTER_CATALOG", str(ROOT / "tests" / "cluster" / "catalog.json"))
     seeded = subprocess.run([py, str(ROOT / "scripts" / "localecr.py"), "seed", "--state-dir",
-                             str(ecr_state), catalog], check=True, cwd=ROOT,
+                             str(ecr_state), str(catalog_path())], check=True, cwd=ROOT,
                             stdout=subprocess.PIPE, text=True).stdout
     (state / "seeded.json").write_text(seeded)
     return ecr
+
+
+def catalog_path() -> Path:
+    return Path(os.environ.get("CLUSTER_CATALOG", str(ROOT / "tests" / "cluster" / "catalog.json")))
+
+
+def write_json(path: Path, doc) -> None:
+    """Replaces path whole: the stand-in reads it every second."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def publish(state: Path, repository: str, version: str, unhealthy: bool = False) -> str:
+    """Pushes a new release of a package the catalog seeded: the catalog's
+    image for repository, tagged version (its image config carries the tag,
+    so the digest is a new one), through both halves of the local ECR, as
+    a release would be mirrored. With unhealthy, its runtime never turns
+    healthy (the stand-in reads STATE/standin-unhealthy.json): the tag is
+    listed before the push, so no revision of it is ever marked healthy,
+    and the digest after. Records the tag in STATE/seeded.json; returns
+    the digest."""
+    images = [i for i in json.loads(catalog_path().read_text())["images"] if i.get("repository") == repository]
+    if not images:
+        raise SystemExit(f"cluster: {catalog_path()} seeds no {repository}")
+    listed = state / UNHEALTHY_FILE
+    if unhealthy:
+        entries = json.loads(listed.read_text()) if listed.exists() else []
+        write_json(listed, entries + [f"{repository}:{version}"])
+    spec = {"images": [{**images[0], "tags": [version]}]}
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "localecr.py"), "seed", "--state-dir",
+                          read_env(state).get("LOCALECR_STATE", str(state / "localecr")), "-"],
+                         input=json.dumps(spec), check=True, cwd=ROOT,
+                         stdout=subprocess.PIPE, text=True, timeout=300).stdout
+    digest = json.loads(out)[repository][version]
+    seeded = json.loads((state / "seeded.json").read_text())
+    seeded.setdefault(repository, {})[version] = digest
+    write_json(state / "seeded.json", seeded)
+    if unhealthy:
+        write_json(listed, json.loads(listed.read_text()) + [digest])
+    return digest
+
+
+def cmd_publish(args) -> int:
+    """Prints the new release's digest."""
+    print(publish(Path(args.state_dir).resolve(), args.repository, args.version, args.unhealthy))
+    return 0
 
 
 def up_kube(state: Path, tools: dict[str, str]) -> Kube:
@@ -831,9 +885,12 @@ def cmd_watch(args) -> int:
 IAM_GROUPS = ("iam.aws.upbound.io", "iam.aws.m.upbound.io")
 
 
-def condition(type_: str, status_: str, reason: str, generation: int | None = None) -> dict:
+def condition(type_: str, status_: str, reason: str, generation: int | None = None,
+              message: str | None = None) -> dict:
     c = {"type": type_, "status": status_, "reason": reason,
          "lastTransitionTime": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if message:
+        c["message"] = message
     if generation is not None:
         c["observedGeneration"] = generation
     return c
@@ -857,8 +914,112 @@ def with_condition(conditions: list[dict], new: dict) -> tuple[list[dict], bool]
     return out, changed
 
 
+# Releases whose runtime never turns healthy: a JSON list of digests
+# (sha256:...) and references (host/org/name:tag, org/name:tag, ...@sha256:...)
+# in STATE/standin-unhealthy.json, written by publish(unhealthy=True).
+UNHEALTHY_FILE = "standin-unhealthy.json"
+
+# What the Deployment runtime of Crossplane v2.2 writes on a revision whose
+# Deployment never becomes Available (internal/controller/pkg/runtime: the
+# post-establish hook's error, wrapped).
+UNAVAILABLE = {
+    "ProviderRevision": "provider package deployment is unavailable with message: "
+                        "Deployment does not have minimum availability.",
+    "FunctionRevision": "function package deployment is unavailable with message: "
+                        "Deployment does not have minimum availability.",
+}
+
+
+def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """`host/org/name:tag@sha256:...` -> (org/name, tag, digest), either of
+    the last two None when the reference has none."""
+    path, _, digest = reference.partition("@")
+    tag = None
+    if ":" in path.rsplit("/", 1)[-1]:
+        path, tag = path.rsplit(":", 1)
+    return repository_of(path), tag, digest or None
+
+
+class Unhealthy:
+    """The releases STATE/standin-unhealthy.json lists, matched against a
+    revision by digest. A revision's spec.image is its package's
+    spec.package as written (Crossplane v2.2 copies the source, a tag or a
+    digest, and keeps the ImageConfig-rewritten one in
+    status.resolvedPackage), so a tag is looked up, in STATE/seeded.json
+    (which publish() updates) or else the local registry, to the digest it
+    names; an entry that is a tag matches that tag too, so a release is
+    unhealthy from the moment publish() names it, before its push."""
+
+    def __init__(self, state: Path):
+        self.state = state
+        f = state / UNHEALTHY_FILE
+        try:
+            entries = json.loads(f.read_text()) if f.exists() else []
+        except ValueError:  # being replaced: the next pass reads it whole
+            entries = []
+        self.seeded: dict[str, dict[str, str]] = {}
+        if entries:
+            try:
+                self.seeded = json.loads((state / "seeded.json").read_text())
+            except (OSError, ValueError):
+                pass
+        self.asked: dict[tuple[str, str], str | None] = {}
+        self.keys: set[str] = set()
+        for entry in entries:
+            self.keys |= self.keys_of(entry)
+
+    def digest_of(self, repository: str, tag: str) -> str | None:
+        """The digest the tag names: seeded.json, else a HEAD on the local
+        registry (plain HTTP, the ECR stand-in's data plane)."""
+        known = self.seeded.get(repository, {}).get(tag)
+        if known:
+            return known
+        if (repository, tag) not in self.asked:
+            self.asked[(repository, tag)] = None
+            ecr = read_env(Path(read_env(self.state).get("LOCALECR_STATE", self.state / "localecr")))
+            url = ecr.get("LOCALECR_REGISTRY_URL")
+            if not url:
+                return None
+            req = urllib.request.Request(f"{url}/v2/{repository}/manifests/{tag}", method="HEAD", headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json, "
+                          "application/vnd.oci.image.index.v1+json, "
+                          "application/vnd.docker.distribution.manifest.v2+json"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    self.asked[(repository, tag)] = r.headers.get("Docker-Content-Digest")
+            except (OSError, urllib.error.URLError):
+                pass  # not there (yet), or the registry is down: the tag still matches by name
+        return self.asked[(repository, tag)]
+
+    def keys_of(self, reference: str) -> set[str]:
+        """What a reference or digest is known by: the digest alone, and
+        org/name@digest and org/name:tag (no registry host: a Rewrite
+        package names the upstream, a Skip one the mirror)."""
+        if reference.startswith("sha256:"):
+            return {reference}
+        repository, tag, digest = parse_reference(reference)
+        keys = set()
+        if tag:
+            keys.add(f"{repository}:{tag}")
+            digest = digest or self.digest_of(repository, tag)
+        if digest:
+            keys |= {digest, f"{repository}@{digest}"}
+        return keys
+
+    def matches(self, revision: dict) -> bool:
+        if not self.keys:
+            return False
+        refs = [revision.get("spec", {}).get("image"), revision.get("status", {}).get("resolvedPackage")]
+        found: set[str] = set()
+        for ref in refs:
+            if ref:
+                found |= self.keys_of(ref)
+        return bool(found & self.keys)
+
+
 def standin_revisions(kube: Kube, env: dict[str, str], state: Path) -> None:
     tls = state / "function" / "runtime-tls"
+    unhealthy = Unhealthy(state)
     for kind in ("ProviderRevision", "FunctionRevision"):
         for rev in kube.list("pkg.crossplane.io/v1", kind):
             meta, spec, st = rev["metadata"], rev.get("spec", {}), rev.get("status", {})
@@ -871,8 +1032,15 @@ def standin_revisions(kube: Kube, env: dict[str, str], state: Path) -> None:
                             "data": {k: base64.b64encode((tls / k).read_bytes()).decode()
                                      for k in ("tls.crt", "tls.key", "ca.crt")}}, STANDIN)
             patch: dict = {"tlsServerSecretName": secret_name}
-            conditions, changed = with_condition(
-                st.get("conditions"), condition("RuntimeHealthy", "True", "HealthyPackageRevision"))
+            # A release listed unhealthy: its runtime (a Deployment) never
+            # becomes Available, as long as the revision is active, again
+            # after a rollback reactivates it. Crossplane's External runtime
+            # writes no RuntimeHealthy, so nothing flips it back.
+            runtime = condition("RuntimeHealthy", "True", "HealthyPackageRevision")
+            if unhealthy.matches(rev):
+                runtime = condition("RuntimeHealthy", "False", "UnhealthyPackageRevision",
+                                    message=f"post establish runtime hook failed for package: {UNAVAILABLE[kind]}")
+            conditions, changed = with_condition(st.get("conditions"), runtime)
             if changed:
                 patch["conditions"] = conditions
             if kind == "FunctionRevision" and meta.get("labels", {}).get(
@@ -928,10 +1096,12 @@ def conditions_of(obj: dict) -> dict[str, str]:
     return {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", []) or []}
 
 
-def composition(state: Path, strategy: str | None = None) -> dict:
+def composition(state: Path, strategy: str | None = None, overrides: dict | None = None) -> dict:
     """examples/composition.yaml for this cluster: packages pulled from the
     local TLS registry (registryHost), a short ttl so Crossplane calls again
-    soon, and the step credentials the example names."""
+    soon, and the step credentials the example names. overrides replaces
+    input fields (tests/cluster/test_version_upgrades.py shortens the
+    upgrade policy's deadlines and the tag cache's TTL)."""
     env = read_env(state)
     (comp,) = read_yaml_docs(ROOT / "examples" / "composition.yaml")
     step = comp["spec"]["pipeline"][0]
@@ -939,6 +1109,7 @@ def composition(state: Path, strategy: str | None = None) -> dict:
     step["input"]["ttl"] = "5s"
     if strategy:
         step["input"]["strategy"] = strategy
+    step["input"].update(overrides or {})
     return comp
 
 
@@ -1087,6 +1258,11 @@ def main(argv=None) -> int:
         sp = sub.add_parser(name)
         sp.add_argument("action", choices=["stop", "start"])
         sp.add_argument("--state-dir", default=default_state)
+    sp = sub.add_parser("publish")
+    sp.add_argument("repository")
+    sp.add_argument("version")
+    sp.add_argument("--unhealthy", action="store_true")
+    sp.add_argument("--state-dir", default=default_state)
     sp = sub.add_parser("e2e")
     sp.add_argument("xr", nargs="?", default=str(ROOT / "examples" / "xr.yaml"))
     sp.add_argument("--state-dir", default=default_state)
@@ -1098,6 +1274,7 @@ def main(argv=None) -> int:
     return {
         "up": cmd_up, "down": cmd_down, "status": cmd_status, "standin": cmd_standin,
         "function": cmd_function, "registry": cmd_registry, "watch": cmd_watch, "e2e": cmd_e2e,
+        "publish": cmd_publish,
     }[args.cmd](args)
 
 

@@ -81,6 +81,12 @@ class Cluster:
     def summary(self, name: str) -> dict:
         return cluster_script.summary(self.kube, name)
 
+    def publish(self, repository: str, version: str, unhealthy: bool = False) -> str:
+        """A new release of a package the catalog seeded, pushed to the local
+        ECR; with unhealthy, its runtime never reports healthy (the
+        stand-in's RuntimeHealthy=False). Returns its digest."""
+        return cluster_script.publish(self.state, repository, version, unhealthy)
+
     def lock_sources(self) -> list[str]:
         lock = self.kube.read("pkg.crossplane.io/v1beta1", "Lock", "lock") or {}
         return [p["source"] for p in lock.get("packages", []) or []]
