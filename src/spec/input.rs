@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 
 use super::duration;
 use super::limits::{self, *};
+use super::upgrades::Upgrades;
 use super::xr::{Identity, ServiceAccount, Strategy};
 use crate::aws::RegistryRef;
 
@@ -87,6 +88,10 @@ pub struct Input {
     /// `spec.revisionHistoryLimit` of every package object composed.
     #[serde(default)]
     pub revision_history_limit: RevisionHistoryLimit,
+    /// How installed packages move to new releases: order, deadlines,
+    /// rollback and quarantine, pausing, windows.
+    #[serde(default)]
+    pub upgrades: Upgrades,
 }
 
 /// `revisionHistoryLimit`: how many inactive revisions Crossplane keeps for
@@ -206,6 +211,7 @@ impl Default for Input {
             credentials_name: default_credentials_name(),
             registry_host: None,
             revision_history_limit: RevisionHistoryLimit::default(),
+            upgrades: Upgrades::default(),
         }
     }
 }

@@ -91,6 +91,22 @@ pub const MAX_OBJECT_NAME_LEN: usize = 253;
 /// `revisionHistoryLimit`: inactive package revisions Crossplane keeps per
 /// package (each with its CRDs); enough for any rollback worth making.
 pub const MAX_REVISION_HISTORY_LIMIT: u32 = 10;
+/// `upgrades.maxInFlight`: packages of one XR in transition at once.
+pub const MAX_IN_FLIGHT: u32 = 100;
+/// `upgrades.progressDeadline`: at least a second, at most a day.
+pub const MIN_PROGRESS_DEADLINE: Duration = Duration::from_secs(1);
+pub const MAX_PROGRESS_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+/// `upgrades.quarantine`: at most 30 days (720h).
+pub const MAX_QUARANTINE: Duration = Duration::from_secs(720 * 3600);
+/// `upgrades.windows`.
+pub const MAX_WINDOWS: usize = 32;
+/// `upgrades.windows[].days`: each day of the week once.
+pub const MAX_WINDOW_DAYS: usize = 7;
+/// `upgrades.windows[].start`: `HH:MM`.
+pub const MAX_WINDOW_START_LEN: usize = 5;
+/// `upgrades.windows[].duration`: at least a minute, at most a week (168h).
+pub const MIN_WINDOW_DURATION: Duration = Duration::from_secs(60);
+pub const MAX_WINDOW_DURATION: Duration = Duration::from_secs(168 * 3600);
 /// `apiVersion` of the input.
 pub const MAX_API_VERSION_LEN: usize = 253;
 /// `kind` of the input.
@@ -117,6 +133,13 @@ pub const MAX_STATUS_PACKAGE_REF_LEN: usize = 1024;
 pub const MAX_SHARED_WITH_LEN: usize = 512;
 /// `status.packages[].digest`: `sha256:` and 64 hex digits, with room.
 pub const MAX_DIGEST_LEN: usize = 128;
+/// `status.packages[].rollout.since`, `status.quarantined[].until`: an
+/// RFC 3339 time (35 characters at most with nanoseconds and an offset).
+pub const MAX_TIMESTAMP_LEN: usize = 64;
+/// Entries of `status.quarantined`: releases rolled back and held back.
+pub const MAX_QUARANTINED: usize = 1000;
+/// `status.quarantined[].reason`.
+pub const MAX_QUARANTINE_REASON_LEN: usize = 1024;
 /// Leaving entries of `status.packages` asked for in one call (one required
 /// resource each); the rest count as still there and are asked for once
 /// earlier ones are gone.

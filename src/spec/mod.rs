@@ -1,5 +1,6 @@
 //! What the user and the platform team ask for: the XR's spec (`xr`), the
-//! Composition step's input (`input`), and the settings both resolve to
+//! Composition step's input (`input`, with its rollout policy in
+//! `upgrades`), and the settings both resolve to
 //! (`settings`), validated once so the rest of the code can trust them.
 
 pub mod duration;
@@ -8,8 +9,10 @@ pub mod limits;
 pub mod load;
 pub mod policy;
 pub mod settings;
+pub mod upgrades;
 pub mod xr;
 
 pub use input::Input;
 pub use settings::Settings;
+pub use upgrades::{Upgrades, Weekday, Window};
 pub use xr::XrSpec;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::input::{IamDefaults, Input, ManagedResources, Mirror, RevisionHistoryLimit};
 use super::policy::{Origin, Policy, matches_any};
+use super::upgrades::Upgrades;
 use super::xr::{IamSpec, Identity, ServiceAccount, Strategy, XrRef, XrSpec};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
@@ -29,6 +30,10 @@ pub struct Settings {
     pub credentials_name: String,
     /// `spec.revisionHistoryLimit` of every package object.
     pub revision_history_limit: RevisionHistoryLimit,
+    /// The input's `upgrades`: how installed packages move.
+    pub upgrades: Upgrades,
+    /// The XR's `spec.upgrades.paused`, which the input allows.
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +119,8 @@ impl Settings {
             tag_cache_ttl: input.tag_cache_ttl,
             credentials_name: input.credentials_name.clone(),
             revision_history_limit: input.revision_history_limit,
+            upgrades: input.upgrades.clone(),
+            paused: paused(spec, input)?,
         })
     }
 
@@ -133,6 +140,20 @@ impl Settings {
     pub fn is_allowed(&self, repository: &str) -> bool {
         self.allowed_repositories.is_empty() || matches_any(&self.allowed_repositories, repository)
     }
+}
+
+/// The XR's `spec.upgrades.paused`: pausing is the XR's to ask unless the
+/// input's `upgrades.allowPause` is false, for an XR of any origin (the
+/// input says what the platform runs; `bootstrap` has no rollouts to hold).
+fn paused(spec: &XrSpec, input: &Input) -> Result<bool> {
+    let paused = spec.upgrades.as_ref().is_some_and(|u| u.paused);
+    if paused && !input.upgrades.allow_pause {
+        return Err(Error::InvalidSpec {
+            field: "spec.upgrades.paused".to_string(),
+            message: "cannot be true: the platform does not allow pausing upgrades (input upgrades.allowPause is false)".to_string(),
+        });
+    }
+    Ok(paused)
 }
 
 /// IAM as the XR asks within what the input allows. The input turning IAM
@@ -749,6 +770,80 @@ mod tests {
         .unwrap_err();
         assert!(
             matches!(&err, Error::InvalidInput { field, .. } if field == "mirrors"),
+            "{err}"
+        );
+    }
+
+    /// `spec.upgrades.paused` is the XR's to set unless the input's
+    /// `upgrades.allowPause` is false; the input's `upgrades` is carried.
+    #[test]
+    fn pausing_is_the_xrs_unless_the_input_forbids_it() {
+        // (XR's upgrades, input's upgrades, paused or refused)
+        let cases = [
+            (json!(null), json!({}), Some(false)),
+            (json!({}), json!({}), Some(false)),
+            (
+                json!({"paused": false}),
+                json!({"allowPause": false}),
+                Some(false),
+            ),
+            (json!({"paused": true}), json!({}), Some(true)),
+            (
+                json!({"paused": true}),
+                json!({"allowPause": true}),
+                Some(true),
+            ),
+            (json!({"paused": true}), json!({"allowPause": false}), None),
+        ];
+        for (xr, platform, expected) in cases {
+            let extra = if xr.is_null() {
+                json!({})
+            } else {
+                json!({"upgrades": xr})
+            };
+            for origin in [Origin::Request, Origin::Platform] {
+                let got = Settings::with_origin(
+                    XrRef::named("demo"),
+                    &spec(extra.clone()),
+                    &input(json!({"upgrades": platform})),
+                    origin,
+                );
+                match (got, expected) {
+                    (Ok(s), Some(paused)) => assert_eq!(s.paused, paused, "{xr} {platform}"),
+                    (Err(Error::InvalidSpec { field, message }), None) => {
+                        assert_eq!(field, "spec.upgrades.paused");
+                        assert!(
+                            message.contains("the platform does not allow pausing upgrades (input upgrades.allowPause is false)"),
+                            "{message}"
+                        );
+                    }
+                    (got, _) => panic!("{xr} {platform} {origin:?}: {got:?}"),
+                }
+            }
+        }
+        let s = Settings::new(
+            XrRef::named("demo"),
+            &spec(json!({})),
+            &input(json!({"upgrades": {"maxInFlight": 4, "windows": [{"days": ["Sat"], "start": "01:00", "duration": "2h"}]}})),
+        )
+        .expect("ok");
+        assert_eq!(s.upgrades.max_in_flight, 4);
+        assert_eq!(s.upgrades.windows.len(), 1);
+        assert_eq!(
+            Settings::new(XrRef::named("demo"), &spec(json!({})), &Input::default())
+                .expect("ok")
+                .upgrades,
+            crate::spec::Upgrades::default()
+        );
+        // A typo inside spec.upgrades is refused, naming it.
+        let err = XrSpec::from_composite(&json!({"spec": {
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}],
+            "upgrades": {"pause": true}
+        }}))
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidSpec { field, .. } if field == "spec.upgrades.pause"),
             "{err}"
         );
     }

@@ -20,6 +20,19 @@ pub struct XrSpec {
     pub strategy: Option<Strategy>,
     #[serde(default)]
     pub iam: Option<IamSpec>,
+    #[serde(default)]
+    pub upgrades: Option<UpgradesSpec>,
+}
+
+/// `spec.upgrades`: the XR's say over the rollouts of its packages, within
+/// the input's `upgrades`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpgradesSpec {
+    /// Holds every installed package at what it is on; new packages still
+    /// install. Refused when the input's `upgrades.allowPause` is false.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
