@@ -547,6 +547,7 @@ mod tests {
         assert_eq!(input.ttl, Duration::from_secs(60));
         assert_eq!(input.credentials_name, "aws-credentials");
         assert_eq!(input.revision_history_limit.get(), 1);
+        assert_eq!(input.upgrades, Upgrades::default());
     }
 
     #[test]
@@ -688,6 +689,25 @@ mod tests {
                 json!({"iam": {"oidcProvider": long(513)}}),
                 "iam.oidcProvider",
                 "at most 512 characters",
+            ),
+            (
+                json!({"upgrades": {"windows": [
+                    {"days": ["Mon"], "start": "01:00", "duration": "1h"},
+                    {"days": ["Tue"], "start": "01:00", "duration": "1h"},
+                    {"days": ["Wed"], "start": "25:00", "duration": "1h"}
+                ]}}),
+                "upgrades.windows[2].start",
+                "HH:MM from 00:00 to 23:59",
+            ),
+            (
+                json!({"upgrades": {"progressDeadline": "1m", "healthyGrace": "2m"}}),
+                "upgrades",
+                "healthyGrace (2m0s) must not be longer than progressDeadline (1m0s)",
+            ),
+            (
+                json!({"upgrades": {"maxInFlight": 0}}),
+                "upgrades.maxInFlight",
+                "an integer from 1 to 100, got 0",
             ),
         ];
         check_bounds(&cases);
@@ -854,6 +874,14 @@ mod tests {
             ("tagCacheTTL", MAX_DURATION_TEXT_LEN),
             ("credentialsName", MAX_OBJECT_NAME_LEN),
             ("registryHost", MAX_REGISTRY_HOST_LEN),
+            ("upgrades.progressDeadline", MAX_DURATION_TEXT_LEN),
+            ("upgrades.healthyGrace", MAX_DURATION_TEXT_LEN),
+            ("upgrades.quarantine", MAX_DURATION_TEXT_LEN),
+            ("upgrades.windows[]", MAX_WINDOWS),
+            ("upgrades.windows[].days[]", MAX_WINDOW_DAYS),
+            ("upgrades.windows[].days[]item", MAX_ENUM_LEN),
+            ("upgrades.windows[].start", MAX_WINDOW_START_LEN),
+            ("upgrades.windows[].duration", MAX_DURATION_TEXT_LEN),
         ];
         let expected: std::collections::BTreeMap<String, usize> =
             expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
@@ -975,7 +1003,9 @@ mod tests {
                     "allowedServiceAccounts": [{"namespace": "crossplane-system", "name": "provider-*"}]},
             "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c",
             "registryHost": "{accountId}.dkr-ecr.{region}.on.aws",
-            "revisionHistoryLimit": 2
+            "revisionHistoryLimit": 2,
+            "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
+                         "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]}
         });
         decode::<Input>(full.clone()).expect("the function reads every field");
         assert_eq!(keys(&schema["properties"]), keys(&full));
@@ -990,6 +1020,38 @@ mod tests {
         assert_eq!(
             keys(&schema["properties"]["allowedRegistries"]["items"]["properties"]),
             keys(&full["allowedRegistries"][0])
+        );
+        let upgrades = &schema["properties"]["upgrades"];
+        assert_eq!(keys(&upgrades["properties"]), keys(&full["upgrades"]));
+        assert_eq!(
+            keys(&upgrades["properties"]["windows"]["items"]["properties"]),
+            keys(&full["upgrades"]["windows"][0])
+        );
+        // The numbers and grammars the function holds them to.
+        let number = |v: &Json| v.as_u64().expect("a number");
+        let max_in_flight = &upgrades["properties"]["maxInFlight"];
+        assert_eq!(
+            (
+                number(&max_in_flight["minimum"]),
+                number(&max_in_flight["maximum"])
+            ),
+            (1, u64::from(MAX_IN_FLIGHT))
+        );
+        let limit = &schema["properties"]["revisionHistoryLimit"];
+        assert_eq!(
+            (number(&limit["minimum"]), number(&limit["maximum"])),
+            (1, u64::from(MAX_REVISION_HISTORY_LIMIT))
+        );
+        let window = &upgrades["properties"]["windows"]["items"];
+        assert_eq!(window["properties"]["days"]["minItems"], json!(1));
+        assert_eq!(
+            window["properties"]["days"]["items"]["enum"],
+            json!(crate::spec::Weekday::ALL.map(crate::spec::Weekday::as_str))
+        );
+        assert_eq!(window["required"], json!(["days", "start", "duration"]));
+        assert_eq!(
+            window["properties"]["start"]["pattern"],
+            json!("^([01][0-9]|2[0-3]):[0-5][0-9]$")
         );
         for list in ["serviceAccounts", "allowedServiceAccounts"] {
             assert_eq!(

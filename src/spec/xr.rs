@@ -334,8 +334,13 @@ mod tests {
         assert_eq!(spec.packages[1].kind, PackageKind::Function);
         assert_eq!(spec.packages[1].runtime_config_name.as_deref(), Some("rc"));
         assert_eq!(spec.strategy, Some(Strategy::Skip));
+        assert_eq!(spec.upgrades, None);
         let iam = spec.iam.expect("iam");
         assert_eq!(iam.identity, Some(Identity::Irsa));
+        let mut paused = valid_spec();
+        paused["upgrades"] = json!({"paused": true});
+        let paused = XrSpec::from_composite(&composite(paused)).expect("valid");
+        assert_eq!(paused.upgrades, Some(UpgradesSpec { paused: true }));
         assert_eq!(iam.node_role_names, vec!["nodes".to_string()]);
     }
 
@@ -409,6 +414,16 @@ mod tests {
             |s| s["strategy"] = json!("Mirror"),
             "spec.strategy",
             "unknown variant",
+        ),
+        (
+            |s| s["upgrades"] = json!({"paused": "yes"}),
+            "spec.upgrades.paused",
+            "invalid type",
+        ),
+        (
+            |s| s["upgrades"] = json!({"windows": []}),
+            "spec.upgrades.windows",
+            "unknown field",
         ),
         (
             |s| s["iam"]["identity"] = json!("Irsa"),
@@ -622,6 +637,17 @@ mod tests {
             ("status.packages[].dependsOn[]", MAX_STATUS_PACKAGES),
             ("status.packages[].dependsOn[]item", MAX_PACKAGE_NAME_LEN),
             ("status.packages[].sharedWith", MAX_SHARED_WITH_LEN),
+            ("status.packages[].available", MAX_VERSION_LEN),
+            ("status.packages[].rollout.from", MAX_STATUS_PACKAGE_REF_LEN),
+            ("status.packages[].rollout.to", MAX_STATUS_PACKAGE_REF_LEN),
+            ("status.packages[].rollout.phase", MAX_ENUM_LEN),
+            ("status.packages[].rollout.since", MAX_TIMESTAMP_LEN),
+            ("status.quarantined[]", MAX_QUARANTINED),
+            ("status.quarantined[].name", MAX_PACKAGE_NAME_LEN),
+            ("status.quarantined[].version", MAX_VERSION_LEN),
+            ("status.quarantined[].digest", MAX_DIGEST_LEN),
+            ("status.quarantined[].reason", MAX_QUARANTINE_REASON_LEN),
+            ("status.quarantined[].until", MAX_TIMESTAMP_LEN),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
@@ -642,6 +668,36 @@ mod tests {
                 .as_str()
                 .expect("pattern");
             assert_eq!(pattern, "^[a-z]{2,4}(-[a-z]+){1,2}-[1-9][0-9]?$", "{file}");
+            // spec.upgrades is what UpgradesSpec reads; the status fields
+            // the rollout engine writes are declared as it writes them.
+            let upgrades = &schema["properties"]["spec"]["properties"]["upgrades"]["properties"];
+            let fields: Vec<&String> = upgrades.as_object().expect("properties").keys().collect();
+            assert_eq!(fields, ["paused"], "{file}");
+            assert_eq!(upgrades["paused"]["type"], json!("boolean"), "{file}");
+            let status = &schema["properties"]["status"]["properties"];
+            let rollout = &status["packages"]["items"]["properties"]["rollout"];
+            assert_eq!(
+                rollout["properties"]["phase"]["enum"],
+                json!(["Pending", "Progressing", "RolledBack"]),
+                "{file}"
+            );
+            assert_eq!(
+                rollout["required"],
+                json!(["from", "to", "phase", "since"]),
+                "{file}"
+            );
+            let quarantined = &status["quarantined"]["items"];
+            assert_eq!(
+                quarantined["required"],
+                json!(["name", "version", "digest", "until"]),
+                "{file}"
+            );
+            for time in [
+                &rollout["properties"]["since"],
+                &quarantined["properties"]["until"],
+            ] {
+                assert_eq!(time["format"], json!("date-time"), "{file}");
+            }
         }
     }
 
