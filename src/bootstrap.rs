@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
 use crate::resolve::graph::Graph;
-use crate::resolve::resolve_within;
+use crate::resolve::{Hints, resolve_within};
 use crate::spec::load;
 use crate::spec::policy::Origin;
 use crate::spec::settings::Trust;
@@ -97,8 +97,9 @@ async fn resolve_with_progress(
         &connector,
         settings,
         spec,
-        // Nothing is installed yet: no remembered packages to keep.
-        None,
+        // Nothing is installed yet: no remembered packages to keep, and
+        // nothing rolled back.
+        Hints::default(),
         credentials,
         DEADLINE,
     );

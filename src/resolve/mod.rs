@@ -12,13 +12,16 @@
 //! - `resolution.rs`: what comes out, the install graph (`graph.rs`) and
 //!   the installed dependencies kept as they are.
 //! - `installed.rs`: what the caller says is installed.
+//! - `quarantine.rs`: releases the caller says to skip.
 
 pub mod graph;
 mod installed;
+mod quarantine;
 mod resolution;
 mod resolver;
 
 pub use self::installed::Installed;
+pub use self::quarantine::{Quarantine, Release};
 pub use self::resolution::{Kept, Resolution};
 pub use self::resolver::Resolver;
 
@@ -29,17 +32,27 @@ use crate::registry::Connector;
 use crate::registry::credentials::AwsCredentials;
 use crate::spec::{Settings, XrSpec};
 
+/// What a RunFunction call knows from the XR's status (re-validated) and
+/// the cluster that narrows resolution. `bootstrap` and `mirror` have
+/// none.
+#[derive(Clone, Copy, Default)]
+pub struct Hints<'a> {
+    /// The remembered packages that exist in the cluster: a dependency
+    /// among them that no longer resolves is kept as it is rather than
+    /// failing the whole XR.
+    pub installed: Option<&'a dyn Installed>,
+    /// Releases rolled back: a constraint takes the next best version.
+    pub quarantine: Option<&'a Quarantine>,
+}
+
 /// Resolves `spec` against the registry `settings` name, reached through
-/// `connector`, within `deadline`: what both a RunFunction call and
-/// `bootstrap` do. `installed` holds the remembered packages that exist in
-/// the cluster (validated); a dependency among them that no longer
-/// resolves is kept as it is rather than failing the whole XR. `bootstrap`
-/// has none.
+/// `connector`, within `deadline`, narrowed by `hints`: what both a
+/// RunFunction call and `bootstrap` do.
 pub async fn resolve_within(
     connector: &dyn Connector,
     settings: &Settings,
     spec: &XrSpec,
-    installed: Option<&dyn Installed>,
+    hints: Hints<'_>,
     credentials: Option<&AwsCredentials>,
     deadline: Duration,
 ) -> Result<Resolution> {
@@ -48,7 +61,8 @@ pub async fn resolve_within(
             .connect(&settings.registry, credentials, settings.tag_cache_ttl)
             .await?;
         Resolver::new(settings, spec, registry.as_ref())
-            .keeping(installed)
+            .keeping(hints.installed)
+            .skipping(hints.quarantine)
             .resolve()
             .await
     };

@@ -7,6 +7,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::graph::{Graph, PackageNode};
 use super::installed::Installed;
+use super::quarantine::{Quarantine, Release};
 use super::resolution::{Kept, Resolution};
 use crate::error::{DependencyError, Error, Result};
 use crate::names::{dns_label, repository_path};
@@ -87,6 +88,7 @@ pub struct Resolver<'a> {
     spec: &'a XrSpec,
     registry: &'a dyn Registry,
     installed: Option<&'a dyn Installed>,
+    quarantine: Option<&'a Quarantine>,
 }
 
 impl<'a> Resolver<'a> {
@@ -96,7 +98,14 @@ impl<'a> Resolver<'a> {
             spec,
             registry,
             installed: None,
+            quarantine: None,
         }
+    }
+
+    /// Releases a constraint skips (see `quarantine`).
+    pub fn skipping(mut self, quarantine: Option<&'a Quarantine>) -> Self {
+        self.quarantine = quarantine;
+        self
     }
 
     /// Installed packages that may stand in for dependencies that no
@@ -408,7 +417,31 @@ impl<'a> Resolver<'a> {
                 repository: repository.to_string(),
             });
         }
-        Ok(select_highest(constraints, tags.iter().map(String::as_str)).map(str::to_string))
+        // A quarantined release is skipped while its tag still names the
+        // digest that was rolled back; each pass skips one more tag, so
+        // this ends within the number of quarantined releases.
+        let mut skipped: BTreeSet<&str> = BTreeSet::new();
+        loop {
+            let candidates = tags
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !skipped.contains(t));
+            let Some(tag) = select_highest(constraints, candidates) else {
+                return Ok(None);
+            };
+            let held: Vec<&Release> = match self.quarantine {
+                Some(quarantine) => quarantine.at(repository, tag).collect(),
+                None => Vec::new(),
+            };
+            if held.is_empty() {
+                return Ok(Some(tag.to_string()));
+            }
+            let digest = self.registry.resolve_digest(repository, tag).await?;
+            if !held.iter().any(|r| r.digest == digest) {
+                return Ok(Some(tag.to_string()));
+            }
+            skipped.insert(tag);
+        }
     }
 
     fn unsatisfiable(&self, repository: &str, wanted: &Wanted, own: Option<&str>) -> Error {
