@@ -7,10 +7,12 @@ mod support;
 
 use std::sync::Arc;
 
-use cluster::{Cluster, allowing_test_iam};
+use cluster::{Cluster, ManualClock, allowing_test_iam};
 use function_ecr_packages::function::Function;
+use function_ecr_packages::package::PackageKind;
+use function_ecr_packages::proto::v1::Severity;
 use function_ecr_packages::registry::connector::MemoryConnector;
-use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry};
+use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry, meta};
 use serde_json::{Value as Json, json};
 use support::cluster;
 
@@ -171,4 +173,255 @@ async fn a_release_that_never_becomes_healthy_holds_its_dependents() {
     let rounds = cluster.settle(6).await;
     assert!(rounds.last().expect("rounds").xr_ready());
     assert!(ready_in_status(&cluster, FAMILY));
+}
+
+const S3_PATH: &str = "xpkg.upbound.io/upbound/provider-aws-s3";
+
+/// Saturday 2026-12-05 03:20:16 UTC.
+fn saturday() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_440_816)
+}
+
+/// A registry with only the v2.1.0 family and S3 (S3 needs the family at
+/// `>= v2.1.0`), and a cluster settled on them, its clock by hand.
+async fn on_v2_1(xr_packages: Json, input: Json) -> (Arc<MemoryRegistry>, Cluster, ManualClock) {
+    let registry = Arc::new(MemoryRegistry::new());
+    registry.push(FAMILY_REPO, "v2.1.0", meta(PackageKind::Provider, &[]));
+    push_s3(&registry, "v2.1.0", ">= v2.1.0");
+    let clock = ManualClock::at(saturday());
+    let xr = json!({"apiVersion": "platform.example.org/v1alpha1", "kind": "XEcrPackages",
+        "metadata": {"name": "blog"},
+        "spec": {"registry": {"accountId": "123456789012", "region": "eu-west-2"},
+                 "packages": xr_packages,
+                 "iam": {"oidcProvider": "oidc.eks.eu-west-2.amazonaws.com/id/ABC", "nodeRoleNames": ["eks-nodes"]}}});
+    let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())))
+        .with_clock(Arc::new(clock.clone()));
+    let mut input = input;
+    input["tagCacheTTL"] = json!("0s");
+    let mut cluster = Cluster::new(function, xr, allowing_test_iam(input));
+    let rounds = cluster.settle(16).await;
+    assert!(rounds.last().expect("rounds").xr_ready());
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.1.0")
+    );
+    (registry, cluster, clock)
+}
+
+const FAMILY_REPO: &str = "upbound/provider-family-aws";
+
+fn push_s3(registry: &MemoryRegistry, version: &str, needs: &str) {
+    registry.push(
+        "upbound/provider-aws-s3",
+        version,
+        meta(
+            PackageKind::Provider,
+            &[(FAMILY_PATH, PackageKind::Provider, needs)],
+        ),
+    );
+}
+
+fn s3_range() -> Json {
+    json!([{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">= v2.1.0"}])
+}
+
+/// `spec.package` of a composed resource.
+fn at(cluster: &Cluster, resource: &str) -> String {
+    cluster.observed[resource]["spec"]["package"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether the package object is on its `spec.package`: status for it,
+/// Installed and Healthy for the current generation.
+fn on(cluster: &Cluster, resource: &str) -> bool {
+    let object = &cluster.observed[resource];
+    let status = &object["status"];
+    status["currentIdentifier"] == object["spec"]["package"]
+        && status["conditions"].as_array().is_some_and(|all| {
+            all.iter().all(|c| {
+                c["status"] == "True" && c["observedGeneration"] == object["metadata"]["generation"]
+            })
+        })
+}
+
+fn upgraded(round: &cluster::Round) -> (i32, String, String) {
+    round.condition("Upgraded").expect("an Upgraded condition")
+}
+
+const TRUE: i32 = 2;
+const FALSE: i32 = 3;
+
+/// A new family release and an S3 release that needs it: the family moves
+/// first, and S3 only once the family is on its new release; nothing is
+/// deleted, and the XR ends Upgraded.
+#[tokio::test]
+async fn a_new_family_release_moves_the_family_first_and_s3_once_it_is_on_it() {
+    let (registry, mut cluster, clock) = on_v2_1(s3_range(), json!({})).await;
+    registry.push(FAMILY_REPO, "v2.2.0", meta(PackageKind::Provider, &[]));
+    push_s3(&registry, "v2.2.0", ">= v2.2.0");
+    let mut reasons = Vec::new();
+    for _ in 0..12 {
+        let family_was_on_new =
+            at(&cluster, FAMILY_RESOURCE).ends_with(":v2.2.0") && on(&cluster, FAMILY_RESOURCE);
+        let s3_before = at(&cluster, S3_RESOURCE);
+        clock.advance(std::time::Duration::from_secs(10));
+        let round = cluster.reconcile().await;
+        round.assert_no_fatal();
+        assert!(
+            round.deleted.is_empty(),
+            "nothing is deleted: {:?}",
+            round.deleted
+        );
+        if at(&cluster, S3_RESOURCE) != s3_before {
+            assert!(
+                family_was_on_new,
+                "S3 moved before the family was on v2.2.0"
+            );
+        }
+        reasons.push(upgraded(&round).1);
+    }
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.2.0")
+    );
+    assert_eq!(at(&cluster, S3_RESOURCE), format!("{S3_PATH}:v2.2.0"));
+    assert!(reasons.contains(&"Progressing".to_string()), "{reasons:?}");
+    assert_eq!(
+        reasons.last().map(String::as_str),
+        Some("UpToDate"),
+        "{reasons:?}"
+    );
+}
+
+/// A release that never turns healthy is rolled back after the grace,
+/// quarantined with one Warning, skipped by resolution; the next good
+/// release goes through.
+#[tokio::test]
+async fn a_release_that_never_turns_healthy_is_rolled_back_and_the_next_goes_through() {
+    let packages = json!([
+        {"kind": "Provider", "repository": FAMILY_REPO, "version": ">= v2.1.0"},
+        {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.1.0"},
+    ]);
+    let (registry, mut cluster, clock) = on_v2_1(
+        packages,
+        json!({"upgrades": {"progressDeadline": "5m", "healthyGrace": "1m"}}),
+    )
+    .await;
+    let s3_at = at(&cluster, S3_RESOURCE);
+    registry.push(FAMILY_REPO, "v2.2.0", meta(PackageKind::Provider, &[]));
+    cluster
+        .broken_packages
+        .insert(format!("{FAMILY_PATH}:v2.2.0"));
+    let started = cluster.reconcile().await;
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.2.0")
+    );
+    assert_eq!(upgraded(&started).1, "Progressing");
+    let mut warnings = Vec::new();
+    let mut rolled_back = None;
+    for i in 0..12 {
+        clock.advance(std::time::Duration::from_secs(20));
+        let round = cluster.reconcile().await;
+        round.assert_no_fatal();
+        assert!(round.deleted.is_empty());
+        assert_eq!(at(&cluster, S3_RESOURCE), s3_at, "S3 is left alone");
+        warnings.extend(round.results(Severity::Warning));
+        if rolled_back.is_none() && at(&cluster, FAMILY_RESOURCE).ends_with(":v2.1.0") {
+            rolled_back = Some(i);
+            assert_eq!(upgraded(&round).0, FALSE);
+            assert_eq!(upgraded(&round).1, "RolledBack");
+        }
+    }
+    assert!(rolled_back.is_some(), "never rolled back");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("healthyGrace"), "{warnings:?}");
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.1.0")
+    );
+    assert!(on(&cluster, FAMILY_RESOURCE), "back on v2.1.0 and healthy");
+    let quarantined = cluster.xr["status"]["quarantined"].clone();
+    assert_eq!(quarantined[0]["name"], FAMILY);
+    assert_eq!(quarantined[0]["version"], "v2.2.0");
+    let family_status = cluster.xr["status"]["packages"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"] == FAMILY).cloned())
+        .expect("a status entry for the family");
+    assert_eq!(
+        family_status["version"], "v2.1.0",
+        "resolution skips v2.2.0"
+    );
+    assert_eq!(family_status["rollout"]["phase"], "RolledBack");
+
+    registry.push(FAMILY_REPO, "v2.3.0", meta(PackageKind::Provider, &[]));
+    let rounds = cluster.settle(8).await;
+    assert!(rounds.iter().all(|r| r.deleted.is_empty()));
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.3.0")
+    );
+    assert!(on(&cluster, FAMILY_RESOURCE));
+    let last = rounds.last().expect("rounds");
+    assert_eq!(
+        upgraded(last),
+        (
+            TRUE,
+            "UpToDate".to_string(),
+            "every package is on its resolved version".to_string()
+        )
+    );
+    assert_eq!(
+        cluster.xr["status"]["quarantined"][0]["version"], "v2.2.0",
+        "still skipped"
+    );
+}
+
+/// Pause holds installed packages (and says so) until lifted; a window
+/// holds them until it opens, and the TTL brings the function back then.
+#[tokio::test]
+async fn pause_and_windows_hold_rollouts() {
+    let (registry, mut cluster, clock) = on_v2_1(s3_range(), json!({})).await;
+    registry.push(FAMILY_REPO, "v2.2.0", meta(PackageKind::Provider, &[]));
+    cluster.xr["spec"]["upgrades"] = json!({"paused": true});
+    for _ in 0..3 {
+        let round = cluster.reconcile().await;
+        round.assert_no_fatal();
+        assert_eq!(upgraded(&round).1, "Paused");
+        assert!(round.xr_ready(), "what is installed is still ready");
+    }
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.1.0")
+    );
+    cluster.xr["spec"]["upgrades"] = json!({"paused": false});
+    // The platform allows rollouts on Sundays from 02:00 UTC only.
+    cluster.input["upgrades"] =
+        json!({"windows": [{"days": ["Sun"], "start": "02:00", "duration": "2h"}]});
+    cluster.input["ttl"] = json!("24h");
+    let outside = cluster.reconcile().await;
+    assert_eq!(upgraded(&outside).1, "OutsideWindow");
+    let ttl = outside
+        .response
+        .meta
+        .as_ref()
+        .and_then(|m| m.ttl)
+        .expect("a TTL");
+    assert_eq!(ttl.seconds, 81_584, "called back when the window opens");
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.1.0")
+    );
+    clock.set(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_522_400)); // Sun 02:00
+    let inside = cluster.reconcile().await;
+    assert_eq!(upgraded(&inside).1, "Progressing");
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.2.0")
+    );
+    let rounds = cluster.settle(8).await;
+    assert!(rounds.iter().all(|r| r.deleted.is_empty()));
+    assert!(on(&cluster, FAMILY_RESOURCE));
 }

@@ -65,6 +65,10 @@ pub struct Gate<'a> {
     /// What this call knows of Crossplane's package Lock.
     pub lock: &'a Lock,
     pub scope: PlanScope,
+    /// Package objects whose `spec.package` this call changes (see
+    /// `rollout`): what is observed of them is the reference they leave,
+    /// so they are ready for nothing.
+    pub moving: &'a BTreeSet<String>,
 }
 
 /// The desired composed resources of this reconcile and why others wait.
@@ -131,7 +135,8 @@ impl Gate<'_> {
     /// Observed ready by the rule for its kind, or held by another XR and
     /// ready for this XR's dependents.
     fn is_ready(&self, name: &str) -> bool {
-        self.observed.get(name).is_some_and(Observed::is_ready) || self.shared.contains(name)
+        let observed = self.observed.get(name).is_some_and(Observed::is_ready);
+        (observed && !self.moving.contains(name)) || self.shared.contains(name)
     }
 
     /// The remembered edges still in force: a dependent that exists and has
@@ -265,6 +270,7 @@ mod tests {
             lingering,
             lock,
             scope,
+            moving: &BTreeSet::new(),
         }
         .admit(plan)
     }
@@ -303,6 +309,44 @@ mod tests {
         object["apiVersion"] = json!("iam.aws.upbound.io/v1beta1");
         object["kind"] = json!("RolePolicyAttachment");
         object
+    }
+
+    #[test]
+    fn a_moving_package_is_ready_for_nothing() {
+        // The family is observed ready, but on the release it leaves: this
+        // call changes its spec.package, so S3 (not yet created) waits.
+        let plan = vec![
+            planned("package-family", &[]),
+            planned("package-s3", &["package-family"]),
+        ];
+        let observed = observe(&BTreeMap::from([(
+            "package-family".to_string(),
+            with_conditions(&[("Installed", "True"), ("Healthy", "True")]),
+        )]));
+        let gate = |moving: &BTreeSet<String>| {
+            Gate {
+                observed: &observed,
+                shared: &BTreeSet::new(),
+                dependencies: &BTreeMap::new(),
+                lingering: &BTreeSet::new(),
+                lock: &Lock::Unavailable,
+                scope: PlanScope::Complete,
+                moving,
+            }
+            .admit(plan.clone())
+        };
+        let still = gate(&BTreeSet::new());
+        assert!(still.waiting.is_empty(), "{still:?}");
+        let moving = gate(&BTreeSet::from(["package-family".to_string()]));
+        assert_eq!(
+            moving.waiting,
+            vec![Waiting {
+                name: "package-s3".to_string(),
+                needs: vec!["package-family".to_string()],
+            }]
+        );
+        assert_eq!(moving.desired.len(), 1);
+        assert!(!moving.desired[0].ready, "{moving:?}");
     }
 
     #[test]

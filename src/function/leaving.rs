@@ -107,6 +107,7 @@ mod tests {
             ready: true,
             leaving: true,
             shared_with: None,
+            rollout: None,
         }
     }
 

@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
 use crate::function::observed::ObservedResources;
+use crate::function::rollout::{Quarantined, Rollout, read_quarantined};
 use crate::names::{is_digest, is_label, is_repository_name};
 use crate::package::PackageKind;
 use crate::resolve::Installed;
@@ -58,6 +59,10 @@ pub struct PackageStatus {
     /// changes it (see `ownership`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_with: Option<String>,
+    /// While the package moves from one reference to another (see
+    /// `rollout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 impl PackageStatus {
@@ -83,6 +88,9 @@ impl PackageStatus {
         if let Some(holder) = &self.shared_with {
             fields.push(("sharedWith", string_value(holder)));
         }
+        if let Some(rollout) = &self.rollout {
+            fields.push(("rollout", rollout.to_value()));
+        }
         object_value(fields)
     }
 }
@@ -106,6 +114,9 @@ pub struct Previous {
     pub unreadable: Vec<String>,
     /// Each condition, by type.
     pub conditions: BTreeMap<String, Condition>,
+    /// `status.quarantined`: releases rolled back, checked (see
+    /// `rollout`).
+    pub quarantined: Vec<Quarantined>,
 }
 
 /// One of the XR's conditions as it was observed.
@@ -141,8 +152,21 @@ impl Previous {
         {
             for (i, entry) in entries.iter().enumerate().take(MAX_REMEMBERED) {
                 match PackageStatus::deserialize(entry) {
-                    Ok(package) => match check_entry(settings, &package) {
-                        Ok(()) => packages.push(package),
+                    Ok(mut package) => match check_entry(settings, &package) {
+                        Ok(()) => {
+                            // A rollout that fails its checks costs only
+                            // itself: the package is simply not moving.
+                            let rollout =
+                                package.rollout.as_ref().map(|r| r.check(&package.package));
+                            if let Some(Err(why)) = rollout {
+                                unreadable.push(format!(
+                                    "ignoring status.packages[{i}].rollout ({}): {why}",
+                                    quoted(&package.name)
+                                ));
+                                package.rollout = None;
+                            }
+                            packages.push(package);
+                        }
                         Err(why) => unreadable.push(format!(
                             "ignoring status.packages[{i}] ({}): {why}",
                             quoted(&package.name)
@@ -185,11 +209,23 @@ impl Previous {
                     .collect()
             })
             .unwrap_or_default();
+        let (quarantined, ignored) = read_quarantined(composite);
+        unreadable.extend(ignored);
         Self {
             packages,
             unreadable,
             conditions,
+            quarantined,
         }
+    }
+
+    /// The rollouts the status shows, by package name.
+    pub fn rollouts(&self) -> BTreeMap<String, Rollout> {
+        self.packages
+            .iter()
+            .filter(|p| !p.leaving)
+            .filter_map(|p| Some((p.name.clone(), p.rollout.clone()?)))
+            .collect()
     }
 
     /// The entries that pass the same checks as fresh input, as nodes.
@@ -432,6 +468,7 @@ fn upstream(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::function::rollout::{Phase, Timestamp};
     use crate::sdk::request::decode;
     use crate::sdk::structs::json_to_value;
     use crate::spec::Input;
@@ -457,10 +494,19 @@ mod tests {
             ready in any::<bool>(),
             leaving in any::<bool>(),
             shared_with in proptest::option::of(".{0,12}"),
+            rollout in proptest::option::of((
+                ".{0,12}",
+                ".{0,12}",
+                prop_oneof![Just(Phase::Pending), Just(Phase::Progressing), Just(Phase::RolledBack)],
+                0u64..=253_402_300_799,
+            )),
         ) {
+            let rollout = rollout.map(|(from, to, phase, since)| Rollout {
+                from, to, phase, since: Timestamp::from_secs(since),
+            });
             let status = PackageStatus {
                 name, kind, repository, version, digest, package, depends_on, ready, leaving,
-                shared_with,
+                shared_with, rollout,
             };
             let serde = serde_json::to_value(&status).expect("serializes");
             prop_assert_eq!(status.to_value(), json_to_value(&serde));

@@ -16,6 +16,7 @@ mod observed;
 mod ownership;
 pub mod package_lock;
 mod report;
+mod rollout;
 
 use self::admission::{Admission, Desired, Gate, PlanScope};
 use self::leaving::Leaving;
@@ -26,6 +27,8 @@ use self::observed::ObservedResources;
 use self::ownership::{Adoption, Ownership};
 use self::package_lock::Lock;
 use self::report::Report;
+pub use self::rollout::{Clock, SystemClock};
+use self::rollout::{Decisions, Rollouts, Severity, Timestamp};
 use crate::compose;
 use crate::error::{Error, Result};
 use crate::proto::v1::{RunFunctionRequest, RunFunctionResponse};
@@ -35,7 +38,7 @@ use crate::registry::connector::EcrConnector;
 use crate::registry::credentials::AwsCredentials;
 use crate::registry::seen::SeenRegistries;
 use crate::resolve::graph::Graph;
-use crate::resolve::{Installed, Resolution, resolve_within};
+use crate::resolve::{Hints, Quarantine, Release, Resolution, resolve_within};
 use crate::sdk::{Request, Response};
 use crate::spec::xr::XrRef;
 use crate::spec::{Input, Settings, XrSpec};
@@ -51,6 +54,10 @@ const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// retried, Crossplane calls again at least this often.
 const CONVERGING_TTL: Duration = Duration::from_secs(15);
 
+/// The shortest TTL a rollout's wake asks for: a deadline that has just
+/// passed is acted on in the next call, not in a busy loop.
+const MIN_WAKE: Duration = Duration::from_secs(1);
+
 /// Runs the composition. One instance serves every call for the life of the
 /// process, so it owns the registry clients and caches that make warm
 /// reconciles free.
@@ -61,6 +68,9 @@ pub struct Function {
     /// Registries read successfully: with no `allowedRegistries`, the
     /// status stands in only for one of these.
     seen: SeenRegistries,
+    /// Rollout deadlines, grace periods, windows and quarantines are
+    /// measured on it.
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for Function {
@@ -81,7 +91,14 @@ impl Function {
             deadline: RESOLVE_DEADLINE,
             memo: Memo::new(DEFAULT_MEMO_BYTES),
             seen: SeenRegistries::default(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the time from `clock` (tests drive rollouts with their own).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Keeps the last answer per XR within `budget_bytes` (0 keeps none).
@@ -140,9 +157,12 @@ impl Function {
         let response = response.finish();
         if let Some(asked) = asked {
             if outcome.reusable {
-                let valid_for = trusted.map_or(DEFAULT_TAG_TTL, |until| {
+                let mut valid_for = trusted.map_or(DEFAULT_TAG_TTL, |until| {
                     until.saturating_duration_since(std::time::Instant::now())
                 });
+                if let Some(wake) = outcome.wake {
+                    valid_for = valid_for.min(wake);
+                }
                 self.memo.keep(asked, &response, valid_for);
             } else {
                 self.memo.forget(&asked);
@@ -161,6 +181,7 @@ impl Function {
         let xr = XrRef::of(&composite);
         let settings = Settings::new(xr, &spec, &input)?;
         let observed = observed::read(request.observed_resources());
+        let now = Timestamp::of(self.clock.now());
         // What earlier reconciles left in the status: a hint, re-validated.
         let previous = Previous::read(&composite, &settings);
         let remembered = previous.remembered(&settings, &spec);
@@ -168,8 +189,12 @@ impl Function {
         // The truth from the registry; if it cannot be had right now, the
         // last resolved set from the XR's status, so nothing is dropped.
         let installed = remembered.installed(&observed);
-        let (resolution, failure) = match self.resolve(request, &settings, &spec, &installed).await
-        {
+        let quarantine = quarantine(&previous, now);
+        let hints = Hints {
+            installed: Some(&installed),
+            quarantine: Some(&quarantine),
+        };
+        let (resolution, failure) = match self.resolve(request, &settings, &spec, hints).await {
             Ok(resolution) => (resolution, None),
             Err(error) if can_wait_out(&error) => {
                 let (graph, error) = self.recall(&settings, &input, &remembered, error);
@@ -183,7 +208,8 @@ impl Function {
         };
         let graph = &resolution.graph;
 
-        // Compose everything, and admit only what may exist yet.
+        // Compose everything, pace what moves, and admit only what may
+        // exist yet.
         let scope = match failure {
             None => PlanScope::Complete,
             Some(_) => PlanScope::Partial,
@@ -200,7 +226,10 @@ impl Function {
             ownership,
             lingering,
             lock,
-        } = Composition::of(request, &settings, xr, graph, &observed, &previous, scope)?;
+            rollouts,
+        } = Composition::of(
+            request, &settings, xr, graph, &observed, &previous, scope, now,
+        )?;
         ask(response, removing, &lingering, &lock, &ownership);
         for (name, dependents) in &locked {
             tracing::info!(resource = %name, ?dependents, "kept: Crossplane's Lock lists packages that depend on it");
@@ -215,6 +244,7 @@ impl Function {
             // composed so far is ready, while packages still wait their turn.
             response.set_composite_ready(false);
         }
+        tell(response, &rollouts);
 
         Report {
             settings: &settings,
@@ -228,19 +258,28 @@ impl Function {
             kept: &resolution.kept,
             remembered: &remembered,
             ownership: &ownership,
+            rollouts: &rollouts,
         }
         .write(response);
         // The next wave or the retry should not wait a full TTL; nor should
         // a removal held by the Lock or by deleted objects, which are not
         // watched.
         let hurried = converging || !locked.is_empty() || !lingering.resources().is_empty();
+        let mut ttl = if hurried {
+            settings.ttl.min(CONVERGING_TTL)
+        } else {
+            settings.ttl
+        };
+        // A deadline, a grace, a window or a quarantine ends then, with
+        // nothing observed changing: be called back in time for it.
+        let wake = rollouts.wake.map(|at| now.until(at).max(MIN_WAKE));
+        if let Some(wake) = wake {
+            ttl = ttl.min(wake);
+        }
         Ok(Outcome {
-            ttl: if hurried {
-                settings.ttl.min(CONVERGING_TTL)
-            } else {
-                settings.ttl
-            },
+            ttl,
             reusable: failure.is_none(),
+            wake,
         })
     }
 
@@ -281,7 +320,7 @@ impl Function {
         request: &Request,
         settings: &Settings,
         spec: &XrSpec,
-        installed: &dyn Installed,
+        hints: Hints<'_>,
     ) -> Result<Resolution> {
         let credentials = request
             .credentials(&settings.credentials_name)
@@ -291,7 +330,7 @@ impl Function {
             self.connector.as_ref(),
             settings,
             spec,
-            Some(installed),
+            hints,
             credentials.as_ref(),
             self.deadline,
         )
@@ -323,12 +362,15 @@ struct Composition {
     ownership: Ownership,
     lingering: Leaving,
     lock: Lock,
+    rollouts: Decisions,
 }
 
 impl Composition {
     /// Composes `graph`; leaves to others what another XR (or nobody)
-    /// holds, protecting with a Usage what this XR uses of it; then admits
-    /// only what may exist yet.
+    /// holds, protecting with a Usage what this XR uses of it; paces the
+    /// packages of its own that move to a new release; then admits only
+    /// what may exist yet.
+    #[allow(clippy::too_many_arguments)]
     fn of(
         request: &Request,
         settings: &Settings,
@@ -337,6 +379,7 @@ impl Composition {
         observed: &ObservedResources,
         previous: &Previous,
         scope: PlanScope,
+        now: Timestamp,
     ) -> Result<Self> {
         let mut plan = if graph.is_empty() {
             Vec::new()
@@ -345,6 +388,16 @@ impl Composition {
         };
         let adoption = Adoption::allowed(settings.adopt_existing);
         let ownership = Ownership::sort(request.proto(), &mut plan, observed, xr, adoption);
+        let rollouts = Rollouts {
+            policy: &settings.upgrades,
+            paused: settings.paused,
+            now,
+            observed,
+            graph,
+            remembered: &previous.rollouts(),
+            quarantined: &previous.quarantined,
+        }
+        .decide(&mut plan);
         plan.extend(ownership.usages(xr));
         // Removal asks Crossplane what the XR cannot show: whether leaving
         // package objects are really gone, and what its Lock still needs.
@@ -362,6 +415,7 @@ impl Composition {
             lingering: lingering.resources(),
             lock: &lock,
             scope,
+            moving: &rollouts.moving,
         }
         .admit(plan);
         Ok(Self {
@@ -369,6 +423,7 @@ impl Composition {
             ownership,
             lingering,
             lock,
+            rollouts,
         })
     }
 }
@@ -380,6 +435,9 @@ struct Outcome {
     /// Built without a registry failure, so it may be given again while
     /// nothing changes.
     reusable: bool,
+    /// When the time alone changes the answer (see `rollout`): it may be
+    /// given again only until then.
+    wake: Option<Duration>,
 }
 
 impl Outcome {
@@ -388,6 +446,7 @@ impl Outcome {
     const FAILED: Outcome = Outcome {
         ttl: DEFAULT_TTL,
         reusable: false,
+        wake: None,
     };
 }
 
@@ -413,6 +472,40 @@ fn ask(
         );
     }
     ownership.ask(response);
+}
+
+/// The events of rollouts that started, finished or were rolled back in
+/// this call: each happens once, so steady reconciles stay quiet.
+fn tell(response: &mut Response, rollouts: &Decisions) {
+    for event in &rollouts.events {
+        match event.severity {
+            Severity::Normal => response.normal(event.reason, event.message.clone()),
+            Severity::Warning => response.warning(event.reason, event.message.clone()),
+        }
+    }
+}
+
+/// The releases resolution skips: the quarantine entries of the status in
+/// force at `now`, by the repository of the package they name.
+fn quarantine(previous: &Previous, now: Timestamp) -> Quarantine {
+    let mut quarantine = Quarantine::default();
+    for q in previous.quarantined.iter().filter(|q| now < q.until) {
+        let repository = previous
+            .packages
+            .iter()
+            .find(|p| p.name == q.name)
+            .map(|p| p.repository.as_str());
+        if let Some(repository) = repository {
+            quarantine.insert(
+                repository,
+                Release {
+                    version: q.version.clone(),
+                    digest: q.digest.clone(),
+                },
+            );
+        }
+    }
+    quarantine
 }
 
 /// Puts the admitted resources in the response; says whether all are ready.

@@ -162,6 +162,15 @@ impl<'a> Observed<'a> {
         condition(&self.resource, kind)
     }
 
+    /// When its condition of type `kind` last changed status
+    /// (`lastTransitionTime`), as written.
+    pub fn condition_since(&self, kind: &str) -> Option<&str> {
+        find_condition(&self.resource, kind)?
+            .fields
+            .get("lastTransitionTime")
+            .and_then(as_str)
+    }
+
     /// The desired form of the object when it is kept without being
     /// planned again: what we would have set (identity and spec), none of
     /// what the API server or controllers own.

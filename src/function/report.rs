@@ -13,6 +13,7 @@ use crate::function::admission::Waiting;
 use crate::function::memory::{PackageStatus, Previous, Remembered};
 use crate::function::observed::{Observed, ObservedResources, StatusFor};
 use crate::function::ownership::{Ownership, Shared};
+use crate::function::rollout::{Decisions, Quarantined, UPGRADED};
 use crate::resolve::Kept;
 use crate::resolve::graph::Graph;
 use crate::sdk::Response;
@@ -26,6 +27,7 @@ use crate::spec::Settings;
 /// (observed, or `lingering`: deleted but not gone), marked leaving. A
 /// package object another XR (or nobody) holds is ready when it serves this
 /// XR (see `ownership`), and says who holds it.
+#[allow(clippy::too_many_arguments)]
 pub fn package_statuses(
     settings: &Settings,
     graph: &Graph,
@@ -34,6 +36,7 @@ pub fn package_statuses(
     held: &BTreeMap<String, BTreeSet<String>>,
     lingering: &BTreeSet<String>,
     previous: &Previous,
+    rollouts: &Decisions,
 ) -> Vec<PackageStatus> {
     let mut statuses: Vec<PackageStatus> = graph
         .install_order()
@@ -65,10 +68,12 @@ pub fn package_statuses(
                 digest: node.digest.clone(),
                 package: package_reference(settings, node),
                 depends_on: depends_on.into_iter().collect(),
-                ready: observed.get(&resource).is_some_and(Observed::is_ready)
+                ready: (observed.get(&resource).is_some_and(Observed::is_ready)
+                    && !rollouts.moving.contains(&resource))
                     || shared.is_some_and(Shared::is_ready),
                 leaving: false,
                 shared_with: shared.map(|s| s.holder.to_string()),
+                rollout: rollouts.rollouts.get(&node.name).cloned(),
             }
         })
         .collect();
@@ -83,6 +88,7 @@ pub fn package_statuses(
             ready: observed.get(&resource).is_some_and(Observed::is_ready),
             leaving: true,
             shared_with: None,
+            rollout: None,
             ..entry.clone()
         });
     }
@@ -150,6 +156,9 @@ pub struct Report<'a> {
     pub remembered: &'a Remembered,
     /// Objects this XR would compose that another XR (or nobody) holds.
     pub ownership: &'a Ownership,
+    /// What rollouts decided: each package's rollout, the quarantine, and
+    /// the `Upgraded` condition.
+    pub rollouts: &'a Decisions,
 }
 
 impl Report<'_> {
@@ -179,6 +188,7 @@ impl Report<'_> {
                 self.held,
                 self.lingering,
                 self.previous,
+                self.rollouts,
             )
         };
         let current: Vec<&PackageStatus> = packages.iter().filter(|p| !p.leaving).collect();
@@ -186,6 +196,22 @@ impl Report<'_> {
         self.healthy(response, &current);
         let packages = list_value(packages.iter().map(PackageStatus::to_value).collect());
         response.set_composite_status([("packages".to_string(), packages)]);
+        // Left out when empty: what the function no longer writes, Crossplane
+        // removes from the status.
+        if !self.rollouts.quarantined.is_empty() {
+            let quarantined = self.rollouts.quarantined.iter().map(Quarantined::to_value);
+            response.set_composite_status([(
+                "quarantined".to_string(),
+                list_value(quarantined.collect()),
+            )]);
+        }
+        let upgraded = &self.rollouts.condition;
+        response.condition(
+            UPGRADED,
+            upgraded.status,
+            upgraded.reason,
+            upgraded.message.clone(),
+        );
     }
 
     fn resolved(&self, response: &mut Response, packages: &[&PackageStatus]) {

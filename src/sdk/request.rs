@@ -40,6 +40,7 @@ const COMPOSITE_PATHS: &[&[&str]] = &[
     &["metadata", "uid"],
     &["spec"],
     &["status", "packages"],
+    &["status", "quarantined"],
     &["status", "conditions"],
 ];
 

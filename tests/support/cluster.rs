@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use function_ecr_packages::function::Function;
+use function_ecr_packages::function::{Clock, Function};
 use function_ecr_packages::names::dns_label;
 use function_ecr_packages::oci::blob::sha256_digest;
 use function_ecr_packages::proto::v1::{
@@ -451,9 +452,8 @@ impl Cluster {
             .and_then(|c| c.get("status").cloned())
             && let Some(fields) = status.as_object()
         {
-            for (k, v) in fields {
-                self.xr["status"][k] = v.clone();
-            }
+            // Server-side apply: what the function no longer writes goes.
+            self.xr["status"] = Json::Object(fields.clone());
         }
         let conditions: Vec<Json> = response
             .conditions
@@ -665,5 +665,40 @@ impl Schemas {
             errors.is_empty(),
             "{api_version} {kind} violates its CRD: {errors:?}\n{object:#}"
         );
+    }
+}
+
+/// A clock a test moves by hand: rollout deadlines, grace periods, windows
+/// and quarantines are measured on it.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<std::sync::Mutex<SystemTime>>);
+
+impl ManualClock {
+    pub fn at(time: SystemTime) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(time)))
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now += by;
+    }
+
+    pub fn set(&self, time: SystemTime) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = time;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
