@@ -425,3 +425,33 @@ async fn pause_and_windows_hold_rollouts() {
     assert!(rounds.iter().all(|r| r.deleted.is_empty()));
     assert!(on(&cluster, FAMILY_RESOURCE));
 }
+
+/// A release the XR's constraint keeps a package from shows as
+/// `available`; none shows once the package is on the highest release.
+#[tokio::test]
+async fn releases_outside_the_constraint_show_as_available() {
+    let packages = json!([{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "~v2.1.0"}]);
+    let (registry, mut cluster, _clock) = on_v2_1(packages, json!({})).await;
+    push_s3(&registry, "v2.2.0", ">= v2.1.0");
+    push_s3(&registry, "v2.3.0-rc.1", ">= v2.1.0");
+    registry.push(FAMILY_REPO, "v2.2.0", meta(PackageKind::Provider, &[]));
+    cluster.settle(6).await;
+    let entry = |name: &str| {
+        cluster.xr["status"]["packages"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("no status entry for {name}"))
+    };
+    assert_eq!(entry("upbound-provider-aws-s3")["version"], "v2.1.0");
+    assert_eq!(
+        entry("upbound-provider-aws-s3")["available"],
+        "v2.2.0",
+        "not the prerelease"
+    );
+    assert_eq!(entry(FAMILY)["version"], "v2.2.0");
+    assert!(
+        entry(FAMILY).get("available").is_none(),
+        "{}",
+        entry(FAMILY)
+    );
+}

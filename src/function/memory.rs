@@ -63,6 +63,10 @@ pub struct PackageStatus {
     /// `rollout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The highest release of the repository, where the constraints keep
+    /// the package from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<String>,
 }
 
 impl PackageStatus {
@@ -90,6 +94,9 @@ impl PackageStatus {
         }
         if let Some(rollout) = &self.rollout {
             fields.push(("rollout", rollout.to_value()));
+        }
+        if let Some(available) = &self.available {
+            fields.push(("available", string_value(available)));
         }
         object_value(fields)
     }
@@ -363,6 +370,10 @@ fn check_entry(settings: &Settings, entry: &PackageStatus) -> Result<(), String>
         crate::spec::limits::check_len(holder, MAX_SHARED_WITH_LEN)
             .map_err(|e| format!("sharedWith {e}"))?;
     }
+    if let Some(available) = &entry.available {
+        crate::spec::limits::check_len(available, MAX_VERSION_LEN)
+            .map_err(|e| format!("available {e}"))?;
+    }
     if entry.depends_on.len() > MAX_STATUS_PACKAGES {
         return Err(format!(
             "dependsOn {}",
@@ -494,6 +505,7 @@ mod tests {
             ready in any::<bool>(),
             leaving in any::<bool>(),
             shared_with in proptest::option::of(".{0,12}"),
+            available in proptest::option::of(".{0,8}"),
             rollout in proptest::option::of((
                 ".{0,12}",
                 ".{0,12}",
@@ -506,7 +518,7 @@ mod tests {
             });
             let status = PackageStatus {
                 name, kind, repository, version, digest, package, depends_on, ready, leaving,
-                shared_with, rollout,
+                shared_with, rollout, available,
             };
             let serde = serde_json::to_value(&status).expect("serializes");
             prop_assert_eq!(status.to_value(), json_to_value(&serde));

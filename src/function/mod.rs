@@ -259,6 +259,7 @@ impl Function {
             remembered: &remembered,
             ownership: &ownership,
             rollouts: &rollouts,
+            available: &resolution.available,
         }
         .write(response);
         // The next wave or the retry should not wait a full TTL; nor should

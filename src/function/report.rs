@@ -37,6 +37,7 @@ pub fn package_statuses(
     lingering: &BTreeSet<String>,
     previous: &Previous,
     rollouts: &Decisions,
+    available: &BTreeMap<String, String>,
 ) -> Vec<PackageStatus> {
     let mut statuses: Vec<PackageStatus> = graph
         .install_order()
@@ -74,6 +75,7 @@ pub fn package_statuses(
                 leaving: false,
                 shared_with: shared.map(|s| s.holder.to_string()),
                 rollout: rollouts.rollouts.get(&node.name).cloned(),
+                available: available.get(&node.name).cloned(),
             }
         })
         .collect();
@@ -89,6 +91,7 @@ pub fn package_statuses(
             leaving: true,
             shared_with: None,
             rollout: None,
+            available: None,
             ..entry.clone()
         });
     }
@@ -159,6 +162,8 @@ pub struct Report<'a> {
     /// What rollouts decided: each package's rollout, the quarantine, and
     /// the `Upgraded` condition.
     pub rollouts: &'a Decisions,
+    /// By package name, the releases the constraints keep packages from.
+    pub available: &'a BTreeMap<String, String>,
 }
 
 impl Report<'_> {
@@ -189,6 +194,7 @@ impl Report<'_> {
                 self.lingering,
                 self.previous,
                 self.rollouts,
+                self.available,
             )
         };
         let current: Vec<&PackageStatus> = packages.iter().filter(|p| !p.leaving).collect();

@@ -1,6 +1,8 @@
 //! What a resolution gives: the install graph, and the installed
 //! dependencies it keeps as they are.
 
+use std::collections::BTreeMap;
+
 use super::graph::Graph;
 use crate::error::Error;
 
@@ -11,6 +13,9 @@ use crate::error::Error;
 pub struct Resolution {
     pub graph: Graph,
     pub kept: Vec<Kept>,
+    /// By package name: the highest release of its repository, where the
+    /// constraints keep it from that release.
+    pub available: BTreeMap<String, String>,
 }
 
 /// An installed dependency kept at its last known version.

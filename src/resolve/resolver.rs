@@ -72,6 +72,27 @@ impl Wanted {
 struct Selection {
     version: String,
     digest: String,
+    /// The highest release of the repository, when it is higher than
+    /// `version`: what the constraints keep the package from.
+    available: Option<String>,
+}
+
+/// The tag a constraint chose, and the highest release above it.
+struct Choice {
+    tag: String,
+    available: Option<String>,
+}
+
+/// The highest release (a tag without a prerelease) among `tags` when it
+/// is higher than `chosen`.
+fn available(tags: &[String], chosen: &str) -> Option<String> {
+    let releases = tags
+        .iter()
+        .map(String::as_str)
+        .filter(|t| parse_tag(t).is_some_and(|v| v.pre.is_empty()));
+    let highest = select_highest(&[], releases)?;
+    let higher = highest != chosen && select_highest(&[], [highest, chosen]) == Some(highest);
+    higher.then(|| highest.to_string())
 }
 
 /// A dependency edge read from a package's metadata.
@@ -200,7 +221,17 @@ impl<'a> Resolver<'a> {
                         })
                     })
                     .collect();
-                return Ok(Resolution { graph, kept });
+                let available = selected
+                    .iter()
+                    .filter_map(|(repository, s)| {
+                        Some((graph.get(repository)?.name.clone(), s.available.clone()?))
+                    })
+                    .collect();
+                return Ok(Resolution {
+                    graph,
+                    kept,
+                    available,
+                });
             }
         }
         Err(DependencyError::Unsettled { rounds: MAX_ROUNDS }.into())
@@ -303,6 +334,13 @@ impl<'a> Resolver<'a> {
             })
             .collect();
 
+        // What a constraint chose also says which higher release it keeps
+        // the package from; an exact tag or digest was asked for as it is.
+        let mut available = None;
+        let mut chose = |choice: Choice| {
+            available = choice.available;
+            choice.tag
+        };
         let version = match requested {
             Some(Requested::Spec(VersionSpec::Digest(digest))) => digest,
             Some(Requested::Tag(tag)) => {
@@ -318,6 +356,7 @@ impl<'a> Resolver<'a> {
                 all.push(&own);
                 self.highest(repository, &all)
                     .await?
+                    .map(&mut chose)
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, Some(own.as_str())))?
             }
             None if digest_pins.len() > 1 => {
@@ -328,11 +367,16 @@ impl<'a> Resolver<'a> {
                 None => self
                     .highest(repository, &constraints)
                     .await?
+                    .map(&mut chose)
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
             },
         };
         let digest = self.registry.resolve_digest(repository, &version).await?;
-        Ok(Selection { version, digest })
+        Ok(Selection {
+            version,
+            digest,
+            available,
+        })
     }
 
     /// The installed selection that stands in for a dependency that failed
@@ -357,6 +401,7 @@ impl<'a> Resolver<'a> {
         (node.kind == wanted.kind).then(|| Selection {
             version: node.version.clone(),
             digest: node.digest.clone(),
+            available: None,
         })
     }
 
@@ -409,7 +454,7 @@ impl<'a> Resolver<'a> {
         &self,
         repository: &str,
         constraints: &[&Constraint],
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Choice>> {
         let tags = self.registry.list_tags(repository).await?;
         if tags.is_empty() {
             return Err(Error::EmptyRepository {
@@ -429,16 +474,20 @@ impl<'a> Resolver<'a> {
             let Some(tag) = select_highest(constraints, candidates) else {
                 return Ok(None);
             };
+            let choice = || Choice {
+                tag: tag.to_string(),
+                available: available(&tags, tag),
+            };
             let held: Vec<&Release> = match self.quarantine {
                 Some(quarantine) => quarantine.at(repository, tag).collect(),
                 None => Vec::new(),
             };
             if held.is_empty() {
-                return Ok(Some(tag.to_string()));
+                return Ok(Some(choice()));
             }
             let digest = self.registry.resolve_digest(repository, tag).await?;
             if !held.iter().any(|r| r.digest == digest) {
-                return Ok(Some(tag.to_string()));
+                return Ok(Some(choice()));
             }
             skipped.insert(tag);
         }
