@@ -12,7 +12,9 @@
 //!   read once, each ready or not by its kind's rule: a package only once on
 //!   its `spec.package`), `memory` (`status.packages`: its schema, and the last
 //!   resolved set read back and re-validated), `ownership` (who holds each
-//!   object in a cluster shared by many XRs), `admission` (the one gating
+//!   object in a cluster shared by many XRs), `rollout` (how an installed
+//!   package moves to a new release: paced, health-gated, rolled back and
+//!   quarantined when it does not turn healthy), `admission` (the one gating
 //!   rule), `leaving` and `package_lock` (removal order, with Crossplane's
 //!   package Lock), `report` (conditions and events), `memo` (the last
 //!   answer per XR).

@@ -16,15 +16,10 @@ use super::time::Timestamp;
 use crate::names::{is_digest, is_label};
 use crate::sdk::structs::{object_value, string_value};
 use crate::spec::limits::{
-    MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_STATUS_PACKAGE_REF_LEN, MAX_VERSION_LEN, check_len,
+    MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_QUARANTINE_REASON_LEN as MAX_REASON_LEN,
+    MAX_QUARANTINED, MAX_STATUS_PACKAGE_REF_LEN, MAX_VERSION_LEN, check_len,
 };
 use crate::version::is_tag;
-
-/// `status.quarantined` entries read at most (as the XRDs bound it).
-pub const MAX_QUARANTINED: usize = 1000;
-
-/// `status.quarantined[].reason` at most, in characters.
-pub const MAX_REASON_LEN: usize = 1024;
 
 /// Where a package is in its rollout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
