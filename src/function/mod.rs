@@ -477,11 +477,18 @@ fn ask(
 
 /// The events of rollouts that started, finished or were rolled back in
 /// this call: each happens once, so steady reconciles stay quiet.
+/// The operator reading the function's log sees them too.
 fn tell(response: &mut Response, rollouts: &Decisions) {
     for event in &rollouts.events {
         match event.severity {
-            Severity::Normal => response.normal(event.reason, event.message.clone()),
-            Severity::Warning => response.warning(event.reason, event.message.clone()),
+            Severity::Normal => {
+                tracing::info!(reason = event.reason, "{}", event.message);
+                response.normal(event.reason, event.message.clone());
+            }
+            Severity::Warning => {
+                tracing::warn!(reason = event.reason, "{}", event.message);
+                response.warning(event.reason, event.message.clone());
+            }
         }
     }
 }

@@ -129,6 +129,20 @@ enum Hold {
     Dependencies,
 }
 
+/// What `decide` counts as it goes.
+#[derive(Default)]
+struct Tally {
+    /// Packages in transition, against `maxInFlight`.
+    in_flight: usize,
+    /// Packages held, by why.
+    holds: BTreeMap<Hold, Vec<String>>,
+    /// Composition resource name -> the `spec.package` to compose when it
+    /// is not the plan's.
+    at: BTreeMap<String, String>,
+    /// "name to reference" of what is rolling out, for the condition.
+    moving: Vec<String>,
+}
+
 /// One package object of the plan that exists already.
 struct Package<'p> {
     resource: String,
@@ -176,17 +190,68 @@ impl Rollouts<'_> {
         for until in ends {
             decisions.wake_at(until);
         }
+        let wanted: BTreeMap<&str, &str> = plan
+            .iter()
+            .filter_map(|p| Some((p.name.as_str(), reference(p)?)))
+            .collect();
+        let packages = self.packages(plan);
+        // What is in transition first, so that starts see every slot taken.
+        let steps: Vec<Step> = packages
+            .iter()
+            .map(|p| self.step(p, &mut decisions))
+            .collect();
+        let mut tally = Tally {
+            in_flight: steps
+                .iter()
+                .filter(|s| matches!(s, Step::InFlight { .. }))
+                .count(),
+            ..Tally::default()
+        };
+        for (package, step) in packages.iter().zip(steps) {
+            let name = &package.node.name;
+            match step {
+                Step::Steady => {}
+                Step::InFlight { at, rollout } => {
+                    // On its way back, it is reported as rolled back.
+                    if rollout.phase == Phase::Progressing {
+                        tally.moving.push(format!("{name} to {}", rollout.to));
+                    }
+                    if at != package.at {
+                        decisions.moving.insert(package.resource.clone());
+                    }
+                    tally.at.insert(package.resource.clone(), at);
+                    decisions.rollouts.insert(name.clone(), rollout);
+                }
+                Step::Wants { since } => {
+                    let rollout =
+                        self.start_or_hold(package, since, &wanted, &mut tally, &mut decisions);
+                    decisions.rollouts.insert(name.clone(), rollout);
+                }
+            }
+        }
+        for planned in plan.iter_mut() {
+            if let Some(reference) = tally.at.remove(&planned.name) {
+                set_reference(planned, reference);
+            }
+        }
+        if tally.holds.contains_key(&Hold::OutsideWindow)
+            && let Some(opening) = self.policy.next_opening(self.now.to_system_time())
+        {
+            decisions.wake_at(Timestamp::of(opening));
+        }
+        decisions.condition = self.condition(&decisions, &tally.moving, &tally.holds);
+        decisions
+    }
+
+    /// The package objects of `plan` that exist, with where they are and
+    /// where the plan wants them.
+    fn packages<'p>(&'p self, plan: &[Planned]) -> Vec<Package<'p>> {
         let nodes: BTreeMap<String, &PackageNode> = self
             .graph
             .nodes()
             .map(|n| (package_resource_name(&n.name), n))
             .collect();
-        let wanted: BTreeMap<&str, &str> = plan
-            .iter()
-            .filter_map(|p| Some((p.name.as_str(), reference(p)?)))
-            .collect();
-        let packages: Vec<Package> = plan
-            .iter()
+        plan.iter()
             .filter_map(|p| {
                 let observed = self.observed.get(&p.name)?;
                 Some(Package {
@@ -197,94 +262,59 @@ impl Rollouts<'_> {
                     wanted: reference(p)?.to_string(),
                 })
             })
-            .collect();
-        // What is in transition first, so that starts see every slot taken.
-        let steps: Vec<Step> = packages
-            .iter()
-            .map(|p| self.step(p, &mut decisions))
-            .collect();
-        let mut in_flight = steps
-            .iter()
-            .filter(|s| matches!(s, Step::InFlight { .. }))
-            .count();
-        let mut holds: BTreeMap<Hold, Vec<String>> = BTreeMap::new();
-        let mut at: BTreeMap<String, String> = BTreeMap::new();
-        // Names in transition, for the condition.
-        let mut transit: Vec<String> = Vec::new();
-        for (package, step) in packages.iter().zip(steps) {
-            let name = &package.node.name;
-            match step {
-                Step::Steady => {}
-                Step::InFlight { at: here, rollout } => {
-                    // On its way back, it is reported as rolled back.
-                    if rollout.phase == Phase::Progressing {
-                        transit.push(format!("{name} to {}", rollout.to));
-                    }
-                    if here != package.at {
-                        decisions.moving.insert(package.resource.clone());
-                    }
-                    at.insert(package.resource.clone(), here);
-                    decisions.rollouts.insert(name.clone(), rollout);
-                }
-                Step::Wants { since } => {
-                    let on_dependencies = package.node.depends_on.iter().all(|d| {
-                        let Some(dependency) = self.graph.get(d) else {
-                            return true;
-                        };
-                        let resource = package_resource_name(&dependency.name);
-                        self.observed.get(&resource).is_some_and(|o| {
-                            o.is_ready() && o.package() == wanted.get(resource.as_str()).copied()
-                        })
-                    });
-                    let hold = self.hold(package, &decisions, in_flight, on_dependencies);
-                    let rollout = match hold {
-                        Some(hold) => {
-                            holds.entry(hold).or_default().push(name.clone());
-                            at.insert(package.resource.clone(), package.at.clone());
-                            Rollout {
-                                from: package.at.clone(),
-                                to: package.wanted.clone(),
-                                phase: Phase::Pending,
-                                since: since.unwrap_or(self.now),
-                            }
-                        }
-                        None => {
-                            in_flight += 1;
-                            transit.push(format!("{name} to {}", package.wanted));
-                            decisions.moving.insert(package.resource.clone());
-                            decisions.events.push(Event {
-                                severity: Severity::Normal,
-                                reason: "RolloutStarted",
-                                message: format!(
-                                    "{name}: rolling out {} (from {})",
-                                    package.wanted, package.at
-                                ),
-                            });
-                            decisions.wake_at(self.now.plus(self.policy.progress_deadline));
-                            Rollout {
-                                from: package.at.clone(),
-                                to: package.wanted.clone(),
-                                phase: Phase::Progressing,
-                                since: self.now,
-                            }
-                        }
-                    };
-                    decisions.rollouts.insert(name.clone(), rollout);
-                }
-            }
+            .collect()
+    }
+
+    /// Starts `package`'s rollout when nothing holds it, else keeps it where
+    /// it is; the rollout to show either way.
+    fn start_or_hold(
+        &self,
+        package: &Package,
+        since: Option<Timestamp>,
+        wanted: &BTreeMap<&str, &str>,
+        tally: &mut Tally,
+        decisions: &mut Decisions,
+    ) -> Rollout {
+        let name = &package.node.name;
+        let on_dependencies = package.node.depends_on.iter().all(|d| {
+            let Some(dependency) = self.graph.get(d) else {
+                return true;
+            };
+            let resource = package_resource_name(&dependency.name);
+            self.observed.get(&resource).is_some_and(|o| {
+                o.is_ready() && o.package() == wanted.get(resource.as_str()).copied()
+            })
+        });
+        if let Some(hold) = self.hold(package, decisions, tally.in_flight, on_dependencies) {
+            tally.holds.entry(hold).or_default().push(name.clone());
+            tally
+                .at
+                .insert(package.resource.clone(), package.at.clone());
+            return Rollout {
+                from: package.at.clone(),
+                to: package.wanted.clone(),
+                phase: Phase::Pending,
+                since: since.unwrap_or(self.now),
+            };
         }
-        for planned in plan.iter_mut() {
-            if let Some(reference) = at.remove(&planned.name) {
-                set_reference(planned, reference);
-            }
+        tally.in_flight += 1;
+        tally.moving.push(format!("{name} to {}", package.wanted));
+        decisions.moving.insert(package.resource.clone());
+        decisions.events.push(Event {
+            severity: Severity::Normal,
+            reason: "RolloutStarted",
+            message: format!(
+                "{name}: rolling out {} (from {})",
+                package.wanted, package.at
+            ),
+        });
+        decisions.wake_at(self.now.plus(self.policy.progress_deadline));
+        Rollout {
+            from: package.at.clone(),
+            to: package.wanted.clone(),
+            phase: Phase::Progressing,
+            since: self.now,
         }
-        if holds.contains_key(&Hold::OutsideWindow)
-            && let Some(opening) = self.policy.next_opening(self.now.to_system_time())
-        {
-            decisions.wake_at(Timestamp::of(opening));
-        }
-        decisions.condition = self.condition(&decisions, &transit, &holds);
-        decisions
     }
 
     /// Where `package` stands, before anything starts; rolls back (noting
