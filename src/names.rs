@@ -100,6 +100,30 @@ pub fn is_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// A Kubernetes label key: an optional DNS subdomain prefix (at most 253
+/// characters) and `/`, then a name of at most 63 characters of
+/// alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric.
+pub fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let subdomain = |p: &str| (1..=253).contains(&p.len()) && p.split('.').all(is_label);
+    prefix.is_none_or(subdomain) && !name.is_empty() && is_label_value(name)
+}
+
+/// A Kubernetes label value: at most 63 characters of alphanumerics, `-`,
+/// `_` and `.`, starting and ending alphanumeric (or empty).
+pub fn is_label_value(value: &str) -> bool {
+    let edge = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
+    value.len() <= MAX_LABEL_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && edge(value.chars().next())
+        && edge(value.chars().last())
+}
+
 /// The first [`HASH_LEN`] hex digits of SHA-256 over the parts, each
 /// followed by a NUL so that part boundaries count.
 pub fn hash(parts: &[&str]) -> String {
@@ -364,6 +388,49 @@ mod tests {
             Just(Grammar::Iam),
             Just(Grammar::PathPrefix)
         ]
+    }
+
+    #[test]
+    fn label_keys_and_values() {
+        let keys = [
+            ("team", true),
+            ("platform.example.org/team", true),
+            ("a.b-c/x_y.z", true),
+            ("", false),
+            ("/team", false),
+            ("Platform.example.org/team", false),
+            ("example.org/", false),
+            ("example.org/-team", false),
+            ("a/b/c", false),
+            (&*"x".repeat(64), false),
+            (&*format!("{}/team", "a".repeat(254)), false),
+        ];
+        for (key, ok) in keys {
+            assert_eq!(is_label_key(key), ok, "{key:?}");
+        }
+        let values = [
+            ("", true),
+            ("v2.2.0", true),
+            ("A_b-c.d", true),
+            ("-a", false),
+            ("a.", false),
+            ("a b", false),
+            ("é", false),
+            (&*"x".repeat(64), false),
+        ];
+        for (value, ok) in values {
+            assert_eq!(is_label_value(value), ok, "{value:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn label_checks_never_panic_and_agree_on_names(text in "\\PC{0,80}") {
+            let _ = is_label_key(&text);
+            if is_label_value(&text) && !text.is_empty() {
+                prop_assert!(is_label_key(&text));
+            }
+        }
     }
 
     proptest! {

@@ -600,6 +600,12 @@ async fn every_composed_object_matches_its_crd() {
             json!({"registry": {"accountId": "123456789012", "region": "us-gov-west-1"}}),
             json!({"iam": {"managedResources": "Namespaced"}}),
         ),
+        (
+            json!({}),
+            json!({"packagePullPolicy": "Always", "revisionHistoryLimit": 3,
+                   "commonLabels": {"platform.example.org/team": "core", "tier": "control-plane"},
+                   "ignoreCrossplaneConstraints": true}),
+        ),
     ];
     for (extra, input) in variants {
         let registry = registry();
@@ -941,4 +947,44 @@ async fn an_unchanged_xr_is_answered_from_memory_until_something_it_depends_on_c
         "the tag answers expired"
     );
     assert!(version(&after).ends_with("v2.9.0"), "{}", version(&after));
+}
+
+/// The input's package fields are composed on every package object, and
+/// only when set.
+#[tokio::test]
+async fn package_fields_from_the_input_are_composed_on_every_package() {
+    let input = json!({"packagePullPolicy": "Always",
+                       "commonLabels": {"platform.example.org/team": "core"},
+                       "ignoreCrossplaneConstraints": true});
+    for (input, set) in [(input, true), (json!({}), false)] {
+        let registry = registry();
+        let mut cluster = cluster(&registry, xr(json!({})), input);
+        let rounds = cluster.settle(12).await;
+        let desired = rounds.last().expect("rounds").desired();
+        let packages: Vec<&Json> = desired
+            .iter()
+            .filter(|(name, _)| name.starts_with("package-"))
+            .map(|(_, object)| object)
+            .collect();
+        assert!(packages.len() >= 3, "{:?}", desired.keys());
+        for object in packages {
+            let spec = &object["spec"];
+            if set {
+                assert_eq!(spec["packagePullPolicy"], "Always", "{object}");
+                assert_eq!(
+                    spec["commonLabels"],
+                    json!({"platform.example.org/team": "core"})
+                );
+                assert_eq!(spec["ignoreCrossplaneConstraints"], true);
+            } else {
+                for field in [
+                    "packagePullPolicy",
+                    "commonLabels",
+                    "ignoreCrossplaneConstraints",
+                ] {
+                    assert!(spec.get(field).is_none(), "{field} in {object}");
+                }
+            }
+        }
+    }
 }

@@ -150,6 +150,20 @@ pub fn compose_packages(
                 "revisionHistoryLimit".to_string(),
                 json!(settings.revision_history_limit.get()),
             );
+            if let Some(policy) = settings.package_pull_policy {
+                spec.insert("packagePullPolicy".to_string(), json!(policy.as_str()));
+            }
+            if !settings.common_labels.is_empty() {
+                let labels: Map<String, Json> = settings
+                    .common_labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                spec.insert("commonLabels".to_string(), Json::Object(labels));
+            }
+            if settings.ignore_crossplane_constraints {
+                spec.insert("ignoreCrossplaneConstraints".to_string(), json!(true));
+            }
             if let Some(runtime) = &node.runtime_config_name
                 && node.kind != PackageKind::Configuration
             {

@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 
 use super::duration;
 use super::limits::{self, *};
+use super::package_fields::{CommonLabels, PullPolicy};
 use super::upgrades::Upgrades;
 use super::xr::{Identity, ServiceAccount, Strategy};
 use crate::aws::RegistryRef;
@@ -88,6 +89,18 @@ pub struct Input {
     /// `spec.revisionHistoryLimit` of every package object composed.
     #[serde(default)]
     pub revision_history_limit: RevisionHistoryLimit,
+    /// `spec.packagePullPolicy` of every package object composed; unset,
+    /// Crossplane's default (`IfNotPresent`).
+    #[serde(default)]
+    pub package_pull_policy: Option<PullPolicy>,
+    /// `spec.commonLabels` of every package object composed.
+    #[serde(default)]
+    pub common_labels: CommonLabels,
+    /// `spec.ignoreCrossplaneConstraints: true` on every package object
+    /// composed: Crossplane installs a package whatever Crossplane version
+    /// its metadata asks for. The platform's to decide, never the XR's.
+    #[serde(default)]
+    pub ignore_crossplane_constraints: bool,
     /// How installed packages move to new releases: order, deadlines,
     /// rollback and quarantine, pausing, windows.
     #[serde(default)]
@@ -211,6 +224,9 @@ impl Default for Input {
             credentials_name: default_credentials_name(),
             registry_host: None,
             revision_history_limit: RevisionHistoryLimit::default(),
+            package_pull_policy: None,
+            common_labels: CommonLabels::default(),
+            ignore_crossplane_constraints: false,
             upgrades: Upgrades::default(),
         }
     }
@@ -882,6 +898,7 @@ mod tests {
             ("upgrades.windows[].days[]item", MAX_ENUM_LEN),
             ("upgrades.windows[].start", MAX_WINDOW_START_LEN),
             ("upgrades.windows[].duration", MAX_DURATION_TEXT_LEN),
+            ("packagePullPolicy", MAX_ENUM_LEN),
         ];
         let expected: std::collections::BTreeMap<String, usize> =
             expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
@@ -1004,6 +1021,7 @@ mod tests {
             "ttl": "1m", "tagCacheTTL": "1m", "credentialsName": "c",
             "registryHost": "{accountId}.dkr-ecr.{region}.on.aws",
             "revisionHistoryLimit": 2,
+            "packagePullPolicy": "Always", "commonLabels": {"team": "core"}, "ignoreCrossplaneConstraints": true,
             "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                          "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]}
         });

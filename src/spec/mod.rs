@@ -7,6 +7,7 @@ pub mod duration;
 pub mod input;
 pub mod limits;
 pub mod load;
+pub mod package_fields;
 pub mod policy;
 pub mod settings;
 pub mod upgrades;

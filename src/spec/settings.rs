@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::input::{IamDefaults, Input, ManagedResources, Mirror, RevisionHistoryLimit};
+use super::package_fields::{CommonLabels, PullPolicy};
 use super::policy::{Origin, Policy, matches_any};
 use super::upgrades::Upgrades;
 use super::xr::{IamSpec, Identity, ServiceAccount, Strategy, XrRef, XrSpec};
@@ -30,6 +31,11 @@ pub struct Settings {
     pub credentials_name: String,
     /// `spec.revisionHistoryLimit` of every package object.
     pub revision_history_limit: RevisionHistoryLimit,
+    /// The input's `packagePullPolicy`, `commonLabels` and
+    /// `ignoreCrossplaneConstraints`, composed on every package object.
+    pub package_pull_policy: Option<PullPolicy>,
+    pub common_labels: CommonLabels,
+    pub ignore_crossplane_constraints: bool,
     /// The input's `upgrades`: how installed packages move.
     pub upgrades: Upgrades,
     /// The XR's `spec.upgrades.paused`, which the input allows.
@@ -119,6 +125,9 @@ impl Settings {
             tag_cache_ttl: input.tag_cache_ttl,
             credentials_name: input.credentials_name.clone(),
             revision_history_limit: input.revision_history_limit,
+            package_pull_policy: input.package_pull_policy,
+            common_labels: input.common_labels.clone(),
+            ignore_crossplane_constraints: input.ignore_crossplane_constraints,
             upgrades: input.upgrades.clone(),
             paused: paused(spec, input)?,
         })
