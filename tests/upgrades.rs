@@ -455,3 +455,65 @@ async fn releases_outside_the_constraint_show_as_available() {
         entry(FAMILY)
     );
 }
+
+/// A release Crossplane never gets to (its package manager does not act on
+/// the new `spec.package`) is rolled back at the progress deadline, not
+/// before.
+#[tokio::test]
+async fn a_release_never_reached_is_rolled_back_at_the_deadline() {
+    let packages = json!([{"kind": "Provider", "repository": FAMILY_REPO, "version": ">= v2.1.0"}]);
+    let (registry, mut cluster, clock) =
+        on_v2_1(packages, json!({"upgrades": {"progressDeadline": "5m"}})).await;
+    registry.push(FAMILY_REPO, "v2.2.0", meta(PackageKind::Provider, &[]));
+    // The status stays v2.1.0's: the new reference is never current, so
+    // no health is ever reported for it and only the deadline can end it.
+    cluster.stalled.insert(FAMILY.to_string());
+    cluster.reconcile().await.assert_no_fatal();
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.2.0")
+    );
+    let mut waited = std::time::Duration::ZERO;
+    while waited < std::time::Duration::from_secs(270) {
+        clock.advance(std::time::Duration::from_secs(30));
+        waited += std::time::Duration::from_secs(30);
+        let round = cluster.reconcile().await;
+        assert!(round.deleted.is_empty());
+        assert_eq!(
+            at(&cluster, FAMILY_RESOURCE),
+            format!("{FAMILY_PATH}:v2.2.0"),
+            "inside the deadline ({waited:?})"
+        );
+        let ttl = round
+            .response
+            .meta
+            .as_ref()
+            .and_then(|m| m.ttl)
+            .expect("a TTL");
+        assert!(
+            ttl.seconds <= 300 - waited.as_secs() as i64 + 1,
+            "{ttl:?} after {waited:?}"
+        );
+    }
+    // 299 s: still inside; 300 s: the deadline.
+    clock.advance(std::time::Duration::from_secs(29));
+    cluster.reconcile().await;
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.2.0")
+    );
+    clock.advance(std::time::Duration::from_secs(1));
+    let past = cluster.reconcile().await;
+    assert_eq!(
+        at(&cluster, FAMILY_RESOURCE),
+        format!("{FAMILY_PATH}:v2.1.0")
+    );
+    let warnings = past.results(Severity::Warning);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("within progressDeadline 5m0s")),
+        "{warnings:?}"
+    );
+    assert_eq!(cluster.xr["status"]["quarantined"][0]["version"], "v2.2.0");
+}
