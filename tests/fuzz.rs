@@ -14,12 +14,14 @@
 //! budget. `scripts/fuzz` runs them longer.
 //!
 //! The differential suites build `tests/oracle` (Masterminds/semver v3.5.0
-//! and Go's `path.Match`) with `go build` into
+//! and v1.5.0, and Go's `path.Match`; built a second time with
+//! `-modfile=v3.4.mod` for v3.4.0) with `go build` into
 //! `$HOME/.cache/function-ecr-packages/oracle-<hash of its sources>` and talk
 //! to one long-lived oracle process per suite, a JSON line each way. Without
 //! Go they print SKIPPED and pass, unless `FUZZ_REQUIRE_ORACLE` is set.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::fmt::Debug;
 use std::hash::BuildHasher;
@@ -41,7 +43,7 @@ use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
 use function_ecr_packages::spec::policy::{glob_match, path_match};
 use function_ecr_packages::spec::{Input, XrSpec};
 use function_ecr_packages::version::{
-    Constraint, MAX_VERSION_LEN, VersionSpec, parse_tag, select_highest,
+    Constraint, Dialect, MAX_VERSION_LEN, VersionSpec, parse_tag, select_highest, select_highest_in,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -145,7 +147,12 @@ impl Oracle {
     /// `None` (after saying why) when Go is missing, unless
     /// `FUZZ_REQUIRE_ORACLE` is set, when that is a failure.
     fn start(suite: &str) -> Option<Oracle> {
-        match build_oracle().and_then(|binary| {
+        Oracle::start_with(suite, "go.mod")
+    }
+
+    /// The oracle built with `modfile` (`go.mod`: v3.5.0, `v3.4.mod`: v3.4.0).
+    fn start_with(suite: &str, modfile: &str) -> Option<Oracle> {
+        match build_oracle(modfile).and_then(|binary| {
             let mut child = Command::new(&binary)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -194,12 +201,14 @@ impl Drop for Oracle {
     }
 }
 
-/// Builds `tests/oracle` once per content (a hash of its sources names the
-/// binary), into the cache directory, and returns the binary.
-fn build_oracle() -> Result<PathBuf, String> {
+/// Builds `tests/oracle` with `modfile` (and the `.sum` beside it) once per
+/// content (a hash of those sources names the binary), into the cache
+/// directory, and returns the binary.
+fn build_oracle(modfile: &str) -> Result<PathBuf, String> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle");
+    let sum = format!("{}.sum", modfile.trim_end_matches(".mod"));
     let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for file in ["go.mod", "go.sum", "main.go"] {
+    for file in [modfile, sum.as_str(), "main.go"] {
         let bytes = std::fs::read(source.join(file)).map_err(|e| format!("{file}: {e}"))?;
         for b in bytes {
             hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -213,10 +222,15 @@ fn build_oracle() -> Result<PathBuf, String> {
         return Ok(binary);
     }
     std::fs::create_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
-    // Several suites may build at once: each into its own file, then rename.
-    let partial = cache.join(format!("oracle-{hash:016x}.{}", std::process::id()));
+    // Several suites, in several threads of several processes, may build at
+    // once: each into its own file, then rename.
+    static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let build = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = cache.join(format!("oracle-{hash:016x}.{}.{build}", std::process::id()));
     let output = Command::new("go")
-        .args(["build", "-o"])
+        .arg("build")
+        .arg(format!("-modfile={modfile}"))
+        .arg("-o")
         .arg(&partial)
         .arg(".")
         .current_dir(&source)
@@ -436,113 +450,265 @@ fn glob_alphabet() -> &'static [&'static str] {
 // ---------------------------------------------------------------------------
 // Constraints.
 
-/// Masterminds v1.5.0 (Crossplane v2.0 to v2.2) disagreements, counted and
-/// reported, never failed on.
-#[derive(Default)]
-struct V1Report {
-    /// Constraints both sides accepted, and tag checks that held.
-    accepted: u64,
-    held: u64,
-    parse: u64,
-    check: u64,
-    example: Option<String>,
+/// Constraints written around the known disagreements between the
+/// dialects: small numbers, partial and wildcarded versions under every
+/// operator, `^0.x`, whitespace against comma lists, and prereleases on
+/// some comparators of some `||` alternatives.
+fn disagreement_text() -> impl Strategy<Value = String> + Clone {
+    const OPS: &[&str] = &[
+        "", "=", "!=", ">", "<", ">=", "<=", "~", "^", "^", ">", "<=",
+    ];
+    let small = || (0u64..3).prop_map(|n| n.to_string());
+    let wild = || prop_oneof![6 => small(), 1 => pick(&["x", "*"])];
+    let version = (
+        wild(),
+        prop::option::weighted(0.8, wild()),
+        prop::option::weighted(0.6, small()),
+        prop::option::weighted(0.3, pick(&["0", "rc.1", "alpha", "01"])),
+    )
+        .prop_map(|(major, minor, patch, pre)| {
+            let mut s = major;
+            if let Some(minor) = minor {
+                s = s + "." + &minor;
+                if let Some(patch) = patch {
+                    s = s + "." + &patch;
+                }
+            }
+            if let Some(pre) = pre {
+                s = s + "-" + &pre;
+            }
+            s
+        });
+    let comparator = (pick(OPS), version).prop_map(|(op, v)| op + &v);
+    let group = (
+        prop::collection::vec(comparator, 1..3),
+        pick(&[", ", ",", " "]),
+    )
+        .prop_map(|(items, sep)| items.join(&sep));
+    prop::collection::vec(group, 1..3).prop_map(|groups| groups.join(" || "))
 }
 
-#[test]
-fn constraints_against_masterminds() {
-    let suite = "constraints_against_masterminds";
-    let Some(oracle) = Oracle::start(suite) else {
+/// Tags next to the versions `disagreement_text` names, prereleases and
+/// leading-zero prereleases included.
+fn near_tag() -> impl Strategy<Value = String> {
+    (
+        pick(&["", "", "v"]),
+        0u64..4,
+        0u64..4,
+        0u64..4,
+        prop::option::weighted(0.3, pick(&["0", "rc.1", "alpha", "01"])),
+    )
+        .prop_map(|(v, a, b, c, pre)| match pre {
+            Some(pre) => format!("{v}{a}.{b}.{c}-{pre}"),
+            None => format!("{v}{a}.{b}.{c}"),
+        })
+}
+
+/// What every dialect suite generates: the general grammar and noise half
+/// the time, the known disagreements the other half; registry-like tags and
+/// tags next to the constraints' versions.
+fn dialect_cases() -> impl Strategy<Value = (String, Vec<String>)> {
+    (
+        prop_oneof![1 => constraint_text(), 1 => disagreement_text()],
+        prop::collection::vec(prop_oneof![1 => tag(), 1 => near_tag()], 0..6),
+    )
+}
+
+/// Disagreements between the dialects themselves, counted for the report
+/// (never failed on: they are the libraries' own).
+#[derive(Default)]
+struct Tally {
+    /// Constraint/tag pairs compared with the library, and those that held.
+    pairs: u64,
+    held: u64,
+    /// Constraints the library accepted.
+    parsed: u64,
+    /// Per other dialect: cases parsed differently, checks answered
+    /// differently, and the shortest example of each kind of difference.
+    differs: BTreeMap<Dialect, (u64, u64)>,
+    examples: BTreeMap<(Dialect, String), String>,
+}
+
+impl Tally {
+    fn note(&mut self, other: Dialect, kind: String, example: String) {
+        let shortest = self
+            .examples
+            .entry((other, kind))
+            .or_insert_with(|| example.clone());
+        if example.len() < shortest.len() {
+            *shortest = example;
+        }
+    }
+}
+
+/// The library linked by each dialect's oracle, and where its answers are.
+fn oracle_for(dialect: Dialect) -> (&'static str, &'static str, &'static str, &'static str) {
+    // (modfile, info key and version, answer keys)
+    match dialect {
+        Dialect::V1_5 => ("go.mod", "v1", "v1.5.0", "v1"),
+        Dialect::V3_4 => ("v3.4.mod", "v3", "v3.4.0", "v3"),
+        Dialect::V3_5 => ("go.mod", "v3", "v3.5.0", "v3"),
+    }
+}
+
+/// One dialect against its Go library: parse errors, which tags count, and
+/// every `Check`, over `dialect_cases`. Also checks that `Constraint` and
+/// `VersionSpec` answer as `Dialect::V3_5`, and counts how often the other
+/// dialects read the same case differently.
+fn against_masterminds(suite: &str, dialect: Dialect) {
+    let (modfile, key, version, answers) = oracle_for(dialect);
+    let Some(mut oracle) = Oracle::start_with(suite, modfile) else {
         return;
     };
+    let linked = oracle.ask(&json!({"info": true}));
+    assert_eq!(linked[key], version, "{suite}: the oracle linked {linked}");
+    let (ok_key, tags_key) = if answers == "v1" {
+        ("v1ok", "v1")
+    } else {
+        ("ok", "tags")
+    };
     let oracle = RefCell::new(oracle);
-    let v1 = RefCell::new(V1Report::default());
-    let strategy = (constraint_text(), prop::collection::vec(tag(), 0..5));
-    let cases = fuzz(suite, strategy, |(text, tags)| {
-        let rust = Constraint::parse(&text);
+    let tally = RefCell::new(Tally::default());
+    let started = Instant::now();
+    let cases = fuzz(suite, dialect_cases(), |(text, tags)| {
+        let rust = dialect.parse(&text);
         let go = oracle.borrow_mut().ask(&json!({"c": text, "v": tags}));
-        let go_ok = go["ok"] == true;
+        let go_ok = go[ok_key] == true;
         if text.len() > MAX_VERSION_LEN {
             // Refused on purpose, where Masterminds takes up to 512 bytes.
             prop_assert!(rust.is_err(), "{} bytes accepted", text.len());
             return Ok(());
         }
+        if let Err(Error::InvalidConstraint { message, .. }) = &rust
+            && message.contains("MaxConstraintGroups")
+        {
+            // v3.5.0's limit on alternatives, which every dialect applies.
+            return Ok(());
+        }
         prop_assert_eq!(
             rust.is_ok(),
             go_ok,
-            "parse of {:?}: rust {:?}, go {}",
+            "parse of {:?} in {}: rust {:?}, go {}",
             text,
+            dialect,
             rust,
             go
         );
-        v1.borrow_mut().accepted += u64::from(rust.is_ok());
+        if dialect == Dialect::V3_5 {
+            // The v3 reading is `Constraint`, and Crossplane reaches it
+            // through VersionSpec after trying a digest.
+            prop_assert_eq!(Constraint::parse(&text).is_ok(), go_ok);
+            prop_assert_eq!(
+                matches!(VersionSpec::parse(&text), Ok(VersionSpec::Constraint(_))),
+                go_ok && !text.contains(':')
+            );
+        }
+        let mut tally = tally.borrow_mut();
+        tally.parsed += u64::from(go_ok);
         for (i, tag) in tags.iter().enumerate() {
-            let counted = parse_tag(tag);
-            let go_tag = &go["tags"][i];
+            let counted = dialect.tag_version(tag);
+            let go_tag = &go[tags_key][i];
             prop_assert_eq!(
                 counted.is_some(),
                 go_tag["counts"] == true,
-                "tag {:?} counts: rust {:?}, go {}",
+                "tag {:?} counts in {}: rust {:?}, go {}",
                 tag,
+                dialect,
                 counted,
                 go_tag
             );
-            if let (Ok(c), Some(v)) = (&rust, &counted) {
-                v1.borrow_mut().held += u64::from(c.matches(v));
+            if let (Ok(c), Some(_)) = (&rust, &counted) {
+                let held = c.matches_tag(tag);
                 prop_assert_eq!(
-                    c.matches(v),
+                    held,
                     go_tag["check"] == true,
-                    "{:?} matches {:?}",
+                    "{:?} matches {:?} in {}: go {}",
                     text,
-                    tag
+                    tag,
+                    dialect,
+                    go_tag
                 );
-            }
-            // Masterminds v1.5.0, for the report.
-            let old = &go["v1"][i];
-            if let (Ok(c), Some(v)) = (&rust, &counted)
-                && go["v1ok"] == true
-                && old["counts"] == true
-                && c.matches(v) != (old["check"] == true)
-            {
-                let mut report = v1.borrow_mut();
-                report.check += 1;
-                report.example.get_or_insert_with(|| {
-                    format!(
-                        "{text:?} vs {tag:?}: v3 {}, v1 {}",
-                        c.matches(v),
-                        old["check"]
-                    )
-                });
+                if let Some(v) = parse_tag(tag) {
+                    prop_assert_eq!(c.matches(&v), held, "{:?} vs {:?} as a Version", text, tag);
+                    if dialect == Dialect::V3_5 {
+                        let c3 = Constraint::parse(&text).expect("parsed above");
+                        prop_assert_eq!(c3.matches(&v), held);
+                    }
+                }
+                tally.pairs += 1;
+                tally.held += u64::from(held);
             }
         }
-        if rust.is_ok() != (go["v1ok"] == true) {
-            let mut report = v1.borrow_mut();
-            report.parse += 1;
-            report.example.get_or_insert_with(|| {
-                format!("{text:?} parses: v3 {}, v1 {}", rust.is_ok(), go["v1ok"])
-            });
+        // The other dialects on the same case, for the report.
+        for other in Dialect::ALL.into_iter().filter(|&d| d != dialect) {
+            let theirs = other.parse(&text);
+            if theirs.is_ok() != rust.is_ok() {
+                tally.differs.entry(other).or_default().0 += 1;
+                let kind = format!("parses {}", rust.is_ok());
+                let example = format!(
+                    "{text:?} parses here: {}, there: {}",
+                    rust.is_ok(),
+                    theirs.is_ok()
+                );
+                tally.note(other, kind, example);
+                continue;
+            }
+            let (Ok(ours), Ok(theirs)) = (&rust, &theirs) else {
+                continue;
+            };
+            for tag in &tags {
+                let (a, b) = (ours.matches_tag(tag), theirs.matches_tag(tag));
+                if a != b {
+                    tally.differs.entry(other).or_default().1 += 1;
+                    let counts = other.tag_version(tag).is_some();
+                    let kind = format!("check {a}, counts there {counts}");
+                    let example = format!("{text:?} vs {tag:?}: here {a}, there {b}");
+                    tally.note(other, kind, example);
+                }
+            }
         }
-        // The same answer through VersionSpec, which Crossplane reaches
-        // after trying a digest.
-        prop_assert_eq!(
-            matches!(VersionSpec::parse(&text), Ok(VersionSpec::Constraint(_))),
-            rust.is_ok() && !text.contains(':')
-        );
         Ok(())
     });
-    let report = v1.borrow();
+    let tally = tally.borrow();
+    let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "{suite}: {cases} cases, {} constraints valid, {} tag checks held; for information, Masterminds v1.5.0 (Crossplane v2.0-v2.2) \
-         differs from v3.5.0 on {} parses and {} checks{}",
-        report.accepted,
-        report.held,
-        report.parse,
-        report.check,
-        report
-            .example
-            .as_ref()
-            .map(|e| format!(", e.g. {e}"))
-            .unwrap_or_default()
+        "{suite}: {cases} cases, {} constraint/tag pairs checked against {} ({:.0} pairs/s), \
+         {} constraints parsed, {} checks held",
+        tally.pairs,
+        dialect.library(),
+        tally.pairs as f64 / seconds.max(1e-9),
+        tally.parsed,
+        tally.held,
     );
+    for other in Dialect::ALL.into_iter().filter(|&d| d != dialect) {
+        let (parses, checks) = tally.differs.get(&other).copied().unwrap_or_default();
+        eprintln!(
+            "{suite}: {} (there) reads {parses} cases' parses and {checks} checks differently",
+            other.library()
+        );
+        for ((_, kind), example) in tally.examples.iter().filter(|((d, _), _)| *d == other) {
+            eprintln!("{suite}:   {kind}: {example}");
+        }
+    }
+}
+
+/// Masterminds/semver v3.5.0 (Crossplane v2.4 on): `Dialect::V3_5`,
+/// `Constraint` and `VersionSpec`.
+#[test]
+fn constraints_against_masterminds() {
+    against_masterminds("constraints_against_masterminds", Dialect::V3_5);
+}
+
+/// Masterminds/semver/v3 v3.4.0 (Crossplane v2.3): `Dialect::V3_4`.
+#[test]
+fn constraints_against_masterminds_v3_4() {
+    against_masterminds("constraints_against_masterminds_v3_4", Dialect::V3_4);
+}
+
+/// Masterminds/semver v1.5.0 (Crossplane v2.0 to v2.2): `Dialect::V1_5`.
+#[test]
+fn constraints_against_masterminds_v1_5() {
+    against_masterminds("constraints_against_masterminds_v1_5", Dialect::V1_5);
 }
 
 /// Parsing never panics on anything, is cut off at the limit whatever the
@@ -578,6 +744,20 @@ fn constraints_never_panic() {
             if let Some(picked) = picked {
                 let v = parse_tag(picked).expect("picked tags count");
                 prop_assert!(c.matches(&v));
+            }
+        }
+        // Every dialect, and the choice they must all agree on.
+        let readings: Vec<_> = Dialect::ALL.iter().map(|d| d.parse(&text)).collect();
+        let picked = select_highest_in(&[], &[&text], tags.iter().map(String::as_str));
+        prop_assert_eq!(picked.is_ok(), readings.iter().all(Result::is_ok));
+        if let Ok(Some(picked)) = picked {
+            for reading in readings.iter().flatten() {
+                prop_assert!(
+                    reading.matches_tag(picked),
+                    "{} rejects {:?}",
+                    reading.dialect(),
+                    picked
+                );
             }
         }
         Ok(())

@@ -1,23 +1,31 @@
 //! Versions the way Crossplane's package manager sees them.
 //!
 //! Crossplane resolves `dependsOn[].version` with the constraint language of
-//! Masterminds/semver v3 (not Cargo's, so `semver::VersionReq` is no use
+//! Masterminds/semver (not Cargo's, so `semver::VersionReq` is no use
 //! here) and picks among a repository's tags with its own rule for which tags
 //! count. This module reproduces both, so a package set resolved here is the
 //! one Crossplane would have installed:
 //!
 //! - [`Constraint`]: a Masterminds v3 constraint (`constraint.rs`).
+//! - [`Dialect`]: which Masterminds a Crossplane minor uses (v1.5.0 up to
+//!   v2.2, v3.4.0 in v2.3, v3.5.0 from v2.4), a constraint read in each
+//!   ([`DialectConstraint`]; v1.5.0 in `v1.rs`), and [`select_highest_in`],
+//!   the highest tag every given dialect accepts (`dialect.rs`).
 //! - [`parse_tag`] and [`select_highest`]: which tags count and which one a
 //!   set of constraints picks (`tag.rs`).
 //! - [`VersionSpec`]: a `dependsOn` version, which is a digest or a
 //!   constraint.
-//! - Masterminds' order of versions (`precedence.rs`) and the one length
-//!   limit every version string passes first (`length.rs`).
+//! - Masterminds' order of versions (`precedence.rs`), the grammar v1.5.0
+//!   and v3 share (`grammar.rs`), and the one length limit every version
+//!   string passes first (`length.rs`).
 
 mod constraint;
+mod dialect;
+mod grammar;
 mod length;
 mod precedence;
 mod tag;
+mod v1;
 
 use std::fmt;
 use std::str::FromStr;
@@ -26,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::names::is_digest;
 
 pub use constraint::{Constraint, MAX_ALTERNATIVES};
+pub use dialect::{Dialect, DialectConstraint, select_highest_in};
 pub use length::MAX_VERSION_LEN;
 use length::too_long;
 pub use tag::{is_tag, parse_tag, select_highest};

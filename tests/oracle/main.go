@@ -8,6 +8,12 @@
 //	      "v1ok": ..., "v1": [...]  (the same with Masterminds v1.5.0)}
 //	{"p": PATTERN, "n": NAME}
 //	  -> {"matched": path.Match's bool, "bad": it returned ErrBadPattern}
+//	{"info": true}
+//	  -> {"v3": the Masterminds/semver/v3 version linked, "v1": the v1 one}
+//
+// The same source builds against v3.5.0 (go.mod) and v3.4.0 (v3.4.mod,
+// `go build -modfile=v3.4.mod`): one binary cannot link two versions of
+// one module path, so tests/fuzz.rs builds and runs one oracle for each.
 package main
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"os"
 	"path"
+	"runtime/debug"
 	"strings"
 
 	semverv1 "github.com/Masterminds/semver"
@@ -23,10 +30,11 @@ import (
 )
 
 type request struct {
-	C *string  `json:"c"`
-	V []string `json:"v"`
-	P *string  `json:"p"`
-	N string   `json:"n"`
+	C    *string  `json:"c"`
+	V    []string `json:"v"`
+	P    *string  `json:"p"`
+	N    string   `json:"n"`
+	Info bool     `json:"info"`
 }
 
 type tag struct {
@@ -62,6 +70,8 @@ func main() {
 		switch {
 		case req.C != nil:
 			answer = constraint(*req.C, req.V)
+		case req.Info:
+			answer = info()
 		case req.P != nil:
 			matched, err := path.Match(*req.P, req.N)
 			answer = globAnswer{Matched: matched, Bad: errors.Is(err, path.ErrBadPattern)}
@@ -111,4 +121,23 @@ func constraint(c string, tags []string) constraintAnswer {
 		}
 	}
 	return answer
+}
+
+// info names the Masterminds versions this binary linked, so a test can
+// tell which library answered.
+func info() map[string]string {
+	linked := map[string]string{}
+	build, ok := debug.ReadBuildInfo()
+	if !ok {
+		return linked
+	}
+	for _, dep := range build.Deps {
+		switch dep.Path {
+		case "github.com/Masterminds/semver/v3":
+			linked["v3"] = dep.Version
+		case "github.com/Masterminds/semver":
+			linked["v1"] = dep.Version
+		}
+	}
+	return linked
 }
