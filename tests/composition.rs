@@ -988,3 +988,99 @@ async fn package_fields_from_the_input_are_composed_on_every_package() {
         }
     }
 }
+
+/// A registry where `^v0.2.3` on the family reads differently across
+/// Crossplane v2: Masterminds/semver v1.5.0 (Crossplane v2.0 to v2.2)
+/// admits v0.3.0, v3 does not. S3 declares the family that way.
+fn dialect_registry() -> Arc<MemoryRegistry> {
+    let registry = MemoryRegistry::new();
+    for tag in ["v0.2.5", "v0.3.0"] {
+        registry.push(
+            "upbound/provider-family-aws",
+            tag,
+            meta(PackageKind::Provider, &[]),
+        );
+    }
+    registry.push(
+        "upbound/provider-aws-s3",
+        "v2.2.0",
+        meta(
+            PackageKind::Provider,
+            &[(FAMILY, PackageKind::Provider, "^v0.2.3")],
+        ),
+    );
+    Arc::new(registry)
+}
+
+fn family_version(cluster: &Cluster) -> String {
+    cluster.xr["status"]["packages"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|p| p["repository"] == "upbound/provider-family-aws")
+        })
+        .and_then(|p| p["version"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A dependency's constraint is read as the Crossplane the input names
+/// reads it; with none named, only a version every Crossplane v2 accepts is
+/// taken, and one Warning says how the readings differ.
+#[tokio::test]
+async fn constraints_are_read_as_the_crossplane_that_runs_reads_them() {
+    let s3_only = json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}]});
+    for (crossplane, expected, warns) in [
+        (Some("v2.2"), "v0.3.0", false),
+        (Some("v2.3"), "v0.2.5", false),
+        (Some("v2.4"), "v0.2.5", false),
+        (None, "v0.2.5", true),
+    ] {
+        let input = match crossplane {
+            Some(version) => json!({"crossplaneVersion": version}),
+            None => json!({}),
+        };
+        let mut cluster = cluster(&dialect_registry(), xr(s3_only.clone()), input);
+        let rounds = cluster.settle(12).await;
+        rounds[0].assert_no_fatal();
+        assert_eq!(family_version(&cluster), expected, "{crossplane:?}");
+        let warnings: Vec<String> = rounds
+            .iter()
+            .flat_map(|r| r.results(Severity::Warning))
+            .filter(|w| w.contains("read differently across Crossplane v2"))
+            .collect();
+        assert_eq!(
+            warnings.len(),
+            usize::from(warns),
+            "{crossplane:?}: {warnings:?}"
+        );
+        if warns {
+            assert!(
+                warnings[0].contains("v1.5.0 (Crossplane v2.0 to v2.2) takes v0.3.0"),
+                "{}",
+                warnings[0]
+            );
+            assert!(warnings[0].contains("took v0.2.5"), "{}", warnings[0]);
+        }
+    }
+}
+
+/// A constraint one Crossplane cannot even parse (a space-separated AND
+/// list, which Masterminds/semver v1.5.0 refuses) is refused when that
+/// Crossplane may be the one running, naming the dialect; read as v2.4
+/// reads it, it resolves.
+#[tokio::test]
+async fn a_constraint_one_crossplane_cannot_parse_is_refused_unless_another_is_named() {
+    let family = json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-family-aws", "version": ">=v0.2.0 <v0.3.0"}]});
+    let mut unset = cluster(&dialect_registry(), xr(family.clone()), json!({}));
+    let round = unset.reconcile().await;
+    let fatal = round.results(Severity::Fatal);
+    assert!(fatal.iter().any(|f| f.contains("v1.5.0")), "{fatal:?}");
+    let mut v24 = cluster(
+        &dialect_registry(),
+        xr(family),
+        json!({"crossplaneVersion": "v2.4"}),
+    );
+    v24.settle(12).await[0].assert_no_fatal();
+    assert_eq!(family_version(&v24), "v0.2.5");
+}

@@ -260,6 +260,7 @@ impl Function {
             ownership: &ownership,
             rollouts: &rollouts,
             available: &resolution.available,
+            dialects: &resolution.warnings,
         }
         .write(response);
         // The next wave or the retry should not wait a full TTL; nor should

@@ -164,6 +164,8 @@ pub struct Report<'a> {
     pub rollouts: &'a Decisions,
     /// By package name, the releases the constraints keep packages from.
     pub available: &'a BTreeMap<String, String>,
+    /// Constraints the Crossplane v2 dialects read differently.
+    pub dialects: &'a [String],
 }
 
 impl Report<'_> {
@@ -199,6 +201,12 @@ impl Report<'_> {
         };
         let current: Vec<&PackageStatus> = packages.iter().filter(|p| !p.leaving).collect();
         self.resolved(response, &current);
+        // Said once, with the resolution it is about.
+        if self.failure.is_none() && self.changed(&current) {
+            for warning in self.dialects {
+                response.warning("ConstraintDialects", warning.clone());
+            }
+        }
         self.healthy(response, &current);
         let packages = list_value(packages.iter().map(PackageStatus::to_value).collect());
         response.set_composite_status([("packages".to_string(), packages)]);
@@ -264,14 +272,7 @@ impl Report<'_> {
                         self.settings.registry
                     ),
                 );
-                // The resolved set, without packages that are only leaving.
-                let before = self.previous.packages.iter().filter(|s| !s.leaving);
-                if !packages
-                    .iter()
-                    .copied()
-                    .map(identity)
-                    .eq(before.map(identity))
-                {
+                if self.changed(packages) {
                     let list: Vec<String> = packages
                         .iter()
                         .map(|p| format!("{} {}", p.name, p.version))
@@ -297,6 +298,17 @@ impl Report<'_> {
                 response.condition(RESOLVED, ConditionStatus::False, reason, message);
             }
         }
+    }
+
+    /// Whether the resolved set (without packages that are only leaving)
+    /// differs from the one the status shows.
+    fn changed(&self, packages: &[&PackageStatus]) -> bool {
+        let before = self.previous.packages.iter().filter(|s| !s.leaving);
+        !packages
+            .iter()
+            .copied()
+            .map(identity)
+            .eq(before.map(identity))
     }
 
     /// Emits `warnings` unless the XR already shows `Resolved=False` with

@@ -16,6 +16,9 @@ pub struct Resolution {
     /// By package name: the highest release of its repository, where the
     /// constraints keep it from that release.
     pub available: BTreeMap<String, String>,
+    /// Constraints the Crossplane v2 dialects read differently over the
+    /// tags present (only when the input does not say which Crossplane).
+    pub warnings: Vec<String>,
 }
 
 /// An installed dependency kept at its last known version.

@@ -15,7 +15,9 @@ use crate::package::{PackageKind, PackageMeta};
 use crate::registry::Registry;
 use crate::spec::limits::MAX_STATUS_PACKAGES;
 use crate::spec::{Settings, XrSpec};
-use crate::version::{Constraint, VersionSpec, parse_tag, select_highest};
+use crate::version::{
+    Constraint, Dialect, VersionSpec, parse_tag, select_highest, select_highest_in,
+};
 /// Enough for any real dependency chain; a graph still changing after this
 /// many rounds is oscillating between constraint sets.
 const MAX_ROUNDS: usize = 32;
@@ -75,12 +77,48 @@ struct Selection {
     /// The highest release of the repository, when it is higher than
     /// `version`: what the constraints keep the package from.
     available: Option<String>,
+    /// How the dialects read its constraints differently, if they do.
+    dialects: Option<String>,
 }
 
-/// The tag a constraint chose, and the highest release above it.
+/// The tag a constraint chose, the highest release above it, and how the
+/// dialects read the constraints differently, if they do.
 struct Choice {
     tag: String,
     available: Option<String>,
+    dialects: Option<String>,
+}
+
+/// When `chosen` was chosen under every dialect and they would each have
+/// chosen otherwise from `tags`: what each reads, for one Warning.
+fn disagreement(repository: &str, texts: &[&str], tags: &[String], chosen: &str) -> Option<String> {
+    if texts.is_empty() {
+        return None;
+    }
+    let picks: Vec<(Dialect, String)> = Dialect::ALL
+        .iter()
+        .map(|&d| {
+            let pick = match select_highest_in(&[d], texts, tags.iter().map(String::as_str)) {
+                Ok(Some(tag)) => format!("takes {tag}"),
+                Ok(None) => "takes no tag".to_string(),
+                Err(_) => "cannot read it".to_string(),
+            };
+            (d, pick)
+        })
+        .collect();
+    if picks.iter().all(|(_, pick)| *pick == picks[0].1) {
+        return None;
+    }
+    let readings: Vec<String> = picks
+        .iter()
+        .map(|(d, pick)| format!("{d} {pick}"))
+        .collect();
+    let shown: String = texts.join(", ").chars().take(256).collect();
+    Some(format!(
+        "{repository}: the constraints {shown:?} read differently across Crossplane v2: {}; \
+         took {chosen}, which every one accepts (set the input's crossplaneVersion to read them as one Crossplane does)",
+        readings.join("; ")
+    ))
 }
 
 /// The highest release (a tag without a prerelease) among `tags` when it
@@ -227,10 +265,15 @@ impl<'a> Resolver<'a> {
                         Some((graph.get(repository)?.name.clone(), s.available.clone()?))
                     })
                     .collect();
+                let warnings = selected
+                    .values()
+                    .filter_map(|s| s.dialects.clone())
+                    .collect();
                 return Ok(Resolution {
                     graph,
                     kept,
                     available,
+                    warnings,
                 });
             }
         }
@@ -337,15 +380,22 @@ impl<'a> Resolver<'a> {
         // What a constraint chose also says which higher release it keeps
         // the package from; an exact tag or digest was asked for as it is.
         let mut available = None;
+        let mut dialects = None;
         let mut chose = |choice: Choice| {
             available = choice.available;
+            dialects = choice.dialects;
             choice.tag
         };
         let version = match requested {
             Some(Requested::Spec(VersionSpec::Digest(digest))) => digest,
             Some(Requested::Tag(tag)) => {
-                let satisfies =
-                    parse_tag(&tag).is_some_and(|v| constraints.iter().all(|c| c.matches(&v)));
+                // Every dialect the platform may run reads every constraint
+                // as admitting the tag.
+                let satisfies = self.settings.dialects.iter().all(|d| {
+                    constraints
+                        .iter()
+                        .all(|c| d.matches(c.as_str(), &tag).unwrap_or(false))
+                });
                 if !constraints.is_empty() && !satisfies {
                     return Err(self.unsatisfiable(repository, wanted, Some(&tag)));
                 }
@@ -376,6 +426,7 @@ impl<'a> Resolver<'a> {
             version,
             digest,
             available,
+            dialects,
         })
     }
 
@@ -402,6 +453,7 @@ impl<'a> Resolver<'a> {
             version: node.version.clone(),
             digest: node.digest.clone(),
             available: None,
+            dialects: None,
         })
     }
 
@@ -465,18 +517,23 @@ impl<'a> Resolver<'a> {
         // A quarantined release is skipped while its tag still names the
         // digest that was rolled back; each pass skips one more tag, so
         // this ends within the number of quarantined releases.
+        let texts: Vec<&str> = constraints.iter().map(|c| c.as_str()).collect();
+        let dialects = &self.settings.dialects;
         let mut skipped: BTreeSet<&str> = BTreeSet::new();
         loop {
             let candidates = tags
                 .iter()
                 .map(String::as_str)
                 .filter(|t| !skipped.contains(t));
-            let Some(tag) = select_highest(constraints, candidates) else {
+            let Some(tag) = select_highest_in(dialects, &texts, candidates)? else {
                 return Ok(None);
             };
             let choice = || Choice {
                 tag: tag.to_string(),
                 available: available(&tags, tag),
+                dialects: (dialects.len() > 1)
+                    .then(|| disagreement(repository, &texts, &tags, tag))
+                    .flatten(),
             };
             let held: Vec<&Release> = match self.quarantine {
                 Some(quarantine) => quarantine.at(repository, tag).collect(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::crossplane::CrossplaneVersion;
 use super::duration;
 use super::limits::{self, *};
 use super::package_fields::{CommonLabels, PullPolicy};
@@ -101,6 +102,10 @@ pub struct Input {
     /// its metadata asks for. The platform's to decide, never the XR's.
     #[serde(default)]
     pub ignore_crossplane_constraints: bool,
+    /// The Crossplane the platform runs (`v2.2`, `v2.4`): constraints are
+    /// read as it reads them. Unset, as every Crossplane v2 does.
+    #[serde(default)]
+    pub crossplane_version: Option<CrossplaneVersion>,
     /// How installed packages move to new releases: order, deadlines,
     /// rollback and quarantine, pausing, windows.
     #[serde(default)]
@@ -227,6 +232,7 @@ impl Default for Input {
             package_pull_policy: None,
             common_labels: CommonLabels::default(),
             ignore_crossplane_constraints: false,
+            crossplane_version: None,
             upgrades: Upgrades::default(),
         }
     }
@@ -899,6 +905,10 @@ mod tests {
             ("upgrades.windows[].start", MAX_WINDOW_START_LEN),
             ("upgrades.windows[].duration", MAX_DURATION_TEXT_LEN),
             ("packagePullPolicy", MAX_ENUM_LEN),
+            (
+                "crossplaneVersion",
+                super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
+            ),
         ];
         let expected: std::collections::BTreeMap<String, usize> =
             expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
@@ -1022,6 +1032,7 @@ mod tests {
             "registryHost": "{accountId}.dkr-ecr.{region}.on.aws",
             "revisionHistoryLimit": 2,
             "packagePullPolicy": "Always", "commonLabels": {"team": "core"}, "ignoreCrossplaneConstraints": true,
+            "crossplaneVersion": "v2.2",
             "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                          "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]}
         });

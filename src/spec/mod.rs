@@ -3,6 +3,7 @@
 //! `upgrades`), and the settings both resolve to
 //! (`settings`), validated once so the rest of the code can trust them.
 
+pub mod crossplane;
 pub mod duration;
 pub mod input;
 pub mod limits;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::crossplane;
 use super::input::{IamDefaults, Input, ManagedResources, Mirror, RevisionHistoryLimit};
 use super::package_fields::{CommonLabels, PullPolicy};
 use super::policy::{Origin, Policy, matches_any};
@@ -10,6 +11,7 @@ use super::upgrades::Upgrades;
 use super::xr::{IamSpec, Identity, ServiceAccount, Strategy, XrRef, XrSpec};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
+use crate::version::Dialect;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -36,6 +38,9 @@ pub struct Settings {
     pub package_pull_policy: Option<PullPolicy>,
     pub common_labels: CommonLabels,
     pub ignore_crossplane_constraints: bool,
+    /// How constraints are read: the input's `crossplaneVersion`'s dialect,
+    /// or every dialect when it is unset.
+    pub dialects: Vec<Dialect>,
     /// The input's `upgrades`: how installed packages move.
     pub upgrades: Upgrades,
     /// The XR's `spec.upgrades.paused`, which the input allows.
@@ -128,6 +133,7 @@ impl Settings {
             package_pull_policy: input.package_pull_policy,
             common_labels: input.common_labels.clone(),
             ignore_crossplane_constraints: input.ignore_crossplane_constraints,
+            dialects: crossplane::dialects(input.crossplane_version.as_ref()),
             upgrades: input.upgrades.clone(),
             paused: paused(spec, input)?,
         })
