@@ -16,7 +16,8 @@ use crate::registry::Registry;
 use crate::spec::limits::MAX_STATUS_PACKAGES;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{
-    Constraint, Dialect, VersionSpec, parse_tag, select_highest, select_highest_in,
+    Constraint, Dialect, VersionSpec, highest_per_dialect, parse_tag, select_highest,
+    select_highest_in,
 };
 /// Enough for any real dependency chain; a graph still changing after this
 /// many rounds is oscillating between constraint sets.
@@ -95,13 +96,13 @@ fn disagreement(repository: &str, texts: &[&str], tags: &[String], chosen: &str)
     if texts.is_empty() {
         return None;
     }
-    let picks: Vec<(Dialect, String)> = Dialect::ALL
-        .iter()
-        .map(|&d| {
-            let pick = match select_highest_in(&[d], texts, tags.iter().map(String::as_str)) {
-                Ok(Some(tag)) => format!("takes {tag}"),
-                Ok(None) => "takes no tag".to_string(),
-                Err(_) => "cannot read it".to_string(),
+    let picks: Vec<(Dialect, String)> = highest_per_dialect(texts, tags.iter().map(String::as_str))
+        .into_iter()
+        .map(|(d, pick)| {
+            let pick = match pick {
+                Some(Some(tag)) => format!("takes {tag}"),
+                Some(None) => "takes no tag".to_string(),
+                None => "cannot read it".to_string(),
             };
             (d, pick)
         })

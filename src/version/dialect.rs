@@ -204,6 +204,7 @@ impl DialectConstraint {
 }
 
 /// A tag as each library reads it, when it counts there.
+#[derive(Clone)]
 struct Counted<'a> {
     v1: Option<([u64; 3], &'a str)>,
     v3: Option<Version>,
@@ -277,6 +278,53 @@ pub fn select_highest_in<'a>(
         .map(|(tag, _)| tag))
 }
 
+/// What each dialect alone would take from `tags` under
+/// `constraint_texts`, found in one pass over the tags (each read once):
+/// `None` for a dialect that cannot parse one of the constraints,
+/// `Some(None)` for one that takes no tag. Order and ties as
+/// [`select_highest_in`]'s.
+pub fn highest_per_dialect<'a>(
+    constraint_texts: &[&str],
+    tags: impl IntoIterator<Item = &'a str>,
+) -> [(Dialect, Option<Option<&'a str>>); 3] {
+    let readings: Vec<Option<Vec<DialectConstraint>>> = Dialect::ALL
+        .iter()
+        .map(|d| constraint_texts.iter().map(|t| d.parse(t).ok()).collect())
+        .collect();
+    let mut best: [Option<(&'a str, Counted<'a>)>; 3] = [None, None, None];
+    for tag in tags {
+        let counted = Counted::of(tag);
+        for (i, &dialect) in Dialect::ALL.iter().enumerate() {
+            let Some(readings) = &readings[i] else {
+                continue;
+            };
+            if !counted.counts_in(dialect) || !readings.iter().all(|c| c.matches_counted(&counted))
+            {
+                continue;
+            }
+            let higher = best[i].as_ref().is_none_or(|(best_tag, best_counted)| {
+                let ((a, a_pre), (b, b_pre)) = (counted.parts(), best_counted.parts());
+                precedence(a, a_pre, b, b_pre)
+                    .then_with(|| tag.cmp(best_tag))
+                    .is_gt()
+            });
+            if higher {
+                best[i] = Some((tag, counted.clone()));
+            }
+        }
+    }
+    let pick = |i: usize| {
+        readings[i]
+            .as_ref()
+            .map(|_| best[i].as_ref().map(|(t, _)| *t))
+    };
+    [
+        (Dialect::ALL[0], pick(0)),
+        (Dialect::ALL[1], pick(1)),
+        (Dialect::ALL[2], pick(2)),
+    ]
+}
+
 /// Kept in step with the v3 limit, which every dialect applies.
 const _: () = assert!(MAX_ALTERNATIVES == 32);
 
@@ -284,6 +332,33 @@ const _: () = assert!(MAX_ALTERNATIVES == 32);
 mod tests {
     use super::*;
     use Dialect::*;
+
+    #[test]
+    fn one_pass_per_dialect_agrees_with_each_alone() {
+        let tags = [
+            "v0.2.5",
+            "v0.3.0",
+            "v1.2.5",
+            "v1.2.0",
+            "v2.0.0-rc.1",
+            "junk",
+            "1.2.3-01",
+        ];
+        for texts in [
+            &["^v0.2.3"][..],
+            &[">1.2"],
+            &["<=1.2"],
+            &[">=1.0.0 <2.0.0"],
+            &[">=0.0.0-0"],
+            &[],
+            &["^0.2.3", "<0.3.0"],
+        ] {
+            for (dialect, pick) in highest_per_dialect(texts, tags) {
+                let alone = select_highest_in(&[dialect], texts, tags).ok();
+                assert_eq!(pick, alone, "{texts:?} in {dialect}");
+            }
+        }
+    }
 
     #[test]
     fn crossplane_minors() {
