@@ -18,8 +18,9 @@
 - kube-apiserver (TLS, RBAC, service-account tokens) and
   kube-controller-manager (garbage collector, namespaces, service accounts),
   built by scripts/cluster-build and cached in ~/.cache;
-- Crossplane core v2.2.0 (`crossplane core init`, then `core start` with
-  PACKAGE_RUNTIME=External), authenticated as its own service account
+- Crossplane core, the version CLUSTER_CROSSPLANE_VERSION names (v2.2.0, the
+  default, v2.3.4 or v2.4.0; see CROSSPLANE_VERSIONS) (`crossplane core
+  init`, then `core start` with PACKAGE_RUNTIME=External), authenticated as its own service account
   crossplane-system/crossplane, with webhooks enabled as in the Helm chart,
   so Usages, ClusterUsages and legacy Usages are enforced: its webhook
   server listens on a free port with a crossplane-root-ca certificate for
@@ -49,7 +50,8 @@ to the local ECR, built like the catalog's, prints its digest and records it
 in DIR/seeded.json; with --unhealthy its runtime never reports healthy.
 
 DIR defaults to $CLUSTER_STATE, else .cache/cluster in the checkout. `up`
-writes DIR/env (KUBECONFIG for an admin, LOCALECR_*, FUNCTION_ADDRESS, ...).
+writes DIR/env (KUBECONFIG for an admin, LOCALECR_*, FUNCTION_ADDRESS,
+CROSSPLANE_VERSION: what the running `crossplane --version` says, ...).
 """
 
 from __future__ import annotations
@@ -80,6 +82,26 @@ NAMESPACE = "crossplane-system"
 SERVICE_ACCOUNT = "crossplane"
 FUNCTION = "function-ecr-packages"
 ACCOUNT_ID = "123456789012"
+
+# The Crossplane versions the cluster runs, pinned exactly (the Go module
+# proxy serves these three of github.com/crossplane/crossplane/v2; not
+# v2.4.1 nor @latest). CLUSTER_CROSSPLANE_VERSION picks one; scripts/test
+# runs the newest, scripts/cluster-test any.
+CROSSPLANE_VERSIONS = ("v2.2.0", "v2.3.4", "v2.4.0")
+DEFAULT_CROSSPLANE_VERSION = "v2.2.0"
+
+
+def crossplane_version() -> str:
+    v = os.environ.get("CLUSTER_CROSSPLANE_VERSION") or DEFAULT_CROSSPLANE_VERSION
+    if v not in CROSSPLANE_VERSIONS:
+        raise SystemExit(f"cluster: CLUSTER_CROSSPLANE_VERSION={v} is not one of {', '.join(CROSSPLANE_VERSIONS)}")
+    return v
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    """"v2.4.0" -> (2, 4, 0)."""
+    return tuple(int(n) for n in v.lstrip("v").split("-", 1)[0].split("."))
+
 
 # The stand-in's own field manager, so its writes are told apart in
 # managedFields from Crossplane's.
@@ -360,9 +382,18 @@ def wait_for(what: str, check, timeout: float, procs: Processes | None = None,
 # ---------------------------------------------------------------- up
 
 def build() -> dict[str, str]:
+    version = crossplane_version()
     out = subprocess.run([str(ROOT / "scripts" / "cluster-build")], check=True,
+                         env={**os.environ, "CLUSTER_CROSSPLANE_VERSION": version},
                          stdout=subprocess.PIPE, text=True).stdout
-    return dict(line.split("=", 1) for line in out.split() if "=" in line)
+    tools = dict(line.split("=", 1) for line in out.split() if "=" in line)
+    # What the binary says, not what was asked: a stale cache would show.
+    said = subprocess.run([str(Path(tools["CROSSPLANE_DIR"]) / "crossplane"), "--version"], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+    if said != version:
+        raise SystemExit(f"cluster: {tools['CROSSPLANE_DIR']}/crossplane says {said!r}, not {version}")
+    tools["CROSSPLANE_VERSION"] = said
+    return tools
 
 
 def function_binary() -> str:
@@ -396,8 +427,8 @@ def cmd_up(args) -> int:
     kube = up_kube(state, tools)
     stage("etcd, kube-apiserver and kube-controller-manager up")
     up_crossplane(state, tools, kube, ecr)
-    stage("crossplane started")
-    up_function(state, kube, ecr, args.watch_pid)
+    stage(f"crossplane {tools['CROSSPLANE_VERSION']} started")
+    up_function(state, kube, ecr, args.watch_pid, tools)
     stage(f"up: KUBECONFIG={state / 'admin.kubeconfig'}, function at {read_env(state)['FUNCTION_ADDRESS']}")
     return 0
 
@@ -720,7 +751,8 @@ def webhook_serving(port: int, ca: Path) -> bool:
             return True
 
 
-def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int) -> None:
+def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int,
+                tools: dict[str, str]) -> None:
     """The function, the stand-in, and the watcher."""
     procs = Processes(state)
     py = sys.executable
@@ -734,6 +766,8 @@ def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int) ->
         "REGISTRY_HOST": ecr["LOCALECR_TLS_REGISTRY"],
         "FUNCTION_BINARY": function_binary(),
         "LOCALECR_STATE": ecr["LOCALECR_STATE"],
+        "CROSSPLANE_VERSION": tools["CROSSPLANE_VERSION"],
+        "CROSSPLANE_DIR": tools["CROSSPLANE_DIR"],
     }
     write_env(state, env)
     start_function(state)
