@@ -674,7 +674,7 @@ def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str,
 
 # Crossplane's webhooks as the Helm chart sets them up: `core init` writes the
 # ValidatingWebhookConfigurations of its cluster/webhookconfigurations (in
-# v2.2 only crossplane-no-usages: DELETE of anything labelled
+# v2.2 and v2.4 only crossplane-no-usages: DELETE of anything labelled
 # crossplane.io/in-use=true goes to /validate-no-usages) for the Service
 # crossplane-webhooks:9443, and `core start` serves them on WEBHOOK_PORT.
 WEBHOOK_SERVICE = "crossplane-webhooks"
@@ -733,7 +733,7 @@ def route_webhooks(kube: Kube, root: dict[str, bytes], hooks: Path, server_dir: 
             kube.request("PUT", path, conf)
     if not routed:
         raise SystemExit(f"cluster: no webhooks in {hooks}")
-    # A core CRD with a conversion webhook (none in v2.2) would need the same
+    # A core CRD with a conversion webhook (none in v2.2 nor v2.4) would need the same
     # routing, and a converter Crossplane does not serve: say so rather than
     # leave its API broken.
     for crd in kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
@@ -953,7 +953,7 @@ def with_condition(conditions: list[dict], new: dict) -> tuple[list[dict], bool]
 # in STATE/standin-unhealthy.json, written by publish(unhealthy=True).
 UNHEALTHY_FILE = "standin-unhealthy.json"
 
-# What the Deployment runtime of Crossplane v2.2 writes on a revision whose
+# What the Deployment runtime of Crossplane v2.2 (and v2.4, word for word) writes on a revision whose
 # Deployment never becomes Available (internal/controller/pkg/runtime: the
 # post-establish hook's error, wrapped).
 UNAVAILABLE = {
@@ -977,7 +977,7 @@ def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
 class Unhealthy:
     """The releases STATE/standin-unhealthy.json lists, matched against a
     revision by digest. A revision's spec.image is its package's
-    spec.package as written (Crossplane v2.2 copies the source, a tag or a
+    spec.package as written (Crossplane v2.2 and v2.4 copy the source, a tag or a
     digest, and keeps the ImageConfig-rewritten one in
     status.resolvedPackage), so a tag is looked up, in STATE/seeded.json
     (which publish() updates) or else the local registry, to the digest it
