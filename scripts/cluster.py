@@ -18,8 +18,9 @@
 - kube-apiserver (TLS, RBAC, service-account tokens) and
   kube-controller-manager (garbage collector, namespaces, service accounts),
   built by scripts/cluster-build and cached in ~/.cache;
-- Crossplane core v2.2.0 (`crossplane core init`, then `core start` with
-  PACKAGE_RUNTIME=External), authenticated as its own service account
+- Crossplane core, the version CLUSTER_CROSSPLANE_VERSION names (v2.2.0, the
+  default, v2.3.4 or v2.4.0; see CROSSPLANE_VERSIONS) (`crossplane core
+  init`, then `core start` with PACKAGE_RUNTIME=External), authenticated as its own service account
   crossplane-system/crossplane, with webhooks enabled as in the Helm chart,
   so Usages, ClusterUsages and legacy Usages are enforced: its webhook
   server listens on a free port with a crossplane-root-ca certificate for
@@ -49,7 +50,8 @@ to the local ECR, built like the catalog's, prints its digest and records it
 in DIR/seeded.json; with --unhealthy its runtime never reports healthy.
 
 DIR defaults to $CLUSTER_STATE, else .cache/cluster in the checkout. `up`
-writes DIR/env (KUBECONFIG for an admin, LOCALECR_*, FUNCTION_ADDRESS, ...).
+writes DIR/env (KUBECONFIG for an admin, LOCALECR_*, FUNCTION_ADDRESS,
+CROSSPLANE_VERSION: what the running `crossplane --version` says, ...).
 """
 
 from __future__ import annotations
@@ -80,6 +82,26 @@ NAMESPACE = "crossplane-system"
 SERVICE_ACCOUNT = "crossplane"
 FUNCTION = "function-ecr-packages"
 ACCOUNT_ID = "123456789012"
+
+# The Crossplane versions the cluster runs, pinned exactly (the Go module
+# proxy serves these three of github.com/crossplane/crossplane/v2; not
+# v2.4.1 nor @latest). CLUSTER_CROSSPLANE_VERSION picks one; scripts/test
+# runs the newest, scripts/cluster-test any.
+CROSSPLANE_VERSIONS = ("v2.2.0", "v2.3.4", "v2.4.0")
+DEFAULT_CROSSPLANE_VERSION = "v2.2.0"
+
+
+def crossplane_version() -> str:
+    v = os.environ.get("CLUSTER_CROSSPLANE_VERSION") or DEFAULT_CROSSPLANE_VERSION
+    if v not in CROSSPLANE_VERSIONS:
+        raise SystemExit(f"cluster: CLUSTER_CROSSPLANE_VERSION={v} is not one of {', '.join(CROSSPLANE_VERSIONS)}")
+    return v
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    """"v2.4.0" -> (2, 4, 0)."""
+    return tuple(int(n) for n in v.lstrip("v").split("-", 1)[0].split("."))
+
 
 # The stand-in's own field manager, so its writes are told apart in
 # managedFields from Crossplane's.
@@ -360,9 +382,18 @@ def wait_for(what: str, check, timeout: float, procs: Processes | None = None,
 # ---------------------------------------------------------------- up
 
 def build() -> dict[str, str]:
+    version = crossplane_version()
     out = subprocess.run([str(ROOT / "scripts" / "cluster-build")], check=True,
+                         env={**os.environ, "CLUSTER_CROSSPLANE_VERSION": version},
                          stdout=subprocess.PIPE, text=True).stdout
-    return dict(line.split("=", 1) for line in out.split() if "=" in line)
+    tools = dict(line.split("=", 1) for line in out.split() if "=" in line)
+    # What the binary says, not what was asked: a stale cache would show.
+    said = subprocess.run([str(Path(tools["CROSSPLANE_DIR"]) / "crossplane"), "--version"], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+    if said != version:
+        raise SystemExit(f"cluster: {tools['CROSSPLANE_DIR']}/crossplane says {said!r}, not {version}")
+    tools["CROSSPLANE_VERSION"] = said
+    return tools
 
 
 def function_binary() -> str:
@@ -396,8 +427,8 @@ def cmd_up(args) -> int:
     kube = up_kube(state, tools)
     stage("etcd, kube-apiserver and kube-controller-manager up")
     up_crossplane(state, tools, kube, ecr)
-    stage("crossplane started")
-    up_function(state, kube, ecr, args.watch_pid)
+    stage(f"crossplane {tools['CROSSPLANE_VERSION']} started")
+    up_function(state, kube, ecr, args.watch_pid, tools)
     stage(f"up: KUBECONFIG={state / 'admin.kubeconfig'}, function at {read_env(state)['FUNCTION_ADDRESS']}")
     return 0
 
@@ -643,7 +674,7 @@ def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str,
 
 # Crossplane's webhooks as the Helm chart sets them up: `core init` writes the
 # ValidatingWebhookConfigurations of its cluster/webhookconfigurations (in
-# v2.2 only crossplane-no-usages: DELETE of anything labelled
+# v2.2 and v2.4 only crossplane-no-usages: DELETE of anything labelled
 # crossplane.io/in-use=true goes to /validate-no-usages) for the Service
 # crossplane-webhooks:9443, and `core start` serves them on WEBHOOK_PORT.
 WEBHOOK_SERVICE = "crossplane-webhooks"
@@ -702,7 +733,7 @@ def route_webhooks(kube: Kube, root: dict[str, bytes], hooks: Path, server_dir: 
             kube.request("PUT", path, conf)
     if not routed:
         raise SystemExit(f"cluster: no webhooks in {hooks}")
-    # A core CRD with a conversion webhook (none in v2.2) would need the same
+    # A core CRD with a conversion webhook (none in v2.2 nor v2.4) would need the same
     # routing, and a converter Crossplane does not serve: say so rather than
     # leave its API broken.
     for crd in kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
@@ -720,7 +751,8 @@ def webhook_serving(port: int, ca: Path) -> bool:
             return True
 
 
-def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int) -> None:
+def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int,
+                tools: dict[str, str]) -> None:
     """The function, the stand-in, and the watcher."""
     procs = Processes(state)
     py = sys.executable
@@ -734,6 +766,8 @@ def up_function(state: Path, kube: Kube, ecr: dict[str, str], watch_pid: int) ->
         "REGISTRY_HOST": ecr["LOCALECR_TLS_REGISTRY"],
         "FUNCTION_BINARY": function_binary(),
         "LOCALECR_STATE": ecr["LOCALECR_STATE"],
+        "CROSSPLANE_VERSION": tools["CROSSPLANE_VERSION"],
+        "CROSSPLANE_DIR": tools["CROSSPLANE_DIR"],
     }
     write_env(state, env)
     start_function(state)
@@ -919,7 +953,7 @@ def with_condition(conditions: list[dict], new: dict) -> tuple[list[dict], bool]
 # in STATE/standin-unhealthy.json, written by publish(unhealthy=True).
 UNHEALTHY_FILE = "standin-unhealthy.json"
 
-# What the Deployment runtime of Crossplane v2.2 writes on a revision whose
+# What the Deployment runtime of Crossplane v2.2 (and v2.4, word for word) writes on a revision whose
 # Deployment never becomes Available (internal/controller/pkg/runtime: the
 # post-establish hook's error, wrapped).
 UNAVAILABLE = {
@@ -943,7 +977,7 @@ def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
 class Unhealthy:
     """The releases STATE/standin-unhealthy.json lists, matched against a
     revision by digest. A revision's spec.image is its package's
-    spec.package as written (Crossplane v2.2 copies the source, a tag or a
+    spec.package as written (Crossplane v2.2 and v2.4 copy the source, a tag or a
     digest, and keeps the ImageConfig-rewritten one in
     status.resolvedPackage), so a tag is looked up, in STATE/seeded.json
     (which publish() updates) or else the local registry, to the digest it

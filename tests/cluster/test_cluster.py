@@ -167,6 +167,90 @@ def test_rewrite_installs_in_waves_without_duplicates(cluster):
     assert any(r.get("reason") == "RewriteImage" for r in provider["status"].get("appliedImageConfigRefs", []))
 
 
+# ---------------------------------------------------------------- crossplane beta trace
+
+def crank() -> str | None:
+    """The Crossplane CLI: $CRANK (scripts/test exports it), crank on PATH,
+    else $GOPATH/bin/crank. It is built from github.com/crossplane/crossplane/v2's
+    cmd/crank, which v2.2.0 has; from v2.3 the CLI moved to its own module,
+    github.com/crossplane/cli, which the Go proxy here refuses, so crank
+    v2.2.0 (scripts/setup) traces every Crossplane version under test."""
+    import shutil
+
+    import subprocess
+
+    for candidate in (os.environ.get("CRANK"), shutil.which("crank"),
+                      str(Path(os.environ.get("GOPATH", Path.home() / "go")) / "bin" / "crank")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    # scripts/test builds crank beside this suite: CRANK_PENDING names where
+    # it will be; wait for a binary that runs.
+    pending = os.environ.get("CRANK_PENDING")
+    deadline = time.time() + 900
+    while pending and time.time() < deadline:
+        if os.access(pending, os.X_OK) and subprocess.run(
+                [pending, "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            return pending
+        time.sleep(5)
+    return None
+
+
+def trace(cluster, *args: str) -> dict:
+    import json
+    import subprocess
+
+    binary = crank()
+    if binary is None:
+        if os.environ.get("CLUSTER_REQUIRED") == "1":
+            pytest.fail("no crank to run `crossplane beta trace` with (scripts/setup installs it)")
+        pytest.skip("no crank: `crossplane beta trace` cannot run (scripts/setup installs it)")
+    env = {**os.environ, "KUBECONFIG": str(cluster.state / "admin.kubeconfig")}
+    out = subprocess.run([binary, "beta", "trace", *args, "-o", "json"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=120)
+    assert out.returncode == 0, f"crossplane beta trace {' '.join(args)}: {out.stderr[-2000:]}"
+    return json.loads(out.stdout)
+
+
+def traced(node: dict) -> tuple[str, str]:
+    return node["object"]["kind"], node["object"]["metadata"]["name"]
+
+
+def test_crossplane_beta_trace_shows_the_xrs_packages_and_their_revisions(cluster):
+    """`crossplane beta trace xecrpackages NAME -o json` lists what the XR
+    composed, its package objects among them; the trace of each package
+    (the XR's tree stops at the package: revisions are traced from a
+    package) lists its active revision, the one status.currentRevision
+    names, healthy."""
+    assert cluster.converged(XR), cluster.summary(XR)
+    root = trace(cluster, "xecrpackages", XR)
+    assert traced(root) == ("XEcrPackages", XR), traced(root)
+    children = {traced(c): c for c in root.get("children", [])}
+    errors = {k: c["error"] for k, c in children.items() if c.get("error")}
+    assert not errors, errors
+    composed = cluster.composed(XR)
+    pkgs = {(o["kind"], o["metadata"]["name"]): o for o in composed.values() if o["kind"] in PACKAGE_KINDS
+            and o["metadata"]["name"] != cluster_script.FUNCTION}
+    assert pkgs, composed.keys()
+    assert set(pkgs) <= set(children), f"trace lists {sorted(children)}, the XR's packages are {sorted(pkgs)}"
+    iam = {(o["kind"], o["metadata"]["name"]) for o in composed.values() if o["kind"] in IAM_KINDS}
+    assert iam <= set(children), f"trace lists {sorted(children)}, the XR's IAM objects are {sorted(iam)}"
+
+    for (kind, name), obj in sorted(pkgs.items()):
+        tree = trace(cluster, f"{kind.lower()}s.pkg.crossplane.io", name, "--show-package-revisions", "all")
+        assert traced(tree) == (kind, name)
+        revisions = {c["object"]["metadata"]["name"]: c["object"] for c in tree.get("children", [])
+                     if c["object"]["kind"] == f"{kind}Revision"}
+        current = obj["status"]["currentRevision"]
+        assert current in revisions, f"trace of {kind} {name} lists revisions {sorted(revisions)}, " \
+                                     f"not its current {current}"
+        rev = revisions[current]
+        assert rev["spec"]["desiredState"] == "Active", rev["spec"]
+        # A revision's health is two conditions: RevisionHealthy and RuntimeHealthy.
+        assert conditions(rev).get("RevisionHealthy") == "True", rev.get("status")
+        assert conditions(rev).get("RuntimeHealthy") == "True", rev.get("status")
+        assert all(r["metadata"]["labels"].get("pkg.crossplane.io/package") == name for r in revisions.values())
+
+
 # ---------------------------------------------------------------- outages
 
 def outage(cluster, component: str, seconds: float, reported) -> None:

@@ -5,8 +5,9 @@ stand-in writes RuntimeHealthy=False for it, see `publish` in
 scripts/cluster.py) satisfies provider-aws-s3's dependency, so the function
 rolls the family Provider out to it; when its health grace runs out the
 function sets spec.package back, Crossplane v2.2 reactivates the revision it
-kept (revisionHistoryLimit), the release is quarantined on the XR, and the
-next good release is rolled out. Meanwhile provider-aws-s3 is sampled every
+kept (revisionHistoryLimit) while v2.4 makes a new revision of the old
+release (see REVISION_PER_GENERATION), the release is quarantined on the XR,
+and the next good release is rolled out. Meanwhile provider-aws-s3 is sampled every
 second: it may not stay anything but Healthy for longer than the progress
 deadline, and nothing the XR composed may be deleted or recreated.
 
@@ -37,6 +38,15 @@ PKG = "pkg.crossplane.io/v1"
 # revision of a good release turns healthy within seconds here.
 DEADLINE = 90.0
 GRACE = 20.0
+# Crossplane v2.2 and v2.4 differ here (v2.2 -> v2.4 difference: revision
+# naming): v2.2 names a package's revision by the package digest alone
+# (xpkg.FriendlyID(name, digest)), so setting spec.package back to the old
+# release reactivates the revision it kept. v2.4 names it by the digest AND
+# the package's metadata.generation (sha256(digest|generation), Crossplane
+# PR "packageRevisionID", internal/controller/pkg/manager), so the rollback,
+# a spec change, makes a new revision of the old release, and the kept one
+# stays Inactive. On v2.4 the test checks that the family is back on the old
+# release's digest on a new Active revision instead.
 POLICY = {"maxInFlight": 1, "progressDeadline": f"{DEADLINE:.0f}s", "healthyGrace": f"{GRACE:.0f}s",
           "quarantine": "1h", "allowPause": True, "windows": []}
 
@@ -78,6 +88,26 @@ def names(reference: str, version: str, digest: str | None = None) -> bool:
     """Whether a package reference names the release (by tag or digest)."""
     _, tag, at = cluster_script.parse_reference(reference or "")
     return tag == version or (digest is not None and at == digest)
+
+
+def revision_per_generation(cluster) -> bool:
+    """Whether this Crossplane names revisions by digest and generation
+    (v2.4 and later) rather than by digest alone (v2.2)."""
+    return cluster_script.version_tuple(cluster.env.get("CROSSPLANE_VERSION", "v2.2.0")) >= (2, 4)
+
+
+def revision_of_release(rev: dict | None, reference: str) -> bool:
+    """Whether a revision is of the release reference names: its image or
+    its resolved package names the same digest (or the same tag when the
+    reference has no digest)."""
+    if not rev:
+        return False
+    _, tag, digest = cluster_script.parse_reference(reference)
+    for ref in (rev.get("spec", {}).get("image"), rev.get("status", {}).get("resolvedPackage")):
+        _, rtag, rdigest = cluster_script.parse_reference(ref or "")
+        if (digest and rdigest == digest) or (not digest and tag and rtag == tag):
+            return True
+    return False
 
 
 def next_versions(cluster) -> tuple[str, str]:
@@ -296,16 +326,26 @@ def test_a_release_that_never_turns_healthy_is_rolled_back_and_quarantined(clust
         rolled_out = time.time()
 
         # Rolled back: spec.package is the old reference again, Crossplane
-        # has reactivated the revision it kept and the family is on it, and
-        # the XR names the release as quarantined.
+        # has reactivated the revision it kept (v2.2) or made a new one of
+        # the old release (v2.4, REVISION_PER_GENERATION above) and the
+        # family is on it, and the XR names the release as quarantined.
+        per_generation = revision_per_generation(cluster)
+
         def rolled_back():
             now = kube.read(PKG, "Provider", name) or {}
-            rev = kube.read(PKG, "ProviderRevision", old_revision) or {}
+            current = now.get("status", {}).get("currentRevision")
+            if per_generation:
+                rev = kube.read(PKG, "ProviderRevision", current) if current else None
+                on_old = current != old_revision and revision_of_release(rev, old_reference)
+            else:
+                rev = kube.read(PKG, "ProviderRevision", old_revision)
+                on_old = current == old_revision
             return now.get("spec", {}).get("package") == old_reference and on_its_reference(now) \
-                and now["status"].get("currentRevision") == old_revision \
-                and rev.get("spec", {}).get("desiredState") == "Active" and quarantined(cluster.xr(XR), bad)
-        until(cluster, f"{name} to be rolled back from {bad} to {old_reference} (revision {old_revision} "
-              "active again) and the XR to quarantine it", rolled_back, GRACE + DEADLINE + 120, sampler, started)
+                and on_old and (rev or {}).get("spec", {}).get("desiredState") == "Active" \
+                and quarantined(cluster.xr(XR), bad)
+        until(cluster, f"{name} to be rolled back from {bad} to {old_reference} (revision "
+              f"{'a new revision of it' if per_generation else old_revision} active) and the XR to quarantine it",
+              rolled_back, GRACE + DEADLINE + 120, sampler, started)
         rolled_back_at = time.time()
 
         xr_obj = cluster.xr(XR)
@@ -330,6 +370,11 @@ def test_a_release_that_never_turns_healthy_is_rolled_back_and_quarantined(clust
         assert bad_revisions and all(r["spec"]["desiredState"] == "Inactive" for r in bad_revisions), \
             f"{bad}'s revision is not Inactive{context()}"
         assert_nothing_lost(cluster, XR, before, f"rolling {name} back from {bad}")
+        if per_generation:
+            # v2.4: the revision kept from before the rollout is not reused.
+            kept = kube.read(PKG, "ProviderRevision", old_revision)
+            assert kept is None or kept["spec"]["desiredState"] == "Inactive", \
+                f"{old_revision} is {kept['spec']['desiredState']} after the rollback on v2.4{context()}"
 
         # Quarantined: the release still satisfies the dependency, the tag
         # cache is 5 s, and the function still leaves the family where it is.
