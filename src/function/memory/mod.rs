@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use crate::compose::packages::package_resource_name;
 use crate::function::observed::ObservedResources;
-use crate::function::rollout::{Quarantined, Rollout, read_quarantined};
+use crate::function::rollout::{Quarantined, Rollout, path_of, read_quarantined};
 use crate::names::{is_digest, is_label, is_repository_name};
 use crate::package::PackageKind;
 use crate::resolve::Installed;
@@ -445,13 +445,7 @@ fn excerpt(text: &str, max: usize) -> String {
 /// registry, another repository) is refused.
 fn upstream(settings: &Settings, host: &str, entry: &PackageStatus) -> Result<String, String> {
     let reference = &entry.package;
-    let path = match reference.split_once('@') {
-        Some((path, _)) => path,
-        None => match reference.rsplit_once(':') {
-            Some((path, tag)) if !tag.contains('/') => path,
-            _ => reference.as_str(),
-        },
-    };
+    let path = path_of(reference);
     let in_registry = path
         .strip_prefix(host)
         .and_then(|rest| rest.strip_prefix('/'));

@@ -36,7 +36,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value as Json;
 
-pub use self::record::{Phase, Quarantined, Rollout, read_quarantined, version_of};
+pub use self::record::{Phase, Quarantined, Rollout, path_of, read_quarantined, version_of};
 pub use self::time::{Clock, SystemClock, Timestamp};
 use crate::compose::Planned;
 use crate::compose::packages::package_resource_name;
