@@ -115,19 +115,24 @@ fn bootstrap_writes_valid_manifests_in_wave_order() {
     // The XR file has no UID: the default role name hashes its name.
     let role = default_role_name(XrRef::named("bootstrap"), None);
     assert_eq!(
-        position(&role),
+        position("ecr-packages-bootstrap"),
         Some(1),
-        "IAM in the first wave: {wave_of_kind:?}"
+        "the activation policy in the first wave: {wave_of_kind:?}"
     );
-    assert_eq!(position(&family), Some(2), "{wave_of_kind:?}");
+    assert_eq!(
+        position(&role),
+        Some(2),
+        "IAM once its definitions are active: {wave_of_kind:?}"
+    );
+    assert_eq!(position(&family), Some(3), "{wave_of_kind:?}");
     assert_eq!(
         position(&format!("{ns}-provider-aws-s3")),
-        Some(3),
+        Some(4),
         "{wave_of_kind:?}"
     );
     assert_eq!(
         position(&format!("{ns}-function-ecr-packages")),
-        Some(2),
+        Some(3),
         "the function installs itself: {wave_of_kind:?}"
     );
     assert!(
@@ -136,7 +141,7 @@ fn bootstrap_writes_valid_manifests_in_wave_order() {
         )),
         "{text}"
     );
-    assert_eq!(wave_of_kind.len(), 7, "{wave_of_kind:?}");
+    assert_eq!(wave_of_kind.len(), 8, "{wave_of_kind:?}");
     assert!(seeded[format!("{ns}/provider-family-aws")]["v2.2.0"].is_string());
 
     let values: Json = serde_norway::from_str(

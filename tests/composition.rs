@@ -54,7 +54,7 @@ fn names(list: &[String]) -> Vec<&str> {
 async fn rewrite_installs_in_waves_and_turns_ready() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({}));
-    let rounds = cluster.settle(12).await;
+    let rounds = cluster.settle(16).await;
     let created: Vec<Vec<&str>> = rounds
         .iter()
         .map(|r| names(&r.created))
@@ -63,12 +63,12 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
     assert_eq!(
         created,
         vec![
+            vec!["activation-policy", "image-config-xpkg-upbound-io"],
             vec![
                 "iam-attachment",
                 "iam-attachment-node-eks-nodes",
                 "iam-policy",
                 "iam-role",
-                "image-config-xpkg-upbound-io"
             ],
             vec![
                 "package-crossplane-contrib-function-patch-and-transform",
@@ -76,7 +76,7 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
             ],
             vec!["package-upbound-provider-aws-s3"],
         ],
-        "waves: IAM and mirror, then roots, then dependents"
+        "waves: the activation policy and mirror, then IAM (once its definitions are active), then roots, then dependents"
     );
     let last = rounds.last().expect("rounds");
     let ttl = |r: &cluster::Round| {
@@ -181,7 +181,7 @@ async fn rewrite_installs_in_waves_and_turns_ready() {
 async fn an_unchanged_xr_gets_a_byte_identical_answer_and_no_events() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({}));
-    cluster.settle(12).await;
+    cluster.settle(16).await;
     let first = cluster.function.compose(cluster.request()).await;
     let calls = registry.calls();
     let second = cluster.function.compose(cluster.request()).await;
@@ -205,7 +205,7 @@ async fn an_unchanged_xr_gets_a_byte_identical_answer_and_no_events() {
 async fn events_only_when_something_changes() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({}));
-    let rounds = cluster.settle(12).await;
+    let rounds = cluster.settle(16).await;
     let normal: Vec<usize> = rounds
         .iter()
         .enumerate()
@@ -222,7 +222,7 @@ async fn packages_wait_for_unhealthy_dependencies() {
     cluster
         .broken
         .insert("upbound-provider-family-aws".to_string());
-    let rounds = cluster.settle(10).await;
+    let rounds = cluster.settle(14).await;
     let last = rounds.last().expect("rounds");
     assert!(
         !cluster
@@ -249,7 +249,7 @@ async fn skip_points_at_ecr_and_composes_every_dependency() {
         xr(json!({"strategy": "Skip"})),
         json!({"pinDigests": true}),
     );
-    let rounds = cluster.settle(12).await;
+    let rounds = cluster.settle(16).await;
     let last = rounds.last().expect("rounds");
     assert!(last.xr_ready());
     let desired = last.desired();
@@ -273,7 +273,7 @@ async fn skip_points_at_ecr_and_composes_every_dependency() {
 async fn nothing_is_dropped_while_the_registry_is_down() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({"tagCacheTTL": "0s"}));
-    cluster.settle(12).await;
+    cluster.settle(16).await;
     let before = cluster.observed.clone();
 
     registry.set_down(true);
@@ -332,7 +332,7 @@ async fn nothing_is_dropped_when_the_first_resolve_fails() {
 async fn removed_packages_leave_dependents_first() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({}));
-    cluster.settle(12).await;
+    cluster.settle(16).await;
     cluster.xr["spec"]["packages"] = json!([{"kind": "Function", "repository": "crossplane-contrib/function-patch-and-transform", "version": "v0.8.2"}]);
     let first = cluster.reconcile().await;
     assert_eq!(
@@ -379,7 +379,7 @@ async fn a_dependency_stays_while_its_dependent_lingers_or_the_lock_needs_it() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({}));
     cluster.lock = Some(lock(&[(S3, &[FAMILY]), (FAMILY, &[])]));
-    assert!(cluster.settle(12).await.last().expect("rounds").xr_ready());
+    assert!(cluster.settle(16).await.last().expect("rounds").xr_ready());
     // While objects are still to be created, each is asked about first (see
     // `ownership`); once everything is observed, one call per reconcile.
     let calls = cluster.calls;
@@ -553,7 +553,7 @@ async fn registry_host_is_where_crossplane_pulls_from() {
 
     let registry = registry();
     let mut rewrite = cluster(&registry, xr(json!({})), input.clone());
-    let rounds = rewrite.settle(12).await;
+    let rounds = rewrite.settle(16).await;
     let last = rounds.last().expect("rounds");
     assert!(last.xr_ready());
     let desired = last.desired();
@@ -565,7 +565,7 @@ async fn registry_host_is_where_crossplane_pulls_from() {
     assert!(policy.contains("arn:aws:ecr:eu-west-2:123456789012:repository/"));
 
     let mut skip = cluster(&registry, xr(json!({"strategy": "Skip"})), input);
-    let rounds = skip.settle(12).await;
+    let rounds = skip.settle(16).await;
     let last = rounds.last().expect("rounds");
     assert!(last.xr_ready());
     let family = &last.desired()["package-upbound-provider-family-aws"]["spec"]["package"];
@@ -610,7 +610,7 @@ async fn every_composed_object_matches_its_crd() {
     for (extra, input) in variants {
         let registry = registry();
         let mut cluster = cluster(&registry, xr(extra.clone()), input);
-        let rounds = cluster.settle(12).await;
+        let rounds = cluster.settle(16).await;
         let desired = rounds.last().expect("rounds").desired();
         assert!(desired.len() >= 7, "{extra}: {:?}", desired.keys());
         for object in desired.values() {
@@ -654,7 +654,7 @@ async fn implied_dependencies_leave_one_reconcile_after_what_needed_them() {
         ]})),
         json!({}),
     );
-    assert!(cluster.settle(12).await.last().expect("rounds").xr_ready());
+    assert!(cluster.settle(16).await.last().expect("rounds").xr_ready());
     for resource in [
         "package-acme-configuration-storage",
         "package-upbound-provider-aws-s3",
@@ -706,7 +706,7 @@ async fn implied_dependencies_leave_one_reconcile_after_what_needed_them() {
 async fn a_dependency_dropped_by_a_new_release_leaves_once_that_release_is_healthy() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({"tagCacheTTL": "1ms"}));
-    cluster.settle(12).await;
+    cluster.settle(16).await;
     assert!(
         cluster
             .observed
@@ -750,7 +750,7 @@ async fn an_installed_dependency_that_stops_resolving_is_kept_with_a_warning() {
     for (how, empty) in [("emptied", true), ("deleted", false)] {
         let registry = registry();
         let mut cluster = cluster(&registry, xr(json!({})), json!({"tagCacheTTL": "1ms"}));
-        assert!(cluster.settle(12).await.last().expect("rounds").xr_ready());
+        assert!(cluster.settle(16).await.last().expect("rounds").xr_ready());
         let family = cluster.observed["package-upbound-provider-family-aws"].clone();
         if empty {
             registry.empty("upbound/provider-family-aws");
@@ -843,7 +843,7 @@ async fn an_installed_dependency_that_stops_resolving_is_kept_with_a_warning() {
 async fn renaming_a_parent_never_recreates_its_dependency() {
     let registry = registry();
     let mut cluster = cluster(&registry, xr(json!({})), json!({}));
-    cluster.settle(12).await;
+    cluster.settle(16).await;
     let family = cluster.observed["package-upbound-provider-family-aws"].clone();
     cluster.xr["spec"]["packages"][0]["name"] = json!("s3");
     let rounds = cluster.settle(8).await;
@@ -865,7 +865,7 @@ async fn an_unchanged_xr_is_answered_from_memory_until_something_it_depends_on_c
     let registry = registry();
     let input = json!({"tagCacheTTL": "300ms"});
     let mut cluster = cluster(&registry, xr(json!({})), input.clone());
-    let rounds = cluster.settle(10).await;
+    let rounds = cluster.settle(14).await;
     assert!(rounds.last().expect("a round").xr_ready());
     // One more round, so the XR's status is what the last answer wrote.
     cluster.reconcile().await;
@@ -916,7 +916,7 @@ async fn an_unchanged_xr_is_answered_from_memory_until_something_it_depends_on_c
     }
 
     // A new release is seen once the tag answers it used expire.
-    cluster.settle(10).await;
+    cluster.settle(14).await;
     cluster.reconcile().await;
     registry.push(
         "upbound/provider-aws-s3",
@@ -959,7 +959,7 @@ async fn package_fields_from_the_input_are_composed_on_every_package() {
     for (input, set) in [(input, true), (json!({}), false)] {
         let registry = registry();
         let mut cluster = cluster(&registry, xr(json!({})), input);
-        let rounds = cluster.settle(12).await;
+        let rounds = cluster.settle(16).await;
         let desired = rounds.last().expect("rounds").desired();
         let packages: Vec<&Json> = desired
             .iter()
@@ -1041,7 +1041,7 @@ async fn constraints_are_read_as_the_crossplane_that_runs_reads_them() {
             None => json!({}),
         };
         let mut cluster = cluster(&dialect_registry(), xr(s3_only.clone()), input);
-        let rounds = cluster.settle(12).await;
+        let rounds = cluster.settle(16).await;
         rounds[0].assert_no_fatal();
         assert_eq!(family_version(&cluster), expected, "{crossplane:?}");
         let warnings: Vec<String> = rounds
@@ -1081,6 +1081,104 @@ async fn a_constraint_one_crossplane_cannot_parse_is_refused_unless_another_is_n
         xr(family),
         json!({"crossplaneVersion": "v2.4"}),
     );
-    v24.settle(12).await[0].assert_no_fatal();
+    v24.settle(16).await[0].assert_no_fatal();
     assert_eq!(family_version(&v24), "v0.2.5");
+}
+
+/// Safe-start: the XR's activation policy comes first; the IAM objects
+/// only once Crossplane reports their definitions active; a package whose
+/// `activate` entries match nothing active yet is installed but not
+/// ready, and says what it waits for; with activation off, no policy and
+/// IAM at once.
+#[tokio::test]
+async fn activation_gates_iam_and_packages_on_their_definitions() {
+    let registry = registry();
+    let packages = json!({"packages": [
+        {"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": ">=v2.0.0",
+         "activate": ["buckets.s3.aws.upbound.io"]},
+    ]});
+    let input = json!({"allowedActivations": ["*.s3.aws.upbound.io"]});
+    let mut sim = cluster(&registry, xr(packages.clone()), input);
+
+    let first = sim.reconcile().await;
+    assert_eq!(
+        names(&first.created),
+        ["activation-policy", "image-config-xpkg-upbound-io"],
+        "IAM waits for its definitions"
+    );
+    assert_eq!(
+        sim.observed["activation-policy"]["spec"]["activate"],
+        json!([
+            "buckets.s3.aws.upbound.io",
+            "policies.iam.aws.upbound.io",
+            "rolepolicyattachments.iam.aws.upbound.io",
+            "roles.iam.aws.upbound.io",
+        ])
+    );
+    // Crossplane has not reported on the new policy yet: nothing new.
+    let second = sim.reconcile().await;
+    assert!(second.created.is_empty(), "{:?}", second.created);
+    assert!(sim.observed["activation-policy"]["status"]["activated"].is_array());
+    let third = sim.reconcile().await;
+    assert!(
+        third.created.iter().any(|n| n == "iam-role"),
+        "IAM once its definitions are active: {:?}",
+        third.created
+    );
+
+    // S3 installs no definition the entry matches: installed and healthy,
+    // never ready.
+    let rounds = sim.settle(16).await;
+    let last = rounds.last().expect("rounds");
+    assert!(!last.xr_ready());
+    let s3 = &sim.observed["package-upbound-provider-aws-s3"];
+    assert_eq!(s3["status"]["conditions"][1]["status"], "True", "{s3}");
+    let (_, reason, message) = last.condition("PackagesHealthy").expect("PackagesHealthy");
+    assert_eq!(reason, "Installing");
+    assert!(
+        message.contains(
+            "upbound-provider-aws-s3 (waiting for definitions to be activated: buckets.s3.aws.upbound.io)"
+        ),
+        "{message}"
+    );
+
+    // Once its revision brings the definition, the policy activates it.
+    sim.definitions.insert(
+        "upbound-provider-aws-s3".to_string(),
+        vec![
+            "buckets.s3.aws.upbound.io".to_string(),
+            "objects.s3.aws.upbound.io".to_string(),
+        ],
+    );
+    let rounds = sim.settle(4).await;
+    assert!(rounds.last().expect("rounds").xr_ready());
+    assert_eq!(
+        sim.observed["activation-policy"]["status"]["activated"],
+        json!([
+            "buckets.s3.aws.upbound.io",
+            "policies.iam.aws.upbound.io",
+            "rolepolicyattachments.iam.aws.upbound.io",
+            "roles.iam.aws.upbound.io",
+        ])
+    );
+
+    // Off: no policy, IAM in the first wave; an XR that asks is refused.
+    let off = json!({"activation": {"enabled": false}});
+    let mut plain = cluster(&registry, xr(json!({})), off.clone());
+    let first = plain.reconcile().await;
+    assert!(
+        first.created.iter().any(|n| n == "iam-role"),
+        "{:?}",
+        first.created
+    );
+    assert!(!first.created.iter().any(|n| n == "activation-policy"));
+    let mut asking = cluster(&registry, xr(packages), off);
+    let refused = asking.reconcile().await;
+    let fatal = refused.results(Severity::Fatal);
+    assert_eq!(fatal.len(), 1, "{fatal:?}");
+    assert!(
+        fatal[0].contains("spec.packages[0].activate[0]")
+            && fatal[0].contains("activation.enabled"),
+        "{fatal:?}"
+    );
 }

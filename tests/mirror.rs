@@ -329,7 +329,7 @@ async fn installs_the_emitted_xr(closure: &Closure, xr_file: &Path) {
     }));
     let function = Function::with_connector(Arc::new(EcrConnector::new()));
     let mut cluster = Cluster::new(function, xr, input);
-    let rounds = cluster.settle(12).await;
+    let rounds = cluster.settle(16).await;
     let last = rounds.last().expect("a round");
     last.assert_no_fatal();
     assert!(last.xr_ready(), "the XR becomes ready");

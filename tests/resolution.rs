@@ -209,7 +209,7 @@ async fn settled(cluster: &mut Cluster) -> BTreeMap<String, Json> {
 
 /// Settles to Ready with no Fatal and nothing deleted on the way.
 async fn settle(cluster: &mut Cluster) -> Vec<Round> {
-    let rounds = cluster.settle(12).await;
+    let rounds = cluster.settle(16).await;
     for round in &rounds {
         validate(round);
         round.assert_no_fatal();
@@ -239,15 +239,21 @@ fn strings(list: &[&str]) -> Vec<String> {
 
 /// The names of the IAM objects and the xpkg.upbound.io mirror: the first wave.
 fn first_wave(extra: &[&str]) -> Vec<String> {
-    let mut wave = strings(&[
+    let mut wave = strings(&["activation-policy"]);
+    wave.extend(strings(extra));
+    wave.sort();
+    wave
+}
+
+/// The IAM objects, once the activation policy has activated their
+/// definitions.
+fn iam_wave() -> Vec<String> {
+    strings(&[
         "iam-attachment",
         "iam-attachment-node-eks-nodes",
         "iam-policy",
         "iam-role",
-    ]);
-    wave.extend(strings(extra));
-    wave.sort();
-    wave
+    ])
 }
 
 /// `status.packages` as (name, version, digest, ready), in install order.
@@ -448,10 +454,11 @@ async fn blog_case_settles_in_waves_on_the_seeded_digests() {
         waves(&rounds),
         vec![
             first_wave(&["image-config-xpkg-upbound-io"]),
+            iam_wave(),
             vec![resource(&family)],
             vec![resource(&s3)],
         ],
-        "IAM and the mirror, then the family, then S3"
+        "the activation policy and the mirror, then IAM, then the family, then S3"
     );
     assert!(
         rounds[..rounds.len() - 1].iter().all(|r| !r.xr_ready()),
@@ -584,6 +591,7 @@ async fn a_configuration_pulls_in_providers_a_function_and_their_dependencies() 
                 "image-config-xpkg-crossplane-io",
                 "image-config-xpkg-upbound-io"
             ]),
+            iam_wave(),
             vec![resource(&pat), resource(&family)],
             vec![resource(&ec2), resource(&s3)],
             vec![resource(&platform)],

@@ -117,13 +117,13 @@ fn kinds(objects: &BTreeMap<String, Json>, kind: &str) -> Vec<String> {
 async fn a_package_another_xr_installed_is_shared_not_taken_over() {
     let registry = registry();
     let mut a = tenant(&registry, "team-a", s3(">=v2.0.0"), json!({}));
-    a.settle(12).await;
+    a.settle(16).await;
     assert!(a.observed.contains_key(S3) && a.observed.contains_key(FAMILY));
 
     let storage = json!([{"kind": "Configuration", "repository": "acme/platform-storage", "version": "v1.0.0"}]);
     let mut b = tenant(&registry, "team-b", storage, json!({}));
     b.existing = controlled_by(&a);
-    let rounds = b.settle(12).await;
+    let rounds = b.settle(16).await;
     let last = rounds.last().expect("a round");
     last.assert_no_fatal();
     assert!(last.xr_ready(), "{:?}", last.results(Severity::Warning));
@@ -178,7 +178,7 @@ async fn a_package_another_xr_installed_is_shared_not_taken_over() {
 async fn an_incompatible_version_is_a_conflict_and_is_left_alone() {
     let registry = registry();
     let mut a = tenant(&registry, "team-a", s3("v2.1.0"), json!({}));
-    a.settle(12).await;
+    a.settle(16).await;
     let storage = json!([{"kind": "Configuration", "repository": "acme/platform-storage", "version": "v1.0.0"}]);
     let mut b = tenant(&registry, "team-b", storage, json!({}));
     b.existing = controlled_by(&a);
@@ -254,7 +254,7 @@ async fn an_object_with_no_controller_is_adopted_only_when_the_input_says_so() {
         json!({"adoptExisting": true}),
     );
     adopting.existing = vec![hand_installed];
-    adopting.settle(12).await;
+    adopting.settle(16).await;
     assert_eq!(
         adopting.observed[S3]["spec"]["package"],
         "xpkg.upbound.io/upbound/provider-aws-s3:v2.2.0"
@@ -268,7 +268,7 @@ async fn an_object_with_no_controller_is_adopted_only_when_the_input_says_so() {
 async fn a_package_in_use_by_another_xr_stays_until_it_is_let_go() {
     let registry = registry();
     let mut a = tenant(&registry, "team-a", s3(">=v2.0.0"), json!({}));
-    a.settle(12).await;
+    a.settle(16).await;
     for name in [S3, FAMILY] {
         a.observed.get_mut(name).expect("installed")["metadata"]["labels"] =
             json!({"crossplane.io/in-use": "true"});

@@ -18,6 +18,8 @@ use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry, met
 use function_ecr_packages::sdk::request::decode;
 use function_ecr_packages::sdk::structs::struct_to_json;
 use function_ecr_packages::spec::Input;
+use function_ecr_packages::spec::activation::Definitions;
+use function_ecr_packages::spec::input::ManagedResources;
 use function_ecr_packages::spec::limits::MAX_LEAVING_LOOKUPS;
 use function_ecr_packages::spec::policy::glob_match;
 use function_ecr_packages::spec::settings::default_role_name;
@@ -93,7 +95,7 @@ async fn the_same_requests_within_the_policy_are_composed() {
     let registry = registry();
     let function = Function::with_connector(Arc::new(MemoryConnector::new(registry.clone())));
     let mut cluster = Cluster::new(function, xr("team-a", spec), listed_policy());
-    let rounds = cluster.settle(10).await;
+    let rounds = cluster.settle(14).await;
     let last = rounds.last().expect("rounds");
     last.assert_no_fatal();
     assert!(last.xr_ready());
@@ -191,11 +193,27 @@ fn package_strategy() -> impl Strategy<Value = Json> {
             vec![None, None, Some("team-a-rc")],
             vec![Some("cluster-admin")],
         ),
+        mostly(
+            vec![
+                json!(null),
+                json!(null),
+                json!(["buckets.s3.aws.upbound.io"]),
+                json!(["*.s3.aws.upbound.io"]),
+            ],
+            vec![
+                json!(["*"]),
+                json!(["*.aws.upbound.io"]),
+                json!(["roles.iam.aws.upbound.io"]),
+            ],
+        ),
     )
-        .prop_map(|((kind, repository, version), runtime)| {
+        .prop_map(|((kind, repository, version), runtime, activate)| {
             let mut package = json!({"kind": kind, "repository": repository, "version": version});
             if let Some(runtime) = runtime {
                 package["runtimeConfigName"] = json!(runtime);
+            }
+            if !activate.is_null() {
+                package["activate"] = activate;
             }
             package
         })
@@ -482,6 +500,26 @@ fn check_bounds(input: &Input, xr: XrRef<'_>, registry: (&str, &str), read: bool
                 assert!(
                     matches(&input.allowed_runtime_configs, runtime),
                     "runtime config {runtime:?}"
+                );
+            }
+        }
+        "ManagedResourceActivationPolicy" => {
+            // The IAM definitions the function's own objects need, and
+            // what the input allows an XR to ask for; nothing else.
+            let group = match input.iam.managed_resources {
+                ManagedResources::Cluster => "iam.aws.upbound.io",
+                ManagedResources::Namespaced => "iam.aws.m.upbound.io",
+            };
+            let iam =
+                ["roles", "policies", "rolepolicyattachments"].map(|p| format!("{p}.{group}"));
+            for entry in object["spec"]["activate"].as_array().expect("activate") {
+                let entry = entry.as_str().unwrap_or_default();
+                let asked = Definitions::parse(entry).expect("a valid entry");
+                assert!(
+                    iam.iter().any(|d| d == entry)
+                        || input.allowed_activations.iter().any(|a| asked.within(a)),
+                    "activation {entry:?} outside {:?}",
+                    input.allowed_activations
                 );
             }
         }
@@ -808,6 +846,13 @@ fn grpc_request(
         ("aws_access_key_id", "AKIDEXAMPLE"),
         ("aws_secret_access_key", "secret"),
     ];
+    // Every IAM definition already active, unless the caller observes
+    // the policy itself.
+    let policy = cluster::active_iam_policy();
+    let observed: Vec<(&str, Json)> = std::iter::once(policy)
+        .filter(|(name, _)| observed.iter().all(|(n, _)| n != name))
+        .chain(observed.iter().cloned())
+        .collect();
     v1::RunFunctionRequest {
         meta: Some(v1::RequestMeta {
             tag: "trust".to_string(),
@@ -1096,8 +1141,8 @@ async fn the_status_over_grpc_never_stands_in_for_an_unadmitted_registry() {
     let desired = cluster::desired_of(&response);
     assert_eq!(
         desired.keys().collect::<Vec<_>>(),
-        [&format!("package-{family}")],
-        "only what exists is kept"
+        ["activation-policy", &format!("package-{family}")],
+        "only what exists (the activation policy grpc_request observes, the package) is kept"
     );
     assert_eq!(
         desired[&format!("package-{family}")]["spec"],

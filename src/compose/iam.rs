@@ -86,6 +86,32 @@ pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
     planned
 }
 
+/// The IAM kinds composed, with the plural their CRDs (and so their
+/// managed resource definitions) are named by.
+const KINDS: [(&str, &str); 3] = [
+    ("Role", "roles"),
+    ("Policy", "policies"),
+    ("RolePolicyAttachment", "rolepolicyattachments"),
+];
+
+/// The API group of the IAM kinds, cluster-scoped or namespaced.
+fn group(managed_resources: ManagedResources) -> &'static str {
+    match managed_resources {
+        ManagedResources::Cluster => "iam.aws.upbound.io",
+        ManagedResources::Namespaced => "iam.aws.m.upbound.io",
+    }
+}
+
+/// The managed resource definitions the IAM objects need active (their
+/// CRDs' names): what the XR's activation policy activates for them.
+pub fn definitions(iam: &IamSettings) -> Vec<String> {
+    let group = group(iam.managed_resources);
+    KINDS
+        .iter()
+        .map(|(_, plural)| format!("{plural}.{group}"))
+        .collect()
+}
+
 fn managed(
     iam: &IamSettings,
     resource_name: &str,
@@ -94,15 +120,12 @@ fn managed(
     external_name: Option<&str>,
     for_provider: Json,
 ) -> Planned {
-    let (api_version, provider_config_ref) = match iam.managed_resources {
-        ManagedResources::Cluster => (
-            "iam.aws.upbound.io/v1beta1",
-            json!({"name": iam.provider_config_name}),
-        ),
-        ManagedResources::Namespaced => (
-            "iam.aws.m.upbound.io/v1beta1",
-            json!({"kind": "ClusterProviderConfig", "name": iam.provider_config_name}),
-        ),
+    let api_version = format!("{}/v1beta1", group(iam.managed_resources));
+    let provider_config_ref = match iam.managed_resources {
+        ManagedResources::Cluster => json!({"name": iam.provider_config_name}),
+        ManagedResources::Namespaced => {
+            json!({"kind": "ClusterProviderConfig", "name": iam.provider_config_name})
+        }
     };
     let mut metadata = json!({"name": metadata_name});
     if iam.managed_resources == ManagedResources::Namespaced {

@@ -1,6 +1,7 @@
 //! Composers: turn the settings and the resolved install graph into the
 //! Kubernetes objects Crossplane should create, each with what it waits for.
 
+pub mod activation;
 pub mod iam;
 pub mod packages;
 
@@ -24,7 +25,8 @@ pub struct Planned {
 
 /// Prefixes of the composition resource names this function owns. Anything
 /// else in observed state belongs to another pipeline step.
-pub const OWNED_PREFIXES: [&str; 4] = [
+pub const OWNED_PREFIXES: [&str; 5] = [
+    activation::PREFIX,
     iam::PREFIX,
     packages::IMAGE_CONFIG_PREFIX,
     packages::PACKAGE_PREFIX,
@@ -40,11 +42,12 @@ pub fn is_owned(resource_name: &str) -> bool {
     OWNED_PREFIXES.iter().any(|p| resource_name.starts_with(p))
 }
 
-/// Everything to compose, IAM first, then mirrors, then packages in
-/// install order.
+/// Everything to compose: the activation policy and IAM first, then
+/// mirrors, then packages in install order.
 pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
-    let iam = iam::compose(settings, graph);
+    let mut iam = iam::compose(settings, graph);
+    planned.extend(activation::compose(settings, &mut iam));
     let gates: Vec<String> = iam
         .iter()
         .filter(|p| p.object.get("kind").and_then(Json::as_str) == Some("RolePolicyAttachment"))

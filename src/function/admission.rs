@@ -4,6 +4,11 @@
 //! runs the other way: an observed package the plan no longer wants leaves
 //! only once nothing still present depends on it.
 //!
+//! Ready for dependents asks more of two kinds of object: a package whose
+//! `spec.package` this call changes is ready for nothing (see `rollout`),
+//! and so is a package, or the activation policy, whose definitions are
+//! not all active yet (see `activation`).
+//!
 //! "Depends on" includes what a package depended on when it was last
 //! composed (remembered in the XR's status): such an edge holds while the
 //! dependent exists and has not settled on what the plan now wants for it
@@ -69,6 +74,11 @@ pub struct Gate<'a> {
     /// `rollout`): what is observed of them is the reference they leave,
     /// so they are ready for nothing.
     pub moving: &'a BTreeSet<String>,
+    /// Resources whose definitions are not all active yet (see
+    /// `activation`): the activation policy while an IAM definition is
+    /// missing, a package while one of its `activate` entries is. Ready
+    /// for nothing, observed or shared.
+    pub inactive: &'a BTreeSet<String>,
 }
 
 /// The desired composed resources of this reconcile and why others wait.
@@ -136,7 +146,8 @@ impl Gate<'_> {
     /// ready for this XR's dependents.
     fn is_ready(&self, name: &str) -> bool {
         let observed = self.observed.get(name).is_some_and(Observed::is_ready);
-        (observed && !self.moving.contains(name)) || self.shared.contains(name)
+        let ready = (observed && !self.moving.contains(name)) || self.shared.contains(name);
+        ready && !self.inactive.contains(name)
     }
 
     /// The remembered edges still in force: a dependent that exists and has
@@ -271,6 +282,7 @@ mod tests {
             lock,
             scope,
             moving: &BTreeSet::new(),
+            inactive: &BTreeSet::new(),
         }
         .admit(plan)
     }
@@ -332,6 +344,7 @@ mod tests {
                 lock: &Lock::Unavailable,
                 scope: PlanScope::Complete,
                 moving,
+                inactive: &BTreeSet::new(),
             }
             .admit(plan.clone())
         };
@@ -347,6 +360,56 @@ mod tests {
         );
         assert_eq!(moving.desired.len(), 1);
         assert!(!moving.desired[0].ready, "{moving:?}");
+    }
+
+    #[test]
+    fn a_package_whose_definitions_are_inactive_is_ready_for_nothing() {
+        // The family is installed and healthy, observed or shared, but
+        // what its XR asked to activate is not active yet: S3 waits, and
+        // the family is not ready for the XR either.
+        let plan = vec![
+            planned("package-family", &[]),
+            planned("package-s3", &["package-family"]),
+        ];
+        let healthy = BTreeMap::from([(
+            "package-family".to_string(),
+            with_conditions(&[("Installed", "True"), ("Healthy", "True")]),
+        )]);
+        let family = BTreeSet::from(["package-family".to_string()]);
+        let cases = [
+            ("observed", observe(&healthy), BTreeSet::new()),
+            ("shared", observe(&BTreeMap::new()), family.clone()),
+        ];
+        for (case, observed, shared) in cases {
+            let gate = |inactive: &BTreeSet<String>| {
+                Gate {
+                    observed: &observed,
+                    shared: &shared,
+                    dependencies: &BTreeMap::new(),
+                    lingering: &BTreeSet::new(),
+                    lock: &Lock::Unavailable,
+                    scope: PlanScope::Complete,
+                    moving: &BTreeSet::new(),
+                    inactive,
+                }
+                .admit(plan.clone())
+            };
+            let active = gate(&BTreeSet::new());
+            assert!(active.waiting.is_empty(), "{case}: {active:?}");
+            let inactive = gate(&family);
+            assert_eq!(
+                inactive.waiting,
+                vec![Waiting {
+                    name: "package-s3".to_string(),
+                    needs: vec!["package-family".to_string()],
+                }],
+                "{case}"
+            );
+            assert!(
+                inactive.desired.iter().all(|d| !d.ready),
+                "{case}: {inactive:?}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+mod activation;
 mod admission;
 mod leaving;
 mod memo;
@@ -18,6 +19,7 @@ pub mod package_lock;
 mod report;
 mod rollout;
 
+use self::activation::Inactive;
 use self::admission::{Admission, Desired, Gate, PlanScope};
 use self::leaving::Leaving;
 pub use self::memo::MemoCounts;
@@ -227,6 +229,7 @@ impl Function {
             lingering,
             lock,
             rollouts,
+            inactive,
         } = Composition::of(
             request, &settings, xr, graph, &observed, &previous, scope, now,
         )?;
@@ -261,6 +264,7 @@ impl Function {
             rollouts: &rollouts,
             available: &resolution.available,
             dialects: &resolution.warnings,
+            inactive: &inactive,
         }
         .write(response);
         // The next wave or the retry should not wait a full TTL; nor should
@@ -365,13 +369,15 @@ struct Composition {
     lingering: Leaving,
     lock: Lock,
     rollouts: Decisions,
+    /// What waits for definitions to be activated.
+    inactive: Inactive,
 }
 
 impl Composition {
     /// Composes `graph`; leaves to others what another XR (or nobody)
     /// holds, protecting with a Usage what this XR uses of it; paces the
-    /// packages of its own that move to a new release; then admits only
-    /// what may exist yet.
+    /// packages of its own that move to a new release; reads which
+    /// definitions are active; then admits only what may exist yet.
     #[allow(clippy::too_many_arguments)]
     fn of(
         request: &Request,
@@ -410,6 +416,7 @@ impl Composition {
             .filter(|p| !planned.contains(p.name.as_str()));
         let lingering = Leaving::read(request.proto(), leaving);
         let lock = Lock::read(request.proto());
+        let inactive = Inactive::read(settings, graph, observed);
         let admission = Gate {
             observed,
             shared: &ownership.ready(),
@@ -418,6 +425,7 @@ impl Composition {
             lock: &lock,
             scope,
             moving: &rollouts.moving,
+            inactive: &inactive.resources(),
         }
         .admit(plan);
         Ok(Self {
@@ -426,6 +434,7 @@ impl Composition {
             lingering,
             lock,
             rollouts,
+            inactive,
         })
     }
 }

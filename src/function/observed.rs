@@ -11,7 +11,7 @@ use prost_types::Struct;
 use prost_types::value::Kind;
 use serde_json::{Map, Value as Json};
 
-use crate::sdk::structs::{as_str, str_at, value_to_json};
+use crate::sdk::structs::{as_str, str_at, strings_at, value_to_json};
 
 /// The label Crossplane's Usage controller puts on an object in use.
 pub const IN_USE_LABEL: &str = "crossplane.io/in-use";
@@ -26,6 +26,9 @@ pub enum Readiness {
     Exists,
     /// A managed resource: condition `Ready=True`.
     ReadyCondition,
+    /// Crossplane's activation policy: condition `Healthy=True` (every
+    /// definition it matches was activated).
+    HealthyCondition,
     /// A package: *on* its `spec.package` (see [`StatusFor`]), Installed
     /// and Healthy. Conditions alone are not enough: right after
     /// `spec.package` changes they still describe the revision being
@@ -36,10 +39,14 @@ pub enum Readiness {
 impl Readiness {
     /// The rule for an object of this apiVersion and kind.
     pub fn of(api_version: &str, kind: &str) -> Self {
-        match (api_version.starts_with("pkg.crossplane.io/"), kind) {
-            (true, "ImageConfig") => Readiness::Exists,
-            (true, _) => Readiness::OnItsPackage,
-            (false, _) => Readiness::ReadyCondition,
+        let group = api_version.split_once('/').map_or("", |(group, _)| group);
+        match (group, kind) {
+            ("pkg.crossplane.io", "ImageConfig") => Readiness::Exists,
+            ("pkg.crossplane.io", _) => Readiness::OnItsPackage,
+            ("apiextensions.crossplane.io", "ManagedResourceActivationPolicy") => {
+                Readiness::HealthyCondition
+            }
+            _ => Readiness::ReadyCondition,
         }
     }
 
@@ -48,6 +55,7 @@ impl Readiness {
         match self {
             Readiness::Exists => true,
             Readiness::ReadyCondition => is_true("Ready"),
+            Readiness::HealthyCondition => is_true("Healthy"),
             Readiness::OnItsPackage => {
                 StatusFor::of(object) == StatusFor::Spec
                     && is_true("Installed")
@@ -155,6 +163,12 @@ impl<'a> Observed<'a> {
     /// a Usage protects it from deletion.
     pub fn is_in_use(&self) -> bool {
         str_at(&self.resource, &["metadata", "labels", IN_USE_LABEL]) == Some("true")
+    }
+
+    /// The strings of the list at `path`, such as an activation policy's
+    /// `status.activated`.
+    pub fn strings(&self, path: &[&str]) -> Vec<&str> {
+        strings_at(&self.resource, path)
     }
 
     /// The `status` and `reason` of its condition of type `kind`.

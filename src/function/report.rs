@@ -9,6 +9,7 @@ use crate::compose::packages::{
     package_name, package_name_among, package_reference, package_resource_name,
 };
 use crate::error::Error;
+use crate::function::activation::Inactive;
 use crate::function::admission::Waiting;
 use crate::function::memory::{PackageStatus, Previous, Remembered};
 use crate::function::observed::{Observed, ObservedResources, StatusFor};
@@ -21,7 +22,8 @@ use crate::sdk::response::ConditionStatus;
 use crate::sdk::structs::list_value;
 use crate::spec::Settings;
 
-/// `status.packages` for a graph, in install order, readiness observed;
+/// `status.packages` for a graph, in install order, readiness observed
+/// (and, for a package that asked for definitions, those active);
 /// each with the edges `held` from earlier reconciles (resource names), and
 /// then the remembered packages that are no longer wanted but still exist
 /// (observed, or `lingering`: deleted but not gone), marked leaving. A
@@ -38,6 +40,7 @@ pub fn package_statuses(
     previous: &Previous,
     rollouts: &Decisions,
     available: &BTreeMap<String, String>,
+    inactive: &Inactive,
 ) -> Vec<PackageStatus> {
     let mut statuses: Vec<PackageStatus> = graph
         .install_order()
@@ -69,9 +72,10 @@ pub fn package_statuses(
                 digest: node.digest.clone(),
                 package: package_reference(settings, node),
                 depends_on: depends_on.into_iter().collect(),
-                ready: (observed.get(&resource).is_some_and(Observed::is_ready)
+                ready: ((observed.get(&resource).is_some_and(Observed::is_ready)
                     && !rollouts.moving.contains(&resource))
-                    || shared.is_some_and(Shared::is_ready),
+                    || shared.is_some_and(Shared::is_ready))
+                    && inactive.of(&resource).is_none(),
                 leaving: false,
                 shared_with: shared.map(|s| s.holder.to_string()),
                 rollout: rollouts.rollouts.get(&node.name).cloned(),
@@ -147,6 +151,8 @@ pub struct Report<'a> {
     pub graph: &'a Graph,
     pub observed: &'a ObservedResources<'a>,
     pub waiting: &'a [Waiting],
+    /// Packages whose `activate` entries are not all active yet.
+    pub inactive: &'a Inactive,
     pub held: &'a BTreeMap<String, BTreeSet<String>>,
     /// Leaving packages whose objects are deleted but not gone.
     pub lingering: &'a BTreeSet<String>,
@@ -197,6 +203,7 @@ impl Report<'_> {
                 self.previous,
                 self.rollouts,
                 self.available,
+                self.inactive,
             )
         };
         let current: Vec<&PackageStatus> = packages.iter().filter(|p| !p.leaving).collect();
@@ -351,6 +358,13 @@ impl Report<'_> {
                 unhealthy |= object
                     .and_then(|o| o.condition("Healthy"))
                     .is_some_and(|(s, _)| s == "False");
+                if let Some(entries) = self.inactive.of(&resource) {
+                    return format!(
+                        "{} (waiting for definitions to be activated: {})",
+                        p.name,
+                        entries.join(", ")
+                    );
+                }
                 match self.ownership.shared(&resource) {
                     Some(shared) if shared.is_conflict() => {
                         format!("{} (held by {}, see Resolved)", p.name, shared.holder)

@@ -116,6 +116,25 @@ pub fn str_at<'a>(object: &'a Struct, path: &[&str]) -> Option<&'a str> {
     as_str(fields.get(*last)?)
 }
 
+/// The strings of the list at `path` (keys from the top) of a Struct;
+/// nothing when a step is missing, and only the items that are strings.
+pub fn strings_at<'a>(object: &'a Struct, path: &[&str]) -> Vec<&'a str> {
+    let Some((last, steps)) = path.split_last() else {
+        return Vec::new();
+    };
+    let mut fields = &object.fields;
+    for step in steps {
+        match fields.get(*step).and_then(|v| v.kind.as_ref()) {
+            Some(Kind::StructValue(inner)) => fields = &inner.fields,
+            _ => return Vec::new(),
+        }
+    }
+    match fields.get(*last).and_then(|v| v.kind.as_ref()) {
+        Some(Kind::ListValue(list)) => list.values.iter().filter_map(as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The string a Value holds, if it holds one.
 pub fn as_str(value: &Value) -> Option<&str> {
     match &value.kind {

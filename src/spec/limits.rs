@@ -33,6 +33,10 @@ pub const MAX_PACKAGE_NAME_LEN: usize = 63;
 /// `spec.packages[].runtimeConfigName`: a DeploymentRuntimeConfig's name,
 /// a DNS subdomain.
 pub const MAX_RUNTIME_CONFIG_NAME_LEN: usize = 253;
+/// `spec.packages[].activate`: entries per package, and characters per
+/// entry (a CRD name is a DNS subdomain).
+pub const MAX_ACTIVATIONS: usize = 32;
+pub const MAX_ACTIVATION_LEN: usize = 253;
 /// `spec.registry.accountId`: exactly 12 digits.
 pub const MAX_ACCOUNT_ID_LEN: usize = 12;
 /// `spec.registry.region`: the longest real region (`us-isof-south-1`) is 15.

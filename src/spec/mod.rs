@@ -1,8 +1,10 @@
 //! What the user and the platform team ask for: the XR's spec (`xr`), the
 //! Composition step's input (`input`, with its rollout policy in
 //! `upgrades`), and the settings both resolve to
-//! (`settings`), validated once so the rest of the code can trust them.
+//! (`settings`, with what they activate in
+//! `activation`), validated once so the rest of the code can trust them.
 
+pub mod activation;
 pub mod crossplane;
 pub mod duration;
 pub mod input;

@@ -11,6 +11,7 @@
 //! as missing, see [`Input::allowed_registries`]) means any registry, since
 //! the function's own AWS identity already bounds what it can read.
 
+use super::activation::Definitions;
 use super::input::{AllowedRegistry, AllowedServiceAccount, Input};
 use super::xr::{Identity, RegistrySpec, ServiceAccount, XrSpec};
 use crate::error::{Error, Result};
@@ -81,6 +82,21 @@ impl<'a> Policy<'a> {
             return Ok(());
         }
         Err(not_allowed(field, value, allowlist, patterns.is_empty()))
+    }
+
+    /// An entry of `spec.packages[].activate` must be within one of the
+    /// input's `allowedActivations` (see [`Definitions::within`]).
+    pub fn check_activation(&self, field: &str, asked: &Definitions) -> Result<()> {
+        let allowed = &self.input.allowed_activations;
+        if self.origin == Origin::Platform || allowed.iter().any(|a| asked.within(a)) {
+            return Ok(());
+        }
+        Err(not_allowed(
+            field,
+            &asked.pattern(),
+            "allowedActivations",
+            allowed.is_empty(),
+        ))
     }
 
     /// The identity an XR asks for must be in `iam.allowedIdentities`, or

@@ -67,6 +67,15 @@ pub struct PackageRequest {
         deserialize_with = "limits::option_string::<MAX_RUNTIME_CONFIG_NAME_LEN, _>"
     )]
     pub runtime_config_name: Option<String>,
+    /// Managed resource definitions to activate once the package is
+    /// installed (names or leading-`*` patterns, see `spec::activation`),
+    /// within the input's `allowedActivations`; the package is ready only
+    /// once they are active.
+    #[serde(
+        default,
+        deserialize_with = "limits::strings::<MAX_ACTIVATIONS, MAX_ACTIVATION_LEN, _>"
+    )]
+    pub activate: Vec<String>,
 }
 
 /// How packages reach ECR instead of their upstream registry.

@@ -16,7 +16,8 @@ Crossplane's controllers between renders:
   ``currentRevision``, ``Installed=True`` and ``Healthy=True`` with
   ``observedGeneration``), in one step rather than Crossplane's two (the
   revision's health is unknown for one pass first); an ImageConfig has no
-  controller-set status to wait for;
+  controller-set status to wait for; the activation policy lists every named
+  definition it asks for as activated, and is Healthy;
 * those objects are passed to the next render with ``--observed-resources``;
 * the XR of the next render is the input XR (metadata, spec) carrying the
   status of the last render's XR, which is where the function keeps its memory
@@ -162,6 +163,13 @@ def advance(obj: dict) -> dict:
         status["currentIdentifier"] = pkg
         status["currentRevision"] = revision_name(meta.get("name", ""), pkg)
         status.setdefault("resolvedPackage", pkg)
+    elif out.get("kind") == "ManagedResourceActivationPolicy":
+        # Crossplane's activation controller, with every named definition
+        # installed (the IAM ones: as if provider-aws's IAM provider were):
+        # each is activated and listed, sorted.
+        named = [a for a in (out.get("spec") or {}).get("activate") or [] if "*" not in a]
+        status["activated"] = sorted(named)
+        status["conditions"] = [_condition("Healthy", "Running")]
     elif group_of(out) == PACKAGE_GROUP:
         # ImageConfig, DeploymentRuntimeConfig: no conditions to wait for.
         if not status:

@@ -40,6 +40,7 @@ PAT = "package-crossplane-contrib-function-patch-and-transform"
 IAM = {"iam-role", "iam-policy", "iam-attachment"}
 NODE_ATTACHMENT = "iam-attachment-node-eks-node-role"
 IMAGE_CONFIG = "image-config-xpkg-upbound-io"
+POLICY = "activation-policy"
 
 PULL_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",
@@ -55,7 +56,7 @@ REPOSITORIES = [
 ]
 OIDC = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
-MAX_ROUNDS = 6
+MAX_ROUNDS = 7
 
 
 @pytest.fixture(scope="session")
@@ -148,18 +149,24 @@ def xr_name(xr: dict) -> str:
 
 
 def check_waves(rounds: list[Round], first_wave: set[str]) -> None:
-    assert len(rounds) == 5, [(r.index, r.names, r.ready) for r in rounds]
-    r1, r2, r3, r4, r5 = rounds
-    # Wave 1: IAM (+ ImageConfig), no packages: nothing of the IAM is ready yet.
-    assert composed_names(r1) == first_wave
+    assert len(rounds) == 6, [(r.index, r.names, r.ready) for r in rounds]
+    r0, r1, r2, r3, r4, r5 = rounds
+    # Wave 0: the activation policy (+ ImageConfig); IAM waits for its
+    # definitions to be active.
+    assert composed_names(r0) == {POLICY} | (first_wave - IAM - {NODE_ATTACHMENT})
+    assert r0.get(POLICY)["spec"]["activate"] == [
+        "policies.iam.aws.upbound.io", "rolepolicyattachments.iam.aws.upbound.io", "roles.iam.aws.upbound.io",
+    ]
+    # Wave 1: IAM, once the policy reports them activated.
+    assert composed_names(r1) == first_wave | {POLICY}
     # Wave 2: the roots, once the RolePolicyAttachments are Ready (and the ImageConfig exists).
     assert r2.new_since(r1) == [PAT, FAMILY]
     # Wave 3: the S3 provider, once the family provider is Installed and Healthy.
     assert r3.new_since(r2) == [S3]
     # Wave 4: nothing new; everything observed ready: the XR is Ready.
     assert r4.new_since(r3) == []
-    assert [r.ready for r in rounds] == [False, False, False, True, True]
-    for r in (r1, r2, r3):
+    assert [r.ready for r in rounds] == [False, False, False, False, True, True]
+    for r in (r0, r1, r2, r3):
         assert cond(r, "Ready") == ("False", "Creating")
         assert cond(r, "PackagesHealthy") == ("False", "Installing")
         assert cond(r, "Resolved") == ("True", "Resolved")
@@ -183,9 +190,10 @@ def check_status_packages(rounds: list[Round], catalog: dict, package_of) -> Non
     ready_by_round = {
         1: [False, False, False],
         2: [False, False, False],
-        3: [True, True, False],
-        4: [True, True, True],
+        3: [False, False, False],
+        4: [True, True, False],
         5: [True, True, True],
+        6: [True, True, True],
     }
     for r in rounds:
         want = [
@@ -330,14 +338,14 @@ def test_rewrite_waves(rendered, example_catalog):
     xr, rounds = rendered("rewrite")
     check_waves(rounds, IAM | {NODE_ATTACHMENT, IMAGE_CONFIG})
     check_status_packages(rounds, example_catalog, upstream)
-    r4 = rounds[3]
+    r4 = rounds[4]
     check_packages(r4, xr, upstream, skip=False)
     check_image_config(rounds[0])
-    check_iam(rounds[0], xr, IRSA_TRUST, ["eks-node-role"])
-    # The IAM and ImageConfig do not change between waves.
-    for r in rounds[1:]:
-        for name in IAM | {NODE_ATTACHMENT, IMAGE_CONFIG}:
-            assert r.get(name) == rounds[0].get(name), (r.index, name)
+    check_iam(rounds[1], xr, IRSA_TRUST, ["eks-node-role"])
+    # The policy, IAM and ImageConfig do not change between waves.
+    for r in rounds[2:]:
+        for name in IAM | {NODE_ATTACHMENT, IMAGE_CONFIG, POLICY}:
+            assert r.get(name) == rounds[1].get(name), (r.index, name)
     # The rendered XR carries the input's spec (--include-full-xr).
     assert r4.xr["spec"] == xr["spec"]
 
@@ -345,19 +353,23 @@ def test_rewrite_waves(rendered, example_catalog):
 def test_rewrite_waiting_messages(rendered):
     """PackagesHealthy says, per package, what it still waits for."""
     _, rounds = rendered("rewrite")
-    gate = "iam-attachment, iam-attachment-node-eks-node-role, image-config-xpkg-upbound-io"
-    assert [r.condition("PackagesHealthy")["message"] for r in rounds[:3]] == [
-        "not ready: "
-        f"crossplane-contrib-function-patch-and-transform (waiting for {gate}); "
-        f"upbound-provider-family-aws (waiting for {gate}); "
-        f"upbound-provider-aws-s3 (waiting for {gate}, package-upbound-provider-family-aws)",
+    iam = "iam-attachment, iam-attachment-node-eks-node-role"
+    waiting = [f"{iam}, image-config-xpkg-upbound-io", iam]
+    assert [r.condition("PackagesHealthy")["message"] for r in rounds[:4]] == [
+        *(
+            "not ready: "
+            f"crossplane-contrib-function-patch-and-transform (waiting for {gate}); "
+            f"upbound-provider-family-aws (waiting for {gate}); "
+            f"upbound-provider-aws-s3 (waiting for {gate}, package-upbound-provider-family-aws)"
+            for gate in waiting
+        ),
         "not ready: "
         "crossplane-contrib-function-patch-and-transform (not created yet); "
         "upbound-provider-family-aws (not created yet); "
         "upbound-provider-aws-s3 (waiting for package-upbound-provider-family-aws)",
         "not ready: upbound-provider-aws-s3 (not created yet)",
     ]
-    assert rounds[3].condition("PackagesHealthy")["message"] == "all 3 packages are installed and healthy"
+    assert rounds[4].condition("PackagesHealthy")["message"] == "all 3 packages are installed and healthy"
     assert rounds[0].condition("Resolved")["message"] == f"resolved 3 packages from {REGISTRY}"
 
 
@@ -366,8 +378,8 @@ def test_skip_waves(rendered, example_catalog):
     assert xr["spec"]["strategy"] == "Skip"
     check_waves(rounds, IAM | {NODE_ATTACHMENT})
     check_status_packages(rounds, example_catalog, in_ecr)
-    check_packages(rounds[3], xr, in_ecr, skip=True)
-    check_iam(rounds[0], xr, IRSA_TRUST, ["eks-node-role"])
+    check_packages(rounds[4], xr, in_ecr, skip=True)
+    check_iam(rounds[1], xr, IRSA_TRUST, ["eks-node-role"])
     for r in rounds:
         assert r.of_kind("ImageConfig") == []
 
@@ -379,9 +391,9 @@ def test_legacy_claim_waves(rendered, example_catalog):
     # comes in as the S3 provider's dependency.
     check_waves(rounds, IAM | {IMAGE_CONFIG})
     check_status_packages(rounds, example_catalog, upstream)
-    check_packages(rounds[3], xr, upstream, skip=False)
+    check_packages(rounds[4], xr, upstream, skip=False)
     check_image_config(rounds[0])
-    check_iam(rounds[0], xr, POD_IDENTITY_TRUST, [])
+    check_iam(rounds[1], xr, POD_IDENTITY_TRUST, [])
     for r in rounds:
         for o in r.composed:
             labels = o["metadata"]["labels"]
@@ -459,7 +471,7 @@ def test_every_rendered_resource_validates(rendered, validator, case, tmp_path):
 def test_validation_rejects_a_broken_resource(rendered, validator, tmp_path):
     """The validator is not vacuous: a wrongly typed field fails."""
     _, rounds = rendered("skip")
-    objs = copy.deepcopy(rendered_objects(rounds[3]))
+    objs = copy.deepcopy(rendered_objects(rounds[4]))
     provider = next(o for o in objs if o["kind"] == "Provider")
     provider["spec"]["skipDependencyResolution"] = "yes"
     f = tmp_path / "broken.yaml"

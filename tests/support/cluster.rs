@@ -28,7 +28,37 @@ use function_ecr_packages::proto::v1::{
     Severity, State, resource_selector::Match,
 };
 use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
+use function_ecr_packages::spec::policy::glob_match;
 use serde_json::{Value as Json, json};
+
+/// provider-aws's IAM definitions, cluster-scoped and namespaced.
+const IAM_DEFINITIONS: [&str; 6] = [
+    "roles.iam.aws.upbound.io",
+    "policies.iam.aws.upbound.io",
+    "rolepolicyattachments.iam.aws.upbound.io",
+    "roles.iam.aws.m.upbound.io",
+    "policies.iam.aws.m.upbound.io",
+    "rolepolicyattachments.iam.aws.m.upbound.io",
+];
+
+/// The XR's activation policy as Crossplane reports it once every IAM
+/// definition is active: what a request that is not about activation
+/// observes, so its IAM objects are composed on the first call.
+pub fn active_iam_policy() -> (&'static str, Json) {
+    (
+        "activation-policy",
+        json!({
+            "apiVersion": "apiextensions.crossplane.io/v1alpha1",
+            "kind": "ManagedResourceActivationPolicy",
+            "metadata": {"name": "ecr-packages-xr"},
+            "spec": {"activate": IAM_DEFINITIONS},
+            "status": {
+                "activated": IAM_DEFINITIONS,
+                "conditions": [{"type": "Healthy", "status": "True", "reason": "Running"}],
+            },
+        }),
+    )
+}
 
 pub struct Cluster {
     pub function: Arc<Function>,
@@ -55,6 +85,11 @@ pub struct Cluster {
     /// Objects in the cluster that this XR did not compose (another XR's,
     /// or installed by hand), sent when asked for by kind and name.
     pub existing: Vec<Json>,
+    /// Managed resource definitions each package object (by
+    /// `metadata.name`) installs, once a revision of it is current. The
+    /// IAM definitions of provider-aws are always there, as if its IAM
+    /// provider were installed beside the XR.
+    pub definitions: BTreeMap<String, Vec<String>>,
     pub rounds: usize,
     /// RunFunction calls made, over all rounds.
     pub calls: usize,
@@ -202,6 +237,7 @@ impl Cluster {
             lock: None,
             lingering: Vec::new(),
             existing: Vec::new(),
+            definitions: BTreeMap::new(),
             rounds: 0,
             calls: 0,
         }
@@ -364,6 +400,9 @@ impl Cluster {
         if group.starts_with("pkg.crossplane.io/") && kind != "ImageConfig" {
             return self.package_status(previous, object);
         }
+        if kind == "ManagedResourceActivationPolicy" {
+            return self.activation_status(object);
+        }
         let ok = if self.broken.contains(name) {
             "False"
         } else {
@@ -377,6 +416,45 @@ impl Cluster {
         } else {
             json!({})
         }
+    }
+
+    /// One pass of Crossplane's activation policy controller: every
+    /// definition in the cluster that an entry matches (Go's
+    /// `filepath.Match`) is activated and listed, sorted.
+    fn activation_status(&self, policy: &Json) -> Json {
+        let entries: Vec<&str> = policy
+            .pointer("/spec/activate")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        let activated: BTreeSet<&str> = self
+            .installed_definitions()
+            .into_iter()
+            .filter(|d| entries.iter().any(|e| glob_match(e, d)))
+            .collect();
+        json!({
+            "activated": activated,
+            "conditions": [{"type": "Healthy", "status": "True", "reason": "Running"}],
+        })
+    }
+
+    /// The definitions in the cluster: provider-aws's IAM ones, and those
+    /// of every package object on a current revision.
+    fn installed_definitions(&self) -> Vec<&str> {
+        let mut definitions: Vec<&str> = IAM_DEFINITIONS.to_vec();
+        for object in self.observed.values() {
+            let current = str_at(object, "/status/currentIdentifier");
+            if current.is_empty() || current != str_at(object, "/spec/package") {
+                continue;
+            }
+            let name = str_at(object, "/metadata/name");
+            if let Some(of_package) = self.definitions.get(name) {
+                definitions.extend(of_package.iter().map(String::as_str));
+            }
+        }
+        definitions
     }
 
     /// One pass of Crossplane v2.2's package manager over a package object:

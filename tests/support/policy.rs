@@ -10,6 +10,7 @@ pub fn listed_policy() -> Json {
         "allowedRegistries": [{"accountId": ACCOUNT, "region": "*"}],
         "allowedRepositories": ["upbound/*", "crossplane-contrib/*"],
         "allowedRuntimeConfigs": ["team-a-*"],
+        "allowedActivations": ["*.s3.aws.upbound.io"],
         "iam": {
             "roleName": "platform-pull",
             "oidcProvider": "oidc.eks.eu-west-2.amazonaws.com/id/PLATFORM",
@@ -119,6 +120,32 @@ pub fn refusals() -> Vec<(Json, Json, &'static str, &'static str)> {
             json!({}),
             "spec.packages[0].runtimeConfigName",
             "allowedRuntimeConfigs",
+        ),
+        // Activation: a definition outside the allowed globs, a pattern
+        // wider than the one allowed, and any entry when none is allowed.
+        (
+            with(
+                json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "activate": ["buckets.s3.aws.upbound.io", "instances.ec2.aws.upbound.io"]}]}),
+            ),
+            listed_policy(),
+            "spec.packages[0].activate[1]",
+            "allowedActivations",
+        ),
+        (
+            with(
+                json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "activate": ["*.aws.upbound.io"]}]}),
+            ),
+            listed_policy(),
+            "spec.packages[0].activate[0]",
+            "allowedActivations",
+        ),
+        (
+            with(
+                json!({"packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0", "activate": ["buckets.s3.aws.upbound.io"]}]}),
+            ),
+            json!({}),
+            "spec.packages[0].activate[0]",
+            "allowedActivations",
         ),
     ]
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use super::activation::ActivationInput;
 use super::crossplane::CrossplaneVersion;
 use super::duration;
 use super::limits::{self, *};
@@ -60,6 +61,14 @@ pub struct Input {
     /// not choose a DeploymentRuntimeConfig at all.
     #[serde(default, deserialize_with = "patterns")]
     pub allowed_runtime_configs: Vec<String>,
+    /// Whether each XR gets a ManagedResourceActivationPolicy for the
+    /// definitions its objects need (see `spec::activation`).
+    #[serde(default)]
+    pub activation: ActivationInput,
+    /// Globs bounding `spec.packages[].activate`; empty means an XR may not
+    /// ask for any definition to be activated.
+    #[serde(default, deserialize_with = "patterns")]
+    pub allowed_activations: Vec<String>,
     #[serde(default)]
     pub iam: IamDefaults,
     /// How long Crossplane may cache a response before calling again; a Go
@@ -223,6 +232,8 @@ impl Default for Input {
             allowed_repositories: Vec::new(),
             allowed_registries: None,
             allowed_runtime_configs: Vec::new(),
+            activation: ActivationInput::default(),
+            allowed_activations: Vec::new(),
             iam: IamDefaults::default(),
             ttl: default_ttl(),
             tag_cache_ttl: default_tag_cache_ttl(),

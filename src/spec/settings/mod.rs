@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::activation::{self, Activation};
 use super::crossplane;
 use super::input::{IamDefaults, Input, ManagedResources, Mirror, RevisionHistoryLimit};
 use super::package_fields::{CommonLabels, PullPolicy};
@@ -45,6 +46,10 @@ pub struct Settings {
     pub upgrades: Upgrades,
     /// The XR's `spec.upgrades.paused`, which the input allows.
     pub paused: bool,
+    /// What the XR's ManagedResourceActivationPolicy activates besides the
+    /// IAM definitions; `None` when the input's `activation.enabled` is
+    /// false (no policy is composed).
+    pub activation: Option<Activation>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -136,6 +141,7 @@ impl Settings {
             dialects: crossplane::dialects(input.crossplane_version.as_ref()),
             upgrades: input.upgrades.clone(),
             paused: paused(spec, input)?,
+            activation: activation::requested(xr, spec, input, &policy)?,
         })
     }
 
