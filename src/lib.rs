@@ -14,18 +14,21 @@
 //!   resolved set read back and re-validated), `ownership` (who holds each
 //!   object in a cluster shared by many XRs), `rollout` (how an installed
 //!   package moves to a new release: paced, health-gated, rolled back and
-//!   quarantined when it does not turn healthy), `admission` (the one gating
+//!   quarantined when it does not turn healthy), `activation` (whether the
+//!   definitions the XR's activation policy asks for are active yet),
+//!   `admission` (the one gating
 //!   rule), `leaving` and `package_lock` (removal order, with Crossplane's
 //!   package Lock), `report` (conditions and events), `memo` (the last
 //!   answer per XR).
 //! - `spec/`: what is asked. The XR's spec (untrusted), the Composition's
 //!   input (the platform's policy), the settings they resolve to, their
-//!   bounds, and `load` for reading them from files.
+//!   bounds, what may be activated (`activation`), and `load` for reading
+//!   them from files.
 //! - `resolve/`: from the packages asked for to the dependency-closed
 //!   install graph, read from the registry the way Crossplane resolves.
 //! - `version/`: Masterminds/semver constraints and Crossplane's tag rules.
-//! - `compose/`: the objects to create: package objects and ImageConfigs,
-//!   the IAM role, policy and attachments.
+//! - `compose/`: the objects to create: the activation policy, package
+//!   objects and ImageConfigs, the IAM role, policy and attachments.
 //!
 //! The tools it uses:
 //! - `registry/`: the [`registry::Registry`] trait, the ECR client, the

@@ -16,7 +16,7 @@ use function_ecr_packages::proto::v1::{self, Severity};
 use function_ecr_packages::registry::connector::MemoryConnector;
 use function_ecr_packages::registry::memory::{MemoryRegistry, blog_registry, meta};
 use function_ecr_packages::sdk::request::decode;
-use function_ecr_packages::sdk::structs::struct_to_json;
+use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
 use function_ecr_packages::spec::Input;
 use function_ecr_packages::spec::activation::Definitions;
 use function_ecr_packages::spec::input::ManagedResources;
@@ -709,7 +709,7 @@ proptest! {
                     .collect();
                 prop_assert!(asked.len() <= 1 + MAX_LEAVING_LOOKUPS, "{}", asked.len());
                 for name in &asked {
-                    prop_assert!(is_label(name), "asked for {name:?}");
+                    prop_assert!(askable(name), "asked for {name:?}");
                 }
                 for result in &round.response.results {
                     prop_assert!(result.message.len() <= 2048, "{} bytes", result.message.len());
@@ -808,11 +808,26 @@ impl Grpc {
                 return response;
             }
             asked.clone_from(&response.requirements);
+            // Nothing exists but the IAM definitions, established (as
+            // the activation policy grpc_request observes says).
             request.required_resources = response
                 .requirements
                 .iter()
-                .flat_map(|r| r.resources.keys())
-                .map(|name| (name.clone(), v1::Resources::default()))
+                .flat_map(|r| &r.resources)
+                .map(|(name, selector)| {
+                    let items = match &selector.r#match {
+                        Some(Match::MatchName(wanted))
+                            if selector.kind == "ManagedResourceDefinition" =>
+                        {
+                            vec![v1::Resource {
+                                resource: json_to_struct(&cluster::definition(wanted, true)),
+                                ..Default::default()
+                            }]
+                        }
+                        _ => Vec::new(),
+                    };
+                    (name.clone(), v1::Resources { items })
+                })
                 .collect();
         }
         panic!("requirements did not settle after 5 calls");
@@ -829,6 +844,17 @@ impl Grpc {
     }
 }
 
+/// What the function may ask Crossplane for by name: a DNS label it
+/// built from checked values, or one of the fixed IAM definitions.
+fn askable(name: &str) -> bool {
+    let iam = ["roles", "policies", "rolepolicyattachments"];
+    is_label(name)
+        || iam.iter().any(|plural| {
+            name == format!("{plural}.iam.aws.upbound.io")
+                || name == format!("{plural}.iam.aws.m.upbound.io")
+        })
+}
+
 /// A RunFunction request from a Crossplane that answers required
 /// resources: the XR, the input, what is observed, and AWS keys under the
 /// input's default credentials name.
@@ -837,7 +863,6 @@ fn grpc_request(
     input: &Json,
     observed: &[(&str, Json)],
 ) -> v1::RunFunctionRequest {
-    use function_ecr_packages::sdk::structs::json_to_struct;
     let resource = |object: &Json| v1::Resource {
         resource: json_to_struct(object),
         ..Default::default()
@@ -1373,7 +1398,7 @@ async fn status_entries_over_grpc_are_checked_before_any_lookup() {
         let leaving = asked.iter().filter(|n| n.starts_with("leaving-")).count();
         assert_eq!(leaving, MAX_LEAVING_LOOKUPS, "down: {down}");
         for name in &asked {
-            assert!(is_label(name), "asked for {name:?}");
+            assert!(askable(name), "asked for {name:?}");
             for hostile in [
                 "function-ecr-packages",
                 "crossplane",

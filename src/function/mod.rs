@@ -234,6 +234,7 @@ impl Function {
             request, &settings, xr, graph, &observed, &previous, scope, now,
         )?;
         ask(response, removing, &lingering, &lock, &ownership);
+        inactive.ask(response);
         for (name, dependents) in &locked {
             tracing::info!(resource = %name, ?dependents, "kept: Crossplane's Lock lists packages that depend on it");
         }
@@ -395,7 +396,23 @@ impl Composition {
             compose::plan(settings, graph)?
         };
         let adoption = Adoption::allowed(settings.adopt_existing);
-        let ownership = Ownership::sort(request.proto(), &mut plan, observed, xr, adoption);
+        // Objects waiting for definitions are not asked about yet: their
+        // kinds may not exist, and Crossplane fails a call that asks for an
+        // object of an unknown kind.
+        let inactive = Inactive::read(settings, graph, observed, request.proto());
+        let unknown_kinds: BTreeSet<String> = plan
+            .iter()
+            .filter(|p| p.needs.iter().any(|n| inactive.is_pending(n)))
+            .map(|p| p.name.clone())
+            .collect();
+        let ownership = Ownership::sort(
+            request.proto(),
+            &mut plan,
+            observed,
+            xr,
+            adoption,
+            &unknown_kinds,
+        );
         let rollouts = Rollouts {
             policy: &settings.upgrades,
             paused: settings.paused,
@@ -416,7 +433,6 @@ impl Composition {
             .filter(|p| !planned.contains(p.name.as_str()));
         let lingering = Leaving::read(request.proto(), leaving);
         let lock = Lock::read(request.proto());
-        let inactive = Inactive::read(settings, graph, observed);
         let admission = Gate {
             observed,
             shared: &ownership.ready(),

@@ -170,13 +170,15 @@ impl Ownership {
     /// Leaves in `plan` what this XR composes, and takes out what it must
     /// leave to others. A caller that cannot send required resources is not
     /// asked, and everything planned is composed (Crossplane itself refuses
-    /// to apply over another controller).
+    /// to apply over another controller). Nor is anything asked about the
+    /// objects in `unknown_kinds`, which wait for their kinds to exist.
     pub fn sort(
         request: &RunFunctionRequest,
         plan: &mut Vec<Planned>,
         observed: &ObservedResources,
         composite: XrRef,
         adoption: Adoption,
+        unknown_kinds: &BTreeSet<String>,
     ) -> Ownership {
         let mut ownership = Ownership::default();
         if !can_send_required_resources(request) {
@@ -192,7 +194,9 @@ impl Ownership {
         };
         let mut composed = Vec::with_capacity(all.len());
         for planned in all {
-            if observed.contains_key(&planned.name) {
+            // Observed, or of a kind that may not exist yet (it waits for
+            // its definition; the gate holds it): nothing to ask.
+            if observed.contains_key(&planned.name) || unknown_kinds.contains(&planned.name) {
                 composed.push(planned);
                 continue;
             }
@@ -498,7 +502,14 @@ mod tests {
         adopt_existing: bool,
     ) -> (Vec<Planned>, Ownership) {
         let adoption = Adoption::allowed(adopt_existing);
-        let ownership = Ownership::sort(request, &mut plan, observed, composite, adoption);
+        let ownership = Ownership::sort(
+            request,
+            &mut plan,
+            observed,
+            composite,
+            adoption,
+            &BTreeSet::new(),
+        );
         (plan, ownership)
     }
     use crate::function::observed::observe;

@@ -636,6 +636,8 @@ mod tests {
             ),
             ("spec.iam.nodeRoleNames[]", MAX_NODE_ROLES),
             ("spec.iam.nodeRoleNames[]item", MAX_ROLE_NAME_LEN),
+            ("spec.packages[].activate[]", MAX_ACTIVATIONS),
+            ("spec.packages[].activate[]item", MAX_ACTIVATION_LEN),
             ("status.packages[]", MAX_STATUS_PACKAGES),
             ("status.packages[].name", MAX_PACKAGE_NAME_LEN),
             ("status.packages[].kind", MAX_ENUM_LEN),

@@ -60,6 +60,23 @@ pub fn active_iam_policy() -> (&'static str, Json) {
     )
 }
 
+/// A managed resource definition as Crossplane reports it once its CRD is
+/// created and established (or, with `established` false, inactive).
+pub fn definition(name: &str, established: bool) -> Json {
+    let (state, status, reason) = if established {
+        ("Active", "True", "EstablishedManagedResource")
+    } else {
+        ("Inactive", "False", "InactiveManagedResource")
+    };
+    json!({
+        "apiVersion": "apiextensions.crossplane.io/v1alpha1",
+        "kind": "ManagedResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"state": state},
+        "status": {"conditions": [{"type": "Established", "status": status, "reason": reason}]},
+    })
+}
+
 pub struct Cluster {
     pub function: Arc<Function>,
     pub xr: Json,
@@ -303,11 +320,13 @@ impl Cluster {
                     let Some(Match::MatchName(wanted)) = &selector.r#match else {
                         return (name.clone(), Resources::default());
                     };
+                    let definitions = self.definitions_in_cluster();
                     let items = self
                         .lock
                         .iter()
                         .chain(&self.lingering)
                         .chain(&self.existing)
+                        .chain(&definitions)
                         .filter(|o| {
                             str_at(o, "/kind") == selector.kind
                                 && str_at(o, "/metadata/name") == wanted
@@ -438,6 +457,23 @@ impl Cluster {
             "activated": activated,
             "conditions": [{"type": "Healthy", "status": "True", "reason": "Running"}],
         })
+    }
+
+    /// Every definition in the cluster as an object: established once an
+    /// observed activation policy lists it activated.
+    fn definitions_in_cluster(&self) -> Vec<Json> {
+        let activated: BTreeSet<&str> = self
+            .observed
+            .values()
+            .filter(|o| str_at(o, "/kind") == "ManagedResourceActivationPolicy")
+            .filter_map(|o| o.pointer("/status/activated").and_then(Json::as_array))
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        self.installed_definitions()
+            .into_iter()
+            .map(|name| definition(name, activated.contains(name)))
+            .collect()
     }
 
     /// The definitions in the cluster: provider-aws's IAM ones, and those

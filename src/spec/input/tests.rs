@@ -355,6 +355,8 @@ fn the_package_crd_declares_the_bounds() {
         ("upgrades.windows[].start", MAX_WINDOW_START_LEN),
         ("upgrades.windows[].duration", MAX_DURATION_TEXT_LEN),
         ("packagePullPolicy", MAX_ENUM_LEN),
+        ("allowedActivations[]", MAX_ALLOWLIST_ITEMS),
+        ("allowedActivations[]item", MAX_PATTERN_LEN),
         (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
@@ -472,6 +474,7 @@ fn the_package_crd_matches_the_input() {
         "resolveDependencies": true, "pinDigests": true, "adoptExisting": false, "allowedRepositories": ["upbound/*"],
         "allowedRegistries": [{"accountId": "123456789012", "region": "*"}],
         "allowedRuntimeConfigs": ["team-*"],
+        "activation": {"enabled": false}, "allowedActivations": ["*.s3.aws.upbound.io"],
         "iam": {"enabled": true, "roleName": "r", "roleNamePrefix": "platform", "identity": "IRSA", "managedResources": "Namespaced", "providerConfigName": "p", "namespace": "n",
                 "allowedIdentities": ["IRSA", "PodIdentity"], "clusterArn": "arn:aws:eks:eu-west-2:123456789012:cluster/prod",
                 "oidcProvider": "oidc.eks.eu-west-2.amazonaws.com/id/A", "serviceAccounts": [{"namespace": "crossplane-system", "name": "crossplane"}],
@@ -499,6 +502,10 @@ fn the_package_crd_matches_the_input() {
     assert_eq!(
         keys(&schema["properties"]["allowedRegistries"]["items"]["properties"]),
         keys(&full["allowedRegistries"][0])
+    );
+    assert_eq!(
+        keys(&schema["properties"]["activation"]["properties"]),
+        keys(&full["activation"])
     );
     let upgrades = &schema["properties"]["upgrades"];
     assert_eq!(keys(&upgrades["properties"]), keys(&full["upgrades"]));
