@@ -40,10 +40,13 @@
     RuntimeHealthy is True, but False (an unavailable Deployment) for the
     releases DIR/standin-unhealthy.json lists, which `publish --unhealthy`
     adds to;
-  * the IAM CRDs of provider-aws (the release scripts/crds fetches) are applied
-    as if provider-aws-iam were installed; its controllers do not run, so the
-    stand-in marks Roles, Policies and RolePolicyAttachments Synced and Ready
-    with an ARN, as provider-aws would once AWS answered.
+  * the IAM kinds of provider-aws (the release scripts/crds fetches) are
+    installed as Crossplane installs a safe-start provider's: as inactive
+    ManagedResourceDefinitions, with no default activation policy (`core
+    init` without --activation), so their CRDs exist only once an XR's
+    activation policy activates them; provider-aws's controllers do not run,
+    so the stand-in marks Roles, Policies and RolePolicyAttachments Synced
+    and Ready with an ARN, as provider-aws would once AWS answered.
 
 `publish` pushes a new release (VERSION, a tag) of a package the catalog seeds
 to the local ECR, built like the catalog's, prints its digest and records it
@@ -428,6 +431,8 @@ def cmd_up(args) -> int:
     stage("etcd, kube-apiserver and kube-controller-manager up")
     up_crossplane(state, tools, kube, ecr)
     stage(f"crossplane {tools['CROSSPLANE_VERSION']} started")
+    install_iam_definitions(kube)
+    stage("provider-aws's IAM definitions installed, inactive")
     up_function(state, kube, ecr, args.watch_pid, tools)
     stage(f"up: KUBECONFIG={state / 'admin.kubeconfig'}, function at {read_env(state)['FUNCTION_ADDRESS']}")
     return 0
@@ -572,12 +577,23 @@ def up_kube(state: Path, tools: dict[str, str]) -> Kube:
                          {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                           "spec": {"expirationSeconds": 7 * 24 * 3600}})["status"]["token"]
     kubeconfig(state / "crossplane.kubeconfig", server, pk / "ca.crt", token=token)
+    return kube
 
-    # provider-aws-iam's CRDs, as if that provider were installed.
+
+def install_iam_definitions(kube: Kube) -> None:
+    """provider-aws's IAM kinds as Crossplane's package manager installs a
+    safe-start provider's: each CRD of the release scripts/crds fetches,
+    converted to a ManagedResourceDefinition (its group, names, scope and
+    versions; what Crossplane's converter keeps) in state Inactive. Nothing
+    activates them by default (`core init` runs without --activation): the
+    XR's activation policy does, and then Crossplane creates the CRDs."""
     for crd in fetched_crds("provider-aws"):
         for doc in read_yaml_docs(crd):
-            kube.apply(doc)
-    return kube
+            spec = doc["spec"]
+            kube.apply({"apiVersion": MRD_API, "kind": "ManagedResourceDefinition",
+                        "metadata": {"name": doc["metadata"]["name"]},
+                        "spec": {**{k: spec[k] for k in ("group", "names", "scope", "versions")},
+                                 "state": "Inactive"}})
 
 
 def fetched_crds(project: str) -> list[Path]:
@@ -621,7 +637,10 @@ def up_crossplane(state: Path, tools: dict[str, str], kube: Kube, ecr: dict[str,
         "TLS_CLIENT_SECRET_NAME": "crossplane-tls-client",
     })
     xp_env.pop("KUBERNETES_SERVICE_HOST", None)
-    init = [str(xp_dir / "crossplane"), "core", "init", "--activation=*"]
+    # No --activation: no default ManagedResourceActivationPolicy, so a
+    # safe-start provider's definitions stay inactive until a policy
+    # activates them (Helm's provider.defaultActivations={}).
+    init = [str(xp_dir / "crossplane"), "core", "init"]
     for attempt in (1, 2):  # the first run can race its own CRDs
         r = subprocess.run(init, env=xp_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         (procs.logs / "crossplane-init.log").write_text(r.stdout)
@@ -917,6 +936,7 @@ def cmd_watch(args) -> int:
 # ---------------------------------------------------------------- the stand-in
 
 IAM_GROUPS = ("iam.aws.upbound.io", "iam.aws.m.upbound.io")
+MRD_API = "apiextensions.crossplane.io/v1alpha1"
 
 
 def condition(type_: str, status_: str, reason: str, generation: int | None = None,

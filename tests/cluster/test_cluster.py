@@ -135,10 +135,46 @@ def test_the_function_accepts_only_crossplanes_client_certificate(cluster, tmp_p
 
 # ---------------------------------------------------------------- install (Rewrite)
 
+IAM_PLURALS = {"Role": "roles", "Policy": "policies", "RolePolicyAttachment": "rolepolicyattachments"}
+IAM_DEFINITIONS = sorted(f"{plural}.iam.aws.upbound.io" for plural in IAM_PLURALS.values())
+NAMESPACED_IAM_DEFINITIONS = [d.replace(".iam.aws.", ".iam.aws.m.") for d in IAM_DEFINITIONS]
+MRD_API = cluster_script.MRD_API
+
+
+def definition(cluster, name: str) -> dict:
+    return cluster.kube.read(MRD_API, "ManagedResourceDefinition", name) or {}
+
+
+def crd(cluster, name: str) -> dict | None:
+    return cluster.kube.read("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+
+
 def test_rewrite_installs_in_waves_without_duplicates(cluster):
+    # Safe-start with no default activation: provider-aws's IAM definitions
+    # are installed inactive, so their kinds do not exist yet.
+    for name in IAM_DEFINITIONS:
+        assert definition(cluster, name).get("spec", {}).get("state") == "Inactive", definition(cluster, name)
+        assert crd(cluster, name) is None, name
     cluster.kube.apply(load("examples/xr.yaml"))
     violations = watch_install(cluster, XR)
     assert not violations, violations[:5]
+
+    # The XR's activation policy activated exactly the IAM definitions its
+    # objects need (Crossplane made their CRDs), and the IAM objects came
+    # after their CRDs; the namespaced ones it does not use stay inactive.
+    policy = cluster.kube.read(MRD_API, "ManagedResourceActivationPolicy", f"ecr-packages-{XR}")
+    assert policy and policy["spec"]["activate"] == IAM_DEFINITIONS, policy
+    assert conditions(policy).get("Healthy") == "True", policy
+    assert sorted(policy["status"].get("activated", [])) == IAM_DEFINITIONS, policy["status"]
+    for name in IAM_DEFINITIONS:
+        assert definition(cluster, name)["spec"]["state"] == "Active"
+        assert conditions(definition(cluster, name)).get("Established") == "True", definition(cluster, name)
+    for name in NAMESPACED_IAM_DEFINITIONS:
+        assert definition(cluster, name)["spec"]["state"] == "Inactive", name
+    for obj in cluster.composed(XR).values():
+        if obj["kind"] in IAM_KINDS:
+            kind_crd = crd(cluster, f"{IAM_PLURALS[obj['kind']]}.iam.aws.upbound.io")
+            assert kind_crd and obj["metadata"]["creationTimestamp"] >= kind_crd["metadata"]["creationTimestamp"]
 
     summary = cluster.summary(XR)
     assert summary["xr"]["conditions"].get("Ready") == "True", summary["xr"]
@@ -281,6 +317,30 @@ def outage(cluster, component: str, seconds: float, reported) -> None:
     cluster.wait(f"convergence after the {component} came back", lambda: cluster.converged(XR), 420,
                  poke=XR)
     assert_nothing_lost(cluster, XR, before, f"after the {component} came back")
+
+
+def test_an_activation_outside_the_allowlist_is_refused_naming_the_field(cluster):
+    """examples/composition.yaml lists no allowedActivations: an XR that asks
+    for any definition is refused, saying which field and which allowlist,
+    and nothing is composed for it."""
+    name = "asks-for-activation"
+    xr = load("examples/xr.yaml")
+    xr["metadata"] = {"name": name}
+    xr["spec"]["iam"] = {"enabled": False}
+    xr["spec"]["packages"] = [{"kind": "Provider", "repository": S3, "version": ">=v2.0.0",
+                               "activate": ["buckets.s3.aws.upbound.io", "*.s3.aws.upbound.io"]}]
+    cluster.kube.apply(xr)
+    try:
+        def refusal():
+            synced = (cluster.xr(name) or {}).get("status", {}).get("conditions", []) or []
+            found = [c for c in synced if c["type"] == "Synced" and c["status"] == "False"]
+            return found and "spec.packages[0].activate[0]" in found[0].get("message", "") and found[0]
+        refused = cluster.wait("the XR to be refused", refusal, timeout=120, poke=name)
+        assert "allowedActivations" in refused["message"], refused
+        assert not (cluster.xr(name) or {}).get("spec", {}).get("crossplane", {}).get("resourceRefs"), cluster.xr(name)
+        assert cluster.kube.read(MRD_API, "ManagedResourceActivationPolicy", f"ecr-packages-{name}") is None
+    finally:
+        cluster.kube.delete(XR_API, "XEcrPackages", name)
 
 
 def test_nothing_is_deleted_while_the_function_is_down(cluster):
