@@ -343,6 +343,64 @@ def test_an_activation_outside_the_allowlist_is_refused_naming_the_field(cluster
         cluster.kube.delete(XR_API, "XEcrPackages", name)
 
 
+S3_GROUP = "provider-aws-s3.example.org"  # the stand-in's CRDs (catalog.json "crds": 2)
+
+
+def s3_activating(cluster, activate: list[str]) -> None:
+    """platform-packages as examples/xr.yaml has it, provider-aws-s3 asking
+    for activate."""
+    xr = load("examples/xr.yaml")
+    for package in xr["spec"]["packages"]:
+        if package["repository"] == S3:
+            package["activate"] = activate
+    cluster.kube.apply(xr)
+
+
+def test_a_package_is_ready_once_what_it_activates_is_active(cluster):
+    """provider-aws-s3 is a safe-start provider whose package brings two
+    CRDs: Crossplane installed them as inactive definitions. Once the
+    Composition allows it and the XR asks, the XR's policy activates them and
+    Crossplane makes their CRDs; an entry that matches no definition keeps
+    the package, and so the XR, not ready, saying why."""
+    widgets = [f"widget{i}s.{S3_GROUP}" for i in (0, 1)]
+    for name in widgets:
+        assert definition(cluster, name).get("spec", {}).get("state") == "Inactive", definition(cluster, name)
+    cluster.kube.apply(cluster_script.composition(cluster.state,
+                                                  overrides={"allowedActivations": [f"*.{S3_GROUP}"]}))
+    try:
+        missing = f"widget9s.{S3_GROUP}"
+        s3_activating(cluster, [f"*.{S3_GROUP}", missing])
+
+        def waiting():
+            healthy = conditions_with_messages(cluster.xr(XR)).get("PackagesHealthy", {})
+            return "waiting for definitions to be activated: " + missing in healthy.get("message", "") and healthy
+        said = cluster.wait("PackagesHealthy to name the definition no package installs", waiting,
+                            timeout=180, poke=XR)
+        assert said["status"] == "False", said
+        assert conditions(cluster.xr(XR)).get("Ready") != "True"
+        policy = cluster.kube.read(MRD_API, "ManagedResourceActivationPolicy", f"ecr-packages-{XR}")
+        assert sorted(policy["spec"]["activate"]) == sorted(IAM_DEFINITIONS + [f"*.{S3_GROUP}", missing])
+        cluster.wait("both widget definitions to be active and established", lambda: all(
+            definition(cluster, n)["spec"]["state"] == "Active"
+            and conditions(definition(cluster, n)).get("Established") == "True" for n in widgets), timeout=120)
+        assert all(crd(cluster, n) for n in widgets)
+
+        s3_activating(cluster, [f"*.{S3_GROUP}"])
+        cluster.wait("the XR to be Ready again", lambda: cluster.converged(XR), timeout=300, poke=XR)
+        s3 = [p for p in cluster.xr(XR)["status"]["packages"] if p["repository"] == S3]
+        assert s3 and s3[0]["ready"] is True, s3
+        assert sorted(cluster.kube.read(MRD_API, "ManagedResourceActivationPolicy", f"ecr-packages-{XR}")
+                      ["status"]["activated"]) == sorted(IAM_DEFINITIONS + widgets)
+    finally:
+        cluster.kube.apply(load("examples/xr.yaml"))
+        cluster.kube.apply(cluster_script.composition(cluster.state))
+    cluster.wait("the XR to settle as examples/xr.yaml has it", lambda: cluster.converged(XR), timeout=300, poke=XR)
+
+
+def conditions_with_messages(obj: dict | None) -> dict[str, dict]:
+    return {c["type"]: c for c in (obj or {}).get("status", {}).get("conditions", []) or []}
+
+
 def test_nothing_is_deleted_while_the_function_is_down(cluster):
     # Crossplane waits for an unreachable function until its 2-minute
     # reconcile timeout, then reports it on the XR.

@@ -81,21 +81,54 @@ def leftovers(cluster) -> list[str]:
     return out
 
 
+def settled_lock(cluster) -> bool:
+    """Crossplane's Lock lists no package but the platform's Function: its
+    resolver has nothing left to reinstall."""
+    return all(s.endswith("/" + cluster_script.FUNCTION) for s in cluster.lock_sources())
+
+
+def clear_orphans(cluster) -> list[str]:
+    """Deletes the package objects nobody controls once every XR is gone and
+    the Lock is settled: what Crossplane's resolver reinstalled for a
+    dependent still in its Lock while the garbage collector deleted an
+    earlier test's XR's packages all at once (see README, Many XRs in one
+    cluster). Returns what it deleted."""
+    deleted = []
+    for p in cluster.packages():
+        if controller(p) is None and not p["metadata"].get("deletionTimestamp"):
+            cluster.kube.delete(PKG, p["kind"], p["metadata"]["name"])
+            deleted.append(f"{p['kind']}/{p['metadata']['name']}")
+    return deleted
+
+
 @pytest.fixture
 def tenants(cluster):
     """XR names a test creates; deleted (with their packages) afterwards.
     An XR a failed test elsewhere left behind is deleted first, so one
-    failure is reported once instead of as every test after it."""
+    failure is reported once instead of as every test after it; and the
+    test starts only once Crossplane's Lock has settled, with no package
+    left that nobody controls."""
     stale = [o["metadata"]["name"] for o in cluster.kube.list(XR_API, "XEcrPackages")]
     for name in stale:
         cluster.kube.delete(XR_API, "XEcrPackages", name)
+    cluster.wait("the XRs an earlier test left to go and Crossplane's Lock to settle",
+                 lambda: not cluster.kube.list(XR_API, "XEcrPackages") and settled_lock(cluster), 600)
+    orphans = clear_orphans(cluster)
+    if orphans:
+        print(f"tenants: deleted {orphans}, reinstalled by Crossplane's resolver after an XR was deleted")
     cluster.wait("the XRs an earlier test left to go",
-                 lambda: not cluster.kube.list(XR_API, "XEcrPackages") and not leftovers(cluster), 600)
+                 lambda: not cluster.kube.list(XR_API, "XEcrPackages") and not leftovers(cluster)
+                 and settled_lock(cluster), 600)
     names: list[str] = []
     yield names
     for name in names:
         if cluster.xr(name):
             cluster.kube.delete(XR_API, "XEcrPackages", name)
+    cluster.wait("the tenants' XRs to go and Crossplane's Lock to settle",
+                 lambda: all(cluster.xr(n) is None for n in names) and settled_lock(cluster), 600)
+    orphans = clear_orphans(cluster)
+    if orphans:
+        print(f"tenants: deleted {orphans}, reinstalled by Crossplane's resolver after the tenants' XRs were deleted")
     cluster.wait("the tenants' XRs, packages, ImageConfigs and Usages to go",
                  lambda: all(cluster.xr(n) is None for n in names) and not leftovers(cluster), 600)
 
