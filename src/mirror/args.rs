@@ -87,10 +87,11 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub kms_key: Option<String>,
 
-    /// Blobs larger than this are uploaded in chunks of this size, in bytes
-    /// (ECR takes chunks of 5 MiB or more).
-    #[arg(long, default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
-    pub chunk_size: u64,
+    /// Upload blobs larger than this in chunks of this size, in bytes (ECR
+    /// takes chunks of 5 MiB or more), each chunk held in memory. Without
+    /// it, each blob is streamed in one request, whatever its size.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub chunk_size: Option<u64>,
 
     /// Bound on each registry request, in seconds.
     #[arg(long, default_value_t = 300)]
@@ -108,9 +109,10 @@ impl MirrorArgs {
         usize::from(self.concurrency)
     }
 
-    /// Size of the chunks large blobs are uploaded in, in bytes.
-    pub fn chunk_size(&self) -> usize {
-        self.chunk_size as usize
+    /// Size of the chunks large blobs are uploaded in, in bytes, if they
+    /// are.
+    pub fn chunk_size(&self) -> Option<usize> {
+        self.chunk_size.and_then(|n| usize::try_from(n).ok())
     }
 
     /// Registry host -> the endpoint it is read from instead.
