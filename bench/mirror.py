@@ -33,6 +33,8 @@ data plane (the ECR proxy). Figures:
   headers and bodies: every byte clients wrote to the relay). The closure's
   unique bytes (every blob and manifest once) are printed beside it.
 * throughput: the closure's unique bytes / wall, MiB/s.
+* CPU: the tool's user plus system CPU seconds (``/usr/bin/time``), summed
+  over crane's invocations.
 * peak RSS: the tool's maximum resident set size as ``/usr/bin/time``
   reports it; for crane, the largest of its invocations.
 
@@ -48,6 +50,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import statistics
@@ -91,6 +94,7 @@ class Measure:
     wall: float
     uploaded: int
     rss_kib: int
+    cpu: float
 
 
 @dataclass
@@ -295,6 +299,8 @@ class Target:
 class Exited:
     wall: float
     rss_kib: int
+    # User plus system CPU seconds.
+    cpu: float
 
 
 def timed(argv: list[str], env: dict[str, str], what: str) -> Exited:
@@ -304,15 +310,15 @@ def timed(argv: list[str], env: dict[str, str], what: str) -> Exited:
     holds hundreds of MiB) as its high-water mark, and exec keeps it."""
     with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
         start = time.monotonic()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *argv], env=env,
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", rss.name, *argv], env=env,
                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         wall = time.monotonic() - start
         if proc.returncode != 0:
             out.seek(0)
             tail = out.read().decode(errors="replace")[-3000:]
             raise SystemExit(f"bench/mirror.py: {what} failed (exit {proc.returncode}):\n{tail}")
-        rss_kib = int(rss.read().split()[-1])
-    return Exited(wall, rss_kib)
+        rss_kib, user, system = rss.read().split()[-3:]
+    return Exited(wall, int(rss_kib), float(user) + float(system))
 
 
 def run_mirror(args, shape: Shape, upstream: Upstream, target: Target, scratch: Path) -> Measure:
@@ -321,11 +327,11 @@ def run_mirror(args, shape: Shape, upstream: Upstream, target: Target, scratch: 
     env["ECR_REGISTRY_ENDPOINT"] = f"http://{target.endpoint}"
     env["DOCKER_CONFIG"] = str(scratch)  # no credentials: upstream is read anonymously
     env.setdefault("RUST_LOG", "warn")
-    argv = [args.function, "mirror", "--account-id", target.env["LOCALECR_ACCOUNT_ID"],
+    argv = [*shlex.split(args.mirror_wrap), args.function, "mirror", "--account-id", target.env["LOCALECR_ACCOUNT_ID"],
             "--region", target.env["AWS_REGION"], "--mirror", f"{HOST}/=m/",
             "--upstream-endpoint", f"{HOST}=http://{upstream.addr}", *args.mirror_arg, *shape.asked]
     exited = timed(argv, env, "mirror")
-    return Measure(exited.wall, target.uploaded(), exited.rss_kib)
+    return Measure(exited.wall, target.uploaded(), exited.rss_kib, exited.cpu)
 
 
 def run_crane(args, shape: Shape, upstream: Upstream, target: Target, scratch: Path) -> Measure:
@@ -333,14 +339,16 @@ def run_crane(args, shape: Shape, upstream: Upstream, target: Target, scratch: P
     env = dict(os.environ)
     env["DOCKER_CONFIG"] = str(scratch)
     wall = 0.0
+    cpu = 0.0
     rss = 0
     for image in shape.images:
         src = f"{upstream.addr}/{image.repository}:{image.tag}"
         dst = f"{target.endpoint}/m/{image.repository}:{image.tag}"
         exited = timed([args.crane, "copy", "--insecure", src, dst], env, f"crane copy {src}")
         wall += exited.wall
+        cpu += exited.cpu
         rss = max(rss, exited.rss_kib)
-    return Measure(wall, target.uploaded(), rss)
+    return Measure(wall, target.uploaded(), rss, cpu)
 
 
 # --------------------------------------------------------------------------
@@ -353,7 +361,7 @@ def mib(n: float) -> str:
 
 def table(rows: list[Rows], runs: int) -> str:
     out = [f"| shape | tool | wall (s) | uploaded (MiB) | closure, unique (MiB) | throughput (MiB/s) | "
-           f"peak RSS (MiB) |", "|---|---|---:|---:|---:|---:|---:|"]
+           f"CPU (s) | peak RSS (MiB) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     ratios = []
     for row in rows:
         medians = {}
@@ -364,11 +372,12 @@ def table(rows: list[Rows], runs: int) -> str:
             wall = statistics.median(m.wall for m in ms)
             uploaded = statistics.median(m.uploaded for m in ms)
             rss = statistics.median(m.rss_kib for m in ms) * 1024
+            cpu = statistics.median(m.cpu for m in ms)
             throughput = row.shape.unique_bytes / wall
             medians[tool] = throughput
             walls = ", ".join(f"{m.wall:.2f}" for m in ms)
             out.append(f"| {row.shape.name} | {tool} | {wall:.2f} ({walls}) | {mib(uploaded)} | "
-                       f"{mib(row.shape.unique_bytes)} | {throughput / MIB:.0f} | {mib(rss)} |")
+                       f"{mib(row.shape.unique_bytes)} | {throughput / MIB:.0f} | {cpu:.2f} | {mib(rss)} |")
         if len(medians) == 2:
             ratios.append(f"{row.shape.name}: mirror/crane throughput {medians['mirror'] / medians['crane']:.2f}x")
     return "\n".join(out + ["", f"median of {runs} run(s); " + "; ".join(ratios)])
@@ -387,6 +396,9 @@ def main() -> int:
     p.add_argument("--small-count", type=int, default=50)
     p.add_argument("--mirror-arg", action="append", default=[],
                    help="extra argument for mirror (repeatable), e.g. --mirror-arg=--concurrency=8")
+    p.add_argument("--mirror-wrap", default="",
+                   help="a command mirror runs under, for profiling: e.g. 'perf record -g -o mirror.perf --'"
+                        " (its figures then include the wrapper's)")
     p.add_argument("--json", type=Path, help="also write every measurement here")
     args = p.parse_args()
 
@@ -402,7 +414,7 @@ def main() -> int:
                     with tempfile.TemporaryDirectory() as scratch, Target(args.relay) as target:
                         measure = (run_mirror if tool == "mirror" else run_crane)(
                             args, shape, upstream, target, Path(scratch))
-                    log(f"{name} run {run + 1}/{args.runs} {tool}: {measure.wall:.2f} s, "
+                    log(f"{name} run {run + 1}/{args.runs} {tool}: {measure.wall:.2f} s, CPU {measure.cpu:.2f} s, "
                         f"{mib(measure.uploaded)} MiB uploaded, peak RSS {mib(measure.rss_kib * 1024)} MiB")
                     row.runs[tool].append(measure)
             rows.append(row)
