@@ -57,9 +57,14 @@ pub struct MirrorArgs {
     #[arg(long = "upstream-endpoint", value_name = "HOST=URL", value_parser = parse_endpoint)]
     pub upstream_endpoints: Vec<Endpoint>,
 
-    /// Images copied at once.
+    /// Images copied (and tagged) at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+
+    /// Blob uploads and mounts at once, over the whole run (each streams
+    /// through a few hundred KiB of memory).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub transfers: u16,
 
     /// Print the plan (packages, versions, repositories to create, bytes to
     /// copy) and write nothing.
@@ -107,6 +112,11 @@ impl MirrorArgs {
     /// Images copied (and read) at once.
     pub fn concurrency(&self) -> usize {
         usize::from(self.concurrency)
+    }
+
+    /// Blob transfers at once.
+    pub fn transfers(&self) -> usize {
+        usize::from(self.transfers)
     }
 
     /// Size of the chunks large blobs are uploaded in, in bytes, if they

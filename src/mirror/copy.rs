@@ -101,7 +101,11 @@ impl<'a> Copier<'a> {
             self.progress.image(image, &copied);
             return Ok(copied);
         }
-        copied = stream::iter(&image.blobs)
+        // Largest first: the run ends soonest when the longest transfers
+        // start first.
+        let mut blobs: Vec<&Descriptor> = image.blobs.iter().collect();
+        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
+        copied = stream::iter(blobs)
             .map(|blob| self.blob(image, blob))
             .buffer_unordered(self.sending.transfers.max(1))
             .try_fold(copied, |mut copied, pushed| async move {

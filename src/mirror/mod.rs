@@ -81,7 +81,7 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
     let progress = Progress::new(plan.bytes);
     let sending = Sending {
         chunk_size: args.chunk_size(),
-        transfers: args.concurrency(),
+        transfers: args.transfers(),
     };
     let copier = Copier::new(upstream.inner(), &target, &progress, &plan, sending);
     let options = args.repository_options();

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::reference::{self, Verifier};
 
 /// Chunks queued for the hashing thread before the stream waits for it.
-const QUEUED_CHUNKS: usize = 8;
+const QUEUED_CHUNKS: usize = 4;
 
 /// A blob being hashed on a blocking thread.
 pub(super) struct Hashing {
