@@ -33,7 +33,7 @@ impl Distribution {
 
     /// A blob's bytes as they arrive (redirects followed, without our
     /// credentials on another host), hashed on a thread of their own
-    /// ([`Hashing`]): the stream ends with an error, not with its end,
+    /// (`hashing`): the stream ends with an error, not with its end,
     /// when they do not hash to `digest` (or are not `size` bytes), and it
     /// holds its last chunk back until the hash is known, so nothing that
     /// consumes it can send a whole blob that fails its check.
