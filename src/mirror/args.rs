@@ -92,9 +92,10 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub kms_key: Option<String>,
 
-    /// Upload blobs larger than this in chunks of this size, in bytes (ECR
-    /// takes chunks of 5 MiB or more), each chunk held in memory. Without
-    /// it, each blob is streamed in one request, whatever its size.
+    /// Upload blobs larger than this in chunks of this size, in bytes, each
+    /// chunk held in memory: for a registry that caps request bodies (not
+    /// ECR, reported to drop the body of every chunk after the first).
+    /// Without it, each blob is streamed in one request, whatever its size.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
     pub chunk_size: Option<u64>,
 
