@@ -57,9 +57,14 @@ pub struct MirrorArgs {
     #[arg(long = "upstream-endpoint", value_name = "HOST=URL", value_parser = parse_endpoint)]
     pub upstream_endpoints: Vec<Endpoint>,
 
-    /// Images copied at once.
+    /// Images copied (and tagged) at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+
+    /// Blob uploads and mounts at once, over the whole run (each streams
+    /// through a few hundred KiB of memory).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub transfers: u16,
 
     /// Print the plan (packages, versions, repositories to create, bytes to
     /// copy) and write nothing.
@@ -87,10 +92,12 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub kms_key: Option<String>,
 
-    /// Blobs larger than this are uploaded in chunks of this size, in bytes
-    /// (ECR takes chunks of 5 MiB or more).
-    #[arg(long, default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
-    pub chunk_size: u64,
+    /// Upload blobs larger than this in chunks of this size, in bytes, each
+    /// chunk held in memory: for a registry that caps request bodies (not
+    /// ECR, reported to drop the body of every chunk after the first).
+    /// Without it, each blob is streamed in one request, whatever its size.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub chunk_size: Option<u64>,
 
     /// Bound on each registry request, in seconds.
     #[arg(long, default_value_t = 300)]
@@ -108,9 +115,15 @@ impl MirrorArgs {
         usize::from(self.concurrency)
     }
 
-    /// Size of the chunks large blobs are uploaded in, in bytes.
-    pub fn chunk_size(&self) -> usize {
-        self.chunk_size as usize
+    /// Blob transfers at once.
+    pub fn transfers(&self) -> usize {
+        usize::from(self.transfers)
+    }
+
+    /// Size of the chunks large blobs are uploaded in, in bytes, if they
+    /// are.
+    pub fn chunk_size(&self) -> Option<usize> {
+        self.chunk_size.and_then(|n| usize::try_from(n).ok())
     }
 
     /// Registry host -> the endpoint it is read from instead.

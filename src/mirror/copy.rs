@@ -1,90 +1,132 @@
 //! Copying images from an upstream registry into ECR, byte for byte.
 //!
-//! An [`Image`]'s content goes first: each blob the target lacks is mounted
-//! from another ECR repository that holds it or uploaded as it streams in,
-//! then each manifest is stored under its digest, children before the
-//! index. Tags come last and only for images whose content is complete
-//! (when, is [`super::tag`]'s to say), so no tag ever names a half-written
-//! image. What the target already holds (HEAD by digest) is not sent again,
-//! which makes a second run upload nothing and an interrupted run resume
-//! where it stopped.
+//! An [`Image`]'s content goes first: its blobs, several at once, each one
+//! the target lacks mounted from another ECR repository that holds it or
+//! uploaded as it streams in ([`Holders`] makes sure a blob is uploaded
+//! once per run, however many images share it); then each manifest,
+//! stored under its digest, children before the index. Tags come last and
+//! only for images whose content is complete (when, is [`super::tag`]'s to
+//! say), so no tag ever names a half-written image. What the target
+//! already holds (HEAD by digest) is not sent again, which makes a second
+//! run upload nothing and an interrupted run resume where it stopped; a
+//! repository this run created is known to be empty, and is not asked.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 
 use futures::FutureExt;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::Semaphore;
 
 use super::copied::Copied;
 use super::error::Error;
+use super::holders::Holders;
 use super::image::{Image, Package, TreeManifest};
+use super::plan::Plan;
 use super::progress::Progress;
 use super::target::Target;
 use super::upstream::Upstream;
-use crate::oci::distribution::Pushed;
+use crate::oci::distribution::{BlobPush, Pushed};
 use crate::oci::xpkg::Descriptor;
+
+/// How content is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Sending {
+    /// Upload blobs larger than this in chunks of this size.
+    pub chunk_size: Option<usize>,
+    /// Blob transfers (uploads and mounts) at once, over the whole run.
+    pub transfers: usize,
+}
 
 /// Copies images into the target, remembering which repository holds
 /// which blob so later images mount it instead of uploading it again.
 pub struct Copier<'a> {
     upstream: &'a Upstream,
     target: &'a Target,
-    chunk_size: usize,
     progress: &'a Progress,
-    /// A target repository known to hold each blob, for mounts.
-    placed: Mutex<HashMap<String, String>>,
-    /// The run's target repositories, where a blob may already be.
-    repositories: Vec<String>,
+    sending: Sending,
+    transfers: Semaphore,
+    holders: Holders,
+    /// Repositories that existed before the run: where a blob may be
+    /// without this run putting it there.
+    existing: Vec<String>,
+    /// Repositories the run created: empty when it started.
+    created: BTreeSet<String>,
 }
 
 impl<'a> Copier<'a> {
     pub fn new(
         upstream: &'a Upstream,
         target: &'a Target,
-        chunk_size: usize,
         progress: &'a Progress,
-        repositories: Vec<String>,
+        plan: &Plan,
+        sending: Sending,
     ) -> Self {
+        let created: BTreeSet<String> = plan.repositories_to_create.iter().cloned().collect();
         Self {
             upstream,
             target,
-            chunk_size,
             progress,
-            placed: Mutex::default(),
-            repositories,
+            sending,
+            transfers: Semaphore::new(sending.transfers.max(1)),
+            holders: Holders::default(),
+            existing: plan
+                .repositories
+                .iter()
+                .filter(|r| !created.contains(*r))
+                .cloned()
+                .collect(),
+            created,
         }
+    }
+
+    /// Whether the run created `repository`, so it held nothing at the
+    /// start.
+    fn created(&self, repository: &str) -> bool {
+        self.created.contains(repository)
     }
 
     /// Copies the blobs and manifests of `image`, not its tags.
     pub async fn content(&self, image: &Image) -> Result<Copied, Error> {
         let data = self.target.data();
+        let fresh = self.created(&image.repository);
         let mut copied = Copied::default();
-        if data
-            .manifest_digest(&image.repository, &image.digest)
-            .await
-            .map_err(Error::target)?
-            .is_some()
+        if !fresh
+            && data
+                .manifest_digest(&image.repository, &image.digest)
+                .await
+                .map_err(Error::target)?
+                .is_some()
         {
             copied.present = true;
             self.progress.image(image, &copied);
             return Ok(copied);
         }
-        for blob in &image.blobs {
-            match self.blob(image, blob).await? {
-                None => {}
-                Some(Pushed::Mounted) => copied.blobs_mounted += 1,
-                Some(Pushed::Uploaded(bytes)) => {
-                    copied.blobs_uploaded += 1;
-                    copied.bytes_uploaded += bytes;
+        // Largest first: the run ends soonest when the longest transfers
+        // start first.
+        let mut blobs: Vec<&Descriptor> = image.blobs.iter().collect();
+        blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
+        copied = stream::iter(blobs)
+            .map(|blob| self.blob(image, blob))
+            .buffer_unordered(self.sending.transfers.max(1))
+            .try_fold(copied, |mut copied, pushed| async move {
+                match pushed {
+                    None => {}
+                    Some(Pushed::Mounted) => copied.blobs_mounted += 1,
+                    Some(Pushed::Uploaded(bytes)) => {
+                        copied.blobs_uploaded += 1;
+                        copied.bytes_uploaded += bytes;
+                    }
                 }
-            }
-        }
+                Ok(copied)
+            })
+            .await?;
         for TreeManifest { digest, manifest } in &image.manifests {
-            let exists = data
-                .manifest_digest(&image.repository, digest)
-                .await
-                .map_err(Error::target)?
-                .is_some();
+            let exists = !fresh
+                && data
+                    .manifest_digest(&image.repository, digest)
+                    .await
+                    .map_err(Error::target)?
+                    .is_some();
             if !exists {
                 data.put_manifest(&image.repository, digest, manifest)
                     .await
@@ -105,10 +147,14 @@ impl<'a> Copier<'a> {
         };
         let mut pushed = 0;
         for tag in &image.tags {
-            let current = data
-                .manifest_digest(&image.repository, tag)
-                .await
-                .map_err(Error::target)?;
+            // A repository the run created had no tag to keep.
+            let current = if self.created(&image.repository) {
+                None
+            } else {
+                data.manifest_digest(&image.repository, tag)
+                    .await
+                    .map_err(Error::target)?
+            };
             if current.as_deref() == Some(image.digest.as_str()) {
                 continue;
             }
@@ -123,17 +169,47 @@ impl<'a> Copier<'a> {
 
     /// Puts one blob into the image's repository; `None` when it is there.
     async fn blob(&self, image: &Image, blob: &Descriptor) -> Result<Option<Pushed>, Error> {
-        let data = self.target.data();
         let repository = &image.repository;
-        if data
-            .has_blob(repository, &blob.digest)
-            .await
-            .map_err(Error::target)?
+        if !self.created(repository)
+            && self
+                .target
+                .data()
+                .has_blob(repository, &blob.digest)
+                .await
+                .map_err(Error::target)?
         {
-            self.place(&blob.digest, repository);
+            self.holders.found(&blob.digest, repository);
             return Ok(None);
         }
-        let mount_from = self.holder(&blob.digest, repository).await?;
+        let mut uploaded = None;
+        let holder = self
+            .holders
+            .holder(&blob.digest, || async {
+                if let Some(other) = self.existing_holder(&blob.digest, repository).await? {
+                    return Ok(other);
+                }
+                uploaded = Some(self.transfer(image, blob, None).await?);
+                Ok::<_, Error>(repository.clone())
+            })
+            .await?;
+        let pushed = match uploaded {
+            Some(pushed) => pushed,
+            None if holder == *repository => return Ok(None),
+            None => self.transfer(image, blob, Some(&holder)).await?,
+        };
+        self.progress.blob(image, blob, pushed);
+        Ok(Some(pushed))
+    }
+
+    /// Mounts a blob from `mount_from`, or uploads it from upstream, once
+    /// one of the run's transfers is free.
+    async fn transfer(
+        &self,
+        image: &Image,
+        blob: &Descriptor,
+        mount_from: Option<&str>,
+    ) -> Result<Pushed, Error> {
+        let _slot = self.transfers.acquire().await;
         let upstream = self.upstream;
         let source = image.source.clone();
         let digest = blob.digest.clone();
@@ -150,39 +226,32 @@ impl<'a> Copier<'a> {
             }
             .boxed()
         };
-        let pushed = data
-            .push_blob(
-                repository,
-                &blob.digest,
-                mount_from.as_deref(),
-                self.chunk_size,
-                body,
-            )
+        let push = BlobPush {
+            repository: &image.repository,
+            digest: &blob.digest,
+            size: blob.size,
+            mount_from,
+            chunk_size: self.sending.chunk_size,
+        };
+        self.target
+            .data()
+            .push_blob(push, body)
             .await
             .map_err(|e| Error::Blob {
                 image: image.name(),
                 digest: blob.digest.clone(),
                 source: Box::new(e),
-            })?;
-        self.place(&blob.digest, repository);
-        self.progress.blob(image, blob, pushed);
-        Ok(Some(pushed))
+            })
     }
 
-    /// Another repository of the run that holds a blob: one this run put it
-    /// in, else the first of the run's repositories that has it.
-    async fn holder(&self, digest: &str, repository: &str) -> Result<Option<String>, Error> {
-        let placed = self
-            .placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(digest)
-            .filter(|r| *r != repository)
-            .cloned();
-        if placed.is_some() {
-            return Ok(placed);
-        }
-        for other in self.repositories.iter().filter(|r| *r != repository) {
+    /// A repository that held a blob before the run started (so it is not
+    /// `repository`, and not one the run created).
+    async fn existing_holder(
+        &self,
+        digest: &str,
+        repository: &str,
+    ) -> Result<Option<String>, Error> {
+        for other in self.existing.iter().filter(|r| *r != repository) {
             if self
                 .target
                 .data()
@@ -190,19 +259,10 @@ impl<'a> Copier<'a> {
                 .await
                 .map_err(Error::target)?
             {
-                self.place(digest, other);
                 return Ok(Some(other.clone()));
             }
         }
         Ok(None)
-    }
-
-    fn place(&self, digest: &str, repository: &str) {
-        self.placed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(digest.to_string())
-            .or_insert_with(|| repository.to_string());
     }
 }
 

@@ -11,7 +11,8 @@
 //!    signatures (`image`); ask ECR (`target`) what it already holds
 //!    (`plan`).
 //! 4. `--dry-run` prints that plan and stops. Otherwise: create missing
-//!    repositories, copy content (`copy`, shown by `progress`), then
+//!    repositories, copy content (`copy`, each blob uploaded once per run
+//!    through `holders`, shown by `progress`), then
 //!    tag in install order, a package only when it and everything it
 //!    depends on is complete (`tag`).
 //! 5. Print a per-package summary, JSON on stdout (`report`);
@@ -25,6 +26,7 @@ mod closure;
 mod copied;
 mod copy;
 mod error;
+mod holders;
 mod image;
 mod plan;
 mod progress;
@@ -38,7 +40,7 @@ mod xr;
 pub use args::{Endpoint, MirrorArgs};
 pub use error::Error;
 
-use copy::Copier;
+use copy::{Copier, Sending};
 use image::Reading;
 use plan::Plan;
 use progress::Progress;
@@ -77,19 +79,17 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
         return report::dry_run(&plan, &registry);
     }
     let progress = Progress::new(plan.bytes);
-    let copier = Copier::new(
-        upstream.inner(),
-        &target,
-        args.chunk_size(),
-        &progress,
-        plan.repositories.clone(),
-    );
+    let sending = Sending {
+        chunk_size: args.chunk_size(),
+        transfers: args.transfers(),
+    };
+    let copier = Copier::new(upstream.inner(), &target, &progress, &plan, sending);
     let options = args.repository_options();
     let created = target
         .create_repositories(&plan.repositories_to_create, &options)
         .await?;
     let contents = copy::packages(&copier, &packages, args.concurrency()).await;
-    let outcomes = tag::in_install_order(&copier, &packages, contents).await;
+    let outcomes = tag::in_install_order(&copier, &packages, contents, args.concurrency()).await;
     progress.finish();
 
     // 5. The summary, then the XR that installs what was mirrored.

@@ -4,12 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::error::Error;
 use super::image::{Image, Package, Role};
 use super::target::Target;
 use crate::oci::xpkg::Descriptor;
+
+/// ECR API lookups of repositories at once.
+const REPOSITORY_LOOKUPS: usize = 8;
 
 /// What the dry run prints for one package.
 #[derive(Serialize)]
@@ -46,9 +50,14 @@ impl Plan {
             .iter()
             .map(|p| p.node.repository.as_str())
             .collect();
+        let asked: Vec<(&str, Result<bool, Error>)> = stream::iter(&repositories)
+            .map(|r| async move { (*r, target.has_repository(r).await) })
+            .buffered(REPOSITORY_LOOKUPS)
+            .collect()
+            .await;
         let mut existing = BTreeSet::new();
-        for repository in &repositories {
-            if target.has_repository(repository).await? {
+        for (repository, exists) in asked {
+            if exists? {
                 existing.insert(repository.to_string());
             }
         }

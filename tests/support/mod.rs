@@ -9,6 +9,7 @@
 //!   [`localecr::start_unless_running`]; taking the module alone starts
 //!   nothing.
 //! - `policy`: the platform policy the trust and server tests use.
+//! - `recorder`: a TCP relay that records what clients send through it.
 
 // Every test binary compiles all of `support` but calls only some of it, so
 // each would otherwise warn about the helpers only the others use.
@@ -17,3 +18,4 @@
 pub mod cluster;
 pub mod localecr;
 pub mod policy;
+pub mod recorder;

@@ -99,29 +99,10 @@ impl Distribution {
         headers: HeaderMap,
         body: Option<Bytes>,
     ) -> Result<reqwest::Response> {
-        let scope = format!(
-            "repository:{repository}:{}",
-            if push { "pull,push" } else { "pull" }
-        );
+        let scope = scope(repository, push);
         let mut challenged = false;
-        if !self.same_origin(&url) {
-            return Err(Error::OffHost {
-                url: redact(&url),
-                message: format!("not on {}", origin(&self.base)),
-            });
-        }
         loop {
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
-            // Never a credential over plain HTTP, except to loopback.
-            if let Some(authorization) = self
-                .authorization(&scope)
-                .filter(|_| may_carry_credentials(&url))
-            {
-                request = request.header(header::AUTHORIZATION, authorization);
-            }
+            let mut request = self.request(&method, &url, &scope, &headers)?;
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
@@ -157,21 +138,89 @@ impl Distribution {
                 self.answer(&challenge, &scope).await?;
                 continue;
             }
-            let detail = error_detail(response).await;
-            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-                return Err(Error::Unauthorized {
-                    url: redact(&url),
-                    status,
-                    detail,
-                });
-            }
-            return Err(Error::Status {
-                method,
-                url: redact(&url),
-                status,
-                detail,
+            return Err(failure(method, &url, response).await);
+        }
+    }
+
+    /// Sends one request with a streamed body, once: a body that is gone
+    /// once sent cannot answer a challenge, so the caller has already
+    /// made a request of the same scope (which answered any). Any status
+    /// but 2xx is an error.
+    pub(super) async fn send_streamed(
+        &self,
+        method: Method,
+        url: Url,
+        repository: &Repository,
+        headers: HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response> {
+        let scope = scope(repository, true);
+        let response = self
+            .request(&method, &url, &scope, &headers)?
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| http_error(method.clone(), redact(&url), source))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(failure(method, &url, response).await)
+    }
+
+    /// A request to this registry with the credentials `scope` has, where
+    /// they may go.
+    fn request(
+        &self,
+        method: &Method,
+        url: &Url,
+        scope: &str,
+        headers: &HeaderMap,
+    ) -> Result<reqwest::RequestBuilder> {
+        if !self.same_origin(url) {
+            return Err(Error::OffHost {
+                url: redact(url),
+                message: format!("not on {}", origin(&self.base)),
             });
         }
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers.clone());
+        // Never a credential over plain HTTP, except to loopback.
+        if let Some(authorization) = self
+            .authorization(scope)
+            .filter(|_| may_carry_credentials(url))
+        {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        Ok(request)
+    }
+}
+
+/// The token scope of a request: pulling, or pulling and pushing.
+fn scope(repository: &Repository, push: bool) -> String {
+    format!(
+        "repository:{repository}:{}",
+        if push { "pull,push" } else { "pull" }
+    )
+}
+
+/// The error for an answer that is not 2xx.
+async fn failure(method: Method, url: &Url, response: reqwest::Response) -> Error {
+    let status = response.status();
+    let detail = error_detail(response).await;
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return Error::Unauthorized {
+            url: redact(url),
+            status,
+            detail,
+        };
+    }
+    Error::Status {
+        method,
+        url: redact(url),
+        status,
+        detail,
     }
 }
 

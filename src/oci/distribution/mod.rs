@@ -12,15 +12,19 @@
 //!
 //! * `client`: one registry host ([`Distribution`]) and how a request is sent.
 //! * `auth`, `token`, `challenge`: credentials, the handshake, its header.
-//! * `tags`, `manifests`, `blobs`, `upload`: the API, by what it moves.
+//! * `tags`, `manifests`, `blobs`, `upload`: the API, by what it moves;
+//!   `hashing` checks a blob's digest off the async workers, `body`
+//!   streams one into an upload.
 //! * `hosts`, `redact`: where credentials may go, and keeping them out of
 //!   messages.
 
 mod auth;
 mod blobs;
+mod body;
 mod challenge;
 mod client;
 mod error;
+mod hashing;
 mod hosts;
 mod manifests;
 mod redact;
@@ -40,4 +44,4 @@ pub use client::Distribution;
 pub use error::{Error, Result};
 pub use hosts::is_plain_http;
 pub use redact::{redact, redact_text};
-pub use upload::Pushed;
+pub use upload::{BlobPush, Pushed};

@@ -305,3 +305,46 @@ async fn basic_credentials_never_go_to_a_realm_on_another_host() {
         "{received:#?}"
     );
 }
+
+/// A blob's stream hands on no byte of its last chunk until the bytes
+/// hash to their digest: a consumer streaming it into an upload never
+/// sends a whole blob that fails its check, and gets the mismatch.
+#[tokio::test]
+async fn a_blob_that_does_not_hash_never_reaches_its_end() {
+    use futures::StreamExt;
+    let body = "tampered bytes";
+    let (host, _) = serve(move |_| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    })
+    .await;
+    let client = Distribution::new(&host, Auth::Anonymous, Duration::from_secs(5)).expect("client");
+    let good = reference::Digest::sha256(body.as_bytes());
+    let items: Vec<Result<bytes::Bytes>> = client
+        .blob("team/pkg", good.as_str(), Some(body.len() as u64))
+        .await
+        .expect("opened")
+        .collect()
+        .await;
+    let read: Vec<u8> = items.iter().flatten().flatten().copied().collect();
+    assert_eq!(read, body.as_bytes(), "what hashes is handed on whole");
+
+    let other = reference::Digest::sha256(b"the original bytes");
+    let items: Vec<Result<bytes::Bytes>> = client
+        .blob("team/pkg", other.as_str(), None)
+        .await
+        .expect("opened")
+        .collect()
+        .await;
+    let read: usize = items.iter().flatten().map(|c| c.len()).sum();
+    assert!(
+        read < body.len(),
+        "the last chunk is held back: {read} bytes"
+    );
+    match items.last() {
+        Some(Err(Error::Reference(reference::Error::Mismatch { .. }))) => {}
+        other => panic!("ends with the mismatch, not {other:?}"),
+    }
+}
