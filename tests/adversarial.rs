@@ -501,12 +501,20 @@ async fn a_blob_that_does_not_match_its_digest_is_refused() {
         .assert_no_credential_off_host();
     s.assert_nothing_written(&target, FAMILY, "v1.0.0").await;
     // A blob is verified as it streams into its upload, so the repository
-    // was created and one upload opened (the write counted), but the upload
+    // was created and its upload opened (a write counted), but that upload
     // was never completed: no blob under that digest, no manifest, no tag.
+    // The image's other blobs are copied at the same time, each verified
+    // on its own, so they may have been uploaded: at most two writes per
+    // blob (the upload opened, its bytes sent).
     let repo = format!("{target}/{FAMILY}");
     let written = s.ecr.written(&format!("{target}/")).await;
     assert_eq!(written.repositories, [repo.as_str()]);
-    assert_eq!(written.writes, 1, "one upload opened, nothing else");
+    let blobs = 1 + manifest["layers"].as_array().map_or(0, |l| l.len() as u64);
+    assert!(
+        (1..=2 * blobs).contains(&written.writes),
+        "{} writes for {blobs} blobs",
+        written.writes
+    );
     let blob = s
         .ecr
         .registry_get(&format!("/v2/{repo}/blobs/{config}"), None)
