@@ -15,13 +15,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::input::Input;
+use super::glob::glob_match;
 use super::limits::MAX_ACTIVATION_LEN;
-use super::policy::Policy;
-use super::policy::glob_match;
-use super::xr::{XrRef, XrSpec};
-use crate::error::{Error, Result};
-use crate::names::{Grammar, is_label, object_name};
+use crate::names::is_label;
 
 /// `activation` in the input.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -127,9 +123,6 @@ fn is_subdomain(text: &str) -> bool {
     (1..=MAX_ACTIVATION_LEN).contains(&text.len()) && text.split('.').all(is_label)
 }
 
-/// An XR's policy is named `ecr-packages-<XR name>`.
-const POLICY_NAME_PREFIX: &str = "ecr-packages";
-
 /// What activation the settings hold when the input enables it: the
 /// definitions each listed package asks for, by repository.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,46 +137,6 @@ impl Activation {
     pub fn patterns(&self) -> impl Iterator<Item = String> + '_ {
         self.requested.values().flatten().map(Definitions::pattern)
     }
-}
-
-/// The activation an XR gets: `None` when the input turns it off (and the
-/// XR asks for none); else every `activate` entry, read and checked
-/// against the input's `allowedActivations`. The first bad entry is the
-/// error, naming its field.
-pub fn requested(
-    xr: XrRef<'_>,
-    spec: &XrSpec,
-    input: &Input,
-    policy: &Policy,
-) -> Result<Option<Activation>> {
-    let mut activation = Activation {
-        policy_name: object_name(POLICY_NAME_PREFIX, xr.name, Grammar::Label),
-        requested: BTreeMap::new(),
-    };
-    for (i, package) in spec.packages.iter().enumerate() {
-        for (j, text) in package.activate.iter().enumerate() {
-            let field = format!("spec.packages[{i}].activate[{j}]");
-            if !input.activation.enabled {
-                return Err(Error::InvalidSpec {
-                    field,
-                    message: "this platform activates definitions itself (the \
-                              Composition input's activation.enabled is false)"
-                        .to_string(),
-                });
-            }
-            let definitions = Definitions::parse(text).map_err(|message| Error::InvalidSpec {
-                field: field.clone(),
-                message,
-            })?;
-            policy.check_activation(&field, &definitions)?;
-            activation
-                .requested
-                .entry(package.repository.clone())
-                .or_default()
-                .push(definitions);
-        }
-    }
-    Ok(input.activation.enabled.then_some(activation))
 }
 
 #[cfg(test)]

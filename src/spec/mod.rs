@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod crossplane;
 pub mod duration;
+pub mod glob;
 pub mod input;
 pub mod limits;
 pub mod load;

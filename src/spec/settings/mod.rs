@@ -1,9 +1,10 @@
 //! The effective settings of one reconcile: the XR's choices over the
 //! platform team's defaults over the built-in ones, checked for consistency.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::activation::{self, Activation};
+use super::activation::{Activation, Definitions};
 use super::crossplane;
 use super::input::{IamDefaults, Input, ManagedResources, Mirror, RevisionHistoryLimit};
 use super::package_fields::{CommonLabels, PullPolicy};
@@ -12,6 +13,7 @@ use super::upgrades::Upgrades;
 use super::xr::{IamSpec, Identity, ServiceAccount, Strategy, XrRef, XrSpec};
 use crate::aws::RegistryRef;
 use crate::error::{Error, Result};
+use crate::names::{Grammar, object_name};
 use crate::version::Dialect;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -141,7 +143,7 @@ impl Settings {
             dialects: crossplane::dialects(input.crossplane_version.as_ref()),
             upgrades: input.upgrades.clone(),
             paused: paused(spec, input)?,
-            activation: activation::requested(xr, spec, input, &policy)?,
+            activation: activation(xr, spec, input, &policy)?,
         })
     }
 
@@ -364,6 +366,49 @@ pub fn default_role_name(xr: XrRef<'_>, prefix: Option<&str>) -> String {
         return hash;
     }
     format!("{readable}-{hash}")
+}
+
+/// An XR's activation policy is named `ecr-packages-<XR name>`.
+const ACTIVATION_POLICY_PREFIX: &str = "ecr-packages";
+
+/// The activation an XR gets: `None` when the input turns it off (and the
+/// XR asks for none); else every `activate` entry, read and checked
+/// against the input's `allowedActivations`. The first bad entry is the
+/// error, naming its field.
+fn activation(
+    xr: XrRef<'_>,
+    spec: &XrSpec,
+    input: &Input,
+    policy: &Policy,
+) -> Result<Option<Activation>> {
+    let mut activation = Activation {
+        policy_name: object_name(ACTIVATION_POLICY_PREFIX, xr.name, Grammar::Label),
+        requested: BTreeMap::new(),
+    };
+    for (i, package) in spec.packages.iter().enumerate() {
+        for (j, text) in package.activate.iter().enumerate() {
+            let field = format!("spec.packages[{i}].activate[{j}]");
+            if !input.activation.enabled {
+                return Err(Error::InvalidSpec {
+                    field,
+                    message: "this platform activates definitions itself (the \
+                              Composition input's activation.enabled is false)"
+                        .to_string(),
+                });
+            }
+            let definitions = Definitions::parse(text).map_err(|message| Error::InvalidSpec {
+                field: field.clone(),
+                message,
+            })?;
+            policy.check_activation(&field, &definitions)?;
+            activation
+                .requested
+                .entry(package.repository.clone())
+                .or_default()
+                .push(definitions);
+        }
+    }
+    Ok(input.activation.enabled.then_some(activation))
 }
 
 #[cfg(test)]
