@@ -42,7 +42,7 @@ use super::grammar::{
     Op, RangeEnd, Wildcard, is_space, read_op, rewrite_ranges, skip_spaces, version_prefix,
 };
 use super::length::{MAX_VERSION_LEN, too_long};
-use super::precedence::{compare_prerelease, numeric, precedence};
+use super::precedence::{compare, compare_prerelease, numeric};
 use crate::error::{Error, Result};
 
 /// The most `||` alternatives a constraint may have, as Masterminds v3.5.0
@@ -165,7 +165,7 @@ impl Comparator {
             return false;
         }
         let vc = [v.major, v.minor, v.patch];
-        let cmp = precedence(vc, v_pre, self.core, &self.pre);
+        let cmp = compare(vc, v_pre, self.core, &self.pre);
         let [major, minor, patch] = self.core;
         match self.op {
             Op::Exact if self.wildcard == Wildcard::None => cmp == Ordering::Equal,

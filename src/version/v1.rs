@@ -41,7 +41,7 @@ use super::grammar::{
     version_prefix,
 };
 use super::length::{MAX_VERSION_LEN, too_long};
-use super::precedence::precedence;
+use super::precedence::compare;
 use crate::error::{Error, Result};
 
 /// The most `||` alternatives accepted. Masterminds v1.5.0 has no limit;
@@ -136,7 +136,7 @@ impl Constraint {
 
 impl Comparator {
     fn admits(&self, vc: [u64; 3], v_pre: &str) -> bool {
-        let cmp = precedence(vc, v_pre, self.core, &self.pre);
+        let cmp = compare(vc, v_pre, self.core, &self.pre);
         let [major, minor, _] = self.core;
         // Every function but a plain `!=` first turns a prerelease away
         // unless this comparator's own version has one.
@@ -388,7 +388,11 @@ mod tests {
             ("!=1.2.x", "1.2.4-rc.1", false),
             ("*-0", "1.0.0-rc.1", false),
             ("1.x-0", "1.5.0-rc.1", true),
-            ("1.2.3-beta.01", "1.2.3-beta.1", true),
+            // v1.5.0 reads `01`, and puts it below `1` and `1` below it
+            // (its comparePrePart; both checked against the oracle).
+            ("1.2.3-beta.01", "1.2.3-beta.1", false),
+            ("=1.2.3-beta.1", "1.2.3-beta.01", false),
+            (">0.1.1-01", "0.1.1-1.alpha", false),
             ("<1.0.0 || >=2.0.0-0", "2.1.0-rc.1", true),
             ("<1.0.0-0 || >=2.0.0", "2.1.0-rc.1", false),
         ]);
