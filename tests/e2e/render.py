@@ -182,6 +182,18 @@ def advance(obj: dict) -> dict:
     return out
 
 
+def iam_definitions() -> list[dict]:
+    """provider-aws's IAM managed resource definitions, cluster-scoped and
+    namespaced, as Crossplane reports them once active and established."""
+    return [
+        {"apiVersion": "apiextensions.crossplane.io/v1alpha1", "kind": "ManagedResourceDefinition",
+         "metadata": {"name": f"{plural}.{group}"}, "spec": {"state": "Active"},
+         "status": {"conditions": [_condition("Established", "EstablishedManagedResource")]}}
+        for group in ("iam.aws.upbound.io", "iam.aws.m.upbound.io")
+        for plural in ("roles", "policies", "rolepolicyattachments")
+    ]
+
+
 def next_xr(xr: dict, rendered_xr: dict) -> dict:
     """The XR as the API server would hold it after a reconcile: its metadata
     and spec, with the status the function just wrote."""
@@ -310,6 +322,13 @@ class Renderer:
     def command(self, xr_file: Path, observed_file: Path | None) -> list[str]:
         cmd = [self.crank, "render", str(xr_file), str(self.composition), str(self.functions)]
         cmd.append("--include-function-results")
+        # What the function asks Crossplane for by name before it first
+        # composes IAM: provider-aws's IAM definitions, active and
+        # established (as the activation policy advance() reports them).
+        required = self.workdir / "required-resources.yaml"
+        if not required.exists():
+            required.write_text(dump_docs(iam_definitions()))
+        cmd += ["--required-resources", str(required)]
         if self.include_full_xr:
             cmd.append("--include-full-xr")
         if observed_file is not None:
