@@ -70,6 +70,11 @@ pub enum Error {
         constraints: String,
     },
 
+    /// Every version of a repository that the constraints admit fails the
+    /// input's supply-chain gate (`scan`); `skipped` says which and why.
+    #[error("no version of {repository} passes the supply-chain gate: {skipped}")]
+    SupplyChain { repository: String, skipped: String },
+
     /// The registry answered, but with something that is not a valid package.
     #[error("invalid package {repository}@{digest}: {message}")]
     InvalidPackage {

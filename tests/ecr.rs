@@ -101,6 +101,7 @@ const ONE_OF_EACH: CallCounts = CallCounts {
     get_authorization_token: 1,
     blob_get: 1,
     blob_redirect: 0,
+    describe_image_scan_findings: 0,
 };
 
 /// Awaits `call`, failing if it has not answered within a minute: a hang

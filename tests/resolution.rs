@@ -104,6 +104,7 @@ fn counts(list: u64, batch_get: u64, token: u64, blobs: u64) -> CallCounts {
         get_authorization_token: token,
         blob_get: blobs,
         blob_redirect: 0,
+        describe_image_scan_findings: 0,
     }
 }
 
@@ -1396,4 +1397,237 @@ async fn expired_tags_are_listed_again_and_metadata_is_not_read_again() {
     // Tags and tag -> digest again; content at a digest never changes.
     assert_eq!(expired, counts(2, 2, 0, 0), "after the tag TTL");
     eprintln!("reconcile after the tag TTL: {expired:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The supply-chain gate on ECR's image scans (issue 26), against moto's
+// DescribeImageScanFindings
+
+/// Starts a scan of each image (moto answers findings only for a scanned
+/// image, and a `ScanNotFoundException` otherwise) and has moto answer
+/// `findings` for it: `(digest, status, findings, enhanced findings,
+/// counts)`.
+async fn scanned(repository: &str, images: &[(String, &str, Json, Json, Json)]) {
+    let ecr = localecr::env();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let client = aws_sdk_ecr::Client::new(&config);
+    let mut results = Vec::new();
+    for (digest, status, findings, enhanced, counts) in images {
+        client
+            .start_image_scan()
+            .repository_name(repository)
+            .image_id(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("StartImageScan");
+        results.push(json!({
+            "registryId": localecr::ACCOUNT_ID,
+            "repositoryName": repository,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": status, "description": "set by the test"},
+            "imageScanFindings": {
+                "findings": findings, "enhancedFindings": enhanced, "findingSeverityCounts": counts
+            }
+        }));
+    }
+    let url = format!(
+        "{}/moto-api/static/ecr/scan-finding-results",
+        ecr.ecr_endpoint.trim_end_matches('/')
+    );
+    let answer = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(json!({"results": results, "region": "us-east-1"}).to_string())
+        .send()
+        .await
+        .expect("moto API");
+    assert!(answer.status().is_success(), "{}", answer.status());
+}
+
+/// The `status.packages[0].skipped` of the XR.
+fn skipped(xr: &Json) -> Json {
+    xr["status"]["packages"][0]["skipped"].clone()
+}
+
+#[tokio::test]
+async fn the_scan_gate_takes_the_highest_clean_version_holds_pending_scans_and_ignores_what_it_is_told()
+ {
+    let ns = localecr::unique("scan");
+    let gated = format!("{ns}/provider-gated");
+    let pending = format!("{ns}/provider-pending");
+    let seeded = seed(json!([
+        {"repository": gated, "tags": ["v1.0.0", "v1.1.0", "v1.2.0"],
+         "package": meta("Provider", "provider-gated", json!([]))},
+        {"repository": pending, "tags": ["v1.0.0", "v1.1.0"],
+         "package": meta("Provider", "provider-pending", json!([]))},
+    ]));
+    let clean = |digest: String| (digest, "COMPLETE", json!([]), json!([]), json!({}));
+    scanned(
+        &gated,
+        &[
+            clean(seeded.digest(&gated, "v1.0.0")),
+            clean(seeded.digest(&gated, "v1.1.0")),
+            (
+                seeded.digest(&gated, "v1.2.0"),
+                "COMPLETE",
+                json!([{"name": "CVE-2024-1234", "severity": "CRITICAL"},
+                       {"name": "CVE-2024-0001", "severity": "LOW"}]),
+                json!([]),
+                json!({"CRITICAL": 1, "LOW": 1}),
+            ),
+        ],
+    )
+    .await;
+    scanned(
+        &pending,
+        &[
+            clean(seeded.digest(&pending, "v1.0.0")),
+            (
+                seeded.digest(&pending, "v1.1.0"),
+                "IN_PROGRESS",
+                json!([]),
+                json!([]),
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    let connector = connector();
+    let policy = |extra: Json| {
+        let mut scan = json!({"repositories": [format!("{ns}/*")], "maxSeverity": "HIGH"});
+        for (k, v) in extra.as_object().expect("object") {
+            scan[k] = v.clone();
+        }
+        json!({ "scan": scan })
+    };
+
+    // A CRITICAL finding skips v1.2.0; the next clean one is taken.
+    let mut cluster = simulate(
+        &connector,
+        "scan-critical",
+        json!([package("Provider", &gated, ">= 1.0.0")]),
+        policy(json!({})),
+    );
+    let first = reconcile(&mut cluster).await;
+    assert_eq!(
+        first.results(Severity::Warning),
+        vec![format!(
+            "{} stays at v1.1.0: the supply-chain gate skipped v1.2.0 (finding CVE-2024-1234 of severity CRITICAL)",
+            label(&gated)
+        )]
+    );
+    let cold = calls(&connector).await;
+    assert_eq!(
+        cold.describe_image_scan_findings, 2,
+        "one scan report per candidate digest: {cold:?}"
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&gated)],
+        provider(&gated, &tagged(&gated, "v1.1.0"))
+    );
+    assert_eq!(
+        skipped(&cluster.xr),
+        json!([{"version": "v1.2.0", "reason": "finding CVE-2024-1234 of severity CRITICAL"}])
+    );
+    // Warm, unchanged: no AWS call, no event.
+    let before = calls(&connector).await;
+    let unchanged = reconcile(&mut cluster).await;
+    assert!(unchanged.results(Severity::Warning).is_empty());
+    assert_eq!(
+        calls(&connector).await,
+        before,
+        "a warm reconcile made AWS calls"
+    );
+
+    // Ignored by name (and LOW tolerated), v1.2.0 passes.
+    let mut cluster = simulate(
+        &connector,
+        "scan-ignore",
+        json!([package("Provider", &gated, ">= 1.0.0")]),
+        policy(json!({"ignore": ["CVE-2024-1234"]})),
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&gated)],
+        provider(&gated, &tagged(&gated, "v1.2.0"))
+    );
+    assert_eq!(skipped(&cluster.xr), Json::Null);
+
+    // whenMissing: Wait holds v1.1.0, whose scan is in progress.
+    let mut cluster = simulate(
+        &connector,
+        "scan-pending",
+        json!([package("Provider", &pending, ">= 1.0.0")]),
+        policy(json!({"whenMissing": "Wait"})),
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&pending)],
+        provider(&pending, &tagged(&pending, "v1.0.0"))
+    );
+    assert_eq!(
+        skipped(&cluster.xr),
+        json!([{"version": "v1.1.0", "reason": "scan pending (ECR reports IN_PROGRESS)"}])
+    );
+    // whenMissing: Allow takes it.
+    let mut cluster = simulate(
+        &connector,
+        "scan-allow",
+        json!([package("Provider", &pending, ">= 1.0.0")]),
+        policy(json!({"whenMissing": "Allow"})),
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&pending)],
+        provider(&pending, &tagged(&pending, "v1.1.0"))
+    );
+}
+
+#[tokio::test]
+async fn a_package_with_no_clean_version_is_not_composed_and_says_why() {
+    let ns = localecr::unique("scanblock");
+    let blocked = format!("{ns}/provider-blocked");
+    let seeded = seed(json!([
+        {"repository": blocked, "tags": ["v1.0.0"],
+         "package": meta("Provider", "provider-blocked", json!([]))},
+    ]));
+    // Enhanced scanning (Inspector): ACTIVE, the finding named by its
+    // vulnerability id.
+    scanned(
+        &blocked,
+        &[(
+            seeded.digest(&blocked, "v1.0.0"),
+            "ACTIVE",
+            json!([]),
+            json!([{"severity": "HIGH", "status": "ACTIVE", "title": "a title",
+                    "packageVulnerabilityDetails": {"vulnerabilityId": "GHSA-aaaa-bbbb-cccc"}}]),
+            json!({"HIGH": 1}),
+        )],
+    )
+    .await;
+    let connector = connector();
+    let mut cluster = simulate(
+        &connector,
+        "scan-blocked",
+        json!([package("Provider", &blocked, ">= 1.0.0")]),
+        json!({"scan": {"repositories": [format!("{ns}/*")], "maxSeverity": "MEDIUM"}}),
+    );
+    let round = reconcile(&mut cluster).await;
+    round.assert_no_fatal();
+    assert!(!round.desired().contains_key(&resource(&blocked)));
+    assert!(!round.xr_ready());
+    let (status, reason, message) = round.condition("Resolved").expect("Resolved");
+    assert_eq!((status, reason.as_str()), (FALSE, "SupplyChain"));
+    assert!(
+        message.contains(&format!(
+            "{} is not installed: no version of {blocked} passes the supply-chain gate: \
+             v1.0.0 (finding GHSA-aaaa-bbbb-cccc of severity HIGH)",
+            label(&blocked)
+        )),
+        "{message}"
+    );
 }

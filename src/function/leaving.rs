@@ -108,6 +108,7 @@ mod tests {
             leaving: true,
             shared_with: None,
             rollout: None,
+            skipped: Vec::new(),
             available: None,
         }
     }

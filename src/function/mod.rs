@@ -242,7 +242,7 @@ impl Function {
         // ready, or not known yet) holds the XR back like a waiting one.
         let all_ready =
             set_desired(response, desired) && waiting.is_empty() && ownership.is_settled();
-        let converging = !all_ready || failure.is_some();
+        let converging = !all_ready || failure.is_some() || !resolution.blocked.is_empty();
         if converging {
             // Crossplane would otherwise call the XR ready as soon as what is
             // composed so far is ready, while packages still wait their turn.
@@ -266,6 +266,8 @@ impl Function {
             available: &resolution.available,
             dialects: &resolution.warnings,
             inactive: &inactive,
+            skipped: &resolution.skipped,
+            blocked: &resolution.blocked,
         }
         .write(response);
         // The next wave or the retry should not wait a full TTL; nor should
@@ -558,7 +560,14 @@ fn set_desired(response: &mut Response, desired: Vec<Desired>) -> bool {
 }
 
 /// Failures that a later call may not see: composing the last resolved set
-/// and retrying beats a Fatal that would stall every package.
+/// and retrying beats a Fatal that would stall every package. A package
+/// failing the supply-chain gate is one (its scan may finish, its findings
+/// be fixed or ignored) when it reaches the caller: only when an installed
+/// package would otherwise wait for it (see `resolve`).
 fn can_wait_out(error: &Error) -> bool {
-    error.is_transient() || matches!(error, Error::InvalidPackage { .. })
+    error.is_transient()
+        || matches!(
+            error,
+            Error::InvalidPackage { .. } | Error::SupplyChain { .. }
+        )
 }

@@ -15,8 +15,9 @@ use crate::function::memory::{PackageStatus, Previous, Remembered};
 use crate::function::observed::{Observed, ObservedResources, StatusFor};
 use crate::function::ownership::{Ownership, Shared};
 use crate::function::rollout::{Decisions, Quarantined, UPGRADED};
-use crate::resolve::Kept;
 use crate::resolve::graph::Graph;
+use crate::resolve::scan::Skipped;
+use crate::resolve::{Blocked, Kept};
 use crate::sdk::Response;
 use crate::sdk::response::ConditionStatus;
 use crate::sdk::structs::list_value;
@@ -41,6 +42,7 @@ pub fn package_statuses(
     rollouts: &Decisions,
     available: &BTreeMap<String, String>,
     inactive: &Inactive,
+    skipped: &BTreeMap<String, Vec<Skipped>>,
 ) -> Vec<PackageStatus> {
     let mut statuses: Vec<PackageStatus> = graph
         .install_order()
@@ -80,6 +82,7 @@ pub fn package_statuses(
                 shared_with: shared.map(|s| s.holder.to_string()),
                 rollout: rollouts.rollouts.get(&node.name).cloned(),
                 available: available.get(&node.name).cloned(),
+                skipped: skipped.get(&node.name).cloned().unwrap_or_default(),
             }
         })
         .collect();
@@ -96,6 +99,7 @@ pub fn package_statuses(
             shared_with: None,
             rollout: None,
             available: None,
+            skipped: Vec::new(),
             ..entry.clone()
         });
     }
@@ -172,6 +176,10 @@ pub struct Report<'a> {
     pub available: &'a BTreeMap<String, String>,
     /// Constraints the Crossplane v2 dialects read differently.
     pub dialects: &'a [String],
+    /// By package name, the versions the supply-chain gate skipped.
+    pub skipped: &'a BTreeMap<String, Vec<Skipped>>,
+    /// Packages no version of which passes the supply-chain gate.
+    pub blocked: &'a [Blocked],
 }
 
 impl Report<'_> {
@@ -204,6 +212,7 @@ impl Report<'_> {
                 self.rollouts,
                 self.available,
                 self.inactive,
+                self.skipped,
             )
         };
         let current: Vec<&PackageStatus> = packages.iter().filter(|p| !p.leaving).collect();
@@ -213,6 +222,9 @@ impl Report<'_> {
             for warning in self.dialects {
                 response.warning("ConstraintDialects", warning.clone());
             }
+        }
+        if self.failure.is_none() {
+            self.gated(response, &current);
         }
         self.healthy(response, &current);
         let packages = list_value(packages.iter().map(PackageStatus::to_value).collect());
@@ -252,6 +264,23 @@ impl Report<'_> {
                 self.once(response, CONFLICT, &message, &[message.clone()]);
                 response.condition(RESOLVED, ConditionStatus::False, CONFLICT, message);
             }
+            None if !self.blocked.is_empty() => {
+                let blocked: Vec<String> = self.blocked.iter().map(Blocked::to_string).collect();
+                let kept = self.kept.iter().map(Kept::to_string);
+                let message = format!(
+                    "resolved {} packages from {}; {}",
+                    packages.len(),
+                    self.settings.registry,
+                    blocked
+                        .iter()
+                        .cloned()
+                        .chain(kept)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                self.once(response, SUPPLY_CHAIN, &message, &blocked);
+                response.condition(RESOLVED, ConditionStatus::False, SUPPLY_CHAIN, message);
+            }
             None if !self.kept.is_empty() => {
                 let kept: Vec<String> = self.kept.iter().map(Kept::to_string).collect();
                 let message = format!(
@@ -260,13 +289,17 @@ impl Report<'_> {
                     self.settings.registry,
                     kept.join("; ")
                 );
-                self.once(response, "DependencyUnresolvable", &message, &kept);
-                response.condition(
-                    RESOLVED,
-                    ConditionStatus::False,
-                    "DependencyUnresolvable",
-                    message,
-                );
+                let gated = self
+                    .kept
+                    .iter()
+                    .any(|k| matches!(k.reason, Error::SupplyChain { .. }));
+                let reason = if gated {
+                    SUPPLY_CHAIN
+                } else {
+                    "DependencyUnresolvable"
+                };
+                self.once(response, reason, &message, &kept);
+                response.condition(RESOLVED, ConditionStatus::False, reason, message);
             }
             None => {
                 response.condition(
@@ -304,6 +337,27 @@ impl Report<'_> {
                 self.once(response, reason, &message, &warnings);
                 response.condition(RESOLVED, ConditionStatus::False, reason, message);
             }
+        }
+    }
+
+    /// A Warning for each package whose skipped versions changed since the
+    /// status the XR shows: it stays below a release the gate refused.
+    fn gated(&self, response: &mut Response, packages: &[&PackageStatus]) {
+        for p in packages.iter().filter(|p| !p.skipped.is_empty()) {
+            let before = self.previous.packages.iter().find(|b| b.name == p.name);
+            if before.is_some_and(|b| b.skipped == p.skipped) {
+                continue;
+            }
+            let skipped: Vec<String> = p.skipped.iter().map(Skipped::to_string).collect();
+            response.warning(
+                SUPPLY_CHAIN,
+                format!(
+                    "{} stays at {}: the supply-chain gate skipped {}",
+                    p.name,
+                    p.version,
+                    skipped.join("; ")
+                ),
+            );
         }
     }
 
@@ -397,6 +451,9 @@ impl Report<'_> {
 }
 
 pub const RESOLVED: &str = "Resolved";
+/// The `Resolved` reason and the Warning's while the supply-chain gate
+/// holds a package back.
+pub const SUPPLY_CHAIN: &str = "SupplyChain";
 /// The `Resolved` reason while another XR (or nobody) holds an object this
 /// XR would compose differently.
 pub const CONFLICT: &str = "Conflict";
@@ -410,6 +467,7 @@ fn failure_reason(error: &Error) -> &'static str {
         Error::DeadlineExceeded { .. } => "RegistryTimeout",
         Error::Credentials(_) => "NoCredentials",
         Error::InvalidPackage { .. } => "InvalidPackage",
+        Error::SupplyChain { .. } => SUPPLY_CHAIN,
         // Nothing was recomposed from the status, for the same cause.
         Error::NotRecomposed { cause, .. } => failure_reason(cause),
         _ => "RegistryUnavailable",

@@ -2,9 +2,11 @@
 //!
 //! * Package metadata is cached by (repository, digest) with no expiry:
 //!   content at a digest never changes.
-//! * Tag lists and tag -> digest answers are cached for the tag TTL
+//! * Tag lists, tag -> digest answers and image scan reports are cached
+//!   for the tag TTL
 //!   (default five minutes; the caller's current TTL is applied on every
-//!   read), so a tag moved in the registry is seen within that time.
+//!   read), so a tag moved in the registry, or a scan finished or updated
+//!   with new findings, is seen within that time.
 //! * Failures are remembered too, briefly, so that an outage or a broken
 //!   package is not asked about again by every reconcile of every XR that
 //!   names it: transient ones (unreachable, throttled, timed out, refused
@@ -24,6 +26,7 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::future::Cache;
 
+use super::scan::ScanReport;
 use super::{Registry, Tags};
 use crate::error::Result;
 use crate::package::PackageMeta;
@@ -118,6 +121,7 @@ pub struct CachedRegistry<R: ?Sized> {
     tags: Cache<String, Answer<Arc<Vec<String>>>>,
     digests: Cache<Key, Answer<String>>,
     metas: Cache<Key, Answer<Arc<PackageMeta>>>,
+    scans: Cache<Key, Answer<Arc<ScanReport>>>,
 }
 
 impl<R: ?Sized> Clone for CachedRegistry<R> {
@@ -129,6 +133,7 @@ impl<R: ?Sized> Clone for CachedRegistry<R> {
             tags: self.tags.clone(),
             digests: self.digests.clone(),
             metas: self.metas.clone(),
+            scans: self.scans.clone(),
         }
     }
 }
@@ -208,6 +213,17 @@ impl Weight for Arc<PackageMeta> {
     }
 }
 
+impl Weight for Arc<ScanReport> {
+    fn weight(&self) -> usize {
+        self.findings
+            .iter()
+            .map(|f| f.name.weight() + 8)
+            .sum::<usize>()
+            + self.counts.len() * 16
+            + 64
+    }
+}
+
 impl<V: Weight> Weight for Answer<V> {
     fn weight(&self) -> usize {
         match &self.outcome {
@@ -246,6 +262,7 @@ impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
             tags: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             digests: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             metas: build(options.meta_bytes, lifetime(None)),
+            scans: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             tag_ttl_ms,
         }
     }
@@ -386,6 +403,19 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         let meta = answer(&self.metas, self.failures, key, None, lookup).await?;
         Ok(PackageMeta::clone(&meta))
     }
+
+    async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
+        let key = (repository.to_string(), digest.to_string());
+        let lookup = async {
+            self.inner
+                .scan_report(repository, digest)
+                .await
+                .map(Arc::new)
+        };
+        let ttl = Some(self.tag_ttl());
+        let report = answer(&self.scans, self.failures, key, ttl, lookup).await?;
+        Ok(ScanReport::clone(&report))
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +447,27 @@ mod tests {
             assert_eq!(cache.resolve_digest("a/b", &d).await.unwrap(), d);
         }
         assert_eq!(mem.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn scan_reports_are_asked_once_per_tag_ttl() {
+        use crate::registry::scan::{ScanReport, Severity};
+        let mem = Arc::new(MemoryRegistry::new());
+        let d = mem.push("a/b", "v1", meta("b"));
+        let cache = CachedRegistry::with_tag_ttl(mem.clone(), Duration::from_millis(40));
+        for _ in 0..3 {
+            let report = cache.scan_report("a/b", &d).await.unwrap();
+            assert!(matches!(
+                report.state,
+                crate::registry::scan::ScanState::NotScanned { .. }
+            ));
+        }
+        assert_eq!(mem.calls(), 1);
+        let found = ScanReport::with_findings(&[("CVE-1", Severity::Critical)]);
+        mem.set_scan(&d, found.clone());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(cache.scan_report("a/b", &d).await.unwrap(), found);
+        assert_eq!(mem.calls(), 2);
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
+use super::scan::ScanReport;
 use super::{Registry, Tags};
 use crate::error::{Error, Result};
 use crate::oci::blob::sha256_digest;
@@ -23,6 +24,8 @@ pub struct MemoryRegistry {
     tags: Mutex<HashMap<String, HashMap<String, String>>>,
     /// digest -> metadata
     metas: Mutex<HashMap<String, PackageMeta>>,
+    /// digest -> what its scan says; a digest not here is not scanned.
+    scans: Mutex<HashMap<String, ScanReport>>,
     calls: AtomicUsize,
     down: AtomicBool,
 }
@@ -47,6 +50,14 @@ impl MemoryRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .insert(digest.clone(), meta);
         digest
+    }
+
+    /// Sets what the scan of the image at `digest` says.
+    pub fn set_scan(&self, digest: &str, report: ScanReport) {
+        self.scans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_string(), report);
     }
 
     /// Deletes every image of a repository; the repository stays, empty.
@@ -137,6 +148,15 @@ impl Registry for MemoryRegistry {
                 reference: digest.to_string(),
                 message: "no such manifest".to_string(),
             })
+    }
+
+    async fn scan_report(&self, _repository: &str, digest: &str) -> Result<ScanReport> {
+        self.enter("DescribeImageScanFindings")?;
+        let scans = self.scans.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(scans
+            .get(digest)
+            .cloned()
+            .unwrap_or_else(|| ScanReport::not_scanned("NOT_FOUND")))
     }
 }
 

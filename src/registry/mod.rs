@@ -2,7 +2,8 @@
 //!
 //! The resolver asks three questions: which tags a repository has, which
 //! digest a tag (or digest) names, and what the package at a digest declares
-//! in its `package.yaml`. `ecr` answers them from AWS ECR, `memory` from a
+//! in its `package.yaml`; with the input's `scan`, a fourth: what the
+//! image scan says about a digest (`scan`). `ecr` answers them from AWS ECR, `memory` from a
 //! table (for tests), and `cache` wraps either so that an unchanged XR costs no
 //! AWS calls. reading a package out of an image is `crate::oci`'s.
 
@@ -12,10 +13,12 @@ pub mod credentials;
 pub mod ecr;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
+pub mod scan;
 pub mod seen;
 
 use async_trait::async_trait;
 
+use self::scan::ScanReport;
 use crate::error::Result;
 use crate::package::PackageMeta;
 
@@ -38,6 +41,14 @@ pub trait Registry: Send + Sync {
     /// The package metadata of the image at `digest`, following an index to
     /// its single (or `linux/amd64`) manifest.
     async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta>;
+
+    /// What the registry's image scan says about the image at `digest`
+    /// (ECR: `DescribeImageScanFindings`, see [`scan`]). A registry that
+    /// scans nothing answers that the image is not scanned.
+    async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
+        let _ = (repository, digest);
+        Ok(ScanReport::not_scanned("NOT_SUPPORTED"))
+    }
 }
 
 /// Hands out the registry for one AWS account and region. Implementations

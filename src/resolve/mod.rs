@@ -13,16 +13,19 @@
 //!   the installed dependencies kept as they are.
 //! - `installed.rs`: what the caller says is installed.
 //! - `quarantine.rs`: releases the caller says to skip.
+//! - `scan.rs`: the supply-chain gate on ECR's image scans (the input's
+//!   `scan`), and the versions it skipped.
 
 pub mod graph;
 mod installed;
 mod quarantine;
 mod resolution;
 mod resolver;
+pub mod scan;
 
 pub use self::installed::Installed;
 pub use self::quarantine::{Quarantine, Release};
-pub use self::resolution::{Kept, Resolution};
+pub use self::resolution::{Blocked, Kept, Resolution};
 pub use self::resolver::Resolver;
 
 use std::time::Duration;

@@ -8,12 +8,13 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use super::graph::{Graph, PackageNode};
 use super::installed::Installed;
 use super::quarantine::{Quarantine, Release};
-use super::resolution::{Kept, Resolution};
+use super::resolution::{Blocked, Kept, Resolution};
+use super::scan::{Skipped, Verdict, judge};
 use crate::error::{DependencyError, Error, Result};
 use crate::names::{dns_label, repository_path};
 use crate::package::{PackageKind, PackageMeta};
 use crate::registry::Registry;
-use crate::spec::limits::MAX_STATUS_PACKAGES;
+use crate::spec::limits::{MAX_SKIPPED, MAX_STATUS_PACKAGES};
 use crate::spec::{Settings, XrSpec};
 use crate::version::{
     Constraint, Dialect, VersionSpec, highest_per_dialect, parse_tag, select_highest,
@@ -80,6 +81,18 @@ struct Selection {
     available: Option<String>,
     /// How the dialects read its constraints differently, if they do.
     dialects: Option<String>,
+    /// Higher versions the constraints admit that the supply-chain gate
+    /// passed over, highest first.
+    skipped: Vec<Skipped>,
+}
+
+/// What one round made of a wanted package.
+#[derive(Clone, Debug)]
+enum Pick {
+    /// A version, and why it is the installed one kept, when it is.
+    Selected(Selection, Option<Error>),
+    /// No version passes the supply-chain gate, and none is installed.
+    Blocked(Error),
 }
 
 /// The tag a constraint chose, the highest release above it, and how the
@@ -88,6 +101,7 @@ struct Choice {
     tag: String,
     available: Option<String>,
     dialects: Option<String>,
+    skipped: Vec<Skipped>,
 }
 
 /// When `chosen` was chosen under every dialect and they would each have
@@ -182,7 +196,7 @@ impl<'a> Resolver<'a> {
         // Each repository's selection, and what it was selected for: a
         // repository wanted exactly as in the round before is not asked
         // about again (most are, in every round after the first).
-        let mut chosen: HashMap<String, (Wanted, Selection, Option<Error>)> = HashMap::new();
+        let mut chosen: HashMap<String, (Wanted, Pick)> = HashMap::new();
         for _ in 0..MAX_ROUNDS {
             let wanted = self.wanted(&selected, &edges)?;
             // Owned items: futures borrowing from the iterator would not be
@@ -192,26 +206,30 @@ impl<'a> Resolver<'a> {
                 .filter(|(r, w)| chosen.get(*r).is_none_or(|(before, ..)| before != *w))
                 .map(|(r, w)| (r.clone(), w.clone()))
                 .collect();
-            let fresh: Vec<(String, Wanted, Selection, Option<Error>)> = stream::iter(changed)
+            let fresh: Vec<(String, Wanted, Pick)> = stream::iter(changed)
                 .map(|(repository, w)| async move {
-                    match self.select(&repository, &w).await {
-                        Ok(selection) => Ok((repository, w, selection, None)),
-                        Err(error) => match self.kept(&repository, &w, &error) {
-                            Some(selection) => Ok((repository, w, selection, Some(error))),
-                            None => Err(required_by(&w, error)),
-                        },
-                    }
+                    let pick = self.pick(&repository, &w).await?;
+                    Ok::<_, Error>((repository, w, pick))
                 })
                 .buffer_unordered(CONCURRENCY)
                 .try_collect()
                 .await?;
-            for (repository, w, selection, failure) in fresh {
-                chosen.insert(repository, (w, selection, failure));
+            for (repository, w, pick) in fresh {
+                chosen.insert(repository, (w, pick));
             }
-            let outcomes = wanted.keys().filter_map(|repository| {
-                let (_, selection, failure) = chosen.get(repository)?;
-                Some((repository.clone(), selection.clone(), failure.clone()))
-            });
+            let mut blocked: BTreeMap<String, Error> = BTreeMap::new();
+            let outcomes = wanted
+                .keys()
+                .filter_map(|repository| match chosen.get(repository)? {
+                    (_, Pick::Selected(selection, failure)) => {
+                        Some((repository.clone(), selection.clone(), failure.clone()))
+                    }
+                    (_, Pick::Blocked(error)) => {
+                        blocked.insert(repository.clone(), error.clone());
+                        None
+                    }
+                });
+            let outcomes: Vec<(String, Selection, Option<Error>)> = outcomes.collect();
             let mut kept: BTreeMap<String, Error> = BTreeMap::new();
             let mut picks: BTreeMap<String, Selection> = BTreeMap::new();
             for (repository, selection, failure) in outcomes {
@@ -248,7 +266,9 @@ impl<'a> Resolver<'a> {
             edges.extend(read);
             selected = picks;
             if stable {
-                let graph = self.graph(&wanted, &selected, &edges)?;
+                let waiting = self.waiting(&selected, &edges, &blocked)?;
+                let graph = self.graph(&wanted, &selected, &edges, &waiting)?;
+                let blocked = self.blocked(&wanted, &blocked, &waiting, &selected, &edges);
                 let kept = kept
                     .into_iter()
                     .filter_map(|(repository, reason)| {
@@ -270,11 +290,20 @@ impl<'a> Resolver<'a> {
                     .values()
                     .filter_map(|s| s.dialects.clone())
                     .collect();
+                let skipped = selected
+                    .iter()
+                    .filter(|(_, s)| !s.skipped.is_empty())
+                    .filter_map(|(repository, s)| {
+                        Some((graph.get(repository)?.name.clone(), s.skipped.clone()))
+                    })
+                    .collect();
                 return Ok(Resolution {
                     graph,
                     kept,
                     available,
                     warnings,
+                    skipped,
+                    blocked,
                 });
             }
         }
@@ -382,9 +411,13 @@ impl<'a> Resolver<'a> {
         // the package from; an exact tag or digest was asked for as it is.
         let mut available = None;
         let mut dialects = None;
+        let mut skipped = Vec::new();
+        let mut gated = false;
         let mut chose = |choice: Choice| {
             available = choice.available;
             dialects = choice.dialects;
+            skipped = choice.skipped;
+            gated = true;
             choice.tag
         };
         let version = match requested {
@@ -423,11 +456,45 @@ impl<'a> Resolver<'a> {
             },
         };
         let digest = self.registry.resolve_digest(repository, &version).await?;
+        // A tag or digest asked for as it is has no other version to take.
+        if !gated && let Some(reason) = self.gate(repository, &digest).await? {
+            return Err(supply_chain(repository, &[Skipped::new(&version, &reason)]));
+        }
         Ok(Selection {
             version,
             digest,
             available,
             dialects,
+            skipped,
+        })
+    }
+
+    /// What becomes of one wanted package this round: its selection, the
+    /// installed one kept, or (failing the supply-chain gate with nothing
+    /// installed) blocked.
+    async fn pick(&self, repository: &str, wanted: &Wanted) -> Result<Pick> {
+        match self.select(repository, wanted).await {
+            Ok(selection) => Ok(Pick::Selected(selection, None)),
+            Err(error) => match self.kept(repository, wanted, &error) {
+                Some(selection) => Ok(Pick::Selected(selection, Some(error))),
+                None if matches!(error, Error::SupplyChain { .. }) => Ok(Pick::Blocked(error)),
+                None => Err(required_by(wanted, error)),
+            },
+        }
+    }
+
+    /// Why the image `reference` names fails the input's `scan`, when its
+    /// repository is gated and it does; one scan report per digest (the
+    /// registry's cache keeps it for the tag TTL).
+    async fn gate(&self, repository: &str, reference: &str) -> Result<Option<String>> {
+        let Some(scan) = self.settings.scan.as_ref().filter(|s| s.covers(repository)) else {
+            return Ok(None);
+        };
+        let digest = self.registry.resolve_digest(repository, reference).await?;
+        let report = self.registry.scan_report(repository, &digest).await?;
+        Ok(match judge(scan, &report) {
+            Verdict::Pass => None,
+            Verdict::Fail(reason) => Some(reason),
         })
     }
 
@@ -446,7 +513,10 @@ impl<'a> Resolver<'a> {
                 | Error::Credentials(_)
                 | Error::AccessDenied { .. }
         );
-        if wanted.listed.is_some() || !gone {
+        // What fails the supply-chain gate stays as installed, listed or
+        // not: nothing installed is lost to a new finding.
+        let gated = matches!(error, Error::SupplyChain { .. });
+        if !gated && (wanted.listed.is_some() || !gone) {
             return None;
         }
         let node = self.installed?.get(repository)?;
@@ -455,6 +525,7 @@ impl<'a> Resolver<'a> {
             digest: node.digest.clone(),
             available: None,
             dialects: None,
+            skipped: Vec::new(),
         })
     }
 
@@ -520,35 +591,55 @@ impl<'a> Resolver<'a> {
         // this ends within the number of quarantined releases.
         let texts: Vec<&str> = constraints.iter().map(|c| c.as_str()).collect();
         let dialects = &self.settings.dialects;
+        // A version failing the supply-chain gate is passed over the same
+        // way, at most MAX_SKIPPED of them: each costs a scan report.
         let mut skipped: BTreeSet<&str> = BTreeSet::new();
+        let mut gated: Vec<Skipped> = Vec::new();
         loop {
             let candidates = tags
                 .iter()
                 .map(String::as_str)
                 .filter(|t| !skipped.contains(t));
             let Some(tag) = select_highest_in(dialects, &texts, candidates)? else {
-                return Ok(None);
+                if gated.is_empty() {
+                    return Ok(None);
+                }
+                return Err(supply_chain(repository, &gated));
             };
-            let choice = || Choice {
+            skipped.insert(tag);
+            if self.quarantined(repository, tag).await? {
+                continue;
+            }
+            if let Some(reason) = self.gate(repository, tag).await? {
+                gated.push(Skipped::new(tag, &reason));
+                if gated.len() >= MAX_SKIPPED {
+                    return Err(supply_chain(repository, &gated));
+                }
+                continue;
+            }
+            return Ok(Some(Choice {
                 tag: tag.to_string(),
                 available: available(&tags, tag),
                 dialects: (dialects.len() > 1)
                     .then(|| disagreement(repository, &texts, &tags, tag))
                     .flatten(),
-            };
-            let held: Vec<&Release> = match self.quarantine {
-                Some(quarantine) => quarantine.at(repository, tag).collect(),
-                None => Vec::new(),
-            };
-            if held.is_empty() {
-                return Ok(Some(choice()));
-            }
-            let digest = self.registry.resolve_digest(repository, tag).await?;
-            if !held.iter().any(|r| r.digest == digest) {
-                return Ok(Some(choice()));
-            }
-            skipped.insert(tag);
+                skipped: gated,
+            }));
         }
+    }
+
+    /// Whether `tag` of `repository` is held back: quarantined while it
+    /// still names the digest that was rolled back.
+    async fn quarantined(&self, repository: &str, tag: &str) -> Result<bool> {
+        let held: Vec<&Release> = match self.quarantine {
+            Some(quarantine) => quarantine.at(repository, tag).collect(),
+            None => Vec::new(),
+        };
+        if held.is_empty() {
+            return Ok(false);
+        }
+        let digest = self.registry.resolve_digest(repository, tag).await?;
+        Ok(held.iter().any(|r| r.digest == digest))
     }
 
     fn unsatisfiable(&self, repository: &str, wanted: &Wanted, own: Option<&str>) -> Error {
@@ -653,22 +744,121 @@ impl<'a> Resolver<'a> {
         upstreams.join(", ")
     }
 
+    /// `metadata.name` of a wanted package's object.
+    fn name_of(&self, wanted: &Wanted) -> String {
+        wanted
+            .listed
+            .and_then(|i| self.spec.packages[i].name.clone())
+            .unwrap_or_else(|| dns_label(repository_path(wanted.upstream())))
+    }
+
+    /// The selected packages that depend, directly or not, on a blocked
+    /// one: they wait, uncomposed. One of them installed would be lost,
+    /// so then the gate's failure is the whole resolution's (the caller
+    /// keeps the last resolved set).
+    fn waiting(
+        &self,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+        blocked: &BTreeMap<String, Error>,
+    ) -> Result<BTreeSet<String>> {
+        let mut waiting: BTreeSet<String> = BTreeSet::new();
+        if blocked.is_empty() {
+            return Ok(waiting);
+        }
+        let needs = |repository: &str| -> Vec<String> {
+            selected
+                .get(repository)
+                .and_then(|s| edges.get(&s.digest))
+                .map(|out| out.iter().map(|e| e.repository.clone()).collect())
+                .unwrap_or_default()
+        };
+        loop {
+            let more: Vec<String> = selected
+                .keys()
+                .filter(|r| !waiting.contains(*r))
+                .filter(|r| {
+                    needs(r)
+                        .iter()
+                        .any(|d| blocked.contains_key(d) || waiting.contains(d))
+                })
+                .cloned()
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            waiting.extend(more);
+        }
+        let installed = self.installed;
+        if waiting
+            .iter()
+            .any(|r| installed.is_some_and(|i| i.get(r).is_some()))
+            && let Some(error) = blocked.values().next()
+        {
+            return Err(error.clone());
+        }
+        Ok(waiting)
+    }
+
+    /// Each blocked package, with the packages waiting for it.
+    fn blocked(
+        &self,
+        wanted: &BTreeMap<String, Wanted>,
+        blocked: &BTreeMap<String, Error>,
+        waiting: &BTreeSet<String>,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+    ) -> Vec<Blocked> {
+        let reaches = |from: &str, target: &str| {
+            let mut stack = vec![from.to_string()];
+            let mut seen: BTreeSet<String> = BTreeSet::new();
+            while let Some(r) = stack.pop() {
+                if r == target {
+                    return true;
+                }
+                if !seen.insert(r.clone()) {
+                    continue;
+                }
+                let out = selected.get(&r).and_then(|s| edges.get(&s.digest));
+                stack.extend(out.into_iter().flatten().map(|e| e.repository.clone()));
+            }
+            false
+        };
+        blocked
+            .iter()
+            .filter_map(|(repository, reason)| {
+                let dependents = waiting
+                    .iter()
+                    .filter(|w| reaches(w, repository))
+                    .filter_map(|w| wanted.get(w).map(|w| self.name_of(w)))
+                    .collect();
+                Some(Blocked {
+                    name: self.name_of(wanted.get(repository)?),
+                    reason: reason.clone(),
+                    dependents,
+                })
+            })
+            .collect()
+    }
+
     fn graph(
         &self,
         wanted: &BTreeMap<String, Wanted>,
         selected: &BTreeMap<String, Selection>,
         edges: &HashMap<String, Vec<Edge>>,
+        waiting: &BTreeSet<String>,
     ) -> Result<Graph> {
         let nodes = wanted.iter().filter_map(|(repository, w)| {
+            if waiting.contains(repository) {
+                return None;
+            }
             let selection = selected.get(repository)?;
             let listed = w.listed.map(|i| &self.spec.packages[i]);
             Some(PackageNode {
                 repository: repository.clone(),
                 kind: w.kind,
                 upstream: w.upstream().to_string(),
-                name: listed
-                    .and_then(|p| p.name.clone())
-                    .unwrap_or_else(|| dns_label(repository_path(w.upstream()))),
+                name: self.name_of(w),
                 version: selection.version.clone(),
                 digest: selection.digest.clone(),
                 depends_on: edges
@@ -679,6 +869,15 @@ impl<'a> Resolver<'a> {
             })
         });
         Graph::new(nodes)
+    }
+}
+
+/// The failure of a package whose versions all fail the supply-chain gate.
+fn supply_chain(repository: &str, skipped: &[Skipped]) -> Error {
+    let skipped: Vec<String> = skipped.iter().map(Skipped::to_string).collect();
+    Error::SupplyChain {
+        repository: repository.to_string(),
+        skipped: skipped.join("; "),
     }
 }
 

@@ -579,3 +579,245 @@ async fn a_dependency_does_not_depend_on_which_parent_pulled_it_in() {
     );
     assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
 }
+
+// --- The supply-chain gate (the input's `scan`) ------------------------------
+
+mod scan_gate {
+    use super::*;
+    use crate::registry::scan::{ScanReport, Severity};
+    use crate::resolve::graph::PackageNode;
+    use crate::resolve::scan::Skipped;
+
+    const S3: &str = "upbound/provider-aws-s3";
+    const FAMILY_REPO: &str = "upbound/provider-family-aws";
+
+    /// The blog registry with every image scanned clean but those named.
+    fn scanned(findings: &[(&str, &str, ScanReport)]) -> MemoryRegistry {
+        let registry = blog_registry();
+        for repository in [S3, FAMILY_REPO, PAT] {
+            for tag in registry_tags(&registry, repository) {
+                let digest = digest_of(&registry, repository, &tag);
+                registry.set_scan(&digest, ScanReport::clean());
+            }
+        }
+        for (repository, tag, report) in findings {
+            registry.set_scan(&digest_of(&registry, repository, tag), report.clone());
+        }
+        registry
+    }
+
+    /// The tags [`blog_registry`] pushes.
+    fn registry_tags(_: &MemoryRegistry, repository: &str) -> Vec<String> {
+        let tags: &[&str] = match repository {
+            FAMILY_REPO => &["v2.1.0", "v2.2.0", "v2.3.0-rc.1", "v2", "latest"],
+            S3 => &["v2.1.0", "v2.2.0"],
+            _ => &["v0.8.1", "v0.8.2"],
+        };
+        tags.iter().map(|t| t.to_string()).collect()
+    }
+
+    /// The digest [`MemoryRegistry::push`] gives an image.
+    fn digest_of(_: &MemoryRegistry, repository: &str, tag: &str) -> String {
+        crate::oci::blob::sha256_digest(format!("{repository}:{tag}").as_bytes())
+    }
+
+    fn critical(name: &str) -> ScanReport {
+        ScanReport::with_findings(&[(name, Severity::Critical)])
+    }
+
+    struct InstalledFamily(PackageNode);
+
+    impl Installed for InstalledFamily {
+        fn get(&self, repository: &str) -> Option<&PackageNode> {
+            (repository == self.0.repository).then_some(&self.0)
+        }
+    }
+
+    async fn gated(
+        registry: &MemoryRegistry,
+        scan: Json,
+        installed: Option<&dyn Installed>,
+    ) -> Result<Resolution> {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [package("Provider", S3, ">= 2.0.0"), package("Function", PAT, ">= 0.8.0")],
+        }))
+        .expect("spec");
+        let input: Input = decode(json!({"scan": scan})).expect("input");
+        let settings =
+            Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
+        Resolver::new(&settings, &spec, registry)
+            .keeping(installed)
+            .resolve()
+            .await
+    }
+
+    fn policy(extra: Json) -> Json {
+        let mut scan = json!({"repositories": ["upbound/*"], "maxSeverity": "HIGH"});
+        for (k, v) in extra.as_object().expect("object") {
+            scan[k] = v.clone();
+        }
+        scan
+    }
+
+    #[tokio::test]
+    async fn a_critical_finding_skips_the_version_for_the_next_clean_one() {
+        let registry = scanned(&[(S3, "v2.2.0", critical("CVE-2024-1234"))]);
+        let r = gated(&registry, policy(json!({})), None)
+            .await
+            .expect("resolves");
+        assert_eq!(version_of(&r.graph, S3), Some("v2.1.0"));
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.2.0"));
+        assert_eq!(
+            r.skipped["upbound-provider-aws-s3"],
+            vec![Skipped::new(
+                "v2.2.0",
+                "finding CVE-2024-1234 of severity CRITICAL"
+            )]
+        );
+        assert!(r.blocked.is_empty() && r.kept.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ignore_and_tolerance_let_it_through_and_ungated_repositories_are_not_asked() {
+        let registry = scanned(&[
+            (S3, "v2.2.0", critical("CVE-2024-1234")),
+            (PAT, "v0.8.2", critical("CVE-2024-9")),
+        ]);
+        let ignored = policy(json!({"ignore": ["CVE-2024-1234"]}));
+        let r = gated(&registry, ignored, None).await.expect("resolves");
+        assert_eq!(version_of(&r.graph, S3), Some("v2.2.0"));
+        assert_eq!(version_of(&r.graph, PAT), Some("v0.8.2"), "not gated");
+        assert!(r.skipped.is_empty());
+        let tolerant = policy(json!({"maxSeverity": "CRITICAL"}));
+        let r = gated(&registry, tolerant, None).await.expect("resolves");
+        assert_eq!(version_of(&r.graph, S3), Some("v2.2.0"));
+    }
+
+    #[tokio::test]
+    async fn a_pending_scan_waits_unless_allowed() {
+        let registry = scanned(&[(
+            FAMILY_REPO,
+            "v2.2.0",
+            ScanReport::not_scanned("IN_PROGRESS"),
+        )]);
+        let r = gated(&registry, policy(json!({})), None)
+            .await
+            .expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.1.0"));
+        assert_eq!(
+            r.skipped["upbound-provider-family-aws"],
+            vec![Skipped::new(
+                "v2.2.0",
+                "scan pending (ECR reports IN_PROGRESS)"
+            )]
+        );
+        let allow = policy(json!({"whenMissing": "Allow"}));
+        let r = gated(&registry, allow, None).await.expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.2.0"));
+    }
+
+    #[tokio::test]
+    async fn a_dependency_with_no_passing_version_is_blocked_and_its_dependents_wait() {
+        let registry = scanned(&[
+            (FAMILY_REPO, "v2.2.0", critical("CVE-1")),
+            (FAMILY_REPO, "v2.1.0", ScanReport::not_scanned("NOT_FOUND")),
+        ]);
+        let r = gated(&registry, policy(json!({})), None)
+            .await
+            .expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), None);
+        assert_eq!(version_of(&r.graph, S3), None, "waits for its dependency");
+        assert_eq!(version_of(&r.graph, PAT), Some("v0.8.2"), "unrelated");
+        assert_eq!(r.blocked.len(), 1);
+        let blocked = r.blocked[0].to_string();
+        assert_eq!(
+            blocked,
+            "upbound-provider-family-aws is not installed: no version of upbound/provider-family-aws \
+             passes the supply-chain gate: v2.2.0 (finding CVE-1 of severity CRITICAL); \
+             v2.1.0 (scan pending (ECR reports NOT_FOUND)); waiting for it: upbound-provider-aws-s3"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_installed_package_whose_candidates_all_fail_stays() {
+        let registry = scanned(&[
+            (FAMILY_REPO, "v2.2.0", critical("CVE-1")),
+            (FAMILY_REPO, "v2.1.0", critical("CVE-2")),
+        ]);
+        let installed = InstalledFamily(PackageNode {
+            repository: FAMILY_REPO.to_string(),
+            kind: PackageKind::Provider,
+            upstream: FAMILY.to_string(),
+            name: "upbound-provider-family-aws".to_string(),
+            version: "v2.1.0".to_string(),
+            digest: digest_of(&registry, FAMILY_REPO, "v2.1.0"),
+            depends_on: Default::default(),
+            runtime_config_name: None,
+        });
+        let r = gated(&registry, policy(json!({})), Some(&installed))
+            .await
+            .expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.1.0"));
+        assert_eq!(version_of(&r.graph, S3), Some("v2.2.0"));
+        assert!(r.blocked.is_empty());
+        assert_eq!(r.kept.len(), 1);
+        assert!(
+            r.kept[0].to_string().starts_with(
+                "keeping installed package upbound-provider-family-aws at v2.1.0: no version"
+            ),
+            "{}",
+            r.kept[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exact_tag_that_fails_is_blocked_and_candidates_are_bounded() {
+        let registry = scanned(&[(PAT, "v0.8.2", critical("CVE-3"))]);
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [package("Function", PAT, "v0.8.2")],
+        }))
+        .expect("spec");
+        let input: Input =
+            decode(json!({"scan": {"repositories": ["*/*"], "maxSeverity": "NONE"}}))
+                .expect("input");
+        let settings =
+            Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
+        let r = Resolver::new(&settings, &spec, &registry)
+            .resolve()
+            .await
+            .expect("resolves");
+        assert!(r.graph.is_empty());
+        assert!(
+            r.blocked[0]
+                .to_string()
+                .contains("v0.8.2 (finding CVE-3 of severity CRITICAL)")
+        );
+
+        // Many failing releases: at most MAX_SKIPPED are asked about.
+        let many = MemoryRegistry::new();
+        for i in 0..40 {
+            let d = many.push(PAT, &format!("v1.0.{i}"), meta(PackageKind::Function, &[]));
+            many.set_scan(&d, critical("CVE-4"));
+        }
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [package("Function", PAT, ">= 1.0.0")],
+        }))
+        .expect("spec");
+        let settings =
+            Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
+        let before = many.calls();
+        let r = Resolver::new(&settings, &spec, &many)
+            .resolve()
+            .await
+            .expect("resolves");
+        assert_eq!(r.blocked.len(), 1);
+        let asked = many.calls() - before;
+        let max = crate::spec::limits::MAX_SKIPPED;
+        // Two tag lists (the version asked is not a tag; then the highest),
+        // a digest and a scan report per candidate, none cached here.
+        assert_eq!(asked, 2 + 2 * max, "{asked} calls for {max} candidates");
+    }
+}

@@ -111,6 +111,11 @@ pub const MAX_WINDOW_START_LEN: usize = 5;
 /// `upgrades.windows[].duration`: at least a minute, at most a week (168h).
 pub const MIN_WINDOW_DURATION: Duration = Duration::from_secs(60);
 pub const MAX_WINDOW_DURATION: Duration = Duration::from_secs(168 * 3600);
+/// `scan.ignore`: finding names never counted.
+pub const MAX_SCAN_IGNORE: usize = 256;
+/// One finding name (`CVE-2024-1234`, `GHSA-xxxx-xxxx-xxxx`, an Inspector
+/// title): in `scan.ignore`, and as the scan gate reads and reports it.
+pub const MAX_FINDING_NAME_LEN: usize = 128;
 /// `apiVersion` of the input.
 pub const MAX_API_VERSION_LEN: usize = 253;
 /// `kind` of the input.
@@ -144,6 +149,11 @@ pub const MAX_TIMESTAMP_LEN: usize = 64;
 pub const MAX_QUARANTINED: usize = 1000;
 /// `status.quarantined[].reason`.
 pub const MAX_QUARANTINE_REASON_LEN: usize = 1024;
+/// `status.packages[].skipped`: versions the supply-chain gate skipped,
+/// highest first, per package.
+pub const MAX_SKIPPED: usize = 16;
+/// `status.packages[].skipped[].reason`.
+pub const MAX_SKIPPED_REASON_LEN: usize = 512;
 /// Leaving entries of `status.packages` asked for in one call (one required
 /// resource each); the rest count as still there and are asked for once
 /// earlier ones are gone.

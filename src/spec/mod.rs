@@ -13,6 +13,7 @@ pub mod limits;
 pub mod load;
 pub mod package_fields;
 pub mod policy;
+pub mod scan;
 pub mod settings;
 pub mod upgrades;
 pub mod xr;

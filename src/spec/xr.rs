@@ -649,6 +649,12 @@ mod tests {
             ("status.packages[].dependsOn[]item", MAX_PACKAGE_NAME_LEN),
             ("status.packages[].sharedWith", MAX_SHARED_WITH_LEN),
             ("status.packages[].available", MAX_VERSION_LEN),
+            ("status.packages[].skipped[]", limits::MAX_SKIPPED),
+            ("status.packages[].skipped[].version", MAX_VERSION_LEN),
+            (
+                "status.packages[].skipped[].reason",
+                limits::MAX_SKIPPED_REASON_LEN,
+            ),
             ("status.packages[].rollout.from", MAX_STATUS_PACKAGE_REF_LEN),
             ("status.packages[].rollout.to", MAX_STATUS_PACKAGE_REF_LEN),
             ("status.packages[].rollout.phase", MAX_ENUM_LEN),

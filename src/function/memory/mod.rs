@@ -25,6 +25,7 @@ use crate::names::{is_digest, is_label, is_repository_name};
 use crate::package::PackageKind;
 use crate::resolve::Installed;
 use crate::resolve::graph::{Graph, PackageNode};
+use crate::resolve::scan::Skipped;
 use crate::sdk::structs::{bool_value, list_value, object_value, string_value};
 use crate::spec::limits::{
     MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_REPOSITORY_LEN, MAX_STATUS_PACKAGE_REF_LEN,
@@ -67,6 +68,9 @@ pub struct PackageStatus {
     /// the package from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<String>,
+    /// Higher versions the supply-chain gate skipped, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
 }
 
 impl PackageStatus {
@@ -97,6 +101,15 @@ impl PackageStatus {
         }
         if let Some(available) = &self.available {
             fields.push(("available", string_value(available)));
+        }
+        if !self.skipped.is_empty() {
+            let skipped = self.skipped.iter().map(|s| {
+                object_value([
+                    ("version", string_value(&s.version)),
+                    ("reason", string_value(&s.reason)),
+                ])
+            });
+            fields.push(("skipped", list_value(skipped.collect())));
         }
         object_value(fields)
     }
@@ -349,6 +362,20 @@ impl Installed for InstalledView<'_> {
     }
 }
 
+/// `skipped` within the bounds the XRDs declare.
+fn check_skipped(skipped: &[Skipped]) -> Result<(), String> {
+    use crate::spec::limits::{MAX_SKIPPED, MAX_SKIPPED_REASON_LEN, check_len, too_many};
+    if skipped.len() > MAX_SKIPPED {
+        return Err(format!("skipped {}", too_many(MAX_SKIPPED, skipped.len())));
+    }
+    for (i, s) in skipped.iter().enumerate() {
+        check_len(&s.version, MAX_VERSION_LEN).map_err(|e| format!("skipped[{i}].version {e}"))?;
+        check_len(&s.reason, MAX_SKIPPED_REASON_LEN)
+            .map_err(|e| format!("skipped[{i}].reason {e}"))?;
+    }
+    Ok(())
+}
+
 /// The checks every entry passes as it is read, leaving or not, since any
 /// entry may drive a lookup (a leaving package object is asked for by kind
 /// and name), hold a removal back (its `dependsOn`), or be written back:
@@ -374,6 +401,7 @@ fn check_entry(settings: &Settings, entry: &PackageStatus) -> Result<(), String>
         crate::spec::limits::check_len(available, MAX_VERSION_LEN)
             .map_err(|e| format!("available {e}"))?;
     }
+    check_skipped(&entry.skipped)?;
     if entry.depends_on.len() > MAX_STATUS_PACKAGES {
         return Err(format!(
             "dependsOn {}",

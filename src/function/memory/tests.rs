@@ -38,7 +38,7 @@ proptest! {
         });
         let status = PackageStatus {
             name, kind, repository, version, digest, package, depends_on, ready, leaving,
-            shared_with, rollout, available,
+            shared_with, rollout, available, skipped: Vec::new(),
         };
         let serde = serde_json::to_value(&status).expect("serializes");
         prop_assert_eq!(status.to_value(), json_to_value(&serde));

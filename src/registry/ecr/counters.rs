@@ -15,16 +15,22 @@ pub struct CallCounts {
     pub blob_get: u64,
     /// Redirects (to S3) followed while reading blobs.
     pub blob_redirect: u64,
+    /// Image scan reports read (the input's `scan`).
+    pub describe_image_scan_findings: u64,
 }
 
 impl CallCounts {
     /// AWS API operations plus blob GETs (redirect hops not counted).
     pub fn total(&self) -> u64 {
-        self.list_images + self.batch_get_image + self.get_authorization_token + self.blob_get
+        self.list_images
+            + self.batch_get_image
+            + self.get_authorization_token
+            + self.blob_get
+            + self.describe_image_scan_findings
     }
 
     /// `(operation, count)` pairs, labelled as the Prometheus counter is.
-    pub fn by_operation(&self) -> [(&'static str, u64); 5] {
+    pub fn by_operation(&self) -> [(&'static str, u64); 6] {
         [
             (Operation::ListImages.name(), self.list_images),
             (Operation::BatchGetImage.name(), self.batch_get_image),
@@ -34,6 +40,10 @@ impl CallCounts {
             ),
             (Operation::GetBlob.name(), self.blob_get),
             (Operation::BlobRedirect.name(), self.blob_redirect),
+            (
+                Operation::DescribeImageScanFindings.name(),
+                self.describe_image_scan_findings,
+            ),
         ]
     }
 
@@ -45,6 +55,8 @@ impl CallCounts {
             get_authorization_token: self.get_authorization_token - earlier.get_authorization_token,
             blob_get: self.blob_get - earlier.blob_get,
             blob_redirect: self.blob_redirect - earlier.blob_redirect,
+            describe_image_scan_findings: self.describe_image_scan_findings
+                - earlier.describe_image_scan_findings,
         }
     }
 }
@@ -57,6 +69,7 @@ pub(super) enum Operation {
     GetAuthorizationToken,
     GetBlob,
     BlobRedirect,
+    DescribeImageScanFindings,
 }
 
 impl Operation {
@@ -67,6 +80,7 @@ impl Operation {
             Operation::GetAuthorizationToken => "GetAuthorizationToken",
             Operation::GetBlob => "GetBlob",
             Operation::BlobRedirect => "BlobRedirect",
+            Operation::DescribeImageScanFindings => "DescribeImageScanFindings",
         }
     }
 }
@@ -78,6 +92,7 @@ pub(super) struct Counters {
     get_authorization_token: AtomicU64,
     blob_get: AtomicU64,
     blob_redirect: AtomicU64,
+    describe_image_scan_findings: AtomicU64,
     metric: Option<IntCounterVec>,
 }
 
@@ -96,6 +111,7 @@ impl Counters {
             Operation::GetAuthorizationToken => &self.get_authorization_token,
             Operation::GetBlob => &self.blob_get,
             Operation::BlobRedirect => &self.blob_redirect,
+            Operation::DescribeImageScanFindings => &self.describe_image_scan_findings,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(metric) = &self.metric {
@@ -110,6 +126,7 @@ impl Counters {
             get_authorization_token: self.get_authorization_token.load(Ordering::Relaxed),
             blob_get: self.blob_get.load(Ordering::Relaxed),
             blob_redirect: self.blob_redirect.load(Ordering::Relaxed),
+            describe_image_scan_findings: self.describe_image_scan_findings.load(Ordering::Relaxed),
         }
     }
 }

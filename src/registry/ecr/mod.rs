@@ -6,6 +6,7 @@
 //!   bytes (checked against what ECR reports). Manifests are kept by digest
 //!   (they are immutable), so reading a package right after resolving it costs
 //!   no second `BatchGetImage`.
+//! * Image scans: `DescribeImageScanFindings`, one page per digest (`scan`).
 //! * Package metadata: the manifest (an index is followed to its single or
 //!   `linux/amd64` manifest), then the layer annotated `io.crossplane.xpkg:
 //!   base`, fetched from the registry data plane (`GET /v2/<repo>/blobs/<digest>`
@@ -25,12 +26,14 @@ use super::{Registry, Tags};
 use crate::error::{Error, Result};
 use crate::oci::xpkg::{self, Descriptor, ImageSource, Manifest, ReadOptions};
 use crate::package::PackageMeta;
+use crate::registry::scan::ScanReport;
 
 mod api;
 mod blobs;
 mod client;
 mod counters;
 mod options;
+mod scan;
 
 pub use blobs::registry_endpoint;
 pub use client::EcrRegistry;
@@ -64,6 +67,10 @@ impl Registry for EcrRegistry {
             layer_timeout: self.options.blob_timeout,
         };
         xpkg::package_meta(&image, digest, options).await
+    }
+
+    async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
+        self.describe_scan(repository, digest).await
     }
 }
 

@@ -119,6 +119,10 @@ pub struct Input {
     /// rollback and quarantine, pausing, windows.
     #[serde(default)]
     pub upgrades: Upgrades,
+    /// Which packages must be clean by ECR's image scan (see `spec::scan`);
+    /// none by default.
+    #[serde(default)]
+    pub scan: Option<super::scan::Scan>,
 }
 
 /// `revisionHistoryLimit`: how many inactive revisions Crossplane keeps for
@@ -245,6 +249,7 @@ impl Default for Input {
             ignore_crossplane_constraints: false,
             crossplane_version: None,
             upgrades: Upgrades::default(),
+            scan: None,
         }
     }
 }

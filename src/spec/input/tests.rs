@@ -357,6 +357,12 @@ fn the_package_crd_declares_the_bounds() {
         ("packagePullPolicy", MAX_ENUM_LEN),
         ("allowedActivations[]", MAX_ALLOWLIST_ITEMS),
         ("allowedActivations[]item", MAX_PATTERN_LEN),
+        ("scan.repositories[]", MAX_ALLOWLIST_ITEMS),
+        ("scan.repositories[]item", MAX_PATTERN_LEN),
+        ("scan.maxSeverity", MAX_ENUM_LEN),
+        ("scan.ignore[]", MAX_SCAN_IGNORE),
+        ("scan.ignore[]item", MAX_FINDING_NAME_LEN),
+        ("scan.whenMissing", MAX_ENUM_LEN),
         (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
@@ -487,7 +493,8 @@ fn the_package_crd_matches_the_input() {
         "packagePullPolicy": "Always", "commonLabels": {"team": "core"}, "ignoreCrossplaneConstraints": true,
         "crossplaneVersion": "v2.2",
         "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
-                     "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]}
+                     "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]},
+        "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"}
     });
     decode::<Input>(full.clone()).expect("the function reads every field");
     assert_eq!(keys(&schema["properties"]), keys(&full));
@@ -509,6 +516,9 @@ fn the_package_crd_matches_the_input() {
     );
     let upgrades = &schema["properties"]["upgrades"];
     assert_eq!(keys(&upgrades["properties"]), keys(&full["upgrades"]));
+    let scan = &schema["properties"]["scan"];
+    assert_eq!(keys(&scan["properties"]), keys(&full["scan"]));
+    assert_eq!(scan["required"], json!(["repositories", "maxSeverity"]));
     assert_eq!(
         keys(&upgrades["properties"]["windows"]["items"]["properties"]),
         keys(&full["upgrades"]["windows"][0])

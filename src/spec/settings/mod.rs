@@ -52,6 +52,8 @@ pub struct Settings {
     /// IAM definitions; `None` when the input's `activation.enabled` is
     /// false (no policy is composed).
     pub activation: Option<Activation>,
+    /// The input's `scan`: the supply-chain gate on ECR's image scans.
+    pub scan: Option<super::scan::Scan>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,6 +146,7 @@ impl Settings {
             upgrades: input.upgrades.clone(),
             paused: paused(spec, input)?,
             activation: activation(xr, spec, input, &policy)?,
+            scan: input.scan.clone(),
         })
     }
 
