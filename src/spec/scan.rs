@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Deserializer, de};
 
+use super::glob::{glob_match, path_match};
 use super::limits::{
     self, MAX_ALLOWLIST_ITEMS, MAX_FINDING_NAME_LEN, MAX_PATTERN_LEN, MAX_SCAN_IGNORE,
 };
-use super::glob::{glob_match, path_match};
 
 /// `scan`: which packages must be clean by ECR's scan, and how clean.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
