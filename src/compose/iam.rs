@@ -86,13 +86,9 @@ pub fn compose(settings: &Settings, graph: &Graph) -> Vec<Planned> {
     planned
 }
 
-/// The IAM kinds composed, with the plural their CRDs (and so their
-/// managed resource definitions) are named by.
-const KINDS: [(&str, &str); 3] = [
-    ("Role", "roles"),
-    ("Policy", "policies"),
-    ("RolePolicyAttachment", "rolepolicyattachments"),
-];
+/// The plurals the CRDs (and so the managed resource definitions) of the
+/// IAM kinds composed (Role, Policy, RolePolicyAttachment) are named by.
+const PLURALS: [&str; 3] = ["roles", "policies", "rolepolicyattachments"];
 
 /// The API group of the IAM kinds, cluster-scoped or namespaced.
 fn group(managed_resources: ManagedResources) -> &'static str {
@@ -106,9 +102,9 @@ fn group(managed_resources: ManagedResources) -> &'static str {
 /// CRDs' names): what the XR's activation policy activates for them.
 pub fn definitions(iam: &IamSettings) -> Vec<String> {
     let group = group(iam.managed_resources);
-    KINDS
+    PLURALS
         .iter()
-        .map(|(_, plural)| format!("{plural}.{group}"))
+        .map(|plural| format!("{plural}.{group}"))
         .collect()
 }
 

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::compose::activation::RESOURCE;
+use crate::compose::activation::{API_VERSION, RESOURCE};
 use crate::compose::iam;
 use crate::compose::packages::package_resource_name;
 use crate::function::observed::{Observed, ObservedResources};
@@ -31,7 +31,7 @@ use crate::spec::Settings;
 /// Requirement names for the IAM definitions are their names with this
 /// prefix.
 const REQUIREMENT_PREFIX: &str = "definition-";
-pub const DEFINITION_API_VERSION: &str = "apiextensions.crossplane.io/v1alpha1";
+/// Managed resource definitions share the policy's group and version.
 pub const DEFINITION_KIND: &str = "ManagedResourceDefinition";
 
 /// The composed resources whose definitions are not all active yet, and
@@ -121,7 +121,7 @@ impl Inactive {
         for definition in &self.asked {
             response.require_object(
                 &format!("{REQUIREMENT_PREFIX}{definition}"),
-                DEFINITION_API_VERSION,
+                API_VERSION,
                 DEFINITION_KIND,
                 definition,
                 None,
