@@ -268,6 +268,24 @@ func settled(o obj) obj {
 		installed, healthy := cond("Installed", "ActivePackageRevision"), cond("Healthy", "HealthyPackageRevision")
 		installed["observedGeneration"], healthy["observedGeneration"] = 1, 1
 		return obj{"currentIdentifier": spec["package"], "conditions": []any{installed, healthy}}
+	case strings.HasPrefix(api, "apiextensions.crossplane.io/") && kind == "ManagedResourceActivationPolicy":
+		// Crossplane's activation controller with every named definition
+		// installed (tests/e2e/render.py's fake): each is activated and
+		// listed, sorted, and the policy is Healthy.
+		spec, _ := o["spec"].(obj)
+		asked, _ := spec["activate"].([]any)
+		activated := []string{}
+		for _, a := range asked {
+			if name, ok := a.(string); ok && !strings.Contains(name, "*") {
+				activated = append(activated, name)
+			}
+		}
+		sort.Strings(activated)
+		listed := make([]any, len(activated))
+		for i, name := range activated {
+			listed[i] = name
+		}
+		return obj{"activated": listed, "conditions": []any{cond("Healthy", "Running")}}
 	case strings.Contains(api, "aws."):
 		return obj{"conditions": []any{cond("Synced", "ReconcileSuccess"), cond("Ready", "Available")}}
 	}
