@@ -1,6 +1,8 @@
 //! Package objects (Provider, Function, Configuration) and the ImageConfigs
 //! that point upstream package paths at the ECR mirror.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value as Json, json};
 
 use super::Planned;
@@ -28,23 +30,38 @@ pub fn package_resource_name(package_name: &str) -> String {
 /// The package object name a package's composition resource name stands
 /// for; `None` for resources that are not packages. Exact for names of up
 /// to 55 characters; a longer name's resource name is cut, so look it up
-/// among the known names with [`package_name_among`] instead.
+/// among the known names with [`PackageNames`] instead.
 pub fn package_name(resource_name: &str) -> Option<&str> {
     resource_name.strip_prefix(PACKAGE_PREFIX)
 }
 
-/// The name among `names` whose composition resource name is
-/// `resource_name`, for every length of name.
-pub fn package_name_among<'a>(
-    resource_name: &str,
-    names: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    if !resource_name.starts_with(PACKAGE_PREFIX) {
-        return None;
+/// Package names by their composition resource names, built once, for
+/// looking up many resource names among the same known names, for every
+/// length of name: of several names with one resource name, the first one
+/// given wins.
+#[derive(Default)]
+pub struct PackageNames<'a> {
+    by_resource: HashMap<String, &'a str>,
+}
+
+impl<'a> PackageNames<'a> {
+    pub fn of(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut by_resource = HashMap::new();
+        for name in names {
+            by_resource
+                .entry(package_resource_name(name))
+                .or_insert(name);
+        }
+        Self { by_resource }
     }
-    names
-        .into_iter()
-        .find(|name| package_resource_name(name) == resource_name)
+
+    /// The known name whose composition resource name is `resource_name`.
+    pub fn name_of(&self, resource_name: &str) -> Option<&'a str> {
+        if !resource_name.starts_with(PACKAGE_PREFIX) {
+            return None;
+        }
+        self.by_resource.get(resource_name).copied()
+    }
 }
 
 /// The ImageConfig's `metadata.name` for a mirror: `ecr-mirror-<upstream>`
@@ -237,8 +254,9 @@ mod tests {
         );
         assert_ne!(resource, package_resource_name(&"b".repeat(62)));
         let names = [short.as_str(), long.as_str()];
-        assert_eq!(package_name_among(&resource, names), Some(long.as_str()));
-        assert_eq!(package_name_among("image-config-x", names), None);
+        let known = PackageNames::of(names);
+        assert_eq!(known.name_of(&resource), Some(long.as_str()));
+        assert_eq!(known.name_of("image-config-x"), None);
         assert!(crate::compose::is_owned(&resource));
     }
 

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::compose::packages::{
-    package_name, package_name_among, package_reference, package_resource_name,
+    PackageNames, package_name, package_reference, package_resource_name,
 };
 use crate::error::Error;
 use crate::function::activation::Inactive;
@@ -44,6 +44,14 @@ pub fn package_statuses(
     inactive: &Inactive,
     skipped: &BTreeMap<String, Vec<Skipped>>,
 ) -> Vec<PackageStatus> {
+    // A long name's resource name is hashed: the held edges' names are
+    // found among the names this call knows, indexed once (when any is held).
+    let known = if held.is_empty() {
+        PackageNames::default()
+    } else {
+        let names = graph.nodes().map(|n| n.name.as_str());
+        PackageNames::of(names.chain(previous.packages.iter().map(|p| p.name.as_str())))
+    };
     let mut statuses: Vec<PackageStatus> = graph
         .install_order()
         .into_iter()
@@ -56,13 +64,8 @@ pub fn package_statuses(
                 .filter_map(|d| graph.get(d).map(|n| n.name.clone()))
                 .collect();
             depends_on.extend(held.get(&resource).into_iter().flatten().filter_map(|r| {
-                // A long name's resource name is hashed: find it
-                // among the names this call knows.
-                let known = graph
-                    .nodes()
-                    .map(|n| n.name.as_str())
-                    .chain(previous.packages.iter().map(|p| p.name.as_str()));
-                package_name_among(r, known)
+                known
+                    .name_of(r)
                     .or_else(|| package_name(r))
                     .map(str::to_string)
             }));
