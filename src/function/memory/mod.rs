@@ -12,7 +12,7 @@
 //! the registry cannot be read, keeping an installed dependency that no
 //! longer resolves, and the dependency edges that order removals.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost_types::Value;
 use serde::{Deserialize, Serialize};
@@ -255,6 +255,14 @@ impl Previous {
         let mut checked: Vec<(&PackageStatus, PackageNode)> = Vec::new();
         let mut names: BTreeSet<&str> = BTreeSet::new();
         let mut repositories: BTreeSet<&str> = BTreeSet::new();
+        // Each listed repository's runtime config, the first listing's:
+        // looked up once per entry.
+        let mut runtime_configs: HashMap<&str, Option<&String>> = HashMap::new();
+        for listed in &spec.packages {
+            runtime_configs
+                .entry(listed.repository.as_str())
+                .or_insert(listed.runtime_config_name.as_ref());
+        }
         for (i, entry) in self.packages.iter().enumerate() {
             if entry.leaving {
                 continue;
@@ -276,11 +284,11 @@ impl Previous {
                         version: entry.version.clone(),
                         digest: entry.digest.clone(),
                         depends_on: BTreeSet::new(),
-                        runtime_config_name: spec
-                            .packages
-                            .iter()
-                            .find(|r| r.repository == entry.repository)
-                            .and_then(|r| r.runtime_config_name.clone()),
+                        runtime_config_name: runtime_configs
+                            .get(entry.repository.as_str())
+                            .copied()
+                            .flatten()
+                            .cloned(),
                     },
                 )),
                 Err(why) => ignored.push(format!(
