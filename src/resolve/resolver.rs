@@ -2,6 +2,7 @@
 //! module documentation of `resolve`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -17,8 +18,7 @@ use crate::registry::Registry;
 use crate::spec::limits::{MAX_SKIPPED, MAX_STATUS_PACKAGES};
 use crate::spec::{Settings, XrSpec};
 use crate::version::{
-    Constraint, Dialect, VersionSpec, highest_per_dialect, parse_tag, select_highest,
-    select_highest_in,
+    Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest,
 };
 /// Enough for any real dependency chain; a graph still changing after this
 /// many rounds is oscillating between constraint sets.
@@ -106,11 +106,18 @@ struct Choice {
 
 /// When `chosen` was chosen under every dialect and they would each have
 /// chosen otherwise from `tags`: what each reads, for one Warning.
-fn disagreement(repository: &str, texts: &[&str], tags: &[String], chosen: &str) -> Option<String> {
+fn disagreement(
+    repository: &str,
+    texts: &[&str],
+    readings: &Readings,
+    tags: &[String],
+    chosen: &str,
+) -> Option<String> {
     if texts.is_empty() {
         return None;
     }
-    let picks: Vec<(Dialect, String)> = highest_per_dialect(texts, tags.iter().map(String::as_str))
+    let picks: Vec<(Dialect, String)> = readings
+        .highest_per_dialect(tags.iter().map(String::as_str))
         .into_iter()
         .map(|(d, pick)| {
             let pick = match pick {
@@ -163,6 +170,10 @@ pub struct Resolver<'a> {
     registry: &'a dyn Registry,
     installed: Option<&'a dyn Installed>,
     quarantine: Option<&'a Quarantine>,
+    /// Constraint texts read under every dialect, by the texts: most
+    /// repositories of a large XR are asked for with the same few
+    /// constraints.
+    readings: Mutex<HashMap<String, Arc<Readings>>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -173,6 +184,7 @@ impl<'a> Resolver<'a> {
             registry,
             installed: None,
             quarantine: None,
+            readings: Mutex::default(),
         }
     }
 
@@ -590,6 +602,8 @@ impl<'a> Resolver<'a> {
         // digest that was rolled back; each pass skips one more tag, so
         // this ends within the number of quarantined releases.
         let texts: Vec<&str> = constraints.iter().map(|c| c.as_str()).collect();
+        // Read once for every pass and for the dialects' disagreement.
+        let readings = self.readings(&texts);
         let dialects = &self.settings.dialects;
         // A version failing the supply-chain gate is passed over the same
         // way, at most MAX_SKIPPED of them: each costs a scan report.
@@ -600,7 +614,7 @@ impl<'a> Resolver<'a> {
                 .iter()
                 .map(String::as_str)
                 .filter(|t| !skipped.contains(t));
-            let Some(tag) = select_highest_in(dialects, &texts, candidates)? else {
+            let Some(tag) = readings.select_highest_in(dialects, candidates)? else {
                 if gated.is_empty() {
                     return Ok(None);
                 }
@@ -621,11 +635,29 @@ impl<'a> Resolver<'a> {
                 tag: tag.to_string(),
                 available: available(&tags, tag),
                 dialects: (dialects.len() > 1)
-                    .then(|| disagreement(repository, &texts, &tags, tag))
+                    .then(|| disagreement(repository, &texts, &readings, &tags, tag))
                     .flatten(),
                 skipped: gated,
             }));
         }
+    }
+
+    /// `texts` read under every dialect, once per resolution.
+    fn readings(&self, texts: &[&str]) -> Arc<Readings> {
+        // Each text after its length: no two lists share a key.
+        let mut key = String::new();
+        for text in texts {
+            key.push_str(&text.len().to_string());
+            key.push(':');
+            key.push_str(text);
+        }
+        // A poisoned lock only means another lookup panicked; the map is
+        // still whole.
+        let mut known = self.readings.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .entry(key)
+            .or_insert_with(|| Arc::new(Readings::of(texts)))
+            .clone()
     }
 
     /// Whether `tag` of `repository` is held back: quarantined while it

@@ -255,27 +255,7 @@ pub fn select_highest_in<'a>(
     constraint_texts: &[&str],
     tags: impl IntoIterator<Item = &'a str>,
 ) -> Result<Option<&'a str>> {
-    let dialects = if dialects.is_empty() {
-        &Dialect::ALL[..]
-    } else {
-        dialects
-    };
-    let mut readings = Vec::with_capacity(dialects.len() * constraint_texts.len());
-    for &dialect in dialects {
-        for text in constraint_texts {
-            readings.push(dialect.parse(text)?);
-        }
-    }
-    Ok(tags
-        .into_iter()
-        .map(|tag| (tag, Counted::of(tag)))
-        .filter(|(_, counted)| dialects.iter().all(|&d| counted.counts_in(d)))
-        .filter(|(_, counted)| readings.iter().all(|c| c.matches_counted(counted)))
-        .max_by(|(a_tag, a), (b_tag, b)| {
-            let ((a, a_pre), (b, b_pre)) = (a.parts(), b.parts());
-            precedence(a, a_pre, b, b_pre).then_with(|| a_tag.cmp(b_tag))
-        })
-        .map(|(tag, _)| tag))
+    Readings::of(constraint_texts).select_highest_in(dialects, tags)
 }
 
 /// What each dialect alone would take from `tags` under
@@ -287,42 +267,101 @@ pub fn highest_per_dialect<'a>(
     constraint_texts: &[&str],
     tags: impl IntoIterator<Item = &'a str>,
 ) -> [(Dialect, Option<Option<&'a str>>); 3] {
-    let readings: Vec<Option<Vec<DialectConstraint>>> = Dialect::ALL
-        .iter()
-        .map(|d| constraint_texts.iter().map(|t| d.parse(t).ok()).collect())
-        .collect();
-    let mut best: [Option<(&'a str, Counted<'a>)>; 3] = [None, None, None];
-    for tag in tags {
-        let counted = Counted::of(tag);
-        for (i, &dialect) in Dialect::ALL.iter().enumerate() {
-            let Some(readings) = &readings[i] else {
-                continue;
-            };
-            if !counted.counts_in(dialect) || !readings.iter().all(|c| c.matches_counted(&counted))
-            {
-                continue;
-            }
-            let higher = best[i].as_ref().is_none_or(|(best_tag, best_counted)| {
-                let ((a, a_pre), (b, b_pre)) = (counted.parts(), best_counted.parts());
-                precedence(a, a_pre, b, b_pre)
-                    .then_with(|| tag.cmp(best_tag))
-                    .is_gt()
-            });
-            if higher {
-                best[i] = Some((tag, counted.clone()));
-            }
+    Readings::of(constraint_texts).highest_per_dialect(tags)
+}
+
+/// Constraint texts read once under every dialect, for choosing among tags
+/// more than once ([`select_highest_in`], [`highest_per_dialect`]) without
+/// parsing them again.
+#[derive(Clone, Debug)]
+pub struct Readings {
+    /// By [`Dialect::ALL`]'s order: every text read by that dialect, or
+    /// the error of the first text it cannot parse.
+    by_dialect: [Result<Vec<DialectConstraint>>; 3],
+}
+
+impl Readings {
+    pub fn of(constraint_texts: &[&str]) -> Self {
+        let read = |dialect: Dialect| -> Result<Vec<DialectConstraint>> {
+            constraint_texts.iter().map(|t| dialect.parse(t)).collect()
+        };
+        Self {
+            by_dialect: Dialect::ALL.map(read),
         }
     }
-    let pick = |i: usize| {
-        readings[i]
-            .as_ref()
-            .map(|_| best[i].as_ref().map(|(t, _)| *t))
-    };
-    [
-        (Dialect::ALL[0], pick(0)),
-        (Dialect::ALL[1], pick(1)),
-        (Dialect::ALL[2], pick(2)),
-    ]
+
+    fn of_dialect(&self, dialect: Dialect) -> &Result<Vec<DialectConstraint>> {
+        let i = Dialect::ALL.iter().position(|&d| d == dialect);
+        &self.by_dialect[i.unwrap_or_default()]
+    }
+
+    /// [`select_highest_in`] of these texts.
+    pub fn select_highest_in<'a>(
+        &self,
+        dialects: &[Dialect],
+        tags: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Option<&'a str>> {
+        let dialects = if dialects.is_empty() {
+            &Dialect::ALL[..]
+        } else {
+            dialects
+        };
+        let mut readings: Vec<&DialectConstraint> = Vec::new();
+        for &dialect in dialects {
+            match self.of_dialect(dialect) {
+                Ok(read) => readings.extend(read),
+                Err(error) => return Err(error.clone()),
+            }
+        }
+        Ok(tags
+            .into_iter()
+            .map(|tag| (tag, Counted::of(tag)))
+            .filter(|(_, counted)| dialects.iter().all(|&d| counted.counts_in(d)))
+            .filter(|(_, counted)| readings.iter().all(|c| c.matches_counted(counted)))
+            .max_by(|(a_tag, a), (b_tag, b)| {
+                let ((a, a_pre), (b, b_pre)) = (a.parts(), b.parts());
+                precedence(a, a_pre, b, b_pre).then_with(|| a_tag.cmp(b_tag))
+            })
+            .map(|(tag, _)| tag))
+    }
+
+    /// [`highest_per_dialect`] of these texts.
+    pub fn highest_per_dialect<'a>(
+        &self,
+        tags: impl IntoIterator<Item = &'a str>,
+    ) -> [(Dialect, Option<Option<&'a str>>); 3] {
+        let readings: [Option<&Vec<DialectConstraint>>; 3] =
+            [0, 1, 2].map(|i| self.by_dialect[i].as_ref().ok());
+        let mut best: [Option<(&'a str, Counted<'a>)>; 3] = [None, None, None];
+        for tag in tags {
+            let counted = Counted::of(tag);
+            for (i, &dialect) in Dialect::ALL.iter().enumerate() {
+                let Some(readings) = readings[i] else {
+                    continue;
+                };
+                if !counted.counts_in(dialect)
+                    || !readings.iter().all(|c| c.matches_counted(&counted))
+                {
+                    continue;
+                }
+                let higher = best[i].as_ref().is_none_or(|(best_tag, best_counted)| {
+                    let ((a, a_pre), (b, b_pre)) = (counted.parts(), best_counted.parts());
+                    precedence(a, a_pre, b, b_pre)
+                        .then_with(|| tag.cmp(best_tag))
+                        .is_gt()
+                });
+                if higher {
+                    best[i] = Some((tag, counted.clone()));
+                }
+            }
+        }
+        let pick = |i: usize| readings[i].map(|_| best[i].as_ref().map(|(t, _)| *t));
+        [
+            (Dialect::ALL[0], pick(0)),
+            (Dialect::ALL[1], pick(1)),
+            (Dialect::ALL[2], pick(2)),
+        ]
+    }
 }
 
 /// Kept in step with the v3 limit, which every dialect applies.

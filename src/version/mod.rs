@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::names::is_digest;
 
 pub use constraint::{Constraint, MAX_ALTERNATIVES};
-pub use dialect::{Dialect, DialectConstraint, highest_per_dialect, select_highest_in};
+pub use dialect::{Dialect, DialectConstraint, Readings, highest_per_dialect, select_highest_in};
 pub use length::MAX_VERSION_LEN;
 use length::too_long;
 pub use tag::{is_tag, parse_tag, select_highest};
