@@ -49,6 +49,23 @@ pub enum Grammar {
 /// empty `prefix` gives the part alone; an empty or all-punctuation part
 /// gives `<prefix>-<hash>`. `prefix` should itself be a label.
 pub fn object_name(prefix: &str, part: &str, source: Grammar) -> String {
+    // Already a label's characters, unfolded and short enough: nothing to
+    // clean or cut (the usual case, such as a package resource name).
+    let plain = |text: &str| {
+        !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !text.starts_with('-')
+            && !text.ends_with('-')
+    };
+    if source != Grammar::PathPrefix
+        && plain(prefix)
+        && plain(part)
+        && prefix.len() + 1 + part.len() <= MAX_LABEL_LEN
+    {
+        return format!("{prefix}-{part}");
+    }
     let (clean_prefix, prefix_lossy) = clean(prefix, Grammar::Label);
     let (clean_part, part_lossy) = clean(part, source);
     let mut name = clean_prefix;
