@@ -358,7 +358,8 @@ where
 #[async_trait]
 impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
     async fn list_tags(&self, repository: &str) -> Result<Tags> {
-        let lookup = self.inner.list_tags(repository);
+        // Made only when the cache has no good answer.
+        let lookup = async { self.inner.list_tags(repository).await };
         answer(
             &self.tags,
             self.failures,
@@ -381,7 +382,7 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
             // Its package was read, so it exists; content at a digest is fixed.
             return Ok(reference.to_string());
         }
-        let lookup = self.inner.resolve_digest(repository, reference);
+        let lookup = async { self.inner.resolve_digest(repository, reference).await };
         answer(
             &self.digests,
             self.failures,
