@@ -1,7 +1,7 @@
 //! The resolver: rounds to a fixed point over the registry (see the
 //! module documentation of `resolve`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -17,9 +17,7 @@ use crate::package::{PackageKind, PackageMeta};
 use crate::registry::Registry;
 use crate::spec::limits::{MAX_SKIPPED, MAX_STATUS_PACKAGES};
 use crate::spec::{Settings, XrSpec};
-use crate::version::{
-    Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest,
-};
+use crate::version::{Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest};
 /// Enough for any real dependency chain; a graph still changing after this
 /// many rounds is oscillating between constraint sets.
 const MAX_ROUNDS: usize = 32;
@@ -642,11 +640,16 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// `texts` read under every dialect, once per resolution.
+    /// `texts` read under every dialect, once per resolution. A text
+    /// repeated (a family provider's many dependents asking for it alike)
+    /// is read once: every constraint must hold, so a repeat adds nothing,
+    /// and the first to fail is still the first.
     fn readings(&self, texts: &[&str]) -> Arc<Readings> {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let texts: Vec<&str> = texts.iter().copied().filter(|t| seen.insert(t)).collect();
         // Each text after its length: no two lists share a key.
         let mut key = String::new();
-        for text in texts {
+        for text in &texts {
             key.push_str(&text.len().to_string());
             key.push(':');
             key.push_str(text);
@@ -656,7 +659,7 @@ impl<'a> Resolver<'a> {
         let mut known = self.readings.lock().unwrap_or_else(|e| e.into_inner());
         known
             .entry(key)
-            .or_insert_with(|| Arc::new(Readings::of(texts)))
+            .or_insert_with(|| Arc::new(Readings::of(&texts)))
             .clone()
     }
 
