@@ -5,13 +5,14 @@
 //!
 //! - `FUZZ_SECONDS` (default 2): the budget of each suite, in seconds.
 //! - `FUZZ_SEED`: the "random" seed, to replay a failure (decimal or 0x hex).
+//! - `FUZZ_BATCH`: with `FUZZ_SEED`, runs only that batch of that seed.
 //! - `FUZZ_REQUIRE_ORACLE=1`: a differential suite fails, instead of
 //!   skipping, when the Go oracle (`tests/oracle`) cannot be built.
 //!
 //! Each suite prints its seeds and case counts; a failure prints the seed,
 //! the batch and proptest's minimal failing input. Batch `i` of seed `s` is
-//! always the same cases, so `FUZZ_SEED=s` replays a failure whatever the
-//! budget. `scripts/fuzz` runs them longer.
+//! always the same cases, so `FUZZ_SEED=s FUZZ_BATCH=i` replays a failure
+//! at once, whatever budget found it. `scripts/fuzz` runs them longer.
 //!
 //! The differential suites build `tests/oracle` (Masterminds/semver v3.5.0
 //! and v1.5.0, and Go's `path.Match`; built a second time with
@@ -103,10 +104,20 @@ where
 {
     let half = budget() / 2;
     let mut total = 0;
-    for (which, seed) in [("fixed", FIXED_SEED), ("random", random_seed())] {
+    // FUZZ_BATCH replays one batch of FUZZ_SEED (what a failure names).
+    let replay = std::env::var("FUZZ_BATCH").ok().map(|b| {
+        b.trim()
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("FUZZ_BATCH={b:?}: {e}"))
+    });
+    let seeds = match replay {
+        Some(_) => vec![("random", random_seed())],
+        None => vec![("fixed", FIXED_SEED), ("random", random_seed())],
+    };
+    for (which, seed) in seeds {
         let started = Instant::now();
-        let (mut batch, mut cases) = (0u64, 0u64);
-        while batch == 0 || started.elapsed() < half {
+        let (mut batch, mut cases) = (replay.unwrap_or(0), 0u64);
+        while cases == 0 || (replay.is_none() && started.elapsed() < half) {
             let config = Config {
                 cases: BATCH,
                 failure_persistence: None,
@@ -118,7 +129,7 @@ where
             if let Err(failure) = runner.run(&strategy, &test) {
                 panic!(
                     "{suite}: {which} seed {seed:#x}, batch {batch}: {failure}\n\
-                     replay: FUZZ_SEED={seed:#x} cargo test --test fuzz {suite}"
+                     replay: FUZZ_SEED={seed:#x} FUZZ_BATCH={batch} cargo test --test fuzz {suite}"
                 );
             }
             batch += 1;
