@@ -9,6 +9,9 @@
 
 //!
 //! - `resolver.rs`: the rounds, one [`Resolver`] per resolution.
+//! - `wanted.rs`: what a round wants: packages, requirements, edges.
+//! - `select.rs`: one wanted package's version (constraints, dialects,
+//!   quarantine, the supply-chain gate, the installed one kept).
 //! - `resolution.rs`: what comes out, the install graph (`graph.rs`) and
 //!   the installed dependencies kept as they are.
 //! - `installed.rs`: what the caller says is installed.
@@ -22,6 +25,8 @@ mod quarantine;
 mod resolution;
 mod resolver;
 pub mod scan;
+mod select;
+mod wanted;
 
 pub use self::installed::Installed;
 pub use self::quarantine::{Quarantine, Release};
