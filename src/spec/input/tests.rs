@@ -160,6 +160,14 @@ fn bounds_name_the_field() {
             "iam.oidcProvider",
             "at most 512 characters",
         ),
+    ];
+    check_bounds(&cases);
+}
+
+/// The upgrade policy's bounds name their path inside the input.
+#[test]
+fn upgrades_bounds_name_their_path() {
+    let cases = [
         (
             json!({"upgrades": {"windows": [
                 {"days": ["Mon"], "start": "01:00", "duration": "1h"},
@@ -181,6 +189,10 @@ fn bounds_name_the_field() {
         ),
     ];
     check_bounds(&cases);
+}
+
+#[test]
+fn values_at_the_limits_are_accepted() {
     let at_limit: Input = decode(
         json!({"ttl": "24h", "tagCacheTTL": "0", "mirrors": vec![json!({"upstream": "x/"}); 32]}),
     )
