@@ -105,6 +105,7 @@ fn counts(list: u64, batch_get: u64, token: u64, blobs: u64) -> CallCounts {
         blob_get: blobs,
         blob_redirect: 0,
         describe_image_scan_findings: 0,
+        list_referrers: 0,
     }
 }
 

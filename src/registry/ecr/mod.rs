@@ -7,8 +7,9 @@
 //!   (they are immutable), so reading a package right after resolving it costs
 //!   no second `BatchGetImage`.
 //! * Image scans: `DescribeImageScanFindings`, one page per digest (`scan`).
-//! * Signatures: one `BatchGetImage` for cosign's two tags, then the
-//!   bundle manifests and the payload blobs they name (`signatures`).
+//! * Signatures: one `BatchGetImage` for cosign's two tags (the referrers
+//!   API when there is no referrers tag), then the bundle manifests and the
+//!   payload blobs they name (`signatures`).
 //! * Package metadata: the manifest (an index is followed to its single or
 //!   `linux/amd64` manifest), then the layer annotated `io.crossplane.xpkg:
 //!   base`, fetched from the registry data plane (`GET /v2/<repo>/blobs/<digest>`

@@ -5,7 +5,10 @@
 //!   layers carry the signature in an annotation;
 //! * the referrers tag schema `sha256-<hex>` (what cosign v3 writes to a
 //!   registry without the OCI 1.1 referrers API): an index of manifests
-//!   whose `subject` is the image and whose layer is a Sigstore bundle.
+//!   whose `subject` is the image and whose layer is a Sigstore bundle;
+//!   without that tag, the referrers API itself (`GET
+//!   /v2/<repo>/referrers/<digest>` on the data plane, one call; a registry
+//!   without it answers 404), whose answer is the same kind of index.
 //!
 //! Every manifest is checked against its digest (the one ECR reports, or
 //! the index's descriptor), every blob against its descriptor's, and each
@@ -56,7 +59,11 @@ impl EcrRegistry {
                 Err(e) => found.unreadable.push(format!("the .sig manifest: {e}")),
             }
         }
-        if let Some(bytes) = tagged.referrers {
+        let referrers = match tagged.referrers {
+            Some(bytes) => Some(bytes),
+            None => self.referrers_api(repository, &checked).await?,
+        };
+        if let Some(bytes) = referrers {
             match parse(&bytes) {
                 Ok(index) => self.bundles(repository, digest, &index, &mut found).await?,
                 Err(e) => found.unreadable.push(format!("the referrers index: {e}")),
@@ -109,6 +116,56 @@ impl EcrRegistry {
             }
         }
         Ok(tagged)
+    }
+
+    /// The referrers index the registry's OCI 1.1 referrers API answers,
+    /// at most [`MAX_SIGNATURE_MANIFEST_BYTES`]; `None` where the registry
+    /// has no such API (404, 405, 400) or a token cannot read it (the
+    /// manifests it names are read, and checked, by digest).
+    async fn referrers_api(&self, repository: &str, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let unavailable = |message: String| Error::Unavailable {
+            operation: "ListReferrers".into(),
+            message,
+        };
+        let repo = crate::reference::Repository::parse(repository, "the repository asked for")
+            .map_err(|e| self.invalid(repository, digest.as_str(), e.to_string()))?;
+        let token = self.token().await?;
+        let url = format!(
+            "{}{}",
+            token.endpoint.trim_end_matches('/'),
+            crate::reference::referrers_path(&repo, digest)
+        );
+        self.counters.record(Operation::ListReferrers);
+        let mut response = self
+            .http
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, &token.authorization)
+            .header(reqwest::header::ACCEPT, OCI_INDEX)
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("GET {url}: {e}")))?;
+        match response.status().as_u16() {
+            200 => {}
+            400 | 401 | 403 | 404 | 405 => return Ok(None),
+            status => return Err(unavailable(format!("GET {url}: HTTP {status}"))),
+        }
+        let mut bytes = Vec::new();
+        let read = async {
+            while let Some(chunk) = response.chunk().await? {
+                if bytes.len() + chunk.len() > MAX_SIGNATURE_MANIFEST_BYTES {
+                    return Ok(false);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(true)
+        };
+        let whole = tokio::time::timeout(self.options.blob_timeout, read)
+            .await
+            .map_err(|_| unavailable(format!("GET {url}: timed out")))?
+            .map_err(|e| unavailable(format!("GET {url}: {e}")))?;
+        // Too large to be a signature index: read as nothing, named by the
+        // gate as unsigned.
+        Ok(whole.then_some(bytes))
     }
 
     /// The simple-signing layers of a `.sig` manifest.
