@@ -36,14 +36,15 @@
 //! The tools it uses:
 //! - `registry/`: the [`registry::Registry`] trait, the ECR client, the
 //!   cache that makes a warm reconcile free, credentials, connectors,
-//!   scan findings read into one bounded report (`scan`), and the cosign
-//!   signatures stored beside an image (`ecr::signatures`).
+//!   scan findings read into one bounded report (`scan`), and where ECR
+//!   keeps cosign signatures (`ecr::signatures`).
 //! - [`signature`]: cosign signatures verified offline: public keys, the
 //!   simple-signing payload, the Sigstore bundle, one signature judged
 //!   against the authorities' keys.
 //! - `oci/`: the OCI wire plumbing shared by ECR and `mirror`: the
 //!   distribution API client, reading a package out of an image, streaming
-//!   a layer through its digest check.
+//!   a layer through its digest check, reading the cosign signatures
+//!   stored beside an image (`signatures`).
 //! - [`reference`](mod@reference): the OCI reference grammar and digest verification;
 //!   [`names`]: every name check and builder; [`package`]: what a package
 //!   is to the resolver; [`aws`]: account, region and registry host.
