@@ -20,6 +20,7 @@ use function_ecr_packages::registry::cache::CacheOptions;
 use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::{CallCounts, EcrOptions};
 use serde_json::{Value as Json, json};
+use support::cosign::{Cosign, image};
 use support::{cluster, localecr};
 use tokio::net::TcpListener;
 
@@ -1637,141 +1638,9 @@ async fn a_package_with_no_clean_version_is_not_composed_and_says_why() {
 // The supply-chain gate on cosign signatures (issue 26), made by the real
 // cosign CLI against the local ECR
 
-/// The cosign scripts/setup builds (`COSIGN`, or its cache), or `None`
-/// (the test says so and passes) unless `COSIGN_REQUIRED` is set.
-fn cosign_bin() -> Option<std::path::PathBuf> {
-    let cached = std::env::var_os("HOME").map(|h| {
-        std::path::PathBuf::from(h).join(".cache/function-ecr-packages/cosign-v3.0.6/cosign")
-    });
-    let found = std::env::var_os("COSIGN")
-        .map(std::path::PathBuf::from)
-        .or(cached)
-        .filter(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("COSIGN_REQUIRED").is_none(),
-            "cosign is not built: run scripts/setup (it builds cosign v3.0.6 from the Go module proxy)"
-        );
-        eprintln!("skipping: no cosign (scripts/setup builds it)");
-    }
-    found
-}
-
-/// cosign, run in `dir` (where its key pairs are) with the key password
-/// set, offline: no transparency log, no signing config, the local ECR's
-/// plain-HTTP registry.
-struct Cosign {
-    bin: std::path::PathBuf,
-    dir: localecr::Scratch,
-}
-
-impl Cosign {
-    fn run(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(&self.bin)
-            .args(args)
-            .current_dir(&*self.dir)
-            .env("COSIGN_PASSWORD", "test")
-            .env("COSIGN_YES", "true")
-            .output()
-            .expect("run cosign");
-        assert!(
-            out.status.success(),
-            "cosign {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A key pair `<name>.key`, `<name>.pub`; the public key's PEM.
-    fn key_pair(&self, name: &str) -> String {
-        self.run(&["generate-key-pair", "--output-key-prefix", name]);
-        std::fs::read_to_string(self.dir.join(format!("{name}.pub"))).expect("public key")
-    }
-
-    /// Signs `image` with the key `key`, as a bundle referrer or the
-    /// legacy `.sig` tag.
-    fn sign(&self, key: &str, image: &str, bundle: bool) {
-        let key = format!("{key}.key");
-        let format = format!("--new-bundle-format={bundle}");
-        self.run(&[
-            "sign",
-            "--key",
-            &key,
-            "--tlog-upload=false",
-            "--use-signing-config=false",
-            &format,
-            "--allow-insecure-registry",
-            "--allow-http-registry",
-            image,
-        ]);
-    }
-
-    /// Attaches to `image` a legacy signature whose payload names `named`,
-    /// signed with `key`; `tamper` edits the payload after signing.
-    fn attach(&self, key: &str, image: &str, named: &str, tamper: bool) {
-        let insecure = ["--allow-insecure-registry", "--allow-http-registry"];
-        let payload = self.run(&[&["generate"], &insecure[..], &[named]].concat());
-        let path = self.dir.join("payload.json");
-        std::fs::write(&path, payload.trim()).expect("payload");
-        let key = format!("{key}.key");
-        self.run(&[
-            "sign-blob",
-            "--key",
-            &key,
-            "--tlog-upload=false",
-            "--use-signing-config=false",
-            "--new-bundle-format=false",
-            "--output-signature",
-            "payload.sig",
-            "payload.json",
-        ]);
-        if tamper {
-            let edited = payload
-                .trim()
-                .replace("\"optional\":null", "\"optional\":{\"x\":\"y\"}");
-            assert_ne!(
-                edited,
-                payload.trim(),
-                "the payload has no optional field to edit"
-            );
-            std::fs::write(&path, edited).expect("payload");
-        }
-        self.run(
-            &[
-                &[
-                    "attach",
-                    "signature",
-                    "--payload",
-                    "payload.json",
-                    "--signature",
-                    "payload.sig",
-                ],
-                &insecure[..],
-                &[image],
-            ]
-            .concat(),
-        );
-    }
-}
-
-/// `repository@digest` as cosign reaches it: through the local ECR's data
-/// plane.
-fn image(repository: &str, digest: &str) -> String {
-    let env = localecr::env();
-    let host = env
-        .registry_endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    format!("{host}/{repository}@{digest}")
-}
-
 #[tokio::test]
 async fn the_signature_gate_takes_the_highest_signed_version_and_names_what_fails() {
-    let Some(bin) = cosign_bin() else { return };
-    let cosign = Cosign {
-        bin,
-        dir: localecr::Scratch::new("cosign"),
-    };
+    let Some(cosign) = Cosign::new() else { return };
     let ns = localecr::unique("signed");
     let signed = format!("{ns}/provider-signed");
     let reasons = format!("{ns}/provider-reasons");
@@ -1784,7 +1653,9 @@ async fn the_signature_gate_takes_the_highest_signed_version_and_names_what_fail
         {"repository": elsewhere, "tags": ["v1.0.0"],
          "package": meta("Provider", "provider-elsewhere", json!([]))},
     ]));
-    let at = |repository: &str, tag: &str| image(repository, &seeded.digest(repository, tag));
+    let host = localecr::env().registry_endpoint;
+    let at =
+        |repository: &str, tag: &str| image(&host, repository, &seeded.digest(repository, tag));
     let platform = cosign.key_pair("platform");
     let other = cosign.key_pair("other");
     cosign.key_pair("stranger");
