@@ -288,4 +288,133 @@ mod tests {
         };
         assert!(blob_digest(&bad, 65).is_err());
     }
+
+    fn response(body: &'static [u8]) -> reqwest::Response {
+        reqwest::Response::from(http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn a_blob_is_read_only_whole_within_its_bound_and_matching_its_digest() {
+        let timeout = std::time::Duration::from_secs(5);
+        let payload: &'static [u8] = b"{\"critical\":{}}";
+        let right = Digest::sha256(payload);
+        let read = read_small(response(payload), &right, 64, timeout).await;
+        assert_eq!(read, Ok(Ok(payload.to_vec())));
+        let wrong = Digest::sha256(b"something else");
+        let read = read_small(response(payload), &wrong, 64, timeout).await;
+        assert!(
+            matches!(read, Ok(Err(why)) if why.contains("sha256")),
+            "a tampered blob"
+        );
+        let read = read_small(response(payload), &right, 4, timeout).await;
+        assert!(matches!(read, Ok(Err(why)) if why.contains("larger than 4")));
+    }
+
+    /// A registry in memory: tags, manifests by digest, blobs by digest.
+    #[derive(Default)]
+    struct Memory {
+        tagged: Tagged,
+        api: Option<Vec<Descriptor>>,
+        manifests: std::collections::HashMap<String, Vec<u8>>,
+        blobs: std::collections::HashMap<String, Vec<u8>>,
+    }
+
+    #[async_trait]
+    impl SignatureSource for Memory {
+        type Error = String;
+
+        async fn tagged(&self, _: &str, _: &str) -> Result<Tagged, String> {
+            Ok(self.tagged.clone())
+        }
+
+        async fn referrers(&self) -> Result<Option<Vec<Descriptor>>, String> {
+            Ok(self.api.clone())
+        }
+
+        async fn manifest(&self, digest: &str) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.manifests.get(digest).cloned())
+        }
+
+        async fn blob(&self, layer: &Descriptor, max: usize) -> Result<Small, String> {
+            let digest = match blob_digest(layer, max) {
+                Ok(d) => d,
+                Err(why) => return Ok(Err(why)),
+            };
+            let bytes = self.blobs.get(digest.as_str()).cloned().unwrap_or_default();
+            Ok(digest
+                .verify(&bytes, "blob")
+                .map(|()| bytes)
+                .map_err(|e| e.to_string()))
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_both_places_and_notes_what_it_cannot() {
+        let image = Digest::parse(IMAGE, "test").expect("digest");
+        let payload = b"payload".to_vec();
+        let bundle = b"bundle".to_vec();
+        let payload_digest = Digest::sha256(&payload).to_string();
+        let bundle_digest = Digest::sha256(&bundle).to_string();
+        let sig = json!({"schemaVersion": 2, "layers": [
+            {"mediaType": SIMPLE_SIGNING, "digest": payload_digest, "size": 7,
+             "annotations": {SIGNATURE_ANNOTATION: "MEUC"}},
+            {"mediaType": SIMPLE_SIGNING, "digest": payload_digest, "size": 7},
+        ]});
+        let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+        let referrer = json!({"schemaVersion": 2, "artifactType": bundle_type,
+            "layers": [{"mediaType": bundle_type, "digest": bundle_digest, "size": 6}],
+            "subject": {"digest": IMAGE}})
+        .to_string()
+        .into_bytes();
+        let referrer_digest = Digest::sha256(&referrer).to_string();
+        let mut memory = Memory {
+            tagged: Tagged {
+                legacy: Some(sig.to_string().into_bytes()),
+                referrers: None,
+            },
+            api: Some(vec![Descriptor {
+                media_type: None,
+                digest: referrer_digest.clone(),
+                size: None,
+                annotations: None,
+                platform: None,
+            }]),
+            ..Memory::default()
+        };
+        memory.manifests.insert(referrer_digest, referrer);
+        memory.blobs.insert(payload_digest, payload.clone());
+        memory.blobs.insert(bundle_digest, bundle.clone());
+        let found = read(&memory, &image).await.expect("read");
+        assert_eq!(found.legacy.len(), 1);
+        assert_eq!(found.legacy[0].payload, payload);
+        assert_eq!(found.bundles, vec![bundle]);
+        assert_eq!(found.unreadable.len(), 1, "{:?}", found.unreadable);
+        assert!(found.unreadable[0].contains("no signature annotation"));
+
+        // Not manifests at all: noted, never an error.
+        let broken = Memory {
+            tagged: Tagged {
+                legacy: Some(b"not json".to_vec()),
+                referrers: Some(vec![b'x'; MAX_SIGNATURE_MANIFEST_BYTES + 1]),
+            },
+            ..Memory::default()
+        };
+        let found = read(&broken, &image).await.expect("read");
+        assert!(found.legacy.is_empty() && found.bundles.is_empty());
+        assert_eq!(found.unreadable.len(), 2, "{:?}", found.unreadable);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_tagged_bytes_are_read_or_noted(
+            legacy in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)),
+            referrers in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)),
+        ) {
+            let memory = Memory { tagged: Tagged { legacy, referrers }, ..Memory::default() };
+            let image = Digest::parse(IMAGE, "test").expect("digest");
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let found = runtime.block_on(read(&memory, &image)).expect("read");
+            proptest::prop_assert!(found.legacy.len() + found.bundles.len() <= MAX_SIGNATURES);
+        }
+    }
 }
