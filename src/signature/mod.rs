@@ -1,10 +1,11 @@
 //! Cosign signatures of package images, read and verified offline.
 //!
 //! What a registry holds for one image digest ([`Signatures`]) is read by
-//! the registry (`registry::ecr::signatures`), every byte checked against
-//! its digest; this module parses it and says, for a set of public keys,
-//! whether one signature vouches for that digest ([`verify`]). Nothing
-//! here reaches the network: keys come from the Composition's input.
+//! `oci::signatures` for the registry, every byte checked against its
+//! digest; this module parses it and says, for a set of public keys,
+//! whether one signature vouches for that digest ([`verify_legacy`],
+//! [`verify_bundle`]). Nothing here reaches the network: keys come from
+//! the Composition's input.
 //!
 //! - `key`: an ECDSA P-256 public key from PEM, as `cosign
 //!   generate-key-pair` writes it, and its cosign key hint.
