@@ -18,6 +18,8 @@
 //! - `quarantine.rs`: releases the caller says to skip.
 //! - `scan.rs`: the supply-chain gate on ECR's image scans (the input's
 //!   `scan`), and the versions it skipped.
+//! - `signature.rs`: the supply-chain gate on cosign signatures (the
+//!   input's `verify`).
 
 pub mod graph;
 mod installed;
@@ -26,6 +28,7 @@ mod resolution;
 mod resolver;
 pub mod scan;
 mod select;
+mod signature;
 mod wanted;
 
 pub use self::installed::Installed;

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use super::installed::Installed;
 use super::quarantine::{Quarantine, Release};
 use super::scan::{Skipped, Verdict, judge};
+use super::signature;
 use super::wanted::Wanted;
 use crate::error::{DependencyError, Error, Result};
 use crate::registry::Registry;
@@ -172,19 +173,34 @@ impl Selector<'_> {
         })
     }
 
-    /// Why the image `reference` names fails the input's `scan`, when its
-    /// repository is gated and it does; one scan report per digest (the
-    /// registry's cache keeps it for the tag TTL).
+    /// Why the image `reference` names fails the input's `scan` or its
+    /// `verify`, when its repository is gated and it does; one scan report
+    /// and one signature lookup per digest (the registry's cache keeps
+    /// them for the tag TTL).
     async fn gate(&self, repository: &str, reference: &str) -> Result<Option<String>> {
-        let Some(scan) = self.settings.scan.as_ref().filter(|s| s.covers(repository)) else {
+        let scan = self.settings.scan.as_ref().filter(|s| s.covers(repository));
+        let verify = self
+            .settings
+            .verify
+            .as_ref()
+            .filter(|v| v.covers(repository));
+        if scan.is_none() && verify.is_none() {
             return Ok(None);
-        };
+        }
         let digest = self.registry.resolve_digest(repository, reference).await?;
-        let report = self.registry.scan_report(repository, &digest).await?;
-        Ok(match judge(scan, &report) {
-            Verdict::Pass => None,
-            Verdict::Fail(reason) => Some(reason),
-        })
+        if let Some(scan) = scan {
+            let report = self.registry.scan_report(repository, &digest).await?;
+            if let Verdict::Fail(reason) = judge(scan, &report) {
+                return Ok(Some(reason));
+            }
+        }
+        if let Some(verify) = verify {
+            let found = self.registry.signatures(repository, &digest).await?;
+            if let Verdict::Fail(reason) = signature::judge(verify, repository, &digest, &found) {
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
     }
 
     /// The installed selection that stands in for a dependency that failed

@@ -375,6 +375,11 @@ fn the_package_crd_declares_the_bounds() {
         ("scan.ignore[]", MAX_SCAN_IGNORE),
         ("scan.ignore[]item", MAX_FINDING_NAME_LEN),
         ("scan.whenMissing", MAX_ENUM_LEN),
+        ("verify.authorities[]", MAX_AUTHORITIES),
+        ("verify.authorities[].name", MAX_AUTHORITY_NAME_LEN),
+        ("verify.authorities[].repositories[]", MAX_ALLOWLIST_ITEMS),
+        ("verify.authorities[].repositories[]item", MAX_PATTERN_LEN),
+        ("verify.authorities[].key.publicKey", MAX_PUBLIC_KEY_PEM_LEN),
         (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
@@ -506,7 +511,8 @@ fn the_package_crd_matches_the_input() {
         "crossplaneVersion": "v2.2",
         "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                      "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]},
-        "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"}
+        "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"},
+        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}}]}
     });
     decode::<Input>(full.clone()).expect("the function reads every field");
     assert_eq!(keys(&schema["properties"]), keys(&full));
@@ -531,6 +537,17 @@ fn the_package_crd_matches_the_input() {
     let scan = &schema["properties"]["scan"];
     assert_eq!(keys(&scan["properties"]), keys(&full["scan"]));
     assert_eq!(scan["required"], json!(["repositories", "maxSeverity"]));
+    let verify = &schema["properties"]["verify"];
+    assert_eq!(keys(&verify["properties"]), keys(&full["verify"]));
+    let authority = &verify["properties"]["authorities"]["items"];
+    assert_eq!(
+        keys(&authority["properties"]),
+        keys(&full["verify"]["authorities"][0])
+    );
+    assert_eq!(
+        keys(&authority["properties"]["key"]["properties"]),
+        keys(&full["verify"]["authorities"][0]["key"])
+    );
     assert_eq!(
         keys(&upgrades["properties"]["windows"]["items"]["properties"]),
         keys(&full["upgrades"]["windows"][0])
