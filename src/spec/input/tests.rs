@@ -475,13 +475,7 @@ fn registry_hosts() {
 /// function reads: a field in one but not the other is a silent trap.
 #[test]
 fn the_package_crd_matches_the_input() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/package/input/ecr.fn.crossplane.io_inputs.yaml"
-    );
-    let crd: Json =
-        serde_norway::from_str(&std::fs::read_to_string(path).expect("crd")).expect("yaml");
-    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let schema = &package_crd_schema();
     let keys = |v: &Json| -> Vec<String> {
         let mut k: Vec<String> = v
             .as_object()
@@ -552,7 +546,31 @@ fn the_package_crd_matches_the_input() {
         keys(&upgrades["properties"]["windows"]["items"]["properties"]),
         keys(&full["upgrades"]["windows"][0])
     );
-    // The numbers and grammars the function holds them to.
+    for list in ["serviceAccounts", "allowedServiceAccounts"] {
+        assert_eq!(
+            keys(&schema["properties"]["iam"]["properties"][list]["items"]["properties"]),
+            keys(&full["iam"][list][0]),
+            "{list}"
+        );
+    }
+}
+
+/// The input CRD's OpenAPI schema, as the package ships it.
+fn package_crd_schema() -> Json {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/package/input/ecr.fn.crossplane.io_inputs.yaml"
+    );
+    let crd: Json =
+        serde_norway::from_str(&std::fs::read_to_string(path).expect("crd")).expect("yaml");
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+/// The CRD holds the numbers and grammars to what the function does.
+#[test]
+fn the_package_crd_declares_the_numbers_and_grammars() {
+    let schema = &package_crd_schema();
+    let upgrades = &schema["properties"]["upgrades"];
     let number = |v: &Json| v.as_u64().expect("a number");
     let max_in_flight = &upgrades["properties"]["maxInFlight"];
     assert_eq!(
@@ -578,11 +596,4 @@ fn the_package_crd_matches_the_input() {
         window["properties"]["start"]["pattern"],
         json!("^([01][0-9]|2[0-3]):[0-5][0-9]$")
     );
-    for list in ["serviceAccounts", "allowedServiceAccounts"] {
-        assert_eq!(
-            keys(&schema["properties"]["iam"]["properties"][list]["items"]["properties"]),
-            keys(&full["iam"][list][0]),
-            "{list}"
-        );
-    }
 }
