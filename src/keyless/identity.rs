@@ -58,7 +58,14 @@ pub(super) fn check(identities: &[Identity], found: &Found) -> Result<(), Failur
         found_subject: if found.subjects.is_empty() {
             "none".to_owned()
         } else {
-            found.subjects.join(", ")
+            // A status line: the first few (Fulcio writes one).
+            found
+                .subjects
+                .iter()
+                .take(4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         },
     })
 }

@@ -653,6 +653,19 @@ proptest! {
     }
 
     #[test]
+    fn keyless_parse_never_panics_on_mutated_roots(at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut json = trusted_root(&FIXTURE.log.subject_public_key_info(), &[&FIXTURE.chain[..1]]);
+        let i = at.index(json.len());
+        json[i] = byte;
+        let _ = TrustedRoot::parse(&json);
+    }
+
+    #[test]
+    fn keyless_rfc3339_never_panics(text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,4})?(Z|[+-][0-9]{2}:[0-9]{2})?|\\PC{0,40}") {
+        let _ = super::root::rfc3339(&text, true);
+    }
+
+    #[test]
     fn keyless_verify_never_panics_on_arbitrary_evidence(
         leaf in proptest::collection::vec(any::<u8>(), 0..512),
         signature in proptest::collection::vec(any::<u8>(), 0..80),
