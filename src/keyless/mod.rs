@@ -30,6 +30,26 @@
 //!    (exactly, or by an **unanchored** regex, as cosign's
 //!    `--certificate-identity-regexp`).
 //!
+//! Where [`Evidence`] comes from (for `signature`):
+//! - A Sigstore bundle (v0.1 to v0.3): `chain` is
+//!   `verificationMaterial.certificate.rawBytes` (v0.3) or
+//!   `x509CertificateChain.certificates[].rawBytes` (v0.1, v0.2; leaf
+//!   first); `signature` is `messageSignature.signature`, and `signed` the
+//!   signed bytes (for an image, the simple-signing payload). A
+//!   `dsseEnvelope` gives `signatures[0].sig` and the PAE of its payload,
+//!   but its Rekor entry is of the `dsse`/`intoto` kind, refused today.
+//!   `tlog` is `tlogEntries[0]`: `logId.keyId`, `logIndex`,
+//!   `integratedTime` (decimal strings in JSON), `canonicalizedBody` and
+//!   `inclusionPromise.signedEntryTimestamp`, each base64 decoded. A
+//!   public-key bundle goes to `signature`'s key-based check instead.
+//! - cosign's legacy `.sig` manifest: `chain` is the PEM of the
+//!   `dev.sigstore.cosign/certificate` annotation then those of
+//!   `dev.sigstore.cosign/chain`, as DER; `signature` is the base64-decoded
+//!   `dev.cosignproject.cosign/signature`; `signed` is the layer's
+//!   simple-signing payload; `tlog` comes from `dev.sigstore.cosign/bundle`
+//!   (`{"SignedEntryTimestamp", "Payload": {"body", "integratedTime",
+//!   "logIndex", "logID"}}`): `logID` is **hex**, `body` and the SET base64.
+//!
 //! Not checked: SCTs (the certificate's CT log proofs), as cosign's
 //! `--insecure-ignore-sct`; a root listing CT logs
 //! ([`TrustedRoot::ctlogs`]) is a follow-up. Nor Rekor inclusion proofs
