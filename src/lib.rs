@@ -58,6 +58,9 @@
 //!   fresh cluster.
 //! - `mirror/`: copying packages and their dependency closure into ECR.
 //! - [`error`]: the crate's error and `error_chain`.
+//! - `keyless/`: offline Sigstore keyless verification (a Fulcio
+//!   certificate, its Rekor entry, a trusted root), not called yet:
+//!   `signature` wires it in.
 //!
 //! `scripts/cycles` checks that no file of `src/` imports, directly or
 //! not, one that imports it back.
@@ -93,6 +96,7 @@ pub mod signature;
 pub mod bootstrap;
 pub mod cli;
 pub mod error;
+mod keyless;
 pub mod mirror;
 pub mod server;
 pub mod telemetry;

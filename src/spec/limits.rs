@@ -184,6 +184,21 @@ pub const MAX_ENVELOPE_ITEMS: usize = 16;
 /// earlier ones are gone.
 pub const MAX_LEAVING_LOOKUPS: usize = 128;
 
+// --- Sigstore (read by `keyless`) --------------------------------------------
+
+/// A `trusted_root.json`: the public-good one is about 8 KiB.
+pub const MAX_TRUSTED_ROOT_LEN: usize = 1 << 20;
+/// Transparency logs, and CT logs, one trusted root lists (public-good: a
+/// handful, one per key rotation).
+pub const MAX_TRUSTED_ROOT_LOGS: usize = 64;
+/// Certificate authorities one trusted root lists.
+pub const MAX_TRUSTED_ROOT_AUTHORITIES: usize = 64;
+/// Certificates in one authority's chain (Fulcio's: 2).
+pub const MAX_TRUSTED_ROOT_CHAIN: usize = 8;
+/// Certificates one signature carries (leaf and intermediates), and the
+/// longest path from a leaf to its root.
+pub const MAX_CERTIFICATE_CHAIN: usize = 8;
+
 /// The error for a string over its limit; says how long it is, never what
 /// it says.
 pub fn too_long(max: usize, len: usize) -> String {
