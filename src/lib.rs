@@ -23,22 +23,28 @@
 //! - `spec/`: what is asked. The XR's spec (untrusted), the Composition's
 //!   input (the platform's policy), the settings they resolve to, their
 //!   bounds, what may be activated (`activation`), the scan policy
-//!   (`scan`), Go's globs (`glob`), and `load` for reading them from files.
+//!   (`scan`), the signing authorities (`verify`), Go's globs (`glob`), and
+//!   `load` for reading them from files.
 //! - `resolve/`: from the packages asked for to the dependency-closed
 //!   install graph, read from the registry the way Crossplane resolves,
-//!   passing over quarantined releases and those ECR's scan refuses
-//!   (`scan`).
+//!   passing over quarantined releases, those ECR's scan refuses (`scan`)
+//!   and those no authority has signed (`signature`).
 //! - `version/`: Masterminds/semver constraints and Crossplane's tag rules.
 //! - `compose/`: the objects to create: the activation policy, package
 //!   objects and ImageConfigs, the IAM role, policy and attachments.
 //!
 //! The tools it uses:
 //! - `registry/`: the [`registry::Registry`] trait, the ECR client, the
-//!   cache that makes a warm reconcile free, credentials, connectors, and
-//!   scan findings read into one bounded report (`scan`).
+//!   cache that makes a warm reconcile free, credentials, connectors,
+//!   scan findings read into one bounded report (`scan`), and where ECR
+//!   keeps cosign signatures (`ecr::signatures`).
+//! - [`signature`]: cosign signatures verified offline: public keys, the
+//!   simple-signing payload, the Sigstore bundle, one signature judged
+//!   against the authorities' keys.
 //! - `oci/`: the OCI wire plumbing shared by ECR and `mirror`: the
 //!   distribution API client, reading a package out of an image, streaming
-//!   a layer through its digest check.
+//!   a layer through its digest check, reading the cosign signatures
+//!   stored beside an image (`signatures`).
 //! - [`reference`](mod@reference): the OCI reference grammar and digest verification;
 //!   [`names`]: every name check and builder; [`package`]: what a package
 //!   is to the resolver; [`aws`]: account, region and registry host.
@@ -52,6 +58,9 @@
 //!   fresh cluster.
 //! - `mirror/`: copying packages and their dependency closure into ECR.
 //! - [`error`]: the crate's error and `error_chain`.
+//! - `keyless/`: offline Sigstore keyless verification (a Fulcio
+//!   certificate, its Rekor entry, a trusted root), not called yet:
+//!   `signature` wires it in.
 //!
 //! `scripts/cycles` checks that no file of `src/` imports, directly or
 //! not, one that imports it back.
@@ -81,11 +90,13 @@ pub mod proto;
 pub mod reference;
 pub mod registry;
 pub mod sdk;
+pub mod signature;
 
 // Around the call.
 pub mod bootstrap;
 pub mod cli;
 pub mod error;
+mod keyless;
 pub mod mirror;
 pub mod server;
 pub mod telemetry;

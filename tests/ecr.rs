@@ -102,6 +102,7 @@ const ONE_OF_EACH: CallCounts = CallCounts {
     blob_get: 1,
     blob_redirect: 0,
     describe_image_scan_findings: 0,
+    list_referrers: 0,
 };
 
 /// Awaits `call`, failing if it has not answered within a minute: a hang

@@ -5,13 +5,14 @@
 //!
 //! - `FUZZ_SECONDS` (default 2): the budget of each suite, in seconds.
 //! - `FUZZ_SEED`: the "random" seed, to replay a failure (decimal or 0x hex).
+//! - `FUZZ_BATCH`: with `FUZZ_SEED`, runs only that batch of that seed.
 //! - `FUZZ_REQUIRE_ORACLE=1`: a differential suite fails, instead of
 //!   skipping, when the Go oracle (`tests/oracle`) cannot be built.
 //!
 //! Each suite prints its seeds and case counts; a failure prints the seed,
 //! the batch and proptest's minimal failing input. Batch `i` of seed `s` is
-//! always the same cases, so `FUZZ_SEED=s` replays a failure whatever the
-//! budget. `scripts/fuzz` runs them longer.
+//! always the same cases, so `FUZZ_SEED=s FUZZ_BATCH=i` replays a failure
+//! at once, whatever budget found it. `scripts/fuzz` runs them longer.
 //!
 //! The differential suites build `tests/oracle` (Masterminds/semver v3.5.0
 //! and v1.5.0, and Go's `path.Match`; built a second time with
@@ -40,6 +41,10 @@ use function_ecr_packages::proto::v1::{
 };
 use function_ecr_packages::sdk::Request;
 use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
+use function_ecr_packages::signature::{
+    Bundle, Finding, LegacySignature, PublicKey, Signer, SimpleSigning, verify_bundle,
+    verify_legacy,
+};
 use function_ecr_packages::spec::policy::{glob_match, path_match};
 use function_ecr_packages::spec::{Input, XrSpec};
 use function_ecr_packages::version::{
@@ -103,10 +108,20 @@ where
 {
     let half = budget() / 2;
     let mut total = 0;
-    for (which, seed) in [("fixed", FIXED_SEED), ("random", random_seed())] {
+    // FUZZ_BATCH replays one batch of FUZZ_SEED (what a failure names).
+    let replay = std::env::var("FUZZ_BATCH").ok().map(|b| {
+        b.trim()
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("FUZZ_BATCH={b:?}: {e}"))
+    });
+    let seeds = match replay {
+        Some(_) => vec![("random", random_seed())],
+        None => vec![("fixed", FIXED_SEED), ("random", random_seed())],
+    };
+    for (which, seed) in seeds {
         let started = Instant::now();
-        let (mut batch, mut cases) = (0u64, 0u64);
-        while batch == 0 || started.elapsed() < half {
+        let (mut batch, mut cases) = (replay.unwrap_or(0), 0u64);
+        while cases == 0 || (replay.is_none() && started.elapsed() < half) {
             let config = Config {
                 cases: BATCH,
                 failure_persistence: None,
@@ -118,7 +133,7 @@ where
             if let Err(failure) = runner.run(&strategy, &test) {
                 panic!(
                     "{suite}: {which} seed {seed:#x}, batch {batch}: {failure}\n\
-                     replay: FUZZ_SEED={seed:#x} cargo test --test fuzz {suite}"
+                     replay: FUZZ_SEED={seed:#x} FUZZ_BATCH={batch} cargo test --test fuzz {suite}"
                 );
             }
             batch += 1;
@@ -932,7 +947,9 @@ fn valid_input() -> Json {
         "iam": {"enabled": true, "roleName": "pull", "allowedRoleNames": ["pull-*"],
                 "serviceAccounts": [{"namespace": "crossplane-system", "name": "crossplane"}]},
         "ttl": "60s",
-        "tagCacheTTL": "5m"
+        "tagCacheTTL": "5m",
+        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"],
+                                    "key": {"publicKey": COSIGN_PUB}}]}
     })
 }
 
@@ -1345,6 +1362,115 @@ fn manifests_never_panic() {
         }
         Ok(())
     });
+}
+
+// ---------------------------------------------------------------------------
+// Signatures: what cosign v3.0.6 made, byte-flipped, spliced and replaced.
+
+/// A key made by `cosign generate-key-pair`.
+const COSIGN_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEa8XqzR9kNP5u1E0ieFZuMk78XLfj
+uA7koJ/BZDJtngBXNRqb1YprQD++KXaZxKIBTPO0svGlDwsp5nA556oZxA==
+-----END PUBLIC KEY-----
+";
+/// `cosign sign --new-bundle-format=false`: the payload and signature it
+/// pushed for `LEGACY_DIGEST`.
+const COSIGN_PAYLOAD: &str = r#"{"critical":{"identity":{"docker-reference":"127.0.0.1:41191/team/provider-a"},"image":{"docker-manifest-digest":"sha256:2e49c7cbb928dd7c25c6bea338bafa75a56dd9facb235191cf0f6df711eb00a6"},"type":"cosign container image signature"},"optional":null}"#;
+const COSIGN_SIGNATURE: &str = "MEUCIFuWebtzRQ6VX0a4Aph/WKBUGU2y1wBsYbiHGfxg1qnXAiEA+DsFGlhKBAFexRUXVoWzHEK1esaSXcl+gLsNpy9TZfE=";
+const LEGACY_DIGEST: &str =
+    "sha256:2e49c7cbb928dd7c25c6bea338bafa75a56dd9facb235191cf0f6df711eb00a6";
+/// `cosign sign --new-bundle-format`: the bundle it attached to
+/// `BUNDLE_DIGEST`.
+const COSIGN_BUNDLE: &str = r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"RhRMHAzvD4LoyUdqfVwvlakXiQCcnG5wbxe7ekkmLvs="}},"dsseEnvelope":{"payload":"eyJfdHlwZSI6Imh0dHBzOi8vaW4tdG90by5pby9TdGF0ZW1lbnQvdjEiLCJzdWJqZWN0IjpbeyJkaWdlc3QiOnsic2hhMjU2IjoiOTFmZjA5MTBkMjE5ZGRmZDU0ZmJmMTgzMjMxNDk3ODBiNTM0M2RhMmM1NThiMWU5Y2RmNmRmN2ZlMWU2NWNmMCJ9LCJhbm5vdGF0aW9ucyI6e319XSwicHJlZGljYXRlVHlwZSI6Imh0dHBzOi8vc2lnc3RvcmUuZGV2L2Nvc2lnbi9zaWduL3YxIiwicHJlZGljYXRlIjp7fX0=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"MEUCIQDyxh3DYEIXf7uwspUrZoXaC60lMrItxFKCpvgcOKJehQIgW9WqcflDPvRZyltX5yRbSXu7v3UST1hiHEauTWpl6+Q="}]}}"#;
+const BUNDLE_DIGEST: &str =
+    "sha256:91ff0910d219ddfd54fbf18323149780b5343da2c558b1e9cdf6df7fe1e65cf0";
+
+/// `original`, with some bytes overwritten, some cut out or some inserted,
+/// or random bytes instead.
+fn mangled(original: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let edit = (
+        any::<prop::sample::Index>(),
+        0..3u8,
+        prop::collection::vec(any::<u8>(), 1..4),
+    );
+    prop_oneof![
+        1 => Just(original.as_bytes().to_vec()),
+        6 => prop::collection::vec(edit, 1..4).prop_map(move |edits| {
+            let mut bytes = original.as_bytes().to_vec();
+            for (at, how, with) in edits {
+                let i = at.index(bytes.len().max(1)).min(bytes.len());
+                match how {
+                    0 => {
+                        for (k, b) in with.iter().enumerate() {
+                            if let Some(slot) = bytes.get_mut(i + k) {
+                                *slot = *b;
+                            }
+                        }
+                    }
+                    1 => {
+                        let end = (i + with.len()).min(bytes.len());
+                        bytes.drain(i..end);
+                    }
+                    _ => {
+                        bytes.splice(i..i, with);
+                    }
+                }
+            }
+            bytes
+        }),
+        1 => prop::collection::vec(any::<u8>(), 0..300),
+    ]
+}
+
+/// The parsed content of a bundle, to say whether a mangled one still
+/// signs what the original does.
+fn content(bytes: &[u8]) -> Option<String> {
+    Bundle::parse(bytes)
+        .ok()
+        .map(|b| format!("{:?}", b.content))
+}
+
+#[test]
+fn signatures_never_panic_and_verify_only_what_the_key_signed() {
+    let key = PublicKey::from_pem(COSIGN_PUB).expect("cosign's key");
+    let original_bundle = content(COSIGN_BUNDLE.as_bytes()).expect("cosign's bundle");
+    let strategy = (
+        mangled(COSIGN_PAYLOAD),
+        mangled(COSIGN_SIGNATURE),
+        mangled(COSIGN_BUNDLE),
+        mangled(COSIGN_PUB),
+    );
+    fuzz(
+        "signatures",
+        strategy,
+        |(payload, signature, bundle, pem)| {
+            let signers = [Signer {
+                authority: "platform",
+                key: &key,
+            }];
+            let _ = SimpleSigning::parse(&payload);
+            let _ = PublicKey::from_pem(&String::from_utf8_lossy(&pem));
+            let legacy = LegacySignature {
+                payload: payload.clone(),
+                signature: String::from_utf8_lossy(&signature).into_owned(),
+            };
+            if let Finding::Verified { .. } = verify_legacy(&legacy, LEGACY_DIGEST, &signers) {
+                prop_assert_eq!(payload.as_slice(), COSIGN_PAYLOAD.as_bytes());
+            }
+            if let Finding::Verified { .. } = verify_bundle(&bundle, BUNDLE_DIGEST, &signers) {
+                let signed = content(&bundle);
+                prop_assert_eq!(signed.as_deref(), Some(original_bundle.as_str()));
+            }
+            // Nothing signed for one image verifies for another.
+            let crossed = verify_bundle(&bundle, LEGACY_DIGEST, &signers);
+            prop_assert!(
+                !matches!(crossed, Finding::Verified { .. }),
+                "{:?}",
+                crossed
+            );
+            Ok(())
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------

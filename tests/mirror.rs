@@ -19,6 +19,7 @@ use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::EcrRegistry;
 use localecr::{ACCEPT_MANIFESTS, LocalEcr, package_meta as meta};
 use serde_json::{Value as Json, json};
+use support::cosign::{Cosign, image};
 use support::{cluster, localecr};
 
 /// The local ECR, started before `main` unless the environment names one.
@@ -718,5 +719,79 @@ async fn the_registry_host_flag_names_where_images_go() {
             .await
             .expect("mirrored"),
         closure.digest(FAMILY, "v1.0.0")
+    );
+}
+
+#[tokio::test]
+async fn verify_with_copies_only_what_an_authority_signed_and_names_what_it_refuses() {
+    let Some(cosign) = Cosign::new() else { return };
+    let ecr = localecr::env();
+    let unique = localecr::unique("verify");
+    let upstream = format!("{}/{unique}/", ecr.upstream);
+    let family = format!("{unique}/{FAMILY}");
+    let s3 = format!("{unique}/{S3}");
+    let seeded = ecr.seed_upstream(&json!({"images": [
+        {"repository": family, "tags": ["v1.0.0", "v1.1.0"],
+         "package": meta("Provider", "provider-family-aws", json!([]))},
+        {"repository": s3, "tags": ["v1.0.0"],
+         "package": meta("Provider", "provider-aws-s3", json!([
+             {"provider": format!("{upstream}{FAMILY}"), "version": ">=v1.0.0"}]))},
+    ]}));
+    let digest = |tag: &str| seeded[&family][tag].as_str().expect("seeded").to_string();
+    let s3_digest = seeded[&s3]["v1.0.0"].as_str().expect("seeded").to_string();
+    let closure = Closure {
+        ecr: ecr.clone(),
+        upstream,
+        target: format!("{}/", localecr::unique("verified")),
+        seeded: seeded.clone(),
+        scratch: localecr::Scratch::new("mirror-verify"),
+    };
+    let pem = cosign.key_pair("platform");
+    cosign.sign(
+        "platform",
+        &image(&ecr.upstream, &family, &digest("v1.0.0")),
+        true,
+    );
+    cosign.sign("platform", &image(&ecr.upstream, &s3, &s3_digest), false);
+    let policy = closure.scratch.join("policy.json");
+    let input = json!({"apiVersion": "ecr.fn.crossplane.io/v1beta1", "kind": "Input",
+        "verify": {"authorities": [{"name": "platform",
+            "repositories": [format!("{}upbound/*", closure.target)],
+            "key": {"publicKey": pem}}]}});
+    std::fs::write(&policy, input.to_string()).expect("policy");
+    let policy = policy.to_str().expect("utf-8");
+    let package = closure.package(FAMILY);
+
+    // A dependency's constraint falls to the highest signed version; the
+    // unsigned one is named and not copied.
+    let dependent = format!("{}:v1.0.0", closure.package(S3));
+    let run = closure.run(&["--verify-with", policy, &dependent]);
+    run.assert_success();
+    assert!(
+        run.stderr
+            .contains("the supply-chain gate skipped v1.1.0 (unsigned)"),
+        "{}",
+        run.stderr
+    );
+    let target = format!("{}{FAMILY}", closure.target);
+    let copied = target_manifest(&ecr, &target, "v1.0.0").await;
+    assert_eq!(
+        function_ecr_packages::oci::blob::sha256_digest(&copied),
+        digest("v1.0.0")
+    );
+    let skipped = ecr
+        .registry_get(&manifest_path(&target, "v1.1.0"), Some(ACCEPT_MANIFESTS))
+        .await;
+    assert_eq!(skipped.status, 404, "the unsigned version was copied");
+
+    // The unsigned version asked for by tag: refused, named, nothing copied.
+    let exact = format!("{package}:v1.1.0");
+    let run = closure.run(&["--verify-with", policy, &exact]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the supply-chain gate refuses to copy")
+            && run.stderr.contains("v1.1.0 (unsigned)"),
+        "{}",
+        run.stderr
     );
 }

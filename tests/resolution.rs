@@ -20,6 +20,7 @@ use function_ecr_packages::registry::cache::CacheOptions;
 use function_ecr_packages::registry::connector::EcrConnector;
 use function_ecr_packages::registry::ecr::{CallCounts, EcrOptions};
 use serde_json::{Value as Json, json};
+use support::cosign::{Cosign, image};
 use support::{cluster, localecr};
 use tokio::net::TcpListener;
 
@@ -105,6 +106,7 @@ fn counts(list: u64, batch_get: u64, token: u64, blobs: u64) -> CallCounts {
         blob_get: blobs,
         blob_redirect: 0,
         describe_image_scan_findings: 0,
+        list_referrers: 0,
     }
 }
 
@@ -1627,6 +1629,132 @@ async fn a_package_with_no_clean_version_is_not_composed_and_says_why() {
             "{} is not installed: no version of {blocked} passes the supply-chain gate: \
              v1.0.0 (finding GHSA-aaaa-bbbb-cccc of severity HIGH)",
             label(&blocked)
+        )),
+        "{message}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The supply-chain gate on cosign signatures (issue 26), made by the real
+// cosign CLI against the local ECR
+
+#[tokio::test]
+async fn the_signature_gate_takes_the_highest_signed_version_and_names_what_fails() {
+    let Some(cosign) = Cosign::new() else { return };
+    let ns = localecr::unique("signed");
+    let signed = format!("{ns}/provider-signed");
+    let reasons = format!("{ns}/provider-reasons");
+    let elsewhere = format!("{ns}/provider-elsewhere");
+    let seeded = seed(json!([
+        {"repository": signed, "tags": ["v1.0.0", "v1.1.0", "v1.2.0"],
+         "package": meta("Provider", "provider-signed", json!([]))},
+        {"repository": reasons, "tags": ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"],
+         "package": meta("Provider", "provider-reasons", json!([]))},
+        {"repository": elsewhere, "tags": ["v1.0.0"],
+         "package": meta("Provider", "provider-elsewhere", json!([]))},
+    ]));
+    let host = localecr::env().registry_endpoint;
+    let at =
+        |repository: &str, tag: &str| image(&host, repository, &seeded.digest(repository, tag));
+    let platform = cosign.key_pair("platform");
+    let other = cosign.key_pair("other");
+    cosign.key_pair("stranger");
+    // v1.0.0 by the legacy tag, v1.1.0 by a bundle, v1.2.0 not at all.
+    cosign.sign("platform", &at(&signed, "v1.0.0"), false);
+    cosign.sign("platform", &at(&signed, "v1.1.0"), true);
+    // Each of the others fails its own way.
+    cosign.sign("platform", &at(&reasons, "v1.0.0"), false);
+    let first = at(&reasons, "v1.0.0");
+    cosign.attach("platform", &at(&reasons, "v1.1.0"), &first, false);
+    cosign.attach(
+        "platform",
+        &at(&reasons, "v1.2.0"),
+        &at(&reasons, "v1.2.0"),
+        true,
+    );
+    cosign.sign("stranger", &at(&reasons, "v1.3.0"), true);
+    cosign.sign("platform", &at(&elsewhere, "v1.0.0"), false);
+    let policy = json!({"verify": {"authorities": [
+        {"name": "platform", "repositories": [signed, reasons], "key": {"publicKey": platform}},
+        {"name": "other", "repositories": [elsewhere], "key": {"publicKey": other}},
+    ]}});
+    let connector = connector();
+
+    // The highest signed version (a bundle) over a higher unsigned one.
+    let mut cluster = simulate(
+        &connector,
+        "signed-highest",
+        json!([package("Provider", &signed, ">= 1.0.0")]),
+        policy.clone(),
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&signed)],
+        provider(&signed, &tagged(&signed, "v1.1.0"))
+    );
+    assert_eq!(
+        skipped(&cluster.xr),
+        json!([{"version": "v1.2.0", "reason": "unsigned"}])
+    );
+    // Warm, unchanged: no AWS call.
+    let before = calls(&connector).await;
+    reconcile(&mut cluster).await;
+    assert_eq!(
+        calls(&connector).await,
+        before,
+        "a warm reconcile made AWS calls"
+    );
+
+    // The legacy tag verifies too.
+    let mut cluster = simulate(
+        &connector,
+        "signed-legacy",
+        json!([package("Provider", &signed, "< 1.1.0")]),
+        policy.clone(),
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&signed)],
+        provider(&signed, &tagged(&signed, "v1.0.0"))
+    );
+    assert_eq!(skipped(&cluster.xr), Json::Null);
+
+    // Another digest's signature, a tampered payload, a key no authority
+    // holds: each skipped, named.
+    let mut cluster = simulate(
+        &connector,
+        "signed-reasons",
+        json!([package("Provider", &reasons, ">= 1.0.0")]),
+        policy.clone(),
+    );
+    assert_eq!(
+        settled(&mut cluster).await[&resource(&reasons)],
+        provider(&reasons, &tagged(&reasons, "v1.0.0"))
+    );
+    let first = seeded.digest(&reasons, "v1.0.0");
+    assert_eq!(
+        skipped(&cluster.xr),
+        json!([
+            {"version": "v1.3.0", "reason": "no matching key: signed by a key no authority holds"},
+            {"version": "v1.2.0", "reason": "signature invalid: no authority's key verifies it"},
+            {"version": "v1.1.0", "reason": format!("signature for another digest ({first}), by authority platform")},
+        ])
+    );
+
+    // Signed, but by an authority that does not cover the repository: not
+    // composed, and the XR says why.
+    let mut cluster = simulate(
+        &connector,
+        "signed-elsewhere",
+        json!([package("Provider", &elsewhere, ">= 1.0.0")]),
+        policy,
+    );
+    let round = reconcile(&mut cluster).await;
+    round.assert_no_fatal();
+    assert!(!round.desired().contains_key(&resource(&elsewhere)));
+    let (status, reason, message) = round.condition("Resolved").expect("Resolved");
+    assert_eq!((status, reason.as_str()), (FALSE, "SupplyChain"));
+    assert!(
+        message.contains(&format!(
+            "v1.0.0 (no matching authority: signed by authority platform, which does not cover {elsewhere})"
         )),
         "{message}"
     );

@@ -56,6 +56,28 @@ pub enum PlanScope {
     Partial,
 }
 
+/// What the gating rule reads of one resource; the status reports the
+/// same readiness the gate admits by.
+pub struct Readiness {
+    /// Observed, and ready by the rule for its kind.
+    pub observed: bool,
+    /// A package object this call moves: what is observed is the
+    /// reference it leaves.
+    pub moving: bool,
+    /// Held by another XR (or nobody) and ready for this XR's dependents.
+    pub shared: bool,
+    /// Waiting for definitions to be activated.
+    pub inactive: bool,
+}
+
+impl Readiness {
+    /// Observed ready and not moving, or shared and ready; and never while
+    /// its definitions are inactive.
+    pub fn is_ready(&self) -> bool {
+        ((self.observed && !self.moving) || self.shared) && !self.inactive
+    }
+}
+
 /// What the gate knows besides the plan.
 pub struct Gate<'a> {
     pub observed: &'a ObservedResources<'a>,
@@ -142,12 +164,15 @@ impl Gate<'_> {
         admission
     }
 
-    /// Observed ready by the rule for its kind, or held by another XR and
-    /// ready for this XR's dependents.
+    /// Ready for this XR's dependents, by [`Readiness`].
     fn is_ready(&self, name: &str) -> bool {
-        let observed = self.observed.get(name).is_some_and(Observed::is_ready);
-        let ready = (observed && !self.moving.contains(name)) || self.shared.contains(name);
-        ready && !self.inactive.contains(name)
+        Readiness {
+            observed: self.observed.get(name).is_some_and(Observed::is_ready),
+            moving: self.moving.contains(name),
+            shared: self.shared.contains(name),
+            inactive: self.inactive.contains(name),
+        }
+        .is_ready()
     }
 
     /// The remembered edges still in force: a dependent that exists and has

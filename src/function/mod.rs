@@ -196,18 +196,12 @@ impl Function {
             installed: Some(&installed),
             quarantine: Some(&quarantine),
         };
-        let (resolution, failure) = match self.resolve(request, &settings, &spec, hints).await {
-            Ok(resolution) => (resolution, None),
-            Err(error) if can_wait_out(&error) => {
-                let (graph, error) = self.recall(&settings, &input, &remembered, error);
-                let resolution = Resolution {
-                    graph,
-                    ..Resolution::default()
-                };
-                (resolution, Some(error))
-            }
-            Err(error) => return Err(error),
-        };
+        let Resolved {
+            resolution,
+            failure,
+        } = self
+            .resolved(request, &input, &settings, &spec, hints, &remembered)
+            .await?;
         let graph = &resolution.graph;
 
         // Compose everything, pace what moves, and admit only what may
@@ -274,22 +268,10 @@ impl Function {
         // a removal held by the Lock or by deleted objects, which are not
         // watched.
         let hurried = converging || !locked.is_empty() || !lingering.resources().is_empty();
-        let mut ttl = if hurried {
-            settings.ttl.min(CONVERGING_TTL)
-        } else {
-            settings.ttl
-        };
         // A deadline, a grace, a window or a quarantine ends then, with
         // nothing observed changing: be called back in time for it.
         let wake = rollouts.wake.map(|at| now.until(at).max(MIN_WAKE));
-        if let Some(wake) = wake {
-            ttl = ttl.min(wake);
-        }
-        Ok(Outcome {
-            ttl,
-            reusable: failure.is_none(),
-            wake,
-        })
+        Ok(Outcome::of(settings.ttl, hurried, wake, failure.is_none()))
     }
 
     /// What stands in for a registry that cannot be read right now: the last
@@ -303,11 +285,11 @@ impl Function {
         input: &Input,
         remembered: &Remembered,
         error: Error,
-    ) -> (Graph, Error) {
+    ) -> Resolved {
         let refused = self
             .unadmitted(settings, input)
             .filter(|_| !remembered.nodes.is_empty());
-        match refused {
+        let (graph, failure) = match refused {
             None => {
                 tracing::warn!(%error, "registry unreadable; composing the last resolved set");
                 let graph = remembered.graph().unwrap_or_else(|unusable| {
@@ -321,6 +303,36 @@ impl Function {
                 let cause = Box::new(error);
                 (Graph::default(), Error::NotRecomposed { registry, cause })
             }
+        };
+        Resolved {
+            resolution: Resolution {
+                graph,
+                ..Resolution::default()
+            },
+            failure: Some(failure),
+        }
+    }
+
+    /// The registry's answer or, when it cannot be had right now and may
+    /// be waited out, the last resolved set.
+    async fn resolved(
+        &self,
+        request: &Request,
+        input: &Input,
+        settings: &Settings,
+        spec: &XrSpec,
+        hints: Hints<'_>,
+        remembered: &Remembered,
+    ) -> Result<Resolved> {
+        match self.resolve(request, settings, spec, hints).await {
+            Ok(resolution) => Ok(Resolved {
+                resolution,
+                failure: None,
+            }),
+            Err(error) if can_wait_out(&error) => {
+                Ok(self.recall(settings, input, remembered, error))
+            }
+            Err(error) => Err(error),
         }
     }
 
@@ -457,6 +469,14 @@ impl Composition {
     }
 }
 
+/// What a reconcile composes from: the registry's answer or, when the
+/// registry cannot be read right now, the last resolved set and why.
+struct Resolved {
+    resolution: Resolution,
+    /// Why the registry's answer is not the one composed.
+    failure: Option<Error>,
+}
+
 /// How a reconcile ended, for the response and the memo.
 struct Outcome {
     /// How long Crossplane may keep the answer before calling again.
@@ -470,6 +490,21 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A composed answer: called back within `ttl`, sooner when `hurried`
+    /// (`CONVERGING_TTL`) or when the time alone changes it (`wake`).
+    fn of(ttl: Duration, hurried: bool, wake: Option<Duration>, reusable: bool) -> Outcome {
+        let ttl = if hurried {
+            ttl.min(CONVERGING_TTL)
+        } else {
+            ttl
+        };
+        Outcome {
+            ttl: wake.map_or(ttl, |wake| ttl.min(wake)),
+            reusable,
+            wake,
+        }
+    }
+
     /// A Fatal answer: Crossplane requeues with its own backoff, and the
     /// answer is never given again.
     const FAILED: Outcome = Outcome {

@@ -349,9 +349,7 @@ mod tests {
     /// `spec.package` and generation, as Crossplane writes it.
     #[test]
     fn a_package_is_ready_only_on_its_package() {
-        let healthy = [("Installed", "True"), ("Healthy", "True")];
-        type Change = fn(&mut Json);
-        let cases: [(&str, Change, StatusFor, bool); 12] = [
+        let cases: [Case; 6] = [
             ("healthy and current", |_| {}, StatusFor::Spec, true),
             (
                 "spec.package changed, status still for the old one",
@@ -391,6 +389,15 @@ mod tests {
                 StatusFor::OtherPackage,
                 false,
             ),
+        ];
+        check_readiness(&cases);
+    }
+
+    /// A package is ready only when its conditions are about its current
+    /// generation and say Installed and Healthy.
+    #[test]
+    fn a_package_is_ready_only_on_its_generation_and_conditions() {
+        let cases: [Case; 6] = [
             (
                 "generation bumped, conditions not yet written for it",
                 |o| o["metadata"]["generation"] = json!(2),
@@ -446,12 +453,21 @@ mod tests {
                 false,
             ),
         ];
+        check_readiness(&cases);
+    }
+
+    /// What a case does to a healthy, current package object, what its
+    /// status is then about and whether it is ready.
+    type Case = (&'static str, fn(&mut Json), StatusFor, bool);
+
+    fn check_readiness(cases: &[Case]) {
+        let healthy = [("Installed", "True"), ("Healthy", "True")];
         for (what, change, status_for, ready) in cases {
             let mut object = with_conditions(&healthy);
             change(&mut object);
             let observed = Observed::from_json(&object);
-            assert_eq!(observed.status_for(), status_for, "{what}");
-            assert_eq!(observed.is_ready(), ready, "{what}");
+            assert_eq!(observed.status_for(), *status_for, "{what}");
+            assert_eq!(observed.is_ready(), *ready, "{what}");
         }
     }
 

@@ -10,7 +10,7 @@ use crate::compose::packages::{
 };
 use crate::error::Error;
 use crate::function::activation::Inactive;
-use crate::function::admission::Waiting;
+use crate::function::admission::{Readiness, Waiting};
 use crate::function::memory::{PackageStatus, Previous, Remembered};
 use crate::function::observed::{Observed, ObservedResources, StatusFor};
 use crate::function::ownership::{Ownership, Shared};
@@ -77,10 +77,13 @@ pub fn package_statuses(
                 digest: node.digest.clone(),
                 package: package_reference(settings, node),
                 depends_on: depends_on.into_iter().collect(),
-                ready: ((observed.get(&resource).is_some_and(Observed::is_ready)
-                    && !rollouts.moving.contains(&resource))
-                    || shared.is_some_and(Shared::is_ready))
-                    && inactive.of(&resource).is_none(),
+                ready: Readiness {
+                    observed: observed.get(&resource).is_some_and(Observed::is_ready),
+                    moving: rollouts.moving.contains(&resource),
+                    shared: shared.is_some_and(Shared::is_ready),
+                    inactive: inactive.of(&resource).is_some(),
+                }
+                .is_ready(),
                 leaving: false,
                 shared_with: shared.map(|s| s.holder.to_string()),
                 rollout: rollouts.rollouts.get(&node.name).cloned(),

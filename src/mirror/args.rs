@@ -46,6 +46,15 @@ pub struct MirrorArgs {
     #[arg(long)]
     pub input: Option<PathBuf>,
 
+    /// A function input (an Input, or a Composition calling the function)
+    /// whose `verify` authorities gate what is copied, as the function
+    /// gates what it installs: each package is taken at its highest
+    /// version signed upstream by an authority covering its ECR
+    /// repository, and a package with none refuses the run, named. Without
+    /// it, no input's `verify` applies to mirroring.
+    #[arg(long, value_name = "INPUT")]
+    pub verify_with: Option<PathBuf>,
+
     /// `UPSTREAM=PREFIX`: packages under UPSTREAM go to ECR repositories
     /// under PREFIX, as the input's `mirrors`. Repeatable.
     #[arg(long = "mirror", value_name = "UPSTREAM=PREFIX", value_parser = parse_mirror)]

@@ -19,8 +19,19 @@ pub async fn resolve(spec: &XrSpec, input: &Input, upstream: &Reader) -> Result<
         "resolving {} packages and their dependencies upstream",
         spec.packages.len()
     );
-    Ok(Resolver::new(&settings, spec, upstream)
-        .resolve()
-        .await?
-        .graph)
+    let resolution = Resolver::new(&settings, spec, upstream).resolve().await?;
+    for (name, skipped) in &resolution.skipped {
+        let skipped: Vec<String> = skipped.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "{name}: the supply-chain gate skipped {}",
+            skipped.join(", ")
+        );
+    }
+    if !resolution.blocked.is_empty() {
+        let blocked: Vec<String> = resolution.blocked.iter().map(ToString::to_string).collect();
+        return Err(Error::Refused {
+            packages: blocked.join("; "),
+        });
+    }
+    Ok(resolution.graph)
 }

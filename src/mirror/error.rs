@@ -76,6 +76,9 @@ pub enum Error {
         wanted: String,
         tags: usize,
     },
+    /// Packages with no version the signature (or scan) gate passes.
+    #[error("the supply-chain gate refuses to copy {packages}")]
+    Refused { packages: String },
     #[error("{failed} of {total} packages were not mirrored (see the summary)")]
     Incomplete { failed: usize, total: usize },
 }

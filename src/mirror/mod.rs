@@ -6,7 +6,9 @@
 //!    packages; the mirror table maps each upstream path to an ECR
 //!    repository.
 //! 2. Resolve the closure with the function's own resolver (`closure`),
-//!    reading tags and `package.yaml` from upstream (`upstream`).
+//!    reading tags and `package.yaml` from upstream (`upstream`); with
+//!    `--verify-with`, through the signature gate, signatures read
+//!    upstream: a package with no signed version refuses the run.
 //! 3. Read each resolved image's manifest tree and, asked to, its
 //!    signatures (`image`); ask ECR (`target`) what it already holds
 //!    (`plan`).

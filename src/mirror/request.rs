@@ -10,6 +10,7 @@ use super::upstream::{Location, Reader};
 use crate::registry::Registry;
 use crate::spec::input::{Mirror, default_mirrors};
 use crate::spec::load;
+use crate::spec::verify::Verify;
 use crate::spec::{Input, XrSpec};
 use crate::version::{Constraint, select_highest};
 
@@ -94,6 +95,8 @@ pub struct MirrorRequest {
     pub xr: Option<Json>,
     /// The function input of `--input`.
     pub input: Option<Input>,
+    /// The `verify` of `--verify-with`'s input.
+    pub verify: Option<Verify>,
 }
 
 impl MirrorRequest {
@@ -116,7 +119,19 @@ impl MirrorRequest {
             .map(load::input_file)
             .transpose()
             .map_err(Error::Input)?;
-        Ok(Self { xr, input })
+        let verify = match args.verify_with.as_deref() {
+            Some(path) => {
+                let policy = load::input_file(path).map_err(Error::Input)?;
+                Some(policy.verify.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--verify-with {}: the input has no verify.authorities",
+                        path.display()
+                    ))
+                })?)
+            }
+            None => None,
+        };
+        Ok(Self { xr, input, verify })
     }
 
     /// The mirror table of the run.
@@ -130,9 +145,12 @@ impl MirrorRequest {
 
     /// The function input the run resolves with: the input file's (or the
     /// defaults) with the run's mirror table.
+    /// The input the closure is resolved with: `--input`'s, with the run's
+    /// mirror table and `--verify-with`'s authorities (none without it).
     pub fn input(&self, mirrors: Vec<Mirror>) -> Input {
         Input {
             mirrors,
+            verify: self.verify.clone(),
             ..self.input.clone().unwrap_or_default()
         }
     }

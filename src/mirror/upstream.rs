@@ -25,12 +25,15 @@ use async_trait::async_trait;
 use crate::error::{DependencyError, Error, Result};
 use crate::oci::blob::LayerLimits;
 use crate::oci::distribution::{self, Auth, Distribution};
+use crate::oci::signatures::{self, SignatureSource, Small, Tagged, blob_digest, read_small};
 use crate::oci::xpkg::{self, Descriptor, ImageSource, MAX_LAYERS_SCANNED, Manifest, ReadOptions};
 use crate::package::PackageMeta;
+use crate::reference::Digest;
 use crate::reference::{Reference, Repository};
 use crate::registry::Registry;
 use crate::registry::Tags;
 use crate::registry::cache::{CacheOptions, CachedRegistry};
+use crate::signature::Signatures;
 use crate::spec::input::Mirror;
 
 /// Where a package comes from: a registry host and a repository in it.
@@ -253,6 +256,82 @@ impl Registry for Upstream {
             }
         }
         Ok(meta)
+    }
+
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+        let source = self.source(repository)?;
+        let checked =
+            Digest::parse(digest, "the image digest").map_err(|e| Error::InvalidPackage {
+                repository: source.to_string(),
+                digest: String::new(),
+                message: e.to_string(),
+            })?;
+        let image = UpstreamSignatures {
+            upstream: self,
+            source: &source,
+            digest: &checked,
+        };
+        signatures::read(&image, &checked).await
+    }
+}
+
+/// One upstream image's signatures, for `mirror --verify-with`.
+struct UpstreamSignatures<'a> {
+    upstream: &'a Upstream,
+    source: &'a Location,
+    digest: &'a Digest,
+}
+
+impl UpstreamSignatures<'_> {
+    /// The manifest `reference` names, `None` when there is none.
+    async fn bytes(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.upstream.client(&self.source.host)?;
+        match client.manifest(&self.source.repository, reference).await {
+            Ok(found) => Ok(found.map(|(_, m)| m.bytes)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(from_distribution(self.source, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl SignatureSource for UpstreamSignatures<'_> {
+    type Error = Error;
+
+    async fn tagged(&self, legacy: &str, referrers: &str) -> Result<Tagged> {
+        Ok(Tagged {
+            legacy: self.bytes(legacy).await?,
+            referrers: self.bytes(referrers).await?,
+        })
+    }
+
+    async fn referrers(&self) -> Result<Option<Vec<Descriptor>>> {
+        self.upstream
+            .client(&self.source.host)?
+            .referrers(&self.source.repository, self.digest.as_str())
+            .await
+            .map_err(|e| from_distribution(self.source, e))
+    }
+
+    async fn manifest(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        // By digest: the client checks the bytes against it.
+        self.bytes(digest).await
+    }
+
+    async fn blob(&self, layer: &Descriptor, max: usize) -> Result<Small> {
+        let expected = match blob_digest(layer, max) {
+            Ok(d) => d,
+            Err(why) => return Ok(Err(why)),
+        };
+        let response = self
+            .upstream
+            .client(&self.source.host)?
+            .open_blob(&self.source.repository, expected.as_str())
+            .await
+            .map_err(|e| from_distribution(self.source, e))?;
+        read_small(response, &expected, max, self.upstream.timeout)
+            .await
+            .map_err(|e| unavailable(&self.source.host, e))
     }
 }
 

@@ -99,6 +99,9 @@ pub struct ManifestJson {
     /// OCI 1.1: the image this artifact refers to (signatures, SBOMs).
     #[serde(default)]
     pub subject: Option<Descriptor>,
+    /// OCI 1.1: what kind of artifact this is (a Sigstore bundle).
+    #[serde(default, rename = "artifactType")]
+    pub artifact_type: Option<String>,
 }
 
 impl ManifestJson {

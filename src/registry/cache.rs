@@ -2,8 +2,10 @@
 //!
 //! * Package metadata is cached by (repository, digest) with no expiry:
 //!   content at a digest never changes.
-//! * Tag lists, tag -> digest answers and image scan reports are cached
-//!   for the tag TTL
+//! * Tag lists, tag -> digest answers, image scan reports and the
+//!   signatures stored beside a digest are cached for the tag TTL (a
+//!   signature tag moves as signatures are added, unlike the image it
+//!   names)
 //!   (default five minutes; the caller's current TTL is applied on every
 //!   read), so a tag moved in the registry, or a scan finished or updated
 //!   with new findings, is seen within that time.
@@ -30,6 +32,7 @@ use super::scan::ScanReport;
 use super::{Registry, Tags};
 use crate::error::Result;
 use crate::package::PackageMeta;
+use crate::signature::Signatures;
 
 /// Default time a tag list or tag -> digest answer is trusted.
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(5 * 60);
@@ -122,6 +125,7 @@ pub struct CachedRegistry<R: ?Sized> {
     digests: Cache<Key, Answer<String>>,
     metas: Cache<Key, Answer<Arc<PackageMeta>>>,
     scans: Cache<Key, Answer<Arc<ScanReport>>>,
+    signatures: Cache<Key, Answer<Arc<Signatures>>>,
 }
 
 impl<R: ?Sized> Clone for CachedRegistry<R> {
@@ -134,6 +138,7 @@ impl<R: ?Sized> Clone for CachedRegistry<R> {
             digests: self.digests.clone(),
             metas: self.metas.clone(),
             scans: self.scans.clone(),
+            signatures: self.signatures.clone(),
         }
     }
 }
@@ -224,6 +229,12 @@ impl Weight for Arc<ScanReport> {
     }
 }
 
+impl Weight for Arc<Signatures> {
+    fn weight(&self) -> usize {
+        Signatures::weight(self)
+    }
+}
+
 impl<V: Weight> Weight for Answer<V> {
     fn weight(&self) -> usize {
         match &self.outcome {
@@ -263,6 +274,7 @@ impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
             digests: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             metas: build(options.meta_bytes, lifetime(None)),
             scans: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
+            signatures: build(options.tag_bytes, lifetime(Some(tag_ttl_ms.clone()))),
             tag_ttl_ms,
         }
     }
@@ -416,6 +428,19 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         let ttl = Some(self.tag_ttl());
         let report = answer(&self.scans, self.failures, key, ttl, lookup).await?;
         Ok(ScanReport::clone(&report))
+    }
+
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+        let key = (repository.to_string(), digest.to_string());
+        let lookup = async {
+            self.inner
+                .signatures(repository, digest)
+                .await
+                .map(Arc::new)
+        };
+        let ttl = Some(self.tag_ttl());
+        let found = answer(&self.signatures, self.failures, key, ttl, lookup).await?;
+        Ok(Signatures::clone(&found))
     }
 }
 

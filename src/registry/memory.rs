@@ -17,6 +17,7 @@ use super::{Registry, Tags};
 use crate::error::{Error, Result};
 use crate::oci::blob::sha256_digest;
 use crate::package::{Dependency, PackageKind, PackageMeta};
+use crate::signature::Signatures;
 
 #[derive(Default)]
 pub struct MemoryRegistry {
@@ -26,6 +27,8 @@ pub struct MemoryRegistry {
     metas: Mutex<HashMap<String, PackageMeta>>,
     /// digest -> what its scan says; a digest not here is not scanned.
     scans: Mutex<HashMap<String, ScanReport>>,
+    /// digest -> the signatures stored beside it; none when not here.
+    signatures: Mutex<HashMap<String, Signatures>>,
     calls: AtomicUsize,
     down: AtomicBool,
 }
@@ -58,6 +61,14 @@ impl MemoryRegistry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(digest.to_string(), report);
+    }
+
+    /// Sets the signatures stored beside the image at `digest`.
+    pub fn set_signatures(&self, digest: &str, signatures: Signatures) {
+        self.signatures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_string(), signatures);
     }
 
     /// Deletes every image of a repository; the repository stays, empty.
@@ -157,6 +168,12 @@ impl Registry for MemoryRegistry {
             .get(digest)
             .cloned()
             .unwrap_or_else(|| ScanReport::not_scanned("NOT_FOUND")))
+    }
+
+    async fn signatures(&self, _repository: &str, digest: &str) -> Result<Signatures> {
+        self.enter("Signatures")?;
+        let signatures = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(signatures.get(digest).cloned().unwrap_or_default())
     }
 }
 

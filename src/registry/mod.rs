@@ -3,7 +3,8 @@
 //! The resolver asks three questions: which tags a repository has, which
 //! digest a tag (or digest) names, and what the package at a digest declares
 //! in its `package.yaml`; with the input's `scan`, a fourth: what the
-//! image scan says about a digest (`scan`). `ecr` answers them from AWS ECR, `memory` from a
+//! image scan says about a digest (`scan`); with its `verify`, a fifth:
+//! which cosign signatures are stored beside a digest. `ecr` answers them from AWS ECR, `memory` from a
 //! table (for tests), and `cache` wraps either so that an unchanged XR costs no
 //! AWS calls. reading a package out of an image is `crate::oci`'s.
 
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use self::scan::ScanReport;
 use crate::error::Result;
 use crate::package::PackageMeta;
+use crate::signature::Signatures;
 
 /// A repository's tags.
 pub type Tags = std::sync::Arc<Vec<String>>;
@@ -48,6 +50,15 @@ pub trait Registry: Send + Sync {
     async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
         let _ = (repository, digest);
         Ok(ScanReport::not_scanned("NOT_SUPPORTED"))
+    }
+
+    /// The cosign signatures stored beside the image at `digest` (ECR:
+    /// the legacy `.sig` tag and the referrers tag, see
+    /// `ecr::signatures`), each checked against its digest; verifying them
+    /// is `crate::signature`'s. A registry that stores none answers none.
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+        let _ = (repository, digest);
+        Ok(Signatures::default())
     }
 }
 

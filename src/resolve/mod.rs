@@ -9,12 +9,17 @@
 
 //!
 //! - `resolver.rs`: the rounds, one [`Resolver`] per resolution.
+//! - `wanted.rs`: what a round wants: packages, requirements, edges.
+//! - `select.rs`: one wanted package's version (constraints, dialects,
+//!   quarantine, the supply-chain gate, the installed one kept).
 //! - `resolution.rs`: what comes out, the install graph (`graph.rs`) and
 //!   the installed dependencies kept as they are.
 //! - `installed.rs`: what the caller says is installed.
 //! - `quarantine.rs`: releases the caller says to skip.
 //! - `scan.rs`: the supply-chain gate on ECR's image scans (the input's
 //!   `scan`), and the versions it skipped.
+//! - `signature.rs`: the supply-chain gate on cosign signatures (the
+//!   input's `verify`).
 
 pub mod graph;
 mod installed;
@@ -22,6 +27,9 @@ mod quarantine;
 mod resolution;
 mod resolver;
 pub mod scan;
+mod select;
+mod signature;
+mod wanted;
 
 pub use self::installed::Installed;
 pub use self::quarantine::{Quarantine, Release};

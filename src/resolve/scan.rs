@@ -221,6 +221,18 @@ mod tests {
                 enhanced(&[("A", "CRITICAL", "ACTIVE")], &[("CRITICAL", 2)]),
                 fail("1 finding of severity CRITICAL not listed by name"),
             ),
+        ];
+        for (name, scan, report, want) in cases {
+            assert_eq!(judge(&scan, &report), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn verdicts_on_missing_scans() {
+        use MaxSeverity::*;
+        let fail = |r: &str| Verdict::Fail(r.to_string());
+        let wait = WhenMissing::Wait;
+        let cases: Vec<(&str, Scan, ScanReport, Verdict)> = vec![
             (
                 "pending waits",
                 policy(Critical, &[], wait),

@@ -821,3 +821,113 @@ mod scan_gate {
         assert_eq!(asked, 2 + 2 * max, "{asked} calls for {max} candidates");
     }
 }
+
+// --- The supply-chain gate (the input's `verify`) ---------------------------
+
+mod signature_gate {
+    use super::*;
+    use crate::resolve::graph::PackageNode;
+    use crate::resolve::scan::Skipped;
+    use crate::signature::Signatures;
+    use crate::signature::fixtures::signed;
+
+    const FAMILY_REPO: &str = "upbound/provider-family-aws";
+    const S3: &str = "upbound/provider-aws-s3";
+
+    fn digest_of(repository: &str, tag: &str) -> String {
+        crate::oci::blob::sha256_digest(format!("{repository}:{tag}").as_bytes())
+    }
+
+    /// The blog registry with the images named signed by the key of seed 1.
+    fn signing(images: &[(&str, &str)]) -> (MemoryRegistry, String) {
+        let registry = blog_registry();
+        let mut pem = String::new();
+        for (repository, tag) in images {
+            let digest = digest_of(repository, tag);
+            let (key, signature) = signed(1, &digest);
+            pem = key;
+            registry.set_signatures(
+                &digest,
+                Signatures {
+                    legacy: vec![signature],
+                    ..Signatures::default()
+                },
+            );
+        }
+        (registry, pem)
+    }
+
+    struct InstalledFamily(PackageNode);
+
+    impl Installed for InstalledFamily {
+        fn get(&self, repository: &str) -> Option<&PackageNode> {
+            (repository == self.0.repository).then_some(&self.0)
+        }
+    }
+
+    async fn verified(
+        registry: &MemoryRegistry,
+        pem: &str,
+        installed: Option<&dyn Installed>,
+    ) -> Result<Resolution> {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [package("Provider", S3, ">= 2.0.0")],
+        }))
+        .expect("spec");
+        let input: Input = decode(json!({"verify": {"authorities": [
+            {"name": "platform", "repositories": [FAMILY_REPO], "key": {"publicKey": pem}}
+        ]}}))
+        .expect("input");
+        let settings =
+            Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
+        Resolver::new(&settings, &spec, registry)
+            .keeping(installed)
+            .resolve()
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_highest_signed_version_is_taken_and_ungated_repositories_are_not_asked() {
+        let (registry, pem) = signing(&[(FAMILY_REPO, "v2.1.0")]);
+        let r = verified(&registry, &pem, None).await.expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.1.0"));
+        assert_eq!(version_of(&r.graph, S3), Some("v2.2.0"), "not gated");
+        assert_eq!(
+            r.skipped["upbound-provider-family-aws"],
+            vec![Skipped::new("v2.2.0", "unsigned")]
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_signed_blocks_a_dependency_and_an_installed_one_stays() {
+        // Signed with another key: nothing passes.
+        let (registry, _) = signing(&[(FAMILY_REPO, "v2.1.0"), (FAMILY_REPO, "v2.2.0")]);
+        let (other, _) = signed(2, &digest_of(FAMILY_REPO, "v2.2.0"));
+        let r = verified(&registry, &other, None).await.expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), None);
+        assert_eq!(version_of(&r.graph, S3), None, "waits for its dependency");
+        assert_eq!(
+            r.blocked[0].to_string(),
+            "upbound-provider-family-aws is not installed: no version of upbound/provider-family-aws \
+             passes the supply-chain gate: v2.2.0 (signature invalid: no authority's key verifies it); \
+             v2.1.0 (signature invalid: no authority's key verifies it); waiting for it: upbound-provider-aws-s3"
+        );
+        let installed = InstalledFamily(PackageNode {
+            repository: FAMILY_REPO.to_string(),
+            kind: PackageKind::Provider,
+            upstream: FAMILY.to_string(),
+            name: "upbound-provider-family-aws".to_string(),
+            version: "v2.1.0".to_string(),
+            digest: digest_of(FAMILY_REPO, "v2.1.0"),
+            depends_on: Default::default(),
+            runtime_config_name: None,
+        });
+        let r = verified(&registry, &other, Some(&installed))
+            .await
+            .expect("resolves");
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.1.0"));
+        assert!(r.blocked.is_empty());
+        assert_eq!(r.kept.len(), 1, "kept, with a Warning");
+    }
+}

@@ -154,10 +154,50 @@ pub const MAX_QUARANTINE_REASON_LEN: usize = 1024;
 pub const MAX_SKIPPED: usize = 16;
 /// `status.packages[].skipped[].reason`.
 pub const MAX_SKIPPED_REASON_LEN: usize = 512;
+/// `verify.authorities`: signing authorities in one input.
+pub const MAX_AUTHORITIES: usize = 32;
+/// `verify.authorities[].name`.
+pub const MAX_AUTHORITY_NAME_LEN: usize = 63;
+/// `verify.authorities[].key.publicKey`: a PEM public key (a P-256 one is
+/// 178 characters).
+pub const MAX_PUBLIC_KEY_PEM_LEN: usize = 4096;
+
+// --- What a registry holds beside an image: its signatures ----------------
+
+/// Signatures read for one image digest: layers of its `.sig` manifest
+/// plus bundles among its referrers; the rest are not read.
+pub const MAX_SIGNATURES: usize = 8;
+/// A signature manifest or referrers index (cosign's are under 2 KiB).
+pub const MAX_SIGNATURE_MANIFEST_BYTES: usize = 64 * 1024;
+/// A simple-signing payload (cosign's are about 250 bytes).
+pub const MAX_SIGNATURE_PAYLOAD_BYTES: usize = 64 * 1024;
+/// A Sigstore bundle (a keyless one with its certificate and log entry is
+/// about 10 KiB).
+pub const MAX_BUNDLE_BYTES: usize = 256 * 1024;
+/// A base64 signature, in an annotation or a bundle.
+pub const MAX_SIGNATURE_LEN: usize = 1024;
+/// Signatures in one DSSE envelope, subjects in one in-toto statement.
+pub const MAX_ENVELOPE_ITEMS: usize = 16;
+
 /// Leaving entries of `status.packages` asked for in one call (one required
 /// resource each); the rest count as still there and are asked for once
 /// earlier ones are gone.
 pub const MAX_LEAVING_LOOKUPS: usize = 128;
+
+// --- Sigstore (read by `keyless`) --------------------------------------------
+
+/// A `trusted_root.json`: the public-good one is about 8 KiB.
+pub const MAX_TRUSTED_ROOT_LEN: usize = 1 << 20;
+/// Transparency logs, and CT logs, one trusted root lists (public-good: a
+/// handful, one per key rotation).
+pub const MAX_TRUSTED_ROOT_LOGS: usize = 64;
+/// Certificate authorities one trusted root lists.
+pub const MAX_TRUSTED_ROOT_AUTHORITIES: usize = 64;
+/// Certificates in one authority's chain (Fulcio's: 2).
+pub const MAX_TRUSTED_ROOT_CHAIN: usize = 8;
+/// Certificates one signature carries (leaf and intermediates), and the
+/// longest path from a leaf to its root.
+pub const MAX_CERTIFICATE_CHAIN: usize = 8;
 
 /// The error for a string over its limit; says how long it is, never what
 /// it says.

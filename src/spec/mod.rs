@@ -16,6 +16,7 @@ pub mod policy;
 pub mod scan;
 pub mod settings;
 pub mod upgrades;
+pub mod verify;
 pub mod xr;
 
 pub use input::Input;

@@ -73,7 +73,7 @@ pub enum WhenMissing {
 
 /// `scan.repositories`: 1 to [`MAX_ALLOWLIST_ITEMS`] globs of
 /// [`MAX_PATTERN_LEN`], each one Go's `path.Match` accepts.
-fn repositories<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(super) fn repositories<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let globs = limits::strings::<MAX_ALLOWLIST_ITEMS, MAX_PATTERN_LEN, D>(d)?;
     if globs.is_empty() {
         return Err(de::Error::custom(

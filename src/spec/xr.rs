@@ -669,13 +669,9 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
-        for file in ["xrd.yaml", "xrd-legacy.yaml"] {
-            let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
-            let xrd: Json = serde_norway::from_str(&std::fs::read_to_string(&path).expect("xrd"))
-                .expect("yaml");
-            let schema = &xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        for (file, schema) in xrd_schemas() {
             assert_eq!(
-                limits::declared_bounds(schema),
+                limits::declared_bounds(&schema),
                 Ok(expected.clone()),
                 "{file}"
             );
@@ -685,6 +681,26 @@ mod tests {
                 .as_str()
                 .expect("pattern");
             assert_eq!(pattern, "^[a-z]{2,4}(-[a-z]+){1,2}-[1-9][0-9]?$", "{file}");
+        }
+    }
+
+    /// The OpenAPI schema of each example XRD, by file name.
+    fn xrd_schemas() -> Vec<(&'static str, Json)> {
+        ["xrd.yaml", "xrd-legacy.yaml"]
+            .into_iter()
+            .map(|file| {
+                let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+                let text = std::fs::read_to_string(&path).expect("xrd");
+                let xrd: Json = serde_norway::from_str(&text).expect("yaml");
+                let schema = xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
+                (file, schema)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_xrds_declare_upgrades_as_the_rollout_engine_reads_and_writes_them() {
+        for (file, schema) in xrd_schemas() {
             // spec.upgrades is what UpgradesSpec reads; the status fields
             // the rollout engine writes are declared as it writes them.
             let upgrades = &schema["properties"]["spec"]["properties"]["upgrades"]["properties"];

@@ -8,6 +8,7 @@
 //!   that needs it starts it before `main` with a `#[ctor]` calling
 //!   [`localecr::start_unless_running`]; taking the module alone starts
 //!   nothing.
+//! - `cosign`: the real cosign CLI, signing images in the local registries.
 //! - `policy`: the platform policy the trust and server tests use.
 //! - `recorder`: a TCP relay that records what clients send through it.
 
@@ -16,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod cosign;
 pub mod localecr;
 pub mod policy;
 pub mod recorder;

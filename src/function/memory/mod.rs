@@ -115,9 +115,10 @@ impl PackageStatus {
     }
 }
 
-/// Entries read from `status.packages` at most; a status longer than this
-/// was not written by this function.
-pub const MAX_REMEMBERED: usize = 1000;
+/// Entries read from `status.packages` at most: as many as resolution
+/// composes and the XRDs admit, so a status this function wrote is read
+/// whole (reading fewer would drop the rest when the registry is down).
+pub const MAX_REMEMBERED: usize = MAX_STATUS_PACKAGES;
 
 /// Characters of a status value a message quotes at most.
 const MAX_QUOTED: usize = 64;

@@ -144,6 +144,45 @@ fn status_round_trips_into_a_graph() {
     }
 }
 
+/// A status as long as resolution writes and the XRDs admit is read
+/// whole: what stands in for a registry that is down loses nothing.
+#[test]
+fn the_longest_status_written_is_read_whole() {
+    let (settings, spec) = settings("Rewrite", json!({}));
+    let digest = |i: usize| format!("sha256:{i:064x}");
+    let entries: Vec<Json> = (0..MAX_STATUS_PACKAGES)
+        .map(|i| {
+            let repository = format!("upbound/provider-{i}");
+            let package = format!("xpkg.upbound.io/{repository}:v2.2.0");
+            entry(
+                &format!("upbound-provider-{i}"),
+                &repository,
+                &package,
+                &digest(i),
+                &[],
+            )
+        })
+        .collect();
+    let previous = Previous::read(&status(entries.clone()), &settings);
+    assert_eq!(previous.packages.len(), MAX_STATUS_PACKAGES);
+    assert!(previous.unreadable.is_empty(), "{:?}", previous.unreadable);
+    let remembered = previous.remembered(&settings, &spec);
+    assert_eq!(remembered.nodes.len(), MAX_STATUS_PACKAGES);
+
+    // One more than the XRDs admit was not written by this function.
+    let mut longer = entries;
+    longer.push(entry(
+        "x",
+        "upbound/x",
+        "xpkg.upbound.io/upbound/x:v1",
+        A,
+        &[],
+    ));
+    let previous = Previous::read(&status(longer), &settings);
+    assert_eq!(previous.packages.len(), MAX_STATUS_PACKAGES);
+    assert!(previous.unreadable[0].contains("only the first 2048 of 2049"));
+}
+
 /// Every check fresh input passes, one tampered entry at a time; the
 /// untouched entry survives each time.
 #[test]

@@ -46,6 +46,11 @@ pub(super) struct TarSink {
 
 impl Write for TarSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.error.is_some() {
+            // Rejected once, rejected for good: the walk's state is no
+            // longer where the stream is.
+            return Err(io::Error::other("layer rejected"));
+        }
         if self.settled() {
             return Ok(buf.len());
         }

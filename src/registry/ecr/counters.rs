@@ -17,6 +17,8 @@ pub struct CallCounts {
     pub blob_redirect: u64,
     /// Image scan reports read (the input's `scan`).
     pub describe_image_scan_findings: u64,
+    /// OCI 1.1 referrers API GETs (the input's `verify`).
+    pub list_referrers: u64,
 }
 
 impl CallCounts {
@@ -27,10 +29,11 @@ impl CallCounts {
             + self.get_authorization_token
             + self.blob_get
             + self.describe_image_scan_findings
+            + self.list_referrers
     }
 
     /// `(operation, count)` pairs, labelled as the Prometheus counter is.
-    pub fn by_operation(&self) -> [(&'static str, u64); 6] {
+    pub fn by_operation(&self) -> [(&'static str, u64); 7] {
         [
             (Operation::ListImages.name(), self.list_images),
             (Operation::BatchGetImage.name(), self.batch_get_image),
@@ -44,6 +47,7 @@ impl CallCounts {
                 Operation::DescribeImageScanFindings.name(),
                 self.describe_image_scan_findings,
             ),
+            (Operation::ListReferrers.name(), self.list_referrers),
         ]
     }
 
@@ -57,6 +61,7 @@ impl CallCounts {
             blob_redirect: self.blob_redirect - earlier.blob_redirect,
             describe_image_scan_findings: self.describe_image_scan_findings
                 - earlier.describe_image_scan_findings,
+            list_referrers: self.list_referrers - earlier.list_referrers,
         }
     }
 }
@@ -70,6 +75,7 @@ pub(super) enum Operation {
     GetBlob,
     BlobRedirect,
     DescribeImageScanFindings,
+    ListReferrers,
 }
 
 impl Operation {
@@ -81,6 +87,7 @@ impl Operation {
             Operation::GetBlob => "GetBlob",
             Operation::BlobRedirect => "BlobRedirect",
             Operation::DescribeImageScanFindings => "DescribeImageScanFindings",
+            Operation::ListReferrers => "ListReferrers",
         }
     }
 }
@@ -93,6 +100,7 @@ pub(super) struct Counters {
     blob_get: AtomicU64,
     blob_redirect: AtomicU64,
     describe_image_scan_findings: AtomicU64,
+    list_referrers: AtomicU64,
     metric: Option<IntCounterVec>,
 }
 
@@ -112,6 +120,7 @@ impl Counters {
             Operation::GetBlob => &self.blob_get,
             Operation::BlobRedirect => &self.blob_redirect,
             Operation::DescribeImageScanFindings => &self.describe_image_scan_findings,
+            Operation::ListReferrers => &self.list_referrers,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(metric) = &self.metric {
@@ -127,6 +136,7 @@ impl Counters {
             blob_get: self.blob_get.load(Ordering::Relaxed),
             blob_redirect: self.blob_redirect.load(Ordering::Relaxed),
             describe_image_scan_findings: self.describe_image_scan_findings.load(Ordering::Relaxed),
+            list_referrers: self.list_referrers.load(Ordering::Relaxed),
         }
     }
 }

@@ -7,6 +7,9 @@
 //!   (they are immutable), so reading a package right after resolving it costs
 //!   no second `BatchGetImage`.
 //! * Image scans: `DescribeImageScanFindings`, one page per digest (`scan`).
+//! * Signatures: one `BatchGetImage` for cosign's two tags (the referrers
+//!   API when there is no referrers tag), then the bundle manifests and the
+//!   payload blobs they name (`signatures`).
 //! * Package metadata: the manifest (an index is followed to its single or
 //!   `linux/amd64` manifest), then the layer annotated `io.crossplane.xpkg:
 //!   base`, fetched from the registry data plane (`GET /v2/<repo>/blobs/<digest>`
@@ -27,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::oci::xpkg::{self, Descriptor, ImageSource, Manifest, ReadOptions};
 use crate::package::PackageMeta;
 use crate::registry::scan::ScanReport;
+use crate::signature::Signatures;
 
 mod api;
 mod blobs;
@@ -34,6 +38,7 @@ mod client;
 mod counters;
 mod options;
 mod scan;
+mod signatures;
 
 pub use blobs::registry_endpoint;
 pub use client::EcrRegistry;
@@ -71,6 +76,10 @@ impl Registry for EcrRegistry {
 
     async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
         self.describe_scan(repository, digest).await
+    }
+
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+        self.read_signatures(repository, digest).await
     }
 }
 

@@ -123,6 +123,10 @@ pub struct Input {
     /// none by default.
     #[serde(default)]
     pub scan: Option<super::scan::Scan>,
+    /// Who must have signed which packages (see `spec::verify`); none by
+    /// default.
+    #[serde(default)]
+    pub verify: Option<super::verify::Verify>,
 }
 
 /// `revisionHistoryLimit`: how many inactive revisions Crossplane keeps for
@@ -250,6 +254,7 @@ impl Default for Input {
             crossplane_version: None,
             upgrades: Upgrades::default(),
             scan: None,
+            verify: None,
         }
     }
 }

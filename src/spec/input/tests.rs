@@ -160,6 +160,14 @@ fn bounds_name_the_field() {
             "iam.oidcProvider",
             "at most 512 characters",
         ),
+    ];
+    check_bounds(&cases);
+}
+
+/// The upgrade policy's bounds name their path inside the input.
+#[test]
+fn upgrades_bounds_name_their_path() {
+    let cases = [
         (
             json!({"upgrades": {"windows": [
                 {"days": ["Mon"], "start": "01:00", "duration": "1h"},
@@ -181,6 +189,10 @@ fn bounds_name_the_field() {
         ),
     ];
     check_bounds(&cases);
+}
+
+#[test]
+fn values_at_the_limits_are_accepted() {
     let at_limit: Input = decode(
         json!({"ttl": "24h", "tagCacheTTL": "0", "mirrors": vec![json!({"upstream": "x/"}); 32]}),
     )
@@ -363,6 +375,11 @@ fn the_package_crd_declares_the_bounds() {
         ("scan.ignore[]", MAX_SCAN_IGNORE),
         ("scan.ignore[]item", MAX_FINDING_NAME_LEN),
         ("scan.whenMissing", MAX_ENUM_LEN),
+        ("verify.authorities[]", MAX_AUTHORITIES),
+        ("verify.authorities[].name", MAX_AUTHORITY_NAME_LEN),
+        ("verify.authorities[].repositories[]", MAX_ALLOWLIST_ITEMS),
+        ("verify.authorities[].repositories[]item", MAX_PATTERN_LEN),
+        ("verify.authorities[].key.publicKey", MAX_PUBLIC_KEY_PEM_LEN),
         (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
@@ -458,13 +475,7 @@ fn registry_hosts() {
 /// function reads: a field in one but not the other is a silent trap.
 #[test]
 fn the_package_crd_matches_the_input() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/package/input/ecr.fn.crossplane.io_inputs.yaml"
-    );
-    let crd: Json =
-        serde_norway::from_str(&std::fs::read_to_string(path).expect("crd")).expect("yaml");
-    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let schema = &package_crd_schema();
     let keys = |v: &Json| -> Vec<String> {
         let mut k: Vec<String> = v
             .as_object()
@@ -494,7 +505,8 @@ fn the_package_crd_matches_the_input() {
         "crossplaneVersion": "v2.2",
         "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                      "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]},
-        "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"}
+        "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"},
+        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}}]}
     });
     decode::<Input>(full.clone()).expect("the function reads every field");
     assert_eq!(keys(&schema["properties"]), keys(&full));
@@ -519,11 +531,46 @@ fn the_package_crd_matches_the_input() {
     let scan = &schema["properties"]["scan"];
     assert_eq!(keys(&scan["properties"]), keys(&full["scan"]));
     assert_eq!(scan["required"], json!(["repositories", "maxSeverity"]));
+    let verify = &schema["properties"]["verify"];
+    assert_eq!(keys(&verify["properties"]), keys(&full["verify"]));
+    let authority = &verify["properties"]["authorities"]["items"];
+    assert_eq!(
+        keys(&authority["properties"]),
+        keys(&full["verify"]["authorities"][0])
+    );
+    assert_eq!(
+        keys(&authority["properties"]["key"]["properties"]),
+        keys(&full["verify"]["authorities"][0]["key"])
+    );
     assert_eq!(
         keys(&upgrades["properties"]["windows"]["items"]["properties"]),
         keys(&full["upgrades"]["windows"][0])
     );
-    // The numbers and grammars the function holds them to.
+    for list in ["serviceAccounts", "allowedServiceAccounts"] {
+        assert_eq!(
+            keys(&schema["properties"]["iam"]["properties"][list]["items"]["properties"]),
+            keys(&full["iam"][list][0]),
+            "{list}"
+        );
+    }
+}
+
+/// The input CRD's OpenAPI schema, as the package ships it.
+fn package_crd_schema() -> Json {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/package/input/ecr.fn.crossplane.io_inputs.yaml"
+    );
+    let crd: Json =
+        serde_norway::from_str(&std::fs::read_to_string(path).expect("crd")).expect("yaml");
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+/// The CRD holds the numbers and grammars to what the function does.
+#[test]
+fn the_package_crd_declares_the_numbers_and_grammars() {
+    let schema = &package_crd_schema();
+    let upgrades = &schema["properties"]["upgrades"];
     let number = |v: &Json| v.as_u64().expect("a number");
     let max_in_flight = &upgrades["properties"]["maxInFlight"];
     assert_eq!(
@@ -549,11 +596,4 @@ fn the_package_crd_matches_the_input() {
         window["properties"]["start"]["pattern"],
         json!("^([01][0-9]|2[0-3]):[0-5][0-9]$")
     );
-    for list in ["serviceAccounts", "allowedServiceAccounts"] {
-        assert_eq!(
-            keys(&schema["properties"]["iam"]["properties"][list]["items"]["properties"]),
-            keys(&full["iam"][list][0]),
-            "{list}"
-        );
-    }
 }

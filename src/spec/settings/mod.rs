@@ -54,6 +54,8 @@ pub struct Settings {
     pub activation: Option<Activation>,
     /// The input's `scan`: the supply-chain gate on ECR's image scans.
     pub scan: Option<super::scan::Scan>,
+    /// The input's `verify`: the supply-chain gate on cosign signatures.
+    pub verify: Option<super::verify::Verify>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -147,6 +149,7 @@ impl Settings {
             paused: paused(spec, input)?,
             activation: activation(xr, spec, input, &policy)?,
             scan: input.scan.clone(),
+            verify: input.verify.clone(),
         })
     }
 

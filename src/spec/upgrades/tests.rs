@@ -108,15 +108,31 @@ fn reads_every_field() {
     );
 }
 
-/// The bounds, each at its limit (accepted) and past it (refused,
-/// naming the field).
+/// Each value is refused, naming `field` (empty: the object itself) and
+/// saying `message`.
+fn refused<const N: usize>(bad: [(Json, &str, &str); N]) {
+    for (value, field, message) in bad {
+        let err = decode::<Upgrades>(value.clone()).unwrap_err();
+        let path = if err.path == "." {
+            ""
+        } else {
+            err.path.as_str()
+        };
+        assert_eq!(path, field, "{value}: {}", err.message);
+        assert!(err.message.contains(message), "{value}: {}", err.message);
+    }
+}
+
+/// A window with `field` set to `value`, in an otherwise valid policy.
+fn with_window(field: &str, value: Json) -> Json {
+    let mut w = json!({"days": ["Mon"], "start": "00:00", "duration": "1h"});
+    w[field] = value;
+    json!({"windows": [w]})
+}
+
+/// The bounds, each at its limit: accepted.
 #[test]
-fn bounds() {
-    let window = |field: &str, value: Json| {
-        let mut w = json!({"days": ["Mon"], "start": "00:00", "duration": "1h"});
-        w[field] = value;
-        json!({"windows": [w]})
-    };
+fn bounds_at_their_limits() {
     let ok = [
         json!({"maxInFlight": 1}),
         json!({"maxInFlight": 100}),
@@ -126,10 +142,10 @@ fn bounds() {
         json!({"quarantine": "0"}),
         json!({"quarantine": "720h"}),
         json!({"windows": vec![json!({"days": ["Mon"], "start": "00:00", "duration": "1m"}); 32]}),
-        window("duration", json!("168h")),
-        window("duration", json!("1m")),
-        window("start", json!("23:59")),
-        window(
+        with_window("duration", json!("168h")),
+        with_window("duration", json!("1m")),
+        with_window("start", json!("23:59")),
+        with_window(
             "days",
             json!(["Sun", "Sat", "Fri", "Thu", "Wed", "Tue", "Mon"]),
         ),
@@ -137,6 +153,12 @@ fn bounds() {
     for value in ok {
         decode::<Upgrades>(value.clone()).unwrap_or_else(|e| panic!("{value}: {e:?}"));
     }
+}
+
+/// The bounds of the rollout fields, each past its limit: refused,
+/// naming the field.
+#[test]
+fn bounds() {
     let bad = [
         (
             json!({"maxInFlight": 0}),
@@ -209,6 +231,29 @@ fn bounds() {
         (json!({"allowPause": "no"}), "allowPause", "invalid type"),
         (json!({"maxInflight": 2}), "maxInflight", "unknown field"),
         (
+            with_window("duration", json!("59s")),
+            "windows[0].duration",
+            "below the minimum of 1m0s",
+        ),
+        (
+            with_window("duration", json!("168h0m1s")),
+            "windows[0].duration",
+            "above the maximum of 168h0m0s",
+        ),
+        (
+            with_window("duration", json!("7d")),
+            "windows[0].duration",
+            "unknown unit",
+        ),
+    ];
+    refused(bad);
+}
+
+/// The bounds of `windows` and of each window, past them.
+#[test]
+fn window_bounds() {
+    refused([
+        (
             json!({"windows": vec![json!({"days": ["Mon"], "start": "00:00", "duration": "1m"}); 33]}),
             "windows",
             "at most 32 items, got 33",
@@ -225,17 +270,17 @@ fn bounds() {
             "unknown field",
         ),
         (
-            window("days", json!([])),
+            with_window("days", json!([])),
             "windows[0].days",
             "at least one day",
         ),
         (
-            window("days", json!(["Mon", "Tue", "Mon"])),
+            with_window("days", json!(["Mon", "Tue", "Mon"])),
             "windows[0].days",
             "lists Mon twice",
         ),
         (
-            window(
+            with_window(
                 "days",
                 json!(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Mon"]),
             ),
@@ -243,69 +288,56 @@ fn bounds() {
             "at most 7 items, got 8",
         ),
         (
-            window("days", json!(["Mon", "monday"])),
+            with_window("days", json!(["Mon", "monday"])),
             "windows[0].days[1]",
             "unknown variant `monday`",
         ),
         (
-            window("days", json!(["mon"])),
+            with_window("days", json!(["mon"])),
             "windows[0].days[0]",
             "unknown variant",
         ),
         (
-            window("start", json!("24:00")),
+            with_window("start", json!("24:00")),
             "windows[0].start",
             "00:00 to 23:59",
         ),
         (
-            window("start", json!("12:60")),
+            with_window("start", json!("12:60")),
             "windows[0].start",
             "got \"12:60\"",
         ),
-        (window("start", json!("2:30")), "windows[0].start", "HH:MM"),
-        (window("start", json!("02-30")), "windows[0].start", "HH:MM"),
-        (window("start", json!("+1:30")), "windows[0].start", "HH:MM"),
         (
-            window("start", json!("０２:30")),
+            with_window("start", json!("2:30")),
             "windows[0].start",
             "HH:MM",
         ),
         (
-            window("start", json!("02:30:00")),
+            with_window("start", json!("02-30")),
+            "windows[0].start",
+            "HH:MM",
+        ),
+        (
+            with_window("start", json!("+1:30")),
+            "windows[0].start",
+            "HH:MM",
+        ),
+        (
+            with_window("start", json!("０２:30")),
+            "windows[0].start",
+            "HH:MM",
+        ),
+        (
+            with_window("start", json!("02:30:00")),
             "windows[0].start",
             "at most 5 characters, got 8",
         ),
         (
-            window("start", json!(150)),
+            with_window("start", json!(150)),
             "windows[0].start",
             "invalid type",
         ),
-        (
-            window("duration", json!("59s")),
-            "windows[0].duration",
-            "below the minimum of 1m0s",
-        ),
-        (
-            window("duration", json!("168h0m1s")),
-            "windows[0].duration",
-            "above the maximum of 168h0m0s",
-        ),
-        (
-            window("duration", json!("7d")),
-            "windows[0].duration",
-            "unknown unit",
-        ),
-    ];
-    for (value, field, message) in bad {
-        let err = decode::<Upgrades>(value.clone()).unwrap_err();
-        let path = if err.path == "." {
-            ""
-        } else {
-            err.path.as_str()
-        };
-        assert_eq!(path, field, "{value}: {}", err.message);
-        assert!(err.message.contains(message), "{value}: {}", err.message);
-    }
+    ]);
 }
 
 #[test]

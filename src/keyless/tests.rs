@@ -1,0 +1,702 @@
+//! Keyless verification against test material made here, offline: a root
+//! CA (P-384, as Fulcio's), a Fulcio-like leaf (P-256, issuer extension,
+//! email SAN, code signing), a Rekor log key (P-256), a hashedrekord body,
+//! its SET and a trusted root naming them. rcgen makes the certificates
+//! (a dev-dependency on aws-lc-rs, which tonic already builds) and signs.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use proptest::prelude::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    PKCS_ECDSA_P384_SHA384, PublicKeyData, SanType, SigningKey,
+};
+use serde_json::json;
+use sha2::Digest;
+
+use super::*;
+
+const ISSUER: &str = "https://accounts.example.com";
+const EMAIL: &str = "alice@example.com";
+/// 2025-01-01T00:00:00Z: the leaf's notBefore; it lives ten minutes.
+const T0: i64 = 1_735_689_600;
+const LIFETIME: i64 = 600;
+const INDEX: i64 = 42;
+const FULCIO_ISSUER_V2: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
+const FULCIO_ISSUER_V1: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 1];
+
+/// Sets `params`' validity to `[from, to]`, Unix seconds.
+fn valid(params: &mut CertificateParams, from: i64, to: i64) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let secs = |t: i64| Duration::from_secs(u64::try_from(t).unwrap());
+    params.not_before = epoch + secs(from);
+    params.not_after = epoch + secs(to);
+}
+
+/// 2020-01-01 to 2040-01-01.
+const CA_FROM: i64 = 1_577_836_800;
+const CA_TO: i64 = 2_208_988_800;
+
+/// A certificate authority: its certificate (DER) and what signs with it.
+struct Ca {
+    der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    valid(&mut params, CA_FROM, CA_TO);
+    params
+}
+
+fn root_ca(name: &str) -> Ca {
+    let params = ca_params(name);
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    Ca {
+        der,
+        issuer: Issuer::new(params, key),
+    }
+}
+
+fn intermediate_ca(name: &str, parent: &Ca) -> Ca {
+    let params = ca_params(name);
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let der = params
+        .signed_by(&key, &parent.issuer)
+        .unwrap()
+        .der()
+        .to_vec();
+    Ca {
+        der,
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// What a leaf certificate says.
+struct LeafSpec {
+    issuer: Option<CustomExtension>,
+    san: SanType,
+    code_signing: bool,
+}
+
+impl Default for LeafSpec {
+    fn default() -> Self {
+        LeafSpec {
+            issuer: Some(CustomExtension::from_oid_content(
+                FULCIO_ISSUER_V2,
+                utf8(ISSUER),
+            )),
+            san: SanType::Rfc822Name(EMAIL.try_into().unwrap()),
+            code_signing: true,
+        }
+    }
+}
+
+/// A short DER UTF8String.
+fn utf8(text: &str) -> Vec<u8> {
+    let mut der = vec![0x0c, u8::try_from(text.len()).unwrap()];
+    der.extend_from_slice(text.as_bytes());
+    der
+}
+
+/// A Fulcio-like leaf, P-256, valid from T0 for ten minutes, and its key.
+fn leaf(ca: &Ca, spec: LeafSpec) -> (Vec<u8>, KeyPair) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.subject_alt_names = vec![spec.san];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if spec.code_signing {
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    }
+    params.custom_extensions = spec.issuer.into_iter().collect();
+    valid(&mut params, T0, T0 + LIFETIME);
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let der = params.signed_by(&key, &ca.issuer).unwrap().der().to_vec();
+    (der, key)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A hashedrekord v0.0.1 body as Rekor canonicalizes it.
+fn body(signature: &[u8], leaf: &[u8], signed: &[u8]) -> Vec<u8> {
+    json!({
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hex(&sha2::Sha256::digest(signed))}},
+            "signature": {"content": STANDARD.encode(signature), "publicKey": {"content": STANDARD.encode(pem(leaf))}},
+        },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A SET: `log`'s signature over the canonical JSON (serde_json sorts keys
+/// and writes no spaces) of the entry.
+fn set(log: &KeyPair, body: &[u8], time: i64, log_id: &[u8]) -> Vec<u8> {
+    let payload = json!({
+        "body": STANDARD.encode(body),
+        "integratedTime": time,
+        "logID": hex(log_id),
+        "logIndex": INDEX,
+    });
+    log.sign(payload.to_string().as_bytes()).unwrap()
+}
+
+fn trusted_root(log_key: &[u8], cas: &[&[Vec<u8>]]) -> Vec<u8> {
+    let authorities: Vec<_> = cas
+        .iter()
+        .map(|chain| {
+            let certificates: Vec<_> = chain
+                .iter()
+                .map(|der| json!({"rawBytes": STANDARD.encode(der)}))
+                .collect();
+            json!({
+                "subject": {"organization": "example", "commonName": "test"},
+                "uri": "https://fulcio.example",
+                "certChain": {"certificates": certificates},
+                "validFor": {"start": "2020-01-01T00:00:00.000Z"},
+            })
+        })
+        .collect();
+    json!({
+        "mediaType": MEDIA_TYPE,
+        "tlogs": [{
+            "baseUrl": "https://rekor.example",
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": {
+                "rawBytes": STANDARD.encode(log_key),
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            },
+            "logId": {"keyId": STANDARD.encode(sha2::Sha256::digest(log_key))},
+        }],
+        "certificateAuthorities": authorities,
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// One signed, logged artifact and the root that trusts it.
+struct Fixture {
+    root: TrustedRoot,
+    log: KeyPair,
+    log_id: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    leaf_key: KeyPair,
+    signed: Vec<u8>,
+    signature: Vec<u8>,
+    body: Vec<u8>,
+    time: i64,
+    set: Vec<u8>,
+}
+
+impl Fixture {
+    /// `chain` signs `signed`, logged at T0 + 60, under a root trusting
+    /// the authorities `cas`.
+    fn new(chain: Vec<Vec<u8>>, leaf_key: KeyPair, cas: &[&[Vec<u8>]]) -> Fixture {
+        let log = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let log_der = log.subject_public_key_info();
+        let log_id = sha2::Sha256::digest(&log_der).to_vec();
+        let root = TrustedRoot::parse(&trusted_root(&log_der, cas)).unwrap();
+        let signed = br#"{"critical":{"identity":{"docker-reference":"example/pkg"},"image":{"docker-manifest-digest":"sha256:00"},"type":"cosign container image signature"},"optional":null}"#.to_vec();
+        let signature = leaf_key.sign(&signed).unwrap();
+        let body = body(&signature, &chain[0], &signed);
+        let time = T0 + 60;
+        let set = set(&log, &body, time, &log_id);
+        Fixture {
+            root,
+            log,
+            log_id,
+            chain,
+            leaf_key,
+            signed,
+            signature,
+            body,
+            time,
+            set,
+        }
+    }
+
+    fn simple(spec: LeafSpec) -> Fixture {
+        let ca = root_ca("test fulcio");
+        let (der, key) = leaf(&ca, spec);
+        Fixture::new(vec![der], key, &[std::slice::from_ref(&ca.der)])
+    }
+
+    fn tlog(&self) -> TlogEntry<'_> {
+        TlogEntry {
+            log_id: &self.log_id,
+            log_index: INDEX,
+            integrated_time: self.time,
+            canonicalized_body: &self.body,
+            signed_entry_timestamp: &self.set,
+        }
+    }
+
+    fn evidence(&self) -> Evidence<'_> {
+        Evidence {
+            chain: &self.chain,
+            signature: &self.signature,
+            signed: &self.signed,
+            tlog: Some(self.tlog()),
+        }
+    }
+
+    fn verify(&self, identities: &[Identity]) -> Result<(), Failure> {
+        verify(&self.root, identities, &self.evidence())
+    }
+
+    /// Logs again at `time`, with a fresh SET.
+    fn at(mut self, time: i64) -> Fixture {
+        self.time = time;
+        self.set = set(&self.log, &self.body, time, &self.log_id);
+        self
+    }
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| Fixture::simple(LeafSpec::default()));
+
+fn exact(issuer: &str, subject: &str) -> Identity {
+    Identity {
+        issuer: issuer.to_owned(),
+        subject: Subject::Exact(subject.to_owned()),
+    }
+}
+
+fn regex(subject: &str) -> Identity {
+    Identity {
+        issuer: ISSUER.to_owned(),
+        subject: Subject::Regex(regex_lite::Regex::new(subject).unwrap()),
+    }
+}
+
+#[test]
+fn keyless_right_identity_passes() {
+    assert_eq!(
+        FIXTURE.verify(&[exact("https://other", EMAIL), exact(ISSUER, EMAIL)]),
+        Ok(())
+    );
+}
+
+#[test]
+fn keyless_wrong_issuer_or_subject_fails_naming_what_was_found() {
+    let want = Failure::NoMatchingIdentity {
+        found_issuer: ISSUER.to_owned(),
+        found_subject: EMAIL.to_owned(),
+    };
+    assert_eq!(
+        FIXTURE.verify(&[exact("https://accounts.example.org", EMAIL)]),
+        Err(want.clone())
+    );
+    assert_eq!(
+        FIXTURE.verify(&[exact(ISSUER, "bob@example.com")]),
+        Err(want.clone())
+    );
+    assert_eq!(FIXTURE.verify(&[]), Err(want.clone()));
+    assert_eq!(
+        want.to_string(),
+        "no matching identity (issuer https://accounts.example.com, subject alice@example.com)"
+    );
+}
+
+#[test]
+fn keyless_regex_subject_is_unanchored_as_cosign() {
+    assert_eq!(FIXTURE.verify(&[regex(r"^alice@example\.com$")]), Ok(()));
+    assert_eq!(FIXTURE.verify(&[regex(r"@example\.com$")]), Ok(()));
+    // Unanchored, as Go's regexp.MatchString: a part of the subject matches.
+    assert_eq!(FIXTURE.verify(&[regex(r"lice@exa")]), Ok(()));
+    assert!(matches!(
+        FIXTURE.verify(&[regex(r"^bob@")]),
+        Err(Failure::NoMatchingIdentity { .. })
+    ));
+    assert!(matches!(
+        FIXTURE.verify(&[regex(r"@example\.org")]),
+        Err(Failure::NoMatchingIdentity { .. })
+    ));
+}
+
+#[test]
+fn keyless_set_signed_by_another_key_fails() {
+    let other = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let forged = set(&other, &FIXTURE.body, FIXTURE.time, &FIXTURE.log_id);
+    let evidence = Evidence {
+        tlog: Some(TlogEntry {
+            signed_entry_timestamp: &forged,
+            ..FIXTURE.tlog()
+        }),
+        ..FIXTURE.evidence()
+    };
+    assert!(matches!(
+        verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence),
+        Err(Failure::InvalidSet(_))
+    ));
+    // The SET covers the time: a valid SET for another time does not move it.
+    let moved = Evidence {
+        tlog: Some(TlogEntry {
+            integrated_time: FIXTURE.time + 1,
+            ..FIXTURE.tlog()
+        }),
+        ..FIXTURE.evidence()
+    };
+    assert!(matches!(
+        verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &moved),
+        Err(Failure::InvalidSet(_))
+    ));
+}
+
+#[test]
+fn keyless_missing_or_unknown_log_fails() {
+    let none = Evidence {
+        tlog: None,
+        ..FIXTURE.evidence()
+    };
+    assert_eq!(
+        verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &none),
+        Err(Failure::NoTlogEntry)
+    );
+    let unknown = Evidence {
+        tlog: Some(TlogEntry {
+            log_id: &[7; 32],
+            ..FIXTURE.tlog()
+        }),
+        ..FIXTURE.evidence()
+    };
+    assert!(matches!(
+        verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &unknown),
+        Err(Failure::UnknownLog { log_id }) if log_id == hex(&[7; 32])
+    ));
+}
+
+#[test]
+fn keyless_integrated_time_outside_the_leaf_validity_fails() {
+    let ok = [exact(ISSUER, EMAIL)];
+    for time in [T0, T0 + LIFETIME] {
+        assert_eq!(
+            Fixture::simple(LeafSpec::default()).at(time).verify(&ok),
+            Ok(()),
+            "{time}"
+        );
+    }
+    for time in [T0 - 1, T0 + LIFETIME + 1, T0 + 86_400] {
+        let failure = Fixture::simple(LeafSpec::default()).at(time).verify(&ok);
+        assert_eq!(
+            failure,
+            Err(Failure::CertificateExpiredAtSigning {
+                integrated_time: time,
+                not_before: T0,
+                not_after: T0 + LIFETIME
+            }),
+            "{time}"
+        );
+    }
+}
+
+#[test]
+fn keyless_chain_to_an_untrusted_ca_fails() {
+    let trusted = root_ca("test fulcio");
+    let rogue = root_ca("test fulcio");
+    let (der, key) = leaf(&rogue, LeafSpec::default());
+    let fixture = Fixture::new(vec![der], key, &[std::slice::from_ref(&trusted.der)]);
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::CertificateNotTrusted(_))
+    ));
+    // Carrying the rogue root along does not make it trusted.
+    let fixture = Fixture {
+        chain: vec![fixture.chain[0].clone(), rogue.der.clone()],
+        ..fixture
+    };
+    let evidence = fixture.evidence();
+    assert!(matches!(
+        verify(&fixture.root, &[exact(ISSUER, EMAIL)], &evidence),
+        Err(Failure::CertificateNotTrusted(_))
+    ));
+}
+
+#[test]
+fn keyless_intermediates_from_the_signature_or_the_root() {
+    let root = root_ca("test root");
+    let intermediate = intermediate_ca("test intermediate", &root);
+    let ok = [exact(ISSUER, EMAIL)];
+    // The signature carries the intermediate; the trusted root has the root.
+    let (der, key) = leaf(&intermediate, LeafSpec::default());
+    let carried = Fixture::new(
+        vec![der.clone(), intermediate.der.clone()],
+        key,
+        &[std::slice::from_ref(&root.der)],
+    );
+    assert_eq!(carried.verify(&ok), Ok(()));
+    let alone = Fixture {
+        chain: vec![der],
+        ..carried
+    };
+    assert!(matches!(
+        alone.verify(&ok),
+        Err(Failure::CertificateNotTrusted(_))
+    ));
+    // The trusted root's authority has both, as Fulcio's does.
+    let (der, key) = leaf(&intermediate, LeafSpec::default());
+    let fixture = Fixture::new(
+        vec![der],
+        key,
+        &[&[intermediate.der.clone(), root.der.clone()]],
+    );
+    assert_eq!(fixture.verify(&ok), Ok(()));
+}
+
+#[test]
+fn keyless_leaf_needs_code_signing() {
+    let fixture = Fixture::simple(LeafSpec {
+        code_signing: false,
+        ..LeafSpec::default()
+    });
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::CertificateNotTrusted(_))
+    ));
+}
+
+#[test]
+fn keyless_legacy_issuer_and_uri_subject() {
+    let uri = "https://github.com/example/repo/.github/workflows/release.yml@refs/heads/main";
+    let fixture = Fixture::simple(LeafSpec {
+        issuer: Some(CustomExtension::from_oid_content(
+            FULCIO_ISSUER_V1,
+            ISSUER.as_bytes().to_vec(),
+        )),
+        san: SanType::URI(uri.try_into().unwrap()),
+        code_signing: true,
+    });
+    assert_eq!(fixture.verify(&[exact(ISSUER, uri)]), Ok(()));
+    let none = Fixture::simple(LeafSpec {
+        issuer: None,
+        ..LeafSpec::default()
+    });
+    assert_eq!(
+        none.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::NoMatchingIdentity {
+            found_issuer: "none".to_owned(),
+            found_subject: EMAIL.to_owned()
+        })
+    );
+}
+
+#[test]
+fn keyless_tampered_signed_fails() {
+    let mut tampered = FIXTURE.signed.clone();
+    tampered[0] ^= 1;
+    let evidence = Evidence {
+        signed: &tampered,
+        ..FIXTURE.evidence()
+    };
+    assert_eq!(
+        verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence),
+        Err(Failure::SignatureInvalid)
+    );
+}
+
+#[test]
+fn keyless_body_for_another_signature_fails() {
+    let ca = root_ca("test fulcio");
+    let (der, key) = leaf(&ca, LeafSpec::default());
+    let mut fixture = Fixture::new(vec![der], key, &[std::slice::from_ref(&ca.der)]);
+    let other = fixture.leaf_key.sign(b"another artifact").unwrap();
+    fixture.body = body(&other, &fixture.chain[0], b"another artifact");
+    let fixture = fixture.at(T0 + 60);
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::BodyMismatch(_))
+    ));
+    // Same signature, digest of other content.
+    let mut fixture = fixture;
+    fixture.body = body(&fixture.signature, &fixture.chain[0], b"another artifact");
+    let fixture = fixture.at(T0 + 60);
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::BodyMismatch(_))
+    ));
+    // Another kind of entry.
+    let mut fixture = fixture;
+    fixture.body = br#"{"apiVersion":"0.0.1","kind":"dsse","spec":{}}"#.to_vec();
+    let fixture = fixture.at(T0 + 60);
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::Malformed(why)) if why.contains("unsupported tlog kind")
+    ));
+}
+
+#[test]
+fn keyless_trusted_root_refusals() {
+    let good: serde_json::Value = serde_json::from_slice(&trusted_root(&[], &[])).unwrap();
+    let parse = |value: &serde_json::Value| TrustedRoot::parse(value.to_string().as_bytes());
+    assert!(matches!(
+        parse(&good),
+        Err(Error::Entry {
+            what: "transparency log",
+            ..
+        })
+    ));
+    let mut other_type = good.clone();
+    other_type["mediaType"] = json!("application/vnd.dev.sigstore.trustedroot+json;version=0.2");
+    assert!(matches!(parse(&other_type), Err(Error::MediaType(_))));
+    let many = json!({"mediaType": MEDIA_TYPE, "tlogs": vec![good["tlogs"][0].clone(); 65]});
+    assert!(matches!(
+        parse(&many),
+        Err(Error::TooMany {
+            what: "transparency logs",
+            count: 65,
+            max: 64
+        })
+    ));
+    let big = vec![b' '; crate::spec::limits::MAX_TRUSTED_ROOT_LEN + 1];
+    assert!(matches!(TrustedRoot::parse(&big), Err(Error::TooLarge(_))));
+    let empty = json!({"mediaType": MEDIA_TYPE});
+    let root = parse(&empty).unwrap();
+    assert_eq!(root.ctlogs(), 0);
+    let chainless = json!({"mediaType": MEDIA_TYPE, "certificateAuthorities": [{"certChain": {"certificates": []}}]});
+    assert!(matches!(
+        parse(&chainless),
+        Err(Error::Entry {
+            what: "certificate authority",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn keyless_rfc3339_times() {
+    use super::root::rfc3339;
+    assert_eq!(rfc3339("2025-01-01T00:00:00Z", false), Ok(T0));
+    assert_eq!(rfc3339("2025-01-01T00:00:00.000Z", true), Ok(T0));
+    assert_eq!(rfc3339("2025-01-01T00:00:00.5Z", true), Ok(T0 + 1));
+    assert_eq!(rfc3339("2025-01-01T00:00:00.5Z", false), Ok(T0));
+    assert_eq!(rfc3339("2025-01-01T01:00:00+01:00", false), Ok(T0));
+    assert_eq!(rfc3339("2024-12-31T23:30:00-00:30", false), Ok(T0));
+    for bad in [
+        "",
+        "2025-01-01",
+        "2025-01-01 00:00:00Z",
+        "2025-13-01T00:00:00Z",
+        "2025-01-01T00:00:00",
+        "2025-01-01T00:00:00.Z",
+        "２025-01-01T00:00:00Z",
+    ] {
+        assert!(rfc3339(bad, false).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn keyless_authority_valid_for_bounds_trust() {
+    let ca = root_ca("test fulcio");
+    let (der, key) = leaf(&ca, LeafSpec::default());
+    let fixture = Fixture::new(vec![der], key, &[std::slice::from_ref(&ca.der)]);
+    let mut root: serde_json::Value = serde_json::from_slice(&trusted_root(
+        &fixture.log.subject_public_key_info(),
+        &[std::slice::from_ref(&ca.der)],
+    ))
+    .unwrap();
+    root["certificateAuthorities"][0]["validFor"]["end"] = json!("2024-12-31T00:00:00Z");
+    let fixture = Fixture {
+        root: TrustedRoot::parse(root.to_string().as_bytes()).unwrap(),
+        ..fixture
+    };
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::CertificateNotTrusted(_))
+    ));
+    root["certificateAuthorities"][0]["validFor"]["end"] = json!(null);
+    root["tlogs"][0]["publicKey"]["validFor"]["end"] = json!("2024-12-31T00:00:00Z");
+    let fixture = Fixture {
+        root: TrustedRoot::parse(root.to_string().as_bytes()).unwrap(),
+        ..fixture
+    };
+    assert!(matches!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::InvalidSet(_))
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn keyless_parse_never_panics(json in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = TrustedRoot::parse(&json);
+    }
+
+    #[test]
+    fn keyless_parse_never_panics_on_mutated_roots(at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut json = trusted_root(&FIXTURE.log.subject_public_key_info(), &[&FIXTURE.chain[..1]]);
+        let i = at.index(json.len());
+        json[i] = byte;
+        let _ = TrustedRoot::parse(&json);
+    }
+
+    #[test]
+    fn keyless_rfc3339_never_panics(text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,4})?(Z|[+-][0-9]{2}:[0-9]{2})?|\\PC{0,40}") {
+        let _ = super::root::rfc3339(&text, true);
+    }
+
+    #[test]
+    fn keyless_verify_never_panics_on_arbitrary_evidence(
+        leaf in proptest::collection::vec(any::<u8>(), 0..512),
+        signature in proptest::collection::vec(any::<u8>(), 0..80),
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+        set in proptest::collection::vec(any::<u8>(), 0..80),
+        time in any::<i64>(),
+        index in any::<i64>(),
+    ) {
+        let chain = vec![leaf];
+        let evidence = Evidence {
+            chain: &chain,
+            signature: &signature,
+            signed: &body,
+            tlog: Some(TlogEntry { log_id: &FIXTURE.log_id, log_index: index, integrated_time: time, canonicalized_body: &body, signed_entry_timestamp: &set }),
+        };
+        prop_assert!(verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence).is_err());
+    }
+
+    #[test]
+    fn keyless_verify_refuses_any_flipped_byte(part in 0usize..4, at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut chain = FIXTURE.chain.clone();
+        let (mut signature, mut signed, mut body) = (FIXTURE.signature.clone(), FIXTURE.signed.clone(), FIXTURE.body.clone());
+        let target = match part { 0 => &mut chain[0], 1 => &mut signature, 2 => &mut signed, _ => &mut body };
+        let i = at.index(target.len());
+        target[i] ^= 1 << bit;
+        let evidence = Evidence {
+            chain: &chain,
+            signature: &signature,
+            signed: &signed,
+            tlog: Some(TlogEntry { canonicalized_body: &body, ..FIXTURE.tlog() }),
+        };
+        prop_assert!(verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! Choosing one wanted package's version: the tag its constraints admit
+//! (under every Crossplane dialect the platform runs), held back by
+//! quarantined releases and the supply-chain gate, or the installed one
+//! kept when the package no longer resolves.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use super::installed::Installed;
+use super::quarantine::{Quarantine, Release};
+use super::scan::{Skipped, Verdict, judge};
+use super::signature;
+use super::wanted::Wanted;
+use crate::error::{DependencyError, Error, Result};
+use crate::registry::Registry;
+use crate::spec::limits::MAX_SKIPPED;
+use crate::spec::{Settings, XrSpec};
+use crate::version::{Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest};
+
+/// What the XR's `version` field asks for. Unlike `dependsOn`, a top-level
+/// version may name any existing tag (a package object's `spec.package`
+/// takes a tag as is), so a tag that exists is used verbatim before the
+/// string is read as a constraint.
+#[derive(Clone, Debug)]
+enum Requested {
+    Tag(String),
+    Spec(VersionSpec),
+}
+
+/// The version chosen for a repository and the image it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Selection {
+    pub(super) version: String,
+    pub(super) digest: String,
+    /// The highest release of the repository, when it is higher than
+    /// `version`: what the constraints keep the package from.
+    pub(super) available: Option<String>,
+    /// How the dialects read its constraints differently, if they do.
+    pub(super) dialects: Option<String>,
+    /// Higher versions the constraints admit that the supply-chain gate
+    /// passed over, highest first.
+    pub(super) skipped: Vec<Skipped>,
+}
+
+/// What one round made of a wanted package.
+#[derive(Clone, Debug)]
+pub(super) enum Pick {
+    /// A version, and why it is the installed one kept, when it is.
+    Selected(Selection, Option<Error>),
+    /// No version passes the supply-chain gate, and none is installed.
+    Blocked(Error),
+}
+
+/// The tag a constraint chose, the highest release above it, and how the
+/// dialects read the constraints differently, if they do.
+struct Choice {
+    tag: String,
+    available: Option<String>,
+    dialects: Option<String>,
+    skipped: Vec<Skipped>,
+}
+
+/// Constraint texts read under every dialect, once per resolution, by the
+/// texts: most repositories of a large XR are asked for with the same few
+/// constraints.
+#[derive(Debug, Default)]
+pub(super) struct ReadingsCache {
+    known: Mutex<HashMap<String, Arc<Readings>>>,
+}
+
+impl ReadingsCache {
+    /// `texts` read under every dialect. A text repeated (a family
+    /// provider's many dependents asking for it alike) is read once: every
+    /// constraint must hold, so a repeat adds nothing, and the first to
+    /// fail is still the first.
+    fn of(&self, texts: &[&str]) -> Arc<Readings> {
+        let mut seen: HashSet<&str> = HashSet::new();
+        let texts: Vec<&str> = texts.iter().copied().filter(|t| seen.insert(t)).collect();
+        // Each text after its length: no two lists share a key.
+        let mut key = String::new();
+        for text in &texts {
+            key.push_str(&text.len().to_string());
+            key.push(':');
+            key.push_str(text);
+        }
+        // A poisoned lock only means another lookup panicked; the map is
+        // still whole.
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .entry(key)
+            .or_insert_with(|| Arc::new(Readings::of(&texts)))
+            .clone()
+    }
+}
+
+/// What choosing a version reads: the policy, the XR, the registry and
+/// the caller's hints. Copied into each concurrent lookup.
+#[derive(Clone, Copy)]
+pub(super) struct Selector<'a> {
+    pub(super) settings: &'a Settings,
+    pub(super) spec: &'a XrSpec,
+    pub(super) registry: &'a dyn Registry,
+    pub(super) installed: Option<&'a dyn Installed>,
+    pub(super) quarantine: Option<&'a Quarantine>,
+    pub(super) readings: &'a ReadingsCache,
+}
+
+impl Selector<'_> {
+    /// What becomes of one wanted package this round: its selection, the
+    /// installed one kept, or (failing the supply-chain gate with nothing
+    /// installed) blocked.
+    pub(super) async fn pick(&self, repository: &str, wanted: &Wanted) -> Result<Pick> {
+        match self.select(repository, wanted).await {
+            Ok(selection) => Ok(Pick::Selected(selection, None)),
+            Err(error) => match self.kept(repository, wanted, &error) {
+                Some(selection) => Ok(Pick::Selected(selection, Some(error))),
+                None if matches!(error, Error::SupplyChain { .. }) => Ok(Pick::Blocked(error)),
+                None => Err(required_by(wanted, error)),
+            },
+        }
+    }
+
+    /// Chooses the version of one wanted package.
+    async fn select(&self, repository: &str, wanted: &Wanted) -> Result<Selection> {
+        let requested = match wanted.listed {
+            Some(i) => Some(self.requested(repository, i).await?),
+            None => None,
+        };
+        let digest_pins: BTreeSet<&str> = wanted
+            .requirements
+            .iter()
+            .filter_map(|r| match &r.spec {
+                VersionSpec::Digest(d) => Some(d.as_str()),
+                VersionSpec::Constraint(_) => None,
+            })
+            .collect();
+        let constraints: Vec<&Constraint> = wanted
+            .requirements
+            .iter()
+            .filter_map(|r| match &r.spec {
+                VersionSpec::Constraint(c) => Some(c),
+                VersionSpec::Digest(_) => None,
+            })
+            .collect();
+
+        // What a constraint chose also says which higher release it keeps
+        // the package from; an exact tag or digest was asked for as it is.
+        let mut available = None;
+        let mut dialects = None;
+        let mut skipped = Vec::new();
+        let mut gated = false;
+        let mut chose = |choice: Choice| {
+            available = choice.available;
+            dialects = choice.dialects;
+            skipped = choice.skipped;
+            gated = true;
+            choice.tag
+        };
+        let version = match requested {
+            Some(Requested::Spec(VersionSpec::Digest(digest))) => digest,
+            Some(Requested::Tag(tag)) => {
+                // Every dialect the platform may run reads every constraint
+                // as admitting the tag.
+                let satisfies = self.settings.dialects.iter().all(|d| {
+                    constraints
+                        .iter()
+                        .all(|c| d.matches(c.as_str(), &tag).unwrap_or(false))
+                });
+                if !constraints.is_empty() && !satisfies {
+                    return Err(self.unsatisfiable(repository, wanted, Some(&tag)));
+                }
+                tag
+            }
+            Some(Requested::Spec(VersionSpec::Constraint(own))) => {
+                let mut all = constraints.clone();
+                all.push(&own);
+                self.highest(repository, &all)
+                    .await?
+                    .map(&mut chose)
+                    .ok_or_else(|| self.unsatisfiable(repository, wanted, Some(own.as_str())))?
+            }
+            None if digest_pins.len() > 1 => {
+                return Err(self.unsatisfiable(repository, wanted, None));
+            }
+            None => match digest_pins.first() {
+                Some(digest) => digest.to_string(),
+                None => self
+                    .highest(repository, &constraints)
+                    .await?
+                    .map(&mut chose)
+                    .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
+            },
+        };
+        let digest = self.registry.resolve_digest(repository, &version).await?;
+        // A tag or digest asked for as it is has no other version to take.
+        if !gated && let Some(reason) = self.gate(repository, &digest).await? {
+            return Err(supply_chain(repository, &[Skipped::new(&version, &reason)]));
+        }
+        Ok(Selection {
+            version,
+            digest,
+            available,
+            dialects,
+            skipped,
+        })
+    }
+
+    /// Why the image `reference` names fails the input's `scan` or its
+    /// `verify`, when its repository is gated and it does; one scan report
+    /// and one signature lookup per digest (the registry's cache keeps
+    /// them for the tag TTL).
+    async fn gate(&self, repository: &str, reference: &str) -> Result<Option<String>> {
+        let scan = self.settings.scan.as_ref().filter(|s| s.covers(repository));
+        let verify = self
+            .settings
+            .verify
+            .as_ref()
+            .filter(|v| v.covers(repository));
+        if scan.is_none() && verify.is_none() {
+            return Ok(None);
+        }
+        let digest = self.registry.resolve_digest(repository, reference).await?;
+        if let Some(scan) = scan {
+            let report = self.registry.scan_report(repository, &digest).await?;
+            if let Verdict::Fail(reason) = judge(scan, &report) {
+                return Ok(Some(reason));
+            }
+        }
+        if let Some(verify) = verify {
+            let found = self.registry.signatures(repository, &digest).await?;
+            if let Verdict::Fail(reason) = signature::judge(verify, repository, &digest, &found) {
+                return Ok(Some(reason));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The installed selection that stands in for a dependency that failed
+    /// to resolve, if it may: only dependencies (what the XR lists is the
+    /// user's to fix), only installed ones, and only for failures that say
+    /// the package is gone or unreadable, not that AWS is down (then the
+    /// whole last resolved set is kept instead).
+    fn kept(&self, repository: &str, wanted: &Wanted, error: &Error) -> Option<Selection> {
+        let gone = matches!(
+            error,
+            Error::RepositoryNotFound { .. }
+                | Error::EmptyRepository { .. }
+                | Error::ImageNotFound { .. }
+                | Error::InvalidPackage { .. }
+                | Error::Credentials(_)
+                | Error::AccessDenied { .. }
+        );
+        // What fails the supply-chain gate stays as installed, listed or
+        // not: nothing installed is lost to a new finding.
+        let gated = matches!(error, Error::SupplyChain { .. });
+        if !gated && (wanted.listed.is_some() || !gone) {
+            return None;
+        }
+        let node = self.installed?.get(repository)?;
+        (node.kind == wanted.kind).then(|| Selection {
+            version: node.version.clone(),
+            digest: node.digest.clone(),
+            available: None,
+            dialects: None,
+            skipped: Vec::new(),
+        })
+    }
+
+    async fn requested(&self, repository: &str, index: usize) -> Result<Requested> {
+        let text = self.spec.packages[index].version.trim();
+        let parsed = VersionSpec::parse(text);
+        if let Ok(VersionSpec::Digest(_)) = parsed {
+            return parsed.map(Requested::Spec);
+        }
+        let tags = self.registry.list_tags(repository).await?;
+        if tags.iter().any(|t| t == text) {
+            return Ok(Requested::Tag(text.to_string()));
+        }
+        parsed.map(Requested::Spec).map_err(|e| match e {
+            Error::InvalidConstraint { message, .. } => Error::InvalidSpec {
+                field: format!("spec.packages[{index}].version"),
+                message: format!(
+                    "{text:?} is neither a tag of {repository} nor a valid constraint: {message}"
+                ),
+            },
+            other => other,
+        })
+    }
+
+    async fn highest(
+        &self,
+        repository: &str,
+        constraints: &[&Constraint],
+    ) -> Result<Option<Choice>> {
+        let tags = self.registry.list_tags(repository).await?;
+        if tags.is_empty() {
+            return Err(Error::EmptyRepository {
+                registry: self.settings.registry.to_string(),
+                repository: repository.to_string(),
+            });
+        }
+        // A quarantined release is skipped while its tag still names the
+        // digest that was rolled back; each pass skips one more tag, so
+        // this ends within the number of quarantined releases.
+        let texts: Vec<&str> = constraints.iter().map(|c| c.as_str()).collect();
+        // Read once for every pass and for the dialects' disagreement.
+        let readings = self.readings.of(&texts);
+        let dialects = &self.settings.dialects;
+        // A version failing the supply-chain gate is passed over the same
+        // way, at most MAX_SKIPPED of them: each costs a scan report.
+        let mut skipped: BTreeSet<&str> = BTreeSet::new();
+        let mut gated: Vec<Skipped> = Vec::new();
+        loop {
+            let candidates = tags
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !skipped.contains(t));
+            let Some(tag) = readings.select_highest_in(dialects, candidates)? else {
+                if gated.is_empty() {
+                    return Ok(None);
+                }
+                return Err(supply_chain(repository, &gated));
+            };
+            skipped.insert(tag);
+            if self.quarantined(repository, tag).await? {
+                continue;
+            }
+            if let Some(reason) = self.gate(repository, tag).await? {
+                gated.push(Skipped::new(tag, &reason));
+                if gated.len() >= MAX_SKIPPED {
+                    return Err(supply_chain(repository, &gated));
+                }
+                continue;
+            }
+            return Ok(Some(Choice {
+                tag: tag.to_string(),
+                available: available(&tags, tag),
+                dialects: (dialects.len() > 1)
+                    .then(|| disagreement(repository, &texts, &readings, &tags, tag))
+                    .flatten(),
+                skipped: gated,
+            }));
+        }
+    }
+
+    /// Whether `tag` of `repository` is held back: quarantined while it
+    /// still names the digest that was rolled back.
+    async fn quarantined(&self, repository: &str, tag: &str) -> Result<bool> {
+        let held: Vec<&Release> = match self.quarantine {
+            Some(quarantine) => quarantine.at(repository, tag).collect(),
+            None => Vec::new(),
+        };
+        if held.is_empty() {
+            return Ok(false);
+        }
+        let digest = self.registry.resolve_digest(repository, tag).await?;
+        Ok(held.iter().any(|r| r.digest == digest))
+    }
+
+    fn unsatisfiable(&self, repository: &str, wanted: &Wanted, own: Option<&str>) -> Error {
+        let mut parts: Vec<String> = Vec::new();
+        if let (Some(i), Some(own)) = (wanted.listed, own) {
+            parts.push(format!("{own:?} (spec.packages[{i}])"));
+        }
+        parts.extend(
+            wanted
+                .requirements
+                .iter()
+                .map(|r| format!("{:?} (required by {})", r.spec.to_string(), r.source)),
+        );
+        Error::Unsatisfiable {
+            repository: repository.to_string(),
+            constraints: parts.join(" and "),
+        }
+    }
+}
+
+/// When `chosen` was chosen under every dialect and they would each have
+/// chosen otherwise from `tags`: what each reads, for one Warning.
+fn disagreement(
+    repository: &str,
+    texts: &[&str],
+    readings: &Readings,
+    tags: &[String],
+    chosen: &str,
+) -> Option<String> {
+    if texts.is_empty() {
+        return None;
+    }
+    let picks: Vec<(Dialect, String)> = readings
+        .highest_per_dialect(tags.iter().map(String::as_str))
+        .into_iter()
+        .map(|(d, pick)| {
+            let pick = match pick {
+                Some(Some(tag)) => format!("takes {tag}"),
+                Some(None) => "takes no tag".to_string(),
+                None => "cannot read it".to_string(),
+            };
+            (d, pick)
+        })
+        .collect();
+    if picks.iter().all(|(_, pick)| *pick == picks[0].1) {
+        return None;
+    }
+    let readings: Vec<String> = picks
+        .iter()
+        .map(|(d, pick)| format!("{d} {pick}"))
+        .collect();
+    let shown: String = texts.join(", ").chars().take(256).collect();
+    Some(format!(
+        "{repository}: the constraints {shown:?} read differently across Crossplane v2: {}; \
+         took {chosen}, which every one accepts (set the input's crossplaneVersion to read them as one Crossplane does)",
+        readings.join("; ")
+    ))
+}
+
+/// The highest release (a tag without a prerelease) among `tags` when it
+/// is higher than `chosen`.
+fn available(tags: &[String], chosen: &str) -> Option<String> {
+    let releases = tags
+        .iter()
+        .map(String::as_str)
+        .filter(|t| parse_tag(t).is_some_and(|v| v.pre.is_empty()));
+    let highest = select_highest(&[], releases)?;
+    let higher = highest != chosen && select_highest(&[], [highest, chosen]) == Some(highest);
+    higher.then(|| highest.to_string())
+}
+
+/// The failure of a package whose versions all fail the supply-chain gate.
+fn supply_chain(repository: &str, skipped: &[Skipped]) -> Error {
+    let skipped: Vec<String> = skipped.iter().map(Skipped::to_string).collect();
+    Error::SupplyChain {
+        repository: repository.to_string(),
+        skipped: skipped.join("; "),
+    }
+}
+
+/// A dependency that is not in the registry is named with the packages that
+/// asked for it: the repository alone does not say which package to fix.
+fn required_by(wanted: &Wanted, error: Error) -> Error {
+    match error {
+        Error::RepositoryNotFound { .. }
+        | Error::EmptyRepository { .. }
+        | Error::ImageNotFound { .. }
+            if wanted.listed.is_none() && !wanted.requirements.is_empty() =>
+        {
+            let parents: Vec<&str> = wanted
+                .requirements
+                .iter()
+                .map(|r| r.source.as_str())
+                .collect();
+            DependencyError::RequiredBy {
+                missing: Box::new(error),
+                parents: parents.join(", "),
+            }
+            .into()
+        }
+        other => other,
+    }
+}

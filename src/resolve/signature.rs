@@ -1,0 +1,145 @@
+//! The signature gate: whether a version passes the input's `verify`, by
+//! the cosign signatures stored beside its digest (`registry::signatures`,
+//! verified by `crate::signature`).
+//!
+//! A version passes when one signature, by an authority whose
+//! `repositories` match the package's, verifies and names its own digest.
+//! Otherwise the reason says the most telling thing found, in this order:
+//! a valid signature for another digest, a valid signature by an authority
+//! that does not cover the repository, a signature by a key no authority
+//! holds, one no key verifies, a keyless one, one that cannot be read,
+//! and last `unsigned` when there is none at all.
+
+use super::scan::Verdict;
+use crate::signature::{Finding, Signatures, verify_bundle, verify_legacy};
+use crate::spec::verify::Verify;
+
+/// Judges the signatures `found` beside `repository@digest`.
+pub fn judge(verify: &Verify, repository: &str, digest: &str, found: &Signatures) -> Verdict {
+    if found.is_empty() {
+        return Verdict::Fail("unsigned".to_string());
+    }
+    let signers = verify.signers();
+    let findings = found
+        .legacy
+        .iter()
+        .map(|s| verify_legacy(s, digest, &signers))
+        .chain(
+            found
+                .bundles
+                .iter()
+                .map(|b| verify_bundle(b, digest, &signers)),
+        )
+        .chain(found.unreadable.iter().cloned().map(Finding::Unreadable));
+    let covers = |authority: &str| {
+        verify
+            .authority(authority)
+            .is_some_and(|a| a.covers(repository))
+    };
+    let mut best: Option<(u8, String)> = None;
+    for finding in findings {
+        let (rank, reason) = match finding {
+            Finding::Verified { authority } if covers(&authority) => return Verdict::Pass,
+            Finding::OtherDigest { authority, digest } if covers(&authority) => (
+                0,
+                format!("signature for another digest ({digest}), by authority {authority}"),
+            ),
+            Finding::Verified { authority } | Finding::OtherDigest { authority, .. } => (
+                1,
+                format!("no matching authority: signed by authority {authority}, which does not cover {repository}"),
+            ),
+            Finding::UnknownKey => (2, "no matching key: signed by a key no authority holds".to_string()),
+            Finding::Invalid => (3, "signature invalid: no authority's key verifies it".to_string()),
+            Finding::Keyless => (
+                4,
+                "keyless signature: no key authority verifies it (keyless authorities are not supported)"
+                    .to_string(),
+            ),
+            Finding::Unreadable(why) => (5, format!("signature unreadable: {why}")),
+        };
+        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+            best = Some((rank, reason));
+        }
+    }
+    Verdict::Fail(best.map_or_else(|| "unsigned".to_string(), |(_, reason)| reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdk::request::decode;
+    use crate::signature::LegacySignature;
+    use crate::signature::fixtures::{DSSE_BUNDLE, PEM};
+    use serde_json::json;
+
+    const DIGEST: &str = "sha256:91ff0910d219ddfd54fbf18323149780b5343da2c558b1e9cdf6df7fe1e65cf0";
+
+    fn policy(repositories: &[&str]) -> Verify {
+        decode(json!({"authorities": [
+            {"name": "platform", "repositories": repositories, "key": {"publicKey": PEM}}
+        ]}))
+        .expect("valid")
+    }
+
+    fn bundle() -> Signatures {
+        Signatures {
+            bundles: vec![DSSE_BUNDLE.as_bytes().to_vec()],
+            ..Signatures::default()
+        }
+    }
+
+    fn fails(verdict: Verdict, says: &str) {
+        match verdict {
+            Verdict::Fail(reason) => assert!(reason.starts_with(says), "{reason}"),
+            Verdict::Pass => panic!("passed, wanted {says}"),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let ours = policy(&["team/*"]);
+        assert_eq!(judge(&ours, "team/a", DIGEST, &bundle()), Verdict::Pass);
+        fails(
+            judge(&ours, "team/a", DIGEST, &Signatures::default()),
+            "unsigned",
+        );
+        let other = "sha256:2e49c7cbb928dd7c25c6bea338bafa75a56dd9facb235191cf0f6df711eb00a6";
+        fails(
+            judge(&ours, "team/a", other, &bundle()),
+            "signature for another digest (sha256:91ff",
+        );
+        // Signed by an authority, but one that does not cover the package.
+        let both: Verify = decode(json!({"authorities": [
+            {"name": "platform", "repositories": ["team/*"], "key": {"publicKey": PEM}},
+            {"name": "other", "repositories": ["elsewhere/*"], "key": {"publicKey": PEM}},
+        ]}))
+        .expect("valid");
+        assert_eq!(judge(&both, "team/a", DIGEST, &bundle()), Verdict::Pass);
+        fails(
+            judge(&policy(&["x/*"]), "team/a", DIGEST, &bundle()),
+            "no matching authority: signed by authority platform, which does not cover team/a",
+        );
+        let forged = Signatures {
+            legacy: vec![LegacySignature {
+                payload: b"{}".to_vec(),
+                signature: "MEUCIQDyxh3DYEIXf7uwspUrZoXaC60lMrItxFKCpvgcOKJehQIgW9WqcflDPvRZyltX5yRbSXu7v3UST1hiHEauTWpl6+Q=".into(),
+            }],
+            ..Signatures::default()
+        };
+        fails(judge(&ours, "team/a", DIGEST, &forged), "signature invalid");
+        let unreadable = Signatures {
+            unreadable: vec!["the .sig manifest: not a manifest".into()],
+            ..Signatures::default()
+        };
+        fails(
+            judge(&ours, "team/a", DIGEST, &unreadable),
+            "signature unreadable: the .sig manifest",
+        );
+        // One good signature among bad ones is enough.
+        let mixed = Signatures {
+            unreadable: vec!["x".into()],
+            ..bundle()
+        };
+        assert_eq!(judge(&ours, "team/a", DIGEST, &mixed), Verdict::Pass);
+    }
+}

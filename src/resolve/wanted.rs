@@ -1,0 +1,50 @@
+//! What one round of resolution wants: the packages, the requirements
+//! placed on each, and the dependency edges read from their metadata.
+
+use std::collections::BTreeSet;
+
+use crate::package::PackageKind;
+use crate::version::VersionSpec;
+
+/// A version requirement and who placed it, for error messages.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Requirement {
+    pub(super) spec: VersionSpec,
+    pub(super) source: String,
+}
+
+/// A package that is wanted this round.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Wanted {
+    pub(super) kind: PackageKind,
+    /// The reverse mirror mapping of a listed repository; `None` for a
+    /// package only its dependents name.
+    pub(super) mirrored: Option<String>,
+    /// The upstream paths its dependents declare for it.
+    pub(super) declared: BTreeSet<String>,
+    /// Index into `spec.packages` when the user listed it.
+    pub(super) listed: Option<usize>,
+    /// Constraints placed by the packages that depend on it.
+    pub(super) requirements: Vec<Requirement>,
+}
+
+impl Wanted {
+    /// The path the package is referenced by. A declared path wins, since
+    /// it is the one Crossplane's Lock looks for; of several, the least, so
+    /// neither the dependents' order nor their names matter.
+    pub(super) fn upstream(&self) -> &str {
+        self.declared
+            .first()
+            .or(self.mirrored.as_ref())
+            .map_or("", String::as_str)
+    }
+}
+
+/// A dependency edge read from a package's metadata.
+#[derive(Clone, Debug)]
+pub(super) struct Edge {
+    pub(super) repository: String,
+    pub(super) kind: PackageKind,
+    pub(super) upstream: String,
+    pub(super) requirement: Requirement,
+}
