@@ -338,12 +338,18 @@ fn holder(object: &Struct, uid: Option<&str>) -> Option<Holder> {
     ))))
 }
 
-/// Whether the existing object is what `planned` would make it.
+/// Whether the existing object is what `planned` would make it: its
+/// `spec`, or for an object without one (a Secret) its `data`.
 fn judge(planned: &Planned, question: &Question, existing: &Struct, holder: Holder) -> Shared {
-    let wanted = planned.object.get("spec").cloned().unwrap_or(Json::Null);
+    let field = if planned.object.contains_key("spec") {
+        "spec"
+    } else {
+        "data"
+    };
+    let wanted = planned.object.get(field).cloned().unwrap_or(Json::Null);
     let spec = existing
         .fields
-        .get("spec")
+        .get(field)
         .map(value_to_json)
         .unwrap_or(Json::Null);
     // A package object is told by its reference; anything else by its spec.
