@@ -816,4 +816,66 @@ mod tests {
         let conflict = &ownership.conflicts()[0];
         assert!(conflict.len() < 1000, "{}", conflict.len());
     }
+
+    /// A Secret (a verification key, `compose::verification`) has no spec:
+    /// it is asked about in its namespace, judged by its `data`, ready once
+    /// it exists, and protected by a namespaced Usage.
+    #[test]
+    fn a_secret_is_judged_by_its_data_in_its_namespace() {
+        let secret = |data: &str, owner: Option<(&str, &str)>| {
+            let mut object = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "ecr-verify-key-1", "namespace": "crossplane-system"},
+                "type": "Opaque", "data": {"cosign.pub": data}});
+            if let Some((name, uid)) = owner {
+                object["metadata"]["ownerReferences"] = json!([{"apiVersion": "ecr.example.org/v1",
+                    "kind": "XEcrPackages", "name": name, "uid": uid, "controller": true}]);
+            }
+            object
+        };
+        // Under the one resource name `request` answers.
+        let planned = Planned {
+            name: "package-s3".to_string(),
+            object: match secret("QQ==", None) {
+                Json::Object(map) => map,
+                _ => unreachable!(),
+            },
+            needs: vec![],
+        };
+        for (answer, verdict) in [
+            (
+                secret("QQ==", Some(("team-a", "uid-a"))),
+                Verdict::Satisfies { ready: true },
+            ),
+            (
+                secret("Qg==", Some(("team-a", "uid-a"))),
+                Verdict::Conflict {
+                    installed: "another spec".to_string(),
+                },
+            ),
+        ] {
+            let (plan, ownership) = sort(
+                &request(Some(vec![answer])),
+                vec![planned.clone()],
+                &observe(&BTreeMap::new()),
+                XR,
+                false,
+            );
+            assert!(plan.is_empty());
+            assert_eq!(
+                ownership.asked[0].namespace.as_deref(),
+                Some("crossplane-system")
+            );
+            assert_eq!(ownership.shared[0].verdict, verdict);
+            let usages = ownership.usages(XR);
+            if ownership.shared[0].is_ready() {
+                assert_eq!(usages[0].object["kind"], json!("Usage"));
+                assert_eq!(
+                    usages[0].object["metadata"]["namespace"],
+                    json!("crossplane-system")
+                );
+            } else {
+                assert!(usages.is_empty());
+            }
+        }
+    }
 }
