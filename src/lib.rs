@@ -31,7 +31,8 @@
 //!   and those no authority has signed (`signature`).
 //! - `version/`: Masterminds/semver constraints and Crossplane's tag rules.
 //! - `compose/`: the objects to create: the activation policy, package
-//!   objects and ImageConfigs, the IAM role, policy and attachments.
+//!   objects and ImageConfigs, the IAM role, policy and attachments, and
+//!   Crossplane's own signature verification (`verification`).
 //!
 //! The tools it uses:
 //! - `registry/`: the [`registry::Registry`] trait, the ECR client, the

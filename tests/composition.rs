@@ -606,17 +606,111 @@ async fn every_composed_object_matches_its_crd() {
                    "commonLabels": {"platform.example.org/team": "core", "tier": "control-plane"},
                    "ignoreCrossplaneConstraints": true}),
         ),
+        // Crossplane's own verification: Secrets and verification
+        // ImageConfigs (for repositories the blog's packages are not in, so
+        // the function's own gate passes them unsigned).
+        (json!({}), verifying(json!({"composeImageConfig": true}))),
+        (
+            json!({"strategy": "Skip"}),
+            verifying(json!({"composeImageConfig": true, "crossplaneNamespace": "xp"})),
+        ),
     ];
     for (extra, input) in variants {
+        let asked = input.pointer("/verify/composeImageConfig") == Some(&json!(true));
         let registry = registry();
         let mut cluster = cluster(&registry, xr(extra.clone()), input);
         let rounds = cluster.settle(16).await;
         let desired = rounds.last().expect("rounds").desired();
         assert!(desired.len() >= 7, "{extra}: {:?}", desired.keys());
         for object in desired.values() {
+            if object["apiVersion"] == "v1" && object["kind"] == "Secret" {
+                check_secret(object);
+                continue;
+            }
             schemas.validate(object);
         }
+        check_verification(asked, &desired);
     }
+}
+
+/// An input `verify` with one authority over repositories none of the
+/// blog's packages is in, and `extra` beside its authorities.
+fn verifying(extra: Json) -> Json {
+    let pem = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEa8XqzR9kNP5u1E0ieFZuMk78XLfj
+uA7koJ/BZDJtngBXNRqb1YprQD++KXaZxKIBTPO0svGlDwsp5nA556oZxA==
+-----END PUBLIC KEY-----
+";
+    let mut verify = json!({"authorities": [{"name": "platform", "repositories": ["signed/*", "signed-one"], "key": {"publicKey": pem}}]});
+    if let (Some(v), Some(e)) = (verify.as_object_mut(), extra.as_object()) {
+        v.extend(e.clone());
+    }
+    json!({"verify": verify})
+}
+
+/// The verification objects are composed, and needed by every package,
+/// when and only when the input asked for them: one Secret, and
+/// ImageConfigs for `signed/`, `signed-one:` and `signed-one@`.
+fn check_verification(asked: bool, desired: &std::collections::BTreeMap<String, Json>) {
+    let ours: Vec<&String> = desired
+        .keys()
+        .filter(|k| k.starts_with("verify-"))
+        .collect();
+    if !asked {
+        assert!(ours.is_empty(), "{ours:?}");
+        return;
+    }
+    let kinds: Vec<&str> = ours
+        .iter()
+        .filter_map(|k| desired[*k]["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 4, "{ours:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "ImageConfig").count(), 3);
+    let prefixes: Vec<&str> = ours
+        .iter()
+        .filter_map(|k| desired[*k].pointer("/spec/matchImages/0/prefix"))
+        .filter_map(Json::as_str)
+        .collect();
+    for prefix in ["signed/", "signed-one:", "signed-one@"] {
+        assert!(
+            prefixes.contains(&format!("{HOST}/{prefix}").as_str()),
+            "{prefixes:?}"
+        );
+    }
+}
+
+/// A composed `v1` Secret, which no CRD describes: a DNS-label name in a
+/// namespace, `Opaque`, its one key's value base64.
+fn check_secret(object: &Json) {
+    let label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    assert!(label(name) && label(namespace), "{object}");
+    assert_eq!(object["type"], "Opaque");
+    let pem = object
+        .pointer("/data/cosign.pub")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(pem)
+        .expect("base64");
+    assert!(
+        String::from_utf8(decoded)
+            .expect("utf-8")
+            .starts_with("-----BEGIN PUBLIC KEY-----\n")
+    );
 }
 
 /// The names of the packages a round deleted.

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod iam;
 pub mod packages;
+pub mod verification;
 
 use std::collections::BTreeSet;
 
@@ -25,12 +26,13 @@ pub struct Planned {
 
 /// Prefixes of the composition resource names this function owns. Anything
 /// else in observed state belongs to another pipeline step.
-pub const OWNED_PREFIXES: [&str; 5] = [
+pub const OWNED_PREFIXES: [&str; 6] = [
     activation::PREFIX,
     iam::PREFIX,
     packages::IMAGE_CONFIG_PREFIX,
     packages::PACKAGE_PREFIX,
     USAGE_PREFIX,
+    verification::PREFIX,
 ];
 
 /// The composition resource names of the Usages that protect what this XR
@@ -43,7 +45,9 @@ pub fn is_owned(resource_name: &str) -> bool {
 }
 
 /// Everything to compose: the activation policy and IAM first, then
-/// mirrors, then packages in install order.
+/// mirrors and Crossplane's verification (`verify.composeImageConfig`),
+/// then packages in install order, each needing all of those: Crossplane
+/// verifies a package only when it first fetches it.
 pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
     let mut iam = iam::compose(settings, graph);
@@ -58,6 +62,9 @@ pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
     let mut needs = gates;
     needs.extend(mirrors.iter().map(|m| m.name.clone()));
     planned.extend(mirrors);
+    let verification = verification::compose(settings);
+    needs.extend(verification.iter().map(|v| v.name.clone()));
+    planned.extend(verification);
     planned.extend(packages::compose_packages(settings, graph, &needs)?);
     check_unique(&planned)?;
     Ok(planned)

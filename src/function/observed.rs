@@ -22,7 +22,8 @@ pub type ObservedResources<'a> = BTreeMap<String, Observed<'a>>;
 /// What "ready" means for an object its dependents wait on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readiness {
-    /// Existing is enough (an ImageConfig has no status to wait for).
+    /// Existing is enough (an ImageConfig or a core `v1` Secret has no
+    /// status to wait for).
     Exists,
     /// A managed resource: condition `Ready=True`.
     ReadyCondition,
@@ -41,7 +42,7 @@ impl Readiness {
     pub fn of(api_version: &str, kind: &str) -> Self {
         let group = api_version.split_once('/').map_or("", |(group, _)| group);
         match (group, kind) {
-            ("pkg.crossplane.io", "ImageConfig") => Readiness::Exists,
+            ("pkg.crossplane.io", "ImageConfig") | ("", "Secret") => Readiness::Exists,
             ("pkg.crossplane.io", _) => Readiness::OnItsPackage,
             ("apiextensions.crossplane.io", "ManagedResourceActivationPolicy") => {
                 Readiness::HealthyCondition

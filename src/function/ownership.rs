@@ -338,12 +338,18 @@ fn holder(object: &Struct, uid: Option<&str>) -> Option<Holder> {
     ))))
 }
 
-/// Whether the existing object is what `planned` would make it.
+/// Whether the existing object is what `planned` would make it: its
+/// `spec`, or for an object without one (a Secret) its `data`.
 fn judge(planned: &Planned, question: &Question, existing: &Struct, holder: Holder) -> Shared {
-    let wanted = planned.object.get("spec").cloned().unwrap_or(Json::Null);
+    let field = if planned.object.contains_key("spec") {
+        "spec"
+    } else {
+        "data"
+    };
+    let wanted = planned.object.get(field).cloned().unwrap_or(Json::Null);
     let spec = existing
         .fields
-        .get("spec")
+        .get(field)
         .map(value_to_json)
         .unwrap_or(Json::Null);
     // A package object is told by its reference; anything else by its spec.
@@ -809,5 +815,67 @@ mod tests {
         );
         let conflict = &ownership.conflicts()[0];
         assert!(conflict.len() < 1000, "{}", conflict.len());
+    }
+
+    /// A Secret (a verification key, `compose::verification`) has no spec:
+    /// it is asked about in its namespace, judged by its `data`, ready once
+    /// it exists, and protected by a namespaced Usage.
+    #[test]
+    fn a_secret_is_judged_by_its_data_in_its_namespace() {
+        let secret = |data: &str, owner: Option<(&str, &str)>| {
+            let mut object = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "ecr-verify-key-1", "namespace": "crossplane-system"},
+                "type": "Opaque", "data": {"cosign.pub": data}});
+            if let Some((name, uid)) = owner {
+                object["metadata"]["ownerReferences"] = json!([{"apiVersion": "ecr.example.org/v1",
+                    "kind": "XEcrPackages", "name": name, "uid": uid, "controller": true}]);
+            }
+            object
+        };
+        // Under the one resource name `request` answers.
+        let planned = Planned {
+            name: "package-s3".to_string(),
+            object: match secret("QQ==", None) {
+                Json::Object(map) => map,
+                _ => unreachable!(),
+            },
+            needs: vec![],
+        };
+        for (answer, verdict) in [
+            (
+                secret("QQ==", Some(("team-a", "uid-a"))),
+                Verdict::Satisfies { ready: true },
+            ),
+            (
+                secret("Qg==", Some(("team-a", "uid-a"))),
+                Verdict::Conflict {
+                    installed: "another spec".to_string(),
+                },
+            ),
+        ] {
+            let (plan, ownership) = sort(
+                &request(Some(vec![answer])),
+                vec![planned.clone()],
+                &observe(&BTreeMap::new()),
+                XR,
+                false,
+            );
+            assert!(plan.is_empty());
+            assert_eq!(
+                ownership.asked[0].namespace.as_deref(),
+                Some("crossplane-system")
+            );
+            assert_eq!(ownership.shared[0].verdict, verdict);
+            let usages = ownership.usages(XR);
+            if ownership.shared[0].is_ready() {
+                assert_eq!(usages[0].object["kind"], json!("Usage"));
+                assert_eq!(
+                    usages[0].object["metadata"]["namespace"],
+                    json!("crossplane-system")
+                );
+            } else {
+                assert!(usages.is_empty());
+            }
+        }
     }
 }

@@ -18,6 +18,8 @@ use crate::spec::limits::MAX_PUBLIC_KEY_PEM_LEN;
 pub struct PublicKey {
     key: VerifyingKey,
     hint: String,
+    /// The key re-encoded (`-----BEGIN PUBLIC KEY-----`, LF line ends).
+    pem: String,
 }
 
 impl PublicKey {
@@ -36,12 +38,23 @@ impl PublicKey {
             .to_public_key_der()
             .map_err(|source| Error::Key { source })?;
         let hint = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(der.as_bytes()));
-        Ok(Self { key, hint })
+        let pem = der
+            .to_pem("PUBLIC KEY", p256::pkcs8::LineEnding::LF)
+            .map_err(|source| Error::Key {
+                source: source.into(),
+            })?;
+        Ok(Self { key, hint, pem })
     }
 
     /// cosign's hint for this key.
     pub fn hint(&self) -> &str {
         &self.hint
+    }
+
+    /// The key as PEM, re-encoded from what was read (so the same for any
+    /// spelling of one key): what Crossplane reads from a Secret.
+    pub fn pem(&self) -> &str {
+        &self.pem
     }
 
     /// Whether `signature` (ASN.1 DER) signs `message` (sha256).
@@ -68,6 +81,8 @@ mod tests {
     fn reads_cosign_keys_and_their_hint() {
         let key = PublicKey::from_pem(PEM).expect("key");
         assert_eq!(key.hint(), "RhRMHAzvD4LoyUdqfVwvlakXiQCcnG5wbxe7ekkmLvs=");
+        assert_eq!(key.pem().trim(), PEM.trim());
+        assert_eq!(PublicKey::from_pem(key.pem()).ok(), Some(key.clone()));
         assert!(!key.verifies(b"x", b"not der"));
         assert!(!key.verifies_prehash(b"short", b"not der"));
     }

@@ -24,6 +24,33 @@ pub struct Verify {
     /// 1 to [`MAX_AUTHORITIES`], names unique.
     #[serde(deserialize_with = "authorities")]
     pub authorities: Vec<Authority>,
+    /// Also compose Crossplane's own verification of the same authorities
+    /// (`crate::compose::verification`): a Secret per key and ImageConfigs
+    /// with `spec.verification`, for a Crossplane run with
+    /// `--enable-signature-verification` (alpha). Default false.
+    #[serde(default)]
+    pub compose_image_config: bool,
+    /// The namespace Crossplane runs in, where it reads the keys' Secrets
+    /// (its `POD_NAMESPACE`); a DNS label, default `crossplane-system`.
+    #[serde(
+        default = "default_crossplane_namespace",
+        deserialize_with = "crossplane_namespace"
+    )]
+    pub crossplane_namespace: String,
+}
+
+fn default_crossplane_namespace() -> String {
+    "crossplane-system".to_string()
+}
+
+fn crossplane_namespace<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let namespace = limits::string::<{ limits::MAX_NAMESPACE_LEN }, D>(d)?;
+    if !crate::names::is_label(&namespace) {
+        return Err(de::Error::custom(
+            "must be a DNS label (a Kubernetes namespace name)",
+        ));
+    }
+    Ok(namespace)
 }
 
 /// `verify.authorities[]`: one signer and the repositories it vouches for.

@@ -380,6 +380,7 @@ fn the_package_crd_declares_the_bounds() {
         ("verify.authorities[].repositories[]", MAX_ALLOWLIST_ITEMS),
         ("verify.authorities[].repositories[]item", MAX_PATTERN_LEN),
         ("verify.authorities[].key.publicKey", MAX_PUBLIC_KEY_PEM_LEN),
+        ("verify.crossplaneNamespace", MAX_NAMESPACE_LEN),
         (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
@@ -506,7 +507,8 @@ fn the_package_crd_matches_the_input() {
         "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                      "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]},
         "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"},
-        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}}]}
+        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}}],
+                   "composeImageConfig": true, "crossplaneNamespace": "crossplane-system"}
     });
     decode::<Input>(full.clone()).expect("the function reads every field");
     assert_eq!(keys(&schema["properties"]), keys(&full));
