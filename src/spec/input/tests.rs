@@ -381,6 +381,26 @@ fn the_package_crd_declares_the_bounds() {
         ("verify.authorities[].repositories[]item", MAX_PATTERN_LEN),
         ("verify.authorities[].key.publicKey", MAX_PUBLIC_KEY_PEM_LEN),
         (
+            "verify.authorities[].keyless.trustedRoot",
+            MAX_TRUSTED_ROOT_LEN,
+        ),
+        (
+            "verify.authorities[].keyless.identities[]",
+            MAX_KEYLESS_IDENTITIES,
+        ),
+        (
+            "verify.authorities[].keyless.identities[].issuer",
+            MAX_IDENTITY_LEN,
+        ),
+        (
+            "verify.authorities[].keyless.identities[].subject",
+            MAX_IDENTITY_LEN,
+        ),
+        (
+            "verify.authorities[].keyless.identities[].subjectRegExp",
+            MAX_IDENTITY_LEN,
+        ),
+        (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
         ),
@@ -506,7 +526,10 @@ fn the_package_crd_matches_the_input() {
         "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                      "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]},
         "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"},
-        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}}]}
+        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}},
+                                   {"name": "ci", "repositories": ["upbound/*"], "keyless": {"trustedRoot": r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+                                    "identities": [{"issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/o/r/.github/workflows/w.yaml@refs/heads/main"},
+                                                   {"issuer": "https://accounts.google.com", "subjectRegExp": "@example\\.com$"}]}}]}
     });
     decode::<Input>(full.clone()).expect("the function reads every field");
     assert_eq!(keys(&schema["properties"]), keys(&full));
@@ -534,9 +557,30 @@ fn the_package_crd_matches_the_input() {
     let verify = &schema["properties"]["verify"];
     assert_eq!(keys(&verify["properties"]), keys(&full["verify"]));
     let authority = &verify["properties"]["authorities"]["items"];
+    let both = |list: &Json| -> Vec<String> {
+        let mut k: Vec<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|item| keys(item))
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
     assert_eq!(
         keys(&authority["properties"]),
-        keys(&full["verify"]["authorities"][0])
+        both(&full["verify"]["authorities"])
+    );
+    let keyless = &authority["properties"]["keyless"];
+    let identities = &full["verify"]["authorities"][1]["keyless"]["identities"];
+    assert_eq!(
+        keys(&keyless["properties"]),
+        keys(&full["verify"]["authorities"][1]["keyless"])
+    );
+    assert_eq!(
+        keys(&keyless["properties"]["identities"]["items"]["properties"]),
+        both(identities)
     );
     assert_eq!(
         keys(&authority["properties"]["key"]["properties"]),
@@ -596,4 +640,28 @@ fn the_package_crd_declares_the_numbers_and_grammars() {
         window["properties"]["start"]["pattern"],
         json!("^([01][0-9]|2[0-3]):[0-5][0-9]$")
     );
+}
+
+/// A bad trusted root or subject regex is one error naming its field.
+#[test]
+fn a_bad_keyless_authority_names_its_field() {
+    let pem = crate::signature::fixtures::PEM;
+    let root = r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#;
+    for (keyless, path) in [
+        (
+            json!({"trustedRoot": "{\"mediaType\": \"x\"}", "identities": [{"issuer": "i", "subject": "s"}]}),
+            "verify.authorities[1].keyless.trustedRoot",
+        ),
+        (
+            json!({"trustedRoot": root, "identities": [{"issuer": "i", "subject": "s"}, {"issuer": "i", "subjectRegExp": "a("}]}),
+            "verify.authorities[1].keyless.identities[1].subjectRegExp",
+        ),
+    ] {
+        let err = decode::<Input>(json!({"verify": {"authorities": [
+            {"name": "platform", "repositories": ["*"], "key": {"publicKey": pem}},
+            {"name": "ci", "repositories": ["*"], "keyless": keyless},
+        ]}}))
+        .unwrap_err();
+        assert_eq!(err.path, path, "{}", err.message);
+    }
 }
