@@ -41,7 +41,7 @@
 //!   keeps cosign signatures (`ecr::signatures`).
 //! - [`signature`]: cosign signatures verified offline: public keys, the
 //!   simple-signing payload, the Sigstore bundle, one signature judged
-//!   against the authorities' keys.
+//!   against the authorities' keys or (keyless) trusted roots.
 //! - `oci/`: the OCI wire plumbing shared by ECR and `mirror`: the
 //!   distribution API client, reading a package out of an image, streaming
 //!   a layer through its digest check, reading the cosign signatures
@@ -60,8 +60,8 @@
 //! - `mirror/`: copying packages and their dependency closure into ECR.
 //! - [`error`]: the crate's error and `error_chain`.
 //! - `keyless/`: offline Sigstore keyless verification (a Fulcio
-//!   certificate, its Rekor entry, a trusted root), not called yet:
-//!   `signature` wires it in.
+//!   certificate, its Rekor entry, a trusted root), called by `signature`
+//!   for the input's keyless authorities.
 //!
 //! `scripts/cycles` checks that no file of `src/` imports, directly or
 //! not, one that imports it back.

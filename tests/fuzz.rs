@@ -42,8 +42,7 @@ use function_ecr_packages::proto::v1::{
 use function_ecr_packages::sdk::Request;
 use function_ecr_packages::sdk::structs::{json_to_struct, struct_to_json};
 use function_ecr_packages::signature::{
-    Bundle, Finding, LegacySignature, PublicKey, Signer, SimpleSigning, verify_bundle,
-    verify_legacy,
+    Bundle, Finding, LegacySignature, PublicKey, SimpleSigning, verify_bundle, verify_legacy,
 };
 use function_ecr_packages::spec::policy::{glob_match, path_match};
 use function_ecr_packages::spec::{Input, XrSpec};
@@ -1384,6 +1383,16 @@ const LEGACY_DIGEST: &str =
 const COSIGN_BUNDLE: &str = r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"RhRMHAzvD4LoyUdqfVwvlakXiQCcnG5wbxe7ekkmLvs="}},"dsseEnvelope":{"payload":"eyJfdHlwZSI6Imh0dHBzOi8vaW4tdG90by5pby9TdGF0ZW1lbnQvdjEiLCJzdWJqZWN0IjpbeyJkaWdlc3QiOnsic2hhMjU2IjoiOTFmZjA5MTBkMjE5ZGRmZDU0ZmJmMTgzMjMxNDk3ODBiNTM0M2RhMmM1NThiMWU5Y2RmNmRmN2ZlMWU2NWNmMCJ9LCJhbm5vdGF0aW9ucyI6e319XSwicHJlZGljYXRlVHlwZSI6Imh0dHBzOi8vc2lnc3RvcmUuZGV2L2Nvc2lnbi9zaWduL3YxIiwicHJlZGljYXRlIjp7fX0=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"MEUCIQDyxh3DYEIXf7uwspUrZoXaC60lMrItxFKCpvgcOKJehQIgW9WqcflDPvRZyltX5yRbSXu7v3UST1hiHEauTWpl6+Q="}]}}"#;
 const BUNDLE_DIGEST: &str =
     "sha256:91ff0910d219ddfd54fbf18323149780b5343da2c558b1e9cdf6df7fe1e65cf0";
+/// A keyless legacy layer's certificate annotation (not a real
+/// certificate: its DER is three bytes).
+const KEYLESS_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n";
+/// A keyless legacy layer's Rekor bundle annotation, as cosign writes it.
+const KEYLESS_REKOR: &str = r#"{"SignedEntryTimestamp":"MEUCIQ==","Payload":{"body":"eyJhcGlWZXJzaW9uIjoiMC4wLjEifQ==","integratedTime":1735689660,"logIndex":42,"logID":"c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"}}"#;
+/// A keyless v0.3 bundle: a certificate, a log entry, a DSSE envelope.
+const KEYLESS_BUNDLE: &str = r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AQID"},"tlogEntries":[{"logIndex":"42","logId":{"keyId":"wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0="},"kindVersion":{"kind":"hashedrekord","version":"0.0.1"},"integratedTime":"1735689660","inclusionPromise":{"signedEntryTimestamp":"MEUCIQ=="},"canonicalizedBody":"e30="}]},"dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"MEUCIQ=="}]}}"#;
+/// A trusted root that trusts nothing: a keyless authority over it can
+/// never verify, so whatever the fuzzer makes is only read and refused.
+const EMPTY_ROOT: &str = r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[],"certificateAuthorities":[],"ctlogs":[],"timestampAuthorities":[]}"#;
 
 /// `original`, with some bytes overwritten, some cut out or some inserted,
 /// or random bytes instead.
@@ -1430,29 +1439,44 @@ fn content(bytes: &[u8]) -> Option<String> {
         .map(|b| format!("{:?}", b.content))
 }
 
+/// The input's authorities: cosign's key, and a keyless one trusting
+/// nothing (see [`EMPTY_ROOT`]).
+fn authorities() -> function_ecr_packages::spec::verify::Verify {
+    let input: Input = serde_json::from_value(serde_json::json!({"verify": {"authorities": [
+        {"name": "platform", "repositories": ["*"], "key": {"publicKey": COSIGN_PUB}},
+        {"name": "keyless", "repositories": ["*"], "keyless": {"trustedRoot": EMPTY_ROOT,
+            "identities": [{"issuer": "https://accounts.example.com", "subjectRegExp": "@example\\.com$"}]}},
+    ]}}))
+    .expect("input");
+    input.verify.expect("verify")
+}
+
 #[test]
 fn signatures_never_panic_and_verify_only_what_the_key_signed() {
-    let key = PublicKey::from_pem(COSIGN_PUB).expect("cosign's key");
+    let verify = authorities();
     let original_bundle = content(COSIGN_BUNDLE.as_bytes()).expect("cosign's bundle");
     let strategy = (
         mangled(COSIGN_PAYLOAD),
         mangled(COSIGN_SIGNATURE),
-        mangled(COSIGN_BUNDLE),
+        prop_oneof![mangled(COSIGN_BUNDLE), mangled(KEYLESS_BUNDLE)],
         mangled(COSIGN_PUB),
+        prop::option::of(mangled(KEYLESS_CERTIFICATE)),
+        prop::option::of(mangled(KEYLESS_REKOR)),
     );
     fuzz(
         "signatures",
         strategy,
-        |(payload, signature, bundle, pem)| {
-            let signers = [Signer {
-                authority: "platform",
-                key: &key,
-            }];
+        |(payload, signature, bundle, pem, certificate, rekor)| {
+            let signers = verify.signers("team/provider");
+            let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
             let _ = SimpleSigning::parse(&payload);
             let _ = PublicKey::from_pem(&String::from_utf8_lossy(&pem));
             let legacy = LegacySignature {
                 payload: payload.clone(),
                 signature: String::from_utf8_lossy(&signature).into_owned(),
+                chain: text(certificate.clone()),
+                certificate: text(certificate),
+                rekor: text(rekor),
             };
             if let Finding::Verified { .. } = verify_legacy(&legacy, LEGACY_DIGEST, &signers) {
                 prop_assert_eq!(payload.as_slice(), COSIGN_PAYLOAD.as_bytes());

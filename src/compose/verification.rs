@@ -30,6 +30,7 @@ use serde_json::{Value as Json, json};
 use super::Planned;
 use super::packages::into_map;
 use crate::names::{Grammar, hash, object_name};
+use crate::signature::{PublicKey, Trust};
 use crate::spec::Settings;
 use crate::spec::glob::path_match;
 use crate::spec::verify::{Authority, Verify};
@@ -55,12 +56,8 @@ pub fn compose(settings: &Settings) -> Vec<Planned> {
 /// The Secret's `metadata.name` for a key: named after the key itself (its
 /// cosign hint), so one name always holds one key, and authorities that
 /// share a key share its Secret.
-pub fn secret_name(authority: &Authority) -> String {
-    object_name(
-        "ecr-verify-key",
-        &hash(&[authority.key.public_key.hint()]),
-        Grammar::Label,
-    )
+pub fn secret_name(key: &PublicKey) -> String {
+    object_name("ecr-verify-key", &hash(&[key.hint()]), Grammar::Label)
 }
 
 /// The ImageConfig's `metadata.name` for a prefix.
@@ -71,10 +68,8 @@ pub fn image_config_name(prefix: &str) -> String {
 /// The Secret per distinct key.
 fn secrets(verify: &Verify) -> Vec<Planned> {
     let mut by_name = BTreeMap::new();
-    for authority in &verify.authorities {
-        by_name
-            .entry(secret_name(authority))
-            .or_insert(authority.key.public_key.pem());
+    for (_, _, key) in keyed(verify) {
+        by_name.entry(secret_name(key)).or_insert(key.pem());
     }
     by_name
         .into_iter()
@@ -96,11 +91,30 @@ fn secrets(verify: &Verify) -> Vec<Planned> {
         .collect()
 }
 
+/// An authority's key; none for a keyless one.
+pub fn public_key(authority: &Authority) -> Option<&PublicKey> {
+    match &authority.trust {
+        Trust::Key(key) => Some(key),
+        Trust::Keyless(_) => None,
+    }
+}
+
+/// The authorities composed, with their index and key: those with a key.
+/// Crossplane's keyless verification reads the public Sigstore instance's
+/// trust root, not the input's, so keyless authorities are not composed.
+fn keyed(verify: &Verify) -> impl Iterator<Item = (usize, &Authority, &PublicKey)> {
+    verify
+        .authorities
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| public_key(a).map(|key| (i, a, key)))
+}
+
 /// One ImageConfig per prefix, listing the authorities whose own prefixes
 /// it starts with, in input order.
 fn image_configs(verify: &Verify, registry_host: &str) -> Vec<Planned> {
     let mut prefixes: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-    for (i, authority) in verify.authorities.iter().enumerate() {
+    for (i, authority, _) in keyed(verify) {
         for glob in &authority.repositories {
             for prefix in image_prefixes(registry_host, glob) {
                 prefixes.entry(prefix).or_default().insert(i);
@@ -118,7 +132,10 @@ fn image_configs(verify: &Verify, registry_host: &str) -> Vec<Planned> {
                 .collect();
             let authorities: Vec<Json> = covering
                 .into_iter()
-                .map(|i| cosign_authority(&verify.authorities[i]))
+                .filter_map(|i| {
+                    let authority = &verify.authorities[i];
+                    public_key(authority).map(|key| cosign_authority(authority, key))
+                })
                 .collect();
             let name = image_config_name(prefix);
             let object = json!({
@@ -146,11 +163,11 @@ fn image_configs(verify: &Verify, registry_host: &str) -> Vec<Planned> {
         .collect()
 }
 
-fn cosign_authority(authority: &Authority) -> Json {
+fn cosign_authority(authority: &Authority, key: &PublicKey) -> Json {
     json!({
         "name": authority.name,
         "key": {
-            "secretRef": {"name": secret_name(authority), "key": SECRET_KEY},
+            "secretRef": {"name": secret_name(key), "key": SECRET_KEY},
             "hashAlgorithm": "sha256",
         },
     })
@@ -303,7 +320,9 @@ mod tests {
                         let authority = verify.authority(a["name"].as_str().expect("name"));
                         assert_eq!(
                             a["key"]["secretRef"]["name"],
-                            json!(secret_name(authority.expect("an authority")))
+                            json!(secret_name(
+                                public_key(authority.expect("an authority")).expect("a key")
+                            ))
                         );
                         a["name"].as_str().expect("name").to_string()
                     })
@@ -373,12 +392,12 @@ mod tests {
         assert_eq!(pems, expected);
         let verify = settings.verify.as_ref().expect("verify");
         assert_eq!(
-            secret_name(&verify.authorities[0]),
-            secret_name(&verify.authorities[2])
+            secret_name(public_key(&verify.authorities[0]).expect("a key")),
+            secret_name(public_key(&verify.authorities[2]).expect("a key"))
         );
         assert_ne!(
-            secret_name(&verify.authorities[0]),
-            secret_name(&verify.authorities[1])
+            secret_name(public_key(&verify.authorities[0]).expect("a key")),
+            secret_name(public_key(&verify.authorities[1]).expect("a key"))
         );
         // The ImageConfigs: each prefix with every authority whose own
         // prefix it starts with.

@@ -57,10 +57,6 @@
 //! timestamps, revocation, name constraints, path length constraints or
 //! unknown critical extensions.
 
-// Nothing calls this yet: `signature` (key-based cosign verification)
-// wires it in for certificates (the re-exports below are its API).
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod ecdsa;
 mod evidence;
 mod failure;
@@ -70,12 +66,14 @@ mod root;
 mod x509;
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;
 
 pub use evidence::{Evidence, TlogEntry};
 pub use failure::Failure;
 pub use identity::{Identity, Subject};
-pub use root::{Error, MEDIA_TYPE, TrustedRoot};
+pub use root::TrustedRoot;
 
 /// Verifies a keyless signature: the rules of this module's documentation,
 /// in order, the first failure returned.

@@ -21,10 +21,12 @@ use async_trait::async_trait;
 use super::xpkg::{Descriptor, ManifestJson};
 use crate::reference::{Algorithm, Digest};
 use crate::signature::{
-    BUNDLE_MEDIA_TYPE_PREFIX, LegacySignature, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, Signatures,
+    BUNDLE_MEDIA_TYPE_PREFIX, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, LegacySignature,
+    REKOR_ANNOTATION, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, Signatures,
 };
 use crate::spec::limits::{
-    MAX_BUNDLE_BYTES, MAX_SIGNATURE_MANIFEST_BYTES, MAX_SIGNATURE_PAYLOAD_BYTES, MAX_SIGNATURES,
+    MAX_BUNDLE_BYTES, MAX_CERTIFICATE_PEM_LEN, MAX_CHAIN_PEM_LEN, MAX_REKOR_BUNDLE_LEN,
+    MAX_SIGNATURE_LEN, MAX_SIGNATURE_MANIFEST_BYTES, MAX_SIGNATURE_PAYLOAD_BYTES, MAX_SIGNATURES,
 };
 
 /// The manifests cosign's two tags name, as bytes.
@@ -111,26 +113,51 @@ async fn legacy<S: SignatureSource + ?Sized>(
         .filter(|l| l.media_type.as_deref() == Some(SIMPLE_SIGNING))
         .take(MAX_SIGNATURES);
     for layer in layers {
-        let Some(signature) = layer
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SIGNATURE_ANNOTATION))
-        else {
-            found.unreadable.push(format!(
-                "layer {} has no signature annotation",
-                layer.digest
-            ));
-            continue;
+        let annotations = match annotations(layer) {
+            Ok(a) => a,
+            Err(why) => {
+                found.unreadable.push(why);
+                continue;
+            }
         };
         match source.blob(layer, MAX_SIGNATURE_PAYLOAD_BYTES).await? {
             Ok(payload) => found.legacy.push(LegacySignature {
                 payload,
-                signature: signature.clone(),
+                ..annotations
             }),
             Err(e) => found.unreadable.push(e),
         }
     }
     Ok(())
+}
+
+/// A legacy layer's annotations (its payload left empty): the signature,
+/// and the certificate, chain and Rekor bundle of a keyless one, each
+/// within its bound.
+fn annotations(layer: &Descriptor) -> Result<LegacySignature, String> {
+    let get = |name: &str, max: usize| -> Result<Option<String>, String> {
+        match layer.annotations.as_ref().and_then(|a| a.get(name)) {
+            Some(v) if v.len() > max => Err(format!(
+                "layer {}: annotation {name} is {} bytes, more than {max}",
+                layer.digest,
+                v.len()
+            )),
+            v => Ok(v.cloned()),
+        }
+    };
+    let Some(signature) = get(SIGNATURE_ANNOTATION, MAX_SIGNATURE_LEN)? else {
+        return Err(format!(
+            "layer {} has no signature annotation",
+            layer.digest
+        ));
+    };
+    Ok(LegacySignature {
+        payload: Vec::new(),
+        signature,
+        certificate: get(CERTIFICATE_ANNOTATION, MAX_CERTIFICATE_PEM_LEN)?,
+        chain: get(CHAIN_ANNOTATION, MAX_CHAIN_PEM_LEN)?,
+        rekor: get(REKOR_ANNOTATION, MAX_REKOR_BUNDLE_LEN)?,
+    })
 }
 
 /// The bundles of a referrers index whose subject is `digest`.
@@ -357,8 +384,10 @@ mod tests {
         let bundle_digest = Digest::sha256(&bundle).to_string();
         let sig = json!({"schemaVersion": 2, "layers": [
             {"mediaType": SIMPLE_SIGNING, "digest": payload_digest, "size": 7,
-             "annotations": {SIGNATURE_ANNOTATION: "MEUC"}},
+             "annotations": {SIGNATURE_ANNOTATION: "MEUC", CERTIFICATE_ANNOTATION: "cert", REKOR_ANNOTATION: "{}"}},
             {"mediaType": SIMPLE_SIGNING, "digest": payload_digest, "size": 7},
+            {"mediaType": SIMPLE_SIGNING, "digest": payload_digest, "size": 7,
+             "annotations": {SIGNATURE_ANNOTATION: "MEUC", CHAIN_ANNOTATION: "x".repeat(MAX_CHAIN_PEM_LEN + 1)}},
         ]});
         let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
         let referrer = json!({"schemaVersion": 2, "artifactType": bundle_type,
@@ -388,8 +417,12 @@ mod tests {
         assert_eq!(found.legacy.len(), 1);
         assert_eq!(found.legacy[0].payload, payload);
         assert_eq!(found.bundles, vec![bundle]);
-        assert_eq!(found.unreadable.len(), 1, "{:?}", found.unreadable);
+        assert_eq!(found.legacy[0].certificate.as_deref(), Some("cert"));
+        assert_eq!(found.legacy[0].chain, None);
+        assert_eq!(found.legacy[0].rekor.as_deref(), Some("{}"));
+        assert_eq!(found.unreadable.len(), 2, "{:?}", found.unreadable);
         assert!(found.unreadable[0].contains("no signature annotation"));
+        assert!(found.unreadable[1].contains("more than"));
 
         // Not manifests at all: noted, never an error.
         let broken = Memory {

@@ -7,10 +7,14 @@
 //! Otherwise the reason says the most telling thing found, in this order:
 //! a valid signature for another digest, a valid signature by an authority
 //! that does not cover the repository, a signature by a key no authority
-//! holds, one no key verifies, a keyless one, one that cannot be read,
-//! and last `unsigned` when there is none at all.
+//! holds or by an identity no keyless authority allows, one no key or
+//! trusted root verifies, a keyless one with no keyless authority, one
+//! that cannot be read, and last `unsigned` when there is none at all.
+//! Authorities covering the repository are tried first, so a keyless
+//! refusal names one of them when there is one.
 
 use super::scan::Verdict;
+use crate::keyless::Failure;
 use crate::signature::{Finding, Signatures, verify_bundle, verify_legacy};
 use crate::spec::verify::Verify;
 
@@ -19,7 +23,7 @@ pub fn judge(verify: &Verify, repository: &str, digest: &str, found: &Signatures
     if found.is_empty() {
         return Verdict::Fail("unsigned".to_string());
     }
-    let signers = verify.signers();
+    let signers = verify.signers(repository);
     let findings = found
         .legacy
         .iter()
@@ -46,15 +50,26 @@ pub fn judge(verify: &Verify, repository: &str, digest: &str, found: &Signatures
             ),
             Finding::Verified { authority } | Finding::OtherDigest { authority, .. } => (
                 1,
-                format!("no matching authority: signed by authority {authority}, which does not cover {repository}"),
+                format!(
+                    "no matching authority: signed by authority {authority}, which does not cover {repository}"
+                ),
             ),
-            Finding::UnknownKey => (2, "no matching key: signed by a key no authority holds".to_string()),
-            Finding::Invalid => (3, "signature invalid: no authority's key verifies it".to_string()),
-            Finding::Keyless => (
-                4,
-                "keyless signature: no key authority verifies it (keyless authorities are not supported)"
-                    .to_string(),
+            Finding::UnknownKey => (
+                2,
+                "no matching key: signed by a key no authority holds".to_string(),
             ),
+            Finding::Refused {
+                authority,
+                failure: failure @ Failure::NoMatchingIdentity { .. },
+            } => (2, format!("{failure}, for authority {authority}")),
+            Finding::Invalid => (
+                3,
+                "signature invalid: no authority's key verifies it".to_string(),
+            ),
+            Finding::Refused { authority, failure } => {
+                (3, format!("{failure}, for authority {authority}"))
+            }
+            Finding::Keyless => (4, "keyless signature: no authority is keyless".to_string()),
             Finding::Unreadable(why) => (5, format!("signature unreadable: {why}")),
         };
         if best.as_ref().is_none_or(|(r, _)| rank < *r) {
@@ -123,6 +138,7 @@ mod tests {
             legacy: vec![LegacySignature {
                 payload: b"{}".to_vec(),
                 signature: "MEUCIQDyxh3DYEIXf7uwspUrZoXaC60lMrItxFKCpvgcOKJehQIgW9WqcflDPvRZyltX5yRbSXu7v3UST1hiHEauTWpl6+Q=".into(),
+                ..LegacySignature::default()
             }],
             ..Signatures::default()
         };

@@ -930,4 +930,82 @@ mod signature_gate {
         assert!(r.blocked.is_empty());
         assert_eq!(r.kept.len(), 1, "kept, with a Warning");
     }
+
+    /// The blog registry with `keyless` signed keyless (the trusted root
+    /// returned) and `keyed` signed by the key of seed 1 (its PEM).
+    fn signing_keyless(keyless: &str, keyed: &str) -> (MemoryRegistry, String, String) {
+        let registry = blog_registry();
+        let digest = digest_of(FAMILY_REPO, keyless);
+        let (root, legacy, _) = crate::signature::fixtures::keyless_signed(&digest);
+        registry.set_signatures(
+            &digest,
+            Signatures {
+                legacy: vec![legacy],
+                ..Signatures::default()
+            },
+        );
+        let digest = digest_of(FAMILY_REPO, keyed);
+        let (pem, legacy) = signed(1, &digest);
+        registry.set_signatures(
+            &digest,
+            Signatures {
+                legacy: vec![legacy],
+                ..Signatures::default()
+            },
+        );
+        (registry, root, pem)
+    }
+
+    async fn keyless_verified(
+        registry: &MemoryRegistry,
+        root: &str,
+        pem: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Resolution {
+        let spec: XrSpec = decode(json!({
+            "registry": {"accountId": "123456789012", "region": "eu-west-2"},
+            "packages": [package("Provider", S3, ">= 2.0.0")],
+        }))
+        .expect("spec");
+        let input: Input = decode(json!({"verify": {"authorities": [
+            {"name": "key", "repositories": [FAMILY_REPO], "key": {"publicKey": pem}},
+            {"name": "ci", "repositories": [FAMILY_REPO], "keyless": {"trustedRoot": root,
+                "identities": [{"issuer": issuer, "subject": subject}]}},
+        ]}}))
+        .expect("input");
+        let settings =
+            Settings::new(crate::spec::xr::XrRef::named("demo"), &spec, &input).expect("settings");
+        Resolver::new(&settings, &spec, registry)
+            .resolve()
+            .await
+            .expect("resolves")
+    }
+
+    #[tokio::test]
+    async fn keyless_the_right_identity_passes_and_a_wrong_one_is_skipped() {
+        use crate::keyless::fixtures::{EMAIL, ISSUER};
+        let (registry, root, pem) = signing_keyless("v2.2.0", "v2.1.0");
+        let r = keyless_verified(&registry, &root, &pem, ISSUER, EMAIL).await;
+        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.2.0"));
+        assert!(!r.skipped.contains_key("upbound-provider-family-aws"));
+        let wrong_issuer = keyless_verified(&registry, &root, &pem, "https://other.example", EMAIL);
+        let wrong_subject = keyless_verified(&registry, &root, &pem, ISSUER, "bob@example.com");
+        for r in [wrong_issuer.await, wrong_subject.await] {
+            assert_eq!(
+                version_of(&r.graph, FAMILY_REPO),
+                Some("v2.1.0"),
+                "the next one"
+            );
+            assert_eq!(
+                r.skipped["upbound-provider-family-aws"],
+                vec![Skipped::new(
+                    "v2.2.0",
+                    &format!(
+                        "no matching identity (issuer {ISSUER}, subject {EMAIL}), for authority ci"
+                    )
+                )]
+            );
+        }
+    }
 }

@@ -11,7 +11,10 @@
 use serde::Deserialize;
 
 use super::error::{Error, base64, json};
-use crate::spec::limits::{MAX_BUNDLE_BYTES, MAX_ENVELOPE_ITEMS, MAX_SIGNATURE_LEN};
+use super::sigstore::{RawTlogEntry, Tlog};
+use crate::spec::limits::{
+    MAX_BUNDLE_BYTES, MAX_CERTIFICATE_CHAIN, MAX_ENVELOPE_ITEMS, MAX_SIGNATURE_LEN,
+};
 
 /// The media type prefix of a Sigstore bundle (`...v0.3+json`).
 pub const BUNDLE_MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
@@ -27,6 +30,11 @@ pub struct Bundle {
     pub hint: Option<String>,
     /// Whether it carries a certificate: keyless signing.
     pub keyless: bool,
+    /// When keyless: its certificates (DER, leaf first).
+    pub chain: Vec<Vec<u8>>,
+    /// When keyless: its first transparency log entry, when that has the
+    /// inclusion promise (SET) an offline check needs.
+    pub tlog: Option<Tlog>,
     pub content: BundleContent,
 }
 
@@ -113,10 +121,61 @@ struct Raw {
 struct Material {
     #[serde(default)]
     public_key: Option<Hint>,
+    /// v0.3.
     #[serde(default)]
-    certificate: Option<serde::de::IgnoredAny>,
+    certificate: Option<RawBytes>,
+    /// v0.1 and v0.2, leaf first.
     #[serde(default)]
-    x509_certificate_chain: Option<serde::de::IgnoredAny>,
+    x509_certificate_chain: Option<RawChain>,
+    #[serde(default)]
+    tlog_entries: Vec<RawTlogEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
+}
+
+#[derive(Deserialize)]
+struct RawChain {
+    certificates: Vec<RawBytes>,
+}
+
+impl Material {
+    /// The certificates (leaf first) and first log entry of a keyless
+    /// bundle; nothing for a key's.
+    fn keyless(&self) -> Result<(Vec<Vec<u8>>, Option<Tlog>), Error> {
+        let raw: Vec<&RawBytes> = match (&self.certificate, &self.x509_certificate_chain) {
+            (Some(leaf), _) => vec![leaf],
+            (None, Some(chain)) => chain.certificates.iter().collect(),
+            (None, None) => return Ok((Vec::new(), None)),
+        };
+        if raw.is_empty() || raw.len() > MAX_CERTIFICATE_CHAIN {
+            return Err(Error::Invalid {
+                what: "the Sigstore bundle",
+                message: format!(
+                    "has {} certificates, not 1 to {MAX_CERTIFICATE_CHAIN}",
+                    raw.len()
+                ),
+            });
+        }
+        if self.tlog_entries.len() > MAX_ENVELOPE_ITEMS {
+            return Err(Error::Invalid {
+                what: "the Sigstore bundle",
+                message: format!("has more than {MAX_ENVELOPE_ITEMS} tlogEntries"),
+            });
+        }
+        let chain = raw
+            .iter()
+            .map(|c| base64(&c.raw_bytes, "a bundle certificate"))
+            .collect::<Result<_, _>>()?;
+        let tlog = match self.tlog_entries.first() {
+            Some(entry) => entry.read()?,
+            None => None,
+        };
+        Ok((chain, tlog))
+    }
 }
 
 #[derive(Deserialize)]
@@ -183,6 +242,7 @@ impl Bundle {
         }
         let material = raw.verification_material;
         let keyless = material.certificate.is_some() || material.x509_certificate_chain.is_some();
+        let (chain, tlog) = material.keyless()?;
         let hint = material.public_key.and_then(|k| k.hint);
         let content = match (raw.dsse_envelope, raw.message_signature) {
             (Some(dsse), None) => BundleContent::Dsse(read_dsse(dsse)?),
@@ -196,6 +256,8 @@ impl Bundle {
         Ok(Self {
             hint,
             keyless,
+            chain,
+            tlog,
             content,
         })
     }
@@ -293,11 +355,18 @@ mod tests {
     fn reads_a_message_signature() {
         let text = serde_json::json!({
             "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.2",
-            "verificationMaterial": {"certificate": {"rawBytes": "AA=="}},
+            "verificationMaterial": {"certificate": {"rawBytes": "AA=="}, "tlogEntries": [{"logIndex": "7", "logId": {"keyId": "AQ=="}, "integratedTime": "9", "inclusionPromise": {"signedEntryTimestamp": "Ag=="}, "canonicalizedBody": "e30="}]},
             "messageSignature": {"messageDigest": {"algorithm": "SHA2_256", "digest": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "signature": "MEUC"}
         });
         let bundle = Bundle::parse(text.to_string().as_bytes()).expect("bundle");
         assert!(bundle.keyless);
+        assert_eq!(bundle.chain, [vec![0]]);
+        let tlog = bundle.tlog.as_ref().expect("tlog");
+        assert_eq!((tlog.log_index, tlog.integrated_time), (7, 9));
+        assert_eq!(
+            (tlog.log_id.as_slice(), tlog.set.as_slice()),
+            (&[1u8][..], &[2u8][..])
+        );
         assert!(matches!(bundle.content, BundleContent::Message(m) if m.digest == [0; 32]));
     }
 

@@ -44,6 +44,70 @@ pub(crate) fn signed(seed: u8, digest: &str) -> (String, super::LegacySignature)
         super::LegacySignature {
             payload: payload.into_bytes(),
             signature,
+            ..Default::default()
         },
     )
+}
+
+/// A keyless signature of the image `digest`, made offline with
+/// `keyless::fixtures` (a test CA, a Fulcio-like leaf for
+/// [`ISSUER`](crate::keyless::fixtures::ISSUER) and
+/// [`EMAIL`](crate::keyless::fixtures::EMAIL), a test log key): the
+/// trusted root that trusts it (JSON), the legacy layer cosign would push
+/// (certificate and Rekor bundle annotations), and a v0.1 bundle with the
+/// same certificate and log entry over a message signature.
+pub(crate) fn keyless_signed(digest: &str) -> (String, super::LegacySignature, Vec<u8>) {
+    use crate::keyless::fixtures::{Fixture, INDEX, LeafSpec, hex, pem};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use sha2::Digest;
+
+    let payload = serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": "example.com/test"},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    })
+    .to_string()
+    .into_bytes();
+    let ca = crate::keyless::fixtures::root_ca("test fulcio");
+    let (leaf, key) = crate::keyless::fixtures::leaf(&ca, LeafSpec::default());
+    let f = Fixture::signing(vec![leaf], key, &[std::slice::from_ref(&ca.der)], payload);
+    let rekor = serde_json::json!({
+        "SignedEntryTimestamp": STANDARD.encode(&f.set),
+        "Payload": {
+            "body": STANDARD.encode(&f.body),
+            "integratedTime": f.time,
+            "logIndex": INDEX,
+            "logID": hex(&f.log_id),
+        },
+    });
+    let legacy = super::LegacySignature {
+        payload: f.signed.clone(),
+        signature: STANDARD.encode(&f.signature),
+        certificate: Some(pem(&f.chain[0])),
+        chain: None,
+        rekor: Some(rekor.to_string()),
+    };
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": [{"rawBytes": STANDARD.encode(&f.chain[0])}]},
+            "tlogEntries": [{
+                "logIndex": INDEX.to_string(),
+                "logId": {"keyId": STANDARD.encode(&f.log_id)},
+                "integratedTime": f.time.to_string(),
+                "inclusionPromise": {"signedEntryTimestamp": STANDARD.encode(&f.set)},
+                "canonicalizedBody": STANDARD.encode(&f.body),
+            }],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(sha2::Sha256::digest(&f.signed))},
+            "signature": STANDARD.encode(&f.signature),
+        },
+    });
+    let root = String::from_utf8(f.root_json).expect("JSON");
+    (root, legacy, bundle.to_string().into_bytes())
 }

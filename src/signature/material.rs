@@ -2,11 +2,19 @@
 //! checked against the digest it was fetched by and bounded in size.
 
 /// One layer of a legacy `sha256-<hex>.sig` manifest: the simple-signing
-/// payload and its signature annotation (base64 DER).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// payload and its signature annotation (base64 DER) and, when keyless,
+/// its certificate, chain and Rekor bundle annotations (each bounded by
+/// `oci::signatures`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LegacySignature {
     pub payload: Vec<u8>,
     pub signature: String,
+    /// `dev.sigstore.cosign/certificate`: the signing certificate (PEM).
+    pub certificate: Option<String>,
+    /// `dev.sigstore.cosign/chain`: its intermediates (PEM).
+    pub chain: Option<String>,
+    /// `dev.sigstore.cosign/bundle`: the Rekor entry (JSON).
+    pub rekor: Option<String>,
 }
 
 /// Every signature found for one image, at most
@@ -33,7 +41,13 @@ impl Signatures {
         let legacy: usize = self
             .legacy
             .iter()
-            .map(|s| s.payload.len() + s.signature.len() + 48)
+            .map(|s| {
+                let annotations = [&s.certificate, &s.chain, &s.rekor]
+                    .iter()
+                    .map(|a| a.as_ref().map_or(0, String::len))
+                    .sum::<usize>();
+                s.payload.len() + s.signature.len() + annotations + 96
+            })
             .sum();
         let bundles: usize = self.bundles.iter().map(|b| b.len() + 24).sum();
         let unreadable: usize = self.unreadable.iter().map(|u| u.len() + 24).sum();

@@ -7,46 +7,64 @@
 //! digest it names is compared only once it is.
 
 use super::bundle::{Bundle, BundleContent, signature};
-use super::key::PublicKey;
+use super::error::Error;
 use super::material::LegacySignature;
 use super::payload::SimpleSigning;
+use super::sigstore::{CHAIN_ANNOTATION, Tlog, pem_certificates, rekor_bundle};
+use super::trust::Trust;
+use crate::keyless::{Evidence, Failure};
 
-/// An authority's key, by the authority's name.
+/// An authority's trust, by the authority's name.
 #[derive(Clone, Copy, Debug)]
 pub struct Signer<'a> {
     pub authority: &'a str,
-    pub key: &'a PublicKey,
+    pub trust: &'a Trust,
 }
 
 /// What one signature says of one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
-    /// The authority's key made it, for this image.
+    /// The authority's key or trusted root vouches for it, for this image.
     Verified { authority: String },
-    /// The authority's key made it, for another image (`digest`).
+    /// The authority vouches for it, for another image (`digest`).
     OtherDigest { authority: String, digest: String },
     /// No key given verifies it.
     Invalid,
     /// A bundle whose key hint names none of the keys given, and which
     /// none of them verifies.
     UnknownKey,
-    /// A keyless (certificate) bundle none of the keys verifies.
+    /// A keyless (certificate) signature, and no authority is keyless.
     Keyless,
+    /// A keyless signature the first keyless authority (in the order
+    /// given) refused, and why.
+    Refused { authority: String, failure: Failure },
     /// It cannot be read.
     Unreadable(String),
 }
 
-/// Judges a legacy signature of the image `digest` (`sha256:<hex>`).
+fn unreadable(e: &Error) -> Finding {
+    Finding::Unreadable(crate::error::error_chain(e))
+}
+
+/// Judges a legacy signature of the image `digest` (`sha256:<hex>`): by
+/// the keys first, then, when it carries a certificate, by the keyless
+/// authorities.
 pub fn verify_legacy(found: &LegacySignature, digest: &str, signers: &[Signer<'_>]) -> Finding {
     let sig = match signature(&found.signature, "the signature annotation") {
         Ok(sig) => sig,
-        Err(e) => return Finding::Unreadable(crate::error::error_chain(&e)),
+        Err(e) => return unreadable(&e),
     };
-    let Some(signer) = signers
-        .iter()
-        .find(|s| s.key.verifies(&found.payload, &sig))
-    else {
-        return Finding::Invalid;
+    let keyed = signers.iter().find(|s| match s.trust {
+        Trust::Key(key) => key.verifies(&found.payload, &sig),
+        Trust::Keyless(_) => false,
+    });
+    let signer = match (keyed, &found.certificate) {
+        (Some(signer), _) => signer,
+        (None, None) => return Finding::Invalid,
+        (None, Some(certificate)) => match legacy_keyless(found, certificate, &sig, signers) {
+            Ok(signer) => signer,
+            Err(finding) => return finding,
+        },
     };
     let authority = signer.authority.to_string();
     match SimpleSigning::parse(&found.payload) {
@@ -55,63 +73,164 @@ pub fn verify_legacy(found: &LegacySignature, digest: &str, signers: &[Signer<'_
             authority,
             digest: p.digest.to_string(),
         },
-        Err(e) => Finding::Unreadable(crate::error::error_chain(&e)),
+        Err(e) => unreadable(&e),
     }
+}
+
+/// The keyless authority that vouches for a legacy signature carrying
+/// `certificate`, or the finding that none does.
+fn legacy_keyless<'s, 'a>(
+    found: &LegacySignature,
+    certificate: &str,
+    sig: &[u8],
+    signers: &'s [Signer<'a>],
+) -> Result<&'s Signer<'a>, Finding> {
+    let mut chain =
+        pem_certificates(certificate, "the certificate annotation").map_err(|e| unreadable(&e))?;
+    if let Some(pem) = &found.chain {
+        chain.extend(pem_certificates(pem, CHAIN_ANNOTATION).map_err(|e| unreadable(&e))?);
+    }
+    let tlog = match &found.rekor {
+        Some(text) => Some(rekor_bundle(text).map_err(|e| unreadable(&e))?),
+        None => None,
+    };
+    certified(signers, &chain, tlog.as_ref(), sig, &found.payload)
+}
+
+/// The first keyless authority that verifies the signature `sig` over
+/// `signed` by the certificates `chain` (leaf first), logged as `tlog`;
+/// otherwise the first one's refusal, or [`Finding::Keyless`] when no
+/// authority is keyless.
+fn certified<'s, 'a>(
+    signers: &'s [Signer<'a>],
+    chain: &[Vec<u8>],
+    tlog: Option<&Tlog>,
+    sig: &[u8],
+    signed: &[u8],
+) -> Result<&'s Signer<'a>, Finding> {
+    let evidence = Evidence {
+        chain,
+        signature: sig,
+        signed,
+        tlog: tlog.map(Tlog::entry),
+    };
+    let mut refused = None;
+    for signer in signers {
+        let Trust::Keyless(keyless) = signer.trust else {
+            continue;
+        };
+        match crate::keyless::verify(&keyless.root, &keyless.identities, &evidence) {
+            Ok(()) => return Ok(signer),
+            Err(failure) => {
+                refused.get_or_insert(Finding::Refused {
+                    authority: signer.authority.to_string(),
+                    failure,
+                });
+            }
+        }
+    }
+    Err(refused.unwrap_or(Finding::Keyless))
 }
 
 /// Judges a Sigstore bundle attached to the image `digest`.
 pub fn verify_bundle(bytes: &[u8], digest: &str, signers: &[Signer<'_>]) -> Finding {
     let bundle = match Bundle::parse(bytes) {
         Ok(b) => b,
-        Err(e) => return Finding::Unreadable(crate::error::error_chain(&e)),
+        Err(e) => return unreadable(&e),
     };
     let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    let keys = || {
+        signers.iter().filter_map(|s| match s.trust {
+            Trust::Key(key) => Some((s, key)),
+            Trust::Keyless(_) => None,
+        })
+    };
     let (signer, named) = match &bundle.content {
         BundleContent::Dsse(dsse) => {
             let pae = dsse.pae();
-            let signer = signers
-                .iter()
-                .find(|s| dsse.signatures.iter().any(|sig| s.key.verifies(&pae, sig)));
-            let named = signer.map(|_| dsse.subjects());
-            (
-                signer,
-                named.map(|n| n.map(|hexes| hexes.into_iter().collect())),
-            )
+            let signer = keys()
+                .find(|(_, key)| dsse.signatures.iter().any(|sig| key.verifies(&pae, sig)))
+                .map(|(s, _)| s);
+            (signer, signer.map(|_| dsse.subjects()))
         }
         BundleContent::Message(m) => {
-            let signer = signers
-                .iter()
-                .find(|s| s.key.verifies_prehash(&m.digest, &m.signature));
+            let signer = keys()
+                .find(|(_, key)| key.verifies_prehash(&m.digest, &m.signature))
+                .map(|(s, _)| s);
             (
                 signer,
                 signer.map(|_| Ok(vec![crate::oci::blob::hex(&m.digest)])),
             )
         }
     };
-    let Some(signer) = signer else {
-        return unverified(&bundle, signers);
+    let (signer, named) = match (signer, named) {
+        (Some(signer), Some(named)) => (signer, named),
+        _ if bundle.keyless => match bundle_keyless(&bundle, signers) {
+            Ok(found) => found,
+            Err(finding) => return finding,
+        },
+        _ => return unverified(&bundle, signers),
     };
     let authority = signer.authority.to_string();
     match named {
-        Some(Ok(hexes)) if hexes.iter().any(|h| h == hex) => Finding::Verified { authority },
-        Some(Ok(hexes)) => Finding::OtherDigest {
+        Ok(hexes) if hexes.iter().any(|h| h == hex) => Finding::Verified { authority },
+        Ok(hexes) => Finding::OtherDigest {
             authority,
             digest: hexes
                 .first()
                 .map_or_else(|| "no subject".to_string(), |h| format!("sha256:{h}")),
         },
-        Some(Err(e)) => Finding::Unreadable(crate::error::error_chain(&e)),
-        None => Finding::Invalid,
+        Err(e) => unreadable(&e),
     }
 }
 
-/// Why no key verifies `bundle`, as precisely as it says.
-fn unverified(bundle: &Bundle, signers: &[Signer<'_>]) -> Finding {
-    if bundle.keyless {
-        return Finding::Keyless;
+/// The keyless authority that vouches for a keyless bundle, and the
+/// digests (hex) it signs; or the finding that none does. A DSSE
+/// envelope's first signature is checked over its PAE (its Rekor entry,
+/// of the `dsse` kind, is refused by `keyless` today); a message signature
+/// is over bytes the bundle does not hold, so it is refused.
+#[allow(clippy::type_complexity)]
+fn bundle_keyless<'s, 'a>(
+    bundle: &Bundle,
+    signers: &'s [Signer<'a>],
+) -> Result<(&'s Signer<'a>, Result<Vec<String>, Error>), Finding> {
+    match &bundle.content {
+        BundleContent::Dsse(dsse) => {
+            let sig = dsse.signatures.first().map_or(&[][..], Vec::as_slice);
+            let signer = certified(
+                signers,
+                &bundle.chain,
+                bundle.tlog.as_ref(),
+                sig,
+                &dsse.pae(),
+            )?;
+            Ok((signer, dsse.subjects()))
+        }
+        BundleContent::Message(_) => {
+            let failure = Failure::Malformed(
+                "keyless message signature: its signed bytes are not in the bundle".into(),
+            );
+            let refused = signers.iter().find_map(|s| match s.trust {
+                Trust::Keyless(_) => Some(Finding::Refused {
+                    authority: s.authority.to_string(),
+                    failure: failure.clone(),
+                }),
+                Trust::Key(_) => None,
+            });
+            Err(refused.unwrap_or(Finding::Keyless))
+        }
     }
+}
+
+/// Why no key verifies the key-signed `bundle`, as precisely as it says.
+fn unverified(bundle: &Bundle, signers: &[Signer<'_>]) -> Finding {
+    let held = |hint: &str| {
+        signers
+            .iter()
+            .any(|s| matches!(s.trust, Trust::Key(key) if key.hint() == hint))
+    };
     match &bundle.hint {
-        Some(hint) if !signers.iter().any(|s| s.key.hint() == hint) => Finding::UnknownKey,
+        Some(hint) if !held(hint) => Finding::UnknownKey,
         _ => Finding::Invalid,
     }
 }
@@ -119,6 +238,7 @@ fn unverified(bundle: &Bundle, signers: &[Signer<'_>]) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature::PublicKey;
     use crate::signature::fixtures::{DSSE_BUNDLE, PEM};
     use proptest::prelude::*;
 
@@ -141,20 +261,21 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
         LegacySignature {
             payload: payload.as_bytes().to_vec(),
             signature: signature.to_string(),
+            ..LegacySignature::default()
         }
     }
 
     #[test]
     fn legacy_signatures() {
-        let key = PublicKey::from_pem(PEM).expect("key");
-        let other = PublicKey::from_pem(OTHER).expect("other");
+        let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
+        let other = Trust::Key(PublicKey::from_pem(OTHER).expect("other"));
         let ours = [Signer {
             authority: "ours",
-            key: &key,
+            trust: &key,
         }];
         let theirs = [Signer {
             authority: "theirs",
-            key: &other,
+            trust: &other,
         }];
         let good = legacy(PAYLOAD, SIGNATURE);
         let verified = Finding::Verified {
@@ -186,15 +307,15 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
 
     #[test]
     fn bundles() {
-        let key = PublicKey::from_pem(PEM).expect("key");
-        let other = PublicKey::from_pem(OTHER).expect("other");
+        let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
+        let other = Trust::Key(PublicKey::from_pem(OTHER).expect("other"));
         let ours = [Signer {
             authority: "ours",
-            key: &key,
+            trust: &key,
         }];
         let theirs = [Signer {
             authority: "theirs",
-            key: &other,
+            trust: &other,
         }];
         let bundle = DSSE_BUNDLE.as_bytes();
         assert_eq!(
@@ -226,11 +347,158 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
         ));
     }
 
+    fn keyless(root: &str, issuer: &str, subject: &str) -> Trust {
+        use crate::keyless::{Identity, Subject, TrustedRoot};
+        let identity = Identity {
+            issuer: issuer.into(),
+            subject: Subject::Exact(subject.into()),
+        };
+        let parsed = TrustedRoot::parse(root.as_bytes()).expect("root");
+        Trust::Keyless(super::super::Keyless::new(
+            parsed,
+            root.as_bytes(),
+            vec![identity],
+        ))
+    }
+
+    fn refused(finding: &Finding) -> &Failure {
+        match finding {
+            Finding::Refused { failure, .. } => failure,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keyless_legacy_signatures() {
+        use crate::keyless::fixtures::{EMAIL, ISSUER};
+        let (root, good, _) = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let right = keyless(&root, ISSUER, EMAIL);
+        let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
+        let signers = [
+            Signer {
+                authority: "key",
+                trust: &key,
+            },
+            Signer {
+                authority: "ci",
+                trust: &right,
+            },
+        ];
+        let verified = Finding::Verified {
+            authority: "ci".into(),
+        };
+        assert_eq!(verify_legacy(&good, LEGACY_DIGEST, &signers), verified);
+        assert_eq!(
+            verify_legacy(&good, BUNDLE_DIGEST, &signers),
+            Finding::OtherDigest {
+                authority: "ci".into(),
+                digest: LEGACY_DIGEST.into()
+            }
+        );
+        // Wrong issuer, wrong subject: refused, naming what was found.
+        for (issuer, subject) in [
+            ("https://other.example", EMAIL),
+            (ISSUER, "bob@example.com"),
+        ] {
+            let wrong = keyless(&root, issuer, subject);
+            let found = verify_legacy(
+                &good,
+                LEGACY_DIGEST,
+                &[Signer {
+                    authority: "ci",
+                    trust: &wrong,
+                }],
+            );
+            assert_eq!(
+                refused(&found).to_string(),
+                format!("no matching identity (issuer {ISSUER}, subject {EMAIL})")
+            );
+        }
+        // Another test CA and log: not trusted.
+        let (other_root, _, _) = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let stranger = keyless(&other_root, ISSUER, EMAIL);
+        let found = verify_legacy(
+            &good,
+            LEGACY_DIGEST,
+            &[Signer {
+                authority: "ci",
+                trust: &stranger,
+            }],
+        );
+        assert!(
+            matches!(refused(&found), Failure::UnknownLog { .. }),
+            "{found:?}"
+        );
+        // No keyless authority; no log entry; a tampered one; unreadable.
+        assert_eq!(
+            verify_legacy(&good, LEGACY_DIGEST, &signers[..1]),
+            Finding::Keyless
+        );
+        let unlogged = LegacySignature {
+            rekor: None,
+            ..good.clone()
+        };
+        let found = verify_legacy(&unlogged, LEGACY_DIGEST, &signers);
+        assert_eq!(refused(&found), &Failure::NoTlogEntry);
+        let payload = String::from_utf8(good.payload.clone()).expect("utf-8");
+        let tampered = LegacySignature {
+            payload: payload.replace("test", "tost").into_bytes(),
+            ..good.clone()
+        };
+        let found = verify_legacy(&tampered, LEGACY_DIGEST, &signers);
+        assert_eq!(refused(&found), &Failure::SignatureInvalid);
+        for (certificate, rekor) in [("x", good.rekor.clone()), ("", Some("{}".into()))] {
+            let broken = LegacySignature {
+                certificate: Some(certificate.into()),
+                rekor,
+                ..good.clone()
+            };
+            let found = verify_legacy(&broken, LEGACY_DIGEST, &signers);
+            assert!(
+                matches!(found, Finding::Unreadable(_) | Finding::Refused { .. }),
+                "{found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn keyless_bundles_are_read_and_refused_when_they_cannot_be_checked() {
+        use crate::keyless::fixtures::{EMAIL, ISSUER};
+        let (root, _, bundle) = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let parsed = Bundle::parse(&bundle).expect("bundle");
+        assert!(parsed.keyless && parsed.chain.len() == 1 && parsed.tlog.is_some());
+        let right = keyless(&root, ISSUER, EMAIL);
+        let found = verify_bundle(
+            &bundle,
+            LEGACY_DIGEST,
+            &[Signer {
+                authority: "ci",
+                trust: &right,
+            }],
+        );
+        assert!(
+            matches!(refused(&found), Failure::Malformed(m) if m.contains("message signature")),
+            "{found:?}"
+        );
+        let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
+        assert_eq!(
+            verify_bundle(
+                &bundle,
+                LEGACY_DIGEST,
+                &[Signer {
+                    authority: "key",
+                    trust: &key
+                }]
+            ),
+            Finding::Keyless
+        );
+    }
+
     proptest! {
         #[test]
         fn any_legacy_signature_is_judged(payload in ".{0,300}", sig in "[A-Za-z0-9+/=]{0,120}|.{0,20}") {
-            let key = PublicKey::from_pem(PEM).expect("key");
-            let ours = [Signer { authority: "ours", key: &key }];
+            let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
+            let ours = [Signer { authority: "ours", trust: &key }];
             let found = verify_legacy(&legacy(&payload, &sig), LEGACY_DIGEST, &ours);
             let verified = matches!(found, Finding::Verified { .. });
             prop_assert!(!verified);
@@ -238,8 +506,8 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
 
         #[test]
         fn any_bundle_bytes_are_judged(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-            let key = PublicKey::from_pem(PEM).expect("key");
-            let ours = [Signer { authority: "ours", key: &key }];
+            let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
+            let ours = [Signer { authority: "ours", trust: &key }];
             let verified = matches!(verify_bundle(&bytes, BUNDLE_DIGEST, &ours), Finding::Verified { .. });
             prop_assert!(!verified);
         }

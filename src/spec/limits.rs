@@ -161,6 +161,12 @@ pub const MAX_AUTHORITY_NAME_LEN: usize = 63;
 /// `verify.authorities[].key.publicKey`: a PEM public key (a P-256 one is
 /// 178 characters).
 pub const MAX_PUBLIC_KEY_PEM_LEN: usize = 4096;
+/// `verify.authorities[].keyless.identities`: identities one keyless
+/// authority allows.
+pub const MAX_KEYLESS_IDENTITIES: usize = 16;
+/// `verify.authorities[].keyless.identities[].issuer`, `.subject` and
+/// `.subjectRegExp`.
+pub const MAX_IDENTITY_LEN: usize = 1024;
 
 // --- What a registry holds beside an image: its signatures ----------------
 
@@ -176,8 +182,18 @@ pub const MAX_SIGNATURE_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_BUNDLE_BYTES: usize = 256 * 1024;
 /// A base64 signature, in an annotation or a bundle.
 pub const MAX_SIGNATURE_LEN: usize = 1024;
-/// Signatures in one DSSE envelope, subjects in one in-toto statement.
+/// Signatures in one DSSE envelope, subjects in one in-toto statement,
+/// transparency log entries in one bundle.
 pub const MAX_ENVELOPE_ITEMS: usize = 16;
+/// A legacy layer's `dev.sigstore.cosign/certificate` annotation: one PEM
+/// certificate (a Fulcio leaf is about 1 KiB).
+pub const MAX_CERTIFICATE_PEM_LEN: usize = 16 * 1024;
+/// A legacy layer's `dev.sigstore.cosign/chain` annotation: PEM
+/// certificates (Fulcio's intermediate and root: about 1.5 KiB).
+pub const MAX_CHAIN_PEM_LEN: usize = 32 * 1024;
+/// A legacy layer's `dev.sigstore.cosign/bundle` annotation: the Rekor
+/// entry (its body holds the certificate; about 4 KiB).
+pub const MAX_REKOR_BUNDLE_LEN: usize = 64 * 1024;
 
 /// Leaving entries of `status.packages` asked for in one call (one required
 /// resource each); the rest count as still there and are asked for once

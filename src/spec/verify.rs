@@ -5,17 +5,23 @@
 //! `resolve::signature`'s; reading and checking signatures is
 //! `crate::signature`'s.
 //!
-//! Read straight into its validated form: each public key is parsed as it
-//! is decoded, so a bad one is an error naming its field
-//! (`verify.authorities[1].key.publicKey`), never a package skipped later.
-//! Keys are ECDSA P-256 (`cosign generate-key-pair`); keyless authorities
-//! (a trusted root and identities) are not read yet and are refused.
+//! Read straight into its validated form: each public key and trusted
+//! root is parsed as it is decoded, so a bad one is an error naming its
+//! field (`verify.authorities[1].key.publicKey`,
+//! `verify.authorities[1].keyless.trustedRoot`), never a package skipped
+//! later; a subject regex likewise. Keys are ECDSA P-256 (`cosign
+//! generate-key-pair`); keyless authorities hold a Sigstore trusted root
+//! and the identities (OIDC issuer and subject) allowed to sign.
 
 use serde::{Deserialize, Deserializer, de};
 
 use super::glob::glob_match;
-use super::limits::{self, MAX_AUTHORITIES, MAX_AUTHORITY_NAME_LEN, MAX_PUBLIC_KEY_PEM_LEN};
-use crate::signature::{PublicKey, Signer};
+use super::limits::{
+    self, MAX_AUTHORITIES, MAX_AUTHORITY_NAME_LEN, MAX_IDENTITY_LEN, MAX_KEYLESS_IDENTITIES,
+    MAX_PUBLIC_KEY_PEM_LEN, MAX_TRUSTED_ROOT_LEN,
+};
+use crate::keyless::{Identity, Subject, TrustedRoot};
+use crate::signature::{Keyless, PublicKey, Signer, Trust};
 
 /// `verify`: who must have signed which packages.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -55,45 +61,109 @@ fn crossplane_namespace<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
 
 /// `verify.authorities[]`: one signer and the repositories it vouches for.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "RawAuthority")]
 pub struct Authority {
     /// Named in skipped reasons (`signed by authority team-a, ...`).
-    #[serde(deserialize_with = "name")]
     pub name: String,
     /// Globs (Go's `path.Match`, as `scan.repositories`) of the ECR
     /// repositories whose packages must carry its signature (or another
     /// matching authority's).
-    #[serde(deserialize_with = "super::scan::repositories")]
     pub repositories: Vec<String>,
-    /// The public key its signatures verify with.
-    pub key: Key,
-    /// Keyless signing (a CA and identities): not read yet, so always
-    /// `None` (see [`Keyless`]).
-    #[serde(default)]
-    pub keyless: Option<Keyless>,
+    /// Its `key` or its `keyless`, exactly one.
+    pub trust: Trust,
 }
 
-/// `verify.authorities[].keyless`, which this version refuses with an
-/// error naming the field: no value of it exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keyless {}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawAuthority {
+    #[serde(deserialize_with = "name")]
+    name: String,
+    #[serde(deserialize_with = "super::scan::repositories")]
+    repositories: Vec<String>,
+    #[serde(default)]
+    key: Option<Key>,
+    #[serde(default)]
+    keyless: Option<KeylessInput>,
+}
 
-impl<'de> Deserialize<'de> for Keyless {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let _ = de::IgnoredAny::deserialize(d)?;
-        Err(de::Error::custom(
-            "keyless authorities are not supported by this version of the function; use key.publicKey",
-        ))
+impl TryFrom<RawAuthority> for Authority {
+    type Error = &'static str;
+
+    fn try_from(raw: RawAuthority) -> Result<Self, Self::Error> {
+        let trust = match (raw.key, raw.keyless) {
+            (Some(key), None) => Trust::Key(key.public_key),
+            (None, Some(keyless)) => Trust::Keyless(keyless.0),
+            _ => return Err("must have exactly one of key and keyless"),
+        };
+        Ok(Self {
+            name: raw.name,
+            repositories: raw.repositories,
+            trust,
+        })
     }
 }
 
 /// `verify.authorities[].key`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Key {
+struct Key {
     /// A PEM ECDSA P-256 public key (`cosign.pub`).
     #[serde(deserialize_with = "public_key")]
-    pub public_key: PublicKey,
+    public_key: PublicKey,
+}
+
+/// `verify.authorities[].keyless`: `trustedRoot` (a Sigstore
+/// `trusted_root.json`, inline) and 1 to [`MAX_KEYLESS_IDENTITIES`] identities.
+struct KeylessInput(Keyless);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawKeyless {
+    #[serde(deserialize_with = "trusted_root")]
+    trusted_root: (TrustedRoot, String),
+    #[serde(deserialize_with = "identities")]
+    identities: Vec<Identity>,
+}
+
+impl<'de> Deserialize<'de> for KeylessInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawKeyless::deserialize(d)?;
+        let (root, json) = raw.trusted_root;
+        Ok(Self(Keyless::new(root, json.as_bytes(), raw.identities)))
+    }
+}
+
+/// `verify.authorities[].keyless.identities[]`: the certificate's OIDC
+/// issuer, exactly, and its subject, exactly or by an unanchored regex.
+#[derive(Deserialize)]
+#[serde(try_from = "RawIdentity")]
+struct IdentityInput(Identity);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawIdentity {
+    #[serde(deserialize_with = "identity_text")]
+    issuer: String,
+    #[serde(default, deserialize_with = "some_identity_text")]
+    subject: Option<String>,
+    #[serde(default, deserialize_with = "subject_regex")]
+    subject_reg_exp: Option<regex_lite::Regex>,
+}
+
+impl TryFrom<RawIdentity> for IdentityInput {
+    type Error = &'static str;
+
+    fn try_from(raw: RawIdentity) -> Result<Self, Self::Error> {
+        let subject = match (raw.subject, raw.subject_reg_exp) {
+            (Some(exact), None) => Subject::Exact(exact),
+            (None, Some(re)) => Subject::Regex(re),
+            _ => return Err("must have exactly one of subject and subjectRegExp"),
+        };
+        Ok(Self(Identity {
+            issuer: raw.issuer,
+            subject,
+        }))
+    }
 }
 
 impl Verify {
@@ -102,15 +172,22 @@ impl Verify {
         self.authorities.iter().any(|a| a.covers(repository))
     }
 
-    /// Every authority's key, by name.
-    pub fn signers(&self) -> Vec<Signer<'_>> {
-        self.authorities
+    /// Every authority's trust, by name: those covering `repository`
+    /// first, so a signature's verdict names one of them when it can.
+    pub fn signers(&self, repository: &str) -> Vec<Signer<'_>> {
+        let mut signers: Vec<(bool, Signer<'_>)> = self
+            .authorities
             .iter()
-            .map(|a| Signer {
-                authority: &a.name,
-                key: &a.key.public_key,
+            .map(|a| {
+                let signer = Signer {
+                    authority: &a.name,
+                    trust: &a.trust,
+                };
+                (!a.covers(repository), signer)
             })
-            .collect()
+            .collect();
+        signers.sort_by_key(|(later, _)| *later);
+        signers.into_iter().map(|(_, s)| s).collect()
     }
 
     /// The authority called `name`.
@@ -150,6 +227,40 @@ fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(name)
 }
 
+fn trusted_root<'de, D: Deserializer<'de>>(d: D) -> Result<(TrustedRoot, String), D::Error> {
+    let json = limits::string::<MAX_TRUSTED_ROOT_LEN, D>(d)?;
+    let root = TrustedRoot::parse(json.as_bytes())
+        .map_err(|e| de::Error::custom(crate::error::error_chain(&e)))?;
+    Ok((root, json))
+}
+
+fn identities<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Identity>, D::Error> {
+    let list = limits::list::<MAX_KEYLESS_IDENTITIES, IdentityInput, D>(d)?;
+    if list.is_empty() {
+        return Err(de::Error::custom("must list at least one identity"));
+    }
+    Ok(list.into_iter().map(|i| i.0).collect())
+}
+
+fn identity_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = limits::string::<MAX_IDENTITY_LEN, D>(d)?;
+    if text.is_empty() {
+        return Err(de::Error::custom("must not be empty"));
+    }
+    Ok(text)
+}
+
+fn some_identity_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    identity_text(d).map(Some)
+}
+
+fn subject_regex<'de, D: Deserializer<'de>>(d: D) -> Result<Option<regex_lite::Regex>, D::Error> {
+    let text = identity_text(d)?;
+    regex_lite::Regex::new(&text)
+        .map(Some)
+        .map_err(|e| de::Error::custom(format!("not a regular expression: {e}")))
+}
+
 fn public_key<'de, D: Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
     let pem = limits::string::<MAX_PUBLIC_KEY_PEM_LEN, D>(d)?;
     PublicKey::from_pem(&pem).map_err(|e| de::Error::custom(crate::error::error_chain(&e)))
@@ -166,6 +277,36 @@ mod tests {
         json!({"name": name, "repositories": repositories, "key": {"publicKey": PEM}})
     }
 
+    /// A trusted root that trusts nothing: enough to be read.
+    const ROOT: &str = r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[],"certificateAuthorities":[]}"#;
+
+    fn exact() -> serde_json::Value {
+        json!({"issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/org/repo/.github/workflows/release.yaml@refs/heads/main"})
+    }
+
+    fn keyless(identities: serde_json::Value) -> serde_json::Value {
+        json!({"trustedRoot": ROOT, "identities": identities})
+    }
+
+    #[test]
+    fn reads_keyless_authorities() {
+        let verify: Verify = decode(json!({"authorities": [
+            {"name": "ci", "repositories": ["team/*"], "keyless": keyless(json!([
+                exact(),
+                {"issuer": "https://accounts.example.com", "subjectRegExp": "@example\\.com$"},
+            ]))},
+        ]}))
+        .expect("valid");
+        let Trust::Keyless(k) = &verify.authorities[0].trust else {
+            panic!("not keyless");
+        };
+        assert_eq!(k.identities.len(), 2);
+        assert!(
+            matches!(&k.identities[1].subject, Subject::Regex(re) if re.is_match("alice@example.com"))
+        );
+        assert_eq!(verify.clone(), verify, "equal to itself");
+    }
+
     #[test]
     fn reads_authorities() {
         let verify: Verify = decode(json!({"authorities": [
@@ -177,7 +318,8 @@ mod tests {
         assert!(!verify.covers("single"));
         assert!(verify.authorities[0].covers("team-a/provider"));
         assert!(!verify.authorities[0].covers("team-b/provider"));
-        assert_eq!(verify.signers().len(), 2);
+        assert_eq!(verify.signers("team-a/provider").len(), 2);
+        assert_eq!(verify.signers("x/y")[0].authority, "all");
         assert_eq!(
             verify.authority("all").map(|a| a.name.as_str()),
             Some("all")
@@ -225,14 +367,14 @@ mod tests {
             (
                 one(json!({"name": "a", "repositories": ["*"]})),
                 "authorities[0]",
-                "missing field `key`",
+                "exactly one of key and keyless",
             ),
             (
                 one(
-                    json!({"name": "a", "repositories": ["*"], "key": {"publicKey": PEM}, "keyless": {}}),
+                    json!({"name": "a", "repositories": ["*"], "key": {"publicKey": PEM}, "keyless": keyless(json!([exact()]))}),
                 ),
-                "authorities[0].keyless",
-                "not supported",
+                "authorities[0]",
+                "exactly one of key and keyless",
             ),
             (
                 one(json!({"name": "a", "repositories": ["*"], "key": {"publicKey": PEM, "x": 1}})),
@@ -240,10 +382,68 @@ mod tests {
                 "unknown field",
             ),
         ];
+        refused(cases);
+    }
+
+    fn refused<const N: usize>(cases: [(serde_json::Value, &str, &str); N]) {
         for (value, path, message) in cases {
             let err = decode::<Verify>(value.clone()).unwrap_err();
             assert_eq!(err.path, path, "{value}: {}", err.message);
             assert!(err.message.contains(message), "{path}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn each_bad_keyless_field_is_named() {
+        let one = |a: serde_json::Value| json!({"authorities": [a]});
+        refused([
+            (
+                one(
+                    json!({"name": "a", "repositories": ["*"], "keyless": {"trustedRoot": "{}", "identities": [exact()]}}),
+                ),
+                "authorities[0].keyless.trustedRoot",
+                "trusted root",
+            ),
+            (
+                one(json!({"name": "a", "repositories": ["*"], "keyless": keyless(json!([]))})),
+                "authorities[0].keyless.identities",
+                "at least one identity",
+            ),
+            (
+                one(
+                    json!({"name": "a", "repositories": ["*"], "keyless": keyless(json!(vec![exact(); MAX_KEYLESS_IDENTITIES + 1]))}),
+                ),
+                "authorities[0].keyless.identities",
+                "at most",
+            ),
+            (
+                one(
+                    json!({"name": "a", "repositories": ["*"], "keyless": keyless(json!([{"issuer": "i", "subjectRegExp": "("}]))}),
+                ),
+                "authorities[0].keyless.identities[0].subjectRegExp",
+                "not a regular expression",
+            ),
+            (
+                one(
+                    json!({"name": "a", "repositories": ["*"], "keyless": keyless(json!([{"issuer": "i", "subject": "s", "subjectRegExp": "s"}]))}),
+                ),
+                "authorities[0].keyless.identities[0]",
+                "exactly one of subject and subjectRegExp",
+            ),
+            (
+                one(
+                    json!({"name": "a", "repositories": ["*"], "keyless": keyless(json!([{"issuer": "", "subject": "s"}]))}),
+                ),
+                "authorities[0].keyless.identities[0].issuer",
+                "must not be empty",
+            ),
+            (
+                one(
+                    json!({"name": "a", "repositories": ["*"], "keyless": keyless(json!([{"issuer": "i", "subject": "x".repeat(MAX_IDENTITY_LEN + 1)}]))}),
+                ),
+                "authorities[0].keyless.identities[0].subject",
+                "at most",
+            ),
+        ]);
     }
 }

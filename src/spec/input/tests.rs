@@ -304,6 +304,36 @@ fn check_bounds(cases: &[(Json, &str, &str)]) {
     }
 }
 
+/// `verify`'s bounds, as [`the_package_crd_declares_the_bounds`] checks.
+const VERIFY_BOUNDS: &[(&str, usize)] = &[
+    ("verify.authorities[]", MAX_AUTHORITIES),
+    ("verify.authorities[].name", MAX_AUTHORITY_NAME_LEN),
+    ("verify.authorities[].repositories[]", MAX_ALLOWLIST_ITEMS),
+    ("verify.authorities[].repositories[]item", MAX_PATTERN_LEN),
+    ("verify.authorities[].key.publicKey", MAX_PUBLIC_KEY_PEM_LEN),
+    (
+        "verify.authorities[].keyless.trustedRoot",
+        MAX_TRUSTED_ROOT_LEN,
+    ),
+    (
+        "verify.authorities[].keyless.identities[]",
+        MAX_KEYLESS_IDENTITIES,
+    ),
+    (
+        "verify.authorities[].keyless.identities[].issuer",
+        MAX_IDENTITY_LEN,
+    ),
+    (
+        "verify.authorities[].keyless.identities[].subject",
+        MAX_IDENTITY_LEN,
+    ),
+    (
+        "verify.authorities[].keyless.identities[].subjectRegExp",
+        MAX_IDENTITY_LEN,
+    ),
+    ("verify.crossplaneNamespace", MAX_NAMESPACE_LEN),
+];
+
 /// The CRD declares a bound on every string and list, the same as the
 /// function enforces.
 #[test]
@@ -375,19 +405,16 @@ fn the_package_crd_declares_the_bounds() {
         ("scan.ignore[]", MAX_SCAN_IGNORE),
         ("scan.ignore[]item", MAX_FINDING_NAME_LEN),
         ("scan.whenMissing", MAX_ENUM_LEN),
-        ("verify.authorities[]", MAX_AUTHORITIES),
-        ("verify.authorities[].name", MAX_AUTHORITY_NAME_LEN),
-        ("verify.authorities[].repositories[]", MAX_ALLOWLIST_ITEMS),
-        ("verify.authorities[].repositories[]item", MAX_PATTERN_LEN),
-        ("verify.authorities[].key.publicKey", MAX_PUBLIC_KEY_PEM_LEN),
-        ("verify.crossplaneNamespace", MAX_NAMESPACE_LEN),
         (
             "crossplaneVersion",
             super::super::crossplane::MAX_CROSSPLANE_VERSION_LEN,
         ),
     ];
-    let expected: std::collections::BTreeMap<String, usize> =
-        expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let expected: std::collections::BTreeMap<String, usize> = expected
+        .iter()
+        .chain(VERIFY_BOUNDS)
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
     assert_eq!(declared, Ok(expected));
 }
 
@@ -507,7 +534,10 @@ fn the_package_crd_matches_the_input() {
         "upgrades": {"maxInFlight": 2, "progressDeadline": "15m", "healthyGrace": "3m", "quarantine": "48h", "allowPause": false,
                      "windows": [{"days": ["Sat", "Sun"], "start": "02:00", "duration": "4h"}]},
         "scan": {"repositories": ["upbound/*"], "maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "whenMissing": "Allow"},
-        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}}],
+        "verify": {"authorities": [{"name": "platform", "repositories": ["upbound/*"], "key": {"publicKey": crate::signature::fixtures::PEM}},
+                                   {"name": "ci", "repositories": ["upbound/*"], "keyless": {"trustedRoot": r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+                                    "identities": [{"issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/o/r/.github/workflows/w.yaml@refs/heads/main"},
+                                                   {"issuer": "https://accounts.google.com", "subjectRegExp": "@example\\.com$"}]}}],
                    "composeImageConfig": true, "crossplaneNamespace": "crossplane-system"}
     });
     decode::<Input>(full.clone()).expect("the function reads every field");
@@ -533,17 +563,7 @@ fn the_package_crd_matches_the_input() {
     let scan = &schema["properties"]["scan"];
     assert_eq!(keys(&scan["properties"]), keys(&full["scan"]));
     assert_eq!(scan["required"], json!(["repositories", "maxSeverity"]));
-    let verify = &schema["properties"]["verify"];
-    assert_eq!(keys(&verify["properties"]), keys(&full["verify"]));
-    let authority = &verify["properties"]["authorities"]["items"];
-    assert_eq!(
-        keys(&authority["properties"]),
-        keys(&full["verify"]["authorities"][0])
-    );
-    assert_eq!(
-        keys(&authority["properties"]["key"]["properties"]),
-        keys(&full["verify"]["authorities"][0]["key"])
-    );
+    the_verify_crd_matches(&schema["properties"]["verify"], &full["verify"], &keys);
     assert_eq!(
         keys(&upgrades["properties"]["windows"]["items"]["properties"]),
         keys(&full["upgrades"]["windows"][0])
@@ -555,6 +575,39 @@ fn the_package_crd_matches_the_input() {
             "{list}"
         );
     }
+}
+
+/// `verify`'s part of [`the_package_crd_matches_the_input`]: an authority
+/// is key or keyless, an identity has subject or subjectRegExp.
+fn the_verify_crd_matches(verify: &Json, full: &Json, keys: &dyn Fn(&Json) -> Vec<String>) {
+    assert_eq!(keys(&verify["properties"]), keys(full));
+    let authority = &verify["properties"]["authorities"]["items"];
+    let both = |list: &Json| -> Vec<String> {
+        let mut k: Vec<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(keys)
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    assert_eq!(keys(&authority["properties"]), both(&full["authorities"]));
+    let keyless = &authority["properties"]["keyless"];
+    let identities = &full["authorities"][1]["keyless"]["identities"];
+    assert_eq!(
+        keys(&keyless["properties"]),
+        keys(&full["authorities"][1]["keyless"])
+    );
+    assert_eq!(
+        keys(&keyless["properties"]["identities"]["items"]["properties"]),
+        both(identities)
+    );
+    assert_eq!(
+        keys(&authority["properties"]["key"]["properties"]),
+        keys(&full["authorities"][0]["key"])
+    );
 }
 
 /// The input CRD's OpenAPI schema, as the package ships it.
@@ -598,4 +651,28 @@ fn the_package_crd_declares_the_numbers_and_grammars() {
         window["properties"]["start"]["pattern"],
         json!("^([01][0-9]|2[0-3]):[0-5][0-9]$")
     );
+}
+
+/// A bad trusted root or subject regex is one error naming its field.
+#[test]
+fn a_bad_keyless_authority_names_its_field() {
+    let pem = crate::signature::fixtures::PEM;
+    let root = r#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#;
+    for (keyless, path) in [
+        (
+            json!({"trustedRoot": "{\"mediaType\": \"x\"}", "identities": [{"issuer": "i", "subject": "s"}]}),
+            "verify.authorities[1].keyless.trustedRoot",
+        ),
+        (
+            json!({"trustedRoot": root, "identities": [{"issuer": "i", "subject": "s"}, {"issuer": "i", "subjectRegExp": "a("}]}),
+            "verify.authorities[1].keyless.identities[1].subjectRegExp",
+        ),
+    ] {
+        let err = decode::<Input>(json!({"verify": {"authorities": [
+            {"name": "platform", "repositories": ["*"], "key": {"publicKey": pem}},
+            {"name": "ci", "repositories": ["*"], "keyless": keyless},
+        ]}}))
+        .unwrap_err();
+        assert_eq!(err.path, path, "{}", err.message);
+    }
 }
