@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::operation::batch_get_image::builders::BatchGetImageFluentBuilder;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, ListImagesFilter, TagStatus};
 
 use super::blobs::registry_endpoint;
@@ -19,6 +20,19 @@ use crate::oci::xpkg::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDE
 use crate::reference::Reference;
 
 impl EcrRegistry {
+    /// A `BatchGetImage` in `repository` that accepts every manifest and
+    /// index media type a package or its signatures may use.
+    pub(super) fn batch_get_manifests(&self, repository: &str) -> BatchGetImageFluentBuilder {
+        self.client
+            .batch_get_image()
+            .registry_id(&self.registry.account_id)
+            .repository_name(repository)
+            .accepted_media_types(OCI_MANIFEST)
+            .accepted_media_types(OCI_INDEX)
+            .accepted_media_types(DOCKER_MANIFEST)
+            .accepted_media_types(DOCKER_MANIFEST_LIST)
+    }
+
     /// Maps an SDK failure to the project's error.
     pub(super) fn sdk_error<E>(
         &self,
@@ -139,15 +153,8 @@ impl EcrRegistry {
         };
         self.counters.record(Operation::BatchGetImage);
         let out = self
-            .client
-            .batch_get_image()
-            .registry_id(&self.registry.account_id)
-            .repository_name(repository)
+            .batch_get_manifests(repository)
             .image_ids(id)
-            .accepted_media_types(OCI_MANIFEST)
-            .accepted_media_types(OCI_INDEX)
-            .accepted_media_types(DOCKER_MANIFEST)
-            .accepted_media_types(DOCKER_MANIFEST_LIST)
             .send()
             .await
             .map_err(|e| self.sdk_error("BatchGetImage", repository, Some(reference), e))?;

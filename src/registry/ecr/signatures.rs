@@ -14,9 +14,7 @@ use crate::oci::blob;
 use crate::oci::signatures::{
     self, SignatureSource, Small, Tagged, blob_digest, index, read_small,
 };
-use crate::oci::xpkg::{
-    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST,
-};
+use crate::oci::xpkg::{Descriptor, OCI_INDEX};
 use crate::reference::{self, Digest, Repository};
 use crate::signature::Signatures;
 use crate::spec::limits::MAX_SIGNATURE_MANIFEST_BYTES;
@@ -63,16 +61,9 @@ impl SignatureSource for EcrSignatures<'_> {
         let ecr = self.registry;
         ecr.counters.record(Operation::BatchGetImage);
         let out = ecr
-            .client
-            .batch_get_image()
-            .registry_id(&ecr.registry.account_id)
-            .repository_name(self.repository)
+            .batch_get_manifests(self.repository)
             .image_ids(ImageIdentifier::builder().image_tag(legacy).build())
             .image_ids(ImageIdentifier::builder().image_tag(referrers).build())
-            .accepted_media_types(OCI_MANIFEST)
-            .accepted_media_types(OCI_INDEX)
-            .accepted_media_types(DOCKER_MANIFEST)
-            .accepted_media_types(DOCKER_MANIFEST_LIST)
             .send()
             .await
             .map_err(|e| ecr.sdk_error("BatchGetImage", self.repository, Some(referrers), e))?;
