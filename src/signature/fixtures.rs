@@ -28,15 +28,7 @@ pub(crate) fn signed(seed: u8, digest: &str) -> (String, super::LegacySignature)
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .expect("PEM");
-    let payload = serde_json::json!({
-        "critical": {
-            "identity": {"docker-reference": "example.com/test"},
-            "image": {"docker-manifest-digest": digest},
-            "type": "cosign container image signature"
-        },
-        "optional": null
-    })
-    .to_string();
+    let payload = simple_signing(digest);
     let signature: DerSignature = key.sign(payload.as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
     (
@@ -62,16 +54,7 @@ pub(crate) fn keyless_signed(digest: &str) -> (String, super::LegacySignature, V
     use base64::engine::general_purpose::STANDARD;
     use sha2::Digest;
 
-    let payload = serde_json::json!({
-        "critical": {
-            "identity": {"docker-reference": "example.com/test"},
-            "image": {"docker-manifest-digest": digest},
-            "type": "cosign container image signature"
-        },
-        "optional": null
-    })
-    .to_string()
-    .into_bytes();
+    let payload = simple_signing(digest).into_bytes();
     let ca = crate::keyless::fixtures::root_ca("test fulcio");
     let (leaf, key) = crate::keyless::fixtures::leaf(&ca, LeafSpec::default());
     let f = Fixture::signing(vec![leaf], key, &[std::slice::from_ref(&ca.der)], payload);
@@ -110,4 +93,17 @@ pub(crate) fn keyless_signed(digest: &str) -> (String, super::LegacySignature, V
     });
     let root = String::from_utf8(f.root_json).expect("JSON");
     (root, legacy, bundle.to_string().into_bytes())
+}
+
+/// cosign's simple-signing payload for the image `digest`.
+fn simple_signing(digest: &str) -> String {
+    serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": "example.com/test"},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    })
+    .to_string()
 }
