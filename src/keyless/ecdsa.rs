@@ -72,20 +72,29 @@ pub(super) fn verify(
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), Error> {
+    verify_prehash(spki_der, &hash.digest(message), signature)
+}
+
+/// Verifies a DER ECDSA `signature` over the digest `prehash`, with the
+/// key in `spki_der`.
+pub(super) fn verify_prehash(
+    spki_der: &[u8],
+    prehash: &[u8],
+    signature: &[u8],
+) -> Result<(), Error> {
     let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
         .map_err(|_| Error::Key("not a DER SubjectPublicKeyInfo"))?;
     let point = spki
         .subject_public_key
         .as_bytes()
         .ok_or(Error::Key("public key is not whole bytes"))?;
-    let prehash = hash.digest(message);
     match curve(&spki)? {
         Curve::P256 => {
             let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
                 .map_err(|_| Error::Key("not a P-256 point"))?;
             let sig =
                 p256::ecdsa::DerSignature::from_bytes(signature).map_err(|_| Error::Signature)?;
-            key.verify_prehash(&prehash, &sig)
+            key.verify_prehash(prehash, &sig)
                 .map_err(|_| Error::Signature)
         }
         Curve::P384 => {
@@ -93,7 +102,7 @@ pub(super) fn verify(
                 .map_err(|_| Error::Key("not a P-384 point"))?;
             let sig =
                 p384::ecdsa::DerSignature::from_bytes(signature).map_err(|_| Error::Signature)?;
-            key.verify_prehash(&prehash, &sig)
+            key.verify_prehash(prehash, &sig)
                 .map_err(|_| Error::Signature)
         }
     }

@@ -10,11 +10,26 @@ pub struct Evidence<'a> {
     pub chain: &'a [Vec<u8>],
     /// The ECDSA signature (ASN.1 DER) over `signed`.
     pub signature: &'a [u8],
-    /// The bytes signed: the simple-signing payload, or a DSSE envelope's
-    /// pre-authentication encoding.
-    pub signed: &'a [u8],
+    /// What the signature is over.
+    pub signed: Signed<'a>,
     /// The Rekor entry. Required: keyless verification fails without it.
     pub tlog: Option<TlogEntry<'a>>,
+}
+
+/// What a keyless signature signs, which also says how Rekor records it.
+#[derive(Debug, Clone, Copy)]
+pub enum Signed<'a> {
+    /// Bytes signed whole (hashed with the certificate key's hash), logged
+    /// as a `hashedrekord` of their digest: cosign's simple-signing
+    /// payload.
+    Bytes(&'a [u8]),
+    /// A SHA-256 digest signed as it is, logged as a `hashedrekord` of
+    /// that digest: a bundle's message signature over an image manifest.
+    Sha256(&'a [u8]),
+    /// A DSSE envelope: the signature is over `pae` (its
+    /// pre-authentication encoding), and the `dsse` entry records the hash
+    /// of `payload`.
+    Dsse { pae: &'a [u8], payload: &'a [u8] },
 }
 
 /// A Rekor transparency log entry, as a bundle's `tlogEntries[]` or

@@ -18,7 +18,7 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::root::MEDIA_TYPE;
-use super::{Evidence, Failure, Identity, TlogEntry, TrustedRoot, verify};
+use super::{Evidence, Failure, Identity, Signed, TlogEntry, TrustedRoot, verify};
 
 pub(crate) const ISSUER: &str = "https://accounts.example.com";
 pub(crate) const EMAIL: &str = "alice@example.com";
@@ -142,18 +142,50 @@ pub(crate) fn pem(der: &[u8]) -> String {
     )
 }
 
-/// A hashedrekord v0.0.1 body as Rekor canonicalizes it.
+/// A hashedrekord v0.0.1 body as Rekor canonicalizes it, recording the
+/// sha256 of `signed`.
 pub(crate) fn body(signature: &[u8], leaf: &[u8], signed: &[u8]) -> Vec<u8> {
+    digest_body(signature, leaf, &sha2::Sha256::digest(signed))
+}
+
+/// A hashedrekord v0.0.1 body recording the sha256 `digest`.
+pub(crate) fn digest_body(signature: &[u8], leaf: &[u8], digest: &[u8]) -> Vec<u8> {
     json!({
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
         "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hex(&sha2::Sha256::digest(signed))}},
+            "data": {"hash": {"algorithm": "sha256", "value": hex(digest)}},
             "signature": {"content": STANDARD.encode(signature), "publicKey": {"content": STANDARD.encode(pem(leaf))}},
         },
     })
     .to_string()
     .into_bytes()
+}
+
+/// A dsse v0.0.1 body recording the hash of `payload` and `signature` by
+/// the certificate `leaf`. Its envelope hash is a placeholder: it is not
+/// compared.
+pub(crate) fn dsse_body(signature: &[u8], leaf: &[u8], payload: &[u8]) -> Vec<u8> {
+    json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": hex(&sha2::Sha256::digest(b"envelope"))},
+            "payloadHash": {"algorithm": "sha256", "value": hex(&sha2::Sha256::digest(payload))},
+            "signatures": [{"signature": STANDARD.encode(signature), "verifier": STANDARD.encode(pem(leaf))}],
+        },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `key`'s ECDSA signature (DER) over the digest `prehash` as it is.
+pub(crate) fn sign_prehash(key: &KeyPair, prehash: &[u8]) -> Vec<u8> {
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::pkcs8::DecodePrivateKey;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_der(&key.serialize_der()).unwrap();
+    let signature: p256::ecdsa::Signature = key.sign_prehash(prehash).unwrap();
+    signature.to_der().as_bytes().to_vec()
 }
 
 /// A SET: `log`'s signature over the canonical JSON (serde_json sorts keys
@@ -280,7 +312,7 @@ impl Fixture {
         Evidence {
             chain: &self.chain,
             signature: &self.signature,
-            signed: &self.signed,
+            signed: Signed::Bytes(&self.signed),
             tlog: Some(self.tlog()),
         }
     }
@@ -289,10 +321,71 @@ impl Fixture {
         verify(&self.root, identities, &self.evidence())
     }
 
+    /// The leaf's signature over the sha256 `digest` as it is (a message
+    /// signature), logged as a hashedrekord by the same log at the same
+    /// time.
+    pub(crate) fn sign_digest(&self, digest: &[u8]) -> Logged {
+        let signature = sign_prehash(&self.leaf_key, digest);
+        let body = digest_body(&signature, &self.chain[0], digest);
+        self.logged(signature, body)
+    }
+
+    /// The leaf's signature over a DSSE envelope's `pae`, logged as a dsse
+    /// entry of `payload` by the same log at the same time.
+    pub(crate) fn sign_dsse(&self, pae: &[u8], payload: &[u8]) -> Logged {
+        let signature = self.leaf_key.sign(pae).unwrap();
+        let body = dsse_body(&signature, &self.chain[0], payload);
+        self.logged(signature, body)
+    }
+
+    fn logged(&self, signature: Vec<u8>, body: Vec<u8>) -> Logged {
+        let set = set(&self.log, &body, self.time, &self.log_id);
+        Logged {
+            signature,
+            body,
+            set,
+            time: self.time,
+            log_id: self.log_id.clone(),
+        }
+    }
+
     /// Logs again at `time`, with a fresh SET.
     pub(crate) fn at(mut self, time: i64) -> Fixture {
         self.time = time;
         self.set = set(&self.log, &self.body, time, &self.log_id);
         self
+    }
+}
+
+/// Another signature by a [`Fixture`]'s leaf, logged by its log.
+pub(crate) struct Logged {
+    pub(crate) signature: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) set: Vec<u8>,
+    pub(crate) time: i64,
+    pub(crate) log_id: Vec<u8>,
+}
+
+impl Logged {
+    pub(crate) fn tlog(&self) -> TlogEntry<'_> {
+        TlogEntry {
+            log_id: &self.log_id,
+            log_index: INDEX,
+            integrated_time: self.time,
+            canonicalized_body: &self.body,
+            signed_entry_timestamp: &self.set,
+        }
+    }
+
+    /// A bundle's `tlogEntries[0]`, as protobuf's JSON writes it.
+    pub(crate) fn bundle_entry(&self, kind: &str) -> serde_json::Value {
+        json!({
+            "logIndex": INDEX.to_string(),
+            "logId": {"keyId": STANDARD.encode(&self.log_id)},
+            "kindVersion": {"kind": kind, "version": "0.0.1"},
+            "integratedTime": self.time.to_string(),
+            "inclusionPromise": {"signedEntryTimestamp": STANDARD.encode(&self.set)},
+            "canonicalizedBody": STANDARD.encode(&self.body),
+        })
     }
 }

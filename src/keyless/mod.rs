@@ -17,13 +17,20 @@
 //!    certificate authority whose `validFor` contains that time; every
 //!    certificate on the path is valid then, intermediates are CAs, and
 //!    every signature (ECDSA P-256 or P-384, SHA-256 or SHA-384) verifies.
-//! 3. The signature verifies over the signed bytes with the leaf's key
-//!    (P-256 with SHA-256, P-384 with SHA-384).
-//! 4. The entry's body is a `hashedrekord` v0.0.1 recording this
-//!    signature, this certificate (PEM) and the digest of the signed bytes
-//!    (sha256, sha384 or sha512). Other kinds (`dsse`, `intoto`) are
-//!    refused as `unsupported tlog kind`: checking them needs the whole
-//!    DSSE envelope, which [`Evidence`] does not carry.
+//! 3. The signature verifies with the leaf's key (P-256 with SHA-256,
+//!    P-384 with SHA-384) over what was signed ([`Signed`]): bytes, a
+//!    SHA-256 digest as it is (a message signature), or a DSSE envelope's
+//!    pre-authentication encoding (PAE).
+//! 4. The entry's body records this signature and this certificate, and
+//!    binds what was signed: a `hashedrekord` v0.0.1 records the digest of
+//!    the signed bytes (sha256, sha384 or sha512) or the signed digest; a
+//!    `dsse` v0.0.1 records the SHA-256 of the envelope's payload as its
+//!    `payloadHash`, and this signature, with this certificate as its
+//!    `verifier`, among its `signatures` (sigstore-go compares the entry's
+//!    signature and key; the payload hash is checked too, as Rekor computed
+//!    it; the `envelopeHash` is not, since an envelope's JSON is not
+//!    canonical). Other kinds (`intoto`) are
+//!    refused as `unsupported tlog kind`.
 //! 5. The certificate's issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, or
 //!    the legacy 1.3.6.1.4.1.57264.1.1) equals an [`Identity`]'s issuer and
 //!    one of its email or URI SANs matches that identity's [`Subject`]
@@ -34,10 +41,10 @@
 //! - A Sigstore bundle (v0.1 to v0.3): `chain` is
 //!   `verificationMaterial.certificate.rawBytes` (v0.3) or
 //!   `x509CertificateChain.certificates[].rawBytes` (v0.1, v0.2; leaf
-//!   first); `signature` is `messageSignature.signature`, and `signed` the
-//!   signed bytes (for an image, the simple-signing payload). A
-//!   `dsseEnvelope` gives `signatures[0].sig` and the PAE of its payload,
-//!   but its Rekor entry is of the `dsse`/`intoto` kind, refused today.
+//!   first); `signature` is `messageSignature.signature`, signed over
+//!   `messageSignature.messageDigest` (for an image, its manifest digest).
+//!   A `dsseEnvelope` gives `signatures[0].sig` over the PAE of its
+//!   payload (an in-toto statement naming the image).
 //!   `tlog` is `tlogEntries[0]`: `logId.keyId`, `logIndex`,
 //!   `integratedTime` (decimal strings in JSON), `canonicalizedBody` and
 //!   `inclusionPromise.signedEntryTimestamp`, each base64 decoded. A
@@ -45,7 +52,7 @@
 //! - cosign's legacy `.sig` manifest: `chain` is the PEM of the
 //!   `dev.sigstore.cosign/certificate` annotation then those of
 //!   `dev.sigstore.cosign/chain`, as DER; `signature` is the base64-decoded
-//!   `dev.cosignproject.cosign/signature`; `signed` is the layer's
+//!   `dev.cosignproject.cosign/signature`; it signs the layer's
 //!   simple-signing payload; `tlog` comes from `dev.sigstore.cosign/bundle`
 //!   (`{"SignedEntryTimestamp", "Payload": {"body", "integratedTime",
 //!   "logIndex", "logID"}}`): `logID` is **hex**, `body` and the SET base64.
@@ -70,7 +77,7 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 
-pub use evidence::{Evidence, TlogEntry};
+pub use evidence::{Evidence, Signed, TlogEntry};
 pub use failure::Failure;
 pub use identity::{Identity, Subject};
 pub use root::TrustedRoot;
@@ -85,11 +92,20 @@ pub fn verify(
     let entry = evidence.tlog.as_ref().ok_or(Failure::NoTlogEntry)?;
     rekor::verify_set(root, entry)?;
     let leaf = x509::verify_chain(evidence.chain, root.authorities(), entry.integrated_time)?;
-    let key = leaf.public_key()?;
-    let hash = ecdsa::default_hash(&key)
-        .map_err(|e| Failure::Malformed(format!("signing certificate: {e}")))?;
-    ecdsa::verify(&key, hash, evidence.signed, evidence.signature)
-        .map_err(|_| Failure::SignatureInvalid)?;
+    signed_by(&leaf.public_key()?, evidence.signed, evidence.signature)?;
     rekor::check_body(entry, leaf.der, evidence.signature, evidence.signed)?;
     identity::check(identities, &x509::identity(&leaf))
+}
+
+/// Verifies `signature` over what `signed` says was signed, with the
+/// certificate's key (DER SubjectPublicKeyInfo).
+fn signed_by(key: &[u8], signed: Signed<'_>, signature: &[u8]) -> Result<(), Failure> {
+    let hash = ecdsa::default_hash(key)
+        .map_err(|e| Failure::Malformed(format!("signing certificate: {e}")))?;
+    match signed {
+        Signed::Bytes(bytes) => ecdsa::verify(key, hash, bytes, signature),
+        Signed::Sha256(digest) => ecdsa::verify_prehash(key, digest, signature),
+        Signed::Dsse { pae, .. } => ecdsa::verify(key, hash, pae, signature),
+    }
+    .map_err(|_| Failure::SignatureInvalid)
 }

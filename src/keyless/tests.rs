@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use rcgen::{CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SigningKey};
 use serde_json::json;
+use sha2::Digest;
 
 use super::fixtures::*;
 use super::root::{Error, MEDIA_TYPE};
@@ -242,7 +243,7 @@ fn keyless_tampered_signed_fails() {
     let mut tampered = FIXTURE.signed.clone();
     tampered[0] ^= 1;
     let evidence = Evidence {
-        signed: &tampered,
+        signed: Signed::Bytes(&tampered),
         ..FIXTURE.evidence()
     };
     assert_eq!(
@@ -271,14 +272,143 @@ fn keyless_body_for_another_signature_fails() {
         fixture.verify(&[exact(ISSUER, EMAIL)]),
         Err(Failure::BodyMismatch(_))
     ));
+    // A DSSE entry, for a signature over bytes.
+    let mut fixture = fixture;
+    fixture.body = dsse_body(&fixture.signature, &fixture.chain[0], &fixture.signed);
+    let fixture = fixture.at(T0 + 60);
+    assert_eq!(
+        fixture.verify(&[exact(ISSUER, EMAIL)]),
+        Err(Failure::BodyMismatch(
+            "it records a DSSE envelope, not this signature".into()
+        ))
+    );
     // Another kind of entry.
     let mut fixture = fixture;
-    fixture.body = br#"{"apiVersion":"0.0.1","kind":"dsse","spec":{}}"#.to_vec();
+    fixture.body = br#"{"apiVersion":"0.0.2","kind":"intoto","spec":{}}"#.to_vec();
     let fixture = fixture.at(T0 + 60);
     assert!(matches!(
         fixture.verify(&[exact(ISSUER, EMAIL)]),
-        Err(Failure::Malformed(why)) if why.contains("unsupported tlog kind")
+        Err(Failure::Malformed(why)) if why.contains("unsupported tlog kind \"intoto\"")
     ));
+}
+
+/// A DSSE envelope of `payload` signed by `FIXTURE`'s leaf: its PAE and
+/// the logged signature.
+fn dsse_signed(payload: &[u8]) -> (Vec<u8>, Logged) {
+    let envelope = crate::signature::Dsse {
+        payload_type: crate::signature::IN_TOTO.to_owned(),
+        payload: payload.to_vec(),
+        signatures: Vec::new(),
+    };
+    let pae = envelope.pae();
+    let logged = FIXTURE.sign_dsse(&pae, payload);
+    (pae, logged)
+}
+
+fn evidence<'a>(logged: &'a Logged, signed: Signed<'a>) -> Evidence<'a> {
+    Evidence {
+        chain: &FIXTURE.chain,
+        signature: &logged.signature,
+        signed,
+        tlog: Some(logged.tlog()),
+    }
+}
+
+/// `logged` with its body replaced by `body`, under a fresh SET.
+fn relogged(logged: &Logged, body: Vec<u8>) -> Logged {
+    Logged {
+        signature: logged.signature.clone(),
+        set: set(&FIXTURE.log, &body, FIXTURE.time, &FIXTURE.log_id),
+        body,
+        time: FIXTURE.time,
+        log_id: FIXTURE.log_id.clone(),
+    }
+}
+
+#[test]
+fn keyless_message_signatures_verify_over_their_digest() {
+    let ok = [exact(ISSUER, EMAIL)];
+    let digest = sha2::Sha256::digest(b"a manifest").to_vec();
+    let other = sha2::Sha256::digest(b"another manifest").to_vec();
+    let message = FIXTURE.sign_digest(&digest);
+    let check = |e: &Evidence<'_>| verify(&FIXTURE.root, &ok, e);
+    assert_eq!(check(&evidence(&message, Signed::Sha256(&digest))), Ok(()));
+    for wrong in [Signed::Sha256(&other), Signed::Bytes(&digest)] {
+        assert_eq!(
+            check(&evidence(&message, wrong)),
+            Err(Failure::SignatureInvalid)
+        );
+    }
+    // The entry must record the signed digest itself.
+    let moved = relogged(
+        &message,
+        digest_body(&message.signature, &FIXTURE.chain[0], &other),
+    );
+    assert_eq!(
+        check(&evidence(&moved, Signed::Sha256(&digest))),
+        Err(Failure::BodyMismatch(
+            "it records the digest of other content".into()
+        ))
+    );
+    let wrong = [exact(ISSUER, "bob@example.com")];
+    let found = verify(
+        &FIXTURE.root,
+        &wrong,
+        &evidence(&message, Signed::Sha256(&digest)),
+    );
+    assert!(matches!(found, Err(Failure::NoMatchingIdentity { .. })));
+}
+
+#[test]
+fn keyless_dsse_envelopes_verify_with_their_dsse_entry() {
+    let ok = [exact(ISSUER, EMAIL)];
+    let check = |e: &Evidence<'_>| verify(&FIXTURE.root, &ok, e);
+    let payload = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[]}"#;
+    let (pae, dsse) = dsse_signed(payload);
+    let signed = Signed::Dsse { pae: &pae, payload };
+    assert_eq!(check(&evidence(&dsse, signed)), Ok(()));
+    let wrong = [exact("https://other.example", EMAIL)];
+    let found = verify(&FIXTURE.root, &wrong, &evidence(&dsse, signed));
+    assert!(matches!(found, Err(Failure::NoMatchingIdentity { .. })));
+    let cases: [(&str, Logged, Signed<'_>, &str); 4] = [
+        (
+            "a payload other than the logged one",
+            relogged(&dsse, dsse_body(&dsse.signature, &FIXTURE.chain[0], b"{}")),
+            signed,
+            "it records the hash of another payload",
+        ),
+        (
+            "another signature logged",
+            relogged(
+                &dsse,
+                dsse_body(&FIXTURE.signature, &FIXTURE.chain[0], payload),
+            ),
+            signed,
+            "it records another signature",
+        ),
+        (
+            "logged with another certificate",
+            relogged(
+                &dsse,
+                dsse_body(&dsse.signature, &root_ca("other").der, payload),
+            ),
+            signed,
+            "it records another certificate",
+        ),
+        (
+            "an envelope logged as a hashedrekord",
+            relogged(&dsse, body(&dsse.signature, &FIXTURE.chain[0], &pae)),
+            signed,
+            "it records a hashedrekord, not the DSSE envelope",
+        ),
+    ];
+    for (name, logged, signed, why) in cases {
+        assert_eq!(
+            check(&evidence(&logged, signed)),
+            Err(Failure::BodyMismatch(why.into())),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -406,7 +536,7 @@ proptest! {
         let evidence = Evidence {
             chain: &chain,
             signature: &signature,
-            signed: &body,
+            signed: Signed::Bytes(&body),
             tlog: Some(TlogEntry { log_id: &FIXTURE.log_id, log_index: index, integrated_time: time, canonicalized_body: &body, signed_entry_timestamp: &set }),
         };
         prop_assert!(verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence).is_err());
@@ -422,7 +552,7 @@ proptest! {
         let evidence = Evidence {
             chain: &chain,
             signature: &signature,
-            signed: &signed,
+            signed: Signed::Bytes(&signed),
             tlog: Some(TlogEntry { canonicalized_body: &body, ..FIXTURE.tlog() }),
         };
         prop_assert!(verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence).is_err());

@@ -931,19 +931,36 @@ mod signature_gate {
         assert_eq!(r.kept.len(), 1, "kept, with a Warning");
     }
 
-    /// The blog registry with `keyless` signed keyless (the trusted root
-    /// returned) and `keyed` signed by the key of seed 1 (its PEM).
-    fn signing_keyless(keyless: &str, keyed: &str) -> (MemoryRegistry, String, String) {
+    /// The forms a keyless signature takes.
+    #[derive(Clone, Copy, Debug)]
+    enum Form {
+        Legacy,
+        MessageBundle,
+        DsseBundle,
+    }
+
+    /// The blog registry with `keyless` signed keyless in `form` (the
+    /// trusted root returned) and `keyed` signed by the key of seed 1 (its
+    /// PEM).
+    fn signing_keyless(form: Form, keyless: &str, keyed: &str) -> (MemoryRegistry, String, String) {
         let registry = blog_registry();
         let digest = digest_of(FAMILY_REPO, keyless);
-        let (root, legacy, _) = crate::signature::fixtures::keyless_signed(&digest);
-        registry.set_signatures(
-            &digest,
-            Signatures {
-                legacy: vec![legacy],
+        let made = crate::signature::fixtures::keyless_signed(&digest);
+        let signatures = match form {
+            Form::Legacy => Signatures {
+                legacy: vec![made.legacy],
                 ..Signatures::default()
             },
-        );
+            Form::MessageBundle => Signatures {
+                bundles: vec![made.message_bundle],
+                ..Signatures::default()
+            },
+            Form::DsseBundle => Signatures {
+                bundles: vec![made.dsse_bundle],
+                ..Signatures::default()
+            },
+        };
+        registry.set_signatures(&digest, signatures);
         let digest = digest_of(FAMILY_REPO, keyed);
         let (pem, legacy) = signed(1, &digest);
         registry.set_signatures(
@@ -953,7 +970,7 @@ mod signature_gate {
                 ..Signatures::default()
             },
         );
-        (registry, root, pem)
+        (registry, made.root, pem)
     }
 
     async fn keyless_verified(
@@ -984,10 +1001,20 @@ mod signature_gate {
 
     #[tokio::test]
     async fn keyless_the_right_identity_passes_and_a_wrong_one_is_skipped() {
+        for form in [Form::Legacy, Form::MessageBundle, Form::DsseBundle] {
+            keyless_form(form).await;
+        }
+    }
+
+    async fn keyless_form(form: Form) {
         use crate::keyless::fixtures::{EMAIL, ISSUER};
-        let (registry, root, pem) = signing_keyless("v2.2.0", "v2.1.0");
+        let (registry, root, pem) = signing_keyless(form, "v2.2.0", "v2.1.0");
         let r = keyless_verified(&registry, &root, &pem, ISSUER, EMAIL).await;
-        assert_eq!(version_of(&r.graph, FAMILY_REPO), Some("v2.2.0"));
+        assert_eq!(
+            version_of(&r.graph, FAMILY_REPO),
+            Some("v2.2.0"),
+            "{form:?}"
+        );
         assert!(!r.skipped.contains_key("upbound-provider-family-aws"));
         let wrong_issuer = keyless_verified(&registry, &root, &pem, "https://other.example", EMAIL);
         let wrong_subject = keyless_verified(&registry, &root, &pem, ISSUER, "bob@example.com");
@@ -995,7 +1022,7 @@ mod signature_gate {
             assert_eq!(
                 version_of(&r.graph, FAMILY_REPO),
                 Some("v2.1.0"),
-                "the next one"
+                "{form:?}: the next one"
             );
             assert_eq!(
                 r.skipped["upbound-provider-family-aws"],

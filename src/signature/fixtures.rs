@@ -1,5 +1,9 @@
-//! What the real cosign (v3.0.6) made, for the tests of this module and of
-//! the modules that use it.
+//! What the real cosign (v3.0.6) made, and keyless signatures made offline
+//! in cosign's forms, for the tests of this module and of the modules that
+//! use it.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// The public half of a key pair made by `cosign generate-key-pair`;
 /// `verify`'s tests hold what it signed.
@@ -16,7 +20,6 @@ pub(crate) const DSSE_BUNDLE: &str = r#"{"mediaType":"application/vnd.dev.sigsto
 /// A P-256 key made from `seed` (deterministic, for tests only): its
 /// public PEM, and a legacy signature by it for the image `digest`.
 pub(crate) fn signed(seed: u8, digest: &str) -> (String, super::LegacySignature) {
-    use base64::Engine;
     use p256::ecdsa::signature::Signer;
     use p256::ecdsa::{DerSignature, SigningKey};
     use p256::pkcs8::{EncodePublicKey, LineEnding};
@@ -30,7 +33,7 @@ pub(crate) fn signed(seed: u8, digest: &str) -> (String, super::LegacySignature)
         .expect("PEM");
     let payload = simple_signing(digest);
     let signature: DerSignature = key.sign(payload.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(signature.as_bytes());
+    let signature = STANDARD.encode(signature.as_bytes());
     (
         pem,
         super::LegacySignature {
@@ -41,23 +44,68 @@ pub(crate) fn signed(seed: u8, digest: &str) -> (String, super::LegacySignature)
     )
 }
 
-/// A keyless signature of the image `digest`, made offline with
-/// `keyless::fixtures` (a test CA, a Fulcio-like leaf for
+/// Keyless signatures of one image, made offline with `keyless::fixtures`
+/// (a test CA, a Fulcio-like leaf for
 /// [`ISSUER`](crate::keyless::fixtures::ISSUER) and
-/// [`EMAIL`](crate::keyless::fixtures::EMAIL), a test log key): the
-/// trusted root that trusts it (JSON), the legacy layer cosign would push
-/// (certificate and Rekor bundle annotations), and a v0.1 bundle with the
-/// same certificate and log entry over a message signature.
-pub(crate) fn keyless_signed(digest: &str) -> (String, super::LegacySignature, Vec<u8>) {
-    use crate::keyless::fixtures::{Fixture, INDEX, LeafSpec, hex, pem};
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use sha2::Digest;
+/// [`EMAIL`](crate::keyless::fixtures::EMAIL), a test log key), in each
+/// form cosign writes.
+pub(crate) struct KeylessSigned {
+    /// The trusted root that trusts them (JSON).
+    pub(crate) root: String,
+    /// The legacy layer cosign would push: the certificate and Rekor
+    /// bundle annotations, over a simple-signing payload.
+    pub(crate) legacy: super::LegacySignature,
+    /// A v0.1 bundle (`x509CertificateChain`) with a message signature
+    /// over the image digest, logged as a hashedrekord of that digest.
+    pub(crate) message_bundle: Vec<u8>,
+    /// A v0.3 bundle (`certificate`) with a DSSE envelope of an in-toto
+    /// statement naming the image, logged as a dsse entry (cosign v3's
+    /// default).
+    pub(crate) dsse_bundle: Vec<u8>,
+}
 
+/// [`KeylessSigned`] for the image `digest` (`sha256:<hex>`).
+pub(crate) fn keyless_signed(digest: &str) -> KeylessSigned {
+    use crate::keyless::fixtures::{Fixture, LeafSpec, leaf, root_ca};
+
+    let ca = root_ca("test fulcio");
+    let (der, key) = leaf(&ca, LeafSpec::default());
     let payload = simple_signing(digest).into_bytes();
-    let ca = crate::keyless::fixtures::root_ca("test fulcio");
-    let (leaf, key) = crate::keyless::fixtures::leaf(&ca, LeafSpec::default());
-    let f = Fixture::signing(vec![leaf], key, &[std::slice::from_ref(&ca.der)], payload);
+    let f = Fixture::signing(vec![der], key, &[std::slice::from_ref(&ca.der)], payload);
+    let legacy = keyless_legacy(&f, None);
+    let root = String::from_utf8(f.root_json.clone()).expect("JSON");
+    KeylessSigned {
+        root,
+        legacy,
+        message_bundle: message_bundle(&f, digest),
+        dsse_bundle: dsse_bundle(&f, digest),
+    }
+}
+
+/// A legacy keyless signature of the image `digest` by a leaf of an
+/// intermediate CA that only the `dev.sigstore.cosign/chain` annotation
+/// carries, and the trusted root (JSON) that lists only the root CA.
+pub(crate) fn keyless_signed_through_intermediate(
+    digest: &str,
+) -> (String, super::LegacySignature) {
+    use crate::keyless::fixtures::{Fixture, LeafSpec, intermediate_ca, leaf, pem, root_ca};
+
+    let root = root_ca("test fulcio root");
+    let intermediate = intermediate_ca("test fulcio intermediate", &root);
+    let (der, key) = leaf(&intermediate, LeafSpec::default());
+    let payload = simple_signing(digest).into_bytes();
+    let f = Fixture::signing(vec![der], key, &[std::slice::from_ref(&root.der)], payload);
+    let legacy = keyless_legacy(&f, Some(pem(&intermediate.der)));
+    (String::from_utf8(f.root_json).expect("JSON"), legacy)
+}
+
+/// The legacy layer for `f`'s signature, with `chain` as its chain
+/// annotation.
+fn keyless_legacy(
+    f: &crate::keyless::fixtures::Fixture,
+    chain: Option<String>,
+) -> super::LegacySignature {
+    use crate::keyless::fixtures::{INDEX, hex, pem};
     let rekor = serde_json::json!({
         "SignedEntryTimestamp": STANDARD.encode(&f.set),
         "Payload": {
@@ -67,32 +115,70 @@ pub(crate) fn keyless_signed(digest: &str) -> (String, super::LegacySignature, V
             "logID": hex(&f.log_id),
         },
     });
-    let legacy = super::LegacySignature {
+    super::LegacySignature {
         payload: f.signed.clone(),
         signature: STANDARD.encode(&f.signature),
         certificate: Some(pem(&f.chain[0])),
-        chain: None,
+        chain,
         rekor: Some(rekor.to_string()),
-    };
-    let bundle = serde_json::json!({
+    }
+}
+
+/// `f`'s leaf signing the manifest digest `digest` as a v0.1 bundle.
+fn message_bundle(f: &crate::keyless::fixtures::Fixture, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let logged = f.sign_digest(&bytes);
+    serde_json::json!({
         "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
         "verificationMaterial": {
             "x509CertificateChain": {"certificates": [{"rawBytes": STANDARD.encode(&f.chain[0])}]},
-            "tlogEntries": [{
-                "logIndex": INDEX.to_string(),
-                "logId": {"keyId": STANDARD.encode(&f.log_id)},
-                "integratedTime": f.time.to_string(),
-                "inclusionPromise": {"signedEntryTimestamp": STANDARD.encode(&f.set)},
-                "canonicalizedBody": STANDARD.encode(&f.body),
-            }],
+            "tlogEntries": [logged.bundle_entry("hashedrekord")],
         },
         "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(sha2::Sha256::digest(&f.signed))},
-            "signature": STANDARD.encode(&f.signature),
+            "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(&bytes)},
+            "signature": STANDARD.encode(&logged.signature),
         },
-    });
-    let root = String::from_utf8(f.root_json).expect("JSON");
-    (root, legacy, bundle.to_string().into_bytes())
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `f`'s leaf signing an in-toto statement naming `digest`, as cosign v3
+/// does, in a v0.3 bundle.
+fn dsse_bundle(f: &crate::keyless::fixtures::Fixture, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": hex}, "annotations": {}}],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {},
+    })
+    .to_string()
+    .into_bytes();
+    let envelope = super::Dsse {
+        payload_type: super::IN_TOTO.to_owned(),
+        payload: statement,
+        signatures: Vec::new(),
+    };
+    let logged = f.sign_dsse(&envelope.pae(), &envelope.payload);
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": STANDARD.encode(&f.chain[0])},
+            "tlogEntries": [logged.bundle_entry("dsse")],
+        },
+        "dsseEnvelope": {
+            "payload": STANDARD.encode(&envelope.payload),
+            "payloadType": envelope.payload_type,
+            "signatures": [{"sig": STANDARD.encode(&logged.signature)}],
+        },
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// cosign's simple-signing payload for the image `digest`.

@@ -34,7 +34,9 @@ mod sigstore;
 mod trust;
 mod verify;
 
-pub use self::bundle::{BUNDLE_MEDIA_TYPE_PREFIX, Bundle, BundleContent, Dsse, MessageSignature};
+pub use self::bundle::{
+    BUNDLE_MEDIA_TYPE_PREFIX, Bundle, BundleContent, Dsse, IN_TOTO, MessageSignature,
+};
 pub use self::error::Error;
 pub use self::key::PublicKey;
 pub use self::material::{LegacySignature, Signatures};

@@ -12,7 +12,7 @@ use super::material::LegacySignature;
 use super::payload::SimpleSigning;
 use super::sigstore::{CHAIN_ANNOTATION, Tlog, pem_certificates, rekor_bundle};
 use super::trust::Trust;
-use crate::keyless::{Evidence, Failure};
+use crate::keyless::{Evidence, Failure, Signed};
 
 /// An authority's trust, by the authority's name.
 #[derive(Clone, Copy, Debug)]
@@ -94,11 +94,18 @@ fn legacy_keyless<'s, 'a>(
         Some(text) => Some(rekor_bundle(text).map_err(|e| unreadable(&e))?),
         None => None,
     };
-    certified(signers, &chain, tlog.as_ref(), sig, &found.payload)
+    certified(
+        signers,
+        &chain,
+        tlog.as_ref(),
+        sig,
+        Signed::Bytes(&found.payload),
+    )
 }
 
 /// The first keyless authority that verifies the signature `sig` over
-/// `signed` by the certificates `chain` (leaf first), logged as `tlog`;
+/// what was `signed`, by the certificates `chain` (leaf first), logged as
+/// `tlog`;
 /// otherwise the first one's refusal, or [`Finding::Keyless`] when no
 /// authority is keyless.
 fn certified<'s, 'a>(
@@ -106,7 +113,7 @@ fn certified<'s, 'a>(
     chain: &[Vec<u8>],
     tlog: Option<&Tlog>,
     sig: &[u8],
-    signed: &[u8],
+    signed: Signed<'_>,
 ) -> Result<&'s Signer<'a>, Finding> {
     let evidence = Evidence {
         chain,
@@ -132,47 +139,30 @@ fn certified<'s, 'a>(
     Err(refused.unwrap_or(Finding::Keyless))
 }
 
+/// An authority that vouches for a bundle, and the image digests (hex)
+/// the bundle signs.
+struct Vouched<'s, 'a> {
+    signer: &'s Signer<'a>,
+    digests: Result<Vec<String>, Error>,
+}
+
 /// Judges a Sigstore bundle attached to the image `digest`.
 pub fn verify_bundle(bytes: &[u8], digest: &str, signers: &[Signer<'_>]) -> Finding {
     let bundle = match Bundle::parse(bytes) {
         Ok(b) => b,
         Err(e) => return unreadable(&e),
     };
-    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
-    let keys = || {
-        signers.iter().filter_map(|s| match s.trust {
-            Trust::Key(key) => Some((s, key)),
-            Trust::Keyless(_) => None,
-        })
-    };
-    let (signer, named) = match &bundle.content {
-        BundleContent::Dsse(dsse) => {
-            let pae = dsse.pae();
-            let signer = keys()
-                .find(|(_, key)| dsse.signatures.iter().any(|sig| key.verifies(&pae, sig)))
-                .map(|(s, _)| s);
-            (signer, signer.map(|_| dsse.subjects()))
-        }
-        BundleContent::Message(m) => {
-            let signer = keys()
-                .find(|(_, key)| key.verifies_prehash(&m.digest, &m.signature))
-                .map(|(s, _)| s);
-            (
-                signer,
-                signer.map(|_| Ok(vec![crate::oci::blob::hex(&m.digest)])),
-            )
-        }
-    };
-    let (signer, named) = match (signer, named) {
-        (Some(signer), Some(named)) => (signer, named),
-        _ if bundle.keyless => match bundle_keyless(&bundle, signers) {
-            Ok(found) => found,
+    let vouched = match bundle_keyed(&bundle, signers) {
+        Some(vouched) => vouched,
+        None if bundle.keyless => match bundle_keyless(&bundle, signers) {
+            Ok(vouched) => vouched,
             Err(finding) => return finding,
         },
-        _ => return unverified(&bundle, signers),
+        None => return unverified(&bundle, signers),
     };
-    let authority = signer.authority.to_string();
-    match named {
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    let authority = vouched.signer.authority.to_string();
+    match vouched.digests {
         Ok(hexes) if hexes.iter().any(|h| h == hex) => Finding::Verified { authority },
         Ok(hexes) => Finding::OtherDigest {
             authority,
@@ -184,41 +174,60 @@ pub fn verify_bundle(bytes: &[u8], digest: &str, signers: &[Signer<'_>]) -> Find
     }
 }
 
-/// The keyless authority that vouches for a keyless bundle, and the
-/// digests (hex) it signs; or the finding that none does. A DSSE
-/// envelope's first signature is checked over its PAE (its Rekor entry,
-/// of the `dsse` kind, is refused by `keyless` today); a message signature
-/// is over bytes the bundle does not hold, so it is refused.
-#[allow(clippy::type_complexity)]
+/// The key authority whose key made `bundle`'s signature, if any.
+fn bundle_keyed<'s, 'a>(bundle: &Bundle, signers: &'s [Signer<'a>]) -> Option<Vouched<'s, 'a>> {
+    let mut keys = signers.iter().filter_map(|s| match s.trust {
+        Trust::Key(key) => Some((s, key)),
+        Trust::Keyless(_) => None,
+    });
+    match &bundle.content {
+        BundleContent::Dsse(dsse) => {
+            let pae = dsse.pae();
+            let (signer, _) =
+                keys.find(|(_, key)| dsse.signatures.iter().any(|sig| key.verifies(&pae, sig)))?;
+            Some(Vouched {
+                signer,
+                digests: dsse.subjects(),
+            })
+        }
+        BundleContent::Message(m) => {
+            let (signer, _) =
+                keys.find(|(_, key)| key.verifies_prehash(&m.digest, &m.signature))?;
+            Some(Vouched {
+                signer,
+                digests: Ok(vec![crate::oci::blob::hex(&m.digest)]),
+            })
+        }
+    }
+}
+
+/// The keyless authority that vouches for a keyless bundle, or the
+/// finding that none does: a DSSE envelope's first signature over its
+/// PAE, logged as a `dsse` entry; a message signature over the manifest
+/// digest as it is, logged as a `hashedrekord` of that digest.
 fn bundle_keyless<'s, 'a>(
     bundle: &Bundle,
     signers: &'s [Signer<'a>],
-) -> Result<(&'s Signer<'a>, Result<Vec<String>, Error>), Finding> {
+) -> Result<Vouched<'s, 'a>, Finding> {
+    let certify =
+        |sig: &[u8], signed| certified(signers, &bundle.chain, bundle.tlog.as_ref(), sig, signed);
     match &bundle.content {
         BundleContent::Dsse(dsse) => {
             let sig = dsse.signatures.first().map_or(&[][..], Vec::as_slice);
-            let signer = certified(
-                signers,
-                &bundle.chain,
-                bundle.tlog.as_ref(),
-                sig,
-                &dsse.pae(),
-            )?;
-            Ok((signer, dsse.subjects()))
+            let pae = dsse.pae();
+            let signed = Signed::Dsse {
+                pae: &pae,
+                payload: &dsse.payload,
+            };
+            Ok(Vouched {
+                signer: certify(sig, signed)?,
+                digests: dsse.subjects(),
+            })
         }
-        BundleContent::Message(_) => {
-            let failure = Failure::Malformed(
-                "keyless message signature: its signed bytes are not in the bundle".into(),
-            );
-            let refused = signers.iter().find_map(|s| match s.trust {
-                Trust::Keyless(_) => Some(Finding::Refused {
-                    authority: s.authority.to_string(),
-                    failure: failure.clone(),
-                }),
-                Trust::Key(_) => None,
-            });
-            Err(refused.unwrap_or(Finding::Keyless))
-        }
+        BundleContent::Message(m) => Ok(Vouched {
+            signer: certify(&m.signature, Signed::Sha256(&m.digest))?,
+            digests: Ok(vec![crate::oci::blob::hex(&m.digest)]),
+        }),
     }
 }
 
@@ -371,7 +380,8 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
     #[test]
     fn keyless_legacy_signatures() {
         use crate::keyless::fixtures::{EMAIL, ISSUER};
-        let (root, good, _) = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let signed = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let (root, good) = (signed.root, signed.legacy);
         let right = keyless(&root, ISSUER, EMAIL);
         let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
         let signers = [
@@ -415,7 +425,7 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
             );
         }
         // Another test CA and log: not trusted.
-        let (other_root, _, _) = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let other_root = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST).root;
         let stranger = keyless(&other_root, ISSUER, EMAIL);
         let found = verify_legacy(
             &good,
@@ -462,36 +472,94 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
     }
 
     #[test]
-    fn keyless_bundles_are_read_and_refused_when_they_cannot_be_checked() {
+    fn keyless_legacy_signatures_chain_through_the_chain_annotation() {
         use crate::keyless::fixtures::{EMAIL, ISSUER};
-        let (root, _, bundle) = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
-        let parsed = Bundle::parse(&bundle).expect("bundle");
-        assert!(parsed.keyless && parsed.chain.len() == 1 && parsed.tlog.is_some());
+        let (root, good) =
+            crate::signature::fixtures::keyless_signed_through_intermediate(LEGACY_DIGEST);
         let right = keyless(&root, ISSUER, EMAIL);
-        let found = verify_bundle(
-            &bundle,
-            LEGACY_DIGEST,
-            &[Signer {
-                authority: "ci",
-                trust: &right,
-            }],
+        let signers = [Signer {
+            authority: "ci",
+            trust: &right,
+        }];
+        assert_eq!(
+            verify_legacy(&good, LEGACY_DIGEST, &signers),
+            Finding::Verified {
+                authority: "ci".into()
+            }
         );
+        let unchained = LegacySignature {
+            chain: None,
+            ..good
+        };
+        let found = verify_legacy(&unchained, LEGACY_DIGEST, &signers);
         assert!(
-            matches!(refused(&found), Failure::Malformed(m) if m.contains("message signature")),
+            matches!(refused(&found), Failure::CertificateNotTrusted(_)),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn keyless_bundles_verify_by_identity() {
+        use crate::keyless::fixtures::{EMAIL, ISSUER};
+        let signed = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
+        let right = keyless(&signed.root, ISSUER, EMAIL);
         let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
-        assert_eq!(
-            verify_bundle(
-                &bundle,
-                LEGACY_DIGEST,
-                &[Signer {
-                    authority: "key",
-                    trust: &key
-                }]
-            ),
-            Finding::Keyless
-        );
+        let signers = [
+            Signer {
+                authority: "key",
+                trust: &key,
+            },
+            Signer {
+                authority: "ci",
+                trust: &right,
+            },
+        ];
+        for (form, bundle) in [
+            ("message signature", &signed.message_bundle),
+            ("DSSE", &signed.dsse_bundle),
+        ] {
+            let parsed = Bundle::parse(bundle).expect("bundle");
+            assert!(parsed.keyless && parsed.chain.len() == 1 && parsed.tlog.is_some());
+            assert_eq!(
+                verify_bundle(bundle, LEGACY_DIGEST, &signers),
+                Finding::Verified {
+                    authority: "ci".into()
+                },
+                "{form}"
+            );
+            assert_eq!(
+                verify_bundle(bundle, BUNDLE_DIGEST, &signers),
+                Finding::OtherDigest {
+                    authority: "ci".into(),
+                    digest: LEGACY_DIGEST.into()
+                },
+                "{form}"
+            );
+            for (issuer, subject) in [
+                ("https://other.example", EMAIL),
+                (ISSUER, "bob@example.com"),
+            ] {
+                let wrong = keyless(&signed.root, issuer, subject);
+                let found = verify_bundle(
+                    bundle,
+                    LEGACY_DIGEST,
+                    &[Signer {
+                        authority: "ci",
+                        trust: &wrong,
+                    }],
+                );
+                assert_eq!(
+                    refused(&found).to_string(),
+                    format!("no matching identity (issuer {ISSUER}, subject {EMAIL})"),
+                    "{form}"
+                );
+            }
+            assert_eq!(
+                verify_bundle(bundle, LEGACY_DIGEST, &signers[..1]),
+                Finding::Keyless,
+                "{form}: no keyless authority"
+            );
+        }
     }
 
     proptest! {
