@@ -258,7 +258,7 @@ impl Registry for Upstream {
         Ok(meta)
     }
 
-    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Arc<Signatures>> {
         let source = self.source(repository)?;
         let checked =
             Digest::parse(digest, "the image digest").map_err(|e| Error::InvalidPackage {
@@ -271,7 +271,7 @@ impl Registry for Upstream {
             source: &source,
             digest: &checked,
         };
-        signatures::read(&image, &checked).await
+        signatures::read(&image, &checked).await.map(Arc::new)
     }
 }
 

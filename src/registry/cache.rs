@@ -430,17 +430,11 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         Ok(ScanReport::clone(&report))
     }
 
-    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Arc<Signatures>> {
         let key = (repository.to_string(), digest.to_string());
-        let lookup = async {
-            self.inner
-                .signatures(repository, digest)
-                .await
-                .map(Arc::new)
-        };
+        let lookup = self.inner.signatures(repository, digest);
         let ttl = Some(self.tag_ttl());
-        let found = answer(&self.signatures, self.failures, key, ttl, lookup).await?;
-        Ok(Signatures::clone(&found))
+        answer(&self.signatures, self.failures, key, ttl, lookup).await
     }
 }
 

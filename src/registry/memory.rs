@@ -7,8 +7,8 @@
 //! dev-dependency on this crate); the function never uses it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -170,10 +170,12 @@ impl Registry for MemoryRegistry {
             .unwrap_or_else(|| ScanReport::not_scanned("NOT_FOUND")))
     }
 
-    async fn signatures(&self, _repository: &str, digest: &str) -> Result<Signatures> {
+    async fn signatures(&self, _repository: &str, digest: &str) -> Result<Arc<Signatures>> {
         self.enter("Signatures")?;
         let signatures = self.signatures.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(signatures.get(digest).cloned().unwrap_or_default())
+        Ok(Arc::new(
+            signatures.get(digest).cloned().unwrap_or_default(),
+        ))
     }
 }
 

@@ -17,6 +17,8 @@ pub mod memory;
 pub mod scan;
 pub mod seen;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use self::scan::ScanReport;
@@ -56,9 +58,9 @@ pub trait Registry: Send + Sync {
     /// the legacy `.sig` tag and the referrers tag, see
     /// `ecr::signatures`), each checked against its digest; verifying them
     /// is `crate::signature`'s. A registry that stores none answers none.
-    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Arc<Signatures>> {
         let _ = (repository, digest);
-        Ok(Signatures::default())
+        Ok(Arc::default())
     }
 }
 

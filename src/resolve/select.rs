@@ -228,7 +228,8 @@ impl Selector<'_> {
         }
         if let Some(verify) = verify {
             let found = self.registry.signatures(repository, &digest).await?;
-            if let Verdict::Fail(reason) = signature::judge(verify, repository, &digest, &found) {
+            let verdict = signature::VERDICTS.judge(verify, repository, &digest, &found);
+            if let Verdict::Fail(reason) = verdict {
                 return Ok(Some(reason));
             }
         }

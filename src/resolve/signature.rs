@@ -12,11 +12,84 @@
 //! that cannot be read, and last `unsigned` when there is none at all.
 //! Authorities covering the repository are tried first, so a keyless
 //! refusal names one of them when there is one.
+//!
+//! Verdicts are kept ([`VERDICTS`]): judging is ECDSA (keyless, also a
+//! certificate chain and a log entry) for every signature of a digest,
+//! while what a digest's signatures say never changes. A verdict is reused
+//! while the policy and the signatures found are the same as when it was
+//! reached, so a signature added beside an image is judged once the
+//! registry's cache reads it again (within the tag TTL).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use super::scan::Verdict;
 use crate::keyless::Failure;
 use crate::signature::{Finding, Signatures, verify_bundle, verify_legacy};
 use crate::spec::verify::Verify;
+
+/// How many verdicts are kept, one per repository and digest.
+pub const MAX_VERDICTS: u64 = 8192;
+
+/// The verdicts of this process, for every registry and XR.
+pub static VERDICTS: LazyLock<Verdicts> = LazyLock::new(|| Verdicts::new(MAX_VERDICTS));
+
+/// Verdicts reached, by repository and digest.
+pub struct Verdicts {
+    reached: moka::sync::Cache<(String, String), Arc<Reached>>,
+    /// How many times signatures were judged (not reused): for tests.
+    judged: AtomicU64,
+}
+
+/// One verdict, and what it was reached on.
+struct Reached {
+    verify: Verify,
+    found: Arc<Signatures>,
+    verdict: Verdict,
+}
+
+impl Verdicts {
+    /// Keeps at most `capacity` verdicts.
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            reached: moka::sync::Cache::new(capacity),
+            judged: AtomicU64::new(0),
+        }
+    }
+
+    /// [`judge`], or the verdict already reached on the same policy and
+    /// signatures.
+    pub fn judge(
+        &self,
+        verify: &Verify,
+        repository: &str,
+        digest: &str,
+        found: &Arc<Signatures>,
+    ) -> Verdict {
+        let key = (repository.to_owned(), digest.to_owned());
+        if let Some(reached) = self.reached.get(&key)
+            && reached.verify == *verify
+            && reached.found == *found
+        {
+            return reached.verdict.clone();
+        }
+        self.judged.fetch_add(1, Ordering::Relaxed);
+        let verdict = judge(verify, repository, digest, found);
+        let reached = Reached {
+            verify: verify.clone(),
+            found: Arc::clone(found),
+            verdict: verdict.clone(),
+        };
+        self.reached.insert(key, Arc::new(reached));
+        verdict
+    }
+
+    /// How many times signatures were judged rather than reused.
+    #[cfg(test)]
+    pub fn judged(&self) -> u64 {
+        self.judged.load(Ordering::Relaxed)
+    }
+}
 
 /// Judges the signatures `found` beside `repository@digest`.
 pub fn judge(verify: &Verify, repository: &str, digest: &str, found: &Signatures) -> Verdict {
@@ -157,5 +230,35 @@ mod tests {
             ..bundle()
         };
         assert_eq!(judge(&ours, "team/a", DIGEST, &mixed), Verdict::Pass);
+    }
+
+    #[test]
+    fn verdicts_are_reused_while_the_policy_and_the_signatures_are_the_same() {
+        let verdicts = Verdicts::new(16);
+        let ours = policy(&["team/*"]);
+        let signed = Arc::new(bundle());
+        let judge = |verify: &Verify, repository: &str, found: &Arc<Signatures>| {
+            verdicts.judge(verify, repository, DIGEST, found)
+        };
+        assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
+        assert_eq!(verdicts.judged(), 1);
+        // Again, and with the same signatures read again: reused.
+        assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
+        assert_eq!(judge(&ours, "team/a", &Arc::new(bundle())), Verdict::Pass);
+        assert_eq!(verdicts.judged(), 1);
+        // Another policy, other signatures, another repository: judged.
+        fails(
+            judge(&policy(&["x/*"]), "team/a", &signed),
+            "no matching authority",
+        );
+        fails(
+            judge(&ours, "team/a", &Arc::new(Signatures::default())),
+            "unsigned",
+        );
+        assert_eq!(judge(&ours, "team/b", &signed), Verdict::Pass);
+        assert_eq!(verdicts.judged(), 4);
+        // A signature added later is seen.
+        assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
+        assert_eq!(verdicts.judged(), 5);
     }
 }

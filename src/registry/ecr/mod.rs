@@ -78,8 +78,8 @@ impl Registry for EcrRegistry {
         self.describe_scan(repository, digest).await
     }
 
-    async fn signatures(&self, repository: &str, digest: &str) -> Result<Signatures> {
-        self.read_signatures(repository, digest).await
+    async fn signatures(&self, repository: &str, digest: &str) -> Result<Arc<Signatures>> {
+        self.read_signatures(repository, digest).await.map(Arc::new)
     }
 }
 
