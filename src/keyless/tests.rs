@@ -2,6 +2,8 @@
 
 use std::sync::LazyLock;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use rcgen::{CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SigningKey};
 use serde_json::json;
@@ -556,5 +558,37 @@ proptest! {
             tlog: Some(TlogEntry { canonicalized_body: &body, ..FIXTURE.tlog() }),
         };
         prop_assert!(verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence).is_err());
+    }
+
+    /// Bodies of every shape, under a valid SET and a valid DSSE
+    /// signature, so that the body's reading is what is exercised.
+    #[test]
+    fn keyless_any_logged_body_is_read_or_refused(
+        kind in "dsse|hashedrekord|intoto|[a-z]{0,8}",
+        version in "0\\.0\\.1|\\PC{0,4}",
+        hash in "[0-9a-f]{64}|\\PC{0,70}",
+        ours in any::<bool>(),
+        right_hash in any::<bool>(),
+        signature in "[A-Za-z0-9+/=]{0,100}",
+        verifier in "[A-Za-z0-9+/=]{0,100}",
+    ) {
+        let payload = b"{}";
+        let (pae, dsse) = dsse_signed(payload);
+        let true_hash = hex(&sha2::Sha256::digest(payload));
+        let hash = if right_hash { true_hash.clone() } else { hash };
+        let (signature, verifier) = if ours {
+            (STANDARD.encode(&dsse.signature), STANDARD.encode(pem(&FIXTURE.chain[0])))
+        } else {
+            (signature, verifier)
+        };
+        let body = json!({"apiVersion": version, "kind": kind, "spec": {
+            "payloadHash": {"algorithm": "sha256", "value": hash},
+            "signatures": [{"signature": signature, "verifier": verifier}],
+            "data": {"hash": {"algorithm": "sha256", "value": hash}},
+            "signature": {"content": signature, "publicKey": {"content": verifier}},
+        }});
+        let logged = relogged(&dsse, body.to_string().into_bytes());
+        let found = verify(&FIXTURE.root, &[exact(ISSUER, EMAIL)], &evidence(&logged, Signed::Dsse { pae: &pae, payload }));
+        prop_assert_eq!(found.is_ok(), ours && kind == "dsse" && version == "0.0.1" && hash == true_hash);
     }
 }
