@@ -548,7 +548,9 @@ impl Xr {
 /// The status a controller reports once it has acted on `object`. A
 /// package gets what Crossplane v2.2 writes once a revision of its
 /// `spec.package` is active and healthy (`currentIdentifier`, conditions
-/// with `observedGeneration`), in one step rather than Crossplane's two.
+/// with `observedGeneration`), in one step rather than Crossplane's two;
+/// an activation policy what Crossplane's activation controller writes
+/// (as `bench/go/cmd/benchdrv`'s `settled`).
 fn settled(object: &Json) -> Json {
     let api = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
@@ -560,6 +562,24 @@ fn settled(object: &Json) -> Json {
                 {"type": "Installed", "status": "True", "reason": "ActivePackageRevision", "observedGeneration": generation},
                 {"type": "Healthy", "status": "True", "reason": "HealthyPackageRevision", "observedGeneration": generation},
             ]
+        })
+    } else if api.starts_with("apiextensions.crossplane.io/")
+        && kind == "ManagedResourceActivationPolicy"
+    {
+        // Crossplane's activation controller with every named definition
+        // installed (tests/e2e/render.py's fake): each is activated and
+        // listed, sorted, and the policy is Healthy.
+        let mut activated: Vec<&str> = object["spec"]["activate"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .filter(|name| !name.contains('*'))
+            .collect();
+        activated.sort_unstable();
+        json!({
+            "activated": activated,
+            "conditions": [{"type": "Healthy", "status": "True", "reason": "Running"}],
         })
     } else if api.contains("aws.") {
         json!({"conditions": [
