@@ -299,13 +299,7 @@ impl Fixture {
     }
 
     pub(crate) fn tlog(&self) -> TlogEntry<'_> {
-        TlogEntry {
-            log_id: &self.log_id,
-            log_index: INDEX,
-            integrated_time: self.time,
-            canonicalized_body: &self.body,
-            signed_entry_timestamp: &self.set,
-        }
+        entry(&self.log_id, self.time, &self.body, &self.set)
     }
 
     pub(crate) fn evidence(&self) -> Evidence<'_> {
@@ -357,6 +351,17 @@ impl Fixture {
     }
 }
 
+/// The entry `log_id` logged `body` as, at `time`, with the SET `set`.
+fn entry<'a>(log_id: &'a [u8], time: i64, body: &'a [u8], set: &'a [u8]) -> TlogEntry<'a> {
+    TlogEntry {
+        log_id,
+        log_index: INDEX,
+        integrated_time: time,
+        canonicalized_body: body,
+        signed_entry_timestamp: set,
+    }
+}
+
 /// Another signature by a [`Fixture`]'s leaf, logged by its log.
 pub(crate) struct Logged {
     pub(crate) signature: Vec<u8>,
@@ -368,13 +373,7 @@ pub(crate) struct Logged {
 
 impl Logged {
     pub(crate) fn tlog(&self) -> TlogEntry<'_> {
-        TlogEntry {
-            log_id: &self.log_id,
-            log_index: INDEX,
-            integrated_time: self.time,
-            canonicalized_body: &self.body,
-            signed_entry_timestamp: &self.set,
-        }
+        entry(&self.log_id, self.time, &self.body, &self.set)
     }
 
     /// A bundle's `tlogEntries[0]`, as protobuf's JSON writes it.

@@ -370,6 +370,41 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
         ))
     }
 
+    /// The refusal of the keyless fixtures by a [`wrong_identities`] one.
+    const NO_MATCH: &str =
+        "no matching identity (issuer https://accounts.example.com, subject alice@example.com)";
+
+    /// Trusting `root`, for a wrong issuer, then for a wrong subject.
+    fn wrong_identities(root: &str) -> [Trust; 2] {
+        use crate::keyless::fixtures::{EMAIL, ISSUER};
+        [
+            keyless(root, "https://other.example", EMAIL),
+            keyless(root, ISSUER, "bob@example.com"),
+        ]
+    }
+
+    /// The authority `ci` trusting `trust`.
+    fn ci(trust: &Trust) -> [Signer<'_>; 1] {
+        [Signer {
+            authority: "ci",
+            trust,
+        }]
+    }
+
+    /// The authority `key` trusting `key`, then `ci` trusting `ci`.
+    fn key_then_ci<'a>(key: &'a Trust, ci: &'a Trust) -> [Signer<'a>; 2] {
+        [
+            Signer {
+                authority: "key",
+                trust: key,
+            },
+            Signer {
+                authority: "ci",
+                trust: ci,
+            },
+        ]
+    }
+
     fn refused(finding: &Finding) -> &Failure {
         match finding {
             Finding::Refused { failure, .. } => failure,
@@ -384,16 +419,7 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
         let (root, good) = (signed.root, signed.legacy);
         let right = keyless(&root, ISSUER, EMAIL);
         let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
-        let signers = [
-            Signer {
-                authority: "key",
-                trust: &key,
-            },
-            Signer {
-                authority: "ci",
-                trust: &right,
-            },
-        ];
+        let signers = key_then_ci(&key, &right);
         let verified = Finding::Verified {
             authority: "ci".into(),
         };
@@ -406,23 +432,9 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
             }
         );
         // Wrong issuer, wrong subject: refused, naming what was found.
-        for (issuer, subject) in [
-            ("https://other.example", EMAIL),
-            (ISSUER, "bob@example.com"),
-        ] {
-            let wrong = keyless(&root, issuer, subject);
-            let found = verify_legacy(
-                &good,
-                LEGACY_DIGEST,
-                &[Signer {
-                    authority: "ci",
-                    trust: &wrong,
-                }],
-            );
-            assert_eq!(
-                refused(&found).to_string(),
-                format!("no matching identity (issuer {ISSUER}, subject {EMAIL})")
-            );
+        for wrong in wrong_identities(&root) {
+            let found = verify_legacy(&good, LEGACY_DIGEST, &ci(&wrong));
+            assert_eq!(refused(&found).to_string(), NO_MATCH);
         }
         // Another test CA and log: not trusted.
         let other_root = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST).root;
@@ -504,16 +516,7 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
         let signed = crate::signature::fixtures::keyless_signed(LEGACY_DIGEST);
         let right = keyless(&signed.root, ISSUER, EMAIL);
         let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
-        let signers = [
-            Signer {
-                authority: "key",
-                trust: &key,
-            },
-            Signer {
-                authority: "ci",
-                trust: &right,
-            },
-        ];
+        let signers = key_then_ci(&key, &right);
         for (form, bundle) in [
             ("message signature", &signed.message_bundle),
             ("DSSE", &signed.dsse_bundle),
@@ -535,24 +538,9 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
                 },
                 "{form}"
             );
-            for (issuer, subject) in [
-                ("https://other.example", EMAIL),
-                (ISSUER, "bob@example.com"),
-            ] {
-                let wrong = keyless(&signed.root, issuer, subject);
-                let found = verify_bundle(
-                    bundle,
-                    LEGACY_DIGEST,
-                    &[Signer {
-                        authority: "ci",
-                        trust: &wrong,
-                    }],
-                );
-                assert_eq!(
-                    refused(&found).to_string(),
-                    format!("no matching identity (issuer {ISSUER}, subject {EMAIL})"),
-                    "{form}"
-                );
+            for wrong in wrong_identities(&signed.root) {
+                let found = verify_bundle(bundle, LEGACY_DIGEST, &ci(&wrong));
+                assert_eq!(refused(&found).to_string(), NO_MATCH, "{form}");
             }
             assert_eq!(
                 verify_bundle(bundle, LEGACY_DIGEST, &signers[..1]),
