@@ -232,8 +232,12 @@ impl<'a> Copier<'a> {
                         message: e.to_string(),
                     }
                 })?;
-                // Never closed, so always a slot.
-                let slot = streams.acquire_owned().await.ok();
+                let slot = if streaming::needs_slot(size) {
+                    // Never closed, so always a slot.
+                    streams.acquire_owned().await.ok()
+                } else {
+                    None
+                };
                 let stream = client.blob(&source.repository, &digest, size).await?;
                 Ok(streaming::holding(stream, size, slot))
             }

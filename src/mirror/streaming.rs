@@ -7,6 +7,10 @@
 //! and the local stand-in's proxy) answers a while after the last byte,
 //! and the next upload's bytes flow in that while instead of every upload
 //! streaming at once and every commit landing together at the end.
+//!
+//! A blob of at most [`SMALL_BLOB`] bytes (a config, a package layer) takes
+//! no slot: it is a round trip, not bandwidth, and queued behind the large
+//! layers it would reach the registry last and hold up the manifests.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,6 +19,14 @@ use futures::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::oci::distribution::BlobStream;
+
+/// Blobs this small stream without a slot.
+pub const SMALL_BLOB: u64 = 1024 * 1024;
+
+/// Whether a blob of `size` bytes (unknown: `None`) streams in a slot.
+pub fn needs_slot(size: Option<u64>) -> bool {
+    size.is_none_or(|size| size > SMALL_BLOB)
+}
 
 /// `stream`, releasing `slot` once it has yielded `size` bytes, ended,
 /// failed or been dropped, whichever comes first.
@@ -72,6 +84,14 @@ mod tests {
         Box::pin(futures::stream::iter(
             (0..n).map(|_| Ok(Bytes::from_static(b"abcd"))),
         ))
+    }
+
+    #[test]
+    fn only_small_blobs_of_known_size_go_without_a_slot() {
+        assert!(!needs_slot(Some(0)));
+        assert!(!needs_slot(Some(SMALL_BLOB)));
+        assert!(needs_slot(Some(SMALL_BLOB + 1)));
+        assert!(needs_slot(None));
     }
 
     #[tokio::test]
