@@ -70,10 +70,16 @@ pub struct MirrorArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
-    /// Blob uploads and mounts at once, over the whole run (each streams
-    /// through a few hundred KiB of memory).
+    /// Blob uploads and mounts in flight at once, over the whole run.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub transfers: u16,
+
+    /// Of those, uploads whose bodies stream at once (read from upstream,
+    /// checked, sent to ECR; each through a few hundred KiB of memory). An
+    /// upload whose body is all sent waits for ECR to commit it without
+    /// holding one, so the next body flows while ECR stores the last.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub streams: u16,
 
     /// Print the plan (packages, versions, repositories to create, bytes to
     /// copy) and write nothing.
@@ -127,6 +133,11 @@ impl MirrorArgs {
     /// Blob transfers at once.
     pub fn transfers(&self) -> usize {
         usize::from(self.transfers)
+    }
+
+    /// Blob bodies streaming at once.
+    pub fn streams(&self) -> usize {
+        usize::from(self.streams)
     }
 
     /// Size of the chunks large blobs are uploaded in, in bytes, if they

@@ -3,15 +3,18 @@
 //! An [`Image`]'s content goes first: its blobs, several at once, each one
 //! the target lacks mounted from another ECR repository that holds it or
 //! uploaded as it streams in ([`Holders`] makes sure a blob is uploaded
-//! once per run, however many images share it); then each manifest,
-//! stored under its digest, children before the index. Tags come last and
-//! only for images whose content is complete (when, is [`super::tag`]'s to
-//! say), so no tag ever names a half-written image. What the target
-//! already holds (HEAD by digest) is not sent again, which makes a second
-//! run upload nothing and an interrupted run resume where it stopped; a
-//! repository this run created is known to be empty, and is not asked.
+//! once per run, however many images share it; fewer bodies stream at once
+//! than transfers are in flight, [`super::streaming`] says why); then each
+//! manifest, stored under its digest, children before the index. Tags come
+//! last and only for images whose content is complete (when, is
+//! [`super::tag`]'s to say), so no tag ever names a half-written image.
+//! What the target already holds (HEAD by digest) is not sent again, which
+//! makes a second run upload nothing and an interrupted run resume where it
+//! stopped; a repository this run created is known to be empty, and is not
+//! asked.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -23,6 +26,7 @@ use super::holders::Holders;
 use super::image::{Image, Package, TreeManifest};
 use super::plan::Plan;
 use super::progress::Progress;
+use super::streaming;
 use super::target::Target;
 use super::upstream::Upstream;
 use crate::oci::distribution::{BlobPush, Pushed};
@@ -35,6 +39,8 @@ pub struct Sending {
     pub chunk_size: Option<usize>,
     /// Blob transfers (uploads and mounts) at once, over the whole run.
     pub transfers: usize,
+    /// Of those, uploads whose bodies stream at once.
+    pub streams: usize,
 }
 
 /// Copies images into the target, remembering which repository holds
@@ -45,6 +51,8 @@ pub struct Copier<'a> {
     progress: &'a Progress,
     sending: Sending,
     transfers: Semaphore,
+    /// Upload bodies streaming: released with a body's last byte.
+    streams: Arc<Semaphore>,
     holders: Holders,
     /// Repositories that existed before the run: where a blob may be
     /// without this run putting it there.
@@ -68,6 +76,7 @@ impl<'a> Copier<'a> {
             progress,
             sending,
             transfers: Semaphore::new(sending.transfers.max(1)),
+            streams: Arc::new(Semaphore::new(sending.streams.max(1))),
             holders: Holders::default(),
             existing: plan
                 .repositories
@@ -214,6 +223,7 @@ impl<'a> Copier<'a> {
         let source = image.source.clone();
         let digest = blob.digest.clone();
         let size = blob.size;
+        let streams = self.streams.clone();
         let body = move || {
             async move {
                 let client = upstream.client(&source.host).map_err(|e| {
@@ -222,7 +232,14 @@ impl<'a> Copier<'a> {
                         message: e.to_string(),
                     }
                 })?;
-                client.blob(&source.repository, &digest, size).await
+                let slot = if streaming::needs_slot(size) {
+                    // Never closed, so always a slot.
+                    streams.acquire_owned().await.ok()
+                } else {
+                    None
+                };
+                let stream = client.blob(&source.repository, &digest, size).await?;
+                Ok(streaming::holding(stream, size, slot))
             }
             .boxed()
         };

@@ -14,7 +14,8 @@
 //!    (`plan`).
 //! 4. `--dry-run` prints that plan and stops. Otherwise: create missing
 //!    repositories, copy content (`copy`, each blob uploaded once per run
-//!    through `holders`, shown by `progress`), then
+//!    through `holders`, a few bodies streaming at once through
+//!    `streaming`, shown by `progress`), then
 //!    tag in install order, a package only when it and everything it
 //!    depends on is complete (`tag`).
 //! 5. Print a per-package summary, JSON on stdout (`report`);
@@ -34,6 +35,7 @@ mod plan;
 mod progress;
 mod report;
 mod request;
+mod streaming;
 mod tag;
 mod target;
 mod upstream;
@@ -84,6 +86,7 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
     let sending = Sending {
         chunk_size: args.chunk_size(),
         transfers: args.transfers(),
+        streams: args.streams(),
     };
     let copier = Copier::new(upstream.inner(), &target, &progress, &plan, sending);
     let options = args.repository_options();
