@@ -12,7 +12,7 @@ use super::scan::{Skipped, Verdict, judge};
 use super::signature;
 use super::wanted::Wanted;
 use crate::error::{DependencyError, Error, Result};
-use crate::registry::Registry;
+use crate::registry::{Registry, Tags};
 use crate::spec::limits::MAX_SKIPPED;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest};
@@ -93,6 +93,34 @@ impl ReadingsCache {
     }
 }
 
+/// One repository's tags, listed at most once while one package's version
+/// is chosen: a listed package reads them both for an exact tag and for its
+/// constraint.
+struct Listing<'a> {
+    registry: &'a dyn Registry,
+    repository: &'a str,
+    tags: Option<Tags>,
+}
+
+impl<'a> Listing<'a> {
+    fn of(registry: &'a dyn Registry, repository: &'a str) -> Self {
+        Self {
+            registry,
+            repository,
+            tags: None,
+        }
+    }
+
+    async fn tags(&mut self) -> Result<Tags> {
+        if let Some(tags) = &self.tags {
+            return Ok(tags.clone());
+        }
+        let tags = self.registry.list_tags(self.repository).await?;
+        self.tags = Some(tags.clone());
+        Ok(tags)
+    }
+}
+
 /// What choosing a version reads: the policy, the XR, the registry and
 /// the caller's hints. Copied into each concurrent lookup.
 #[derive(Clone, Copy)]
@@ -122,8 +150,9 @@ impl Selector<'_> {
 
     /// Chooses the version of one wanted package.
     async fn select(&self, repository: &str, wanted: &Wanted) -> Result<Selection> {
+        let mut listing = Listing::of(self.registry, repository);
         let requested = match wanted.listed {
-            Some(i) => Some(self.requested(repository, i).await?),
+            Some(i) => Some(self.requested(repository, i, &mut listing).await?),
             None => None,
         };
         let digest_pins: BTreeSet<&str> = wanted
@@ -174,7 +203,7 @@ impl Selector<'_> {
             Some(Requested::Spec(VersionSpec::Constraint(own))) => {
                 let mut all = constraints.clone();
                 all.push(&own);
-                self.highest(repository, &all)
+                self.highest(repository, &all, &mut listing)
                     .await?
                     .map(&mut chose)
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, Some(own.as_str())))?
@@ -185,7 +214,7 @@ impl Selector<'_> {
             None => match digest_pins.first() {
                 Some(digest) => digest.to_string(),
                 None => self
-                    .highest(repository, &constraints)
+                    .highest(repository, &constraints, &mut listing)
                     .await?
                     .map(&mut chose)
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
@@ -266,13 +295,18 @@ impl Selector<'_> {
         })
     }
 
-    async fn requested(&self, repository: &str, index: usize) -> Result<Requested> {
+    async fn requested(
+        &self,
+        repository: &str,
+        index: usize,
+        listing: &mut Listing<'_>,
+    ) -> Result<Requested> {
         let text = self.spec.packages[index].version.trim();
         let parsed = VersionSpec::parse(text);
         if let Ok(VersionSpec::Digest(_)) = parsed {
             return parsed.map(Requested::Spec);
         }
-        let tags = self.registry.list_tags(repository).await?;
+        let tags = listing.tags().await?;
         if tags.iter().any(|t| t == text) {
             return Ok(Requested::Tag(text.to_string()));
         }
@@ -291,8 +325,9 @@ impl Selector<'_> {
         &self,
         repository: &str,
         constraints: &[&Constraint],
+        listing: &mut Listing<'_>,
     ) -> Result<Option<Choice>> {
-        let tags = self.registry.list_tags(repository).await?;
+        let tags = listing.tags().await?;
         if tags.is_empty() {
             return Err(Error::EmptyRepository {
                 registry: self.settings.registry.to_string(),
