@@ -4,6 +4,7 @@
 //! kept when the package no longer resolves.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use super::installed::Installed;
@@ -74,13 +75,16 @@ impl ReadingsCache {
     /// constraint must hold, so a repeat adds nothing, and the first to
     /// fail is still the first.
     fn of(&self, texts: &[&str]) -> Arc<Readings> {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let texts: Vec<&str> = texts.iter().copied().filter(|t| seen.insert(t)).collect();
+        let texts: Vec<&str> = if texts.len() < 2 {
+            texts.to_vec()
+        } else {
+            let mut seen: HashSet<&str> = HashSet::new();
+            texts.iter().copied().filter(|t| seen.insert(t)).collect()
+        };
         // Each text after its length: no two lists share a key.
         let mut key = String::new();
         for text in &texts {
-            key.push_str(&text.len().to_string());
-            key.push(':');
+            let _ = write!(key, "{}:", text.len());
             key.push_str(text);
         }
         // A poisoned lock only means another lookup panicked; the map is
@@ -422,8 +426,12 @@ fn disagreement(
     if texts.is_empty() {
         return None;
     }
-    let picks: Vec<(Dialect, String)> = readings
-        .highest_per_dialect(tags.iter().map(String::as_str))
+    let raw = readings.highest_per_dialect(tags.iter().map(String::as_str));
+    // Mostly they agree: said without a message.
+    if raw.iter().all(|(_, pick)| *pick == raw[0].1) {
+        return None;
+    }
+    let picks: Vec<(Dialect, String)> = raw
         .into_iter()
         .map(|(d, pick)| {
             let pick = match pick {
