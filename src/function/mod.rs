@@ -179,13 +179,14 @@ impl Function {
         // for (XR), checked against it before anything is read from AWS.
         let composite = request.observed_composite()?;
         let input: Input = request.input()?;
-        let spec = XrSpec::from_composite(&composite)?;
+        let spec = XrSpec::from_spec_value(request.composite_value(&["spec"]))?;
         let xr = XrRef::of(&composite);
         let settings = Settings::new(xr, &spec, &input)?;
         let observed = observed::read(request.observed_resources());
         let now = Timestamp::of(self.clock.now());
         // What earlier reconciles left in the status: a hint, re-validated.
-        let previous = Previous::read(&composite, &settings);
+        let packages = request.composite_value(&["status", "packages"]);
+        let previous = Previous::read(&composite, packages, &settings);
         let remembered = previous.remembered(&settings, &spec);
 
         // The truth from the registry; if it cannot be had right now, the

@@ -90,9 +90,10 @@ impl<'a> Resolver<'a> {
     }
 
     pub async fn resolve(&self) -> Result<Resolution> {
+        let listed = self.listed()?;
         let mut progress = Progress::default();
         for _ in 0..MAX_ROUNDS {
-            let wanted = self.wanted(&progress.selected, &progress.edges)?;
+            let wanted = self.wanted(&listed, &progress.selected, &progress.edges)?;
             let round = self.round(&wanted, &mut progress).await?;
             if round.stable {
                 return self.resolution(&wanted, &progress, round);
@@ -242,14 +243,9 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// The XR's packages plus everything the current selections depend on.
-    fn wanted(
-        &self,
-        selected: &BTreeMap<String, Selection>,
-        edges: &HashMap<String, Vec<Edge>>,
-    ) -> Result<BTreeMap<String, Wanted>> {
-        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
-        let mut queue: Vec<String> = Vec::new();
+    /// The packages the XR lists, wanted as listed: the same every round.
+    fn listed(&self) -> Result<BTreeMap<String, Wanted>> {
+        let mut listed: BTreeMap<String, Wanted> = BTreeMap::new();
         for (i, package) in self.spec.packages.iter().enumerate() {
             let upstream = self
                 .settings
@@ -261,7 +257,7 @@ impl<'a> Resolver<'a> {
                     prefixes: self.mirror_prefixes(),
                 })?;
             self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
-            wanted.insert(
+            listed.insert(
                 package.repository.clone(),
                 Wanted {
                     kind: package.kind,
@@ -271,26 +267,45 @@ impl<'a> Resolver<'a> {
                     requirements: Vec::new(),
                 },
             );
-            queue.push(package.repository.clone());
         }
-        let mut visited: BTreeSet<String> = BTreeSet::new();
+        Ok(listed)
+    }
+
+    /// The XR's packages (`listed`) plus everything the current selections
+    /// depend on.
+    fn wanted(
+        &self,
+        listed: &BTreeMap<String, Wanted>,
+        selected: &BTreeMap<String, Selection>,
+        edges: &HashMap<String, Vec<Edge>>,
+    ) -> Result<BTreeMap<String, Wanted>> {
+        let mut wanted = listed.clone();
+        // The listed packages in the order the XR lists them, last first.
+        let mut queue: Vec<&str> = self
+            .spec
+            .packages
+            .iter()
+            .map(|p| p.repository.as_str())
+            .collect();
+        let mut visited: BTreeSet<&str> = BTreeSet::new();
         while let Some(repository) = queue.pop() {
-            if !visited.insert(repository.clone()) {
+            if !visited.insert(repository) {
                 continue;
             }
-            let Some(out) = selected.get(&repository).and_then(|s| edges.get(&s.digest)) else {
+            let Some(out) = selected.get(repository).and_then(|s| edges.get(&s.digest)) else {
                 continue;
             };
             for edge in out {
-                let entry = wanted
-                    .entry(edge.repository.clone())
-                    .or_insert_with(|| Wanted {
+                let entry = match wanted.get_mut(&edge.repository) {
+                    Some(entry) => entry,
+                    None => wanted.entry(edge.repository.clone()).or_insert(Wanted {
                         kind: edge.kind,
                         mirrored: None,
                         declared: BTreeSet::new(),
                         listed: None,
                         requirements: Vec::new(),
-                    });
+                    }),
+                };
                 if entry.kind != edge.kind {
                     return Err(DependencyError::KindConflict {
                         dependent: edge.requirement.source.clone(),
@@ -300,11 +315,11 @@ impl<'a> Resolver<'a> {
                     }
                     .into());
                 }
-                // The path a dependency declares is the one Crossplane's Lock
-                // will look for, so it wins over our reverse mirror mapping.
-                entry.declared.insert(edge.upstream.clone());
+                if !entry.declared.contains(&edge.upstream) {
+                    entry.declared.insert(edge.upstream.clone());
+                }
                 entry.requirements.push(edge.requirement.clone());
-                queue.push(edge.repository.clone());
+                queue.push(&edge.repository);
             }
             if wanted.len() > MAX_STATUS_PACKAGES {
                 return Err(DependencyError::TooMany {
@@ -316,8 +331,6 @@ impl<'a> Resolver<'a> {
         Ok(wanted)
     }
 
-    /// The dependencies of a kept package as it was installed, each pinned
-    /// to the digest that is installed.
     fn remembered_edges(&self, repository: &str) -> Vec<Edge> {
         let Some(installed) = self.installed else {
             return Vec::new();

@@ -4,6 +4,7 @@
 //! kept when the package no longer resolves.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use super::installed::Installed;
@@ -12,7 +13,7 @@ use super::scan::{Skipped, Verdict, judge};
 use super::signature;
 use super::wanted::Wanted;
 use crate::error::{DependencyError, Error, Result};
-use crate::registry::Registry;
+use crate::registry::{Registry, Tags};
 use crate::spec::limits::MAX_SKIPPED;
 use crate::spec::{Settings, XrSpec};
 use crate::version::{Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest};
@@ -74,13 +75,16 @@ impl ReadingsCache {
     /// constraint must hold, so a repeat adds nothing, and the first to
     /// fail is still the first.
     fn of(&self, texts: &[&str]) -> Arc<Readings> {
-        let mut seen: HashSet<&str> = HashSet::new();
-        let texts: Vec<&str> = texts.iter().copied().filter(|t| seen.insert(t)).collect();
+        let texts: Vec<&str> = if texts.len() < 2 {
+            texts.to_vec()
+        } else {
+            let mut seen: HashSet<&str> = HashSet::new();
+            texts.iter().copied().filter(|t| seen.insert(t)).collect()
+        };
         // Each text after its length: no two lists share a key.
         let mut key = String::new();
         for text in &texts {
-            key.push_str(&text.len().to_string());
-            key.push(':');
+            let _ = write!(key, "{}:", text.len());
             key.push_str(text);
         }
         // A poisoned lock only means another lookup panicked; the map is
@@ -90,6 +94,34 @@ impl ReadingsCache {
             .entry(key)
             .or_insert_with(|| Arc::new(Readings::of(&texts)))
             .clone()
+    }
+}
+
+/// One repository's tags, listed at most once while one package's version
+/// is chosen: a listed package reads them both for an exact tag and for its
+/// constraint.
+struct Listing<'a> {
+    registry: &'a dyn Registry,
+    repository: &'a str,
+    tags: Option<Tags>,
+}
+
+impl<'a> Listing<'a> {
+    fn of(registry: &'a dyn Registry, repository: &'a str) -> Self {
+        Self {
+            registry,
+            repository,
+            tags: None,
+        }
+    }
+
+    async fn tags(&mut self) -> Result<Tags> {
+        if let Some(tags) = &self.tags {
+            return Ok(tags.clone());
+        }
+        let tags = self.registry.list_tags(self.repository).await?;
+        self.tags = Some(tags.clone());
+        Ok(tags)
     }
 }
 
@@ -122,8 +154,9 @@ impl Selector<'_> {
 
     /// Chooses the version of one wanted package.
     async fn select(&self, repository: &str, wanted: &Wanted) -> Result<Selection> {
+        let mut listing = Listing::of(self.registry, repository);
         let requested = match wanted.listed {
-            Some(i) => Some(self.requested(repository, i).await?),
+            Some(i) => Some(self.requested(repository, i, &mut listing).await?),
             None => None,
         };
         let digest_pins: BTreeSet<&str> = wanted
@@ -174,7 +207,7 @@ impl Selector<'_> {
             Some(Requested::Spec(VersionSpec::Constraint(own))) => {
                 let mut all = constraints.clone();
                 all.push(&own);
-                self.highest(repository, &all)
+                self.highest(repository, &all, &mut listing)
                     .await?
                     .map(&mut chose)
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, Some(own.as_str())))?
@@ -185,7 +218,7 @@ impl Selector<'_> {
             None => match digest_pins.first() {
                 Some(digest) => digest.to_string(),
                 None => self
-                    .highest(repository, &constraints)
+                    .highest(repository, &constraints, &mut listing)
                     .await?
                     .map(&mut chose)
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
@@ -267,13 +300,18 @@ impl Selector<'_> {
         })
     }
 
-    async fn requested(&self, repository: &str, index: usize) -> Result<Requested> {
+    async fn requested(
+        &self,
+        repository: &str,
+        index: usize,
+        listing: &mut Listing<'_>,
+    ) -> Result<Requested> {
         let text = self.spec.packages[index].version.trim();
         let parsed = VersionSpec::parse(text);
         if let Ok(VersionSpec::Digest(_)) = parsed {
             return parsed.map(Requested::Spec);
         }
-        let tags = self.registry.list_tags(repository).await?;
+        let tags = listing.tags().await?;
         if tags.iter().any(|t| t == text) {
             return Ok(Requested::Tag(text.to_string()));
         }
@@ -292,8 +330,9 @@ impl Selector<'_> {
         &self,
         repository: &str,
         constraints: &[&Constraint],
+        listing: &mut Listing<'_>,
     ) -> Result<Option<Choice>> {
-        let tags = self.registry.list_tags(repository).await?;
+        let tags = listing.tags().await?;
         if tags.is_empty() {
             return Err(Error::EmptyRepository {
                 registry: self.settings.registry.to_string(),
@@ -388,8 +427,12 @@ fn disagreement(
     if texts.is_empty() {
         return None;
     }
-    let picks: Vec<(Dialect, String)> = readings
-        .highest_per_dialect(tags.iter().map(String::as_str))
+    let raw = readings.highest_per_dialect(tags.iter().map(String::as_str));
+    // Mostly they agree: said without a message.
+    if raw.iter().all(|(_, pick)| *pick == raw[0].1) {
+        return None;
+    }
+    let picks: Vec<(Dialect, String)> = raw
         .into_iter()
         .map(|(d, pick)| {
             let pick = match pick {

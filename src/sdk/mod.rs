@@ -1,7 +1,8 @@
 //! The typed request/response core: everything the composer needs from the
-//! protocol, as plain JSON values and small helpers, so composition code never
-//! touches protobuf Structs directly.
+//! protocol, as plain JSON values, typed values read straight from protobuf
+//! (`de`), and small helpers.
 
+pub mod de;
 pub mod request;
 pub mod response;
 pub mod structs;

@@ -1,11 +1,14 @@
-//! Read access to a RunFunctionRequest as JSON.
+//! Read access to a RunFunctionRequest: as JSON, or typed straight from
+//! its protobuf where the documents are large.
 
 use std::collections::BTreeMap;
 
-use prost_types::Struct;
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+use super::de::ValueDeserializer;
 use super::structs::{project, struct_to_json};
 use crate::error::{Error, Result};
 use crate::proto::v1::{Capability, RunFunctionRequest, credentials::Source};
@@ -26,20 +29,37 @@ pub fn decode<T: DeserializeOwned>(value: Json) -> std::result::Result<T, FieldE
     })
 }
 
+/// [`decode`] of a JSON document the caller keeps.
+pub fn decode_ref<T: DeserializeOwned>(value: &Json) -> std::result::Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| FieldError {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+/// [`decode`] of a protobuf Value, read as its JSON would be (see
+/// [`super::de`]) without building that JSON.
+pub fn decode_value<T: DeserializeOwned>(value: &Value) -> std::result::Result<T, FieldError> {
+    serde_path_to_error::deserialize(ValueDeserializer(value)).map_err(|e| FieldError {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
 pub struct Request {
     inner: RunFunctionRequest,
 }
 
-/// What the function reads of the observed composite: its identity, spec,
-/// and the status it wrote (never `managedFields` or labels).
+/// What the function reads of the observed composite as JSON: its identity
+/// and the small parts of the status it wrote (never `managedFields` or
+/// labels). `spec` and `status.packages`, large in a large XR, are read
+/// typed from the protobuf ([`Request::composite_value`]).
 const COMPOSITE_PATHS: &[&[&str]] = &[
     &["apiVersion"],
     &["kind"],
     &["metadata", "name"],
     &["metadata", "namespace"],
     &["metadata", "uid"],
-    &["spec"],
-    &["status", "packages"],
     &["status", "quarantined"],
     &["status", "conditions"],
 ];
@@ -93,6 +113,29 @@ impl Request {
             })
     }
 
+    /// The value at `path` (keys from the top) of the observed composite,
+    /// as the request holds it; `None` when a step is missing or not an
+    /// object.
+    pub fn composite_value(&self, path: &[&str]) -> Option<&Value> {
+        let (last, steps) = path.split_last()?;
+        let mut fields = &self
+            .inner
+            .observed
+            .as_ref()?
+            .composite
+            .as_ref()?
+            .resource
+            .as_ref()?
+            .fields;
+        for step in steps {
+            match &fields.get(*step)?.kind {
+                Some(Kind::StructValue(inner)) => fields = &inner.fields,
+                _ => return None,
+            }
+        }
+        fields.get(*last)
+    }
+
     /// Observed composed resources by their composition resource name, as
     /// the request holds them (see `function::observed` for what is read of them).
     pub fn observed_resources(&self) -> impl Iterator<Item = (&str, &Struct)> {
@@ -132,7 +175,7 @@ impl Request {
 mod tests {
     use super::*;
     use crate::proto::v1::{Resource, State};
-    use crate::sdk::structs::json_to_struct;
+    use crate::sdk::structs::{json_to_struct, value_to_json};
     use serde::Deserialize;
     use serde_json::json;
 
@@ -162,15 +205,20 @@ mod tests {
             "spec": {"package": "x:v1", "revisionHistoryLimit": 1},
             "status": {"conditions": [{"type": "Healthy", "status": "True"}], "currentRevision": "p-1"}
         });
-        let composite = request_with(Some(full.clone()), None)
-            .observed_composite()
-            .expect("composite");
+        let request = request_with(Some(full.clone()), None);
+        let composite = request.observed_composite().expect("composite");
         assert_eq!(composite["metadata"], json!({"name": "p", "uid": "u"}));
-        assert_eq!(composite["spec"], full["spec"]);
+        assert_eq!(composite.get("spec"), None, "spec is read typed");
         assert_eq!(
             composite["status"],
             json!({"conditions": full["status"]["conditions"]})
         );
+        let spec = request.composite_value(&["spec"]).map(value_to_json);
+        assert_eq!(spec.as_ref(), Some(&full["spec"]));
+        let package = request.composite_value(&["spec", "package"]);
+        assert_eq!(package.map(value_to_json), Some(json!("x:v1")));
+        assert_eq!(request.composite_value(&["spec", "package", "x"]), None);
+        assert_eq!(request.composite_value(&["status", "packages"]), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The user's API: the `spec` of an XEcrPackages composite (or any XR whose
 //! Composition runs this function).
 
+use prost_types::Value;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
@@ -8,7 +9,7 @@ use super::limits::{self, *};
 use crate::error::{Error, Result};
 use crate::names::{is_label, is_repository_name};
 use crate::package::PackageKind;
-use crate::sdk::request::decode;
+use crate::sdk::request::{FieldError, decode_ref, decode_value};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -198,10 +199,19 @@ impl XrSpec {
     pub fn from_composite(composite: &Json) -> Result<Self> {
         let spec = composite
             .get("spec")
-            .cloned()
             .ok_or_else(|| invalid("spec", "the composite resource has no spec"))?;
-        let parsed: XrSpec =
-            decode(spec).map_err(|e| invalid(&format!("spec.{}", e.path), &e.message))?;
+        Self::checked(decode_ref(spec))
+    }
+
+    /// [`XrSpec::from_composite`], from the composite's `spec` as the
+    /// request holds it (`None`: it has none), read without JSON between.
+    pub fn from_spec_value(spec: Option<&Value>) -> Result<Self> {
+        let spec = spec.ok_or_else(|| invalid("spec", "the composite resource has no spec"))?;
+        Self::checked(decode_value(spec))
+    }
+
+    fn checked(decoded: std::result::Result<Self, FieldError>) -> Result<Self> {
+        let parsed = decoded.map_err(|e| invalid(&format!("spec.{}", e.path), &e.message))?;
         parsed.validate()?;
         Ok(parsed)
     }
@@ -317,6 +327,7 @@ pub fn is_region(region: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdk::structs::json_to_value;
     use serde_json::json;
 
     fn composite(spec: Json) -> Json {
@@ -526,7 +537,16 @@ mod tests {
         for &(mutate, field, message) in cases {
             let mut spec = valid_spec();
             mutate(&mut spec);
-            match XrSpec::from_composite(&composite(spec.clone())) {
+            let read = XrSpec::from_composite(&composite(spec.clone()));
+            // A call reads the spec straight from the request's protobuf:
+            // to the same error.
+            let typed = XrSpec::from_spec_value(Some(&json_to_value(&spec)));
+            assert_eq!(
+                format!("{typed:?}"),
+                format!("{read:?}"),
+                "{field}: read from protobuf"
+            );
+            match read {
                 Err(Error::InvalidSpec {
                     field: f,
                     message: m,
@@ -537,6 +557,23 @@ mod tests {
                 other => panic!("{field}: expected InvalidSpec, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn specs_read_from_protobuf_as_from_json() {
+        for spec in [
+            valid_spec(),
+            json!({"registry": {}}),
+            json!(null),
+            json!([]),
+        ] {
+            let read = XrSpec::from_composite(&composite(spec.clone()));
+            let typed = XrSpec::from_spec_value(Some(&json_to_value(&spec)));
+            assert_eq!(format!("{typed:?}"), format!("{read:?}"), "{spec}");
+        }
+        let missing = XrSpec::from_spec_value(None);
+        let read = XrSpec::from_composite(&json!({"kind": "XEcrPackages"}));
+        assert_eq!(format!("{missing:?}"), format!("{read:?}"));
     }
 
     fn many_packages(n: usize) -> Vec<Json> {

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use prost_types::Value;
+use prost_types::value::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -26,6 +27,7 @@ use crate::package::PackageKind;
 use crate::resolve::Installed;
 use crate::resolve::graph::{Graph, PackageNode};
 use crate::resolve::scan::Skipped;
+use crate::sdk::de::ValueDeserializer;
 use crate::sdk::structs::{bool_value, list_value, object_value, string_value};
 use crate::spec::limits::{
     MAX_DIGEST_LEN, MAX_PACKAGE_NAME_LEN, MAX_REPOSITORY_LEN, MAX_STATUS_PACKAGE_REF_LEN,
@@ -164,15 +166,20 @@ impl Previous {
     /// malformed entry costs only itself. Every entry, leaving or not, is
     /// held to what fresh input is before anything else sees it (see
     /// [`check_entry`]); one that fails is not read.
-    pub fn read(composite: &Json, settings: &Settings) -> Self {
+    ///
+    /// `status.packages` is read from `packages`, as the request holds it
+    /// (typed, without JSON between), the rest of the status from
+    /// `composite`.
+    pub fn read(composite: &Json, packages: Option<&Value>, settings: &Settings) -> Self {
+        let entries = packages.and_then(|p| match &p.kind {
+            Some(Kind::ListValue(list)) => Some(list.values.as_slice()),
+            _ => None,
+        });
         let mut packages = Vec::new();
         let mut unreadable = Vec::new();
-        if let Some(entries) = composite
-            .pointer("/status/packages")
-            .and_then(Json::as_array)
-        {
+        if let Some(entries) = entries {
             for (i, entry) in entries.iter().enumerate().take(MAX_REMEMBERED) {
-                match PackageStatus::deserialize(entry) {
+                match PackageStatus::deserialize(ValueDeserializer(entry)) {
                     Ok(mut package) => match check_entry(settings, &package) {
                         Ok(()) => {
                             // A rollout that fails its checks costs only
