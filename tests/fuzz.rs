@@ -982,6 +982,15 @@ fn xr_decoding_never_panics_and_names_a_field() {
         for (path, with, key) in edits {
             mutate(&mut xr, &path, with, key);
         }
+        // A call reads the spec straight from the request's protobuf: it
+        // must read as the JSON of that protobuf does, errors included.
+        // (A mutation may make the whole XR something else: a request
+        // cannot carry that.)
+        if let Some(composite) = json_to_struct(&xr) {
+            let typed = XrSpec::from_spec_value(composite.fields.get("spec"));
+            let read = XrSpec::from_composite(&struct_to_json(&composite));
+            prop_assert_eq!(format!("{typed:?}"), format!("{read:?}"));
+        }
         match XrSpec::from_composite(&xr) {
             Ok(_) => {}
             Err(Error::InvalidSpec { field, message }) => {

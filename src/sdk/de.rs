@@ -432,6 +432,7 @@ impl Variant<'_> {
 mod tests {
     use super::*;
     use crate::sdk::structs::{json_to_value, value_to_json};
+    use proptest::prelude::*;
     use serde_json::{Value as Json, json};
     use std::collections::BTreeMap;
 
@@ -525,6 +526,46 @@ mod tests {
             };
             let direct = Json::deserialize(ValueDeserializer(&value)).expect("any number");
             assert_eq!(direct, value_to_json(&value), "{n}");
+        }
+    }
+
+    /// Any JSON document, its keys mostly `Sample`'s, nested a few deep.
+    fn any_document() -> impl Strategy<Value = Json> {
+        let keys = prop::sample::select(vec![
+            "name", "count", "ratio", "offset", "flag", "kind", "items", "labels", "anything",
+            "id", "x", "Provider", "IRSA",
+        ]);
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<i64>().prop_map(|i| json!(i)),
+            (0u64..300).prop_map(|u| json!(u)),
+            "\\PC{0,8}".prop_map(Json::String),
+            prop::sample::select(vec!["a", "IRSA", "Provider"]).prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(4, 64, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
+                prop::collection::btree_map(keys.clone().prop_map(String::from), inner, 0..6)
+                    .prop_map(|m| Json::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Reading a Value and reading its JSON agree on any document:
+        /// the typed result or the error and its path, and the JSON read
+        /// back.
+        #[test]
+        fn any_document_reads_as_its_json_does(document in any_document()) {
+            let value = json_to_value(&document);
+            let json = value_to_json(&value);
+            prop_assert_eq!(
+                crate::sdk::request::decode_value::<Sample>(&value),
+                crate::sdk::request::decode::<Sample>(json.clone())
+            );
+            prop_assert_eq!(Json::deserialize(ValueDeserializer(&value)).ok(), Some(json));
         }
     }
 }
