@@ -28,11 +28,12 @@ use crate::keyless::Failure;
 use crate::signature::{Finding, Signatures, verify_bundle, verify_legacy};
 use crate::spec::verify::Verify;
 
-/// How many verdicts are kept, one per repository and digest.
-pub const MAX_VERDICTS: u64 = 8192;
+/// The bytes of verdicts kept (with the signatures each was reached on,
+/// shared with the registry's cache while it holds them).
+pub const MAX_VERDICT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The verdicts of this process, for every registry and XR.
-pub static VERDICTS: LazyLock<Verdicts> = LazyLock::new(|| Verdicts::new(MAX_VERDICTS));
+pub static VERDICTS: LazyLock<Verdicts> = LazyLock::new(|| Verdicts::new(MAX_VERDICT_BYTES));
 
 /// Verdicts reached, by repository and digest.
 pub struct Verdicts {
@@ -43,16 +44,32 @@ pub struct Verdicts {
 
 /// One verdict, and what it was reached on.
 struct Reached {
-    verify: Verify,
+    /// [`Verify::fingerprint`] of the policy.
+    policy: [u8; 32],
     found: Arc<Signatures>,
     verdict: Verdict,
 }
 
+impl Reached {
+    /// Approximate bytes held, key included.
+    fn weight(&self, key: &(String, String)) -> u32 {
+        let reason = match &self.verdict {
+            Verdict::Pass => 0,
+            Verdict::Fail(reason) => reason.len(),
+        };
+        let bytes = key.0.len() + key.1.len() + self.found.weight() + reason + 128;
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
 impl Verdicts {
-    /// Keeps at most `capacity` verdicts.
-    pub fn new(capacity: u64) -> Self {
+    /// Keeps verdicts up to about `bytes`.
+    pub fn new(bytes: u64) -> Self {
         Self {
-            reached: moka::sync::Cache::new(capacity),
+            reached: moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|key, reached: &Arc<Reached>| reached.weight(key))
+                .build(),
             judged: AtomicU64::new(0),
         }
     }
@@ -67,8 +84,9 @@ impl Verdicts {
         found: &Arc<Signatures>,
     ) -> Verdict {
         let key = (repository.to_owned(), digest.to_owned());
+        let policy = verify.fingerprint();
         if let Some(reached) = self.reached.get(&key)
-            && reached.verify == *verify
+            && reached.policy == policy
             && reached.found == *found
         {
             return reached.verdict.clone();
@@ -76,7 +94,7 @@ impl Verdicts {
         self.judged.fetch_add(1, Ordering::Relaxed);
         let verdict = judge(verify, repository, digest, found);
         let reached = Reached {
-            verify: verify.clone(),
+            policy,
             found: Arc::clone(found),
             verdict: verdict.clone(),
         };
@@ -234,7 +252,7 @@ mod tests {
 
     #[test]
     fn verdicts_are_reused_while_the_policy_and_the_signatures_are_the_same() {
-        let verdicts = Verdicts::new(16);
+        let verdicts = Verdicts::new(1024 * 1024);
         let ours = policy(&["team/*"]);
         let signed = Arc::new(bundle());
         let judge = |verify: &Verify, repository: &str, found: &Arc<Signatures>| {
@@ -260,5 +278,18 @@ mod tests {
         // A signature added later is seen.
         assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
         assert_eq!(verdicts.judged(), 5);
+    }
+
+    #[test]
+    fn verdicts_kept_stay_within_their_bytes() {
+        let verdicts = Verdicts::new(16 * 1024);
+        let ours = policy(&["team/*"]);
+        let signed = Arc::new(bundle());
+        for i in 0..200 {
+            verdicts.judge(&ours, &format!("team/{i}"), DIGEST, &signed);
+        }
+        verdicts.reached.run_pending_tasks();
+        assert!(verdicts.reached.weighted_size() <= 16 * 1024);
+        assert!(verdicts.reached.entry_count() < 200);
     }
 }

@@ -42,5 +42,5 @@ pub use self::key::PublicKey;
 pub use self::material::{LegacySignature, Signatures};
 pub use self::payload::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING, SimpleSigning};
 pub use self::sigstore::{CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, REKOR_ANNOTATION, Tlog};
-pub use self::trust::{Keyless, Trust};
+pub use self::trust::{Keyless, Trust, field};
 pub use self::verify::{Finding, Signer, verify_bundle, verify_legacy};

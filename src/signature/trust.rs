@@ -26,6 +26,44 @@ pub struct Keyless {
     root_sha256: [u8; 32],
 }
 
+/// Adds `bytes` to `hash`, length first, so that fields cannot run into
+/// each other.
+pub fn field(hash: &mut Sha256, bytes: &[u8]) {
+    hash.update((bytes.len() as u64).to_be_bytes());
+    hash.update(bytes);
+}
+
+impl Trust {
+    /// Adds what this trust accepts to `hash`: equal for equal trusts (a
+    /// key by its hint, the SHA-256 of its DER; a trusted root by the
+    /// SHA-256 of its JSON, then each identity).
+    pub fn fingerprint(&self, hash: &mut Sha256) {
+        match self {
+            Trust::Key(key) => {
+                field(hash, b"key");
+                field(hash, key.hint().as_bytes());
+            }
+            Trust::Keyless(keyless) => {
+                field(hash, b"keyless");
+                field(hash, &keyless.root_sha256);
+                for identity in &keyless.identities {
+                    field(hash, identity.issuer.as_bytes());
+                    match &identity.subject {
+                        Subject::Exact(subject) => {
+                            field(hash, b"exact");
+                            field(hash, subject.as_bytes());
+                        }
+                        Subject::Regex(regex) => {
+                            field(hash, b"regex");
+                            field(hash, regex.as_str().as_bytes());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Keyless {
     /// `root` read from `json`, with `identities`.
     pub fn new(root: TrustedRoot, json: &[u8], identities: Vec<Identity>) -> Self {

@@ -21,7 +21,7 @@ use super::limits::{
     MAX_PUBLIC_KEY_PEM_LEN, MAX_TRUSTED_ROOT_LEN,
 };
 use crate::keyless::{Identity, Subject, TrustedRoot};
-use crate::signature::{Keyless, PublicKey, Signer, Trust};
+use crate::signature::{Keyless, PublicKey, Signer, Trust, field};
 
 /// `verify`: who must have signed which packages.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -194,6 +194,26 @@ impl Verify {
     pub fn authority(&self, name: &str) -> Option<&Authority> {
         self.authorities.iter().find(|a| a.name == name)
     }
+
+    /// A digest of the authorities (names, repositories, what each
+    /// trusts), equal for policies that judge every signature alike: what
+    /// a kept verdict is reused under.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        for authority in &self.authorities {
+            field(&mut hash, authority.name.as_bytes());
+            field(
+                &mut hash,
+                &(authority.repositories.len() as u64).to_be_bytes(),
+            );
+            for repository in &authority.repositories {
+                field(&mut hash, repository.as_bytes());
+            }
+            authority.trust.fingerprint(&mut hash);
+        }
+        hash.finalize().into()
+    }
 }
 
 impl Authority {
@@ -305,6 +325,38 @@ mod tests {
             matches!(&k.identities[1].subject, Subject::Regex(re) if re.is_match("alice@example.com"))
         );
         assert_eq!(verify.clone(), verify, "equal to itself");
+    }
+
+    /// Equal policies share a fingerprint; any difference that could
+    /// change a verdict changes it.
+    #[test]
+    fn fingerprints_tell_policies_apart() {
+        let fingerprint = |authorities: serde_json::Value| {
+            decode::<Verify>(json!({"authorities": authorities}))
+                .expect("valid")
+                .fingerprint()
+        };
+        let base = fingerprint(json!([authority("a", &["team/*"])]));
+        // The same key spelt with other line breaks, and another flag.
+        let respelt = PEM.replace('\n', "\r\n");
+        let same =
+            json!([{"name": "a", "repositories": ["team/*"], "key": {"publicKey": respelt}}]);
+        assert_eq!(fingerprint(same), base);
+        let regex = json!({"issuer": "https://token.actions.githubusercontent.com", "subjectRegExp": "https://github.com/org/repo/.github/workflows/release.yaml@refs/heads/main"});
+        let other = [
+            json!([authority("b", &["team/*"])]),
+            json!([authority("a", &["team/*", "x/*"])]),
+            json!([authority("a", &["team/*x"])]),
+            json!([authority("a", &["team/*"]), authority("b", &["x/*"])]),
+            json!([{"name": "a", "repositories": ["team/*"], "keyless": keyless(json!([exact()]))}]),
+            json!([{"name": "a", "repositories": ["team/*"], "keyless": keyless(json!([regex]))}]),
+        ];
+        let mut seen = vec![base];
+        for authorities in other {
+            let found = fingerprint(authorities.clone());
+            assert!(!seen.contains(&found), "{authorities}");
+            seen.push(found);
+        }
     }
 
     #[test]
