@@ -261,7 +261,9 @@ impl Selector<'_> {
         }
         if let Some(verify) = verify {
             let found = self.registry.signatures(repository, &digest).await?;
-            let verdict = signature::VERDICTS.judge(verify, repository, &digest, &found);
+            let verdict = signature::VERDICTS
+                .judge(verify, repository, &digest, &found)
+                .await;
             if let Verdict::Fail(reason) = verdict {
                 return Ok(Some(reason));
             }

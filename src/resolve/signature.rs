@@ -75,10 +75,12 @@ impl Verdicts {
     }
 
     /// [`judge`], or the verdict already reached on the same policy and
-    /// signatures.
-    pub fn judge(
+    /// signatures. Judging runs on a blocking thread: ECDSA and
+    /// certificate checks are CPU work the async workers should not wait
+    /// on.
+    pub async fn judge(
         &self,
-        verify: &Verify,
+        verify: &Arc<Verify>,
         repository: &str,
         digest: &str,
         found: &Arc<Signatures>,
@@ -92,7 +94,16 @@ impl Verdicts {
             return reached.verdict.clone();
         }
         self.judged.fetch_add(1, Ordering::Relaxed);
-        let verdict = judge(verify, repository, digest, found);
+        let task = {
+            let (verify, found) = (Arc::clone(verify), Arc::clone(found));
+            let (repository, digest) = key.clone();
+            tokio::task::spawn_blocking(move || judge(&verify, &repository, &digest, &found))
+        };
+        let verdict = match task.await {
+            Ok(verdict) => verdict,
+            // Not kept: the next resolution judges again.
+            Err(e) => return Verdict::Fail(format!("signature check failed: {e}")),
+        };
         let reached = Reached {
             policy,
             found: Arc::clone(found),
@@ -250,43 +261,48 @@ mod tests {
         assert_eq!(judge(&ours, "team/a", DIGEST, &mixed), Verdict::Pass);
     }
 
-    #[test]
-    fn verdicts_are_reused_while_the_policy_and_the_signatures_are_the_same() {
+    #[tokio::test]
+    async fn verdicts_are_reused_while_the_policy_and_the_signatures_are_the_same() {
         let verdicts = Verdicts::new(1024 * 1024);
-        let ours = policy(&["team/*"]);
+        let ours = Arc::new(policy(&["team/*"]));
         let signed = Arc::new(bundle());
-        let judge = |verify: &Verify, repository: &str, found: &Arc<Signatures>| {
-            verdicts.judge(verify, repository, DIGEST, found)
+        let judge = async |verify: &Arc<Verify>, repository: &str, found: &Arc<Signatures>| {
+            verdicts.judge(verify, repository, DIGEST, found).await
         };
-        assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
+        assert_eq!(judge(&ours, "team/a", &signed).await, Verdict::Pass);
         assert_eq!(verdicts.judged(), 1);
         // Again, and with the same signatures read again: reused.
-        assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
-        assert_eq!(judge(&ours, "team/a", &Arc::new(bundle())), Verdict::Pass);
+        assert_eq!(judge(&ours, "team/a", &signed).await, Verdict::Pass);
+        assert_eq!(
+            judge(&ours, "team/a", &Arc::new(bundle())).await,
+            Verdict::Pass
+        );
         assert_eq!(verdicts.judged(), 1);
         // Another policy, other signatures, another repository: judged.
         fails(
-            judge(&policy(&["x/*"]), "team/a", &signed),
+            judge(&Arc::new(policy(&["x/*"])), "team/a", &signed).await,
             "no matching authority",
         );
         fails(
-            judge(&ours, "team/a", &Arc::new(Signatures::default())),
+            judge(&ours, "team/a", &Arc::new(Signatures::default())).await,
             "unsigned",
         );
-        assert_eq!(judge(&ours, "team/b", &signed), Verdict::Pass);
+        assert_eq!(judge(&ours, "team/b", &signed).await, Verdict::Pass);
         assert_eq!(verdicts.judged(), 4);
         // A signature added later is seen.
-        assert_eq!(judge(&ours, "team/a", &signed), Verdict::Pass);
+        assert_eq!(judge(&ours, "team/a", &signed).await, Verdict::Pass);
         assert_eq!(verdicts.judged(), 5);
     }
 
-    #[test]
-    fn verdicts_kept_stay_within_their_bytes() {
+    #[tokio::test]
+    async fn verdicts_kept_stay_within_their_bytes() {
         let verdicts = Verdicts::new(16 * 1024);
-        let ours = policy(&["team/*"]);
+        let ours = Arc::new(policy(&["team/*"]));
         let signed = Arc::new(bundle());
         for i in 0..200 {
-            verdicts.judge(&ours, &format!("team/{i}"), DIGEST, &signed);
+            verdicts
+                .judge(&ours, &format!("team/{i}"), DIGEST, &signed)
+                .await;
         }
         verdicts.reached.run_pending_tasks();
         assert!(verdicts.reached.weighted_size() <= 16 * 1024);

@@ -55,7 +55,8 @@ pub struct Settings {
     /// The input's `scan`: the supply-chain gate on ECR's image scans.
     pub scan: Option<super::scan::Scan>,
     /// The input's `verify`: the supply-chain gate on cosign signatures.
-    pub verify: Option<super::verify::Verify>,
+    /// Shared, so a signature check can run on a blocking thread.
+    pub verify: Option<std::sync::Arc<super::verify::Verify>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -149,7 +150,7 @@ impl Settings {
             paused: paused(spec, input)?,
             activation: activation(xr, spec, input, &policy)?,
             scan: input.scan.clone(),
-            verify: input.verify.clone(),
+            verify: input.verify.clone().map(std::sync::Arc::new),
         })
     }
 
