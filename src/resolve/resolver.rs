@@ -315,6 +315,8 @@ impl<'a> Resolver<'a> {
                     }
                     .into());
                 }
+                // The path a dependency declares is the one Crossplane's Lock
+                // will look for, so it wins over our reverse mirror mapping.
                 if !entry.declared.contains(&edge.upstream) {
                     entry.declared.insert(edge.upstream.clone());
                 }
@@ -331,6 +333,8 @@ impl<'a> Resolver<'a> {
         Ok(wanted)
     }
 
+    /// The dependencies of a kept package as it was installed, each pinned
+    /// to the digest that is installed.
     fn remembered_edges(&self, repository: &str) -> Vec<Edge> {
         let Some(installed) = self.installed else {
             return Vec::new();
