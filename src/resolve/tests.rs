@@ -4,7 +4,7 @@
 use super::*;
 use crate::package::{PackageKind, PackageMeta};
 use crate::registry::memory::{MemoryRegistry, meta};
-use crate::resolve::graph::Graph;
+use crate::resolve::graph::{Graph, PackageNode};
 use crate::sdk::request::decode;
 use crate::spec::Input;
 use crate::spec::limits::MAX_STATUS_PACKAGES;
@@ -584,10 +584,18 @@ async fn a_dependency_does_not_depend_on_which_parent_pulled_it_in() {
 
 // --- The supply-chain gate (the input's `scan`) ------------------------------
 
+/// One installed package: what the gates keep when nothing newer passes.
+struct InstalledFamily(PackageNode);
+
+impl Installed for InstalledFamily {
+    fn get(&self, repository: &str) -> Option<&PackageNode> {
+        (repository == self.0.repository).then_some(&self.0)
+    }
+}
+
 mod scan_gate {
     use super::*;
     use crate::registry::scan::{ScanReport, Severity};
-    use crate::resolve::graph::PackageNode;
     use crate::resolve::scan::Skipped;
 
     const S3: &str = "upbound/provider-aws-s3";
@@ -625,14 +633,6 @@ mod scan_gate {
 
     fn critical(name: &str) -> ScanReport {
         ScanReport::with_findings(&[(name, Severity::Critical)])
-    }
-
-    struct InstalledFamily(PackageNode);
-
-    impl Installed for InstalledFamily {
-        fn get(&self, repository: &str) -> Option<&PackageNode> {
-            (repository == self.0.repository).then_some(&self.0)
-        }
     }
 
     async fn gated(
@@ -829,7 +829,6 @@ mod scan_gate {
 
 mod signature_gate {
     use super::*;
-    use crate::resolve::graph::PackageNode;
     use crate::resolve::scan::Skipped;
     use crate::signature::Signatures;
     use crate::signature::fixtures::signed;
@@ -858,14 +857,6 @@ mod signature_gate {
             );
         }
         (registry, pem)
-    }
-
-    struct InstalledFamily(PackageNode);
-
-    impl Installed for InstalledFamily {
-        fn get(&self, repository: &str) -> Option<&PackageNode> {
-            (repository == self.0.repository).then_some(&self.0)
-        }
     }
 
     async fn verified(

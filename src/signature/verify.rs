@@ -278,14 +278,7 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
     fn legacy_signatures() {
         let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
         let other = Trust::Key(PublicKey::from_pem(OTHER).expect("other"));
-        let ours = [Signer {
-            authority: "ours",
-            trust: &key,
-        }];
-        let theirs = [Signer {
-            authority: "theirs",
-            trust: &other,
-        }];
+        let (ours, theirs) = (only("ours", &key), only("theirs", &other));
         let good = legacy(PAYLOAD, SIGNATURE);
         let verified = Finding::Verified {
             authority: "ours".into(),
@@ -318,14 +311,7 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
     fn bundles() {
         let key = Trust::Key(PublicKey::from_pem(PEM).expect("key"));
         let other = Trust::Key(PublicKey::from_pem(OTHER).expect("other"));
-        let ours = [Signer {
-            authority: "ours",
-            trust: &key,
-        }];
-        let theirs = [Signer {
-            authority: "theirs",
-            trust: &other,
-        }];
+        let (ours, theirs) = (only("ours", &key), only("theirs", &other));
         let bundle = DSSE_BUNDLE.as_bytes();
         assert_eq!(
             verify_bundle(bundle, BUNDLE_DIGEST, &ours),
@@ -383,12 +369,14 @@ GysVxcq8EbLEh4pv5fXabYAYNVYvrdLyAfsmo5XVoNByNzj+UcbTcMt4Ww==
         ]
     }
 
+    /// The one authority `authority`, trusting `trust`.
+    fn only<'a>(authority: &'a str, trust: &'a Trust) -> [Signer<'a>; 1] {
+        [Signer { authority, trust }]
+    }
+
     /// The authority `ci` trusting `trust`.
     fn ci(trust: &Trust) -> [Signer<'_>; 1] {
-        [Signer {
-            authority: "ci",
-            trust,
-        }]
+        only("ci", trust)
     }
 
     /// The authority `key` trusting `key`, then `ci` trusting `ci`.
