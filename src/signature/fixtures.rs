@@ -127,10 +127,7 @@ fn keyless_legacy(
 /// `f`'s leaf signing the manifest digest `digest` as a v0.1 bundle.
 fn message_bundle(f: &crate::keyless::fixtures::Fixture, digest: &str) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect();
+    let bytes = super::sigstore::unhex(hex).expect("hex");
     let logged = f.sign_digest(&bytes);
     serde_json::json!({
         "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",

@@ -105,7 +105,8 @@ pub fn rekor_bundle(text: &str) -> Result<Tlog, Error> {
     })
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The bytes of lowercase or uppercase hex `text`, if it is hex.
+pub(super) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
