@@ -183,6 +183,8 @@ fn ustar_header(name: &str, size: usize) -> Vec<u8> {
 /// with the memo off, against the registry the environment names: decode,
 /// compose and encode, per call. In one process and without gRPC, so two
 /// builds compare more steadily than through a server on a noisy machine.
+/// `COMPOSE_BENCH_CALLS` sets how many calls are timed (60), e.g. more for a
+/// profiler to sample.
 async fn recorded(path: &str) {
     use prost::Message;
     let bytes = match std::fs::read(path) {
@@ -199,7 +201,11 @@ async fn recorded(path: &str) {
     if black_box(once().await).is_none() {
         return println!("COMPOSE_BENCH_REQUEST={path}: not a RunFunctionRequest");
     }
-    let calls = 60;
+    let calls = std::env::var("COMPOSE_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(60);
     let mut times: Vec<Duration> = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
