@@ -54,7 +54,8 @@
 //! Around the call:
 //! - `main.rs`, [`cli`]: the entry point and its flags.
 //! - `server/`: gRPC with mutual TLS, health, reflection, call and read
-//!   limits, gRPC metrics; [`telemetry`]: logging and `/metrics`.
+//!   limits, gRPC metrics, the codec that reads messages from their
+//!   bytes; [`telemetry`]: logging and `/metrics`.
 //! - [`bootstrap`]: the same engine, once, from the command line, for a
 //!   fresh cluster.
 //! - `mirror/`: copying packages and their dependency closure into ECR.
