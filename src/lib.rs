@@ -49,7 +49,8 @@
 //! - [`reference`](mod@reference): the OCI reference grammar and digest verification;
 //!   [`names`]: every name check and builder; [`package`]: what a package
 //!   is to the resolver; [`aws`]: account, region and registry host.
-//! - `sdk/` and [`proto`]: the function protocol, typed.
+//! - `sdk/` and [`proto`]: the function protocol, typed; `sdk/protobuf`
+//!   holds its `google.protobuf.Struct`, fields as a list of entries.
 //!
 //! Around the call:
 //! - `main.rs`, [`cli`]: the entry point and its flags.

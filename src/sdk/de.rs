@@ -5,10 +5,9 @@
 //! NaN and infinities are null), the same error messages. Reading a large
 //! spec or status this way skips building the JSON tree in between.
 
-use std::collections::btree_map;
-
-use prost_types::value::Kind;
-use prost_types::{Struct, Value};
+use super::protobuf;
+use super::protobuf::value::Kind;
+use super::protobuf::{Struct, Value};
 use serde::de::value::{BorrowedStrDeserializer, StrDeserializer};
 use serde::de::{
     DeserializeSeed, EnumAccess, Error as _, Expected, IntoDeserializer, MapAccess, SeqAccess,
@@ -314,7 +313,7 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
 }
 
 struct Map<'de> {
-    iter: btree_map::Iter<'de, String, Value>,
+    iter: protobuf::Iter<'de>,
     value: Option<&'de Value>,
 }
 
