@@ -104,11 +104,10 @@ fn visit_seq<'de, V: Visitor<'de>>(values: &'de [Value], visitor: V) -> Result<V
 }
 
 fn visit_map<'de, V: Visitor<'de>>(object: &'de Struct, visitor: V) -> Result<V::Value, Error> {
-    let len = object.fields.len();
-    let mut map = Map {
-        iter: object.fields.iter(),
-        value: None,
-    };
+    // One look for repeated keys, not one for the length and one to iterate.
+    let iter = object.fields.iter();
+    let len = iter.len();
+    let mut map = Map { iter, value: None };
     let out = visitor.visit_map(&mut map)?;
     if map.iter.len() == 0 {
         Ok(out)
