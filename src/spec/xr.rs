@@ -1,7 +1,7 @@
 //! The user's API: the `spec` of an XEcrPackages composite (or any XR whose
 //! Composition runs this function).
 
-use prost_types::Value;
+use crate::sdk::protobuf::Value;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
