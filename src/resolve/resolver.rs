@@ -10,6 +10,7 @@ use super::installed::Installed;
 use super::quarantine::Quarantine;
 use super::resolution::{Blocked, Kept, Resolution};
 use super::select::{Pick, ReadingsCache, Selection, Selector};
+use super::specs::SpecsCache;
 use super::wanted::{Edge, Requirement, Wanted};
 use crate::error::{DependencyError, Error, Result};
 use crate::names::{dns_label, repository_path};
@@ -62,6 +63,8 @@ pub struct Resolver<'a> {
     quarantine: Option<&'a Quarantine>,
     /// Constraint readings, shared by every pick of this resolution.
     readings: ReadingsCache,
+    /// Dependency versions parsed, shared by every edge read.
+    specs: SpecsCache,
 }
 
 impl<'a> Resolver<'a> {
@@ -73,6 +76,7 @@ impl<'a> Resolver<'a> {
             installed: None,
             quarantine: None,
             readings: ReadingsCache::default(),
+            specs: SpecsCache::default(),
         }
     }
 
@@ -390,7 +394,7 @@ impl<'a> Resolver<'a> {
                 self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
                 // As in Crossplane, an empty version is no constraint at all
                 // but an error: the package author must say what they need.
-                let spec = VersionSpec::parse(dependency.version.trim()).map_err(|e| {
+                let spec = self.specs.parse(dependency.version.trim()).map_err(|e| {
                     DependencyError::InvalidVersion {
                         dependent: source.clone(),
                         dependency: dependency.package.clone(),
