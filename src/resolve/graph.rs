@@ -303,11 +303,13 @@ mod tests {
                 })
                 .collect();
             let graph = Graph::new(nodes.clone());
-            let mut unsorted = Graph::default();
-            unsorted.nodes = nodes
-                .into_iter()
-                .map(|n| (n.repository.clone(), n))
-                .collect();
+            let unsorted = Graph {
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| (n.repository.clone(), n))
+                    .collect(),
+                order: Vec::new(),
+            };
             match (graph, scanned_order(&unsorted)) {
                 (Ok(graph), Some(order)) => assert_eq!(graph.order, order, "case {case}"),
                 (Err(e), None) => assert!(e.to_string().starts_with("dependency cycle")),
