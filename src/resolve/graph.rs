@@ -1,7 +1,10 @@
 //! The install graph: which packages, what each depends on, and the order
 //! Crossplane must install them in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Hashed per call over long repository names: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use crate::error::{DependencyError, Result};
 use crate::names::is_label;
@@ -76,8 +79,9 @@ impl Graph {
     /// dependents of the last one, instead of scanning every package per
     /// wave.
     fn sort(&self) -> Result<Vec<String>> {
-        let mut unplaced: HashMap<&str, usize> = HashMap::with_capacity(self.nodes.len());
-        let mut dependents: HashMap<&str, Vec<&PackageNode>> = HashMap::new();
+        let mut unplaced: HashMap<&str, usize> =
+            HashMap::with_capacity_and_hasher(self.nodes.len(), Default::default());
+        let mut dependents: HashMap<&str, Vec<&PackageNode>> = HashMap::default();
         let mut ready: Vec<&PackageNode> = Vec::new();
         for node in self.nodes.values() {
             let inside = node

@@ -1,7 +1,12 @@
 //! The resolver: rounds to a fixed point over the registry (see the
 //! module documentation of `resolve`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+// Keyed by repositories and digests, hashed several times per package per
+// round: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -353,10 +358,10 @@ impl<'a> Resolver<'a> {
                 repository: dependency.repository.clone(),
                 kind: dependency.kind,
                 upstream: dependency.upstream.clone(),
-                requirement: Requirement {
+                requirement: Arc::new(Requirement {
                     spec: VersionSpec::Digest(dependency.digest.clone()),
                     source: format!("{repository}:{} (kept as installed)", node.version),
-                },
+                }),
             })
             .collect()
     }
@@ -405,10 +410,10 @@ impl<'a> Resolver<'a> {
                     repository: dep_repository,
                     kind: dependency.kind,
                     upstream: dependency.package.clone(),
-                    requirement: Requirement {
+                    requirement: Arc::new(Requirement {
                         spec,
                         source: source.clone(),
-                    },
+                    }),
                 })
             })
             .collect()

@@ -3,8 +3,11 @@
 //! quarantined releases and the supply-chain gate, or the installed one
 //! kept when the package no longer resolves.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+
+// Hashed for every package of every call: foldhash, not SipHash.
+use foldhash::{HashMap, HashSet};
 
 use super::installed::Installed;
 use super::quarantine::{Quarantine, Release};
@@ -77,7 +80,7 @@ impl ReadingsCache {
         let texts: Vec<&str> = if texts.len() < 2 {
             texts.to_vec()
         } else {
-            let mut seen: HashSet<&str> = HashSet::new();
+            let mut seen: HashSet<&str> = HashSet::default();
             texts.iter().copied().filter(|t| seen.insert(t)).collect()
         };
         // Each text after its length: no two lists share a key. Bytes, not

@@ -2,8 +2,10 @@
 //! mostly ask for their dependencies with the same few texts
 //! (`>=v1.0.0`), and every round reads the edges of new selections.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+// Hashed for every edge read: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use crate::error::Result;
 use crate::version::VersionSpec;
