@@ -233,7 +233,7 @@ impl Registry for Upstream {
         Ok(digest)
     }
 
-    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>> {
         let source = self.source(repository)?;
         let image = UpstreamImage {
             upstream: self,
@@ -255,7 +255,7 @@ impl Registry for Upstream {
                     .insert(dependency.package.clone());
             }
         }
-        Ok(meta)
+        Ok(Arc::new(meta))
     }
 
     async fn signatures(&self, repository: &str, digest: &str) -> Result<Arc<Signatures>> {

@@ -116,16 +116,23 @@ struct Answer<V> {
 
 type Key = (String, String);
 
+/// Keys are hashed on every lookup, three per package per call; foldhash,
+/// seeded per process, instead of SipHash.
+type Hasher = foldhash::fast::RandomState;
+
+/// One of the caches, by what it is keyed by and holds.
+type Store<K, V> = Cache<K, Answer<V>, Hasher>;
+
 /// See the module documentation.
 pub struct CachedRegistry<R: ?Sized> {
     inner: Arc<R>,
     tag_ttl_ms: Arc<AtomicU64>,
     failures: Failures,
-    tags: Cache<String, Answer<Arc<Vec<String>>>>,
-    digests: Cache<Key, Answer<String>>,
-    metas: Cache<Key, Answer<Arc<PackageMeta>>>,
-    scans: Cache<Key, Answer<Arc<ScanReport>>>,
-    signatures: Cache<Key, Answer<Arc<Signatures>>>,
+    tags: Store<String, Arc<Vec<String>>>,
+    digests: Store<Key, String>,
+    metas: Store<Key, Arc<PackageMeta>>,
+    scans: Store<Key, Arc<ScanReport>>,
+    signatures: Store<Key, Arc<Signatures>>,
 }
 
 impl<R: ?Sized> Clone for CachedRegistry<R> {
@@ -245,7 +252,7 @@ impl<V: Weight> Weight for Answer<V> {
     }
 }
 
-fn build<K, V>(bytes: u64, lifetime: Lifetime) -> Cache<K, Answer<V>>
+fn build<K, V>(bytes: u64, lifetime: Lifetime) -> Store<K, V>
 where
     K: Weight + std::hash::Hash + Eq + Send + Sync + 'static,
     V: Weight + Clone + Send + Sync + 'static,
@@ -256,7 +263,7 @@ where
             u32::try_from(k.weight() + v.weight() + 64).unwrap_or(u32::MAX)
         })
         .expire_after(lifetime)
-        .build()
+        .build_with_hasher(Hasher::default())
 }
 
 impl<R: Registry + ?Sized + 'static> CachedRegistry<R> {
@@ -324,7 +331,7 @@ fn millis(d: Duration) -> u64 {
 /// concurrent caller. A successful answer older than `max_age` (the caller's
 /// current tag TTL) is asked again.
 async fn answer<K, V, F>(
-    cache: &Cache<K, Answer<V>>,
+    cache: &Store<K, V>,
     failures: Failures,
     key: K,
     max_age: Option<Duration>,
@@ -405,16 +412,10 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         .await
     }
 
-    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>> {
         let key = (repository.to_string(), digest.to_string());
-        let lookup = async {
-            self.inner
-                .package_meta(repository, digest)
-                .await
-                .map(Arc::new)
-        };
-        let meta = answer(&self.metas, self.failures, key, None, lookup).await?;
-        Ok(PackageMeta::clone(&meta))
+        let lookup = self.inner.package_meta(repository, digest);
+        answer(&self.metas, self.failures, key, None, lookup).await
     }
 
     async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
@@ -593,13 +594,13 @@ mod tests {
                 message: "slow and down".into(),
             })
         }
-        async fn package_meta(&self, _: &str, digest: &str) -> Result<PackageMeta> {
+        async fn package_meta(&self, _: &str, digest: &str) -> Result<Arc<PackageMeta>> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
             if digest == "sha256:panics" && n == 0 {
                 panic!("the registry client panicked");
             }
-            Ok(meta("m"))
+            Ok(Arc::new(meta("m")))
         }
     }
 

@@ -146,13 +146,13 @@ impl Registry for MemoryRegistry {
         })
     }
 
-    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>> {
         self.enter("GetDownloadUrlForLayer")?;
         self.metas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(digest)
-            .cloned()
+            .map(|meta| Arc::new(meta.clone()))
             .ok_or_else(|| Error::ImageNotFound {
                 registry: "memory".to_string(),
                 repository: repository.to_string(),

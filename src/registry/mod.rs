@@ -43,8 +43,9 @@ pub trait Registry: Send + Sync {
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String>;
 
     /// The package metadata of the image at `digest`, following an index to
-    /// its single (or `linux/amd64`) manifest.
-    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta>;
+    /// its single (or `linux/amd64`) manifest; shared, so a cached one is
+    /// handed out without copying it.
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>>;
 
     /// What the registry's image scan says about the image at `digest`
     /// (ECR: `DescribeImageScanFindings`, see [`scan`]). A registry that

@@ -10,6 +10,7 @@
 //!
 //! - `resolver.rs`: the rounds, one [`Resolver`] per resolution.
 //! - `wanted.rs`: what a round wants: packages, requirements, edges.
+//! - `specs.rs`: dependency versions parsed once per resolution.
 //! - `select.rs`: one wanted package's version (constraints, dialects,
 //!   quarantine, the supply-chain gate, the installed one kept).
 //! - `resolution.rs`: what comes out, the install graph (`graph.rs`) and
@@ -29,6 +30,7 @@ mod resolver;
 pub mod scan;
 mod select;
 mod signature;
+mod specs;
 mod wanted;
 
 pub use self::installed::Installed;

@@ -1,7 +1,12 @@
 //! The resolver: rounds to a fixed point over the registry (see the
 //! module documentation of `resolve`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+// Keyed by repositories and digests, hashed several times per package per
+// round: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -10,6 +15,7 @@ use super::installed::Installed;
 use super::quarantine::Quarantine;
 use super::resolution::{Blocked, Kept, Resolution};
 use super::select::{Pick, ReadingsCache, Selection, Selector};
+use super::specs::SpecsCache;
 use super::wanted::{Edge, Requirement, Wanted};
 use crate::error::{DependencyError, Error, Result};
 use crate::names::{dns_label, repository_path};
@@ -62,6 +68,8 @@ pub struct Resolver<'a> {
     quarantine: Option<&'a Quarantine>,
     /// Constraint readings, shared by every pick of this resolution.
     readings: ReadingsCache,
+    /// Dependency versions parsed, shared by every edge read.
+    specs: SpecsCache,
 }
 
 impl<'a> Resolver<'a> {
@@ -73,6 +81,7 @@ impl<'a> Resolver<'a> {
             installed: None,
             quarantine: None,
             readings: ReadingsCache::default(),
+            specs: SpecsCache::default(),
         }
     }
 
@@ -349,10 +358,10 @@ impl<'a> Resolver<'a> {
                 repository: dependency.repository.clone(),
                 kind: dependency.kind,
                 upstream: dependency.upstream.clone(),
-                requirement: Requirement {
+                requirement: Arc::new(Requirement {
                     spec: VersionSpec::Digest(dependency.digest.clone()),
                     source: format!("{repository}:{} (kept as installed)", node.version),
-                },
+                }),
             })
             .collect()
     }
@@ -390,7 +399,7 @@ impl<'a> Resolver<'a> {
                 self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
                 // As in Crossplane, an empty version is no constraint at all
                 // but an error: the package author must say what they need.
-                let spec = VersionSpec::parse(dependency.version.trim()).map_err(|e| {
+                let spec = self.specs.parse(dependency.version.trim()).map_err(|e| {
                     DependencyError::InvalidVersion {
                         dependent: source.clone(),
                         dependency: dependency.package.clone(),
@@ -401,10 +410,10 @@ impl<'a> Resolver<'a> {
                     repository: dep_repository,
                     kind: dependency.kind,
                     upstream: dependency.package.clone(),
-                    requirement: Requirement {
+                    requirement: Arc::new(Requirement {
                         spec,
                         source: source.clone(),
-                    },
+                    }),
                 })
             })
             .collect()

@@ -3,9 +3,11 @@
 //! quarantined releases and the supply-chain gate, or the installed one
 //! kept when the package no longer resolves.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fmt::Write;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+
+// Hashed for every package of every call: foldhash, not SipHash.
+use foldhash::{HashMap, HashSet};
 
 use super::installed::Installed;
 use super::quarantine::{Quarantine, Release};
@@ -16,7 +18,7 @@ use crate::error::{DependencyError, Error, Result};
 use crate::registry::{Registry, Tags};
 use crate::spec::limits::MAX_SKIPPED;
 use crate::spec::{Settings, XrSpec};
-use crate::version::{Constraint, Dialect, Readings, VersionSpec, parse_tag, select_highest};
+use crate::version::{Constraint, Dialect, Readings, VersionSpec, Versions};
 
 /// What the XR's `version` field asks for. Unlike `dependsOn`, a top-level
 /// version may name any existing tag (a package object's `spec.package`
@@ -66,7 +68,7 @@ struct Choice {
 /// constraints.
 #[derive(Debug, Default)]
 pub(super) struct ReadingsCache {
-    known: Mutex<HashMap<String, Arc<Readings>>>,
+    known: Mutex<HashMap<Vec<u8>, Arc<Readings>>>,
 }
 
 impl ReadingsCache {
@@ -78,14 +80,15 @@ impl ReadingsCache {
         let texts: Vec<&str> = if texts.len() < 2 {
             texts.to_vec()
         } else {
-            let mut seen: HashSet<&str> = HashSet::new();
+            let mut seen: HashSet<&str> = HashSet::default();
             texts.iter().copied().filter(|t| seen.insert(t)).collect()
         };
-        // Each text after its length: no two lists share a key.
-        let mut key = String::new();
+        // Each text after its length: no two lists share a key. Bytes, not
+        // formatted digits: this runs for every package of every call.
+        let mut key: Vec<u8> = Vec::with_capacity(texts.iter().map(|t| t.len() + 8).sum());
         for text in &texts {
-            let _ = write!(key, "{}:", text.len());
-            key.push_str(text);
+            key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+            key.extend_from_slice(text.as_bytes());
         }
         // A poisoned lock only means another lookup panicked; the map is
         // still whole.
@@ -352,12 +355,13 @@ impl Selector<'_> {
         // way, at most MAX_SKIPPED of them: each costs a scan report.
         let mut skipped: BTreeSet<&str> = BTreeSet::new();
         let mut gated: Vec<Skipped> = Vec::new();
+        // Each tag read once for every pass, the disagreement and the
+        // highest release.
+        let versions = Versions::of(tags.iter().map(String::as_str));
         loop {
-            let candidates = tags
-                .iter()
-                .map(String::as_str)
-                .filter(|t| !skipped.contains(t));
-            let Some(tag) = readings.select_highest_in(dialects, candidates)? else {
+            let found =
+                readings.select_highest_among(dialects, &versions, |t| skipped.contains(t))?;
+            let Some(tag) = found else {
                 if gated.is_empty() {
                     return Ok(None);
                 }
@@ -376,9 +380,9 @@ impl Selector<'_> {
             }
             return Ok(Some(Choice {
                 tag: tag.to_string(),
-                available: available(&tags, tag),
+                available: versions.release_above(tag).map(str::to_string),
                 dialects: (dialects.len() > 1)
-                    .then(|| disagreement(repository, &texts, &readings, &tags, tag))
+                    .then(|| disagreement(repository, &texts, &readings, &versions, tag))
                     .flatten(),
                 skipped: gated,
             }));
@@ -423,13 +427,13 @@ fn disagreement(
     repository: &str,
     texts: &[&str],
     readings: &Readings,
-    tags: &[String],
+    versions: &Versions<'_>,
     chosen: &str,
 ) -> Option<String> {
     if texts.is_empty() {
         return None;
     }
-    let raw = readings.highest_per_dialect(tags.iter().map(String::as_str));
+    let raw = readings.highest_per_dialect_among(versions);
     // Mostly they agree: said without a message.
     if raw.iter().all(|(_, pick)| *pick == raw[0].1) {
         return None;
@@ -458,18 +462,6 @@ fn disagreement(
          took {chosen}, which every one accepts (set the input's crossplaneVersion to read them as one Crossplane does)",
         readings.join("; ")
     ))
-}
-
-/// The highest release (a tag without a prerelease) among `tags` when it
-/// is higher than `chosen`.
-fn available(tags: &[String], chosen: &str) -> Option<String> {
-    let releases = tags
-        .iter()
-        .map(String::as_str)
-        .filter(|t| parse_tag(t).is_some_and(|v| v.pre.is_empty()));
-    let highest = select_highest(&[], releases)?;
-    let higher = highest != chosen && select_highest(&[], [highest, chosen]) == Some(highest);
-    higher.then(|| highest.to_string())
 }
 
 /// The failure of a package whose versions all fail the supply-chain gate.

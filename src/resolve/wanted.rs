@@ -2,12 +2,13 @@
 //! placed on each, and the dependency edges read from their metadata.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::package::PackageKind;
 use crate::version::VersionSpec;
 
 /// A version requirement and who placed it, for error messages.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Requirement {
     pub(super) spec: VersionSpec,
     pub(super) source: String,
@@ -24,8 +25,10 @@ pub(super) struct Wanted {
     pub(super) declared: BTreeSet<String>,
     /// Index into `spec.packages` when the user listed it.
     pub(super) listed: Option<usize>,
-    /// Constraints placed by the packages that depend on it.
-    pub(super) requirements: Vec<Requirement>,
+    /// Constraints placed by the packages that depend on it, shared with
+    /// the edges that place them: every round wants them again, and one
+    /// wanted as in the round before compares equal by pointer.
+    pub(super) requirements: Vec<Arc<Requirement>>,
 }
 
 impl Wanted {
@@ -46,5 +49,5 @@ pub(super) struct Edge {
     pub(super) repository: String,
     pub(super) kind: PackageKind,
     pub(super) upstream: String,
-    pub(super) requirement: Requirement,
+    pub(super) requirement: Arc<Requirement>,
 }

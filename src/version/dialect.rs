@@ -301,6 +301,18 @@ impl Readings {
         dialects: &[Dialect],
         tags: impl IntoIterator<Item = &'a str>,
     ) -> Result<Option<&'a str>> {
+        self.select_highest_among(dialects, &Versions::of(tags), |_| false)
+    }
+
+    /// [`select_highest_in`] of these texts over tags already read, passing
+    /// over those `skip` names: a caller that asks again with one more tag
+    /// skipped reads no tag twice.
+    pub fn select_highest_among<'a>(
+        &self,
+        dialects: &[Dialect],
+        versions: &Versions<'a>,
+        skip: impl Fn(&str) -> bool,
+    ) -> Result<Option<&'a str>> {
         let dialects = if dialects.is_empty() {
             &Dialect::ALL[..]
         } else {
@@ -313,16 +325,17 @@ impl Readings {
                 Err(error) => return Err(error.clone()),
             }
         }
-        Ok(tags
-            .into_iter()
-            .map(|tag| (tag, Counted::of(tag)))
+        Ok(versions
+            .tags
+            .iter()
+            .filter(|(tag, _)| !skip(tag))
             .filter(|(_, counted)| dialects.iter().all(|&d| counted.counts_in(d)))
             .filter(|(_, counted)| readings.iter().all(|c| c.matches_counted(counted)))
             .max_by(|(a_tag, a), (b_tag, b)| {
                 let ((a, a_pre), (b, b_pre)) = (a.parts(), b.parts());
                 precedence(a, a_pre, b, b_pre).then_with(|| a_tag.cmp(b_tag))
             })
-            .map(|(tag, _)| tag))
+            .map(|(tag, _)| *tag))
     }
 
     /// [`highest_per_dialect`] of these texts.
@@ -330,38 +343,98 @@ impl Readings {
         &self,
         tags: impl IntoIterator<Item = &'a str>,
     ) -> [(Dialect, Option<Option<&'a str>>); 3] {
+        self.highest_per_dialect_among(&Versions::of(tags))
+    }
+
+    /// [`highest_per_dialect`] of these texts over tags already read.
+    pub fn highest_per_dialect_among<'a>(
+        &self,
+        versions: &Versions<'a>,
+    ) -> [(Dialect, Option<Option<&'a str>>); 3] {
         let readings: [Option<&Vec<DialectConstraint>>; 3] =
             [0, 1, 2].map(|i| self.by_dialect[i].as_ref().ok());
-        let mut best: [Option<(&'a str, Counted<'a>)>; 3] = [None, None, None];
-        for tag in tags {
-            let counted = Counted::of(tag);
+        let mut best: [Option<(&'a str, &Counted<'a>)>; 3] = [None, None, None];
+        for (tag, counted) in &versions.tags {
+            let tag: &'a str = tag;
             for (i, &dialect) in Dialect::ALL.iter().enumerate() {
                 let Some(readings) = readings[i] else {
                     continue;
                 };
                 if !counted.counts_in(dialect)
-                    || !readings.iter().all(|c| c.matches_counted(&counted))
+                    || !readings.iter().all(|c| c.matches_counted(counted))
                 {
                     continue;
                 }
-                let higher = best[i].as_ref().is_none_or(|(best_tag, best_counted)| {
+                let higher = best[i].is_none_or(|(best_tag, best_counted)| {
                     let ((a, a_pre), (b, b_pre)) = (counted.parts(), best_counted.parts());
                     precedence(a, a_pre, b, b_pre)
                         .then_with(|| tag.cmp(best_tag))
                         .is_gt()
                 });
                 if higher {
-                    best[i] = Some((tag, counted.clone()));
+                    best[i] = Some((tag, counted));
                 }
             }
         }
-        let pick = |i: usize| readings[i].map(|_| best[i].as_ref().map(|(t, _)| *t));
+        let pick = |i: usize| readings[i].map(|_| best[i].map(|(t, _)| t));
         [
             (Dialect::ALL[0], pick(0)),
             (Dialect::ALL[1], pick(1)),
             (Dialect::ALL[2], pick(2)),
         ]
     }
+}
+
+/// A repository's tags, each read once as every dialect counts it, for
+/// choosing among them more than once (each pass of a pick, the dialects'
+/// disagreement, the highest release) without reading them again.
+pub struct Versions<'a> {
+    tags: Vec<(&'a str, Counted<'a>)>,
+}
+
+impl<'a> Versions<'a> {
+    pub fn of(tags: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            tags: tags
+                .into_iter()
+                .map(|tag| (tag, Counted::of(tag)))
+                .collect(),
+        }
+    }
+
+    /// The highest release (a tag that counts as strict SemVer, without a
+    /// prerelease) when it is higher than `chosen`, in
+    /// [`select_highest`](super::select_highest)'s order: what a
+    /// constraint keeps the package from.
+    pub fn release_above(&self, chosen: &str) -> Option<&'a str> {
+        let (highest, top) = self
+            .tags
+            .iter()
+            .filter_map(|(tag, counted)| Some((*tag, counted.v3.as_ref()?)))
+            .filter(|(_, v)| v.pre.is_empty())
+            .max_by(|(a_tag, a), (b_tag, b)| by_precedence(a, b).then_with(|| a_tag.cmp(b_tag)))?;
+        if highest == chosen {
+            return None;
+        }
+        // A chosen tag strict SemVer does not count (one only v1.5.0
+        // reads) is below any release.
+        let higher = parse_tag(chosen).is_none_or(|chosen_version| {
+            by_precedence(top, &chosen_version)
+                .then_with(|| highest.cmp(chosen))
+                .is_gt()
+        });
+        higher.then_some(highest)
+    }
+}
+
+/// [`precedence`] of two versions strict SemVer reads.
+fn by_precedence(a: &Version, b: &Version) -> std::cmp::Ordering {
+    precedence(
+        [a.major, a.minor, a.patch],
+        a.pre.as_str(),
+        [b.major, b.minor, b.patch],
+        b.pre.as_str(),
+    )
 }
 
 /// Kept in step with the v3 limit, which every dialect applies.

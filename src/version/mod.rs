@@ -10,7 +10,9 @@
 //! - [`Dialect`]: which Masterminds a Crossplane minor uses (v1.5.0 up to
 //!   v2.2, v3.4.0 in v2.3, v3.5.0 from v2.4), a constraint read in each
 //!   ([`DialectConstraint`]; v1.5.0 in `v1.rs`), and [`select_highest_in`],
-//!   the highest tag every given dialect accepts (`dialect.rs`).
+//!   the highest tag every given dialect accepts, over tags read once
+//!   ([`Versions`]) when a caller chooses among them more than once
+//!   (`dialect.rs`).
 //! - [`parse_tag`] and [`select_highest`]: which tags count and which one a
 //!   set of constraints picks (`tag.rs`).
 //! - [`VersionSpec`]: a `dependsOn` version, which is a digest or a
@@ -34,7 +36,9 @@ use crate::error::{Error, Result};
 use crate::names::is_digest;
 
 pub use constraint::{Constraint, MAX_ALTERNATIVES};
-pub use dialect::{Dialect, DialectConstraint, Readings, highest_per_dialect, select_highest_in};
+pub use dialect::{
+    Dialect, DialectConstraint, Readings, Versions, highest_per_dialect, select_highest_in,
+};
 pub use length::MAX_VERSION_LEN;
 use length::too_long;
 pub use tag::{is_tag, parse_tag, select_highest};

@@ -60,7 +60,7 @@ impl Registry for EcrRegistry {
         self.manifest(repository, reference).await.map(|(d, _)| d)
     }
 
-    async fn package_meta(&self, repository: &str, digest: &str) -> Result<PackageMeta> {
+    async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>> {
         let image = EcrImage {
             registry: self,
             repository,
@@ -71,7 +71,9 @@ impl Registry for EcrRegistry {
             max_layers_scanned: self.options.max_layers_scanned,
             layer_timeout: self.options.blob_timeout,
         };
-        xpkg::package_meta(&image, digest, options).await
+        xpkg::package_meta(&image, digest, options)
+            .await
+            .map(Arc::new)
     }
 
     async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
