@@ -18,7 +18,7 @@
 //! what Crossplane's package Lock says (see `package_lock`): a leaving package stays
 //! while any package in the Lock still declares it as a dependency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value as Json};
 
@@ -124,12 +124,16 @@ impl Gate<'_> {
     /// Applies the gating rule to `plan` (see the module's documentation).
     pub fn admit(&self, plan: Vec<Planned>) -> Admission {
         let mut admission = Admission::default();
-        let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
+        // Whether each planned resource is admitted, and then whether it is
+        // ready. Every package needs the same few gates (the IAM
+        // attachment, the mirrors): each need is judged once.
+        let mut admitted: Vec<Option<bool>> = Vec::with_capacity(plan.len());
+        let mut judged: HashMap<&str, bool> = HashMap::new();
         for planned in &plan {
             let missing: Vec<String> = planned
                 .needs
                 .iter()
-                .filter(|n| !self.is_ready(n))
+                .filter(|n| !*judged.entry(n.as_str()).or_insert_with(|| self.is_ready(n)))
                 .cloned()
                 .collect();
             let admit = self.observed.contains_key(&planned.name) || missing.is_empty();
@@ -139,9 +143,11 @@ impl Gate<'_> {
                     needs: missing,
                 });
             }
-            admitted.push(admit);
+            admitted.push(admit.then(|| self.is_ready(&planned.name)));
         }
-        let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+        // Looked up by name only, never walked in order: hashed, as the
+        // names share long prefixes.
+        let planned: HashMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
         admission.held = self.held(&planned);
         let retained = self.retain(&plan, &planned, &mut admission);
 
@@ -150,14 +156,12 @@ impl Gate<'_> {
         admission.desired = plan
             .into_iter()
             .zip(admitted)
-            .filter(|(_, admit)| *admit)
-            .map(|(p, _)| {
-                let ready = self.is_ready(&p.name);
-                Desired {
+            .filter_map(|(p, ready)| {
+                Some(Desired {
                     name: p.name,
                     object: p.object,
-                    ready,
-                }
+                    ready: ready?,
+                })
             })
             .chain(retained)
             .collect();
@@ -179,7 +183,7 @@ impl Gate<'_> {
     /// not settled on what the plan wants for it (planned, observed with
     /// the package reference the plan wants, and ready) holds the
     /// dependencies it had that are still present.
-    fn held(&self, planned: &BTreeMap<&str, &Planned>) -> BTreeMap<String, BTreeSet<String>> {
+    fn held(&self, planned: &HashMap<&str, &Planned>) -> BTreeMap<String, BTreeSet<String>> {
         let settled = |name: &str| {
             planned.get(name).is_some_and(|p| {
                 self.is_ready(name)
@@ -216,7 +220,7 @@ impl Gate<'_> {
     fn retain(
         &self,
         plan: &[Planned],
-        planned: &BTreeMap<&str, &Planned>,
+        planned: &HashMap<&str, &Planned>,
         admission: &mut Admission,
     ) -> Vec<Desired> {
         let unplanned = self
