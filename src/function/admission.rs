@@ -136,14 +136,15 @@ impl Gate<'_> {
                 .filter(|n| !*judged.entry(n.as_str()).or_insert_with(|| self.is_ready(n)))
                 .cloned()
                 .collect();
-            let admit = self.observed.contains_key(&planned.name) || missing.is_empty();
+            let observed = self.observed.get(&planned.name);
+            let admit = observed.is_some() || missing.is_empty();
             if !admit {
                 admission.waiting.push(Waiting {
                     name: planned.name.clone(),
                     needs: missing,
                 });
             }
-            admitted.push(admit.then(|| self.is_ready(&planned.name)));
+            admitted.push(admit.then(|| self.readiness(&planned.name, observed)));
         }
         // Looked up by name only, never walked in order: hashed, as the
         // names share long prefixes.
@@ -170,8 +171,14 @@ impl Gate<'_> {
 
     /// Ready for this XR's dependents, by [`Readiness`].
     fn is_ready(&self, name: &str) -> bool {
+        self.readiness(name, self.observed.get(name))
+    }
+
+    /// [`Gate::is_ready`] for `name`, observed as `observed` (looked up
+    /// once by a caller that needs it too).
+    fn readiness(&self, name: &str, observed: Option<&Observed>) -> bool {
         Readiness {
-            observed: self.observed.get(name).is_some_and(Observed::is_ready),
+            observed: observed.is_some_and(Observed::is_ready),
             moving: self.moving.contains(name),
             shared: self.shared.contains(name),
             inactive: self.inactive.contains(name),
@@ -184,20 +191,17 @@ impl Gate<'_> {
     /// the package reference the plan wants, and ready) holds the
     /// dependencies it had that are still present.
     fn held(&self, planned: &HashMap<&str, &Planned>) -> BTreeMap<String, BTreeSet<String>> {
-        let settled = |name: &str| {
+        let settled = |name: &str, observed: Option<&Observed>| {
             planned.get(name).is_some_and(|p| {
-                self.is_ready(name)
-                    && self
-                        .observed
-                        .get(name)
-                        .is_some_and(|o| same_package(&p.object, o))
+                self.readiness(name, observed)
+                    && observed.is_some_and(|o| same_package(&p.object, o))
             })
         };
         let mut held = BTreeMap::new();
         for (dependent, needs) in self.dependencies {
-            let exists =
-                self.observed.contains_key(dependent) || self.lingering.contains(dependent);
-            if !exists || settled(dependent) {
+            let observed = self.observed.get(dependent);
+            let exists = observed.is_some() || self.lingering.contains(dependent);
+            if !exists || settled(dependent, observed) {
                 continue;
             }
             let present: BTreeSet<String> = needs
