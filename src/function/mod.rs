@@ -184,8 +184,7 @@ impl Function {
         let settings = Settings::new(xr, &spec, &input)?;
         let observed = observed::read(request.observed_resources());
         let now = Timestamp::of(self.clock.now());
-        // What earlier reconciles left in the status: a hint, re-validated
-        // where it is first needed.
+        // What earlier reconciles left in the status: a hint, re-validated on use.
         let packages = request.composite_value(&["status", "packages"]);
         let previous = Previous::read(&composite, packages, &settings);
         let remembered = Recollection::of(&previous, &settings, &spec);
