@@ -41,6 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Ordered maps make encoding deterministic: the same answer to the
         // same question is the same bytes, call after call.
         .btree_map(".")
+        // Objects as lists of entries, not B-trees: see src/sdk/protobuf.rs.
+        .extern_path(".google.protobuf.Struct", "crate::sdk::protobuf::Struct")
+        // Read from the message's bytes, not through tonic's DecodeBuf.
+        .codec_path("crate::server::codec::ProtoCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -49,12 +49,14 @@
 //! - [`reference`](mod@reference): the OCI reference grammar and digest verification;
 //!   [`names`]: every name check and builder; [`package`]: what a package
 //!   is to the resolver; [`aws`]: account, region and registry host.
-//! - `sdk/` and [`proto`]: the function protocol, typed.
+//! - `sdk/` and [`proto`]: the function protocol, typed; `sdk/protobuf`
+//!   holds its `google.protobuf.Struct`, fields as a list of entries.
 //!
 //! Around the call:
 //! - `main.rs`, [`cli`]: the entry point and its flags.
 //! - `server/`: gRPC with mutual TLS, health, reflection, call and read
-//!   limits, gRPC metrics; [`telemetry`]: logging and `/metrics`.
+//!   limits, gRPC metrics, the codec that reads messages from their
+//!   bytes; [`telemetry`]: logging and `/metrics`.
 //! - [`bootstrap`]: the same engine, once, from the command line, for a
 //!   fresh cluster.
 //! - `mirror/`: copying packages and their dependency closure into ECR.

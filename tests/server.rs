@@ -9,6 +9,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use function_ecr_packages::sdk::protobuf::{Struct, Value, value::Kind};
 use function_ecr_packages::{
     function::Function,
     proto::{v1, v1beta1},
@@ -17,7 +18,6 @@ use function_ecr_packages::{
 };
 use nix::{sys::signal::Signal, unistd::Pid};
 use prost::Message;
-use prost_types::{Struct, Value, value::Kind};
 use support::policy;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},

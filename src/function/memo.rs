@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sdk::protobuf::value::Kind;
 use prost::Message;
-use prost_types::value::Kind;
 use sha2::{Digest, Sha256};
 
 use crate::proto::v1::{RequestMeta, RunFunctionRequest, RunFunctionResponse};

@@ -7,8 +7,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use prost_types::Struct;
-use prost_types::value::Kind;
+use crate::sdk::protobuf::Struct;
+use crate::sdk::protobuf::value::Kind;
 use serde_json::{Map, Value as Json};
 
 use crate::sdk::structs::{as_str, str_at, strings_at, value_to_json};

@@ -29,8 +29,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use prost_types::Struct;
-use prost_types::value::Kind;
+use crate::sdk::protobuf::Struct;
+use crate::sdk::protobuf::value::Kind;
 use serde_json::{Map, Value as Json, json};
 
 use crate::compose::Planned;

@@ -5,10 +5,9 @@
 //! NaN and infinities are null), the same error messages. Reading a large
 //! spec or status this way skips building the JSON tree in between.
 
-use std::collections::btree_map;
-
-use prost_types::value::Kind;
-use prost_types::{Struct, Value};
+use super::protobuf;
+use super::protobuf::value::Kind;
+use super::protobuf::{Struct, Value};
 use serde::de::value::{BorrowedStrDeserializer, StrDeserializer};
 use serde::de::{
     DeserializeSeed, EnumAccess, Error as _, Expected, IntoDeserializer, MapAccess, SeqAccess,
@@ -105,11 +104,10 @@ fn visit_seq<'de, V: Visitor<'de>>(values: &'de [Value], visitor: V) -> Result<V
 }
 
 fn visit_map<'de, V: Visitor<'de>>(object: &'de Struct, visitor: V) -> Result<V::Value, Error> {
-    let len = object.fields.len();
-    let mut map = Map {
-        iter: object.fields.iter(),
-        value: None,
-    };
+    // One look for repeated keys, not one for the length and one to iterate.
+    let iter = object.fields.iter();
+    let len = iter.len();
+    let mut map = Map { iter, value: None };
     let out = visitor.visit_map(&mut map)?;
     if map.iter.len() == 0 {
         Ok(out)
@@ -314,7 +312,7 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
 }
 
 struct Map<'de> {
-    iter: btree_map::Iter<'de, String, Value>,
+    iter: protobuf::Iter<'de>,
     value: Option<&'de Value>,
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use prost_types::value::Kind;
-use prost_types::{Struct, Value};
+use crate::sdk::protobuf::value::Kind;
+use crate::sdk::protobuf::{Struct, Value};
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use prost_types::{Struct, Value, value::Kind};
+use crate::sdk::protobuf::{Struct, Value, value::Kind};
 use serde_json::{Map, Value as Json};
 
 use super::structs::into_struct;
@@ -133,7 +133,12 @@ impl Response {
             .composite
             .get_or_insert_with(Resource::default);
         let object = composite.resource.get_or_insert_with(Struct::default);
-        let entry = object.fields.entry("status".to_string()).or_default();
+        if object.fields.get("status").is_none() {
+            object.fields.insert("status".to_string(), Value::default());
+        }
+        let Some(entry) = object.fields.get_mut("status") else {
+            return;
+        };
         if !matches!(entry.kind, Some(Kind::StructValue(_))) {
             entry.kind = Some(Kind::StructValue(Struct::default()));
         }

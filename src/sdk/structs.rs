@@ -5,8 +5,8 @@
 //! integers; otherwise a round trip would turn `replicas: 1` into `1.0` and
 //! every apply would look like a change.
 
-use prost_types::value::Kind;
-use prost_types::{ListValue, Struct, Value};
+use crate::sdk::protobuf::value::Kind;
+use crate::sdk::protobuf::{ListValue, Struct, Value};
 use serde_json::{Map, Number, Value as Json};
 
 /// Largest magnitude at which every whole f64 is exactly an integer.

@@ -2,11 +2,13 @@
 //! plus health and reflection for the humans and probes around it.
 //!
 //! * `runner`: the RunFunction handlers.
+//! * `codec`: how their messages are read and written ([`codec::ProtoCodec`]).
 //! * `tls`: the mutual TLS Crossplane speaks ([`Security`]).
 //! * `limits`: how much callers can make the server hold ([`ServerLimits`]).
 //! * `metrics`: the go-grpc-prometheus request metrics ([`GrpcMetrics`]).
 //! * `error`: why it cannot serve ([`ServeError`]).
 
+pub mod codec;
 mod error;
 mod limits;
 mod metrics;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use prost_types::Value;
+use crate::sdk::protobuf::Value;
 use serde::Deserialize;
 use serde_json::Value as Json;
 

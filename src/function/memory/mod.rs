@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use prost_types::Value;
-use prost_types::value::Kind;
+use crate::sdk::protobuf::Value;
+use crate::sdk::protobuf::value::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 

@@ -8,7 +8,7 @@
 //! package's own (so a rollback cannot point anywhere new), and a
 //! quarantine entry can only hold a release back, never admit one.
 
-use prost_types::Value;
+use crate::sdk::protobuf::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
