@@ -11,6 +11,7 @@ use crate::names::{Grammar, object_name};
 use crate::package::PackageKind;
 use crate::resolve::graph::{Graph, PackageNode};
 use crate::spec::Settings;
+use crate::spec::input::Mirror;
 use crate::spec::xr::Strategy;
 
 pub const PACKAGE_PREFIX: &str = "package-";
@@ -101,16 +102,20 @@ pub fn compose_image_configs(settings: &Settings, graph: &Graph) -> Vec<Planned>
     if settings.strategy != Strategy::Rewrite {
         return Vec::new();
     }
+    // Each package's mirror found once, not once per mirror listed.
+    let mut used: Vec<&Mirror> = Vec::new();
+    for mirror in graph
+        .nodes()
+        .filter_map(|n| settings.mirror_for(&n.upstream))
+    {
+        if !used.contains(&mirror) {
+            used.push(mirror);
+        }
+    }
     settings
         .mirrors
         .iter()
-        .filter(|mirror| {
-            graph.nodes().any(|node| {
-                settings
-                    .repository_for(&node.upstream)
-                    .is_some_and(|(_, used)| used == *mirror)
-            })
-        })
+        .filter(|mirror| used.contains(mirror))
         .map(|mirror| {
             let object = json!({
                 "apiVersion": "pkg.crossplane.io/v1beta1",
@@ -154,7 +159,7 @@ pub fn compose_packages(
             let mut spec = Map::new();
             spec.insert(
                 "package".to_string(),
-                json!(package_reference(settings, node)),
+                Json::String(package_reference(settings, node)),
             );
             if settings.strategy == Strategy::Skip {
                 // Every dependency is composed here, from ECR; Crossplane's
@@ -186,15 +191,17 @@ pub fn compose_packages(
             {
                 spec.insert("runtimeConfigRef".to_string(), json!({"name": runtime}));
             }
-            let object = json!({
-                "apiVersion": "pkg.crossplane.io/v1",
-                "kind": node.kind.as_str(),
-                "metadata": {"name": node.name},
-                "spec": spec,
-            });
+            // Built in place: `json!` would copy `spec` whole once more.
+            let mut metadata = Map::new();
+            metadata.insert("name".to_string(), Json::String(node.name.clone()));
+            let mut object = Map::new();
+            object.insert("apiVersion".to_string(), json!("pkg.crossplane.io/v1"));
+            object.insert("kind".to_string(), json!(node.kind.as_str()));
+            object.insert("metadata".to_string(), Json::Object(metadata));
+            object.insert("spec".to_string(), Json::Object(spec));
             Ok(Planned {
                 name: package_resource_name(&node.name),
-                object: into_map(object),
+                object,
                 needs,
             })
         })

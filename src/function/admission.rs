@@ -18,7 +18,7 @@
 //! what Crossplane's package Lock says (see `package_lock`): a leaving package stays
 //! while any package in the Lock still declares it as a dependency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value as Json};
 
@@ -124,24 +124,31 @@ impl Gate<'_> {
     /// Applies the gating rule to `plan` (see the module's documentation).
     pub fn admit(&self, plan: Vec<Planned>) -> Admission {
         let mut admission = Admission::default();
-        let mut admitted: Vec<bool> = Vec::with_capacity(plan.len());
+        // Whether each planned resource is admitted, and then whether it is
+        // ready. Every package needs the same few gates (the IAM
+        // attachment, the mirrors): each need is judged once.
+        let mut admitted: Vec<Option<bool>> = Vec::with_capacity(plan.len());
+        let mut judged: HashMap<&str, bool> = HashMap::new();
         for planned in &plan {
             let missing: Vec<String> = planned
                 .needs
                 .iter()
-                .filter(|n| !self.is_ready(n))
+                .filter(|n| !*judged.entry(n.as_str()).or_insert_with(|| self.is_ready(n)))
                 .cloned()
                 .collect();
-            let admit = self.observed.contains_key(&planned.name) || missing.is_empty();
+            let observed = self.observed.get(&planned.name);
+            let admit = observed.is_some() || missing.is_empty();
             if !admit {
                 admission.waiting.push(Waiting {
                     name: planned.name.clone(),
                     needs: missing,
                 });
             }
-            admitted.push(admit);
+            admitted.push(admit.then(|| self.readiness(&planned.name, observed)));
         }
-        let planned: BTreeMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
+        // Looked up by name only, never walked in order: hashed, as the
+        // names share long prefixes.
+        let planned: HashMap<&str, &Planned> = plan.iter().map(|p| (p.name.as_str(), p)).collect();
         admission.held = self.held(&planned);
         let retained = self.retain(&plan, &planned, &mut admission);
 
@@ -150,14 +157,12 @@ impl Gate<'_> {
         admission.desired = plan
             .into_iter()
             .zip(admitted)
-            .filter(|(_, admit)| *admit)
-            .map(|(p, _)| {
-                let ready = self.is_ready(&p.name);
-                Desired {
+            .filter_map(|(p, ready)| {
+                Some(Desired {
                     name: p.name,
                     object: p.object,
-                    ready,
-                }
+                    ready: ready?,
+                })
             })
             .chain(retained)
             .collect();
@@ -166,8 +171,14 @@ impl Gate<'_> {
 
     /// Ready for this XR's dependents, by [`Readiness`].
     fn is_ready(&self, name: &str) -> bool {
+        self.readiness(name, self.observed.get(name))
+    }
+
+    /// [`Gate::is_ready`] for `name`, observed as `observed` (looked up
+    /// once by a caller that needs it too).
+    fn readiness(&self, name: &str, observed: Option<&Observed>) -> bool {
         Readiness {
-            observed: self.observed.get(name).is_some_and(Observed::is_ready),
+            observed: observed.is_some_and(Observed::is_ready),
             moving: self.moving.contains(name),
             shared: self.shared.contains(name),
             inactive: self.inactive.contains(name),
@@ -179,21 +190,18 @@ impl Gate<'_> {
     /// not settled on what the plan wants for it (planned, observed with
     /// the package reference the plan wants, and ready) holds the
     /// dependencies it had that are still present.
-    fn held(&self, planned: &BTreeMap<&str, &Planned>) -> BTreeMap<String, BTreeSet<String>> {
-        let settled = |name: &str| {
+    fn held(&self, planned: &HashMap<&str, &Planned>) -> BTreeMap<String, BTreeSet<String>> {
+        let settled = |name: &str, observed: Option<&Observed>| {
             planned.get(name).is_some_and(|p| {
-                self.is_ready(name)
-                    && self
-                        .observed
-                        .get(name)
-                        .is_some_and(|o| same_package(&p.object, o))
+                self.readiness(name, observed)
+                    && observed.is_some_and(|o| same_package(&p.object, o))
             })
         };
         let mut held = BTreeMap::new();
         for (dependent, needs) in self.dependencies {
-            let exists =
-                self.observed.contains_key(dependent) || self.lingering.contains(dependent);
-            if !exists || settled(dependent) {
+            let observed = self.observed.get(dependent);
+            let exists = observed.is_some() || self.lingering.contains(dependent);
+            if !exists || settled(dependent, observed) {
                 continue;
             }
             let present: BTreeSet<String> = needs
@@ -216,7 +224,7 @@ impl Gate<'_> {
     fn retain(
         &self,
         plan: &[Planned],
-        planned: &BTreeMap<&str, &Planned>,
+        planned: &HashMap<&str, &Planned>,
         admission: &mut Admission,
     ) -> Vec<Desired> {
         let unplanned = self

@@ -24,7 +24,7 @@ use self::admission::{Admission, Desired, Gate, PlanScope};
 use self::leaving::Leaving;
 pub use self::memo::MemoCounts;
 use self::memo::{DEFAULT_MEMO_BYTES, Memo};
-use self::memory::{Previous, Remembered};
+use self::memory::{Previous, Recollection};
 use self::observed::ObservedResources;
 use self::ownership::{Adoption, Ownership};
 use self::package_lock::Lock;
@@ -184,10 +184,10 @@ impl Function {
         let settings = Settings::new(xr, &spec, &input)?;
         let observed = observed::read(request.observed_resources());
         let now = Timestamp::of(self.clock.now());
-        // What earlier reconciles left in the status: a hint, re-validated.
+        // What earlier reconciles left in the status: a hint, re-validated on use.
         let packages = request.composite_value(&["status", "packages"]);
         let previous = Previous::read(&composite, packages, &settings);
-        let remembered = previous.remembered(&settings, &spec);
+        let remembered = Recollection::of(&previous, &settings, &spec);
 
         // The truth from the registry; if it cannot be had right now, the
         // last resolved set from the XR's status, so nothing is dropped.
@@ -284,9 +284,10 @@ impl Function {
         &self,
         settings: &Settings,
         input: &Input,
-        remembered: &Remembered,
+        remembered: &Recollection,
         error: Error,
     ) -> Resolved {
+        let remembered = remembered.remembered();
         let refused = self
             .unadmitted(settings, input)
             .filter(|_| !remembered.nodes.is_empty());
@@ -323,7 +324,7 @@ impl Function {
         settings: &Settings,
         spec: &XrSpec,
         hints: Hints<'_>,
-        remembered: &Remembered,
+        remembered: &Recollection<'_>,
     ) -> Result<Resolved> {
         match self.resolve(request, settings, spec, hints).await {
             Ok(resolution) => Ok(Resolved {

@@ -58,9 +58,15 @@ impl Readiness {
             Readiness::ReadyCondition => is_true("Ready"),
             Readiness::HealthyCondition => is_true("Healthy"),
             Readiness::OnItsPackage => {
-                StatusFor::of(object) == StatusFor::Spec
-                    && is_true("Installed")
-                    && is_true("Healthy")
+                // Both conditions found in one pass, for the status and
+                // the readiness alike.
+                let [installed, healthy] = find_conditions(object, ["Installed", "Healthy"]);
+                let is_true = |found: Option<&Struct>| {
+                    found.is_some_and(|c| status_and_reason(c).0 == "True")
+                };
+                StatusFor::with(object, [installed, healthy]) == StatusFor::Spec
+                    && is_true(installed)
+                    && is_true(healthy)
             }
         }
     }
@@ -94,14 +100,20 @@ pub enum StatusFor {
 
 impl StatusFor {
     fn of(object: &Struct) -> Self {
+        StatusFor::with(object, find_conditions(object, ["Installed", "Healthy"]))
+    }
+
+    /// What `object`'s status describes, given its `Installed` and
+    /// `Healthy` conditions.
+    fn with(object: &Struct, conditions: [Option<&Struct>; 2]) -> Self {
         let package = str_at(object, &["spec", "package"]);
         let current = str_at(object, &["status", "currentIdentifier"]);
         if package.is_none() || current != package {
             return StatusFor::OtherPackage;
         }
         let generation = number_at(object, &["metadata", "generation"]);
-        let stale = ["Installed", "Healthy"].into_iter().any(|kind| {
-            condition_field(object, kind, "observedGeneration")
+        let stale = conditions.into_iter().flatten().any(|condition| {
+            number_field(condition, "observedGeneration")
                 .is_some_and(|observed| Some(observed) != generation)
         });
         if stale {
@@ -254,17 +266,21 @@ pub fn observe(objects: &BTreeMap<String, Json>) -> ObservedResources<'static> {
 /// The `status` ("Unknown" when unset) and `reason` of the first condition
 /// of type `kind` in `status.conditions`.
 fn condition<'a>(object: &'a Struct, kind: &str) -> Option<(&'a str, &'a str)> {
-    let found = find_condition(object, kind)?;
-    let text = |key| found.fields.get(key).and_then(as_str);
-    Some((
-        text("status").unwrap_or("Unknown"),
-        text("reason").unwrap_or(""),
-    ))
+    find_condition(object, kind).map(status_and_reason)
 }
 
-/// The number `field` of the first condition of type `kind`, if it has one.
-fn condition_field(object: &Struct, kind: &str, field: &str) -> Option<f64> {
-    match find_condition(object, kind)?.fields.get(field)?.kind {
+/// The `status` ("Unknown" when unset) and `reason` of a condition.
+fn status_and_reason(condition: &Struct) -> (&str, &str) {
+    let text = |key| condition.fields.get(key).and_then(as_str);
+    (
+        text("status").unwrap_or("Unknown"),
+        text("reason").unwrap_or(""),
+    )
+}
+
+/// The number `field` of a condition, if it has one.
+fn number_field(condition: &Struct, field: &str) -> Option<f64> {
+    match condition.fields.get(field)?.kind {
         Some(Kind::NumberValue(n)) => Some(n),
         _ => None,
     }
@@ -272,18 +288,45 @@ fn condition_field(object: &Struct, kind: &str, field: &str) -> Option<f64> {
 
 /// The first condition of type `kind` in `status.conditions`.
 fn find_condition<'a>(object: &'a Struct, kind: &str) -> Option<&'a Struct> {
-    let Some(Kind::StructValue(status)) = &object.fields.get("status")?.kind else {
-        return None;
+    let [found] = find_conditions(object, [kind]);
+    found
+}
+
+/// The first condition of each type of `kinds` in `status.conditions`,
+/// found in one pass.
+fn find_conditions<'a, const N: usize>(
+    object: &'a Struct,
+    kinds: [&str; N],
+) -> [Option<&'a Struct>; N] {
+    let mut found = [None; N];
+    let Some(Kind::StructValue(status)) = object.fields.get("status").and_then(|s| s.kind.as_ref())
+    else {
+        return found;
     };
-    let Some(Kind::ListValue(conditions)) = &status.fields.get("conditions")?.kind else {
-        return None;
+    let Some(Kind::ListValue(conditions)) = status
+        .fields
+        .get("conditions")
+        .and_then(|c| c.kind.as_ref())
+    else {
+        return found;
     };
-    conditions.values.iter().find_map(|c| match &c.kind {
-        Some(Kind::StructValue(c)) if c.fields.get("type").and_then(as_str) == Some(kind) => {
-            Some(c)
+    for condition in &conditions.values {
+        let Some(Kind::StructValue(condition)) = &condition.kind else {
+            continue;
+        };
+        let Some(kind) = condition.fields.get("type").and_then(as_str) else {
+            continue;
+        };
+        for (slot, wanted) in found.iter_mut().zip(kinds) {
+            if slot.is_none() && kind == wanted {
+                *slot = Some(condition);
+            }
         }
-        _ => None,
-    })
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found
 }
 
 /// The number at `path`, if it is one.
@@ -312,6 +355,39 @@ mod tests {
         object["apiVersion"] = json!(api_version);
         object["kind"] = json!(kind);
         object
+    }
+
+    #[test]
+    fn conditions_are_found_by_type_first_one_wins() {
+        let object = |conditions: Json| {
+            crate::sdk::structs::json_to_struct(&json!({"status": {"conditions": conditions}}))
+                .unwrap_or_default()
+        };
+        let cases = [
+            (json!([]), [None, None]),
+            (json!("not a list"), [None, None]),
+            (
+                json!([{"type": "Healthy", "status": "False"}, {"type": "Installed", "status": "True"}]),
+                [Some("True"), Some("False")],
+            ),
+            (
+                json!([7, {"status": "True"}, {"type": "Installed", "status": "False"}, {"type": "Installed", "status": "True"}]),
+                [Some("False"), None],
+            ),
+            (
+                json!([{"type": "Healthy"}, {"type": "Healthy", "status": "True"}]),
+                [None, Some("Unknown")],
+            ),
+        ];
+        for (conditions, want) in cases {
+            let object = object(conditions.clone());
+            let found = find_conditions(&object, ["Installed", "Healthy"]);
+            let got = found.map(|c| c.map(|c| status_and_reason(c).0));
+            assert_eq!(got, want, "{conditions}");
+            for (kind, want) in ["Installed", "Healthy"].into_iter().zip(want) {
+                assert_eq!(condition(&object, kind).map(|c| c.0), want, "{conditions}");
+            }
+        }
     }
 
     #[test]

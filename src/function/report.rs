@@ -3,7 +3,7 @@
 //! are up. What `status.packages` holds, and how it is read back as the
 //! function's memory, is `memory`'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::compose::packages::{
     PackageNames, package_name, package_reference, package_resource_name,
@@ -11,7 +11,7 @@ use crate::compose::packages::{
 use crate::error::Error;
 use crate::function::activation::Inactive;
 use crate::function::admission::{Readiness, Waiting};
-use crate::function::memory::{PackageStatus, Previous, Remembered};
+use crate::function::memory::{PackageStatus, Previous, Recollection};
 use crate::function::observed::{Observed, ObservedResources, StatusFor};
 use crate::function::ownership::{Ownership, Shared};
 use crate::function::rollout::{Decisions, Quarantined, UPGRADED};
@@ -92,11 +92,18 @@ pub fn package_statuses(
             }
         })
         .collect();
-    let current: BTreeSet<String> = statuses.iter().map(|s| s.name.clone()).collect();
-    for entry in &previous.packages {
+    // Looked up once per remembered entry: hashed, as the names share long
+    // prefixes that make ordered lookups compare many bytes.
+    let current: HashSet<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+    let leaving: Vec<&PackageStatus> = previous
+        .packages
+        .iter()
+        .filter(|entry| !current.contains(entry.name.as_str()))
+        .collect();
+    for entry in leaving {
         let resource = package_resource_name(&entry.name);
         let exists = observed.contains_key(&resource) || lingering.contains(&resource);
-        if current.contains(&entry.name) || !exists {
+        if !exists {
             continue;
         }
         statuses.push(PackageStatus {
@@ -171,8 +178,9 @@ pub struct Report<'a> {
     pub failure: Option<&'a Error>,
     /// Installed dependencies kept because they no longer resolve.
     pub kept: &'a [Kept],
-    /// The status entries that passed re-validation.
-    pub remembered: &'a Remembered,
+    /// The status entries that passed re-validation (checked only when the
+    /// registry failed).
+    pub remembered: &'a Recollection<'a>,
     /// Objects this XR would compose that another XR (or nobody) holds.
     pub ownership: &'a Ownership,
     /// What rollouts decided: each package's rollout, the quarantine, and
@@ -200,6 +208,7 @@ impl Report<'_> {
                     p.leaving
                         || self
                             .remembered
+                            .remembered()
                             .nodes
                             .get(&p.repository)
                             .is_some_and(|n| n.name == p.name)
@@ -339,7 +348,7 @@ impl Report<'_> {
                 // The memory stood in for the registry: say what of it was
                 // not trusted.
                 let mut warnings = vec![message.clone()];
-                warnings.extend(self.remembered.ignored.iter().cloned());
+                warnings.extend(self.remembered.remembered().ignored.iter().cloned());
                 self.once(response, reason, &message, &warnings);
                 response.condition(RESOLVED, ConditionStatus::False, reason, message);
             }

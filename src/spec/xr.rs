@@ -1,6 +1,8 @@
 //! The user's API: the `spec` of an XEcrPackages composite (or any XR whose
 //! Composition runs this function).
 
+use std::collections::HashMap;
+
 use crate::sdk::protobuf::Value;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -236,6 +238,9 @@ impl XrSpec {
         if self.packages.is_empty() {
             return Err(invalid("spec.packages", "at least one package is required"));
         }
+        // Where each repository is first listed: a repeat is found in one
+        // lookup, not by scanning every earlier entry.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(self.packages.len());
         for (i, package) in self.packages.iter().enumerate() {
             let at = |field: &str| format!("spec.packages[{i}].{field}");
             if !is_repository_name(&package.repository) {
@@ -261,10 +266,7 @@ impl XrSpec {
                     &format!("{name:?} is not a DNS label"),
                 ));
             }
-            if let Some(earlier) = self.packages[..i]
-                .iter()
-                .position(|p| p.repository == package.repository)
-            {
+            if let Some(&earlier) = first.get(package.repository.as_str()) {
                 return Err(invalid(
                     &at("repository"),
                     &format!(
@@ -273,6 +275,7 @@ impl XrSpec {
                     ),
                 ));
             }
+            first.insert(&package.repository, i);
         }
         Ok(())
     }
@@ -423,6 +426,18 @@ mod tests {
         (
             |s| s["packages"][1]["repository"] = json!("upbound/provider-aws-s3"),
             "spec.packages[1].repository",
+            "already listed at spec.packages[0]",
+        ),
+        (
+            // Listed a third and a fourth time: the first repeat is named,
+            // with where the repository was first listed.
+            |s| {
+                let first = s["packages"][0].clone();
+                if let Some(packages) = s["packages"].as_array_mut() {
+                    packages.extend([first.clone(), first]);
+                }
+            },
+            "spec.packages[2].repository",
             "already listed at spec.packages[0]",
         ),
         (

@@ -13,6 +13,7 @@
 //! longer resolves, and the dependency edges that order removals.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use crate::sdk::protobuf::Value;
 use crate::sdk::protobuf::value::Kind;
@@ -351,11 +352,38 @@ impl Remembered {
     pub fn graph(&self) -> crate::Result<Graph> {
         Graph::new(self.nodes.values().cloned())
     }
+}
+
+/// The status's memory, checked on first use: a call whose registry answers
+/// reads it only where a dependency fails to resolve, so most calls never
+/// pay for checking a thousand entries.
+pub struct Recollection<'a> {
+    previous: &'a Previous,
+    settings: &'a Settings,
+    spec: &'a XrSpec,
+    remembered: OnceLock<Remembered>,
+}
+
+impl<'a> Recollection<'a> {
+    pub fn of(previous: &'a Previous, settings: &'a Settings, spec: &'a XrSpec) -> Self {
+        Self {
+            previous,
+            settings,
+            spec,
+            remembered: OnceLock::new(),
+        }
+    }
+
+    /// What [`Previous::remembered`] makes of the status, made once.
+    pub fn remembered(&self) -> &Remembered {
+        self.remembered
+            .get_or_init(|| self.previous.remembered(self.settings, self.spec))
+    }
 
     /// The remembered packages whose objects exist, as a view.
-    pub fn installed<'a>(&'a self, observed: &'a ObservedResources<'a>) -> InstalledView<'a> {
+    pub fn installed(&'a self, observed: &'a ObservedResources<'a>) -> InstalledView<'a> {
         InstalledView {
-            remembered: self,
+            recollection: self,
             observed,
         }
     }
@@ -363,15 +391,16 @@ impl Remembered {
 
 /// The remembered packages whose package objects exist: what is installed.
 /// A view, looked up only when a dependency fails to resolve.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct InstalledView<'a> {
-    remembered: &'a Remembered,
+    recollection: &'a Recollection<'a>,
     observed: &'a ObservedResources<'a>,
 }
 
 impl Installed for InstalledView<'_> {
     fn get(&self, repository: &str) -> Option<&PackageNode> {
-        self.remembered.nodes.get(repository).filter(|node| {
+        let remembered = self.recollection.remembered();
+        remembered.nodes.get(repository).filter(|node| {
             self.observed
                 .contains_key(&package_resource_name(&node.name))
         })

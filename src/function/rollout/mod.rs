@@ -31,7 +31,7 @@
 mod record;
 mod time;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde_json::Value as Json;
@@ -145,13 +145,13 @@ struct Tally {
 
 /// One package object of the plan that exists already.
 struct Package<'p> {
-    resource: String,
+    resource: &'p str,
     node: &'p PackageNode,
     observed: &'p Observed<'p>,
     /// What the object's `spec.package` is.
-    at: String,
+    at: &'p str,
     /// What the plan resolved it to.
-    wanted: String,
+    wanted: &'p str,
 }
 
 /// Where a package stands before anything starts.
@@ -190,16 +190,22 @@ impl Rollouts<'_> {
         for until in ends {
             decisions.wake_at(until);
         }
-        let wanted: BTreeMap<&str, &str> = plan
-            .iter()
-            .filter_map(|p| Some((p.name.as_str(), reference(p)?)))
-            .collect();
         let packages = self.packages(plan);
         // What is in transition first, so that starts see every slot taken.
         let steps: Vec<Step> = packages
             .iter()
             .map(|p| self.step(p, &mut decisions))
             .collect();
+        // Only a package that wants to move reads what the plan wants of
+        // its dependencies: a steady reconcile does not index the plan.
+        let wanted: BTreeMap<&str, &str> = if steps.iter().any(|s| matches!(s, Step::Wants { .. }))
+        {
+            plan.iter()
+                .filter_map(|p| Some((p.name.as_str(), reference(p)?)))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let mut tally = Tally {
             in_flight: steps
                 .iter()
@@ -217,9 +223,9 @@ impl Rollouts<'_> {
                         tally.moving.push(format!("{name} to {}", rollout.to));
                     }
                     if at != package.at {
-                        decisions.moving.insert(package.resource.clone());
+                        decisions.moving.insert(package.resource.to_string());
                     }
-                    tally.at.insert(package.resource.clone(), at);
+                    tally.at.insert(package.resource.to_string(), at);
                     decisions.rollouts.insert(name.clone(), rollout);
                 }
                 Step::Wants { since } => {
@@ -245,8 +251,9 @@ impl Rollouts<'_> {
 
     /// The package objects of `plan` that exist, with where they are and
     /// where the plan wants them.
-    fn packages<'p>(&'p self, plan: &[Planned]) -> Vec<Package<'p>> {
-        let nodes: BTreeMap<String, &PackageNode> = self
+    fn packages<'p>(&'p self, plan: &'p [Planned]) -> Vec<Package<'p>> {
+        // Looked up by name only: hashed, as the names share long prefixes.
+        let nodes: HashMap<String, &PackageNode> = self
             .graph
             .nodes()
             .map(|n| (package_resource_name(&n.name), n))
@@ -255,11 +262,11 @@ impl Rollouts<'_> {
             .filter_map(|p| {
                 let observed = self.observed.get(&p.name)?;
                 Some(Package {
-                    resource: p.name.clone(),
+                    resource: &p.name,
                     node: nodes.get(&p.name)?,
                     observed,
-                    at: observed.package()?.to_string(),
-                    wanted: reference(p)?.to_string(),
+                    at: observed.package()?,
+                    wanted: reference(p)?,
                 })
             })
             .collect()
@@ -289,17 +296,17 @@ impl Rollouts<'_> {
             tally.holds.entry(hold).or_default().push(name.clone());
             tally
                 .at
-                .insert(package.resource.clone(), package.at.clone());
+                .insert(package.resource.to_string(), package.at.to_string());
             return Rollout {
-                from: package.at.clone(),
-                to: package.wanted.clone(),
+                from: package.at.to_string(),
+                to: package.wanted.to_string(),
                 phase: Phase::Pending,
                 since: since.unwrap_or(self.now),
             };
         }
         tally.in_flight += 1;
         tally.moving.push(format!("{name} to {}", package.wanted));
-        decisions.moving.insert(package.resource.clone());
+        decisions.moving.insert(package.resource.to_string());
         decisions.events.push(Event {
             severity: Severity::Normal,
             reason: "RolloutStarted",
@@ -310,8 +317,8 @@ impl Rollouts<'_> {
         });
         decisions.wake_at(self.now.plus(self.policy.progress_deadline));
         Rollout {
-            from: package.at.clone(),
-            to: package.wanted.clone(),
+            from: package.at.to_string(),
+            to: package.wanted.to_string(),
             phase: Phase::Progressing,
             since: self.now,
         }
@@ -341,7 +348,7 @@ impl Rollouts<'_> {
                     Verdict::Waiting { until } => {
                         decisions.wake_at(until);
                         Step::InFlight {
-                            at: package.at.clone(),
+                            at: package.at.to_string(),
                             rollout: r.clone(),
                         }
                     }
@@ -351,7 +358,7 @@ impl Rollouts<'_> {
             Some(r) if r.phase == Phase::RolledBack && r.from == package.at && !on => {
                 // Going back: nothing better to do than wait for it.
                 Step::InFlight {
-                    at: package.at.clone(),
+                    at: package.at.to_string(),
                     rollout: r.clone(),
                 }
             }
@@ -435,7 +442,7 @@ impl Rollouts<'_> {
         let name = &package.node.name;
         if rollout.from == rollout.to {
             return Step::InFlight {
-                at: package.at.clone(),
+                at: package.at.to_string(),
                 rollout: rollout.clone(),
             };
         }

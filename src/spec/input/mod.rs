@@ -281,14 +281,21 @@ impl Mirror {
         mirrors: &'m [Mirror],
         upstream_path: &str,
     ) -> Option<(String, &'m Mirror)> {
+        Mirror::serving(mirrors, upstream_path).map(|m| {
+            let rest = &upstream_path[m.upstream.len()..];
+            (format!("{}{rest}", m.repository_prefix), m)
+        })
+    }
+
+    /// The mirror an upstream package path is pulled through, as
+    /// [`Mirror::repository_for`] chooses it, without naming the
+    /// repository: the longest matching upstream prefix, the last listed
+    /// on a tie.
+    pub fn serving<'m>(mirrors: &'m [Mirror], upstream_path: &str) -> Option<&'m Mirror> {
         mirrors
             .iter()
             .filter(|m| upstream_path.starts_with(&m.upstream))
             .max_by_key(|m| m.upstream.len())
-            .map(|m| {
-                let rest = &upstream_path[m.upstream.len()..];
-                (format!("{}{rest}", m.repository_prefix), m)
-            })
     }
 
     /// The upstream package path a repository mirrors: the mirror with the

@@ -160,6 +160,12 @@ impl Settings {
         Mirror::repository_for(&self.mirrors, upstream_path)
     }
 
+    /// The mirror an upstream package path is pulled through (see
+    /// [`Mirror::serving`]).
+    pub fn mirror_for(&self, upstream_path: &str) -> Option<&Mirror> {
+        Mirror::serving(&self.mirrors, upstream_path)
+    }
+
     /// The upstream package path a repository mirrors (see
     /// [`Mirror::upstream_for`]).
     pub fn upstream_for(&self, repository: &str) -> Option<(String, &Mirror)> {
