@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{DecodeContext, WireType};
@@ -78,9 +79,37 @@ struct Entry {
 
 /// A Struct's fields: at most one value per key as read (the last one
 /// sent wins), in the order they were decoded or, when built here, sorted.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Fields {
     entries: Vec<Entry>,
+    /// The encoded length of these fields once asked, [`UNSIZED`] until
+    /// then and again after any change (see [`Fields::entries_mut`]).
+    size: Size,
+}
+
+/// A cached encoded length. prost asks a nested message for its length
+/// once per enclosing level (to write each length prefix), so without it
+/// encoding an object costs its depth times its size; Go's protobuf keeps
+/// the same cache (`sizecache`) for the same reason.
+struct Size(AtomicUsize);
+
+/// No length cached.
+const UNSIZED: usize = usize::MAX;
+
+impl Default for Size {
+    fn default() -> Self {
+        Self(AtomicUsize::new(UNSIZED))
+    }
+}
+
+impl Clone for Fields {
+    fn clone(&self) -> Self {
+        Self {
+            entries: self.entries.clone(),
+            // The same entries have the same length.
+            size: Size(AtomicUsize::new(self.size.0.load(Ordering::Relaxed))),
+        }
+    }
 }
 
 /// Up to this many entries, finding repeated keys compares every pair;
@@ -88,6 +117,27 @@ pub struct Fields {
 const PAIRWISE: usize = 8;
 
 impl Fields {
+    /// The entries, to change: forgets the cached length. Every change goes
+    /// through here, and a change deeper down needs `&mut` to each
+    /// enclosing `Fields` first, so no cached length outlives its content.
+    fn entries_mut(&mut self) -> &mut Vec<Entry> {
+        *self.size.0.get_mut() = UNSIZED;
+        &mut self.entries
+    }
+
+    /// The encoded length of these fields as one Struct's field 1, computed
+    /// once until they change.
+    fn encoded_len(&self) -> usize {
+        match self.size.0.load(Ordering::Relaxed) {
+            UNSIZED => {
+                let len = prost::encoding::message::encoded_len_repeated(1, &self.entries);
+                self.size.0.store(len, Ordering::Relaxed);
+                len
+            }
+            len => len,
+        }
+    }
+
     /// The value of `key`: the last one sent for it.
     pub fn get<K: AsRef<str> + ?Sized>(&self, key: &K) -> Option<&Value> {
         let key = key.as_ref();
@@ -101,7 +151,7 @@ impl Fields {
     /// The value of `key`, to change in place.
     pub fn get_mut<K: AsRef<str> + ?Sized>(&mut self, key: &K) -> Option<&mut Value> {
         let key = key.as_ref();
-        self.entries
+        self.entries_mut()
             .iter_mut()
             .rev()
             .find(|e| e.key == key)
@@ -118,7 +168,7 @@ impl Fields {
         match self.get_mut(&key) {
             Some(slot) => Some(std::mem::replace(slot, value)),
             None => {
-                self.entries.push(Entry { key, value });
+                self.entries_mut().push(Entry { key, value });
                 None
             }
         }
@@ -128,8 +178,9 @@ impl Fields {
     pub fn remove<K: AsRef<str> + ?Sized>(&mut self, key: &K) -> Option<Value> {
         let key = key.as_ref();
         let last = self.entries.iter().rposition(|e| e.key == key)?;
-        let removed = self.entries.remove(last);
-        self.entries.retain(|e| e.key != key);
+        let entries = self.entries_mut();
+        let removed = entries.remove(last);
+        entries.retain(|e| e.key != key);
         Some(removed.value)
     }
 
@@ -282,7 +333,10 @@ impl FromIterator<(String, Value)> for Fields {
             }
             entries = deduped;
         }
-        Self { entries }
+        Self {
+            entries,
+            size: Size::default(),
+        }
     }
 }
 
@@ -376,7 +430,7 @@ impl Message for Struct {
         match tag {
             1 => prost::encoding::message::merge_repeated(
                 wire_type,
-                &mut self.fields.entries,
+                self.fields.entries_mut(),
                 buf,
                 ctx,
             ),
@@ -385,11 +439,11 @@ impl Message for Struct {
     }
 
     fn encoded_len(&self) -> usize {
-        prost::encoding::message::encoded_len_repeated(1, &self.fields.entries)
+        self.fields.encoded_len()
     }
 
     fn clear(&mut self) {
-        self.fields.entries.clear();
+        self.fields.entries_mut().clear();
     }
 }
 
@@ -521,6 +575,7 @@ mod tests {
                     },
                 })
                 .collect(),
+            size: Size::default(),
         };
         let object = Struct { fields };
         assert_eq!(object.fields.len(), n as usize / 2);
@@ -529,6 +584,83 @@ mod tests {
         let rebuilt: Fields = object.fields.clone().into_iter().collect();
         assert_eq!(rebuilt.len(), n as usize / 2);
         assert_eq!(rebuilt, object.fields);
+    }
+
+    /// The encoding of `object` as one built afresh from its JSON, with no
+    /// cached length in it, would be.
+    fn encodes_as_built_afresh(object: &Struct, step: &str) {
+        let afresh = ours(&struct_to_json(object));
+        assert_eq!(object.encode_to_vec(), afresh.encode_to_vec(), "{step}");
+        assert_eq!(object.encoded_len(), afresh.encoded_len(), "{step}");
+    }
+
+    /// A cached length never outlives the content it measured: every way
+    /// to change a Struct, however deep, leaves it encoding the same bytes
+    /// as a fresh copy, after its length was asked (and cached) before.
+    #[test]
+    fn cached_lengths_follow_every_change() {
+        let document = json!({"metadata": {"name": "p", "labels": {"a": "b"}},
+                              "spec": {"list": [{"deep": "x"}, "y"]}});
+        let mut object = ours(&document);
+        let nested = |object: &mut Struct, key: &str| -> Struct {
+            match object.fields.get(key).and_then(|v| v.kind.clone()) {
+                Some(Kind::StructValue(s)) => s,
+                _ => panic!("{key} is an object"),
+            }
+        };
+        encodes_as_built_afresh(&object, "as built");
+
+        let text = |s: &str| Value {
+            kind: Some(Kind::StringValue(s.to_string())),
+        };
+        // Two levels down, through get_mut.
+        let _ = object.encoded_len();
+        if let Some(Value {
+            kind: Some(Kind::StructValue(metadata)),
+        }) = object.fields.get_mut("metadata")
+            && let Some(Value {
+                kind: Some(Kind::StructValue(labels)),
+            }) = metadata.fields.get_mut("labels")
+        {
+            labels.fields.insert("longer-label".into(), text("value"));
+        }
+        assert_eq!(nested(&mut object, "metadata").fields.len(), 2);
+        encodes_as_built_afresh(&object, "a label inserted two levels down");
+
+        // Inside a list inside an object.
+        let _ = object.encoded_len();
+        if let Some(Value {
+            kind: Some(Kind::StructValue(spec)),
+        }) = object.fields.get_mut("spec")
+            && let Some(Value {
+                kind: Some(Kind::ListValue(list)),
+            }) = spec.fields.get_mut("list")
+            && let Some(Value {
+                kind: Some(Kind::StructValue(first)),
+            }) = list.values.first_mut()
+        {
+            first
+                .fields
+                .insert("deep".into(), text("a much longer value than x"));
+        }
+        encodes_as_built_afresh(&object, "an object in a list changed");
+
+        // Removed, replaced, cleared, and merged into.
+        let _ = object.encoded_len();
+        object.fields.remove("spec");
+        encodes_as_built_afresh(&object, "a key removed");
+        let _ = object.encoded_len();
+        object.fields.insert("metadata".into(), text("flat"));
+        encodes_as_built_afresh(&object, "a key replaced");
+        let _ = object.encoded_len();
+        let extra = ours(&json!({"more": {"x": 1}})).encode_to_vec();
+        object.merge(extra.as_slice()).expect("merges");
+        encodes_as_built_afresh(&object, "merged into");
+        let _ = object.encoded_len();
+        object.clear();
+        encodes_as_built_afresh(&object, "cleared");
+        let copy = object.clone();
+        encodes_as_built_afresh(&copy, "a clone");
     }
 
     /// Nesting past prost's recursion limit is an error, not a crash.
