@@ -28,7 +28,7 @@ use std::fmt;
 use semver::Version;
 
 use super::constraint::{Constraint, MAX_ALTERNATIVES};
-use super::precedence::precedence;
+use super::precedence::{by_precedence, precedence};
 use super::tag::parse_tag;
 use super::v1;
 use crate::error::{Error, Result};
@@ -425,16 +425,6 @@ impl<'a> Versions<'a> {
         });
         higher.then_some(highest)
     }
-}
-
-/// [`precedence`] of two versions strict SemVer reads.
-fn by_precedence(a: &Version, b: &Version) -> std::cmp::Ordering {
-    precedence(
-        [a.major, a.minor, a.patch],
-        a.pre.as_str(),
-        [b.major, b.minor, b.patch],
-        b.pre.as_str(),
-    )
 }
 
 /// Kept in step with the v3 limit, which every dialect applies.

@@ -3,11 +3,23 @@
 
 use std::cmp::Ordering;
 
+use semver::Version;
+
 /// Masterminds' order of versions as a total order, for picking the
 /// highest tag: major, minor, patch, then prerelease (a release sorts above
 /// its prereleases); build metadata never counts.
 pub(super) fn precedence(a: [u64; 3], a_pre: &str, b: [u64; 3], b_pre: &str) -> Ordering {
     order(a, a_pre, b, b_pre, Ties::Equal)
+}
+
+/// [`precedence`] of two versions strict SemVer reads.
+pub(super) fn by_precedence(a: &Version, b: &Version) -> Ordering {
+    precedence(
+        [a.major, a.minor, a.patch],
+        a.pre.as_str(),
+        [b.major, b.minor, b.patch],
+        b.pre.as_str(),
+    )
 }
 
 /// Masterminds' `Version.Compare` exactly, for constraint checks: as

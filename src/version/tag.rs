@@ -11,7 +11,7 @@
 use semver::Version;
 
 use super::constraint::Constraint;
-use super::precedence::precedence;
+use super::precedence::by_precedence;
 
 /// The version a tag stands for, if Crossplane would consider the tag at all:
 /// a complete `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]` in strict SemVer 2.0
@@ -52,15 +52,7 @@ pub fn select_highest<'a>(
     tags.into_iter()
         .filter_map(|tag| parse_tag(tag).map(|version| (tag, version)))
         .filter(|(_, version)| constraints.iter().all(|c| c.matches(version)))
-        .max_by(|(a_tag, a), (b_tag, b)| {
-            precedence(
-                [a.major, a.minor, a.patch],
-                a.pre.as_str(),
-                [b.major, b.minor, b.patch],
-                b.pre.as_str(),
-            )
-            .then_with(|| a_tag.cmp(b_tag))
-        })
+        .max_by(|(a_tag, a), (b_tag, b)| by_precedence(a, b).then_with(|| a_tag.cmp(b_tag)))
         .map(|(tag, _)| tag)
 }
 
