@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use bytes::Buf;
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// prost messages over gRPC, as tonic_prost's codec is, decoding from a
 /// slice.
@@ -58,10 +58,6 @@ impl<T: Message> Encoder for ProtoEncoder<T> {
         item.encode_raw(buf);
         Ok(())
     }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
-    }
 }
 
 /// Decodes a `U` from one whole message.
@@ -90,10 +86,6 @@ impl<U: Message + Default> Decoder for ProtoDecoder<U> {
         decoded
             .map(Some)
             .map_err(|e| Status::internal(e.to_string()))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        BufferSettings::default()
     }
 }
 
