@@ -85,15 +85,27 @@ pub fn image_config_resource_name(upstream: &str) -> String {
 /// ImageConfig sends the pull to ECR), the ECR path for `Skip`; a digest when
 /// the user pinned one or the input asks for pinning.
 pub fn package_reference(settings: &Settings, node: &PackageNode) -> String {
-    let base = match settings.strategy {
-        Strategy::Rewrite => node.upstream.clone(),
-        Strategy::Skip => format!("{}/{}", settings.registry_host, node.repository),
-    };
-    if settings.pin_digests || node.version.starts_with("sha256:") {
-        format!("{base}@{}", node.digest)
+    let (separator, tail) = if settings.pin_digests || node.version.starts_with("sha256:") {
+        ('@', &node.digest)
     } else {
-        format!("{base}:{}", node.version)
+        (':', &node.version)
+    };
+    // Built by hand, as `format!` would be several times slower for every
+    // package of every compose.
+    let mut reference = String::with_capacity(
+        settings.registry_host.len() + node.repository.len() + node.upstream.len() + tail.len() + 2,
+    );
+    match settings.strategy {
+        Strategy::Rewrite => reference.push_str(&node.upstream),
+        Strategy::Skip => {
+            reference.push_str(&settings.registry_host);
+            reference.push('/');
+            reference.push_str(&node.repository);
+        }
     }
+    reference.push(separator);
+    reference.push_str(tail);
+    reference
 }
 
 /// One ImageConfig per mirror that some package is pulled through
@@ -102,20 +114,22 @@ pub fn compose_image_configs(settings: &Settings, graph: &Graph) -> Vec<Planned>
     if settings.strategy != Strategy::Rewrite {
         return Vec::new();
     }
-    // Each package's mirror found once, not once per mirror listed.
+    // Each package's mirror found once, not once per mirror listed, and
+    // told apart by where it is in the settings (the same entry), not by
+    // comparing its strings.
     let mut used: Vec<&Mirror> = Vec::new();
     for mirror in graph
         .nodes()
         .filter_map(|n| settings.mirror_for(&n.upstream))
     {
-        if !used.contains(&mirror) {
+        if !used.iter().any(|seen| std::ptr::eq(*seen, mirror)) {
             used.push(mirror);
         }
     }
     settings
         .mirrors
         .iter()
-        .filter(|mirror| used.contains(mirror))
+        .filter(|mirror| used.iter().any(|seen| std::ptr::eq(*seen, *mirror)))
         .map(|mirror| {
             let object = json!({
                 "apiVersion": "pkg.crossplane.io/v1beta1",
@@ -303,5 +317,55 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), distinct.len() + 1);
+    }
+
+    #[test]
+    fn package_references_by_strategy_and_pinning() {
+        use crate::resolve::graph::PackageNode;
+        use crate::sdk::request::decode;
+        use crate::spec::policy::Origin;
+        use crate::spec::xr::XrRef;
+        use crate::spec::{Input, XrSpec};
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let node = |version: &str| PackageNode {
+            repository: "upbound/provider-aws-s3".to_string(),
+            kind: PackageKind::Provider,
+            upstream: "xpkg.upbound.io/upbound/provider-aws-s3".to_string(),
+            name: "upbound-provider-aws-s3".to_string(),
+            version: version.to_string(),
+            digest: digest.clone(),
+            depends_on: Default::default(),
+            runtime_config_name: None,
+        };
+        let ecr = "111122223333.dkr.ecr.eu-west-2.amazonaws.com/upbound/provider-aws-s3";
+        let upstream = "xpkg.upbound.io/upbound/provider-aws-s3";
+        for (strategy, pin, version, want) in [
+            ("Rewrite", false, "v2.2.0", format!("{upstream}:v2.2.0")),
+            ("Rewrite", true, "v2.2.0", format!("{upstream}@{digest}")),
+            (
+                "Rewrite",
+                false,
+                digest.as_str(),
+                format!("{upstream}@{digest}"),
+            ),
+            ("Skip", false, "v2.2.0", format!("{ecr}:v2.2.0")),
+            ("Skip", true, "v2.2.0", format!("{ecr}@{digest}")),
+        ] {
+            let spec: XrSpec = decode(serde_json::json!({
+                "registry": {"accountId": "111122223333", "region": "eu-west-2"},
+                "packages": [{"kind": "Provider", "repository": "upbound/provider-aws-s3", "version": "v2.2.0"}],
+                "strategy": strategy
+            }))
+            .expect("spec");
+            let input: Input = decode(serde_json::json!({"pinDigests": pin})).expect("input");
+            let settings =
+                Settings::with_origin(XrRef::named("demo"), &spec, &input, Origin::Platform)
+                    .expect("settings");
+            assert_eq!(
+                package_reference(&settings, &node(version)),
+                want,
+                "{strategy}, pinned: {pin}, version {version}"
+            );
+        }
     }
 }
