@@ -135,12 +135,16 @@ async fn lists_tags_resolves_and_reads_a_package() {
     }));
     let ecr = ecr().await;
 
-    let mut tags = Vec::clone(&ecr.list_tags(&repo).await.unwrap());
-    tags.sort();
-    assert_eq!(tags, vec!["latest", "v1.0.0", "v1.1.0"]);
+    let listed = ecr.list_tags(&repo).await.unwrap();
+    assert_eq!(listed.as_slice(), ["latest", "v1.0.0", "v1.1.0"]);
 
     let digest = ecr.resolve_digest(&repo, "v1.1.0").await.unwrap();
     assert_eq!(digest, digests["v1.1.0"]);
+    assert_eq!(
+        listed.digest_of("v1.1.0"),
+        Some(digest.as_str()),
+        "ListImages lists each tag's digest, the one BatchGetImage answers"
+    );
     assert_eq!(ecr.resolve_digest(&repo, &digest).await.unwrap(), digest);
 
     // A reference off the grammar (a traversal, a tag posing as a digest,
@@ -472,7 +476,10 @@ async fn throttling_is_retried_with_backoff_then_reported_unavailable() {
         ..options()
     })
     .await;
-    assert_eq!(*ecr.list_tags("some/repo").await.unwrap(), vec!["v1.0.0"]);
+    assert_eq!(
+        ecr.list_tags("some/repo").await.unwrap().as_slice(),
+        ["v1.0.0"]
+    );
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert_eq!(ecr.calls().list_images, 1);
     let first = seen.lock().unwrap()[0].clone();
@@ -614,7 +621,7 @@ async fn list_tags_reads_every_page() {
     })
     .await;
     let tags = ecr.list_tags("paged/repo").await.unwrap();
-    assert_eq!(*tags, vec!["v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0"]);
+    assert_eq!(tags.as_slice(), ["v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0"]);
     assert_eq!(ecr.calls().list_images, 3);
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
@@ -864,9 +871,11 @@ async fn call_counts_cold_then_warm_through_the_connector() {
         let registry = &registry;
         async move {
             let r = connector.connect(registry, None, ttl).await.unwrap();
-            let mut tags = Vec::clone(&r.list_tags(&repo).await.unwrap());
-            tags.sort();
-            let digest = r.resolve_digest(&repo, tags.last().unwrap()).await.unwrap();
+            let tags = r.list_tags(&repo).await.unwrap();
+            let digest = r
+                .resolve_digest(&repo, tags.as_slice().last().unwrap())
+                .await
+                .unwrap();
             r.package_meta(&repo, &digest).await.unwrap();
             digest
         }
@@ -905,7 +914,7 @@ async fn concurrent_identical_lookups_make_one_call() {
     let tags = futures_util::future::join_all((0..16).map(|_| cached.list_tags(&repo))).await;
     assert!(
         tags.iter()
-            .all(|t| **t.as_ref().unwrap() == vec!["v1.0.0".to_string()])
+            .all(|t| t.as_ref().unwrap().as_slice() == ["v1.0.0"])
     );
     let metas = futures_util::future::join_all(
         (0..16).map(|_| cached.package_meta(&repo, &digests["v1.0.0"])),
@@ -929,7 +938,7 @@ async fn calls_are_exported_as_a_prometheus_counter() {
         ..options()
     })
     .await;
-    assert_eq!(*ecr.list_tags(&repo).await.unwrap(), vec!["v1.0.0"]);
+    assert_eq!(ecr.list_tags(&repo).await.unwrap().as_slice(), ["v1.0.0"]);
     let digest = ecr.resolve_digest(&repo, "v1.0.0").await.unwrap();
     assert_eq!(digest, digests["v1.0.0"]);
     ecr.package_meta(&repo, &digest).await.unwrap();

@@ -298,7 +298,7 @@ async fn the_closure_is_copied_byte_for_byte_once_and_installs() {
         .list_tags(&format!("{}{FAMILY}", closure.target))
         .await
         .expect("tags");
-    assert!(!tags.contains(&"v1.0.0".to_string()), "{tags:?}");
+    assert!(!tags.contains("v1.0.0"), "{tags:?}");
 
     // A second run finds everything there and uploads nothing.
     let second = closure.run(&["--signatures", &s3, &function]);

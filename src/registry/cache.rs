@@ -2,7 +2,8 @@
 //!
 //! * Package metadata is cached by (repository, digest) with no expiry:
 //!   content at a digest never changes.
-//! * Tag lists, tag -> digest answers, image scan reports and the
+//! * Tag lists (with the digests a listing gives, which spare the
+//!   resolver a tag -> digest lookup), tag -> digest answers, image scan reports and the
 //!   signatures stored beside a digest are cached for the tag TTL (a
 //!   signature tag moves as signatures are added, unlike the image it
 //!   names)
@@ -116,7 +117,7 @@ struct Answer<V> {
 
 type Key = (String, String);
 
-/// Keys are hashed on every lookup, three per package per call; foldhash,
+/// Keys are hashed on every lookup, two per package per call; foldhash,
 /// seeded per process, instead of SipHash.
 type Hasher = foldhash::fast::RandomState;
 
@@ -128,7 +129,7 @@ pub struct CachedRegistry<R: ?Sized> {
     inner: Arc<R>,
     tag_ttl_ms: Arc<AtomicU64>,
     failures: Failures,
-    tags: Store<String, Arc<Vec<String>>>,
+    tags: Store<String, Tags>,
     digests: Store<Key, String>,
     metas: Store<Key, Arc<PackageMeta>>,
     scans: Store<Key, Arc<ScanReport>>,
@@ -208,9 +209,9 @@ impl Weight for Key {
     }
 }
 
-impl Weight for Arc<Vec<String>> {
+impl Weight for Tags {
     fn weight(&self) -> usize {
-        self.iter().map(Weight::weight).sum::<usize>() + 24
+        Tags::weight(self)
     }
 }
 
@@ -459,10 +460,9 @@ mod tests {
         let d = mem.push("a/b", "v1.0.0", meta("b"));
         let cache = CachedRegistry::with_tag_ttl(mem.clone(), Duration::from_secs(60));
         for _ in 0..3 {
-            assert_eq!(
-                cache.list_tags("a/b").await.unwrap(),
-                Tags::new(vec!["v1.0.0".to_string()])
-            );
+            let tags = cache.list_tags("a/b").await.unwrap();
+            assert_eq!(tags.as_slice(), ["v1.0.0".to_string()]);
+            assert_eq!(tags.digest_of("v1.0.0"), Some(d.as_str()));
             assert_eq!(cache.resolve_digest("a/b", "v1.0.0").await.unwrap(), d);
             assert_eq!(cache.package_meta("a/b", &d).await.unwrap().name, "b");
             assert_eq!(cache.resolve_digest("a/b", &d).await.unwrap(), d);
@@ -500,9 +500,8 @@ mod tests {
         cache.package_meta("a/b", &d).await.unwrap();
         mem.push("a/b", "v2", meta("b2"));
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let mut tags = Vec::clone(&cache.list_tags("a/b").await.unwrap());
-        tags.sort();
-        assert_eq!(tags, vec!["v1".to_string(), "v2".to_string()]);
+        let tags = cache.list_tags("a/b").await.unwrap();
+        assert_eq!(tags.as_slice(), ["v1".to_string(), "v2".to_string()]);
         cache.package_meta("a/b", &d).await.unwrap();
         assert_eq!(mem.calls(), 3);
     }
@@ -618,7 +617,7 @@ mod tests {
         let tags = futures_util::future::join_all((0..20).map(|_| cache.list_tags("r"))).await;
         assert!(
             tags.iter()
-                .all(|t| **t.as_ref().unwrap() == vec!["v1".to_string()])
+                .all(|t| t.as_ref().unwrap().as_slice() == ["v1".to_string()])
         );
         assert_eq!(slow.calls.load(Ordering::SeqCst), 1);
 
@@ -643,7 +642,10 @@ mod tests {
         let cancelled = tokio::time::timeout(Duration::from_millis(20), cache.list_tags("r")).await;
         assert!(cancelled.is_err(), "the first lookup was cut short");
         // The next caller is not stuck behind the dropped one.
-        assert_eq!(*cache.list_tags("r").await.unwrap(), vec!["v1".to_string()]);
+        assert_eq!(
+            cache.list_tags("r").await.unwrap().as_slice(),
+            ["v1".to_string()]
+        );
     }
 
     #[tokio::test]

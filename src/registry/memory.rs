@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::scan::ScanReport;
-use super::{Registry, Tags};
+use super::{ListedTag, Registry, Tags};
 use crate::error::{Error, Result};
 use crate::oci::blob::sha256_digest;
 use crate::package::{Dependency, PackageKind, PackageMeta};
@@ -30,6 +30,8 @@ pub struct MemoryRegistry {
     /// digest -> the signatures stored beside it; none when not here.
     signatures: Mutex<HashMap<String, Signatures>>,
     calls: AtomicUsize,
+    /// How many of `calls` asked for a tag's or digest's digest.
+    resolves: AtomicUsize,
     down: AtomicBool,
 }
 
@@ -44,6 +46,26 @@ impl MemoryRegistry {
         // Not a content hash (there is no content), but well formed and
         // distinct per image, so no two images share one by accident.
         let digest = sha256_digest(format!("{repository}:{tag}").as_bytes());
+        self.lock_tags()
+            .entry(repository.to_string())
+            .or_default()
+            .insert(tag.to_string(), digest.clone());
+        self.metas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), meta);
+        digest
+    }
+
+    /// Pushes a new image under `tag`, which moves to it: a digest no
+    /// earlier push of the tag gave.
+    pub fn move_tag(&self, repository: &str, tag: &str, meta: PackageMeta) -> String {
+        let before = self
+            .lock_tags()
+            .get(repository)
+            .and_then(|tags| tags.get(tag).cloned())
+            .unwrap_or_default();
+        let digest = sha256_digest(format!("{repository}:{tag}:{before}").as_bytes());
         self.lock_tags()
             .entry(repository.to_string())
             .or_default()
@@ -93,6 +115,11 @@ impl MemoryRegistry {
         self.calls.load(Ordering::SeqCst)
     }
 
+    /// How many of [`calls`](Self::calls) were `resolve_digest`.
+    pub fn resolve_digest_calls(&self) -> usize {
+        self.resolves.load(Ordering::SeqCst)
+    }
+
     fn lock_tags(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, String>>> {
         self.tags.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -124,10 +151,15 @@ impl Registry for MemoryRegistry {
         let repo = tags
             .get(repository)
             .ok_or_else(|| Self::not_found(repository))?;
-        Ok(Tags::new(repo.keys().cloned().collect()))
+        // Each tag with its digest, as ECR's ListImages lists them.
+        Ok(Tags::listed(repo.iter().map(|(tag, digest)| ListedTag {
+            tag: tag.clone(),
+            digest: Some(digest.clone()),
+        })))
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
+        self.resolves.fetch_add(1, Ordering::SeqCst);
         self.enter("BatchGetImage")?;
         let tags = self.lock_tags();
         let repo = tags

@@ -1,12 +1,15 @@
 //! What the composer needs to know from a package registry, behind one trait.
 //!
-//! The resolver asks three questions: which tags a repository has, which
-//! digest a tag (or digest) names, and what the package at a digest declares
-//! in its `package.yaml`; with the input's `scan`, a fourth: what the
-//! image scan says about a digest (`scan`); with its `verify`, a fifth:
-//! which cosign signatures are stored beside a digest. `ecr` answers them from AWS ECR, `memory` from a
-//! table (for tests), and `cache` wraps either so that an unchanged XR costs no
-//! AWS calls. reading a package out of an image is `crate::oci`'s.
+//! The resolver asks three questions: which tags a repository has (with,
+//! where the registry lists them, the digest each names: see [`tags`]),
+//! which digest a tag (or digest) names, when the listing did not say, and
+//! what the package at a digest declares in its `package.yaml` (read by
+//! that digest, its manifest checked against it); with the input's `scan`,
+//! a fourth: what the image scan says about a digest (`scan`); with its
+//! `verify`, a fifth: which cosign signatures are stored beside a digest.
+//! `ecr` answers them from AWS ECR, `memory` from a table (for tests), and
+//! `cache` wraps either so that an unchanged XR costs no AWS calls. Reading
+//! a package out of an image is `crate::oci`'s.
 
 pub mod cache;
 pub mod connector;
@@ -16,6 +19,7 @@ pub mod ecr;
 pub mod memory;
 pub mod scan;
 pub mod seen;
+pub mod tags;
 
 use std::sync::Arc;
 
@@ -26,15 +30,15 @@ use crate::error::Result;
 use crate::package::PackageMeta;
 use crate::signature::Signatures;
 
-/// A repository's tags.
-pub type Tags = std::sync::Arc<Vec<String>>;
+pub use self::tags::{ListedTag, Tags};
 
 /// One registry (one AWS account and region). Repository names are ECR
 /// repository names (`upbound/provider-aws-s3`), never full image paths.
 #[async_trait]
 pub trait Registry: Send + Sync {
-    /// Every tag in the repository, in no particular order; shared, so a
-    /// cached list is handed out without copying it.
+    /// Every tag in the repository, in no particular order, each with its
+    /// digest where the registry lists one; shared, so a cached list is
+    /// handed out without copying it.
     async fn list_tags(&self, repository: &str) -> Result<Tags>;
 
     /// The digest (`sha256:...`) a tag points at: the sha256 of the manifest

@@ -15,6 +15,7 @@ use super::scan::{Skipped, Verdict, judge};
 use super::signature;
 use super::wanted::Wanted;
 use crate::error::{DependencyError, Error, Result};
+use crate::reference::Digest;
 use crate::registry::{Registry, Tags};
 use crate::spec::limits::MAX_SKIPPED;
 use crate::spec::{Settings, XrSpec};
@@ -102,7 +103,7 @@ impl ReadingsCache {
 
 /// One repository's tags, listed at most once while one package's version
 /// is chosen: a listed package reads them both for an exact tag and for its
-/// constraint.
+/// constraint, and the chosen tag's digest is the listing's when it gave one.
 struct Listing<'a> {
     registry: &'a dyn Registry,
     repository: &'a str,
@@ -125,6 +126,11 @@ impl<'a> Listing<'a> {
         let tags = self.registry.list_tags(self.repository).await?;
         self.tags = Some(tags.clone());
         Ok(tags)
+    }
+
+    /// The tags, when they were listed.
+    fn listed(&self) -> Option<&Tags> {
+        self.tags.as_ref()
     }
 }
 
@@ -227,9 +233,11 @@ impl Selector<'_> {
                     .ok_or_else(|| self.unsatisfiable(repository, wanted, None))?,
             },
         };
-        let digest = self.registry.resolve_digest(repository, &version).await?;
+        let digest = self
+            .digest_of(repository, &version, listing.listed())
+            .await?;
         // A tag or digest asked for as it is has no other version to take.
-        if !gated && let Some(reason) = self.gate(repository, &digest).await? {
+        if !gated && let Some(reason) = self.gate(repository, &digest, None).await? {
             return Err(supply_chain(repository, &[Skipped::new(&version, &reason)]));
         }
         Ok(Selection {
@@ -241,11 +249,38 @@ impl Selector<'_> {
         })
     }
 
+    /// The digest `reference` names: the one `listed` (the listing it was
+    /// chosen from) gave, when it gave one, else the registry's answer. A
+    /// listed digest spares a tag -> digest lookup per package (in ECR, a
+    /// `BatchGetImage` by tag; warm, a cache lookup); the package is still
+    /// read by it, its manifest checked against it. A digest pin is never
+    /// a tag, so it is always asked for: that is what says it exists.
+    async fn digest_of(
+        &self,
+        repository: &str,
+        reference: &str,
+        listed: Option<&Tags>,
+    ) -> Result<String> {
+        let from_listing = listed
+            .filter(|_| !Digest::is_digest(reference))
+            .and_then(|tags| tags.digest_of(reference));
+        match from_listing {
+            Some(digest) => Ok(digest.to_string()),
+            None => self.registry.resolve_digest(repository, reference).await,
+        }
+    }
+
     /// Why the image `reference` names fails the input's `scan` or its
     /// `verify`, when its repository is gated and it does; one scan report
     /// and one signature lookup per digest (the registry's cache keeps
-    /// them for the tag TTL).
-    async fn gate(&self, repository: &str, reference: &str) -> Result<Option<String>> {
+    /// them for the tag TTL). `listed` is the listing a tag was chosen
+    /// from, whose digest for it is taken when it gave one.
+    async fn gate(
+        &self,
+        repository: &str,
+        reference: &str,
+        listed: Option<&Tags>,
+    ) -> Result<Option<String>> {
         let scan = self.settings.scan.as_ref().filter(|s| s.covers(repository));
         let verify = self
             .settings
@@ -255,7 +290,7 @@ impl Selector<'_> {
         if scan.is_none() && verify.is_none() {
             return Ok(None);
         }
-        let digest = self.registry.resolve_digest(repository, reference).await?;
+        let digest = self.digest_of(repository, reference, listed).await?;
         if let Some(scan) = scan {
             let report = self.registry.scan_report(repository, &digest).await?;
             if let Verdict::Fail(reason) = judge(scan, &report) {
@@ -368,10 +403,10 @@ impl Selector<'_> {
                 return Err(supply_chain(repository, &gated));
             };
             skipped.insert(tag);
-            if self.quarantined(repository, tag).await? {
+            if self.quarantined(repository, tag, &tags).await? {
                 continue;
             }
-            if let Some(reason) = self.gate(repository, tag).await? {
+            if let Some(reason) = self.gate(repository, tag, Some(&tags)).await? {
                 gated.push(Skipped::new(tag, &reason));
                 if gated.len() >= MAX_SKIPPED {
                     return Err(supply_chain(repository, &gated));
@@ -389,9 +424,9 @@ impl Selector<'_> {
         }
     }
 
-    /// Whether `tag` of `repository` is held back: quarantined while it
-    /// still names the digest that was rolled back.
-    async fn quarantined(&self, repository: &str, tag: &str) -> Result<bool> {
+    /// Whether `tag` of `repository` (listed in `tags`) is held back:
+    /// quarantined while it still names the digest that was rolled back.
+    async fn quarantined(&self, repository: &str, tag: &str, tags: &Tags) -> Result<bool> {
         let held: Vec<&Release> = match self.quarantine {
             Some(quarantine) => quarantine.at(repository, tag).collect(),
             None => Vec::new(),
@@ -399,7 +434,7 @@ impl Selector<'_> {
         if held.is_empty() {
             return Ok(false);
         }
-        let digest = self.registry.resolve_digest(repository, tag).await?;
+        let digest = self.digest_of(repository, tag, Some(tags)).await?;
         Ok(held.iter().any(|r| r.digest == digest))
     }
 

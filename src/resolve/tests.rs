@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::package::{PackageKind, PackageMeta};
+use crate::registry::Registry;
 use crate::registry::memory::{MemoryRegistry, meta};
 use crate::resolve::graph::{Graph, PackageNode};
 use crate::sdk::request::decode;
@@ -46,6 +47,11 @@ fn package(kind: &str, repository: &str, version: &str) -> Json {
 }
 
 async fn resolve(registry: &MemoryRegistry, packages: Json, input: Json) -> Result<Graph> {
+    resolve_with(registry, packages, input).await
+}
+
+/// [`resolve`] against any registry (a cache in front of one, a wrapper).
+async fn resolve_with(registry: &dyn Registry, packages: Json, input: Json) -> Result<Graph> {
     let spec: XrSpec = decode(json!({
         "registry": {"accountId": "123456789012", "region": "eu-west-2"},
         "packages": packages,
@@ -96,8 +102,9 @@ fn row(name: &str, version: &str, deps: &[&str]) -> (String, String, Vec<String>
 
 /// A package wanted exactly as in the round before is not asked about
 /// again: a chain four deep takes five rounds, and each package is
-/// still read once (its tags, its digest, its metadata; the listed one's
-/// tags twice, to see whether its version names a tag and to select).
+/// still read once (its tags, with its digest, and its metadata; the
+/// listed one's tags once, to see whether its version names a tag and to
+/// select).
 #[tokio::test]
 async fn each_package_is_read_once_however_many_rounds() {
     let registry = MemoryRegistry::new();
@@ -114,9 +121,11 @@ async fn each_package_is_read_once_however_many_rounds() {
     )
     .await;
     assert_eq!(graph.nodes().count(), 4);
-    // A tag list, a digest and the metadata per package: the listed one's
-    // tags are listed once, for its exact tag and for its constraint.
-    assert_eq!(registry.calls(), 3 * chain.len());
+    // A tag list (which gives the digest) and the metadata per package:
+    // the listed one's tags are listed once, for its exact tag and for its
+    // constraint.
+    assert_eq!(registry.calls(), 2 * chain.len());
+    assert_eq!(registry.resolve_digest_calls(), 0);
 }
 
 #[tokio::test]
@@ -582,6 +591,152 @@ async fn a_dependency_does_not_depend_on_which_parent_pulled_it_in() {
     assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
 }
 
+// --- Digests from the tag listing (issue 27) ---------------------------------
+
+mod listed_digests {
+    use super::*;
+    use crate::registry::cache::CachedRegistry;
+    use crate::registry::{ListedTag, Tags};
+    use async_trait::async_trait;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const S3: &str = "upbound/provider-aws-s3";
+    const FAMILY_REPO: &str = "upbound/provider-family-aws";
+
+    /// The digest [`MemoryRegistry::push`] gives an image.
+    fn pushed(repository: &str, tag: &str) -> String {
+        crate::oci::blob::sha256_digest(format!("{repository}:{tag}").as_bytes())
+    }
+
+    fn digest_in<'g>(graph: &'g Graph, repository: &str) -> &'g str {
+        &graph.get(repository).expect("in the graph").digest
+    }
+
+    /// A package chosen by tag, by constraint or exactly, takes its digest
+    /// from the tag listing: the cache in front of the registry is asked
+    /// no tag -> digest question, cold or warm (a cold one would have gone
+    /// through to the registry), and a digest pin still is.
+    #[tokio::test]
+    async fn a_tag_takes_the_digest_its_listing_gave() {
+        let mem = Arc::new(blog_registry());
+        let cache = CachedRegistry::with_tag_ttl(mem.clone(), Duration::from_secs(60));
+        let packages = json!([
+            package("Provider", S3, ">= 2.0.0"),
+            package("Function", PAT, "v0.8.1"),
+        ]);
+        let cold = resolve_with(&cache, packages.clone(), json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(digest_in(&cold, S3), pushed(S3, "v2.2.0"));
+        assert_eq!(digest_in(&cold, FAMILY_REPO), pushed(FAMILY_REPO, "v2.2.0"));
+        assert_eq!(digest_in(&cold, PAT), pushed(PAT, "v0.8.1"));
+        assert_eq!(mem.resolve_digest_calls(), 0, "no tag was resolved");
+        let calls = mem.calls();
+        let warm = resolve_with(&cache, packages, json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(versions(&warm), versions(&cold));
+        assert_eq!(
+            mem.calls(),
+            calls,
+            "a warm resolve asks the registry nothing"
+        );
+
+        let pin = pushed(PAT, "v0.8.2");
+        let pinned = resolve_with(&cache, json!([package("Function", PAT, &pin)]), json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(digest_in(&pinned, PAT), pin);
+        assert_eq!(mem.resolve_digest_calls(), 1, "a digest pin is asked for");
+    }
+
+    /// A tag moved to a new image is seen, with the new digest, once the
+    /// cached listing expires; until then the listing's digest stands.
+    #[tokio::test]
+    async fn a_moved_tag_is_seen_with_its_new_digest_once_the_listing_expires() {
+        let mem = Arc::new(blog_registry());
+        let ttl = Duration::from_millis(300);
+        let cache = CachedRegistry::with_tag_ttl(mem.clone(), ttl);
+        let packages = json!([package("Provider", S3, "v2.2.0")]);
+        let before = resolve_with(&cache, packages.clone(), json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(digest_in(&before, S3), pushed(S3, "v2.2.0"));
+
+        let moved = mem.move_tag(S3, "v2.2.0", needs_family(">= 0.0.0"));
+        assert_ne!(moved, pushed(S3, "v2.2.0"));
+        let cached = resolve_with(&cache, packages.clone(), json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(
+            digest_in(&cached, S3),
+            pushed(S3, "v2.2.0"),
+            "within the TTL"
+        );
+
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        let after = resolve_with(&cache, packages, json!({}))
+            .await
+            .expect("resolves");
+        assert_eq!(digest_in(&after, S3), moved);
+        assert_eq!(mem.resolve_digest_calls(), 0);
+    }
+
+    /// A registry whose listing gives `tag` a malformed digest.
+    struct Misdigested {
+        inner: MemoryRegistry,
+        tag: &'static str,
+    }
+
+    #[async_trait]
+    impl Registry for Misdigested {
+        async fn list_tags(&self, repository: &str) -> Result<Tags> {
+            let listed = self.inner.list_tags(repository).await?;
+            Ok(Tags::listed(listed.iter().map(|tag| ListedTag {
+                tag: tag.clone(),
+                digest: if tag == self.tag {
+                    Some("sha256:NOT-A-DIGEST".to_string())
+                } else {
+                    listed.digest_of(tag).map(str::to_string)
+                },
+            })))
+        }
+
+        async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
+            self.inner.resolve_digest(repository, reference).await
+        }
+
+        async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>> {
+            self.inner.package_meta(repository, digest).await
+        }
+    }
+
+    /// A malformed listed digest is not taken: that tag's digest is asked
+    /// for, and the others' still come from the listing.
+    #[tokio::test]
+    async fn a_malformed_listed_digest_falls_back_to_resolving_the_tag() {
+        let registry = Misdigested {
+            inner: blog_registry(),
+            tag: "v2.2.0",
+        };
+        let graph = resolve_with(
+            &registry,
+            json!([package("Provider", S3, "v2.2.0")]),
+            json!({}),
+        )
+        .await
+        .expect("resolves");
+        assert_eq!(digest_in(&graph, S3), pushed(S3, "v2.2.0"));
+        assert_eq!(
+            digest_in(&graph, FAMILY_REPO),
+            pushed(FAMILY_REPO, "v2.2.0")
+        );
+        // S3's and the family's v2.2.0 both resolved: both are misdigested.
+        assert_eq!(registry.inner.resolve_digest_calls(), 2);
+    }
+}
+
 // --- The supply-chain gate (the input's `scan`) ------------------------------
 
 /// One installed package: what the gates keep when nothing newer passes.
@@ -819,9 +974,9 @@ mod scan_gate {
         let asked = many.calls() - before;
         let max = crate::spec::limits::MAX_SKIPPED;
         // One tag list (read both to see that the version asked is not a
-        // tag and for the highest), a digest and a scan report per
-        // candidate, none cached here.
-        assert_eq!(asked, 1 + 2 * max, "{asked} calls for {max} candidates");
+        // tag and for the highest; it gives every candidate's digest) and a
+        // scan report per candidate, none cached here.
+        assert_eq!(asked, 1 + max, "{asked} calls for {max} candidates");
     }
 }
 

@@ -2,7 +2,6 @@
 //! and `GetAuthorizationToken` through the AWS SDK, and what their failures
 //! mean.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -18,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::oci::blob;
 use crate::oci::xpkg::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Manifest, OCI_INDEX, OCI_MANIFEST};
 use crate::reference::Reference;
+use crate::registry::{ListedTag, Tags};
 
 impl EcrRegistry {
     /// A `BatchGetImage` in `repository` that accepts every manifest and
@@ -283,9 +283,12 @@ impl EcrRegistry {
         }
     }
 
-    /// Every tag of a repository: `ListImages`, tagged images only, every page.
-    pub(super) async fn list_tags_pages(&self, repository: &str) -> Result<Vec<String>> {
-        let mut tags = BTreeSet::new();
+    /// Every tag of a repository: `ListImages`, tagged images only, every
+    /// page; each with the `imageDigest` listed beside it, which spares the
+    /// resolver a `BatchGetImage` by tag (`Tags::listed` keeps only
+    /// well-formed digests a listing agrees with itself about).
+    pub(super) async fn list_tags_pages(&self, repository: &str) -> Result<Tags> {
+        let mut tags: Vec<ListedTag> = Vec::new();
         let mut next: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
             self.counters.record(Operation::ListImages);
@@ -304,15 +307,15 @@ impl EcrRegistry {
                 .send()
                 .await
                 .map_err(|e| self.sdk_error("ListImages", repository, None, e))?;
-            tags.extend(
-                page.image_ids()
-                    .iter()
-                    .filter_map(|id| id.image_tag())
-                    .map(str::to_string),
-            );
+            tags.extend(page.image_ids().iter().filter_map(|id| {
+                Some(ListedTag {
+                    tag: id.image_tag()?.to_string(),
+                    digest: id.image_digest().map(str::to_string),
+                })
+            }));
             match page.next_token() {
                 Some(t) if !t.is_empty() => next = Some(t.to_string()),
-                _ => return Ok(tags.into_iter().collect()),
+                _ => return Ok(Tags::listed(tags)),
             }
         }
         Err(Error::Unavailable {

@@ -1,11 +1,14 @@
 //! The [`Registry`] answered by AWS ECR.
 //!
-//! * Tags: `ListImages` (tagged images only, every page).
+//! * Tags: `ListImages` (tagged images only, every page), each with the
+//!   digest listed beside it.
 //! * Tag or digest -> digest: `BatchGetImage` accepting OCI and Docker
 //!   manifests and indexes. The digest is the sha256 of the exact manifest
 //!   bytes (checked against what ECR reports). Manifests are kept by digest
 //!   (they are immutable), so reading a package right after resolving it costs
-//!   no second `BatchGetImage`.
+//!   no second `BatchGetImage`. A tag whose digest its listing gave is not
+//!   resolved at all: its package is read by that digest, one
+//!   `BatchGetImage` by digest whose bytes are checked against it.
 //! * Image scans: `DescribeImageScanFindings`, one page per digest (`scan`).
 //! * Signatures: one `BatchGetImage` for cosign's two tags (the referrers
 //!   API when there is no referrers tag), then the bundle manifests and the
@@ -53,7 +56,7 @@ pub use crate::oci::xpkg::{
 #[async_trait]
 impl Registry for EcrRegistry {
     async fn list_tags(&self, repository: &str) -> Result<Tags> {
-        self.list_tags_pages(repository).await.map(Tags::new)
+        self.list_tags_pages(repository).await
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
