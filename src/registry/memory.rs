@@ -46,15 +46,7 @@ impl MemoryRegistry {
         // Not a content hash (there is no content), but well formed and
         // distinct per image, so no two images share one by accident.
         let digest = sha256_digest(format!("{repository}:{tag}").as_bytes());
-        self.lock_tags()
-            .entry(repository.to_string())
-            .or_default()
-            .insert(tag.to_string(), digest.clone());
-        self.metas
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest.clone(), meta);
-        digest
+        self.tag_image(repository, tag, digest, meta)
     }
 
     /// Pushes a new image under `tag`, which moves to it: a digest no
@@ -66,6 +58,11 @@ impl MemoryRegistry {
             .and_then(|tags| tags.get(tag).cloned())
             .unwrap_or_default();
         let digest = sha256_digest(format!("{repository}:{tag}:{before}").as_bytes());
+        self.tag_image(repository, tag, digest, meta)
+    }
+
+    /// Stores the image `digest` with its metadata and points `tag` at it.
+    fn tag_image(&self, repository: &str, tag: &str, digest: String, meta: PackageMeta) -> String {
         self.lock_tags()
             .entry(repository.to_string())
             .or_default()
