@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::Expiry;
 use moka::future::Cache;
+use moka::{Equivalent, Expiry};
 
 use super::scan::ScanReport;
 use super::{Registry, Tags};
@@ -115,7 +115,36 @@ struct Answer<V> {
     at: Instant,
 }
 
+/// A (repository, digest or tag) pair, as stored.
 type Key = (String, String);
+
+/// A [`Key`] borrowed from the caller's strings: a warm lookup, two per
+/// package per call, allocates nothing. Hashes as the tuple it stands for.
+#[derive(Hash)]
+struct Pair<'a>(&'a str, &'a str);
+
+impl Equivalent<Key> for Pair<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// A key borrowed for a lookup, made owned only to store an answer.
+trait Lookup<K>: Equivalent<K> + std::hash::Hash {
+    fn to_key(&self) -> K;
+}
+
+impl Lookup<String> for str {
+    fn to_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Lookup<Key> for Pair<'_> {
+    fn to_key(&self) -> Key {
+        (self.0.to_string(), self.1.to_string())
+    }
+}
 
 /// Keys are hashed on every lookup, two per package per call; foldhash,
 /// seeded per process, instead of SipHash.
@@ -328,24 +357,25 @@ fn millis(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
 
-/// The cached answer for `key`, or a new one from `lookup` shared with every
-/// concurrent caller. A successful answer older than `max_age` (the caller's
-/// current tag TTL) is asked again.
-async fn answer<K, V, F>(
+/// The cached answer for `key`, or a new one from `lookup` shared with
+/// every concurrent caller. A successful answer older than `max_age` (the
+/// caller's current tag TTL) is asked again.
+async fn answer<K, Q, V, F>(
     cache: &Store<K, V>,
     failures: Failures,
-    key: K,
+    key: &Q,
     max_age: Option<Duration>,
     lookup: F,
 ) -> Result<V>
 where
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    Q: Lookup<K> + ?Sized,
     V: Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Result<V>>,
 {
     // One lookup when the answer is there and still good; only a miss or a
     // stale success goes on to share a new lookup.
-    let found = match cache.get(&key).await {
+    let found = match cache.get(key).await {
         Some(cached)
             if cached.outcome.is_err() || max_age.is_none_or(|age| cached.at.elapsed() < age) =>
         {
@@ -353,10 +383,10 @@ where
         }
         stale => {
             if stale.is_some() {
-                cache.invalidate(&key).await;
+                cache.invalidate(key).await;
             }
             cache
-                .get_with(key, async {
+                .get_with(key.to_key(), async {
                     Answer {
                         outcome: lookup.await,
                         at: Instant::now(),
@@ -383,7 +413,7 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         answer(
             &self.tags,
             self.failures,
-            repository.to_string(),
+            repository,
             Some(self.tag_ttl()),
             lookup,
         )
@@ -391,7 +421,7 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
     }
 
     async fn resolve_digest(&self, repository: &str, reference: &str) -> Result<String> {
-        let key = (repository.to_string(), reference.to_string());
+        let key = Pair(repository, reference);
         if reference.starts_with("sha256:")
             && self
                 .metas
@@ -406,7 +436,7 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
         answer(
             &self.digests,
             self.failures,
-            key,
+            &key,
             Some(self.tag_ttl()),
             lookup,
         )
@@ -414,13 +444,13 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
     }
 
     async fn package_meta(&self, repository: &str, digest: &str) -> Result<Arc<PackageMeta>> {
-        let key = (repository.to_string(), digest.to_string());
         let lookup = self.inner.package_meta(repository, digest);
-        answer(&self.metas, self.failures, key, None, lookup).await
+        let key = Pair(repository, digest);
+        answer(&self.metas, self.failures, &key, None, lookup).await
     }
 
     async fn scan_report(&self, repository: &str, digest: &str) -> Result<ScanReport> {
-        let key = (repository.to_string(), digest.to_string());
+        let key = Pair(repository, digest);
         let lookup = async {
             self.inner
                 .scan_report(repository, digest)
@@ -428,15 +458,15 @@ impl<R: Registry + ?Sized + 'static> Registry for CachedRegistry<R> {
                 .map(Arc::new)
         };
         let ttl = Some(self.tag_ttl());
-        let report = answer(&self.scans, self.failures, key, ttl, lookup).await?;
+        let report = answer(&self.scans, self.failures, &key, ttl, lookup).await?;
         Ok(ScanReport::clone(&report))
     }
 
     async fn signatures(&self, repository: &str, digest: &str) -> Result<Arc<Signatures>> {
-        let key = (repository.to_string(), digest.to_string());
+        let key = Pair(repository, digest);
         let lookup = self.inner.signatures(repository, digest);
         let ttl = Some(self.tag_ttl());
-        answer(&self.signatures, self.failures, key, ttl, lookup).await
+        answer(&self.signatures, self.failures, &key, ttl, lookup).await
     }
 }
 
