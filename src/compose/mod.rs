@@ -6,7 +6,8 @@ pub mod iam;
 pub mod packages;
 pub mod verification;
 
-use std::collections::HashSet;
+// Hashed for every planned object of every call: foldhash, not SipHash.
+use foldhash::HashSet;
 
 use serde_json::{Map, Value as Json};
 
@@ -76,8 +77,10 @@ pub fn plan(settings: &Settings, graph: &Graph) -> Result<Vec<Planned>> {
 /// this takes inputs crafted to collide. Hashed sets: a thousand names
 /// with a long common prefix cost an ordered set many byte comparisons.
 fn check_unique(planned: &[Planned]) -> Result<()> {
-    let mut resources: HashSet<&str> = HashSet::with_capacity(planned.len());
-    let mut objects: HashSet<(&str, &str, &str)> = HashSet::with_capacity(planned.len());
+    let mut resources: HashSet<&str> =
+        HashSet::with_capacity_and_hasher(planned.len(), Default::default());
+    let mut objects: HashSet<(&str, &str, &str)> =
+        HashSet::with_capacity_and_hasher(planned.len(), Default::default());
     for p in planned {
         let field = |key: &str| p.object.get(key).and_then(Json::as_str).unwrap_or_default();
         let name = p

@@ -1,7 +1,8 @@
 //! Package objects (Provider, Function, Configuration) and the ImageConfigs
 //! that point upstream package paths at the ECR mirror.
 
-use std::collections::HashMap;
+// Hashed for every package of every call: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use serde_json::{Map, Value as Json, json};
 
@@ -47,7 +48,7 @@ pub struct PackageNames<'a> {
 
 impl<'a> PackageNames<'a> {
     pub fn of(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut by_resource = HashMap::new();
+        let mut by_resource = HashMap::default();
         for name in names {
             by_resource
                 .entry(package_resource_name(name))

@@ -18,7 +18,10 @@
 //! what Crossplane's package Lock says (see `package_lock`): a leaving package stays
 //! while any package in the Lock still declares it as a dependency.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Hashed for every planned object of every call: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use serde_json::{Map, Value as Json};
 
@@ -128,7 +131,7 @@ impl Gate<'_> {
         // ready. Every package needs the same few gates (the IAM
         // attachment, the mirrors): each need is judged once.
         let mut admitted: Vec<Option<bool>> = Vec::with_capacity(plan.len());
-        let mut judged: HashMap<&str, bool> = HashMap::new();
+        let mut judged: HashMap<&str, bool> = HashMap::default();
         for planned in &plan {
             let missing: Vec<String> = planned
                 .needs

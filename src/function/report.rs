@@ -3,7 +3,10 @@
 //! are up. What `status.packages` holds, and how it is read back as the
 //! function's memory, is `memory`'s.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Hashed for every package of every call: foldhash, not SipHash.
+use foldhash::HashSet;
 
 use crate::compose::packages::{
     PackageNames, package_name, package_reference, package_resource_name,

@@ -15,7 +15,8 @@
 //! Objects built here ([`Fields`]' `FromIterator`) are sorted by key, as the
 //! `BTreeMap` sorted them, so the same answer is the same bytes.
 
-use std::collections::HashMap;
+// Hashed over every key of a large struct: foldhash, not SipHash.
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -227,7 +228,7 @@ fn shadowed(entries: &[Entry]) -> Option<Vec<bool>> {
         }
         return mask;
     }
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(n);
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity_and_hasher(n, Default::default());
     for (i, entry) in entries.iter().enumerate() {
         last.insert(&entry.key, i);
     }

@@ -1,7 +1,8 @@
 //! The user's API: the `spec` of an XEcrPackages composite (or any XR whose
 //! Composition runs this function).
 
-use std::collections::HashMap;
+// Hashed for every listed package of every call: foldhash, not SipHash.
+use foldhash::HashMap;
 
 use crate::sdk::protobuf::Value;
 use serde::Deserialize;
@@ -240,7 +241,8 @@ impl XrSpec {
         }
         // Where each repository is first listed: a repeat is found in one
         // lookup, not by scanning every earlier entry.
-        let mut first: HashMap<&str, usize> = HashMap::with_capacity(self.packages.len());
+        let mut first: HashMap<&str, usize> =
+            HashMap::with_capacity_and_hasher(self.packages.len(), Default::default());
         for (i, package) in self.packages.iter().enumerate() {
             let at = |field: &str| format!("spec.packages[{i}].{field}");
             if !is_repository_name(&package.repository) {

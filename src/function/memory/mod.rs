@@ -12,7 +12,10 @@
 //! the registry cannot be read, keeping an installed dependency that no
 //! longer resolves, and the dependency edges that order removals.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Hashed for every listed package of every call: foldhash, not SipHash.
+use foldhash::HashMap;
 use std::sync::OnceLock;
 
 use crate::sdk::protobuf::Value;
@@ -266,7 +269,7 @@ impl Previous {
         let mut repositories: BTreeSet<&str> = BTreeSet::new();
         // Each listed repository's runtime config, the first listing's:
         // looked up once per entry.
-        let mut runtime_configs: HashMap<&str, Option<&String>> = HashMap::new();
+        let mut runtime_configs: HashMap<&str, Option<&String>> = HashMap::default();
         for listed in &spec.packages {
             runtime_configs
                 .entry(listed.repository.as_str())

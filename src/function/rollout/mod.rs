@@ -31,7 +31,10 @@
 mod record;
 mod time;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Hashed for every package of every call: foldhash, not SipHash.
+use foldhash::HashMap;
 use std::fmt::Write as _;
 
 use serde_json::Value as Json;
