@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 // Keyed by repositories and digests, hashed several times per package per
 // round: foldhash, not SipHash.
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -32,8 +32,10 @@ const MAX_ROUNDS: usize = 32;
 /// Independent registry lookups in flight at once.
 const CONCURRENCY: usize = 8;
 
-/// What a round wants, by repository.
-type Wants = BTreeMap<Repository, Wanted>;
+/// What a round wants, by repository. Each want is shared: with `listed`
+/// until a dependency adds to it, and with the pick made for it, so a round
+/// clones pointers and a want unchanged compares equal by pointer.
+type Wants = BTreeMap<Repository, Arc<Wanted>>;
 
 /// What a round selected, by repository. The selections are shared with
 /// the picks they came from, so a round rebuilds and compares pointers.
@@ -42,7 +44,7 @@ type Picks = BTreeMap<Repository, Arc<Selection>>;
 /// A repository's pick, and the want it was picked for: a repository
 /// wanted exactly as in the round before is not asked about again.
 struct Chosen {
-    wanted: Wanted,
+    wanted: Arc<Wanted>,
     pick: Pick,
 }
 
@@ -135,7 +137,7 @@ impl<'a> Resolver<'a> {
     async fn round(&self, wanted: &Wants, progress: &mut Progress) -> Result<Round> {
         // Owned items: futures borrowing from the iterator would not be
         // Send across the gRPC handler's await points.
-        let changed: Vec<(Repository, Wanted)> = wanted
+        let changed: Vec<(Repository, Arc<Wanted>)> = wanted
             .iter()
             .filter(|(r, w)| progress.chosen.get(*r).is_none_or(|c| c.wanted != **w))
             .map(|(r, w)| (r.clone(), w.clone()))
@@ -266,13 +268,13 @@ impl<'a> Resolver<'a> {
             self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
             listed.insert(
                 Repository::from(package.repository.as_str()),
-                Wanted {
+                Arc::new(Wanted {
                     kind: package.kind,
                     mirrored: Some(upstream),
                     declared: BTreeSet::new(),
                     listed: Some(i),
                     requirements: Vec::new(),
-                },
+                }),
             );
         }
         Ok(listed)
@@ -294,7 +296,7 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|p| p.repository.as_str())
             .collect();
-        let mut visited: BTreeSet<&str> = BTreeSet::new();
+        let mut visited: HashSet<&str> = HashSet::default();
         while let Some(repository) = queue.pop() {
             if !visited.insert(repository) {
                 continue;
@@ -303,31 +305,7 @@ impl<'a> Resolver<'a> {
                 continue;
             };
             for edge in out {
-                let entry = match wanted.get_mut(&edge.repository) {
-                    Some(entry) => entry,
-                    None => wanted.entry(edge.repository.clone()).or_insert(Wanted {
-                        kind: edge.kind,
-                        mirrored: None,
-                        declared: BTreeSet::new(),
-                        listed: None,
-                        requirements: Vec::new(),
-                    }),
-                };
-                if entry.kind != edge.kind {
-                    return Err(DependencyError::KindConflict {
-                        dependent: edge.requirement.source.clone(),
-                        repository: edge.repository.to_string(),
-                        declared: edge.kind,
-                        wanted: entry.kind,
-                    }
-                    .into());
-                }
-                // The path a dependency declares is the one Crossplane's Lock
-                // will look for, so it wins over our reverse mirror mapping.
-                if !entry.declared.contains(&edge.upstream) {
-                    entry.declared.insert(edge.upstream.clone());
-                }
-                entry.requirements.push(edge.requirement.clone());
+                want(&mut wanted, edge)?;
                 queue.push(&edge.repository);
             }
             if wanted.len() > MAX_STATUS_PACKAGES {
@@ -575,4 +553,34 @@ impl<'a> Resolver<'a> {
         });
         Graph::new(nodes)
     }
+}
+
+/// Adds what `edge` asks of its dependency to `wanted`.
+fn want(wanted: &mut Wants, edge: &Edge) -> Result<()> {
+    let entry = wanted.entry(edge.repository.clone()).or_insert_with(|| {
+        Arc::new(Wanted {
+            kind: edge.kind,
+            mirrored: None,
+            declared: BTreeSet::new(),
+            listed: None,
+            requirements: Vec::new(),
+        })
+    });
+    if entry.kind != edge.kind {
+        return Err(DependencyError::KindConflict {
+            dependent: edge.requirement.source.clone(),
+            repository: edge.repository.to_string(),
+            declared: edge.kind,
+            wanted: entry.kind,
+        }
+        .into());
+    }
+    // Copied only when shared: a listed package the first time a
+    // dependency asks for it this round.
+    let entry = Arc::make_mut(entry);
+    // The path a dependency declares is the one Crossplane's Lock will look
+    // for, so it wins over our reverse mirror mapping.
+    entry.declared.insert(edge.upstream.clone());
+    entry.requirements.push(edge.requirement.clone());
+    Ok(())
 }

@@ -19,8 +19,9 @@ pub(super) struct Requirement {
     pub(super) source: String,
 }
 
-/// A package that is wanted this round.
-#[derive(Clone, Debug, PartialEq)]
+/// A package that is wanted this round. `Eq`, so an `Arc` of one compares
+/// equal to itself by pointer.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Wanted {
     pub(super) kind: PackageKind,
     /// The reverse mirror mapping of a listed repository; `None` for a
