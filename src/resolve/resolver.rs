@@ -154,7 +154,7 @@ impl<'a> Resolver<'a> {
         progress.chosen.extend(fresh);
 
         let mut round = Round::default();
-        let mut picks = Picks::new();
+        let mut picks = Vec::with_capacity(wanted.len());
         for repository in wanted.keys() {
             match progress.chosen.get(repository).map(|c| &c.pick) {
                 Some(Pick::Selected(selection, failure)) => {
@@ -167,7 +167,7 @@ impl<'a> Resolver<'a> {
                             .or_insert_with(|| self.remembered_edges(repository));
                         round.kept.insert(repository.clone(), error.clone());
                     }
-                    picks.insert(repository.clone(), selection.clone());
+                    picks.push((repository.clone(), selection.clone()));
                 }
                 Some(Pick::Blocked(error)) => {
                     round.blocked.insert(repository.clone(), error.clone());
@@ -175,6 +175,9 @@ impl<'a> Resolver<'a> {
                 None => {}
             }
         }
+        // In order already: collected, the map is built without searching
+        // it once a pick.
+        let picks: Picks = picks.into_iter().collect();
         let read = self.read_edges(wanted, &picks, &progress.edges).await?;
         round.stable = picks == progress.selected && read.is_empty();
         progress.edges.extend(read);
@@ -265,7 +268,7 @@ impl<'a> Resolver<'a> {
                     repository: package.repository.clone(),
                     prefixes: self.mirror_prefixes(),
                 })?;
-            self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
+            self.check_allowed(&package.repository, || format!("spec.packages[{i}]"))?;
             listed.insert(
                 Repository::from(package.repository.as_str()),
                 Arc::new(Wanted {
@@ -372,7 +375,7 @@ impl<'a> Resolver<'a> {
                         dependent: source.clone(),
                         upstreams: self.mirror_upstreams(),
                     })?;
-                self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
+                self.check_allowed(&dep_repository, || format!("a dependency of {source}"))?;
                 // As in Crossplane, an empty version is no constraint at all
                 // but an error: the package author must say what they need.
                 let spec = self.specs.parse(dependency.version.trim()).map_err(|e| {
@@ -395,13 +398,15 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    fn check_allowed(&self, repository: &str, source: &str) -> Result<()> {
+    /// `source` says who wants `repository`, worded only when it is not
+    /// allowed: every package of every call is checked.
+    fn check_allowed(&self, repository: &str, source: impl FnOnce() -> String) -> Result<()> {
         if self.settings.is_allowed(repository) {
             return Ok(());
         }
         Err(DependencyError::NotAllowed {
             repository: repository.to_string(),
-            wanted_by: source.to_string(),
+            wanted_by: source(),
             allowed: self.settings.allowed_repositories.join(", "),
         }
         .into())
