@@ -299,7 +299,9 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|p| p.repository.as_str())
             .collect();
-        let mut visited: HashSet<&str> = HashSet::default();
+        // About as many as the last round selected: grown once, if at all.
+        let mut visited: HashSet<&str> =
+            HashSet::with_capacity_and_hasher(listed.len().max(selected.len()), Default::default());
         while let Some(repository) = queue.pop() {
             if !visited.insert(repository) {
                 continue;
