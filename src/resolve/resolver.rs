@@ -234,6 +234,7 @@ impl<'a> Resolver<'a> {
             .collect();
         let available = selected
             .iter()
+            .filter(|(_, s)| s.available.is_some())
             .filter_map(|(repository, s)| Some((name(repository)?, s.available.clone()?)))
             .collect();
         let warnings = selected
