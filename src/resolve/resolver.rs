@@ -175,8 +175,8 @@ impl<'a> Resolver<'a> {
                 None => {}
             }
         }
-        // In order already: collected, the map is built without searching
-        // it once a pick.
+        // Already in the map's order: collected, the map is built in one
+        // pass rather than searched once a pick.
         let picks: Picks = picks.into_iter().collect();
         let read = self.read_edges(wanted, &picks, &progress.edges).await?;
         round.stable = picks == progress.selected && read.is_empty();
