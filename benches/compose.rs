@@ -198,9 +198,15 @@ async fn recorded(path: &str) {
             Err(_) => None,
         }
     };
-    if black_box(once().await).is_none() {
+    let Some(first) = once().await else {
         return println!("COMPOSE_BENCH_REQUEST={path}: not a RunFunctionRequest");
-    }
+    };
+    // The same digest before and after a change shows the change left the
+    // response as it was, byte for byte.
+    println!(
+        "recorded request {path}: response {}",
+        sha256_digest(&first)
+    );
     let calls = std::env::var("COMPOSE_BENCH_CALLS")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -173,7 +173,8 @@ impl Graph {
     /// that map to one `metadata.name` would fight over one object; refuse
     /// rather than let the last one win.
     fn check_names(&self) -> Result<()> {
-        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut seen: HashMap<&str, &str> =
+            HashMap::with_capacity_and_hasher(self.nodes.len(), Default::default());
         for node in self.nodes.values() {
             if !is_label(&node.name) {
                 return Err(DependencyError::NotAName {

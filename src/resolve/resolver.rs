@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 // Keyed by repositories and digests, hashed several times per package per
 // round: foldhash, not SipHash.
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -16,7 +16,7 @@ use super::quarantine::Quarantine;
 use super::resolution::{Blocked, Kept, Resolution};
 use super::select::{Pick, ReadingsCache, Selection, Selector};
 use super::specs::SpecsCache;
-use super::wanted::{Edge, Requirement, Wanted};
+use super::wanted::{Edge, Repository, Requirement, Wanted};
 use crate::error::{DependencyError, Error, Result};
 use crate::names::{dns_label, repository_path};
 use crate::package::{PackageKind, PackageMeta};
@@ -32,18 +32,27 @@ const MAX_ROUNDS: usize = 32;
 /// Independent registry lookups in flight at once.
 const CONCURRENCY: usize = 8;
 
+/// What a round wants, by repository. Each want is shared: with `listed`
+/// until a dependency adds to it, and with the pick made for it, so a round
+/// clones pointers and a want unchanged compares equal by pointer.
+type Wants = BTreeMap<Repository, Arc<Wanted>>;
+
+/// What a round selected, by repository. The selections are shared with
+/// the picks they came from, so a round rebuilds and compares pointers.
+type Picks = BTreeMap<Repository, Arc<Selection>>;
+
 /// A repository's pick, and the want it was picked for: a repository
 /// wanted exactly as in the round before is not asked about again.
 struct Chosen {
-    wanted: Wanted,
+    wanted: Arc<Wanted>,
     pick: Pick,
 }
 
 /// What the rounds so far have settled.
 #[derive(Default)]
 struct Progress {
-    chosen: HashMap<String, Chosen>,
-    selected: BTreeMap<String, Selection>,
+    chosen: HashMap<Repository, Chosen>,
+    selected: Picks,
     /// Metadata by digest; a digest's dependencies never change.
     edges: HashMap<String, Vec<Edge>>,
 }
@@ -54,9 +63,9 @@ struct Round {
     /// Nothing changed: the selections are the answer.
     stable: bool,
     /// Installed packages kept as they are, and why.
-    kept: BTreeMap<String, Error>,
+    kept: BTreeMap<Repository, Error>,
     /// Packages no version of which passes the supply-chain gate.
-    blocked: BTreeMap<String, Error>,
+    blocked: BTreeMap<Repository, Error>,
 }
 
 /// Resolves one XR's packages (see the module documentation of `resolve`).
@@ -125,20 +134,16 @@ impl<'a> Resolver<'a> {
 
     /// One round: picks a version for every package wanted otherwise than
     /// in the round before, then reads the metadata of new selections.
-    async fn round(
-        &self,
-        wanted: &BTreeMap<String, Wanted>,
-        progress: &mut Progress,
-    ) -> Result<Round> {
+    async fn round(&self, wanted: &Wants, progress: &mut Progress) -> Result<Round> {
         // Owned items: futures borrowing from the iterator would not be
         // Send across the gRPC handler's await points.
-        let changed: Vec<(String, Wanted)> = wanted
+        let changed: Vec<(Repository, Arc<Wanted>)> = wanted
             .iter()
             .filter(|(r, w)| progress.chosen.get(*r).is_none_or(|c| c.wanted != **w))
             .map(|(r, w)| (r.clone(), w.clone()))
             .collect();
         let selector = self.selector();
-        let fresh: Vec<(String, Chosen)> = stream::iter(changed)
+        let fresh: Vec<(Repository, Chosen)> = stream::iter(changed)
             .map(|(repository, wanted)| async move {
                 let pick = selector.pick(&repository, &wanted).await?;
                 Ok::<_, Error>((repository, Chosen { wanted, pick }))
@@ -149,7 +154,7 @@ impl<'a> Resolver<'a> {
         progress.chosen.extend(fresh);
 
         let mut round = Round::default();
-        let mut picks: BTreeMap<String, Selection> = BTreeMap::new();
+        let mut picks = Vec::with_capacity(wanted.len());
         for repository in wanted.keys() {
             match progress.chosen.get(repository).map(|c| &c.pick) {
                 Some(Pick::Selected(selection, failure)) => {
@@ -162,7 +167,7 @@ impl<'a> Resolver<'a> {
                             .or_insert_with(|| self.remembered_edges(repository));
                         round.kept.insert(repository.clone(), error.clone());
                     }
-                    picks.insert(repository.clone(), selection.clone());
+                    picks.push((repository.clone(), selection.clone()));
                 }
                 Some(Pick::Blocked(error)) => {
                     round.blocked.insert(repository.clone(), error.clone());
@@ -170,6 +175,9 @@ impl<'a> Resolver<'a> {
                 None => {}
             }
         }
+        // Already in the map's order: collected, the map is built in one
+        // pass rather than searched once a pick.
+        let picks: Picks = picks.into_iter().collect();
         let read = self.read_edges(wanted, &picks, &progress.edges).await?;
         round.stable = picks == progress.selected && read.is_empty();
         progress.edges.extend(read);
@@ -180,11 +188,11 @@ impl<'a> Resolver<'a> {
     /// The dependency edges of the selections not read yet, by digest.
     async fn read_edges(
         &self,
-        wanted: &BTreeMap<String, Wanted>,
-        picks: &BTreeMap<String, Selection>,
+        wanted: &Wants,
+        picks: &Picks,
         edges: &HashMap<String, Vec<Edge>>,
     ) -> Result<Vec<(String, Vec<Edge>)>> {
-        let unread: Vec<(String, PackageKind, Selection)> = picks
+        let unread: Vec<(Repository, PackageKind, Arc<Selection>)> = picks
             .iter()
             .filter(|(_, s)| self.settings.resolve_dependencies && !edges.contains_key(&s.digest))
             .map(|(r, s)| (r.clone(), wanted[r].kind, s.clone()))
@@ -196,7 +204,7 @@ impl<'a> Resolver<'a> {
                     .package_meta(&repository, &selection.digest)
                     .await?;
                 let edges = self.edges(&repository, kind, &selection, &meta)?;
-                Ok::<_, Error>((selection.digest, edges))
+                Ok::<_, Error>((selection.digest.clone(), edges))
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
@@ -204,12 +212,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// What a stable round resolved to.
-    fn resolution(
-        &self,
-        wanted: &BTreeMap<String, Wanted>,
-        progress: &Progress,
-        round: Round,
-    ) -> Result<Resolution> {
+    fn resolution(&self, wanted: &Wants, progress: &Progress, round: Round) -> Result<Resolution> {
         let Progress {
             selected, edges, ..
         } = progress;
@@ -231,6 +234,7 @@ impl<'a> Resolver<'a> {
             .collect();
         let available = selected
             .iter()
+            .filter(|(_, s)| s.available.is_some())
             .filter_map(|(repository, s)| Some((name(repository)?, s.available.clone()?)))
             .collect();
         let warnings = selected
@@ -253,8 +257,8 @@ impl<'a> Resolver<'a> {
     }
 
     /// The packages the XR lists, wanted as listed: the same every round.
-    fn listed(&self) -> Result<BTreeMap<String, Wanted>> {
-        let mut listed: BTreeMap<String, Wanted> = BTreeMap::new();
+    fn listed(&self) -> Result<Wants> {
+        let mut listed = Wants::new();
         for (i, package) in self.spec.packages.iter().enumerate() {
             let upstream = self
                 .settings
@@ -265,16 +269,16 @@ impl<'a> Resolver<'a> {
                     repository: package.repository.clone(),
                     prefixes: self.mirror_prefixes(),
                 })?;
-            self.check_allowed(&package.repository, &format!("spec.packages[{i}]"))?;
+            self.check_allowed(&package.repository, || format!("spec.packages[{i}]"))?;
             listed.insert(
-                package.repository.clone(),
-                Wanted {
+                Repository::from(package.repository.as_str()),
+                Arc::new(Wanted {
                     kind: package.kind,
                     mirrored: Some(upstream),
                     declared: BTreeSet::new(),
                     listed: Some(i),
                     requirements: Vec::new(),
-                },
+                }),
             );
         }
         Ok(listed)
@@ -284,10 +288,10 @@ impl<'a> Resolver<'a> {
     /// depend on.
     fn wanted(
         &self,
-        listed: &BTreeMap<String, Wanted>,
-        selected: &BTreeMap<String, Selection>,
+        listed: &Wants,
+        selected: &Picks,
         edges: &HashMap<String, Vec<Edge>>,
-    ) -> Result<BTreeMap<String, Wanted>> {
+    ) -> Result<Wants> {
         let mut wanted = listed.clone();
         // The listed packages in the order the XR lists them, last first.
         let mut queue: Vec<&str> = self
@@ -296,7 +300,9 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|p| p.repository.as_str())
             .collect();
-        let mut visited: BTreeSet<&str> = BTreeSet::new();
+        // About as many as the last round selected: grown once, if at all.
+        let mut visited: HashSet<&str> =
+            HashSet::with_capacity_and_hasher(listed.len().max(selected.len()), Default::default());
         while let Some(repository) = queue.pop() {
             if !visited.insert(repository) {
                 continue;
@@ -305,31 +311,7 @@ impl<'a> Resolver<'a> {
                 continue;
             };
             for edge in out {
-                let entry = match wanted.get_mut(&edge.repository) {
-                    Some(entry) => entry,
-                    None => wanted.entry(edge.repository.clone()).or_insert(Wanted {
-                        kind: edge.kind,
-                        mirrored: None,
-                        declared: BTreeSet::new(),
-                        listed: None,
-                        requirements: Vec::new(),
-                    }),
-                };
-                if entry.kind != edge.kind {
-                    return Err(DependencyError::KindConflict {
-                        dependent: edge.requirement.source.clone(),
-                        repository: edge.repository.clone(),
-                        declared: edge.kind,
-                        wanted: entry.kind,
-                    }
-                    .into());
-                }
-                // The path a dependency declares is the one Crossplane's Lock
-                // will look for, so it wins over our reverse mirror mapping.
-                if !entry.declared.contains(&edge.upstream) {
-                    entry.declared.insert(edge.upstream.clone());
-                }
-                entry.requirements.push(edge.requirement.clone());
+                want(&mut wanted, edge)?;
                 queue.push(&edge.repository);
             }
             if wanted.len() > MAX_STATUS_PACKAGES {
@@ -355,9 +337,9 @@ impl<'a> Resolver<'a> {
             .iter()
             .filter_map(|dependency| installed.get(dependency))
             .map(|dependency| Edge {
-                repository: dependency.repository.clone(),
+                repository: Repository::from(dependency.repository.as_str()),
                 kind: dependency.kind,
-                upstream: dependency.upstream.clone(),
+                upstream: Arc::from(dependency.upstream.as_str()),
                 requirement: Arc::new(Requirement {
                     spec: VersionSpec::Digest(dependency.digest.clone()),
                     source: format!("{repository}:{} (kept as installed)", node.version),
@@ -396,7 +378,7 @@ impl<'a> Resolver<'a> {
                         dependent: source.clone(),
                         upstreams: self.mirror_upstreams(),
                     })?;
-                self.check_allowed(&dep_repository, &format!("a dependency of {source}"))?;
+                self.check_allowed(&dep_repository, || format!("a dependency of {source}"))?;
                 // As in Crossplane, an empty version is no constraint at all
                 // but an error: the package author must say what they need.
                 let spec = self.specs.parse(dependency.version.trim()).map_err(|e| {
@@ -407,9 +389,9 @@ impl<'a> Resolver<'a> {
                     }
                 })?;
                 Ok(Edge {
-                    repository: dep_repository,
+                    repository: Repository::from(dep_repository),
                     kind: dependency.kind,
-                    upstream: dependency.package.clone(),
+                    upstream: Arc::from(dependency.package.as_str()),
                     requirement: Arc::new(Requirement {
                         spec,
                         source: source.clone(),
@@ -419,13 +401,15 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    fn check_allowed(&self, repository: &str, source: &str) -> Result<()> {
+    /// `source` says who wants `repository`, worded only when it is not
+    /// allowed: every package of every call is checked.
+    fn check_allowed(&self, repository: &str, source: impl FnOnce() -> String) -> Result<()> {
         if self.settings.is_allowed(repository) {
             return Ok(());
         }
         Err(DependencyError::NotAllowed {
             repository: repository.to_string(),
-            wanted_by: source.to_string(),
+            wanted_by: source(),
             allowed: self.settings.allowed_repositories.join(", "),
         }
         .into())
@@ -465,15 +449,15 @@ impl<'a> Resolver<'a> {
     /// keeps the last resolved set).
     fn waiting(
         &self,
-        selected: &BTreeMap<String, Selection>,
+        selected: &Picks,
         edges: &HashMap<String, Vec<Edge>>,
-        blocked: &BTreeMap<String, Error>,
-    ) -> Result<BTreeSet<String>> {
-        let mut waiting: BTreeSet<String> = BTreeSet::new();
+        blocked: &BTreeMap<Repository, Error>,
+    ) -> Result<BTreeSet<Repository>> {
+        let mut waiting: BTreeSet<Repository> = BTreeSet::new();
         if blocked.is_empty() {
             return Ok(waiting);
         }
-        let needs = |repository: &str| -> Vec<String> {
+        let needs = |repository: &str| -> Vec<Repository> {
             selected
                 .get(repository)
                 .and_then(|s| edges.get(&s.digest))
@@ -481,7 +465,7 @@ impl<'a> Resolver<'a> {
                 .unwrap_or_default()
         };
         loop {
-            let more: Vec<String> = selected
+            let more: Vec<Repository> = selected
                 .keys()
                 .filter(|r| !waiting.contains(*r))
                 .filter(|r| {
@@ -510,10 +494,10 @@ impl<'a> Resolver<'a> {
     /// Each blocked package, with the packages waiting for it.
     fn blocked(
         &self,
-        wanted: &BTreeMap<String, Wanted>,
-        blocked: &BTreeMap<String, Error>,
-        waiting: &BTreeSet<String>,
-        selected: &BTreeMap<String, Selection>,
+        wanted: &Wants,
+        blocked: &BTreeMap<Repository, Error>,
+        waiting: &BTreeSet<Repository>,
+        selected: &Picks,
         edges: &HashMap<String, Vec<Edge>>,
     ) -> Vec<Blocked> {
         let reaches = |from: &str, target: &str| {
@@ -526,8 +510,8 @@ impl<'a> Resolver<'a> {
                 if !seen.insert(r.clone()) {
                     continue;
                 }
-                let out = selected.get(&r).and_then(|s| edges.get(&s.digest));
-                stack.extend(out.into_iter().flatten().map(|e| e.repository.clone()));
+                let out = selected.get(r.as_str()).and_then(|s| edges.get(&s.digest));
+                stack.extend(out.into_iter().flatten().map(|e| e.repository.to_string()));
             }
             false
         };
@@ -550,10 +534,10 @@ impl<'a> Resolver<'a> {
 
     fn graph(
         &self,
-        wanted: &BTreeMap<String, Wanted>,
-        selected: &BTreeMap<String, Selection>,
+        wanted: &Wants,
+        selected: &Picks,
         edges: &HashMap<String, Vec<Edge>>,
-        waiting: &BTreeSet<String>,
+        waiting: &BTreeSet<Repository>,
     ) -> Result<Graph> {
         let nodes = wanted.iter().filter_map(|(repository, w)| {
             if waiting.contains(repository) {
@@ -562,7 +546,7 @@ impl<'a> Resolver<'a> {
             let selection = selected.get(repository)?;
             let listed = w.listed.map(|i| &self.spec.packages[i]);
             Some(PackageNode {
-                repository: repository.clone(),
+                repository: repository.to_string(),
                 kind: w.kind,
                 upstream: w.upstream().to_string(),
                 name: self.name_of(w),
@@ -570,11 +554,41 @@ impl<'a> Resolver<'a> {
                 digest: selection.digest.clone(),
                 depends_on: edges
                     .get(&selection.digest)
-                    .map(|out| out.iter().map(|e| e.repository.clone()).collect())
+                    .map(|out| out.iter().map(|e| e.repository.to_string()).collect())
                     .unwrap_or_default(),
                 runtime_config_name: listed.and_then(|p| p.runtime_config_name.clone()),
             })
         });
         Graph::new(nodes)
     }
+}
+
+/// Adds what `edge` asks of its dependency to `wanted`.
+fn want(wanted: &mut Wants, edge: &Edge) -> Result<()> {
+    let entry = wanted.entry(edge.repository.clone()).or_insert_with(|| {
+        Arc::new(Wanted {
+            kind: edge.kind,
+            mirrored: None,
+            declared: BTreeSet::new(),
+            listed: None,
+            requirements: Vec::new(),
+        })
+    });
+    if entry.kind != edge.kind {
+        return Err(DependencyError::KindConflict {
+            dependent: edge.requirement.source.clone(),
+            repository: edge.repository.to_string(),
+            declared: edge.kind,
+            wanted: entry.kind,
+        }
+        .into());
+    }
+    // Copied only when shared: a listed package the first time a
+    // dependency asks for it this round.
+    let entry = Arc::make_mut(entry);
+    // The path a dependency declares is the one Crossplane's Lock will look
+    // for, so it wins over our reverse mirror mapping.
+    entry.declared.insert(edge.upstream.clone());
+    entry.requirements.push(edge.requirement.clone());
+    Ok(())
 }

@@ -49,8 +49,9 @@ pub(super) struct Selection {
 /// What one round made of a wanted package.
 #[derive(Clone, Debug)]
 pub(super) enum Pick {
-    /// A version, and why it is the installed one kept, when it is.
-    Selected(Selection, Option<Error>),
+    /// A version, and why it is the installed one kept, when it is. Shared:
+    /// every later round that wants the package alike picks it again.
+    Selected(Arc<Selection>, Option<Error>),
     /// No version passes the supply-chain gate, and none is installed.
     Blocked(Error),
 }
@@ -152,9 +153,9 @@ impl Selector<'_> {
     /// installed) blocked.
     pub(super) async fn pick(&self, repository: &str, wanted: &Wanted) -> Result<Pick> {
         match self.select(repository, wanted).await {
-            Ok(selection) => Ok(Pick::Selected(selection, None)),
+            Ok(selection) => Ok(Pick::Selected(Arc::new(selection), None)),
             Err(error) => match self.kept(repository, wanted, &error) {
-                Some(selection) => Ok(Pick::Selected(selection, Some(error))),
+                Some(selection) => Ok(Pick::Selected(Arc::new(selection), Some(error))),
                 None if matches!(error, Error::SupplyChain { .. }) => Ok(Pick::Blocked(error)),
                 None => Err(required_by(wanted, error)),
             },
