@@ -3,13 +3,12 @@
 //! * Package metadata is cached by (repository, digest) with no expiry:
 //!   content at a digest never changes.
 //! * Tag lists (with the digests a listing gives, which spare the
-//!   resolver a tag -> digest lookup), tag -> digest answers, image scan reports and the
-//!   signatures stored beside a digest are cached for the tag TTL (a
-//!   signature tag moves as signatures are added, unlike the image it
-//!   names)
-//!   (default five minutes; the caller's current TTL is applied on every
-//!   read), so a tag moved in the registry, or a scan finished or updated
-//!   with new findings, is seen within that time.
+//!   resolver a tag -> digest lookup), tag -> digest answers, image scan
+//!   reports and the signatures stored beside a digest (a signature tag
+//!   moves as signatures are added, unlike the image it names) are cached
+//!   for the tag TTL (default five minutes; the caller's current TTL is
+//!   applied on every read), so a tag moved in the registry, or a scan
+//!   finished or updated with new findings, is seen within that time.
 //! * Failures are remembered too, briefly, so that an outage or a broken
 //!   package is not asked about again by every reconcile of every XR that
 //!   names it: transient ones (unreachable, throttled, timed out, refused
