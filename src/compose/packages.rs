@@ -93,17 +93,13 @@ pub fn package_reference(settings: &Settings, node: &PackageNode) -> String {
     };
     // Built by hand, as `format!` would be several times slower for every
     // package of every compose.
-    let mut reference = String::with_capacity(
-        settings.registry_host.len() + node.repository.len() + node.upstream.len() + tail.len() + 2,
-    );
-    match settings.strategy {
-        Strategy::Rewrite => reference.push_str(&node.upstream),
-        Strategy::Skip => {
-            reference.push_str(&settings.registry_host);
-            reference.push('/');
-            reference.push_str(&node.repository);
-        }
-    }
+    let path: [&str; 3] = match settings.strategy {
+        Strategy::Rewrite => [&node.upstream, "", ""],
+        Strategy::Skip => [&settings.registry_host, "/", &node.repository],
+    };
+    let mut reference =
+        String::with_capacity(path.iter().map(|p| p.len()).sum::<usize>() + 1 + tail.len());
+    path.iter().for_each(|p| reference.push_str(p));
     reference.push(separator);
     reference.push_str(tail);
     reference
