@@ -10,8 +10,8 @@
 //!    `--verify-with`, through the signature gate, signatures read
 //!    upstream: a package with no signed version refuses the run.
 //! 3. Read each resolved image's manifest tree and, asked to, its
-//!    signatures (`image`); ask ECR (`target`) what it already holds
-//!    (`plan`).
+//!    signatures (`image`), while connecting to ECR (`target`); ask ECR
+//!    what it already holds (`plan`).
 //! 4. `--dry-run` prints that plan and stops. Otherwise: create missing
 //!    repositories, copy content (`copy`, each blob uploaded once per run
 //!    through `holders`, a few bodies streaming at once through
@@ -61,21 +61,23 @@ pub async fn run(args: &MirrorArgs) -> Result<(), Error> {
     let spec = request.spec(args, &upstream).await?;
     let registry = args.registry(&spec);
 
-    // 2. The dependency closure, resolved upstream.
-    let graph = closure::resolve(&spec, &request.input(mirrors), &upstream).await?;
-
-    // 3. The images of each package, and what ECR lacks of them.
+    // 2. The dependency closure, resolved upstream, and 3. the images of
+    // each package; ECR is connected to (credentials, a token) meanwhile,
+    // as neither waits for the other. Then what ECR lacks of them.
     let reading = Reading {
         signatures: args.signatures,
         concurrency: args.concurrency(),
     };
-    let packages = image::read_packages(&upstream, graph.install_order(), &reading).await?;
+    let closure = async {
+        let graph = closure::resolve(&spec, &request.input(mirrors), &upstream).await?;
+        image::read_packages(&upstream, graph.install_order(), &reading).await
+    };
     let target = Target::connect(
         registry.clone(),
         args.registry_host.as_deref(),
         args.timeout(),
     );
-    let target = target.await?;
+    let (packages, target) = tokio::try_join!(closure, target)?;
     let plan = Plan::make(&target, &packages).await?;
 
     // 4. A dry run stops at the plan; a run creates, copies, then tags.
