@@ -11,6 +11,8 @@
 //! vouches for the image: the package is read by that digest, and its
 //! manifest checked against it, before its metadata is used.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use crate::reference::{Algorithm, Digest};
@@ -62,14 +64,14 @@ impl Tags {
     /// gave a well-formed sha256 one, and the same one wherever it lists the
     /// tag (pages may repeat a tag); sorted, each tag once.
     pub fn listed(entries: impl IntoIterator<Item = ListedTag>) -> Self {
-        let mut said: std::collections::BTreeMap<String, Said> = Default::default();
+        let mut said: BTreeMap<String, Said> = BTreeMap::new();
         for ListedTag { tag, digest } in entries {
             let digest = digest.as_deref().and_then(resolvable);
             match said.entry(tag) {
-                std::collections::btree_map::Entry::Vacant(slot) => {
+                Entry::Vacant(slot) => {
                     slot.insert(digest.map_or(Said::Unknown, Said::Agreed));
                 }
-                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                Entry::Occupied(mut slot) => {
                     let agrees = matches!((slot.get(), &digest),
                         (Said::Agreed(before), Some(now)) if before == now);
                     if !agrees {
@@ -106,21 +108,29 @@ impl Tags {
     }
 
     pub fn contains(&self, tag: &str) -> bool {
-        self.0.names.iter().any(|t| t == tag)
+        self.position(tag).is_some()
     }
 
     /// The digest the listing gave for `tag` (`sha256:` and 64 lowercase
     /// hex digits), if it gave one it agreed with itself about.
     pub fn digest_of(&self, tag: &str) -> Option<&str> {
-        let listed = &*self.0;
-        if listed.digests.is_empty() {
+        // A listing without digests is not searched for one.
+        let digests = &self.0.digests;
+        if digests.is_empty() {
             return None;
         }
-        let at = listed
-            .names
-            .binary_search_by(|name| name.as_str().cmp(tag))
-            .ok()?;
-        listed.digests[at].as_ref().map(Digest::as_str)
+        digests[self.position(tag)?].as_ref().map(Digest::as_str)
+    }
+
+    /// Where `tag` is among the names: by binary search when they are
+    /// sorted (a listing with digests), else by looking at each.
+    fn position(&self, tag: &str) -> Option<usize> {
+        let names = &self.0.names;
+        if self.0.digests.is_empty() {
+            names.iter().position(|name| name == tag)
+        } else {
+            names.binary_search_by(|name| name.as_str().cmp(tag)).ok()
+        }
     }
 
     /// Approximate bytes held, for a cache's budget.

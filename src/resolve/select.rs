@@ -353,7 +353,7 @@ impl Selector<'_> {
             return parsed.map(Requested::Spec);
         }
         let tags = listing.tags().await?;
-        if tags.iter().any(|t| t == text) {
+        if tags.contains(text) {
             return Ok(Requested::Tag(text.to_string()));
         }
         parsed.map(Requested::Spec).map_err(|e| match e {
